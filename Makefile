@@ -1,0 +1,52 @@
+# Everything installs into .venv on first use; `make demo` and `make test` work on a fresh machine.
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup data format lint type layers test test-all check demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU wheel: a looser request would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[all,dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/rewardloop data fetch
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix src tests benchmarks examples
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+type: setup
+	$(BIN)/mypy
+
+layers: setup
+	$(BIN)/lint-imports
+
+# The default test run: lint, types, layers, then every test not marked slow.
+test: lint type layers data
+	$(PY) -m pytest -q
+
+test-all: data
+	$(PY) -m pytest -q -m "slow or not slow"
+
+demo: data
+	$(BIN)/rewardloop demo
+
+bench: data
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""rewardloop: decisions, feedback, rewards, learning, evaluation, gating, deployment, monitoring."""
+
+__version__ = "0.1.0"

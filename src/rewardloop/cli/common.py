@@ -1,0 +1,61 @@
+"""What every command shares: the console, the project config, the store, and clean error exits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rewardloop.config import ConfigError, ProjectConfig, load_config
+from rewardloop.store import Store
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="project file (default: ./rewardloop.yaml, else built-in defaults)"),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` in red to stderr; raise the returned Exit to stop with ``code``."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def project(config: Path | None) -> ProjectConfig:
+    try:
+        return load_config(config)
+    except ConfigError as err:
+        raise fail(str(err)) from None
+
+
+def open_store(cfg: ProjectConfig) -> Store:
+    return Store.open(cfg.store.url, echo=cfg.store.echo)
+
+
+def progress() -> Progress:
+    """A progress bar for long work (rows, steps); transient so that summaries stay readable."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@contextmanager
+def errors_as_messages(*kinds: type[Exception]) -> Iterator[None]:
+    """Turn the given (user-facing) exceptions into a clean error line and exit code 2."""
+    try:
+        yield
+    except kinds as err:
+        raise fail(str(err)) from None

@@ -1,0 +1,72 @@
+"""The commented ``rewardloop.yaml`` that ``rewardloop init`` writes, generated from the config models.
+
+Generated, so that the file and the schema cannot drift apart: every key carries its description.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from rewardloop.config import ProjectConfig, parse_config
+from rewardloop.config.sections import PolicyConfig, RewardSpecConfig
+
+EXAMPLE_POLICIES = [
+    PolicyConfig(name="intent", kind="classifier", labels=[], options={"backend": "embedding"}),
+]
+EXAMPLE_REWARDS = [
+    RewardSpecConfig(name="thumbs", version=1, function="accuracy", scale="unit"),
+]
+
+_LIST_SECTIONS: dict[str, tuple[str, list[BaseModel]]] = {
+    "policies": ("the decision models whose decisions you log", list(EXAMPLE_POLICIES)),
+    "rewards": ("named, versioned reward specs compiled from feedback", list(EXAMPLE_REWARDS)),
+}
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def _model_lines(model: BaseModel, indent: int) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            lines.append(f"{pad}{name}:")
+            lines.extend(_model_lines(value, indent + 2))
+            continue
+        doc = f"  # {info.description}" if info.description else ""
+        lines.append(f"{pad}{name}: {_scalar(value)}{doc}")
+    return lines
+
+
+def render_template(store_url: str | None = None) -> str:
+    """The text of a fresh, commented project file (valid: it parses back to the defaults)."""
+    cfg = ProjectConfig()
+    if store_url:
+        cfg.store.url = store_url
+    out = [
+        "# rewardloop project file. Every key has a default; environment variables override it,",
+        "# e.g. REWARDLOOP_STORE__URL=postgresql+psycopg://user@host:5432/db",
+        "",
+    ]
+    for name in ProjectConfig.model_fields:
+        if name in _LIST_SECTIONS:
+            what, examples = _LIST_SECTIONS[name]
+            out.append(f"# {name}: {what}")
+            out.append(f"{name}:")
+            for example in examples:
+                body = _model_lines(example, 4)
+                out.append("  - " + body[0].lstrip())
+                out.extend(body[1:])
+        else:
+            out.append(f"{name}:")
+            out.extend(_model_lines(getattr(cfg, name), 2))
+        out.append("")
+    text = "\n".join(out)
+    parse_config(yaml.safe_load(text), "template")  # the template must always validate
+    return text

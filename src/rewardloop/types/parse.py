@@ -1,0 +1,89 @@
+"""Records from plain mappings (JSON lines, CSV rows, request bodies), with errors that name the field."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from rewardloop.types.records import Decision, Feedback, RecordError, TraceStep
+
+R = TypeVar("R", Decision, Feedback)
+
+_TUPLE_FIELDS = {"actions", "action_dist", "features", "candidates", "ranking", "scale"}
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    raise RecordError("created_at", f"must be an ISO-8601 time, got {value!r}")
+
+
+def _build(cls: type[R], data: Mapping[str, Any]) -> R:
+    if not isinstance(data, Mapping):
+        raise RecordError("(row)", f"must be an object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise RecordError(
+            unknown[0], f"is not a field of {cls.__name__} (fields: {', '.join(sorted(names))})"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key in _TUPLE_FIELDS:
+            if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+                raise RecordError(key, f"must be a list, got {type(value).__name__}")
+            value = tuple(value)
+        elif key == "created_at":
+            value = _parse_time(value)
+        elif key == "trace":
+            try:
+                value = tuple(s if isinstance(s, TraceStep) else TraceStep(**s) for s in value)
+            except TypeError as err:
+                raise RecordError("trace", f"each step needs name, action and logp ({err})") from None
+        kwargs[key] = value
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise RecordError(missing[0], "is required")
+    return cls(**kwargs)
+
+
+def decision_from_dict(data: Mapping[str, Any]) -> Decision:
+    """A :class:`Decision` from a mapping such as one JSON line; ``None`` values mean "not given"."""
+    return _build(Decision, data)
+
+
+def feedback_from_dict(data: Mapping[str, Any]) -> Feedback:
+    """A :class:`Feedback` from a mapping such as one JSON line; ``None`` values mean "not given"."""
+    return _build(Feedback, data)
+
+
+def record_to_dict(record: Decision | Feedback) -> dict[str, Any]:
+    """The inverse of the two parsers: JSON-ready (times as ISO strings, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif f.name == "trace":
+            value = [dataclasses.asdict(s) for s in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out
