@@ -19,6 +19,7 @@ from rewardloop.store.repository import (
     write_feedback,
     write_rewards,
 )
+from rewardloop.store.runs import finish_run, get_run, read_runs, start_run
 
 __all__ = [
     "BatchError",
@@ -29,12 +30,16 @@ __all__ = [
     "WriteReport",
     "current_revision",
     "existing_decision_ids",
+    "finish_run",
+    "get_run",
     "head_revision",
     "log_decision",
     "make_engine",
     "read_decisions",
     "read_feedback",
     "read_rewards",
+    "read_runs",
+    "start_run",
     "store_stats",
     "upgrade",
     "write_decisions",
