@@ -1,1 +1,1 @@
-"""See DESIGN.md: the learners layer."""
+"""Training algorithms: each takes logged data and returns a fitted policy (DESIGN.md, STYLE.md)."""

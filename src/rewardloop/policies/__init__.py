@@ -1,1 +1,1 @@
-"""See DESIGN.md: the policies layer."""
+"""Inference: decide for a context, with the full action distribution, propensity and confidence."""

@@ -1,0 +1,143 @@
+"""What every learner shares: the config base, config parsing with errors naming the key, progress
+callbacks, checkpointing, and the typed training data built from logged decisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from rewardloop.types import DecisionBatch
+
+#: Called as ``progress(step, total_steps, metrics)`` after each optimisation step.
+ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
+
+C = TypeVar("C", bound="LearnerConfig")
+
+
+class LearnerConfigError(ValueError):
+    """A learner config key has a bad value or does not exist; the message names the key."""
+
+
+@dataclass
+class LearnerConfig:
+    """Fields every learner has. Subclasses add their own, each with a default and help text."""
+
+    lr: float = field(default=1e-3, metadata={"help": "learning rate"})
+    epochs: int = field(default=10, metadata={"help": "passes over the training data"})
+    batch_size: int = field(default=64, metadata={"help": "samples per optimisation step"})
+    seed: int = field(default=0, metadata={"help": "random seed; the same seed gives the same result"})
+    checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
+    keep_checkpoints: int = field(default=3, metadata={"help": "how many of the newest checkpoints to keep"})
+    checkpoint_dir: str | None = field(default=None, metadata={"help": "folder for checkpoints"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise LearnerConfigError naming the first bad key. Subclasses extend it."""
+        if not self.lr > 0:
+            raise LearnerConfigError(f"lr: must be > 0, got {self.lr}")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                raise LearnerConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if self.checkpoint_every < 0 or self.keep_checkpoints < 1:
+            raise LearnerConfigError("checkpoint_every must be >= 0 and keep_checkpoints >= 1")
+
+    @classmethod
+    def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
+        """Build from a mapping (YAML, ``--set``), naming any unknown key and the known ones."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise LearnerConfigError(
+                f"{unknown[0]}: not a field of {cls.__name__} (fields: {', '.join(sorted(names))})"
+            )
+        try:
+            return cls(**dict(values))
+        except TypeError as err:
+            raise LearnerConfigError(f"{cls.__name__}: {err}") from None
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name → help text (for the CLI and the YAML schema)."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+class Checkpointer:
+    """Save every N steps into ``folder/step-000123/``, keeping the newest ``keep``."""
+
+    def __init__(self, folder: str | Path | None, every: int, keep: int) -> None:
+        self.folder = Path(folder) if folder else None
+        self.every = every
+        self.keep = keep
+
+    def maybe_save(self, step: int, save: Callable[[Path], Any]) -> Path | None:
+        if self.folder is None or self.every <= 0 or step % self.every:
+            return None
+        target = self.folder / f"step-{step:06d}"
+        save(target)
+        existing = sorted(p for p in self.folder.glob("step-*") if p.is_dir())
+        for old in existing[: -self.keep]:
+            shutil.rmtree(old)
+        return target
+
+
+@dataclass(frozen=True)
+class BanditData:
+    """Logged single-step decisions as arrays, for the off-policy learners.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rounds, n_features)
+        Context embeddings.
+    action : ndarray of shape (n_rounds,)
+        Index of the logged action in ``labels``.
+    reward : ndarray of shape (n_rounds,)
+    pscore : ndarray of shape (n_rounds,)
+        Propensity of the logged action under the logging policy.
+    labels : list of str
+    """
+
+    X: npt.NDArray[np.float32]
+    action: npt.NDArray[np.int64]
+    reward: npt.NDArray[np.float64]
+    pscore: npt.NDArray[np.float64]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.action)
+
+    @classmethod
+    def from_batch(
+        cls,
+        batch: DecisionBatch,
+        labels: Sequence[str],
+        embed: Callable[[list[str]], npt.NDArray[np.float32]],
+    ) -> BanditData:
+        """Arrays from the decisions of ``batch`` that have a compiled reward.
+
+        Decisions whose action is not in ``labels`` are refused with the decision id.
+        """
+        rows = batch.with_rewards()
+        index = {label: i for i, label in enumerate(labels)}
+        actions = []
+        for d in rows:
+            if d.action not in index:
+                raise ValueError(f"decision {d.id}: action {d.action!r} is not a label of this policy")
+            actions.append(index[d.action])
+        texts = [d.text or "" for d in rows]
+        return cls(
+            X=embed(texts) if texts else np.zeros((0, 0), np.float32),
+            action=np.asarray(actions, dtype=np.int64),
+            reward=rows.reward_array(),
+            pscore=rows.pscore,
+            labels=list(labels),
+        )

@@ -1,0 +1,236 @@
+"""The classifier policy: text → a distribution over labels, a chosen label, confidence and latency.
+
+Backend (a): frozen MiniLM sentence embeddings and a small head (linear or one-hidden-layer MLP).
+The head maps embeddings of shape (B, 384) to logits (B, K); a fitted temperature divides the logits.
+
+Saved as ``head.safetensors`` + ``policy.json`` (labels, head shape, temperature): loading runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder, default_encoder
+from rewardloop.types import Decision
+
+ExploreMode = Literal["greedy", "sample", "epsilon"]
+
+
+def make_head(in_dim: int, n_labels: int, hidden: int = 0, dropout: float = 0.0) -> nn.Module:
+    """A linear head (``hidden=0``) or a one-hidden-layer MLP mapping (B, in_dim) to (B, n_labels)."""
+    if hidden <= 0:
+        return nn.Linear(in_dim, n_labels)
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_labels)
+    )
+
+
+def softmax(logits: npt.NDArray[np.float64], axis: int = -1) -> npt.NDArray[np.float64]:
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    result: npt.NDArray[np.float64] = e / e.sum(axis=axis, keepdims=True)
+    return result
+
+
+class ClassifierPolicy:
+    """Decide a label for a text.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The K labels, in the order of the head's outputs.
+    head : torch.nn.Module, optional
+        Maps embeddings (B, 384) to logits (B, K). Default: a fresh linear head.
+    hidden : int, default 0
+        Width of the head's hidden layer (0: linear); recorded so that ``load`` rebuilds the head.
+    temperature : float, default 1.0
+        Logits are divided by it (fitted on held-out data by temperature scaling).
+    encoder : MiniLMEncoder, optional
+        Default: the process-wide shared encoder, loaded on first use.
+    name, version : str
+        Logged on every decision.
+
+    Examples
+    --------
+    >>> policy = ClassifierPolicy(["on", "off"])                       # doctest: +SKIP
+    >>> policy.decide("turn the lights on", mode="sample").action_dist  # doctest: +SKIP
+    (0.51, 0.49)
+    """
+
+    kind = "classifier"
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        head: nn.Module | None = None,
+        hidden: int = 0,
+        temperature: float = 1.0,
+        encoder: MiniLMEncoder | None = None,
+        name: str = "classifier",
+        version: str = "0",
+        in_dim: int = EMBEDDING_DIM,
+    ) -> None:
+        if len(labels) < 2:
+            raise ValueError(f"labels: a classifier needs at least 2 labels, got {len(labels)}")
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels: must not repeat a label")
+        if not temperature > 0:
+            raise ValueError(f"temperature: must be > 0, got {temperature}")
+        self.labels = list(labels)
+        self.hidden = hidden
+        self.in_dim = in_dim
+        self.head = head if head is not None else make_head(in_dim, len(labels), hidden)
+        self.head.eval()
+        self.temperature = float(temperature)
+        self._encoder = encoder
+        self.name = name
+        self.version = version
+
+    @property
+    def encoder(self) -> MiniLMEncoder:
+        if self._encoder is None:
+            self._encoder = default_encoder()
+        return self._encoder
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.labels)
+
+    # ------------------------------------------------------------------------------------ inference
+
+    def logits_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Temperature-scaled logits of shape (n, K) for embeddings X of shape (n, in_dim)."""
+        with torch.inference_mode():
+            logits = self.head(torch.as_tensor(X, dtype=torch.float32))  # (n, K)
+        scaled: npt.NDArray[np.float64] = logits.double().numpy() / self.temperature
+        return scaled
+
+    def predict_proba_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Label probabilities of shape (n, K) for embeddings of shape (n, in_dim)."""
+        return softmax(self.logits_embeddings(X))
+
+    def predict_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Label probabilities of shape (n, K) for texts."""
+        return self.predict_proba_embeddings(self.encoder.encode(texts))
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def decide_batch(
+        self,
+        texts: Sequence[str],
+        mode: ExploreMode = "greedy",
+        epsilon: float = 0.1,
+        rng: np.random.Generator | None = None,
+        metadata: Sequence[dict[str, Any]] | None = None,
+    ) -> list[Decision]:
+        """Decide for each text and return the decisions, ready to log.
+
+        ``mode`` says how the action is drawn, and so what ``action_dist`` and ``pscore`` are:
+        ``greedy`` takes the arg-max (a one-hot distribution, pscore 1: no exploration);
+        ``sample`` draws from the model's distribution; ``epsilon`` takes the arg-max with
+        probability 1-ε and a uniform label otherwise. ``confidence`` is always the model's
+        probability of the chosen label. ``latency_ms`` is the per-text share of the batch's time.
+        """
+        if mode != "greedy" and rng is None:
+            rng = np.random.default_rng()
+        start = time.perf_counter()
+        proba = self.predict_proba(texts)  # (n, K)
+        latency = (time.perf_counter() - start) * 1000.0 / max(len(texts), 1)
+        n, k = proba.shape
+        dist: npt.NDArray[np.float64]
+        if mode == "greedy":
+            dist = np.eye(k)[proba.argmax(axis=1)]
+        elif mode == "sample":
+            dist = proba
+        elif mode == "epsilon":
+            if not 0.0 <= epsilon <= 1.0:
+                raise ValueError(f"epsilon: must be in [0, 1], got {epsilon}")
+            dist = (1.0 - epsilon) * np.eye(k)[proba.argmax(axis=1)] + epsilon / k
+        else:
+            raise ValueError(f"mode: must be greedy, sample or epsilon, got {mode!r}")
+        dist = dist / dist.sum(axis=1, keepdims=True)
+        if mode == "greedy":
+            chosen = dist.argmax(axis=1)
+        else:
+            assert rng is not None
+            u = rng.random(n)[:, None]  # inverse-CDF sampling, one draw per row
+            chosen = np.minimum((dist.cumsum(axis=1) < u).sum(axis=1), k - 1)
+        labels = tuple(self.labels)
+        out = []
+        for i, text in enumerate(texts):
+            a = int(chosen[i])
+            out.append(
+                Decision(
+                    policy=self.name,
+                    policy_version=self.version,
+                    kind="classifier",
+                    actions=labels,
+                    action=labels[a],
+                    action_dist=tuple(dist[i].tolist()),
+                    pscore=float(dist[i, a]),
+                    confidence=float(proba[i, a]),
+                    latency_ms=latency,
+                    text=text,
+                    metadata=metadata[i] if metadata is not None else {},
+                )
+            )
+        return out
+
+    def decide(self, text: str, **kwargs: Any) -> Decision:
+        """Decide for one text; see :meth:`decide_batch` for the options."""
+        return self.decide_batch([text], **kwargs)[0]
+
+    # ---------------------------------------------------------------------------------- persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``head.safetensors`` and ``policy.json`` into the folder ``path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(state, str(folder / "head.safetensors"))
+        meta = {
+            "kind": self.kind,
+            "backend": "embedding",
+            "labels": self.labels,
+            "hidden": self.hidden,
+            "in_dim": self.in_dim,
+            "temperature": self.temperature,
+            "name": self.name,
+            "version": self.version,
+        }
+        (folder / "policy.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: MiniLMEncoder | None = None) -> ClassifierPolicy:
+        """Load a saved policy folder (safetensors + JSON; no code is run)."""
+        folder = Path(path)
+        meta_file = folder / "policy.json"
+        if not meta_file.exists():
+            raise FileNotFoundError(f"{folder}: not a classifier policy folder (no policy.json)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("kind") != cls.kind:
+            raise ValueError(f"{meta_file}: kind is {meta.get('kind')!r}, not a classifier")
+        head = make_head(meta["in_dim"], len(meta["labels"]), meta["hidden"])
+        head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        return cls(
+            meta["labels"],
+            head=head,
+            hidden=meta["hidden"],
+            temperature=meta["temperature"],
+            encoder=encoder,
+            name=meta["name"],
+            version=meta["version"],
+            in_dim=meta["in_dim"],
+        )
