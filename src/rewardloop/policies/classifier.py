@@ -164,7 +164,7 @@ class ClassifierPolicy:
             chosen = dist.argmax(axis=1)
         else:
             assert rng is not None
-            u = rng.random(n)[:, None]  # inverse-CDF sampling, one draw per row
+            u = rng.random((n, 1))  # inverse-CDF sampling, one draw per row
             chosen = np.minimum((dist.cumsum(axis=1) < u).sum(axis=1), k - 1)
         labels = tuple(self.labels)
         out = []
