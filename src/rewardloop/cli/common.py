@@ -49,6 +49,8 @@ def progress() -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        # On a pipe or in CI a redrawn bar is noise; the summary line says what happened.
+        disable=not err_console.is_terminal,
     )
 
 

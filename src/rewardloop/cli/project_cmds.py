@@ -1,17 +1,36 @@
-"""Project commands: ``init``."""
+"""Project and data commands: ``init``, ``import`` (alias ``log``), ``stats``, ``export``."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from rewardloop.cli.common import console, fail, project
+from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress, project
 from rewardloop.config import DEFAULT_PATH
 from rewardloop.config.template import render_template
-from rewardloop.store import Store
+from rewardloop.store import BatchError, Store, read_decisions, store_stats, write_decisions, write_feedback
+from rewardloop.store.files import VIEWS, FileFormatError, count_rows, file_format, read_rows, write_rows
+from rewardloop.types import RecordError, decision_from_dict, feedback_from_dict
+
+#: Rows per transaction when importing (every row is validated before the first is written).
+IMPORT_CHUNK = 5000
+
+
+class RecordKind(StrEnum):
+    decisions = "decisions"
+    feedback = "feedback"
+
+
+class View(StrEnum):
+    rows = "rows"
+    openai = "openai"
+    pairs = "pairs"
 
 
 def init(
@@ -29,17 +48,191 @@ def init(
         directory.mkdir(parents=True, exist_ok=True)
         path.write_text(render_template(store_url))
         console.print(f"wrote {path}")
-    cfg = project(path)
-    url = cfg.store.url
+    url = project(path).store.url
+    shown = make_url(url).render_as_string(hide_password=True)
     try:
-        store = Store.open(url)
+        Store.open(url).close()
     except Exception as err:
+        raise fail(f"store.url: cannot open {shown}: {err}") from None
+    console.print(f"database ready at {shown} (schema at head)")
+
+
+def import_records(
+    kind: Annotated[RecordKind, typer.Argument(help="what the file holds: decisions or feedback")],
+    file: Annotated[
+        str, typer.Argument(help="a .jsonl, .csv or .parquet file, or - for JSON lines on stdin")
+    ],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv or parquet (default: by suffix)")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="write the valid rows and report the invalid ones")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Validate and store decisions or feedback from a file.
+
+    Every row is checked before anything is written: with one bad row nothing is stored (each bad row is
+    reported with its field), unless --skip-invalid. Decisions already stored (same id or idempotency key)
+    are counted as duplicates, not stored twice.
+    """
+    cfg = project(config)
+    parse = decision_from_dict if kind is RecordKind.decisions else feedback_from_dict
+    try:
+        if file == "-":
+            path, fmt_ = Path("/dev/stdin"), file_format("-", "jsonl")
+            total = None
+        else:
+            path = Path(file)
+            if not path.exists():
+                raise fail(f"{file}: no such file")
+            fmt_ = file_format(path, fmt)
+            total = count_rows(path, fmt_)
+        records: list[Any] = []
+        bad: list[RecordError] = []
+        with progress() as bar:
+            task = bar.add_task("validating", total=total)
+            for i, row in enumerate(read_rows(path, fmt_)):
+                try:
+                    records.append(parse(row))
+                except RecordError as err:
+                    bad.append(err.at_row(i))
+                bar.advance(task)
+    except FileFormatError as err:
+        raise fail(str(err)) from None
+    if bad and not skip_invalid:
+        _report_bad(bad, path)
         raise fail(
-            f"store.url: cannot open {make_url(url).render_as_string(hide_password=True)}: {err}"
+            f"{len(bad)} invalid row(s) in {file}; nothing was stored (--skip-invalid stores the rest)"
+        )
+    store = open_store(cfg)
+    write = write_decisions if kind is RecordKind.decisions else write_feedback
+    written = duplicates = 0
+    try:
+        with progress() as bar:
+            task = bar.add_task(f"storing {kind.value}", total=len(records))
+            for start in range(0, len(records), IMPORT_CHUNK):
+                chunk = records[start : start + IMPORT_CHUNK]
+                report = write(store, chunk, skip_invalid=skip_invalid)
+                written += report.written
+                duplicates += report.duplicates
+                bad.extend(e.at_row(start + (e.row or 0)) for e in report.invalid)
+                bar.advance(task, len(chunk))
+    except BatchError as err:
+        _report_bad([e.at_row(start + (e.row or 0)) for e in err.errors], path)
+        raise fail(
+            f"{len(err.errors)} invalid row(s) in rows {start}..{start + len(chunk) - 1}; "
+            f"{written} rows before them were stored"
         ) from None
-    store.close()
-    console.print(f"database ready at {make_url(url).render_as_string(hide_password=True)} (schema at head)")
+    if bad:
+        _report_bad(bad, path)
+    console.print(
+        f"{kind.value}: {written} stored, {duplicates} duplicates skipped, {len(bad)} invalid"
+        + (" (skipped)" if bad else "")
+    )
+
+
+def _report_bad(bad: list[RecordError], path: Path) -> None:
+    for err in bad[:20]:
+        console.print(f"  [red]{path.name}[/red] {err}", highlight=False)
+    if len(bad) > 20:
+        console.print(f"  ... and {len(bad) - 20} more")
+
+
+def stats(
+    policy: Annotated[str | None, typer.Option(help="only this policy")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Counts per policy and version, feedback per kind, feedback coverage and exploration health."""
+    store = open_store(project(config))
+    s = store_stats(store, policy)
+    table = Table(title="decisions per policy version")
+    for col in ("policy", "version", "decisions", "with feedback", "propensity 1", "ESS (uniform)"):
+        table.add_column(col, justify="right" if col not in ("policy", "version") else "left")
+    for g in s.groups:
+        warn = " [yellow]no exploration[/yellow]" if g.deterministic_share > 0.99 else ""
+        table.add_row(
+            g.policy,
+            g.version,
+            f"{g.decisions:,}",
+            f"{g.with_feedback:,} ({g.with_feedback / g.decisions:.0%})",
+            f"{g.deterministic_share:.1%}{warn}",
+            f"{g.ess:,.0f}",
+        )
+    console.print(table)
+    kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(s.feedback_by_kind.items())) or "none"
+    sources = ", ".join(f"{k} {v:,}" for k, v in sorted(s.feedback_by_source.items())) or "none"
+    console.print(f"feedback by kind: {kinds}")
+    console.print(f"feedback by source: {sources}")
+    console.print(f"{s.decisions:,} decisions, feedback coverage {s.coverage:.1%}")
+    if any(g.deterministic_share > 0.99 for g in s.groups):
+        console.print(
+            "[yellow]warning:[/yellow] a version logged (nearly) every decision with propensity 1: "
+            "off-policy evaluation of other policies is impossible on those logs; log with exploration."
+        )
+
+
+def _time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"--{name}: not an ISO time (e.g. 2026-11-01 or 2026-11-01T12:00), got {value!r}"
+        ) from None
+
+
+def export(
+    out: Annotated[Path, typer.Argument(help="output file: .jsonl, .csv or .parquet")],
+    view: Annotated[
+        View, typer.Option(help="rows: decisions + feedback; openai: chat fine-tuning; pairs")
+    ] = (View.rows),
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv or parquet (default: by suffix)")
+    ] = None,
+    policy: Annotated[str | None, typer.Option(help="only this policy")] = None,
+    version: Annotated[str | None, typer.Option(help="only this policy version")] = None,
+    since: Annotated[str | None, typer.Option(help="decisions at or after this ISO time")] = None,
+    until: Annotated[str | None, typer.Option(help="decisions before this ISO time")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export stored decisions joined with their feedback (rows), as OpenAI chat fine-tuning JSONL
+    (openai), or as preference pairs (pairs)."""
+    try:
+        fmt_ = file_format(out, fmt)
+    except FileFormatError as err:
+        raise fail(str(err)) from None
+    if view is not View.rows and fmt_ != "jsonl":
+        raise fail(f"--view {view.value} writes JSON lines; name a .jsonl file")
+    store = open_store(project(config))
+    with console.status("reading decisions and feedback ..."):
+        batch = read_decisions(
+            store,
+            policy=policy,
+            version=version,
+            since=_time(since, "since"),
+            until=_time(until, "until"),
+            include_feedback=True,
+        )
+    with progress() as bar:
+        task = bar.add_task(f"writing {view.value}", total=len(batch))
+
+        def rows() -> Any:
+            for row in VIEWS[view.value](batch):
+                yield row
+                bar.advance(task)
+
+        n = write_rows(rows(), out, fmt_)
+    what = {"rows": "decision rows", "openai": "chat examples", "pairs": "preference pairs"}[view.value]
+    console.print(f"wrote {n:,} {what} from {len(batch):,} decisions to {out}")
 
 
 def register(app: typer.Typer) -> None:
     app.command()(init)
+    app.command("import")(import_records)
+    app.command("log", help="Same as `import`: store decisions or feedback from a file or stdin.")(
+        import_records
+    )
+    app.command()(stats)
+    app.command()(export)

@@ -319,18 +319,19 @@ def write_feedback(
 
     Same contract as :func:`write_decisions`.
     """
-    good, where, bad = _validate(rows, feedback_from_dict, Feedback, "feedback", skip_invalid)
+    # Validate every row and check every reference before refusing, so that one report lists all.
+    good, where, bad = _validate(rows, feedback_from_dict, Feedback, "feedback", skip_invalid=True)
     known = existing_decision_ids(store, (f.decision_id for f in good))
-    if len(known) < len({f.decision_id for f in good}):
-        missing = [
-            RecordError("decision_id", f"no decision {f.decision_id!r} in the store", row)
-            for row, f in zip(where, good, strict=True)
-            if f.decision_id not in known
-        ]
-        if not skip_invalid:
-            raise BatchError("feedback", sorted(bad + missing, key=lambda e: e.row or 0))
-        good = [f for f in good if f.decision_id in known]
+    missing = [
+        RecordError("decision_id", f"no decision {f.decision_id!r} in the store", row)
+        for row, f in zip(where, good, strict=True)
+        if f.decision_id not in known
+    ]
+    if missing:
         bad = sorted(bad + missing, key=lambda e: e.row or 0)
+        good = [f for f in good if f.decision_id in known]
+    if bad and not skip_invalid:
+        raise BatchError("feedback", bad)
     time = _time_adapter(store)
     params = [_feedback_params(f, time) for f in good]
     with store.engine.begin() as conn:
