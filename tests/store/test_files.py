@@ -42,7 +42,7 @@ def test_decisions_survive_every_file_format(tmp_path, suffix):
 
 
 def test_format_errors_name_the_file_and_line(tmp_path):
-    with pytest.raises(FileFormatError, match="cannot tell the format from '.txt'"):
+    with pytest.raises(FileFormatError, match=r"cannot tell the format from '\.txt'"):
         file_format("x.txt")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\n{oops\n')
