@@ -72,7 +72,7 @@ def _json(value: Any) -> str | None:
 
 def _sqlite_time(t: datetime) -> str:
     # The format SQLAlchemy's SQLite DateTime reads back; times are stored in UTC.
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _validate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -25,11 +26,23 @@ def _parse_time(value: Any) -> datetime:
     raise RecordError("created_at", f"must be an ISO-8601 time, got {value!r}")
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(all field names, required field names) of a record class."""
+    fields = dataclasses.fields(cls)
+    required = tuple(
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
+    return frozenset(f.name for f in fields), required
+
+
 def _build(cls: type[R], data: Mapping[str, Any]) -> R:
     if not isinstance(data, Mapping):
         raise RecordError("(row)", f"must be an object, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    names, required = _field_names(cls)
+    unknown = sorted(data.keys() - names)
     if unknown:
         raise RecordError(
             unknown[0], f"is not a field of {cls.__name__} (fields: {', '.join(sorted(names))})"
@@ -50,13 +63,7 @@ def _build(cls: type[R], data: Mapping[str, Any]) -> R:
             except TypeError as err:
                 raise RecordError("trace", f"each step needs name, action and logp ({err})") from None
         kwargs[key] = value
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
+    missing = [name for name in required if name not in kwargs]
     if missing:
         raise RecordError(missing[0], "is required")
     return cls(**kwargs)

@@ -182,12 +182,16 @@ class Decision:
         if len(set(actions)) != len(actions):
             raise RecordError("actions", "must not repeat an action")
         set_(self, "actions", actions)
-        dist = tuple(float(p) for p in self.action_dist)
+        try:
+            dist = tuple(map(float, self.action_dist))
+        except (TypeError, ValueError):
+            raise RecordError("action_dist", "must be a list of numbers") from None
         if len(dist) != len(actions):
             raise RecordError("action_dist", f"has {len(dist)} probabilities for {len(actions)} actions")
-        for p in dist:
-            if not (math.isfinite(p) and 0.0 <= p <= 1.0):
-                raise RecordError("action_dist", f"probabilities must be in [0, 1], got {p}")
+        # NaN fails both comparisons, so one pass checks range and finiteness.
+        if not all(0.0 <= p <= 1.0 for p in dist):
+            bad = next(p for p in dist if not 0.0 <= p <= 1.0)
+            raise RecordError("action_dist", f"probabilities must be in [0, 1], got {bad}")
         total = math.fsum(dist)
         if abs(total - 1.0) > PROB_TOL:
             raise RecordError("action_dist", f"must sum to 1 (±{PROB_TOL:g}), sums to {total:.9g}")
