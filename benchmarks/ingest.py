@@ -199,7 +199,7 @@ def main() -> None:
         admin = create_engine(args.pg, connect_args={"connect_timeout": 3})
         with admin.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         print(f"PostgreSQL not reachable at {args.pg} ({type(err).__name__}): skipped")
         admin = None
     if admin is not None:
