@@ -3,10 +3,12 @@
 For each database (SQLite file in WAL mode; PostgreSQL when one answers) and batch size (1 and 1,000),
 rows/s of:
 
-- ``ours``: ``write_decisions`` / ``write_feedback`` from plain mappings (as ``rewardloop import`` and
-  the HTTP service get them): every row validated into a record, serialised, and written in one
-  transaction per batch (SQLite: executemany; PostgreSQL: COPY into a staging table, then one
-  INSERT ... ON CONFLICT DO NOTHING; feedback also checks that its decisions exist);
+- ``ours``: ``write_decisions`` / ``write_feedback`` of records (``Decision`` / ``Feedback`` objects, as
+  an application using the Python API holds them): serialised and written in one transaction per batch
+  (SQLite: executemany; PostgreSQL: COPY into a staging table, then one INSERT ... ON CONFLICT DO
+  NOTHING; feedback also checks that its decisions exist);
+- ``ours+parse``: the same from plain mappings (as ``rewardloop import`` and the HTTP service get
+  them), every row validated into a record first;
 - ``driver``: the bare driver (``sqlite3`` / ``psycopg``) running ``executemany`` of the same rows,
   already serialised, with one commit per batch: the reference.
 
@@ -154,8 +156,10 @@ def bench_database(store: Store, n: int, repeats: int) -> dict[str, float]:
     decisions = decision_rows(n, "bench")
     feedback = feedback_rows(decisions)
     time_of = _time_adapter(store)
-    d_params = [_decision_params(decision_from_dict(r), time_of) for r in decisions]
-    f_params = [_feedback_params(feedback_from_dict(r), time_of) for r in feedback]
+    d_records = [decision_from_dict(r) for r in decisions]
+    f_records = [feedback_from_dict(r) for r in feedback]
+    d_params = [_decision_params(d, time_of) for d in d_records]
+    f_params = [_feedback_params(f, time_of) for f in f_records]
 
     def reset_all() -> None:
         empty(store)
@@ -163,13 +167,16 @@ def bench_database(store: Store, n: int, repeats: int) -> dict[str, float]:
     for batch in (1, 1000):
         # Batches of one are slow by nature (a transaction each): a tenth of the rows is plenty.
         size = n if batch > 1 else max(n // 10, 200)
-        dr, fr, dp, fp = decisions[:size], feedback[:size], d_params[:size], f_params[:size]
+        dr, fr, dp, fp = d_records[:size], f_records[:size], d_params[:size], f_params[:size]
 
         def reset_fb(size: int = size) -> None:
             empty(store)
             write_decisions(store, decisions[:size])
 
         out[f"decisions_b{batch}_ours"] = rate(ours(store, write_decisions, dr, batch), repeats, reset_all)
+        out[f"decisions_b{batch}_parse"] = rate(
+            ours(store, write_decisions, decisions[:size], batch), repeats, reset_all
+        )
         out[f"decisions_b{batch}_driver"] = rate(
             driver(store, "decisions", _DECISION_COLUMNS, dp, batch), repeats, reset_all
         )
@@ -212,12 +219,17 @@ def main() -> None:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
     print(f"\ningest, rows/s (median of {args.repeats}; {args.rows:,} rows per batched run)")
-    print(f"{'database':10} {'what':10} {'batch':>5} {'ours':>10} {'driver':>10} {'ours/driver':>12}")
+    print(
+        f"{'database':10} {'what':10} {'batch':>5} {'ours':>10} {'ours+parse':>11} {'driver':>10} "
+        f"{'ours/driver':>12}"
+    )
     for db, r in results.items():
         for what in ("decisions", "feedback"):
             for batch in (1, 1000):
                 o, d = r[f"{what}_b{batch}_ours"], r[f"{what}_b{batch}_driver"]
-                print(f"{db:10} {what:10} {batch:>5} {o:>10,.0f} {d:>10,.0f} {o / d:>12.2f}")
+                p = r.get(f"{what}_b{batch}_parse")
+                ps = f"{p:>11,.0f}" if p else f"{'':>11}"
+                print(f"{db:10} {what:10} {batch:>5} {o:>10,.0f} {ps} {d:>10,.0f} {o / d:>12.2f}")
     summary: dict[str, Any] = {"rows": args.rows, "repeats": args.repeats}
     for db in ("sqlite", "postgres"):
         r = results.get(db)
@@ -229,6 +241,7 @@ def main() -> None:
         summary[f"{db}_feedback_vs_driver"] = (
             round(r["feedback_b1000_ours"] / r["feedback_b1000_driver"], 3) if r else None
         )
+        summary[f"{db}_batched_parse_rows_per_s"] = round(r["decisions_b1000_parse"]) if r else None
         summary[f"{db}_single_rows_per_s"] = round(r["decisions_b1_ours"]) if r else None
     print(json.dumps(summary))
 
