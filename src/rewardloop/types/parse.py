@@ -25,10 +25,10 @@ def _parse_time(value: Any) -> datetime:
     raise RecordError("created_at", f"must be an ISO-8601 time, got {value!r}")
 
 
-def _field_names(cls: type[Any]) -> tuple[frozenset[str], tuple[str, ...]]:
+def _field_names(cls: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
     """(all field names, required field names) of a record class."""
     fields = dataclasses.fields(cls)
-    required = tuple(
+    required = frozenset(
         f.name
         for f in fields
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -36,34 +36,36 @@ def _field_names(cls: type[Any]) -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(f.name for f in fields), required
 
 
+def _convert(key: str, value: Any) -> Any:
+    if key == "created_at":
+        return _parse_time(value)
+    if key == "trace":
+        try:
+            return tuple(s if isinstance(s, TraceStep) else TraceStep(**s) for s in value)
+        except TypeError as err:
+            raise RecordError("trace", f"each step needs name, action and logp ({err})") from None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise RecordError(key, f"must be a list, got {type(value).__name__}")
+    return tuple(value)
+
+
+_CONVERTED = frozenset(_TUPLE_FIELDS | {"created_at", "trace"})
+
+
 def _build(cls: type[R], data: Mapping[str, Any]) -> R:
     if not isinstance(data, Mapping):
         raise RecordError("(row)", f"must be an object, got {type(data).__name__}")
     names, required = _FIELDS[cls]
-    unknown = sorted(data.keys() - names)
-    if unknown:
-        raise RecordError(
-            unknown[0], f"is not a field of {cls.__name__} (fields: {', '.join(sorted(names))})"
-        )
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if value is None:
-            continue
-        if key in _TUPLE_FIELDS:
-            if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
-                raise RecordError(key, f"must be a list, got {type(value).__name__}")
-            value = tuple(value)
-        elif key == "created_at":
-            value = _parse_time(value)
-        elif key == "trace":
-            try:
-                value = tuple(s if isinstance(s, TraceStep) else TraceStep(**s) for s in value)
-            except TypeError as err:
-                raise RecordError("trace", f"each step needs name, action and logp ({err})") from None
-        kwargs[key] = value
-    missing = [name for name in required if name not in kwargs]
-    if missing:
-        raise RecordError(missing[0], "is required")
+    if not names.issuperset(data.keys()):
+        unknown = sorted(data.keys() - names)[0]
+        raise RecordError(unknown, f"is not a field of {cls.__name__} (fields: {', '.join(sorted(names))})")
+    # None means "not given": the record's default applies.
+    kwargs = {k: v for k, v in data.items() if v is not None}
+    for key in _CONVERTED.intersection(kwargs):
+        kwargs[key] = _convert(key, kwargs[key])
+    if not required.issubset(kwargs.keys()):
+        missing = sorted(required - kwargs.keys())[0]
+        raise RecordError(missing, "is required")
     return cls(**kwargs)
 
 
