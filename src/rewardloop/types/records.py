@@ -66,9 +66,12 @@ def utcnow() -> datetime:
 def _finite(name: str, value: float) -> float:
     kind = type(value)
     # Exact int/float first: this runs several times per row of every bulk write.
-    if kind is not float and kind is not int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecordError(name, f"must be a number, got {type(value).__name__}")
+    if (
+        kind is not float
+        and kind is not int
+        and (isinstance(value, bool) or not isinstance(value, (int, float)))
+    ):
+        raise RecordError(name, f"must be a number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise RecordError(name, f"must be finite, got {value}")
