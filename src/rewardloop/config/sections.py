@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 DEFAULT_STORE_URL = "sqlite:///rewardloop.db"
 
@@ -47,12 +47,43 @@ class RewardSpecConfig(Section):
 
 
 class TrainingConfig(Section):
-    learner: str = Field("supervised", description="learner name: supervised, reinforce, ppo, a2c, dqn, dpo")
+    """``rewardloop train``: which learner, on which policy and rewards, with which hyperparameters.
+
+    The common hyperparameters are flat keys (the names of the original plan's YAML are accepted:
+    ``algorithm``, ``learning_rate``, ``reward_metric``); unset ones (null) keep the learner's default.
+    ``options`` sets any field of the learner's config dataclass by name, and is checked by it, so a
+    misspelt key is named with the fields that exist.
+    """
+
+    learner: str = Field(
+        "supervised",
+        validation_alias=AliasChoices("learner", "algorithm"),
+        description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo",
+    )
     policy: str | None = Field(None, description="which policy to train (default: the first one)")
-    reward_spec: str | None = Field(None, description="reward spec the RL learners read")
-    lr: float = Field(1e-3, gt=0, description="learning rate")
+    reward_spec: str | None = Field(
+        None,
+        validation_alias=AliasChoices("reward_spec", "reward_metric"),
+        description="reward spec the RL learners read (alias: reward_metric)",
+    )
+    init_from: str | None = Field(
+        None, description="saved policy folder to start from (required by the RL learners)"
+    )
+    output_dir: str = Field("artifacts", description="trained policies go to <output_dir>/<policy>/<run id>")
     seed: int = Field(0, description="random seed; runs are reproducible")
-    options: dict[str, Any] = Field(default_factory=dict, description="learner-specific fields")
+    lr: float | None = Field(
+        None, gt=0, validation_alias=AliasChoices("lr", "learning_rate"), description="learning rate"
+    )
+    batch_size: int | None = Field(None, ge=1, description="samples per optimisation step")
+    epochs: int | None = Field(None, ge=1, description="passes over the training data")
+    gamma: float | None = Field(None, ge=0, le=1, description="discount (single-step decisions: no effect)")
+    update_epochs: int | None = Field(None, ge=1, description="PPO/A2C: optimisation epochs per batch")
+    ppo_eps_clip: float | None = Field(None, gt=0, description="PPO clip range ε (> 0)")
+    ppo_lambda: float | None = Field(None, ge=0, le=1, description="PPO GAE λ")
+    dqn_epsilon: float | None = Field(None, ge=0, le=1, description="DQN ε-greedy exploration")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="any field of the learner's config, by name (checked)"
+    )
 
 
 class GateConfig(Section):

@@ -1,5 +1,6 @@
 """What every learner shares: the config base, config parsing with errors naming the key, progress
-callbacks, checkpointing, and the typed training data built from logged decisions.
+callbacks, checkpointing, the typed training data built from logged decisions, and the contract the
+``rewardloop train`` command relies on (:class:`Learner`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from rewardloop.types import DecisionBatch
+
+if TYPE_CHECKING:
+    from rewardloop.config import TrainingConfig
+    from rewardloop.policies.classifier import ClassifierPolicy
 
 #: Called as ``progress(step, total_steps, metrics)`` after each optimisation step.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
@@ -141,3 +146,91 @@ class BanditData:
             pscore=rows.pscore,
             labels=list(labels),
         )
+
+
+# ------------------------------------------------------------------------------- the learner contract
+
+
+class Learner(Protocol):
+    """What ``rewardloop train`` (and the loop) expect of a learner class in ``learners.LEARNERS``.
+
+    The command does, in order::
+
+        config = resolve_config(cls.config_class, cfg.training)         # YAML + --set, keys checked
+        learner = cls(config, progress=callback)
+        data = cls.data_from_batch(batch, policy, config)                # or bandit_data_from_batch
+        fitted = learner.fit(data, policy=policy)                        # -> ClassifierPolicy
+
+    ``batch`` is ``read_decisions(include_feedback=True, reward_spec=...)`` for the policy and window;
+    ``policy`` the starting policy (``training.init_from``), or None when ``needs_policy`` is False and
+    none is given. Class attributes the command reads, with their defaults when absent:
+
+    - ``name`` and ``config_class`` (a :class:`LearnerConfig` subclass) — required;
+    - ``needs_rewards = True``: the command refuses to run without ``training.reward_spec``;
+    - ``needs_policy = True``: the command refuses to run without ``training.init_from``;
+    - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[LearnerConfig]]
+
+    def __init__(
+        self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None
+    ) -> None: ...
+
+    def fit(self, data: Any, *, policy: ClassifierPolicy | None = None) -> ClassifierPolicy: ...
+
+
+def bandit_data_from_batch(batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None) -> BanditData:
+    """The default training data of a learner: decisions with a compiled reward, embedded by ``policy``."""
+    return BanditData.from_batch(batch, policy.labels, policy.embed)
+
+
+#: ``training.<key>`` in rewardloop.yaml → the learner-config fields it sets, first match wins. The
+#: issue's flat YAML names (``ppo_eps_clip``, ``dqn_epsilon``...) map onto each learner's own field names.
+FLAT_TRAINING_KEYS: dict[str, tuple[str, ...]] = {
+    "lr": ("lr",),
+    "batch_size": ("batch_size",),
+    "epochs": ("epochs",),
+    "seed": ("seed",),
+    "gamma": ("gamma",),
+    "update_epochs": ("update_epochs",),
+    "ppo_eps_clip": ("clip_eps", "eps_clip", "ppo_eps_clip"),
+    "ppo_lambda": ("gae_lambda", "lam", "ppo_lambda"),
+    "dqn_epsilon": ("epsilon", "dqn_epsilon"),
+}
+
+
+def resolve_config(config_cls: type[C], training: TrainingConfig) -> tuple[C, list[str]]:
+    """The learner config from the ``training`` section; also the flat keys this learner does not use.
+
+    Flat keys (``lr``, ``ppo_eps_clip``...) that are set fill the learner field they map to
+    (:data:`FLAT_TRAINING_KEYS`); ``training.options`` then sets any field by its own name and wins.
+    Errors name the YAML key: ``training.options.clip: not a field of PPOConfig (fields: ...)``.
+    """
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    ignored: list[str] = []
+    for key, targets in FLAT_TRAINING_KEYS.items():
+        value = getattr(training, key, None)
+        if value is None:
+            continue
+        target = next((t for t in targets if t in names), None)
+        if target is None:
+            ignored.append(key)
+            continue
+        values[target] = value
+        source[target] = f"training.{key}"
+    for key, value in training.options.items():
+        values[key] = value
+        source[key] = f"training.options.{key}"
+    try:
+        return config_cls.from_dict(values), ignored
+    except LearnerConfigError as err:
+        message = str(err)
+        key = message.split(":", 1)[0]
+        where = source.get(key, f"training.options.{key}" if key in values else "training")
+        raise LearnerConfigError(
+            f"{where}:{message.split(':', 1)[1]}" if ":" in message else message
+        ) from None

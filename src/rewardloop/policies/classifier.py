@@ -1,9 +1,17 @@
 """The classifier policy: text → a distribution over labels, a chosen label, confidence and latency.
 
-Backend (a): frozen MiniLM sentence embeddings and a small head (linear or one-hidden-layer MLP).
-The head maps embeddings of shape (B, 384) to logits (B, K); a fitted temperature divides the logits.
+Two backends, one class:
 
-Saved as ``head.safetensors`` + ``policy.json`` (labels, head shape, temperature): loading runs no code.
+- ``"embedding"`` (a): frozen MiniLM sentence embeddings and a small head (linear or one-hidden-layer
+  MLP). The encoder is shared with everything else in the process, so its embedding cache is too.
+- ``"finetuned"`` (b): the MiniLM encoder fine-tuned with LoRA (``learners.lora``), the adapters merged
+  into plain BERT weights, and a head. Inference needs neither peft nor the adapters.
+
+The head maps embeddings of shape (B, 384) to logits (B, K); a temperature fitted on held-out data
+(temperature scaling, Guo et al. 2017, "On Calibration of Modern Neural Networks") divides the logits.
+
+Saved as ``head.safetensors`` + ``policy.json`` (labels, head shape, temperature, backend), plus
+``encoder.safetensors`` for backend (b): loading runs no code and imports no training extras.
 """
 
 from __future__ import annotations
@@ -18,12 +26,16 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from safetensors.torch import load_file, save_file
+from scipy.optimize import minimize_scalar
+from scipy.special import logsumexp
 from torch import nn
 
 from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder, default_encoder
 from rewardloop.types import Decision
 
 ExploreMode = Literal["greedy", "sample", "epsilon"]
+Backend = Literal["embedding", "finetuned"]
+BACKENDS: tuple[str, ...] = ("embedding", "finetuned")
 
 
 def make_head(in_dim: int, n_labels: int, hidden: int = 0, dropout: float = 0.0) -> nn.Module:
@@ -56,15 +68,20 @@ class ClassifierPolicy:
     temperature : float, default 1.0
         Logits are divided by it (fitted on held-out data by temperature scaling).
     encoder : MiniLMEncoder, optional
-        Default: the process-wide shared encoder, loaded on first use.
+        Default: the process-wide shared encoder, loaded on first use. Backend ``"finetuned"`` needs its
+        own encoder, holding the fine-tuned weights.
     name, version : str
         Logged on every decision.
+    backend : {"embedding", "finetuned"}, default "embedding"
+        Frozen shared encoder + head, or a fine-tuned (LoRA-merged) encoder + head.
 
     Examples
     --------
     >>> policy = ClassifierPolicy(["on", "off"])                       # doctest: +SKIP
     >>> policy.decide("turn the lights on", mode="sample").action_dist  # doctest: +SKIP
     (0.51, 0.49)
+    >>> policy.fit_temperature(X_val, y_val).temperature               # doctest: +SKIP
+    1.7
     """
 
     kind = "classifier"
@@ -79,6 +96,7 @@ class ClassifierPolicy:
         name: str = "classifier",
         version: str = "0",
         in_dim: int = EMBEDDING_DIM,
+        backend: Backend = "embedding",
     ) -> None:
         if len(labels) < 2:
             raise ValueError(f"labels: a classifier needs at least 2 labels, got {len(labels)}")
@@ -86,9 +104,16 @@ class ClassifierPolicy:
             raise ValueError("labels: must not repeat a label")
         if not temperature > 0:
             raise ValueError(f"temperature: must be > 0, got {temperature}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "finetuned" and encoder is None:
+            raise ValueError("encoder: backend 'finetuned' needs its own (fine-tuned) encoder")
+        self.backend: Backend = backend
         self.labels = list(labels)
         self.hidden = hidden
         self.in_dim = in_dim
+        #: False for a fresh, untrained head: learners then start afresh (seeded) instead of from it.
+        self.head_fitted = head is not None
         self.head = head if head is not None else make_head(in_dim, len(labels), hidden)
         self.head.eval()
         self.temperature = float(temperature)
@@ -108,12 +133,23 @@ class ClassifierPolicy:
 
     # ------------------------------------------------------------------------------------ inference
 
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """This policy's embeddings of ``texts``, shape (n, in_dim): what the head reads."""
+        return self.encoder.encode(texts)
+
+    def raw_logits_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Logits before temperature scaling, shape (n, K), for embeddings X of shape (n, in_dim)."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.in_dim:
+            raise ValueError(f"X: expected embeddings of shape (n, {self.in_dim}), got {X.shape}")
+        with torch.inference_mode():
+            logits = self.head(torch.from_numpy(X))  # (n, K)
+        raw: npt.NDArray[np.float64] = logits.double().numpy()
+        return raw
+
     def logits_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Temperature-scaled logits of shape (n, K) for embeddings X of shape (n, in_dim)."""
-        with torch.inference_mode():
-            logits = self.head(torch.as_tensor(X, dtype=torch.float32))  # (n, K)
-        scaled: npt.NDArray[np.float64] = logits.double().numpy() / self.temperature
-        return scaled
+        return self.raw_logits_embeddings(X) / self.temperature
 
     def predict_proba_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Label probabilities of shape (n, K) for embeddings of shape (n, in_dim)."""
@@ -121,10 +157,67 @@ class ClassifierPolicy:
 
     def predict_proba(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
         """Label probabilities of shape (n, K) for texts."""
-        return self.predict_proba_embeddings(self.encoder.encode(texts))
+        return self.predict_proba_embeddings(self.embed(texts))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def label_indices(self, y: Sequence[str] | Sequence[int] | npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        """Labels (strings, or indices already) as indices into ``labels``, shape (n,)."""
+        arr = np.asarray(y)
+        if arr.dtype.kind in "iu":
+            bad = np.flatnonzero((arr < 0) | (arr >= self.n_labels))
+            if bad.size:
+                raise ValueError(f"y: row {bad[0]}: label index {arr[bad[0]]} not in [0, {self.n_labels})")
+            return arr.astype(np.int64)
+        index = {label: i for i, label in enumerate(self.labels)}
+        out = np.empty(len(arr), dtype=np.int64)
+        for row, label in enumerate(arr.tolist()):
+            if label not in index:
+                raise ValueError(f"y: row {row}: {label!r} is not a label of this policy")
+            out[row] = index[label]
+        return out
+
+    def fit_temperature(
+        self,
+        X_val: npt.NDArray[np.float32] | Sequence[str],
+        y_val: Sequence[str] | Sequence[int] | npt.NDArray[Any],
+        bounds: tuple[float, float] = (0.05, 20.0),
+    ) -> ClassifierPolicy:
+        """Fit the temperature on held-out data by minimising the negative log-likelihood.
+
+        Temperature scaling (Guo et al. 2017): ``T* = argmin_T  mean_i [logsumexp(z_i / T) - z_iy / T]``
+        over the raw logits ``z`` (n, K); the arg-max, and so accuracy, does not change. Searched on
+        log T within ``bounds``. Sets ``temperature`` and ``temperature_nll_ = (nll at T=1, at T*)``.
+
+        Parameters
+        ----------
+        X_val : array of shape (n, in_dim), or sequence of n texts
+            Held-out embeddings (or texts, embedded with :meth:`embed`); not the training data.
+        y_val : sequence of n labels (strings or indices)
+
+        Returns
+        -------
+        self
+        """
+        X = self.embed(list(X_val)) if _is_texts(X_val) else np.asarray(X_val, dtype=np.float32)
+        y = self.label_indices(y_val)
+        if len(y) != len(X) or len(y) == 0:
+            raise ValueError(f"y_val: {len(y)} labels for {len(X)} samples (need the same, and >= 1)")
+        z = self.raw_logits_embeddings(X)  # (n, K)
+        picked = z[np.arange(len(y)), y]  # (n,)
+
+        def nll(log_t: float) -> float:
+            t = np.exp(log_t)
+            return float(np.mean(logsumexp(z / t, axis=1) - picked / t))
+
+        lo, hi = bounds
+        if not 0 < lo < hi:
+            raise ValueError(f"bounds: need 0 < low < high, got {bounds}")
+        res = minimize_scalar(nll, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-6})
+        self.temperature = float(np.exp(res.x))
+        self.temperature_nll_ = (nll(0.0), float(res.fun))
+        return self
 
     def decide_batch(
         self,
@@ -199,9 +292,12 @@ class ClassifierPolicy:
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
         save_file(state, str(folder / "head.safetensors"))
+        if self.backend == "finetuned":
+            enc = {k: v.detach().contiguous() for k, v in self.encoder.model.state_dict().items()}
+            save_file(enc, str(folder / "encoder.safetensors"))
         meta = {
             "kind": self.kind,
-            "backend": "embedding",
+            "backend": self.backend,
             "labels": self.labels,
             "hidden": self.hidden,
             "in_dim": self.in_dim,
@@ -224,6 +320,12 @@ class ClassifierPolicy:
             raise ValueError(f"{meta_file}: kind is {meta.get('kind')!r}, not a classifier")
         head = make_head(meta["in_dim"], len(meta["labels"]), meta["hidden"])
         head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        backend = meta.get("backend", "embedding")
+        if backend == "finetuned":
+            # The merged fine-tuned weights on the base architecture: plain transformers, no peft.
+            encoder = MiniLMEncoder()
+            encoder.model.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+            encoder.model.eval()
         return cls(
             meta["labels"],
             head=head,
@@ -233,4 +335,9 @@ class ClassifierPolicy:
             name=meta["name"],
             version=meta["version"],
             in_dim=meta["in_dim"],
+            backend=backend,
         )
+
+
+def _is_texts(X: object) -> bool:
+    return isinstance(X, list | tuple) and (len(X) == 0 or isinstance(X[0], str))

@@ -1,0 +1,277 @@
+"""Supervised LoRA fine-tuning of the MiniLM encoder together with the classifier head: backend (b).
+
+LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models") freezes each adapted weight
+``W`` and learns a low-rank update ``W + (α/r)·B·A`` (``A``: r × d_in, ``B``: d_out × r, ``B = 0`` at the
+start, so training starts from the pretrained encoder). After training the update is merged into
+``W`` (``merge_and_unload``): inference runs a plain BERT with no peft and no extra cost, and the policy
+saves as safetensors that load without peft.
+
+The embedding is the encoder's own (mean pooling over tokens, L2 normalisation), so a head trained by
+``SupervisedLearner`` on frozen embeddings is a good start (``warm_start``).
+
+Read top to bottom: the config, the loss (the weighted cross-entropy of ``supervised``), then ``fit()``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from rewardloop.encoders import MiniLMEncoder
+from rewardloop.learners.base import Checkpointer, LearnerConfig, LearnerConfigError, ProgressCallback
+from rewardloop.learners.data import LabelledData, labelled_from_batch
+from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
+from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.types import DecisionBatch
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class LoRAConfig(LearnerConfig):
+    """LoRA fine-tuning of MiniLM + head (slow on a CPU: a few hundred short texts a minute or so)."""
+
+    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA adapters"})
+    head_lr: float = field(default=1e-2, metadata={"help": "AdamW learning rate of the head"})
+    epochs: int = field(default=3, metadata={"help": "passes over the training data"})
+    batch_size: int = field(default=16, metadata={"help": "texts per optimisation step"})
+    r: int = field(default=8, metadata={"help": "LoRA rank r"})
+    alpha: int = field(default=16, metadata={"help": "LoRA scaling α (the update is scaled by α/r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA path"})
+    target_modules: str = field(
+        default="query,value", metadata={"help": "comma-separated BERT linear layers that get adapters"}
+    )
+    max_length: int = field(default=64, metadata={"help": "tokens per text (intents are short)"})
+    hidden: int = field(default=0, metadata={"help": "hidden width of a fresh head (0: linear)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
+    class_weight: str = field(default="none", metadata={"help": "none, or balanced (as scikit-learn)"})
+    warm_start: bool = field(default=True, metadata={"help": "start from the given policy's head"})
+    use_confirmations: bool = field(
+        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
+    )
+    golden_weight: float = field(
+        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.head_lr > 0:
+            raise LearnerConfigError(f"head_lr: must be > 0, got {self.head_lr}")
+        if self.r < 1:
+            raise LearnerConfigError(f"r: must be >= 1, got {self.r}")
+        if not self.alpha > 0:
+            raise LearnerConfigError(f"alpha: must be > 0, got {self.alpha}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise LearnerConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        if not self.modules():
+            raise LearnerConfigError("target_modules: name at least one layer, e.g. query,value")
+        if self.max_length < 4:
+            raise LearnerConfigError(f"max_length: must be >= 4, got {self.max_length}")
+        if self.class_weight not in ("none", "balanced"):
+            raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
+
+    def modules(self) -> list[str]:
+        return [m.strip() for m in self.target_modules.split(",") if m.strip()]
+
+
+# ------------------------------------------------------------------------------------------------- fit
+
+
+def mean_pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The encoder's sentence embedding with gradients: mean over tokens, then L2 norm. (B, 384)."""
+    hidden = model(**batch).last_hidden_state  # (B, T, 384)
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+class LoRALearner:
+    """Fine-tune the MiniLM encoder with LoRA and a head on labelled texts; merge for inference.
+
+    Parameters
+    ----------
+    config : LoRAConfig, optional
+    progress : callable, optional
+        ``progress(step, total_steps, metrics)`` after each optimisation step.
+
+    Attributes
+    ----------
+    policy_ : ClassifierPolicy
+        The fitted policy, backend ``"finetuned"`` (also what ``fit`` returns).
+    loss_history_ : list of float
+        Mean training loss per epoch.
+    n_trainable_ : int
+        Parameters trained (adapters + head).
+
+    Examples
+    --------
+    >>> learner = LoRALearner(LoRAConfig(epochs=2, r=4))                 # doctest: +SKIP
+    >>> policy = learner.fit(["lights on", "lights off"], ["on", "off"])  # doctest: +SKIP
+    >>> policy.backend                                                   # doctest: +SKIP
+    'finetuned'
+    """
+
+    name: ClassVar[str] = "lora"
+    config_class: ClassVar[type[LearnerConfig]] = LoRAConfig
+    needs_rewards: ClassVar[bool] = False
+    needs_policy: ClassVar[bool] = False
+
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        if config is None:
+            config = LoRAConfig()
+        if not isinstance(config, LoRAConfig):
+            raise LearnerConfigError(f"config: expected LoRAConfig, got {type(config).__name__}")
+        self.config = config
+        self.progress = progress
+
+    @classmethod
+    def data_from_batch(
+        cls, batch: DecisionBatch, policy: ClassifierPolicy | None, config: Any
+    ) -> LabelledData:
+        return labelled_from_batch(
+            batch,
+            labels=policy.labels if policy is not None else None,
+            use_confirmations=config.use_confirmations,
+            golden_weight=config.golden_weight,
+        )
+
+    def fit(
+        self,
+        X: Sequence[str] | LabelledData,
+        y: Sequence[str] | Sequence[int] | npt.NDArray[Any] | None = None,
+        sample_weight: npt.NDArray[np.float64] | Sequence[float] | None = None,
+        *,
+        policy: ClassifierPolicy | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> ClassifierPolicy:
+        """Fine-tune and return the fitted policy (backend ``"finetuned"``, adapters merged).
+
+        Parameters
+        ----------
+        X : sequence of n texts, or LabelledData (carrying y and sample_weight)
+        y : sequence of n labels (strings, or indices into ``labels``)
+        sample_weight : array of shape (n,), optional
+        policy : ClassifierPolicy, optional
+            Start from its labels, head (``warm_start``) and, if fine-tuned already, its encoder.
+        labels : sequence of str, optional
+            Label order of a fresh policy; default the sorted distinct labels of ``y``.
+        """
+        from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        cfg = self.config
+        if isinstance(X, LabelledData):
+            y, sample_weight, X = X.labels, X.sample_weight, X.texts
+        if y is None:
+            raise ValueError("y: labels are required (or pass a LabelledData as X)")
+        if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
+            raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
+        texts = list(X)
+        y_list = list(np.asarray(y).tolist())
+        if not texts or len(texts) != len(y_list):
+            raise ValueError(f"y: {len(y_list)} labels for {len(texts)} texts (need the same, and >= 1)")
+        warm = policy is not None and policy.head_fitted and cfg.warm_start
+        if policy is None:
+            if labels is None:
+                if not all(isinstance(v, str) for v in y_list):
+                    raise ValueError("labels: give the label names when y holds indices")
+                labels = sorted(set(y_list))
+            policy = ClassifierPolicy(labels, hidden=cfg.hidden, encoder=None)
+        yi = policy.label_indices(y_list)  # (n,)
+        w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != yi.shape or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"sample_weight: need {len(yi)} finite weights >= 0, not all 0")
+        if cfg.class_weight == "balanced":
+            w = w * balanced_weights(yi, policy.n_labels)
+
+        # A fresh encoder object: the shared one (and its embedding cache) stays the frozen base.
+        encoder = MiniLMEncoder()
+        if policy.backend == "finetuned":
+            encoder.model.load_state_dict(policy.encoder.model.state_dict())
+        tokenizer = encoder.tokenizer
+        ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        n = len(texts)
+        total = -(-n // cfg.batch_size) * cfg.epochs
+        y_t, w_t = torch.from_numpy(yi), torch.from_numpy(w).float()
+        self.loss_history_: list[float] = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            if warm:
+                head, hidden = copy.deepcopy(policy.head), policy.hidden
+            else:
+                head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden), cfg.hidden
+            lora = LoraConfig(
+                r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
+            )
+            model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
+            params = [p for p in model.parameters() if p.requires_grad]
+            self.n_trainable_ = sum(p.numel() for p in params) + sum(p.numel() for p in head.parameters())
+            opt = torch.optim.AdamW(
+                [
+                    {"params": params, "lr": cfg.lr},
+                    {"params": list(head.parameters()), "lr": cfg.head_lr},
+                ],
+                weight_decay=cfg.weight_decay,
+            )
+
+            def save_checkpoint(folder: Path) -> None:
+                folder.mkdir(parents=True, exist_ok=True)
+                adapters = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+                save_file(adapters, str(folder / "adapters.safetensors"))
+                save_file(
+                    {k: v.detach().contiguous() for k, v in head.state_dict().items()},
+                    str(folder / "head.safetensors"),
+                )
+
+            gen = torch.Generator().manual_seed(cfg.seed)
+            step = 0
+            model.train()
+            head.train()
+            for _epoch in range(cfg.epochs):
+                order = torch.randperm(n, generator=gen)
+                total_loss = 0.0
+                for start in range(0, n, cfg.batch_size):
+                    idx = order[start : start + cfg.batch_size]
+                    batch = tokenizer(
+                        [texts[i] for i in idx.tolist()],
+                        padding=True,
+                        truncation=True,
+                        max_length=cfg.max_length,
+                        return_tensors="pt",
+                    )
+                    logits = head(mean_pooled(model, dict(batch)))  # (B, K)
+                    loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx])
+                    opt.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    opt.step()
+                    step += 1
+                    total_loss += float(loss.detach()) * len(idx)
+                    if self.progress is not None:
+                        self.progress(step, total, {"loss": float(loss.detach())})
+                    ckpt.maybe_save(step, save_checkpoint)
+                self.loss_history_.append(total_loss / n)
+            head.eval()
+            # W + (α/r)·B·A folded into W: a plain BertModel again, no peft at inference.
+            encoder.model = model.merge_and_unload().eval()
+        encoder._cache.clear()
+        self.policy_ = ClassifierPolicy(
+            policy.labels,
+            head=head,
+            hidden=hidden,
+            encoder=encoder,
+            name=policy.name,
+            version=policy.version,
+            in_dim=policy.in_dim,
+            backend="finetuned",
+        )
+        return self.policy_
+
+
+__all__ = ["LoRAConfig", "LoRALearner", "mean_pooled"]

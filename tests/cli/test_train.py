@@ -1,0 +1,239 @@
+"""``rewardloop train``: dry run, a recorded supervised run, the RL dispatch contract, bad configs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rewardloop.cli.main import app
+from rewardloop.learners import LEARNERS, BanditData, LearnerConfig, LearnerConfigError
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.store import Store, read_runs, write_decisions, write_feedback, write_rewards
+from rewardloop.types import Decision, Feedback, Reward
+
+runner = CliRunner()
+LABELS = ["a", "b", "c"]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def project(tmp_path, url: str, **training) -> str:
+    cfg = {
+        "store": {"url": url},
+        "policies": [{"name": "intent", "kind": "classifier", "labels": LABELS}],
+        "rewards": [{"name": "thumbs", "version": 1, "function": "accuracy"}],
+        "training": {"output_dir": str(tmp_path / "artifacts"), **training},
+    }
+    path = tmp_path / "rewardloop.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def url_of(store: Store) -> str:
+    return store.engine.url.render_as_string(hide_password=False)
+
+
+def fill(store: Store) -> list[Decision]:
+    """Six decisions; five with a usable label (corrections and a thumbs up); rewards for all six."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    texts = ["turn on the light", "lights off", "what time is it", "lamp on", "lamp off", "the time"]
+    decisions = [
+        Decision(
+            policy="intent",
+            policy_version="1",
+            kind="classifier",
+            actions=tuple(LABELS),
+            action="a",
+            action_dist=(0.5, 0.25, 0.25),
+            pscore=0.5,
+            text=t,
+            created_at=t0 + timedelta(minutes=i),
+        )
+        for i, t in enumerate(texts)
+    ]
+    write_decisions(store, decisions)
+    fb = [
+        Feedback(decision_id=decisions[0].id, kind="rating", value=1, scale=(0, 1)),
+        Feedback(decision_id=decisions[1].id, kind="correction", label="b", authority=0.5),
+        Feedback(decision_id=decisions[2].id, kind="correction", label="c"),
+        Feedback(decision_id=decisions[3].id, kind="correction", label="a", source="golden"),
+        Feedback(decision_id=decisions[4].id, kind="correction", label="b"),
+        Feedback(decision_id=decisions[5].id, kind="rating", value=0, scale=(0, 1)),
+    ]
+    write_feedback(store, fb)
+    write_rewards(
+        store,
+        [
+            Reward(decision_id=d.id, spec="thumbs", spec_version=1, value=float(i % 2))
+            for i, d in enumerate(decisions)
+        ],
+    )
+    return decisions
+
+
+# ---------------------------------------------------------------------------- a stand-in RL learner
+
+
+@dataclass
+class StandInConfig(LearnerConfig):
+    clip_eps: float = field(default=0.2, metadata={"help": "clip range"})
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.clip_eps > 0:
+            raise LearnerConfigError(f"clip_eps: must be > 0, got {self.clip_eps}")
+
+
+class StandInRL:
+    """What an RL learner looks like to the command: only name, config_class and fit(data, policy=)."""
+
+    name = "standin"
+    config_class = StandInConfig
+    seen: ClassVar[dict] = {}
+
+    def __init__(self, config=None, progress=None):
+        self.config, self.progress = config, progress
+
+    def fit(self, data, *, policy=None):
+        StandInRL.seen.update(data=data, policy=policy, config=self.config)
+        self.progress(1, 1, {"loss": 0.0})
+        self.metrics_ = {"mean_reward": float(data.reward.mean())}
+        return policy
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    monkeypatch.setitem(LEARNERS, "standin", StandInRL)
+    StandInRL.seen.clear()
+    return StandInRL
+
+
+# ------------------------------------------------------------------------------------------- runs
+
+
+def test_dry_run_prints_config_and_data_and_records_nothing(store, tmp_path, encoder):
+    fill(store)
+    result = runner.invoke(app, ["train", "-c", project(tmp_path, url_of(store), gamma=0.9), "--dry-run"])
+    out = flat(result.output)
+    assert result.exit_code == 0, result.output
+    for expected in (
+        "learner supervised (SupervisedConfig)",
+        "lr = 0.01",
+        "not used by supervised: gamma",
+        "decisions read: 6",
+        "examples: 5 (total weight 4.50)",
+        "skipped feedback: 1 rating without a label",
+        "dry run: nothing trained",
+    ):
+        assert expected in out, expected
+    assert read_runs(store) == [] and not (tmp_path / "artifacts").exists()
+
+
+def test_supervised_run_is_recorded_with_its_artifact(store, tmp_path, encoder):
+    decisions = fill(store)
+    cfg = project(tmp_path, url_of(store))
+    result = runner.invoke(
+        app, ["train", "-c", cfg, "--set", "training.epochs=80", "--set", "training.lr=5e-2"]
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = read_runs(store)
+    assert (run.status, run.learner, run.policy, run.n_samples) == ("succeeded", "supervised", "intent", 5)
+    assert run.config["learner"]["epochs"] == 80 and run.config["learner"]["lr"] == 0.05
+    assert run.data_window == (decisions[0].created_at, decisions[-1].created_at)
+    assert run.metrics["train_accuracy"] == 1.0 and run.metrics["n_samples"] == 5
+    policy = ClassifierPolicy.load(run.artifact_path)
+    assert (policy.labels, policy.name, policy.version) == (LABELS, "intent", run.id[:12])
+    assert f"run {run.id}" in flat(result.output)
+
+
+def test_window_limits_the_data(store, tmp_path, encoder):
+    fill(store)
+    cfg = project(tmp_path, url_of(store))
+    result = runner.invoke(app, ["train", "-c", cfg, "--dry-run", "--since", "2026-01-01T00:02:00+00:00"])
+    assert result.exit_code == 0, result.output
+    assert "decisions read: 4" in flat(result.output) and "examples: 3" in flat(result.output)
+
+
+def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, encoder, standin):
+    decisions = fill(store)
+    ClassifierPolicy(LABELS, name="intent").save(tmp_path / "start")
+    cfg = project(
+        tmp_path, url_of(store), learner="standin", reward_metric="thumbs", init_from=str(tmp_path / "start")
+    )
+    result = runner.invoke(app, ["train", "-c", cfg, "--set", "training.ppo_eps_clip=0.3"])
+    assert result.exit_code == 0, result.output
+    data = standin.seen["data"]
+    assert isinstance(data, BanditData) and len(data) == 6 and data.X.shape == (6, 384)
+    assert data.reward.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0] and data.pscore.tolist() == [0.5] * 6
+    assert standin.seen["config"].clip_eps == 0.3 and standin.seen["policy"].labels == LABELS
+    (run,) = read_runs(store)
+    assert run.metrics["mean_reward"] == 0.5 and run.n_samples == len(decisions)
+
+
+# ------------------------------------------------------------------------------------- bad configs
+
+
+@pytest.mark.parametrize(
+    ("training", "args", "message"),
+    [
+        ({}, ["--learner", "nope"], "training.learner: unknown learner 'nope' (known: supervised, lora"),
+        ({}, ["--set", "training.lr=-1"], "training.lr: Input should be greater than 0"),
+        ({"learning_rate": -2}, [], "training.learning_rate: Input should be greater than 0"),
+        ({}, ["--set", "training.ppo_eps_clip=0"], "training.ppo_eps_clip: Input should be greater than 0"),
+        ({}, ["--set", "training.options.nope=1"], "training.options.nope: not a field of SupervisedConfig"),
+        ({}, ["--set", "training.options.lr=-1"], "training.options.lr: must be > 0"),
+        (
+            {"learner": "standin"},
+            [],
+            "training.reward_spec: the standin learner learns from compiled rewards",
+        ),
+        ({"learner": "standin", "reward_spec": "nope"}, [], "no reward spec named 'nope' (known: thumbs)"),
+        (
+            {"learner": "standin", "reward_spec": "thumbs"},
+            [],
+            "training.init_from: the standin learner improves",
+        ),
+        (
+            {"learner": "standin", "reward_spec": "thumbs", "init_from": "nowhere"},
+            [],
+            "training.init_from: cannot load a policy from",
+        ),
+        (
+            {"learner": "standin", "reward_spec": "thumbs", "options": {"clip_eps": 0}},
+            [],
+            "training.options.clip_eps: must be > 0",
+        ),
+        ({"policy": "other"}, [], "no policy named 'other' (known: intent)"),
+        ({}, ["--set", "training"], "--set 'training': expected KEY=VALUE"),
+        ({}, ["--since", "yesterday"], "--since: not an ISO date/time"),
+    ],
+)
+def test_bad_configs_are_named_and_nothing_is_recorded(tmp_path, standin, training, args, message):
+    url = f"sqlite:///{tmp_path / 'rl.db'}"
+    result = runner.invoke(app, ["train", "-c", project(tmp_path, url, **training), *args])
+    assert result.exit_code == 2, result.output
+    assert message in flat(result.output)
+    assert "Traceback" not in result.output
+    store = Store.open(url)
+    assert read_runs(store) == []
+    store.close()
+
+
+def test_no_examples_is_a_clean_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = runner.invoke(app, ["train", "-c", project(tmp_path, url)])
+    assert result.exit_code == 2 and "data: no training examples in the window" in flat(result.output)
+
+
+def test_help_names_the_options():
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    for option in ("--learner", "--set", "--dry-run", "--since", "--until", "--config"):
+        assert option in result.output
