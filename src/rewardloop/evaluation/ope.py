@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,6 +71,7 @@ class BanditFeedback:
     action_dist: FloatArray  # (n, K, L)
     position: IntArray  # (n,)
     estimated_rewards_by_reg_model: FloatArray | None  # (n, K, L)
+    action_dist_sums: FloatArray | None = None  # (n, L): Σ_a action_dist, kept from validation
 
     @property
     def n_rounds(self) -> int:
@@ -79,26 +81,55 @@ class BanditFeedback:
     def n_actions(self) -> int:
         return int(self.action_dist.shape[1])
 
-    @property
+    # The derived arrays are cached: several estimators on one BanditFeedback share them.
+
+    def _at_position(self, x: FloatArray) -> FloatArray:
+        """``x[t, :, position[t]]`` for every round, shape (n_rounds, n_actions)."""
+        if x.shape[2] == 1:
+            return x[:, :, 0]  # a view: no gather needed with a single slot
+        return x[np.arange(self.n_rounds), :, self.position]
+
+    @cached_property
+    def pi_e_at_position(self) -> FloatArray:
+        """``π_e(·|x_t)`` at each round's slot, shape (n_rounds, n_actions)."""
+        return self._at_position(self.action_dist)
+
+    @cached_property
     def importance_weight(self) -> FloatArray:
         """``w_t = π_e(a_t|x_t) / π_b(a_t|x_t)``, shape (n_rounds,)."""
         rounds = np.arange(self.n_rounds)
         return self.action_dist[rounds, self.action, self.position] / self.pscore
 
+    def _q_hat(self) -> FloatArray:
+        if self.estimated_rewards_by_reg_model is None:
+            raise OPEInputError("estimated_rewards_by_reg_model: required by model-based estimators")
+        return self.estimated_rewards_by_reg_model
+
+    def _finite(self, values: FloatArray) -> FloatArray:
+        if not np.isfinite(values).all():
+            t = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise OPEInputError(f"estimated_rewards_by_reg_model: round {t} has a non-finite value")
+        return values
+
+    @cached_property
     def q_hat_factual(self) -> FloatArray:
         """``q̂(x_t, a_t)``, shape (n_rounds,)."""
-        assert self.estimated_rewards_by_reg_model is not None
         rounds = np.arange(self.n_rounds)
-        return self.estimated_rewards_by_reg_model[rounds, self.action, self.position]
+        return self._finite(self._q_hat()[rounds, self.action, self.position])
 
+    @cached_property
     def q_hat_policy(self) -> FloatArray:
-        """``q̂(x_t, π_e) = Σ_a π_e(a|x_t) q̂(x_t, a)`` at each round's slot, shape (n_rounds,)."""
-        assert self.estimated_rewards_by_reg_model is not None
-        rounds = np.arange(self.n_rounds)
-        pi_e = self.action_dist[rounds, :, self.position]  # (n, K)
-        q_hat = self.estimated_rewards_by_reg_model[rounds, :, self.position]  # (n, K)
-        # OBP takes np.average(q_hat, weights=pi_e, axis=1): Σ π q / Σ π, the same when π sums to 1.
-        return np.asarray(np.average(q_hat, weights=pi_e, axis=1), dtype=np.float64)
+        """``q̂(x_t, π_e) = Σ_a π_e(a|x_t) q̂(x_t, a) / Σ_a π_e(a|x_t)`` at each round's slot, shape (n,).
+
+        This is OBP's ``np.average(q_hat, weights=pi_e, axis=1)``; the division is by ≈ 1.
+        """
+        pi_e = self.pi_e_at_position  # (n, K)
+        q_hat = self._at_position(self._q_hat())  # (n, K)
+        if self.action_dist_sums is not None:  # Σ_a π_e(a|x_t) at each round's slot, already computed
+            norm = self.action_dist_sums[np.arange(self.n_rounds), self.position]
+        else:
+            norm = pi_e.sum(axis=1)
+        return self._finite(np.asarray(np.einsum("nk,nk->n", q_hat, pi_e) / norm, dtype=np.float64))
 
 
 def _as_1d(name: str, value: Any, dtype: type, n: int | None) -> np.ndarray:
@@ -147,11 +178,15 @@ def check_bandit_feedback(
     n, n_actions, len_list = dist.shape
     if n == 0:
         raise OPEInputError("action_dist: no rounds to evaluate (n_rounds=0)")
-    if not np.all(np.isfinite(dist)) or dist.min() < 0:
-        raise OPEInputError("action_dist: probabilities must be finite and >= 0")
-    sums = dist.sum(axis=1)  # (n, L)
-    if not np.allclose(sums, 1.0):
-        t = int(np.argwhere(~np.isclose(sums, 1.0))[0][0])
+    # Two passes over the (n, K, L) array: a NaN or inf makes its row sum non-finite, which fails the
+    # "sums to 1" test (written so that NaN fails it); the min catches negative entries.
+    # (n, L); einsum, because ndarray.sum over the middle axis is ~10x slower when L is small.
+    sums = np.einsum("nk->n", dist[:, :, 0])[:, None] if len_list == 1 else np.einsum("nkl->nl", dist)
+    off = ~(np.abs(sums - 1.0) <= 1e-8 + 1e-5)  # np.allclose's tolerance, as OBP checks it
+    if dist.min() < 0:
+        raise OPEInputError("action_dist: probabilities must be >= 0")
+    if off.any():
+        t = int(np.argwhere(off)[0][0])
         raise OPEInputError(f"action_dist: round {t} does not sum to 1 over actions (sums to {sums[t]})")
     reward_ = _as_1d("reward", reward, np.float64, n)
     action_ = _as_1d("action", action, np.int64, n)
@@ -181,9 +216,9 @@ def check_bandit_feedback(
                 f"estimated_rewards_by_reg_model: shape {np.shape(estimated_rewards_by_reg_model)} "
                 f"differs from action_dist's {np.shape(action_dist)}"
             )
-        if not np.all(np.isfinite(q_hat)):
-            raise OPEInputError("estimated_rewards_by_reg_model: values must be finite")
-    return BanditFeedback(reward_, action_, pscore_, dist, position_, q_hat)
+        # Finiteness is checked where the values are used (q_hat_policy, q_hat_factual): a NaN or inf
+        # propagates through the weighted sums, and this saves a pass over an (n, K, L) array.
+    return BanditFeedback(reward_, action_, pscore_, dist, position_, q_hat, sums)
 
 
 # ----------------------------------------------------------------------------------------------- bootstrap
@@ -431,7 +466,7 @@ class DirectMethod(BaseOffPolicyEstimator):
     needs_reward_model = True
 
     def _round_rewards(self, bf: BanditFeedback) -> FloatArray:
-        return bf.q_hat_policy()
+        return bf.q_hat_policy
 
 
 class DoublyRobust(BaseOffPolicyEstimator):
@@ -458,7 +493,7 @@ class DoublyRobust(BaseOffPolicyEstimator):
 
     def _round_rewards(self, bf: BanditFeedback) -> FloatArray:
         w = self._correction_weight(bf.importance_weight)  # (n,)
-        return bf.q_hat_policy() + w * (bf.reward - bf.q_hat_factual())
+        return bf.q_hat_policy + w * (bf.reward - bf.q_hat_factual)
 
 
 class SwitchDoublyRobust(DoublyRobust):
@@ -607,8 +642,7 @@ def ope_diagnostics(
     ess = effective_sample_size(w)
     det = float(np.mean(bf.pscore >= DETERMINISTIC_PSCORE))
     warnings: list[str] = []
-    rounds = np.arange(n)
-    pi_e = bf.action_dist[rounds, :, bf.position]  # (n, K)
+    pi_e = bf.pi_e_at_position  # (n, K)
     unsupported: float | None = None
     if behavior_action_dist is not None:
         pi_b = np.asarray(behavior_action_dist, dtype=np.float64)
@@ -618,7 +652,7 @@ def ope_diagnostics(
             raise OPEInputError(
                 f"behavior_action_dist: shape {np.shape(behavior_action_dist)} differs from action_dist's"
             )
-        pi_b_k = pi_b[rounds, :, bf.position]  # (n, K)
+        pi_b_k = bf._at_position(pi_b)  # (n, K)
         unsupported = float(np.mean(np.sum(pi_e * (pi_b_k <= 0), axis=1)))
         if unsupported > 0:
             warnings.append(
