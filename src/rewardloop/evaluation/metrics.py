@@ -38,7 +38,8 @@ class ProbabilisticPolicy(Protocol):
     its own per-item latency (shape (n_texts,)); otherwise the run times each call.
     """
 
-    labels: Sequence[str]
+    @property
+    def labels(self) -> Sequence[str]: ...
 
     def predict_proba(self, texts: Sequence[str]) -> Any: ...
 
@@ -453,7 +454,7 @@ def evaluate_golden(
         golden,
         labels,
         np.concatenate(probs, axis=0),
-        lat,
+        lat if np.all(np.isfinite(lat)) else None,  # a policy may not know its latency (NaN)
         policy=str(name or getattr(policy, "name", None) or type(policy).__name__),
         n_bins=n_bins,
     )
