@@ -167,3 +167,20 @@ def test_policy_reported_latency_is_used():
 
     r = evaluate_golden(WithLatency(), GOLDEN, batch_size=5)
     assert r.latency_ms["p99"] == 7.0
+
+
+def test_prf_and_confusion_agree_with_scikit_learn():
+    from sklearn.metrics import confusion_matrix as sk_cm
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(0)
+    labels = ["a", "b", "c", "d"]
+    y_true = list(rng.choice(labels[:3], 200))  # "d" never expected
+    y_pred = list(rng.choice(labels, 200, p=[0.4, 0.3, 0.3, 0.0]))  # "d" never predicted
+    ours = per_class_metrics(y_true, y_pred, labels)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    for i, lab in enumerate(labels):
+        assert (ours[lab].precision, ours[lab].recall, ours[lab].f1, ours[lab].support) == pytest.approx(
+            (p[i], r[i], f[i], s[i]), abs=1e-12
+        )
+    assert confusion_matrix(y_true, y_pred, labels).tolist() == sk_cm(y_true, y_pred, labels=labels).tolist()

@@ -19,6 +19,7 @@ from rewardloop.evaluation.ope import (
     effective_sample_size,
     estimate_policy_values,
     evaluate_off_policy,
+    logged_feedback_from_decisions,
     ope_diagnostics,
     tabular_reward_model,
 )
@@ -291,3 +292,42 @@ def test_tabular_reward_model_is_cross_fitted_and_shrunk():
     # Constant rewards give a constant model, whatever the shrinkage.
     const = tabular_reward_model(reward=np.full(10, 0.3), action=np.arange(10) % 3, n_actions=3)
     assert np.allclose(const, 0.3)
+
+
+def test_logged_feedback_from_stored_decisions():
+    from rewardloop.types.batches import DecisionBatch
+    from rewardloop.types.records import Decision, Reward
+
+    def dec(action, dist, actions=("x", "y")):
+        i = actions.index(action)
+        return Decision(
+            policy="r",
+            policy_version="1",
+            kind="router",
+            actions=actions,
+            action=action,
+            action_dist=dist,
+            pscore=dist[i],
+        )
+
+    d1, d2, d3 = dec("x", (0.8, 0.2)), dec("y", (0.8, 0.2)), dec("x", (0.5, 0.5))
+    batch = DecisionBatch(
+        [d1, d2, d3], rewards={d1.id: Reward(d1.id, "s", 1, 1.0), d2.id: Reward(d2.id, "s", 1, 0.5)}
+    )
+    logged = logged_feedback_from_decisions(batch)  # d3 has no reward: left out
+    assert logged.decision_ids == [d1.id, d2.id]
+    assert logged.action.tolist() == [0, 1] and logged.pscore.tolist() == [0.8, 0.2]
+    assert logged.reward.tolist() == [1.0, 0.5]
+    # A candidate that always picks y: IPW = (0 + 1/0.2 · 0.5) / 2 = 1.25.
+    value = InverseProbabilityWeighting().estimate_policy_value(
+        reward=logged.reward, action=logged.action, pscore=logged.pscore, action_dist=[[0.0, 1.0]] * 2
+    )
+    assert value == pytest.approx(1.25, abs=1e-12)
+    other = dec("x", (0.5, 0.5), actions=("x", "z"))
+    mixed = DecisionBatch(
+        [d1, other], rewards={d1.id: Reward(d1.id, "s", 1, 1.0), other.id: Reward(other.id, "s", 1, 0.0)}
+    )
+    with pytest.raises(OPEInputError, match="not the same as"):
+        logged_feedback_from_decisions(mixed)
+    with pytest.raises(OPEInputError, match="none has a compiled reward"):
+        logged_feedback_from_decisions(DecisionBatch([d3]))

@@ -25,7 +25,6 @@ from rewardloop.evaluation.golden import GoldenError, GoldenSet, load_golden
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_golden
 from rewardloop.evaluation.monitor import run_monitor, send_alerts
 from rewardloop.evaluation.ope import PolicyValueInterval
-from rewardloop.evaluation.plots import html_report
 
 # ----------------------------------------------------------------------------------- policy loading
 
@@ -223,6 +222,8 @@ def eval_cmd(
     report = _evaluate(policy, gold, cfg.evaluation.n_bins, batch_size)
     out_dir = out if out is not None else Path(cfg.evaluation.report_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from rewardloop.evaluation.plots import html_report  # matplotlib: imported only when drawing
+
     json_path = report.to_json(out_dir / "report.json")
     html_path = html_report(report, out_dir, name="report")
     console.print(_summary_table(report))

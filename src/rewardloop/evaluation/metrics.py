@@ -1,7 +1,8 @@
 """Classification metrics for golden-set runs: accuracy, per-class P/R/F1, calibration, latency, breakdowns.
 
-Pure numpy (scikit-learn for precision/recall/F1 and the confusion matrix, which it already does right).
-The entry points:
+Pure numpy. (Precision/recall/F1 and the confusion matrix agree with scikit-learn's
+``precision_recall_fscore_support(..., zero_division=0)`` and ``confusion_matrix``; computing them here
+keeps scikit-learn's multi-second import out of every ``rewardloop`` command.) The entry points:
 
 - :func:`evaluate_predictions` — golden set + precomputed probabilities → :class:`GoldenReport`;
 - :func:`evaluate_golden` — golden set + any object with ``labels`` and ``predict_proba(texts)``.
@@ -18,8 +19,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
-from sklearn.metrics import precision_recall_fscore_support
 
 from rewardloop.evaluation.golden import GoldenError, GoldenSet
 
@@ -56,8 +55,16 @@ def accuracy(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
 
 
 def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> npt.NDArray[Any]:
-    """Counts, shape (n_labels, n_labels): row = expected, column = predicted, in ``labels`` order."""
-    return np.asarray(_sk_confusion_matrix(list(y_true), list(y_pred), labels=list(labels)), dtype=np.int64)
+    """Counts, shape (n_labels, n_labels): row = expected, column = predicted, in ``labels`` order.
+
+    Items whose expected or predicted label is not in ``labels`` are not counted (as scikit-learn).
+    """
+    index = {lab: i for i, lab in enumerate(labels)}
+    cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for t, p in zip(y_true, y_pred, strict=True):
+        if t in index and p in index:
+            cm[index[t], index[p]] += 1
+    return cm
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,17 @@ def per_class_metrics(
     y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
 ) -> dict[str, ClassMetrics]:
     """Per-class precision/recall/F1; a class never predicted has precision 0 (not NaN)."""
-    p, r, f, s = precision_recall_fscore_support(
-        list(y_true), list(y_pred), labels=list(labels), zero_division=0
-    )
+    cm = confusion_matrix(y_true, y_pred, labels)
+    tp = np.diag(cm).astype(np.float64)  # (K,)
+    predicted = cm.sum(axis=0).astype(np.float64)  # column sums
+    support = cm.sum(axis=1)  # row sums
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     return {
-        lab: ClassMetrics(float(p[i]), float(r[i]), float(f[i]), int(s[i])) for i, lab in enumerate(labels)
+        lab: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
+        for i, lab in enumerate(labels)
     }
 
 
