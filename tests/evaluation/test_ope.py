@@ -72,6 +72,52 @@ def test_estimators_match_hand_derivation_to_1e12(estimator, expected):
     assert estimator.estimate_policy_value(**LOGS) == pytest.approx(expected, abs=1e-12)
 
 
+def _obp_formulas(name, reward, action, position, pscore, action_dist, q_hat, tau=1.0, lambda_=1.0):
+    """OBP's per-round expressions, written as OBP writes them (fancy indexing, np.average)."""
+    n = action.shape[0]
+    rounds = np.arange(n)
+    iw = action_dist[rounds, action, position] / pscore
+    q_at = q_hat[rounds, :, position]
+    dm = np.average(q_at, weights=action_dist[rounds, :, position], axis=1)
+    q_fact = q_hat[rounds, action, position]
+    return {
+        "ipw": reward * iw,
+        "snipw": reward * iw / iw.mean(),
+        "dm": dm,
+        "dr": dm + iw * (reward - q_fact),
+        "switch-dr": dm + (iw <= tau).astype(int) * iw * (reward - q_fact),
+        "dr-os": dm + (lambda_ * iw) / (iw**2 + lambda_) * (reward - q_fact),
+    }[name].mean()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_inputs_match_obp_expressions_to_1e12(seed):
+    rng = np.random.default_rng(seed)
+    n, k, slots = 64, 6, 3
+    action_dist = rng.dirichlet(np.ones(k), size=(n, slots)).transpose(0, 2, 1)  # (n, K, L)
+    q_hat = rng.random((n, k, slots))
+    logs = {
+        "reward": rng.binomial(1, 0.3, n).astype(float),
+        "action": rng.integers(0, k, n),
+        "position": rng.integers(0, slots, n),
+        "pscore": rng.uniform(0.05, 1.0, n),
+        "action_dist": action_dist,
+        "estimated_rewards_by_reg_model": q_hat,
+    }
+    ests = [
+        InverseProbabilityWeighting(),
+        SelfNormalizedInverseProbabilityWeighting(),
+        DirectMethod(),
+        DoublyRobust(),
+        SwitchDoublyRobust(tau=1.0),
+        DoublyRobustWithShrinkage(lambda_=1.0),
+    ]
+    args = [logs[x] for x in ("reward", "action", "position", "pscore", "action_dist")]
+    for est in ests:
+        expected = _obp_formulas(est.name, *args, q_hat)
+        assert est.estimate_policy_value(**logs) == pytest.approx(expected, abs=1e-12), est.name
+
+
 def test_two_dimensional_action_dist_is_one_slot():
     logs = {
         "reward": [1.0, 0.0],
