@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewardloop.cli import data, project_cmds, train
+from rewardloop.cli import data, evaluate, project_cmds, train
 
 app = typer.Typer(
     name="rewardloop",
@@ -18,6 +18,7 @@ app = typer.Typer(
 project_cmds.register(app)
 app.add_typer(data.app, name="data")
 train.register(app)
+evaluate.register(app)
 # Sub-commands of later layers register here, one line each.
 
 

@@ -87,18 +87,48 @@ class TrainingConfig(Section):
 
 
 class GateConfig(Section):
+    """Release-gate thresholds; a threshold left empty (null) is not checked."""
+
     min_accuracy: float | None = Field(None, ge=0, le=1, description="overall golden accuracy at least")
     min_critical_accuracy: float | None = Field(None, ge=0, le=1, description="on critical items at least")
     max_ece: float | None = Field(None, ge=0, le=1, description="expected calibration error at most")
-    max_class_drop: float | None = Field(None, ge=0, le=1, description="largest per-class drop vs champion")
+    max_class_drop: float | None = Field(
+        None, ge=0, le=1, description="largest per-class accuracy (recall) drop vs the champion at most"
+    )
+    min_class_support: int = Field(
+        1, ge=1, description="classes with fewer golden items than this are left out of the drop check"
+    )
     min_ope_lower_vs_champion: float | None = Field(
         None, description="OPE lower bound minus the champion's value at least"
     )
+    ope_estimator: str = Field("dr", description="which OPE estimator the gate reads (ipw, snipw, dm, dr)")
+
+
+class MonitorConfig(Section):
+    """Regression monitor over stored decisions and feedback, per policy version and time window."""
+
+    window_hours: float = Field(24.0, gt=0, description="length of the window checked (and of its baseline)")
+    max_accuracy_drop: float = Field(
+        0.02, ge=0, le=1, description="alert when accuracy falls more than this vs the previous window"
+    )
+    max_p95_latency_ms: float = Field(500.0, gt=0, description="alert when p95 latency exceeds this")
+    max_calibration_error: float = Field(
+        0.10, ge=0, le=1, description="alert when the ECE of confidence vs feedback exceeds this"
+    )
+    max_category_share: float = Field(
+        0.5, gt=0, le=1, description="alert when one chosen action/category takes more than this share"
+    )
+    min_samples: int = Field(20, ge=1, description="fewer decisions (or outcomes) than this: check skipped")
+    webhook_url: str | None = Field(None, description="POST alerts as JSON to this URL (none: log only)")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="webhook request timeout in seconds")
 
 
 class EvaluationConfig(Section):
     golden: str | None = Field(None, description="golden set file (JSONL or CSV)")
+    n_bins: int = Field(15, ge=2, le=100, description="calibration bins of the ECE and reliability diagram")
+    report_dir: str = Field("reports", description="where `rewardloop eval` writes its JSON/HTML reports")
     gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
 
 class ExperimentsConfig(Section):
