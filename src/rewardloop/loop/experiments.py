@@ -1,10 +1,8 @@
 """Champion/challenger experiments: hash assignment, traffic shares, ramps, shadow mode, auto-rollback.
 
 Assignment
-    A unit (a user id, a session id) lands at ``u = sha256(salt ␟ unit_id)[:8] / 2⁶⁴`` in [0, 1):
-    the same on every process and machine (never Python's salted ``hash()``), independent across
-    experiments (each has its own salt). Challengers occupy [0, s) and the champion [s, 1), so raising
-    the challenger share s from 5% to 25% only moves champion units over: nobody flips back and forth.
+    By salted hash of a unit id (:mod:`rewardloop.loop.assignment`): stable across processes and
+    machines, independent across experiments, monotone while a ramp raises the challenger's share.
     The variant's share is logged on the decision as ``variant_share``, so the propensity of what was
     served is ``variant_share × pscore`` and A/B traffic is reusable for off-policy evaluation.
 
@@ -29,9 +27,7 @@ True
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +36,7 @@ from typing import Any, Literal
 
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import ArmStats, Verdict, VerdictRules, ab_verdict
+from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
 from rewardloop.registry import CHALLENGER, CHAMPION, GateReport, Registry, RegistryError
 from rewardloop.store import Store
 from rewardloop.store.experiments import (
@@ -53,51 +50,9 @@ from rewardloop.store.experiments import (
 )
 from rewardloop.types import Decision, Experiment, RecordError, utcnow
 
-_SCALE = float(1 << 64)
-
 
 class ExperimentError(ValueError):
     """An experiment operation was refused; the message says what was wrong. Nothing changed."""
-
-
-def bucket(salt: str, unit_id: str) -> float:
-    """The unit's position in [0, 1) for this salt: the first 8 bytes of sha256(salt ␟ unit_id).
-
-    >>> bucket("exp-1", "user-1") == bucket("exp-1", "user-1")
-    True
-    """
-    digest = hashlib.sha256(f"{salt}\x1f{unit_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / _SCALE
-
-
-def _layout(exp: Experiment) -> list[str]:
-    # Challengers first in name order, the champion on top: see the module docstring.
-    return [*sorted(v for v in exp.variants if v != CHAMPION), CHAMPION]
-
-
-def assign_variant(exp: Experiment, unit_id: str) -> tuple[str, float]:
-    """``(variant, share)`` that serves ``unit_id`` in ``exp``; pure, so a service may cache ``exp``."""
-    if not isinstance(unit_id, str) or not unit_id:
-        raise ExperimentError(f"unit_id: must be a non-empty string, got {unit_id!r}")
-    if exp.shadow:
-        return CHAMPION, 1.0
-    u = bucket(exp.salt, unit_id)
-    edge = 0.0
-    order = _layout(exp)
-    for name in order:
-        edge += exp.shares[name]
-        if u < edge and exp.shares[name] > 0:
-            return name, float(exp.shares[name])
-    return CHAMPION, float(exp.shares[CHAMPION])  # u in the rounding gap at the top
-
-
-def stage_shares(variants: Sequence[str], challenger_share: float) -> dict[str, float]:
-    """Shares for one ramp stage: ``challenger_share`` split evenly over the non-champion variants."""
-    others = [v for v in variants if v != CHAMPION]
-    each = challenger_share / len(others)
-    shares = {v: each for v in others}
-    shares[CHAMPION] = 1.0 - math.fsum(shares.values())
-    return shares
 
 
 @dataclass(frozen=True)
@@ -283,7 +238,7 @@ class Experiments:
                     lambda: reg.set_alias(f"{policy}@{version}", CHALLENGER, actor=actor, reason=why), exp
                 )
         if gate_report is not None:
-            exp = self._save(exp, log_entry={"event": "started", "gate_report": dict(gate_report.to_dict())})
+            exp = self._save(exp, log_entry={"step": "started", "gate_report": dict(gate_report.to_dict())})
         return exp
 
     def _registry_move(self, move: Any, exp: Experiment) -> None:
@@ -316,8 +271,11 @@ class Experiments:
             raise ExperimentError(
                 f"name: experiment {exp.name!r} is {exp.status}; serve {exp.policy}@champion"
             )
-        variant, share = assign_variant(exp, unit_id)
-        shadows = tuple((v, exp.variants[v]) for v in _layout(exp) if v != CHAMPION) if exp.shadow else ()
+        try:
+            variant, share = assign_variant(exp, unit_id)
+        except ValueError as err:
+            raise ExperimentError(str(err)) from None
+        shadows = tuple((v, exp.variants[v]) for v in layout(exp) if v != CHAMPION) if exp.shadow else ()
         return Assignment(exp.name, exp.policy, variant, exp.variants[variant], share, shadows)
 
     # -- statistics ----------------------------------------------------------------------------------
@@ -513,3 +471,14 @@ class Experiments:
                 exp,
             )
         return exp
+
+
+__all__ = [
+    "Assignment",
+    "ExperimentError",
+    "Experiments",
+    "Step",
+    "assign_variant",
+    "bucket",
+    "stage_shares",
+]
