@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewardloop.cli import data, project_cmds
+from rewardloop.cli import data, experiment, policies, project_cmds
 
 app = typer.Typer(
     name="rewardloop",
@@ -17,6 +17,8 @@ app = typer.Typer(
 
 project_cmds.register(app)
 app.add_typer(data.app, name="data")
+app.add_typer(policies.app, name="policies")
+app.add_typer(experiment.app, name="experiment")
 # Sub-commands of later layers register here, one line each.
 
 
