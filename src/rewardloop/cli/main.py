@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewardloop.cli import data, evaluate, project_cmds, train
+from rewardloop.cli import data, evaluate, experiment, policies, project_cmds, train
 
 app = typer.Typer(
     name="rewardloop",
@@ -19,6 +19,8 @@ project_cmds.register(app)
 app.add_typer(data.app, name="data")
 train.register(app)
 evaluate.register(app)
+app.add_typer(policies.app, name="policies")
+app.add_typer(experiment.app, name="experiment")
 # Sub-commands of later layers register here, one line each.
 
 

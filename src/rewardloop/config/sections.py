@@ -132,10 +132,42 @@ class EvaluationConfig(Section):
 
 
 class ExperimentsConfig(Section):
-    ramp: list[float] = Field([0.05, 0.25, 0.5, 1.0], description="challenger traffic shares, in order")
-    min_samples: int = Field(1000, ge=1, description="decisions per variant before a verdict")
+    """Champion/challenger experiments and the registry they promote into (``rewardloop experiment``)."""
+
+    ramp: list[float] = Field(
+        [0.05, 0.25, 0.5, 1.0],
+        description="challenger traffic shares, in order; the step to 1.0 is the promotion",
+    )
+    min_samples: int = Field(
+        1000, ge=1, description="rewarded decisions per variant and stage before a verdict"
+    )
     alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the tests")
     shadow: bool = Field(False, description="challenger decides on the same requests; champion serves")
+    tau: float = Field(
+        0.05,
+        gt=0,
+        description="mSPRT mixing scale: the success-rate difference the sequential test is tuned to detect",
+    )
+    max_expected_loss: float = Field(
+        0.005, ge=0, description="promote only if the Bayesian expected loss of switching is at most this"
+    )
+    max_latency_increase: float = Field(
+        0.2, ge=0, description="roll back if latency is significantly higher by more than this share"
+    )
+    srm_threshold: float = Field(
+        0.001, gt=0, lt=1, description="sample-ratio-mismatch p-value below which the split is broken"
+    )
+    max_samples: int | None = Field(
+        None, ge=1, description="roll back if no significant gain after this many outcomes per variant"
+    )
+    success_at: float = Field(0.5, description="a reward at or above this counts as a success")
+    reward_spec: str | None = Field(
+        None, description="reward spec the verdict reads (default: the only one with rewards)"
+    )
+    registry_root: str = Field("registry", description="folder the registry copies artifacts into")
+    keep_last: int | None = Field(
+        None, ge=1, description="keep the newest N versions per policy (never an aliased one); none: all"
+    )
 
 
 class ReviewConfig(Section):

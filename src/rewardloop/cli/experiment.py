@@ -1,0 +1,166 @@
+"""``rewardloop experiment``: champion/challenger canaries — start, status, advance the ramp, stop."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_store, project
+from rewardloop.loop.experiments import ExperimentError, Experiments
+from rewardloop.registry import ArtifactError, Registry, RegistryError
+
+app = typer.Typer(
+    help="Champion/challenger experiments: a hash-split canary that ramps 5% → 25% → 50% → 100% while "
+    "its guardrails hold, is promoted when the challenger is significantly better, and rolls back "
+    "by itself when it is worse.",
+    no_args_is_help=True,
+)
+
+Actor = Annotated[str | None, typer.Option("--actor", help="who does this (default: your user name)")]
+
+
+def _errors() -> AbstractContextManager[None]:
+    return errors_as_messages(ExperimentError, RegistryError, ArtifactError)
+
+
+def _experiments(config: ConfigOption) -> Experiments:
+    cfg = project(config)
+    store = open_store(cfg)
+    reg = Registry(store, cfg.experiments.registry_root, keep_last=cfg.experiments.keep_last)
+    return Experiments(store, reg, cfg.experiments)
+
+
+def _ramp(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise fail(f"--ramp: expected comma-separated shares such as 0.05,0.25,0.5,1, got {text!r}") from None
+
+
+@app.command()
+def start(
+    name: Annotated[str, typer.Argument(help="a name for the experiment (logged on each decision)")],
+    policy: Annotated[str, typer.Option("--policy", "-p", help="the policy under test")],
+    challenger: Annotated[str, typer.Option("--challenger", help="the registered version to try")],
+    champion: Annotated[
+        str | None,
+        typer.Option("--champion", help="version to compare against (default: the champion alias)"),
+    ] = None,
+    ramp: Annotated[
+        str | None, typer.Option("--ramp", help="challenger shares, e.g. 0.05,0.25,0.5,1 (default: config)")
+    ] = None,
+    shadow: Annotated[
+        bool | None,
+        typer.Option("--shadow/--live", help="shadow: challenger decides and is logged, champion serves"),
+    ] = None,
+    salt: Annotated[str | None, typer.Option("--salt", help="hash salt (default: random, recorded)")] = None,
+    actor: Actor = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start a canary (or shadow) experiment of a challenger version against the champion."""
+    ex = _experiments(config)
+    with _errors():
+        exp = ex.start(
+            name,
+            policy,
+            challenger,
+            champion=champion,
+            ramp=_ramp(ramp),
+            shadow=shadow,
+            salt=salt,
+            actor=actor,
+        )
+    ex.store.close()
+    mode = (
+        "shadow (champion serves everything)"
+        if exp.shadow
+        else f"challenger share {exp.shares['challenger']:.0%}"
+    )
+    console.print(
+        f"started {exp.name}: {policy} {exp.variants['champion']} (champion) vs {challenger}; {mode}; "
+        f"ramp {' → '.join(f'{s:.0%}' for s in exp.ramp)}; salt {exp.salt}"
+    )
+
+
+@app.command()
+def status(
+    name: Annotated[str | None, typer.Argument(help="the experiment (default: list them all)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show experiments, or one experiment's split, per-variant numbers and current verdict."""
+    ex = _experiments(config)
+    if name is None:
+        table = Table("name", "policy", "status", "mode", "challenger share", "variants", "updated (UTC)")
+        exps = ex.list()
+        for e in exps:
+            table.add_row(
+                e.name,
+                e.policy,
+                e.status,
+                "shadow" if e.shadow else "live",
+                f"{e.shares.get('challenger', 0):.0%}",
+                ", ".join(f"{k}={v}" for k, v in e.variants.items()),
+                e.updated_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        ex.store.close()
+        console.print(table)
+        console.print(f"{len(exps)} experiment(s)")
+        return
+    with _errors():
+        exp = ex.get(name)
+        outcomes = ex.outcomes(exp)
+        verdict = ex.evaluate(exp) if exp.status == "running" and "challenger" in exp.variants else None
+    ex.store.close()
+    console.print(
+        f"[bold]{exp.name}[/bold] ({exp.policy}) {exp.status}, "
+        f"{'shadow' if exp.shadow else 'stage ' + str(exp.stage + 1) + '/' + str(len(exp.ramp))}, "
+        f"shares {', '.join(f'{k} {v:.0%}' for k, v in exp.shares.items())}"
+    )
+    table = Table("variant", "version", "decisions", "rewarded", "success rate", "latency ms (mean)")
+    for variant, version in exp.variants.items():
+        o = outcomes.get(variant)
+        rate = f"{o.successes / o.n_outcomes:.4f}" if o and o.n_outcomes else "-"
+        lat = f"{o.latency_mean:.1f}" if o and o.latency_n else "-"
+        table.add_row(variant, version, str(o.n if o else 0), str(o.n_outcomes if o else 0), rate, lat)
+    console.print(table)
+    if verdict is not None:
+        console.print(f"verdict now: {verdict.summary()}")
+    elif exp.verdict and exp.verdict.get("last"):
+        console.print(
+            f"final verdict: {exp.verdict['last']['action']} — {'; '.join(exp.verdict['last']['reasons'])}"
+        )
+
+
+@app.command()
+def advance(
+    name: Annotated[str, typer.Argument(help="the experiment")],
+    actor: Actor = None,
+    config: ConfigOption = None,
+) -> None:
+    """Evaluate the current stage and act: roll back, step the ramp up, promote, or hold."""
+    ex = _experiments(config)
+    with _errors():
+        step = ex.advance(name, actor=actor)
+    ex.store.close()
+    colour = {"rolled_back": "red", "promoted": "green", "advanced": "cyan", "held": "white"}[step.action]
+    console.print(f"[{colour}]{step.action}[/{colour}] {step.summary()}")
+
+
+@app.command()
+def stop(
+    name: Annotated[str, typer.Argument(help="the experiment")],
+    reason: Annotated[str, typer.Option("--reason", "-m", help="why, for the log")] = "",
+    actor: Actor = None,
+    config: ConfigOption = None,
+) -> None:
+    """Stop an experiment: all traffic back to the champion, the challenger alias removed."""
+    ex = _experiments(config)
+    with _errors():
+        exp = ex.stop(name, actor=actor, reason=reason)
+    ex.store.close()
+    console.print(f"stopped {exp.name}; {exp.policy} serves its champion {exp.variants['champion']}")

@@ -1,0 +1,227 @@
+"""Experiments (champion/challenger splits) and the per-variant aggregates their statistics need.
+
+:func:`variant_outcomes` is one aggregate query over decisions left-joined to their rewards, so
+that the verdict on a million logged decisions costs one round trip, not a million rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from rewardloop.store.engine import Store
+from rewardloop.store.tables import DecisionRow, ExperimentRow, RewardRow
+from rewardloop.types import Experiment, utcnow
+
+
+class ExperimentStoreError(ValueError):
+    """An experiment write or read was refused; the message says why. Nothing was stored."""
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def insert_experiment(store: Store, exp: Experiment) -> Experiment:
+    """Store a new experiment; a name in use already is refused."""
+    try:
+        with store.session() as s:
+            if s.get(ExperimentRow, exp.name) is not None:
+                raise ExperimentStoreError(f"name: an experiment named {exp.name!r} exists already")
+            s.add(
+                ExperimentRow(
+                    name=exp.name,
+                    policy=exp.policy,
+                    variants=dict(exp.variants),
+                    shares=dict(exp.shares),
+                    salt=exp.salt,
+                    ramp=list(exp.ramp),
+                    stage=exp.stage,
+                    shadow=exp.shadow,
+                    status=exp.status,
+                    verdict=dict(exp.verdict) if exp.verdict is not None else None,
+                    created_at=exp.created_at,
+                    updated_at=exp.updated_at,
+                )
+            )
+    except IntegrityError:
+        raise ExperimentStoreError(f"name: an experiment named {exp.name!r} exists already") from None
+    return exp
+
+
+def _from_row(r: ExperimentRow) -> Experiment:
+    return Experiment(
+        name=r.name,
+        policy=r.policy,
+        variants=r.variants,
+        shares=r.shares,
+        salt=r.salt,
+        ramp=tuple(r.ramp),
+        stage=r.stage,
+        shadow=bool(r.shadow),
+        status=r.status,  # type: ignore[arg-type]
+        verdict=r.verdict,
+        created_at=_aware(r.created_at),
+        updated_at=_aware(r.updated_at),
+    )
+
+
+def get_experiment(store: Store, name: str) -> Experiment | None:
+    with store.session() as s:
+        row = s.get(ExperimentRow, name)
+        return _from_row(row) if row is not None else None
+
+
+def read_experiments(store: Store, policy: str | None = None, status: str | None = None) -> list[Experiment]:
+    """Experiments, oldest first, optionally of one policy and/or one status."""
+    query = select(ExperimentRow).order_by(ExperimentRow.created_at)
+    if policy is not None:
+        query = query.where(ExperimentRow.policy == policy)
+    if status is not None:
+        query = query.where(ExperimentRow.status == status)
+    with store.session() as s:
+        return [_from_row(r) for r in s.scalars(query)]
+
+
+def update_experiment(store: Store, exp: Experiment, expected_stage: int | None = None) -> Experiment:
+    """Write an experiment's shares, stage, shadow flag, status and verdict; returns it as stored.
+
+    With ``expected_stage``, the update applies only if the stored stage is still that one (two
+    ``advance`` calls at once cannot both step the ramp); otherwise :class:`ExperimentStoreError`.
+    """
+    now = utcnow()
+    stmt = update(ExperimentRow).where(ExperimentRow.name == exp.name)
+    if expected_stage is not None:
+        stmt = stmt.where(ExperimentRow.stage == expected_stage)
+    with store.session() as s:
+        result = s.execute(
+            stmt.values(
+                shares=dict(exp.shares),
+                stage=exp.stage,
+                shadow=exp.shadow,
+                status=exp.status,
+                verdict=dict(exp.verdict) if exp.verdict is not None else None,
+                updated_at=now,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ExperimentStoreError(
+                f"name: experiment {exp.name!r} does not exist or changed meanwhile (re-read and retry)"
+            )
+    return dataclasses.replace(exp, updated_at=now)
+
+
+@dataclass(frozen=True)
+class VariantOutcome:
+    """Aggregates over one variant's logged decisions (and their rewards under one spec)."""
+
+    variant: str
+    n: int
+    n_outcomes: int
+    successes: int
+    reward_sum: float
+    latency_n: int
+    latency_mean: float
+    latency_var: float  # sample variance, ddof=1
+
+
+def reward_specs_of_experiment(store: Store, name: str) -> list[tuple[str, int]]:
+    """The (spec, version) pairs that have rewards on this experiment's decisions."""
+    with store.session() as s:
+        rows = s.execute(
+            select(RewardRow.spec, RewardRow.spec_version)
+            .join(DecisionRow, DecisionRow.id == RewardRow.decision_id)
+            .where(DecisionRow.experiment == name)
+            .distinct()
+            .order_by(RewardRow.spec, RewardRow.spec_version)
+        )
+        return [(spec, int(v)) for spec, v in rows]
+
+
+def variant_outcomes(
+    store: Store,
+    name: str,
+    spec: str | None = None,
+    spec_version: int | None = None,
+    success_at: float = 0.5,
+    since: datetime | None = None,
+) -> dict[str, VariantOutcome]:
+    """Per variant of experiment ``name``: decisions, rewarded decisions, successes, latency moments.
+
+    A success is a reward ``>= success_at``. ``spec`` names the reward spec (and ``spec_version`` its
+    version, default: the newest); without one, the experiment's rewards must come from exactly one
+    spec, else the error lists them. ``since`` keeps decisions created at or after that time (one
+    ramp stage).
+    """
+    if spec is None or spec_version is None:
+        specs = reward_specs_of_experiment(store, name)
+        if spec is not None:
+            specs = [p for p in specs if p[0] == spec]
+        if len(set(p[0] for p in specs)) > 1:
+            listed = ", ".join(f"{s}@v{v}" for s, v in specs)
+            raise ExperimentStoreError(
+                f"spec: experiment {name!r} has rewards of several specs ({listed}); name one"
+            )
+        if specs:
+            spec, spec_version = specs[-1]
+    joined = and_(
+        RewardRow.decision_id == DecisionRow.id,
+        RewardRow.spec == spec,
+        RewardRow.spec_version == spec_version,
+    )
+    has_reward = RewardRow.value.is_not(None)
+    lat = DecisionRow.latency_ms
+    query = (
+        select(
+            DecisionRow.variant,
+            func.count(DecisionRow.id),
+            func.count(RewardRow.value),
+            func.sum(case((and_(has_reward, RewardRow.value >= success_at), 1), else_=0)),
+            func.coalesce(func.sum(RewardRow.value), 0.0),
+            func.count(lat),
+            func.avg(lat),
+            func.sum(lat * lat),
+        )
+        .select_from(DecisionRow)
+        .outerjoin(RewardRow, joined)
+        .where(DecisionRow.experiment == name)
+        .group_by(DecisionRow.variant)
+    )
+    if since is not None:
+        query = query.where(DecisionRow.created_at >= since)
+    out: dict[str, VariantOutcome] = {}
+    with store.session() as s:
+        for variant, n, n_out, succ, rsum, lat_n, lat_mean, lat_sq in s.execute(query):
+            if variant is None:
+                continue
+            lat_n = int(lat_n)
+            mean = float(lat_mean) if lat_n else 0.0
+            # Sample variance from the sums: (Σx² − n x̄²) / (n − 1); clipped at 0 against rounding.
+            var = max(0.0, (float(lat_sq) - lat_n * mean * mean) / (lat_n - 1)) if lat_n > 1 else 0.0
+            out[str(variant)] = VariantOutcome(
+                variant=str(variant),
+                n=int(n),
+                n_outcomes=int(n_out),
+                successes=int(succ or 0),
+                reward_sum=float(rsum or 0.0),
+                latency_n=lat_n,
+                latency_mean=mean,
+                latency_var=var,
+            )
+    return out
+
+
+__all__ = [
+    "ExperimentStoreError",
+    "VariantOutcome",
+    "get_experiment",
+    "insert_experiment",
+    "read_experiments",
+    "reward_specs_of_experiment",
+    "update_experiment",
+    "variant_outcomes",
+]

@@ -1,0 +1,227 @@
+"""Policy versions, aliases and the append-only history of alias moves.
+
+An alias move is one transaction: the alias row changes only if it still points where the caller
+saw it (compare-and-set), and the event describing the move is written with it. Two operators
+promoting at once therefore cannot both win: the second gets :class:`AliasConflict` and nothing
+changes. Events are never updated or deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from rewardloop.store.engine import Store
+from rewardloop.store.tables import AliasEventRow, AliasRow, PolicyVersionRow
+from rewardloop.types import AliasEvent, PolicyVersion
+
+
+class RegistryStoreError(ValueError):
+    """A registry write was refused (a duplicate version, a stale alias move); nothing was stored."""
+
+
+class AliasConflict(RegistryStoreError):
+    """The alias moved since the caller read it: re-read and retry."""
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def insert_version(store: Store, pv: PolicyVersion) -> PolicyVersion:
+    """Store a new version; a version that exists already is refused."""
+    try:
+        with store.session() as s:
+            if s.get(PolicyVersionRow, (pv.policy, pv.version)) is not None:
+                raise RegistryStoreError(f"version: {pv.policy}@{pv.version} is registered already")
+            s.add(
+                PolicyVersionRow(
+                    policy=pv.policy,
+                    version=pv.version,
+                    kind=pv.kind,
+                    artifact_path=pv.artifact_path,
+                    checksum=pv.checksum,
+                    config=dict(pv.config),
+                    metrics=dict(pv.metrics),
+                    parent_version=pv.parent_version,
+                    training_run_id=pv.training_run_id,
+                    created_at=pv.created_at,
+                )
+            )
+    except IntegrityError:  # a concurrent register of the same version
+        raise RegistryStoreError(f"version: {pv.policy}@{pv.version} is registered already") from None
+    return pv
+
+
+def _version_from_row(r: PolicyVersionRow) -> PolicyVersion:
+    return PolicyVersion(
+        policy=r.policy,
+        version=r.version,
+        kind=r.kind,  # type: ignore[arg-type]
+        artifact_path=r.artifact_path,
+        checksum=r.checksum,
+        config=r.config or {},
+        metrics=r.metrics or {},
+        parent_version=r.parent_version,
+        training_run_id=r.training_run_id,
+        created_at=_aware(r.created_at),
+    )
+
+
+def get_version(store: Store, policy: str, version: str) -> PolicyVersion | None:
+    with store.session() as s:
+        row = s.get(PolicyVersionRow, (policy, version))
+        return _version_from_row(row) if row is not None else None
+
+
+def read_versions(store: Store, policy: str | None = None) -> list[PolicyVersion]:
+    """Versions, oldest registration first (one policy, or all)."""
+    query = select(PolicyVersionRow).order_by(
+        PolicyVersionRow.policy, PolicyVersionRow.created_at, PolicyVersionRow.version
+    )
+    if policy is not None:
+        query = query.where(PolicyVersionRow.policy == policy)
+    with store.session() as s:
+        return [_version_from_row(r) for r in s.scalars(query)]
+
+
+def delete_versions(store: Store, policy: str, versions: Iterable[str]) -> int:
+    """Delete version rows (retention); refuses any that an alias points at. Returns rows deleted."""
+    wanted = list(versions)
+    if not wanted:
+        return 0
+    with store.session() as s:
+        pinned = set(
+            s.scalars(select(AliasRow.version).where(AliasRow.policy == policy, AliasRow.version.in_(wanted)))
+        )
+        if pinned:
+            raise RegistryStoreError(
+                f"versions: {', '.join(sorted(pinned))} of {policy} have an alias pointing at them"
+            )
+        result = s.execute(
+            delete(PolicyVersionRow).where(
+                PolicyVersionRow.policy == policy, PolicyVersionRow.version.in_(wanted)
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def read_aliases(store: Store, policy: str) -> dict[str, str]:
+    """``{alias: version}`` for one policy."""
+    with store.session() as s:
+        rows = s.execute(select(AliasRow.alias, AliasRow.version).where(AliasRow.policy == policy))
+        return {a: v for a, v in rows}
+
+
+def get_alias(store: Store, policy: str, alias: str) -> str | None:
+    with store.session() as s:
+        row = s.get(AliasRow, (policy, alias))
+        return row.version if row is not None else None
+
+
+def move_alias(store: Store, event: AliasEvent) -> AliasEvent:
+    """Move ``event.alias`` from ``event.from_version`` to ``event.to_version`` and record the event.
+
+    ``to_version=None`` removes the alias. Refused with :class:`AliasConflict` (nothing written) when
+    the alias does not point at ``from_version`` any more, and with :class:`RegistryStoreError` when
+    ``to_version`` is not a registered version. Event times are kept strictly increasing per policy so
+    that the history has one order even when two moves fall in the same clock tick.
+    """
+    try:
+        with store.session() as s:
+            query = select(AliasRow).where(AliasRow.policy == event.policy, AliasRow.alias == event.alias)
+            if store.dialect == "postgresql":
+                query = query.with_for_update()
+            row = s.scalars(query).one_or_none()
+            current = row.version if row is not None else None
+            if current != event.from_version:
+                raise AliasConflict(
+                    f"alias: {event.policy}@{event.alias} points at {current or 'nothing'}, "
+                    f"not {event.from_version or 'nothing'} (it moved meanwhile; re-read and retry)"
+                )
+            if (
+                event.to_version is not None
+                and s.get(PolicyVersionRow, (event.policy, event.to_version)) is None
+            ):
+                raise RegistryStoreError(f"version: {event.policy}@{event.to_version} is not registered")
+            last = s.scalar(
+                select(func.max(AliasEventRow.created_at)).where(AliasEventRow.policy == event.policy)
+            )
+            when = event.created_at
+            if last is not None and when <= _aware(last):
+                when = _aware(last) + timedelta(microseconds=1)
+            if event.to_version is None:
+                if row is not None:
+                    s.delete(row)
+            elif row is None:
+                s.add(
+                    AliasRow(
+                        policy=event.policy, alias=event.alias, version=event.to_version, updated_at=when
+                    )
+                )
+            else:
+                row.version = event.to_version
+                row.updated_at = when
+            s.add(
+                AliasEventRow(
+                    id=event.id,
+                    policy=event.policy,
+                    alias=event.alias,
+                    from_version=event.from_version,
+                    to_version=event.to_version,
+                    action=event.action,
+                    actor=event.actor,
+                    reason=event.reason,
+                    forced=event.forced,
+                    gate_report=dict(event.gate_report) if event.gate_report is not None else None,
+                    created_at=when,
+                )
+            )
+    except IntegrityError:  # two first assignments of the same alias at once
+        raise AliasConflict(
+            f"alias: {event.policy}@{event.alias} was set meanwhile; re-read and retry"
+        ) from None
+    return dataclasses.replace(event, created_at=when)
+
+
+def _event_from_row(r: AliasEventRow) -> AliasEvent:
+    return AliasEvent(
+        policy=r.policy,
+        alias=r.alias,
+        from_version=r.from_version,
+        to_version=r.to_version,
+        action=r.action,  # type: ignore[arg-type]
+        actor=r.actor,
+        reason=r.reason,
+        forced=bool(r.forced),
+        gate_report=r.gate_report,
+        created_at=_aware(r.created_at),
+        id=r.id,
+    )
+
+
+def read_alias_events(store: Store, policy: str, alias: str | None = None) -> list[AliasEvent]:
+    """The history of one policy's aliases (or of one alias), oldest first."""
+    query = select(AliasEventRow).where(AliasEventRow.policy == policy).order_by(AliasEventRow.created_at)
+    if alias is not None:
+        query = query.where(AliasEventRow.alias == alias)
+    with store.session() as s:
+        return [_event_from_row(r) for r in s.scalars(query)]
+
+
+__all__ = [
+    "AliasConflict",
+    "RegistryStoreError",
+    "delete_versions",
+    "get_alias",
+    "get_version",
+    "insert_version",
+    "move_alias",
+    "read_alias_events",
+    "read_aliases",
+    "read_versions",
+]

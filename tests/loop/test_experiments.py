@@ -1,0 +1,321 @@
+"""Experiments: hash assignment, ramps, shadow mode, and seeded end-to-end simulations on the store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from rewardloop.config.sections import ExperimentsConfig
+from rewardloop.loop.experiments import (
+    ExperimentError,
+    Experiments,
+    assign_variant,
+    bucket,
+    stage_shares,
+)
+from rewardloop.registry import Registry
+from rewardloop.store import write_decisions, write_rewards
+from rewardloop.types import Decision, Experiment, Reward
+
+IDS = [f"user-{i}" for i in range(100_000)]
+
+
+def two_way(share: float, salt: str = "salt-1") -> Experiment:
+    return Experiment(
+        name="e",
+        policy="intent",
+        variants={"champion": "1.0.0", "challenger": "1.1.0"},
+        shares=stage_shares(["champion", "challenger"], share),
+        salt=salt,
+    )
+
+
+def test_bucket_is_stable_across_processes():
+    here = [bucket("salt-1", u) for u in ("a", "user-7", "ü-名")]
+    code = (
+        "from rewardloop.loop.assignment import bucket;"
+        "print([bucket('salt-1', u) for u in ('a', 'user-7', 'ü-名')])"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    for seed in ("1", "2"):  # Python's own hash() differs between these
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": src, "PYTHONHASHSEED": seed},
+        )
+        assert out.stdout.strip() == str(here)
+
+
+def test_assignment_is_deterministic_and_balanced():
+    exp = two_way(0.5)
+    first = [assign_variant(exp, u)[0] for u in IDS]
+    assert first == [assign_variant(exp, u)[0] for u in IDS]
+    counts = Counter(first)
+    chi2 = stats.chisquare([counts["champion"], counts["challenger"]])
+    assert chi2.pvalue > 0.001, counts  # balanced within sampling error
+    five = two_way(0.05)
+    canary = Counter(assign_variant(five, u)[0] for u in IDS)
+    assert stats.binomtest(canary["challenger"], len(IDS), 0.05).pvalue > 0.001, canary
+    assert {assign_variant(five, u)[1] for u in IDS[:200]} == {0.05, 0.95}
+
+
+def test_assignment_is_independent_across_salts():
+    exp_a, exp_b = two_way(0.5, "exp-A"), two_way(0.5, "exp-B")
+    a = np.array([assign_variant(exp_a, u)[0] == "challenger" for u in IDS])
+    b = np.array([assign_variant(exp_b, u)[0] == "challenger" for u in IDS])
+    table = np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]])
+    assert stats.chi2_contingency(table, correction=False).pvalue > 0.001, table
+    assert 0.45 < np.mean(a == b) < 0.55
+
+
+def test_ramping_up_only_moves_champion_units_over():
+    five, quarter = two_way(0.05), two_way(0.25)
+    small = {u for u in IDS[:20_000] if assign_variant(five, u)[0] == "challenger"}
+    large = {u for u in IDS[:20_000] if assign_variant(quarter, u)[0] == "challenger"}
+    assert small < large
+
+
+def test_n_variants_get_their_shares():
+    exp = Experiment(
+        name="e",
+        policy="p",
+        variants={"champion": "1", "b": "2", "c": "3"},
+        shares=stage_shares(["champion", "b", "c"], 0.5),
+        salt="s",
+    )
+    counts = Counter(assign_variant(exp, u)[0] for u in IDS[:30_000])
+    assert (
+        stats.chisquare([counts["champion"], counts["b"], counts["c"]], [15_000, 7_500, 7_500]).pvalue > 0.001
+    )
+
+
+# -- on the store --------------------------------------------------------------------------------
+
+
+@dataclass
+class Gate:
+    passed: bool = True
+
+    def to_dict(self):
+        return {"passed": self.passed}
+
+
+@pytest.fixture
+def reg(store, tmp_path):
+    reg = Registry(store, tmp_path / "registry")
+    for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0")):
+        art = tmp_path / f"art{i}"
+        art.mkdir()
+        (art / "state.json").write_text(f'{{"v": "{v}"}}')
+        reg.register("intent", art, kind="classifier", version=v)
+    reg.activate("intent@1.0.0", reason="seed model")
+    return reg
+
+
+CFG = ExperimentsConfig(min_samples=400, max_samples=6000)
+
+
+def simulate(
+    ex: Experiments, name: str, rates: dict[str, float], seed: int, batch: int = 2000, max_batches=40
+):
+    """Serve batches of requests through the experiment, log decisions and Bernoulli rewards, advance."""
+    rng = np.random.default_rng(seed)
+    steps = []
+    for _b in range(max_batches):
+        exp = ex.get(name)
+        if exp.status != "running":
+            break
+        decisions, rewards = [], []
+        for uid in rng.integers(0, 50_000, size=batch):
+            a = ex.assign(exp, f"user-{uid}")
+            d = a.tag(
+                Decision(
+                    policy="intent",
+                    policy_version=a.version,
+                    kind="classifier",
+                    actions=("on", "off"),
+                    action="on",
+                    action_dist=(0.9, 0.1),
+                    pscore=0.9,
+                    latency_ms=float(rng.normal(20, 2)),
+                )
+            )
+            decisions.append(d)
+            rewards.append(Reward(d.id, "ctr", 1, float(rng.random() < rates[a.variant])))
+        write_decisions(ex.store, decisions)
+        write_rewards(ex.store, rewards)
+        steps.append(ex.advance(name, actor="sim"))
+    return steps
+
+
+def test_better_challenger_is_promoted_through_the_ramp(store, reg):
+    ex = Experiments(store, reg, CFG)
+    ex.start("canary-good", "intent", challenger="1.1.0", salt="good", gate_report=Gate())
+    assert reg.aliases("intent") == {"champion": "1.0.0", "challenger": "1.1.0"}
+    steps = simulate(ex, "canary-good", {"champion": 0.30, "challenger": 0.40}, seed=1)
+    actions = [s.action for s in steps]
+    assert actions[-1] == "promoted"
+    assert "rolled_back" not in actions
+    shares_seen = [s.experiment.shares["challenger"] for s in steps if s.action == "advanced"]
+    assert shares_seen == [0.25, 0.5]  # 5% → 25% → 50% → promoted (100%)
+    exp = ex.get("canary-good")
+    assert exp.status == "promoted" and exp.shares == {"champion": 0.0, "challenger": 1.0}
+    assert [e["step"] for e in exp.verdict["log"] if e.get("step") != "held"] == [
+        "started",
+        "ramp 5%→25%",
+        "ramp 25%→50%",
+        "promoted",
+    ]
+    assert reg.aliases("intent") == {"champion": "1.1.0"}
+    promote = [e for e in reg.history("intent") if e.action == "promote"][-1]
+    assert (promote.from_version, promote.to_version, promote.actor) == ("1.0.0", "1.1.0", "sim")
+    assert promote.gate_report["passed"] is True and promote.gate_report["action"] == "promote"
+    assert "experiment canary-good" in promote.reason
+
+
+def test_worse_challenger_is_rolled_back(store, reg):
+    ex = Experiments(store, reg, CFG)
+    ex.start("canary-bad", "intent", challenger="1.2.0", salt="bad")
+    steps = simulate(ex, "canary-bad", {"champion": 0.40, "challenger": 0.25}, seed=2)
+    assert steps[-1].action == "rolled_back"
+    assert all(s.experiment.shares["challenger"] == 0.05 for s in steps)  # never ramped past the canary
+    assert "lower by" in " ".join(steps[-1].verdict.reasons)
+    assert ex.get("canary-bad").status == "rolled_back"
+    assert reg.aliases("intent") == {"champion": "1.0.0"}
+    removed = reg.history("intent")[-1]
+    assert (removed.action, removed.alias, removed.from_version) == ("remove", "challenger", "1.2.0")
+    assert "rolled back" in removed.reason
+    with pytest.raises(ExperimentError, match="is rolled_back; serve intent@champion"):
+        ex.assign("canary-bad", "user-1")
+
+
+def test_sample_ratio_mismatch_rolls_back(store, reg):
+    ex = Experiments(store, reg, ExperimentsConfig(min_samples=100))
+    exp = ex.start("skewed", "intent", challenger="1.1.0", salt="s")
+    # A broken logger drops most champion decisions: 300 challenger vs 700 champion at a 5% share.
+    decisions = []
+    for i, variant in enumerate(["challenger"] * 300 + ["champion"] * 700):
+        decisions.append(
+            Decision(
+                policy="intent",
+                policy_version=exp.variants[variant],
+                kind="classifier",
+                actions=("a",),
+                action="a",
+                action_dist=(1.0,),
+                pscore=1.0,
+                experiment="skewed",
+                variant=variant,
+                variant_share=exp.shares[variant],
+                id=f"d{i}",
+            )
+        )
+    write_decisions(store, decisions)
+    step = ex.advance("skewed")
+    assert step.action == "rolled_back"
+    assert "sample ratio mismatch" in step.verdict.reasons[0]
+
+
+def test_shadow_mode_logs_the_challenger_and_serves_the_champion(store, reg):
+    ex = Experiments(store, reg, CFG)
+    exp = ex.start("shadow-1", "intent", challenger="1.1.0", shadow=True, salt="sh")
+    a = ex.assign(exp, "user-9")
+    assert (a.variant, a.version, a.share, a.shadow) == ("champion", "1.0.0", 1.0, (("challenger", "1.1.0"),))
+    base = Decision(
+        policy="intent",
+        policy_version="x",
+        kind="classifier",
+        actions=("a", "b"),
+        action="a",
+        action_dist=(0.5, 0.5),
+        pscore=0.5,
+    )
+    served, shadowed = a.tag(base), a.tag_shadow(base)
+    assert (served.variant, served.variant_share, served.experiment) == ("champion", 1.0, "shadow-1")
+    assert (shadowed.variant, shadowed.metadata["shadow"]) == ("challenger", True)
+    # Judged rewards on both streams: a clearly better shadow challenger starts the live ramp.
+    rng = np.random.default_rng(3)
+    decisions, rewards = [], []
+    for i in range(900):
+        for variant, rate in (("champion", 0.3), ("challenger", 0.45)):
+            d = (a.tag if variant == "champion" else a.tag_shadow)(
+                Decision(
+                    policy="intent",
+                    policy_version=exp.variants[variant],
+                    kind="classifier",
+                    actions=("a",),
+                    action="a",
+                    action_dist=(1.0,),
+                    pscore=1.0,
+                    id=f"{variant}-{i}",
+                )
+            )
+            decisions.append(d)
+            rewards.append(Reward(d.id, "judge", 1, float(rng.random() < rate)))
+    write_decisions(store, decisions)
+    write_rewards(store, rewards)
+    step = ex.advance("shadow-1")
+    assert step.action == "advanced"
+    assert not step.experiment.shadow and step.experiment.shares["challenger"] == 0.05
+    # The new stage starts from zero: the shadow data do not count towards the canary.
+    assert ex.outcomes("shadow-1") == {}
+
+
+def test_stop_sends_traffic_back_and_removes_the_challenger(store, reg):
+    ex = Experiments(store, reg, CFG)
+    ex.start("e1", "intent", challenger="1.1.0")
+    exp = ex.stop("e1", actor="ann", reason="wrong config")
+    assert exp.status == "stopped"
+    assert reg.aliases("intent") == {"champion": "1.0.0"}
+    assert ex.running_for("intent") is None
+    ex.start("e2", "intent", challenger="1.2.0")  # a new one may start now
+    assert ex.running_for("intent").name == "e2"
+
+
+BAD_STARTS = [
+    (dict(ramp=[0.5, 0.25]), r"ramp: shares must increase, got \[0.5, 0.25\]"),
+    (dict(ramp=[0.0, 0.5]), "ramp: shares must be in"),
+    (dict(ramp=[1.0]), "ramp: needs a stage below 1.0"),
+    (dict(challenger="1.0.0"), "challenger: 1.0.0 is the champion already"),
+    (dict(challenger="9.9.9"), r"challenger.challenger: version: intent@9\.9\.9 is not registered"),
+    (dict(challenger={"champion": "1.1.0"}), "challenger: name at least one challenger"),
+    (dict(policy="nobody"), "champion: ref: nobody has no alias 'champion'"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_STARTS)
+def test_bad_starts_are_refused_and_store_nothing(store, reg, override, message):
+    ex = Experiments(store, reg, CFG)
+    args = dict(name="e", policy="intent", challenger="1.1.0")
+    args.update(override)
+    with pytest.raises(ExperimentError, match=message):
+        ex.start(**args)
+    assert ex.list() == []
+    assert "challenger" not in reg.aliases("intent")
+
+
+def test_operations_on_the_wrong_experiment(store, reg):
+    ex = Experiments(store, reg, CFG)
+    ex.start("e1", "intent", challenger="1.1.0")
+    with pytest.raises(ExperimentError, match=r"policy: intent already has a running experiment \(e1\)"):
+        ex.start("e2", "intent", challenger="1.2.0")
+    with pytest.raises(ExperimentError, match=r"name: no experiment named 'zzz' \(known: e1\)"):
+        ex.advance("zzz")
+    with pytest.raises(ExperimentError, match="unit_id: must be a non-empty string"):
+        ex.assign("e1", "")
+    with pytest.raises(ExperimentError, match="variant: 'champion' is not a challenger"):
+        ex.evaluate("e1", variant="champion")
+    ex.stop("e1")
+    with pytest.raises(ExperimentError, match="is stopped, not running"):
+        ex.advance("e1")
+    with pytest.raises(ExperimentError, match="name: an experiment named 'e1' exists already"):
+        ex.start("e1", "intent", challenger="1.1.0")
