@@ -200,9 +200,9 @@ class ContextFeatures:
 
     def transform(self, features: Sequence[float] | None = None, text: str | None = None) -> FloatArray:
         """One context vector, shape (dim,)."""
-        return self.transform_many(
-            None if features is None else [features], None if text is None else [text]
-        )[0]
+        many = self.transform_many(None if features is None else [features], None if text is None else [text])
+        row: FloatArray = many[0]
+        return row
 
     def from_batch(self, batch: DecisionBatch) -> FloatArray:
         """Contexts of a stored :class:`~rewardloop.types.DecisionBatch`, shape (n_rounds, dim)."""

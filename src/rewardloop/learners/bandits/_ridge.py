@@ -143,18 +143,19 @@ class RidgeRouter(BanditRouter):
         return xa
 
     def _check_contexts(self, X: Any, n: int) -> FloatArray:
+        """Checked contexts of shape (n, dim), not yet augmented (``_batch_update`` does that)."""
         try:
             Xv = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError):
             raise RouterInputError("X", "must be a numeric array of shape (n_rounds, dim)") from None
         if Xv.shape != (n, self._d):
             raise RouterInputError("X", f"expected shape ({n}, {self._d}), got {Xv.shape}")
-        bad = np.flatnonzero(~np.isfinite(Xv).all(axis=1))
-        if len(bad):
-            raise RouterInputError(f"X[{bad[0]}]", "must be finite numbers (found NaN or inf)")
-        if not self.fit_intercept:
-            return Xv
-        return np.hstack([Xv, np.ones((n, 1))])  # (n, D)
+        if not np.isfinite(Xv.sum()):
+            bad = np.flatnonzero(~np.isfinite(Xv).all(axis=1))
+            raise RouterInputError(
+                f"X[{bad[0] if len(bad) else 0}]", "must be finite numbers (found NaN or inf)"
+            )
+        return Xv
 
     # --------------------------------------------------------------------------------------- updates
 
@@ -170,16 +171,24 @@ class RidgeRouter(BanditRouter):
         theta = self.theta_[i]
         theta += ax * ((r - theta @ xa) / denom)
 
-    def _batch_update(self, Xa: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
-        touched = np.unique(idx)
+    def _batch_update(self, X: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+        n, d = X.shape
+        order = np.argsort(idx, kind="stable")  # rows grouped by arm: one contiguous block each
+        Xa = np.empty((n, self._D))  # (n, D) augmented, in arm order
+        Xa[:, :d] = X[order]
+        if self.fit_intercept:
+            Xa[:, d] = 1.0
+        idx_s, wr = idx[order], (w * r)[order]
+        Xw = Xa * w[order, None] if not np.all(w == 1.0) else Xa  # (n, D) rows scaled by their weight
+        touched, starts = np.unique(idx_s, return_index=True)
         if not len(touched):
             return
+        bounds = [*starts.tolist(), n]
         A = np.linalg.inv(self.A_inv_[touched])  # (T, D, D) back to precisions
         for t, k in enumerate(touched.tolist()):
-            rows = idx == k
-            Xk, wk = Xa[rows], w[rows]  # (n_k, D), (n_k,)
-            A[t] += (Xk * wk[:, None]).T @ Xk
-            self.b_[k] += Xk.T @ (wk * r[rows])
+            lo, hi = bounds[t], bounds[t + 1]
+            A[t] += Xw[lo:hi].T @ Xa[lo:hi]  # Σ w x xᵀ
+            self.b_[k] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
         A_inv = np.linalg.inv(A)
         A_inv = (A_inv + A_inv.transpose(0, 2, 1)) / 2  # exact symmetry against rounding
         self.A_inv_[touched] = A_inv
