@@ -254,8 +254,8 @@ def train(
     store.close()
     console.print(
         f"trained {algorithm} on {report.rows} logged decisions "
-        f"({report.skipped_without_reward} without reward skipped; {report.weighted_rows} importance-weighted, "
-        f"ESS {report.effective_sample_size:.0f}); "
+        f"({report.skipped_without_reward} without reward skipped; "
+        f"{report.weighted_rows} importance-weighted, ESS {report.effective_sample_size:.0f}); "
         f"{len(router.arms_)} arms, best {top.arm} at {top.mean:.3f}. Saved to {out} (run {run.id[:8]})."
     )
 
