@@ -1,0 +1,273 @@
+"""``rewardloop router``: per-arm statistics and leaderboards of a router's logs, and batch retraining.
+
+Reads the store named in ``rewardloop.yaml``: decisions of a router policy with the rewards compiled by
+one reward spec.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from rewardloop.cli.common import (
+    ConfigOption,
+    console,
+    errors_as_messages,
+    fail,
+    open_store,
+    progress,
+    project,
+)
+from rewardloop.learners.bandits import ROUTERS, BanditRouter, load_router
+from rewardloop.learners.bandits.replay import arms_of, logged_rows, replay
+from rewardloop.policies.router import ArmStats, ContextFeatures, LeaderboardRow, RouterInputError
+from rewardloop.store import finish_run, read_decisions, start_run
+from rewardloop.types import DecisionBatch, TrainingRun
+
+app = typer.Typer(
+    help="Router statistics, leaderboards and retraining from logged decisions + rewards.",
+    no_args_is_help=True,
+)
+
+PolicyOpt = Annotated[
+    str, typer.Option("--policy", "-p", help="router policy name, as logged on its decisions")
+]
+SpecOpt = Annotated[
+    str,
+    typer.Option(
+        "--reward-spec", "-r", help="reward spec whose compiled rewards to use: NAME or NAME:VERSION"
+    ),
+]
+CategoryKeyOpt = Annotated[
+    str, typer.Option("--category-key", help="decision metadata key that holds the category")
+]
+LevelOpt = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="confidence level of intervals")]
+
+
+def _spec(text: str) -> tuple[str, int]:
+    name, _, version = text.partition(":")
+    if not name:
+        raise fail("--reward-spec: give NAME or NAME:VERSION")
+    try:
+        v = int(version) if version else 1
+    except ValueError:
+        raise fail(f"--reward-spec: version must be an integer, got {version!r}") from None
+    return name, v
+
+
+def _load(config: Path | None, policy: str, spec: str, version: str | None = None) -> DecisionBatch:
+    cfg = project(config)
+    store = open_store(cfg)
+    try:
+        with console.status("reading decisions and rewards ..."):
+            batch = read_decisions(
+                store, policy=policy, version=version, kind="router", reward_spec=_spec(spec)
+            )
+    finally:
+        store.close()
+    if not len(batch):
+        raise fail(f"no router decisions of policy {policy!r} in the store")
+    if not batch.rewards:
+        raise fail(
+            f"none of the {len(batch)} decisions of {policy!r} has a reward of spec {spec!r}: "
+            "compile rewards first"
+        )
+    return batch
+
+
+def _fmt(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.3f}"
+
+
+def _table(rows: list[LeaderboardRow], title: str, level: float, with_category: bool = False) -> Table:
+    t = Table(title=title)
+    if with_category:
+        t.add_column("category")
+    for name in ("arm", "pulls", "mean reward", f"{level:.0%} interval"):
+        t.add_column(name, justify="left" if name == "arm" else "right")
+    for r in rows:
+        cells = [
+            r.arm + (" (retired)" if r.retired else ""),
+            str(r.pulls),
+            _fmt(r.mean),
+            f"[{r.low:.3f}, {r.high:.3f}]",
+        ]
+        t.add_row(*([r.category or "-"] if with_category else []), *cells)
+    return t
+
+
+@app.command()
+def stats(
+    policy: PolicyOpt,
+    reward_spec: SpecOpt,
+    category_key: CategoryKeyOpt = "category",
+    level: LevelOpt = 0.95,
+    config: ConfigOption = None,
+) -> None:
+    """Reward per arm within each category (decision metadata "category" by default), from the store."""
+    batch = _load(config, policy, reward_spec)
+    s = ArmStats.from_batch(batch, category_key=category_key)
+    arms = arms_of(batch)
+    cats = s.categories()
+    if not cats:
+        console.print(f"no decision of {policy!r} has metadata {category_key!r}; showing overall only")
+    rows = [row for c in cats for row in s.leaderboard(c, level, arms)]
+    if rows:
+        console.print(_table(rows, f"{policy}: reward per arm per category", level, with_category=True))
+    console.print(
+        f"{len(batch.with_rewards())} rewarded decisions of {len(batch)}, "
+        f"{len(arms)} arms, {len(cats)} categories"
+    )
+
+
+@app.command()
+def leaderboard(
+    policy: Annotated[
+        str | None, typer.Option("--policy", "-p", help="router policy name in the store")
+    ] = None,
+    reward_spec: Annotated[
+        str | None, typer.Option("--reward-spec", "-r", help="NAME or NAME:VERSION")
+    ] = None,
+    router: Annotated[
+        Path | None,
+        typer.Option("--router", help="a saved router folder: its own running statistics instead"),
+    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="only this category")] = None,
+    category_key: CategoryKeyOpt = "category",
+    level: LevelOpt = 0.95,
+    config: ConfigOption = None,
+) -> None:
+    """Arms ranked by mean reward with pulls and an interval: from the store, or from a saved router."""
+    if router is not None:
+        with errors_as_messages(RouterInputError):
+            r = load_router(router)
+        rows = r.leaderboard(category, level)
+        source = f"router {router}"
+    else:
+        if policy is None or reward_spec is None:
+            raise fail("give --policy and --reward-spec (read the store), or --router DIR (a saved router)")
+        batch = _load(config, policy, reward_spec)
+        s = ArmStats.from_batch(batch, category_key=category_key)
+        rows = s.leaderboard(category, level, arms_of(batch))
+        source = f"policy {policy}, rewards {reward_spec}"
+    title = f"leaderboard ({source}{', category ' + category if category else ''})"
+    console.print(_table(rows, title, level))
+    best = next((r for r in rows if r.pulls), None)
+    if best is not None:
+        console.print(f"best: {best.arm} ({best.mean:.3f} over {best.pulls} pulls)")
+
+
+@app.command()
+def train(
+    policy: PolicyOpt,
+    reward_spec: SpecOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to save the trained router in")],
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", "-a", help=f"router to train: {', '.join(ROUTERS)}")
+    ] = "linucb",
+    features: Annotated[
+        str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+    ] = "numeric",
+    start_from: Annotated[
+        Path | None,
+        typer.Option("--from", help="a saved router to continue from (default: fresh, at its priors)"),
+    ] = None,
+    weighting: Annotated[
+        str, typer.Option(help="importance weights: auto (only other policies' logs), ipw (all rows), none")
+    ] = "auto",
+    max_weight: Annotated[float, typer.Option(help="clip importance weights at this value")] = 10.0,
+    reward_range: Annotated[
+        str | None,
+        typer.Option(help="declared reward range LOW,HIGH (default: from the reward spec's scale)"),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="LinUCB confidence width α")] = 1.0,
+    epsilon: Annotated[float, typer.Option(help="ε-greedy exploration share")] = 0.1,
+    temperature: Annotated[float, typer.Option(help="softmax temperature τ")] = 0.1,
+    v: Annotated[float, typer.Option("--v", help="linear Thompson posterior scale")] = 0.25,
+    l2: Annotated[float, typer.Option(help="ridge penalty λ")] = 1.0,
+    seed: Annotated[int, typer.Option(help="random seed of the router")] = 0,
+    add_unknown_arms: Annotated[bool, typer.Option(help="add logged arms a --from router lacks")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Replay a router policy's logged decisions + rewards into a router (vectorised) and save it."""
+    if algorithm not in ROUTERS:
+        raise fail(f"--algorithm: unknown router {algorithm!r}; choose from {', '.join(ROUTERS)}")
+    if weighting not in ("auto", "ipw", "none"):
+        raise fail(f"--weighting: must be auto, ipw or none; got {weighting!r}")
+    cfg = project(config)
+    name, version = _spec(reward_spec)
+    batch = _load(config, policy, reward_spec)
+    lo_hi = _reward_range(cfg, name, reward_range)
+    cls = ROUTERS[algorithm]
+    feats: ContextFeatures | None = None
+    with errors_as_messages(RouterInputError):
+        if cls.needs_context:
+            first = next((d for d in batch if d.id in batch.rewards), None)
+            n_num = len(first.features) if first is not None and first.features else 0
+            if features not in ("numeric", "text", "both"):
+                raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
+            feats = ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
+        if start_from is not None:
+            router: BanditRouter = load_router(start_from)
+        else:
+            kw: dict[str, Any] = {"reward_range": lo_hi, "random_state": seed}
+            if cls.needs_context:
+                assert feats is not None
+                kw |= {"dim": feats.dim, "l2": l2}
+            kw |= {
+                "linucb": {"alpha": alpha},
+                "epsilon_greedy": {"epsilon": epsilon},
+                "softmax": {"temperature": temperature},
+                "lin_thompson": {"v": v},
+            }.get(algorithm, {})
+            router = cls(arms_of(batch), **kw)
+        with progress() as bar:
+            task = bar.add_task("building contexts", total=None)
+            rows = logged_rows(batch, feats)
+            bar.update(task, description="replaying")
+            report = replay(
+                router,
+                rows,
+                weighting=weighting,  # type: ignore[arg-type]
+                policy=policy,
+                max_weight=max_weight,
+                add_unknown_arms=add_unknown_arms or start_from is None,
+            )
+    store = open_store(cfg)
+    run = start_run(
+        store,
+        TrainingRun(
+            policy=policy,
+            learner=f"router.{algorithm}",
+            config={"reward_spec": f"{name}:{version}", "weighting": weighting, **router.get_params()},
+            n_samples=report.rows,
+        ),
+    )
+    router.save(out)
+    top = router.leaderboard()[0]
+    metrics = {"rows": float(report.rows), "ess": report.effective_sample_size, "best_arm_mean": top.mean}
+    finish_run(store, run, metrics, artifact_path=str(out))
+    store.close()
+    console.print(
+        f"trained {algorithm} on {report.rows} logged decisions "
+        f"({report.skipped_without_reward} without reward skipped; "
+        f"{report.weighted_rows} importance-weighted, ESS {report.effective_sample_size:.0f}); "
+        f"{len(router.arms_)} arms, best {top.arm} at {top.mean:.3f}. Saved to {out} (run {run.id[:8]})."
+    )
+
+
+def _reward_range(cfg: Any, spec: str, text: str | None) -> tuple[float, float]:
+    if text is not None:
+        try:
+            lo, hi = (float(p) for p in text.split(","))
+        except ValueError:
+            raise fail(f"--reward-range: give LOW,HIGH, got {text!r}") from None
+        return lo, hi
+    for r in cfg.rewards:
+        if r.name == spec:
+            return (-1.0, 1.0) if r.scale == "signed" else (0.0, 1.0)
+    return (0.0, 1.0)

@@ -1,0 +1,211 @@
+"""Per-arm Bayesian ridge regression: the state LinUCB, linear Thompson sampling, ε-greedy and softmax share.
+
+Each arm ``k`` keeps the ridge statistics of the rows it was played on (disjoint model, Li et al. 2010,
+"A Contextual-Bandit Approach to Personalized News Article Recommendation", WWW, Algorithm 1)::
+
+    A_k = λ I + s_k e eᵀ + Σ_t w_t x_t x_tᵀ        b_k = s_k m_k e + Σ_t w_t r_t x_t        θ_k = A_k⁻¹ b_k
+
+where ``e`` is the intercept coordinate, ``(m_k, s_k)`` the arm's prior (mean, strength): the prior
+counts as ``s_k`` pseudo-observations of reward ``m_k`` on the intercept alone, so before any data
+every context is predicted ``s_k m_k / (λ + s_k)`` — the prior mean shrunk by the ridge.
+
+Only ``A_k⁻¹`` is stored, updated by Sherman–Morrison (rank one, O(d²)) on each reward::
+
+    A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1/w + xᵀA⁻¹x)
+    θ   ← θ + A⁻¹x (r − xᵀθ) / (1/w + xᵀA⁻¹x)          (A⁻¹x taken before the update)
+
+and one decision scores every arm with one batched product over the (K, D, D) stack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from scipy.linalg.blas import dger
+
+from rewardloop.learners.bandits._base import BanditRouter, IntArray, PriorSpec
+from rewardloop.policies.router import FloatArray, RouterInputError
+
+
+class RidgeRouter(BanditRouter):
+    """Base of the linear routers: per-arm ridge state and its updates (not used directly).
+
+    Parameters
+    ----------
+    arms : sequence of str
+    dim : int
+        Length of the context vectors.
+    l2 : float, default 1.0
+        Ridge penalty λ (the prior precision of every coefficient).
+    fit_intercept : bool, default True
+        Append a constant 1 to each context; needed for priors with a strength > 0.
+    priors, default_prior, reward_range, random_state
+        See :class:`~rewardloop.learners.bandits._base.BanditRouter`.
+    """
+
+    def __init__(
+        self,
+        arms: Any,
+        dim: int,
+        *,
+        l2: float = 1.0,
+        fit_intercept: bool = True,
+        priors: Mapping[str, PriorSpec] | None = None,
+        default_prior: tuple[float, float] = (0.0, 0.0),
+        reward_range: tuple[float, float] = (0.0, 1.0),
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(
+            arms,
+            priors=priors,
+            default_prior=default_prior,
+            reward_range=reward_range,
+            random_state=random_state,
+        )
+        self.dim = dim
+        self.l2 = l2
+        self.fit_intercept = fit_intercept
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "dim": self.dim, "l2": self.l2, "fit_intercept": self.fit_intercept}
+
+    def _validate_params(self) -> None:
+        if not (isinstance(self.dim, int | np.integer) and self.dim >= 1):
+            raise RouterInputError("dim", f"must be an integer >= 1, got {self.dim!r}")
+        if not (math.isfinite(self.l2) and self.l2 > 0):
+            raise RouterInputError("l2", f"must be > 0, got {self.l2}")
+        self._d = int(self.dim)
+        self._D = self._d + 1 if self.fit_intercept else self._d  # augmented length
+        self._ones = np.ones(self._D)
+
+    def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
+        mean, strength = super()._check_prior(where, spec)
+        if strength > 0 and not self.fit_intercept:
+            raise RouterInputError(where, "priors with strength > 0 need fit_intercept=True (they sit on it)")
+        return mean, strength
+
+    # ---------------------------------------------------------------------------------------- state
+
+    def _empty_state(self) -> None:
+        D = self._D
+        self.A_inv_: FloatArray = np.zeros((0, D, D))  # (K, D, D)
+        self.b_: FloatArray = np.zeros((0, D))  # (K, D)
+        self.theta_: FloatArray = np.zeros((0, D))  # (K, D)
+
+    def _add_arm_state(self, mean: float, strength: float) -> None:
+        D = self._D
+        diag = np.full(D, float(self.l2))
+        b = np.zeros(D)
+        if self.fit_intercept:
+            diag[-1] += strength  # s pseudo-observations on the intercept
+            b[-1] = strength * mean
+        a_inv = np.diag(1.0 / diag)
+        self.A_inv_ = np.concatenate([self.A_inv_, a_inv[None]])
+        self.b_ = np.concatenate([self.b_, b[None]])
+        self.theta_ = np.concatenate([self.theta_, (a_inv @ b)[None]])
+
+    def _delete_arm_state(self, i: int) -> None:
+        self.A_inv_ = np.delete(self.A_inv_, i, axis=0)
+        self.b_ = np.delete(self.b_, i, axis=0)
+        self.theta_ = np.delete(self.theta_, i, axis=0)
+
+    def _state_arrays(self) -> dict[str, FloatArray]:
+        return {"A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_}
+
+    def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
+        self.A_inv_ = np.ascontiguousarray(arrays["A_inv"], dtype=np.float64)  # dger updates in place
+        self.b_ = np.array(arrays["b"], dtype=np.float64)
+        self.theta_ = np.array(arrays["theta"], dtype=np.float64)
+
+    # -------------------------------------------------------------------------------------- contexts
+
+    def _check_context(self, x: Any, check_finite: bool = True) -> FloatArray:
+        if type(x) is np.ndarray and x.dtype == np.float64:
+            xv = x
+        else:
+            try:
+                xv = np.asarray(x, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise RouterInputError(
+                    "context", f"must be {self._d} numbers, got {type(x).__name__}"
+                ) from None
+        if xv.shape != (self._d,):
+            raise RouterInputError("context", f"expected shape ({self._d},), got {xv.shape}")
+        if check_finite and not math.isfinite(xv @ xv):
+            raise _not_finite()
+        if not self.fit_intercept:
+            return xv
+        xa = self._ones.copy()  # (D,), last entry the intercept's 1
+        xa[: self._d] = xv
+        return xa
+
+    def _check_contexts(self, X: Any, n: int) -> FloatArray:
+        """Checked contexts of shape (n, dim), not yet augmented (``_batch_update`` does that)."""
+        try:
+            Xv = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise RouterInputError("X", "must be a numeric array of shape (n_rounds, dim)") from None
+        if Xv.shape != (n, self._d):
+            raise RouterInputError("X", f"expected shape ({n}, {self._d}), got {Xv.shape}")
+        if not np.isfinite(Xv.sum()):
+            bad = np.flatnonzero(~np.isfinite(Xv).all(axis=1))
+            raise RouterInputError(
+                f"X[{bad[0] if len(bad) else 0}]", "must be finite numbers (found NaN or inf)"
+            )
+        return Xv
+
+    # --------------------------------------------------------------------------------------- updates
+
+    def _update(self, xa: FloatArray, i: int, r: float, w: float) -> None:
+        a_inv = self.A_inv_[i]  # (D, D) view, C-contiguous and symmetric
+        ax = a_inv @ xa  # (D,) A⁻¹x before the update
+        denom = 1.0 / w + ax @ xa
+        if not math.isfinite(denom):  # A⁻¹ is positive definite: finite iff x is (learn skips the check)
+            raise _not_finite()
+        # Sherman–Morrison, in place: BLAS rank-one update on the F-ordered view (the same memory).
+        dger(-1.0 / denom, ax, ax, a=a_inv.T, overwrite_a=1)
+        self.b_[i] += (w * r) * xa
+        theta = self.theta_[i]
+        theta += ax * ((r - theta @ xa) / denom)
+
+    def _batch_update(self, X: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+        n, d = X.shape
+        order = np.argsort(idx, kind="stable")  # rows grouped by arm: one contiguous block each
+        Xa = np.empty((n, self._D))  # (n, D) augmented, in arm order
+        Xa[:, :d] = X[order]
+        if self.fit_intercept:
+            Xa[:, d] = 1.0
+        idx_s, wr = idx[order], (w * r)[order]
+        Xw = Xa * w[order, None] if not np.all(w == 1.0) else Xa  # (n, D) rows scaled by their weight
+        touched, starts = np.unique(idx_s, return_index=True)
+        if not len(touched):
+            return
+        bounds = [*starts.tolist(), n]
+        A = np.linalg.inv(self.A_inv_[touched])  # (T, D, D) back to precisions
+        for t, k in enumerate(touched.tolist()):
+            lo, hi = bounds[t], bounds[t + 1]
+            A[t] += Xw[lo:hi].T @ Xa[lo:hi]  # Σ w x xᵀ
+            self.b_[k] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
+        A_inv = np.linalg.inv(A)
+        A_inv = (A_inv + A_inv.transpose(0, 2, 1)) / 2  # exact symmetry against rounding
+        self.A_inv_[touched] = A_inv
+        self.theta_[touched] = np.einsum("kij,kj->ki", A_inv, self.b_[touched])
+
+    # ------------------------------------------------------------------------------------- estimates
+
+    def predict(self, x: Any) -> FloatArray:
+        """Estimated reward of every arm for context ``x``, shape (n_actions,)."""
+        self._ensure()
+        return self.theta_ @ self._check_context(x)
+
+    def _mean_var(self, xa: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Per-arm estimate ``θ_kᵀx`` and ``xᵀA_k⁻¹x``, each of shape (K,), in one batched product."""
+        ax = self.A_inv_ @ xa  # (K, D)
+        return self.theta_ @ xa, ax @ xa
+
+
+def _not_finite() -> RouterInputError:
+    return RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")

@@ -1,0 +1,137 @@
+"""Context-free Beta–Bernoulli Thompson sampling (Thompson 1933; Chapelle & Li 2011, "An Empirical
+Evaluation of Thompson Sampling", NeurIPS, Algorithm 2).
+
+Rewards are mapped to [0, 1] through the declared range, ``u = (r − low) / (high − low)``, and each arm
+keeps ``Beta(α_k, β_k)``::
+
+    α_k = 1 + s_k m_k + Σ w u        β_k = 1 + s_k (1 − m_k) + Σ w (1 − u)
+
+from the uniform ``Beta(1, 1)``, the prior ``(m_k, s_k)`` (mean mapped to [0, 1], strength in
+pseudo-observations) and the weighted rewards. Fractional rewards enter as fractional successes, the
+posterior of the "Bernoulli trick" of Agrawal & Goyal 2012 in expectation.
+
+Propensity: Monte-Carlo, as for linear Thompson sampling — ``n_draws`` re-draws of the K Beta samples
+plus the draw actually used (see :func:`~rewardloop.learners.bandits._base.monte_carlo_dist`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rewardloop.learners.bandits._base import BanditRouter, IntArray, PriorSpec, monte_carlo_dist
+from rewardloop.policies.router import FloatArray, RouterInputError
+
+
+class BetaThompson(BanditRouter):
+    """Context-free Beta–Bernoulli Thompson sampling router.
+
+    Parameters
+    ----------
+    arms : sequence of str
+    n_draws : int, default 256
+        Monte-Carlo draws for the action distribution.
+    priors, default_prior, reward_range, random_state
+        As in :class:`~rewardloop.learners.bandits.LinUCB`; a prior ``(m, s)`` adds ``s·m`` successes
+        and ``s·(1 − m)`` failures (``m`` mapped to [0, 1] by the reward range).
+
+    Attributes
+    ----------
+    alpha_, beta_ : ndarray of shape (n_actions,)
+        Posterior Beta parameters.
+
+    Examples
+    --------
+    >>> router = BetaThompson(["a", "b"], priors={"b": (0.9, 20)}, random_state=0)
+    >>> router.act().arm
+    'b'
+    >>> router.learn(None, "a", 1.0)
+    >>> router.alpha_.tolist()
+    [2.0, 19.0]
+    """
+
+    algorithm = "beta_thompson"
+    needs_context = False
+
+    def __init__(
+        self,
+        arms: Any,
+        *,
+        n_draws: int = 256,
+        priors: Mapping[str, PriorSpec] | None = None,
+        default_prior: tuple[float, float] = (0.0, 0.0),
+        reward_range: tuple[float, float] = (0.0, 1.0),
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(
+            arms,
+            priors=priors,
+            default_prior=default_prior,
+            reward_range=reward_range,
+            random_state=random_state,
+        )
+        self.n_draws = n_draws
+
+    def get_params(self) -> dict[str, Any]:
+        return {**super().get_params(), "n_draws": self.n_draws}
+
+    def _validate_params(self) -> None:
+        if not (isinstance(self.n_draws, int) and self.n_draws >= 0):
+            raise RouterInputError("n_draws", f"must be an integer >= 0, got {self.n_draws!r}")
+
+    def _unit(self, r: Any) -> Any:
+        lo, hi = self._range
+        return (r - lo) / (hi - lo)
+
+    def _empty_state(self) -> None:
+        self.alpha_: FloatArray = np.zeros(0)
+        self.beta_: FloatArray = np.zeros(0)
+
+    def _add_arm_state(self, mean: float, strength: float) -> None:
+        m = self._unit(mean)
+        self.alpha_ = np.append(self.alpha_, 1.0 + strength * m)
+        self.beta_ = np.append(self.beta_, 1.0 + strength * (1.0 - m))
+
+    def _delete_arm_state(self, i: int) -> None:
+        self.alpha_ = np.delete(self.alpha_, i)
+        self.beta_ = np.delete(self.beta_, i)
+
+    def _state_arrays(self) -> dict[str, FloatArray]:
+        return {"alpha": self.alpha_, "beta": self.beta_}
+
+    def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
+        self.alpha_ = np.array(arrays["alpha"], dtype=np.float64)
+        self.beta_ = np.array(arrays["beta"], dtype=np.float64)
+
+    def _check_contexts(self, X: Any, n: int) -> None:
+        return None
+
+    def _decide(self, xa: None) -> tuple[int, FloatArray, FloatArray]:
+        k = len(self.alpha_)
+        sample = self.rng_.beta(self.alpha_, self.beta_)  # (K,)
+        i = int(sample.argmax())
+        if self.n_draws == 0:
+            dist = np.zeros(k)
+            dist[i] = 1.0
+            return i, dist, sample
+        redraws = self.rng_.beta(self.alpha_, self.beta_, size=(self.n_draws, k))  # (n_draws, K)
+        return i, monte_carlo_dist(redraws.argmax(axis=1), i, k), sample
+
+    def _update(self, xa: None, i: int, r: float, w: float) -> None:
+        u = self._unit(r)
+        self.alpha_[i] += w * u
+        self.beta_[i] += w * (1.0 - u)
+
+    def _batch_update(self, Xa: None, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+        k = len(self.alpha_)
+        u = self._unit(r)
+        self.alpha_ += np.bincount(idx, weights=w * u, minlength=k)
+        self.beta_ += np.bincount(idx, weights=w * (1.0 - u), minlength=k)
+
+    def posterior_mean(self) -> FloatArray:
+        """Posterior mean of each arm's reward, in reward units, shape (n_actions,)."""
+        self._ensure()
+        lo, hi = self._range
+        return lo + (hi - lo) * self.alpha_ / (self.alpha_ + self.beta_)
