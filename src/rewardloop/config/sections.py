@@ -34,14 +34,29 @@ class PolicyConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="backend options")
 
 
+RewardFunctionName = Literal["accuracy", "calibration", "confidence", "latency", "multilevel", "weighted"]
+
+
 class RewardSpecConfig(Section):
+    """One named, versioned reward spec (see docs/rewards.md for each function and feedback mapping)."""
+
     name: str = Field(description="the spec's name; rewards carry it")
     version: int = Field(1, ge=1, description="bump when the definition changes; rewards are per version")
-    function: str = Field(description="reward function, e.g. accuracy, calibration, latency, weighted")
-    weights: dict[str, float] = Field(default_factory=dict, description="component weights")
+    function: RewardFunctionName = Field(
+        description="reward function: accuracy, calibration (1 - |confidence - correct|), confidence "
+        "(confidence-weighted correctness), latency (needs options.target_ms), multilevel (roll-up of "
+        "level scores), weighted (weighted sum of named components)"
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="component weights (weighted, e.g. correct: 0.4) or level weights (multilevel); "
+        "normalised to sum to 1",
+    )
     scale: Literal["unit", "signed"] = Field("unit", description="unit: [0, 1]; signed: [-1, 1]")
     combine: Literal["authority_mean", "mean", "latest"] = Field(
-        "authority_mean", description="how several raters' feedback on one decision combine"
+        "authority_mean",
+        description="how several raters' feedback on one decision combine: authority-weighted mean "
+        "(its weighted std is kept as disagreement), plain mean, or the latest row",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="function options, e.g. target_ms")
 

@@ -1,0 +1,355 @@
+"""The feedback → reward compiler (pure: records in, rewards out; the store I/O is in ``loop.compile``).
+
+Two steps.
+
+1. **Signals.** Each feedback row becomes named signals in [0, 1] about the decision it is attached to:
+
+   ============ ===================================================================================
+   kind         signals
+   ============ ===================================================================================
+   correction   ``correct`` = 1 if ``label`` equals the decision's chosen action, else 0
+   rating       ``correct`` = ``rating`` = (value - low) / (high - low) on its declared scale
+                (thumbs ±1 → 0 / 1; 4 on 1–5 → 0.75)
+   implicit     ``correct`` = ``implicit`` = the value on its scale (acted 1, ignored 0)
+   preference   ``correct`` = ``preference`` = 1 if ``preferred`` is the chosen action (or this
+                decision's id), 0 if ``rejected`` is; a preference between two other items says
+                nothing about this decision and gives no signal
+   multilevel   one signal per score name (normalised), and ``multilevel`` = ``correct`` = the row's
+                ``value`` if given, else the roll-up of its scores with the spec's level weights
+                (levels a rater did not score are left out of that rater's roll-up)
+   ============ ===================================================================================
+
+2. **Combine and score.** A rater who gave several rows on one decision counts once (their latest
+   row). Per decision and signal, raters combine by the spec's ``combine``: the authority-weighted mean
+   ``Σ a_i v_i / Σ a_i`` (default), with the authority-weighted standard deviation kept as
+   ``disagreement``; the plain mean; or the latest row. The spec's function then turns the combined
+   signals (and the decision's logged confidence and latency) into the reward.
+
+A decision without the signals its spec needs gets **no** reward (never a silent 0);
+:class:`CompileResult` counts the reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from rewardloop.rewards import functions as F
+from rewardloop.rewards.functions import FloatArray
+from rewardloop.rewards.spec import RewardSpec
+from rewardloop.types import Decision, Feedback, Reward, utcnow  # noqa: F401 (Decision, Feedback: doctests)
+
+#: Components computed from the decision as well as its feedback; each reads the ``correct`` signal.
+DERIVED = ("accuracy", "calibration", "confidence", "latency")
+
+
+@dataclass
+class CompileResult:
+    """What a compile produced: the rewards, and why the other decisions got none.
+
+    ``skipped`` maps a reason to how many decisions it applied to; ``skipped_ids`` lists them.
+    """
+
+    rewards: list[Reward]
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_ids: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, reason: str, decision_id: str) -> None:
+        self.skipped[reason] += 1
+        self.skipped_ids.setdefault(reason, []).append(decision_id)
+
+
+class DecisionLike(Protocol):
+    """What the compiler reads of a decision (a :class:`~rewardloop.types.Decision` or a store view)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def latency_ms(self) -> float | None: ...
+
+
+class FeedbackLike(Protocol):
+    """What the compiler reads of a feedback row (a :class:`~rewardloop.types.Feedback` or a store view).
+
+    ``created_at`` only orders the rows of one decision: any comparable value of one type will do.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def scale(self) -> tuple[float, float] | None: ...
+    @property
+    def label(self) -> str | None: ...
+    @property
+    def preferred(self) -> str | None: ...
+    @property
+    def rejected(self) -> str | None: ...
+    @property
+    def scores(self) -> Mapping[str, float] | None: ...
+    @property
+    def rater_id(self) -> str | None: ...
+    @property
+    def authority(self) -> float: ...
+    @property
+    def created_at(self) -> Any: ...
+
+
+def _unit(value: float, scale: tuple[float, float] | None) -> float:
+    low, high = scale if scale is not None else (0.0, 1.0)
+    return (value - low) / (high - low)
+
+
+def feedback_signals(
+    decision: DecisionLike, fb: FeedbackLike, level_weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """The named [0, 1] signals one feedback row gives about its decision (table in the module doc).
+
+    >>> d = Decision(policy="p", policy_version="1", kind="classifier", actions=("a", "b"),
+    ...              action="a", action_dist=(0.5, 0.5), pscore=0.5)
+    >>> feedback_signals(d, Feedback(decision_id=d.id, kind="rating", value=4, scale=(1, 5)))
+    {'correct': 0.75, 'rating': 0.75}
+    """
+    kind = fb.kind
+    if kind == "correction":
+        return {"correct": 1.0 if fb.label == decision.action else 0.0}
+    if kind == "rating":
+        assert fb.value is not None
+        v = _unit(fb.value, fb.scale)
+        return {"correct": v, "rating": v}
+    if kind == "implicit":
+        assert fb.value is not None
+        v = _unit(fb.value, fb.scale)
+        return {"correct": v, "implicit": v}
+    if kind == "preference":
+        mine = (decision.action, decision.id)
+        if fb.preferred in mine:
+            return {"correct": 1.0, "preference": 1.0}
+        if fb.rejected in mine:
+            return {"correct": 0.0, "preference": 0.0}
+        return {}
+    # multilevel
+    assert fb.scores is not None
+    out = {k: _unit(v, fb.scale) for k, v in fb.scores.items()}
+    if fb.value is not None:
+        overall = _unit(fb.value, fb.scale)
+    else:
+        levels = {k.split(".", 1)[0] for k in out}
+        weights = {k: w for k, w in (level_weights or {}).items() if k in levels} or None
+        if level_weights and weights is None:
+            return out  # none of the weighted levels scored: no overall from this row
+        overall = _rollup(out, weights)
+    out["multilevel"] = overall
+    out["correct"] = overall
+    return out
+
+
+def _rollup(scores: Mapping[str, float], weights: Mapping[str, float] | None) -> float:
+    """Scalar :func:`~rewardloop.rewards.functions.multilevel_rollup` (same definition, no numpy)."""
+    levels: dict[str, list[float]] = {}
+    for k, v in scores.items():
+        levels.setdefault(k.split(".", 1)[0], []).append(v)
+    means = {k: sum(v) / len(v) for k, v in levels.items()}
+    w = weights or dict.fromkeys(means, 1.0)
+    total = sum(w.values())
+    return sum(wk * means[k] for k, wk in w.items()) / total
+
+
+def _time_order(fb: FeedbackLike) -> tuple[Any, str]:
+    return (fb.created_at, fb.id)
+
+
+def _needed(spec: RewardSpec) -> list[str]:
+    """The signals the spec's function reads."""
+    if spec.function in DERIVED:
+        return ["correct"]
+    if spec.function == "multilevel":
+        return ["multilevel"]
+    return sorted({"correct" if k in (*DERIVED, "correct") else k for k in spec.weights})
+
+
+def _combine(values: list[tuple[float, float]], how: str) -> tuple[float, float]:
+    """(mean, std) of (value, authority) pairs, oldest first; authority-weighted unless ``how`` says."""
+    if how == "latest":
+        return values[-1][0], 0.0
+    if how == "mean":
+        values = [(v, 1.0) for v, _ in values]
+    total = sum(a for _, a in values)
+    mean = sum(a * v for v, a in values) / total
+    var = sum(a * (v - mean) ** 2 for v, a in values) / total
+    return mean, math.sqrt(max(var, 0.0))
+
+
+def compile_feedback(
+    decisions: Sequence[DecisionLike],
+    feedback: Mapping[str, Sequence[FeedbackLike]],
+    spec: RewardSpec,
+) -> CompileResult:
+    """Compile rewards for ``decisions`` from their ``feedback`` (by decision id) under ``spec``.
+
+    Parameters
+    ----------
+    decisions : sequence of Decision (or any object with id, action, confidence, latency_ms)
+    feedback : mapping of decision id to sequence of Feedback
+        Each decision's feedback rows; order does not matter (rows are sorted by time).
+    spec : RewardSpec
+
+    Returns
+    -------
+    CompileResult
+        One :class:`Reward` per decision that had the signals its spec needs, with components, the ids
+        of the feedback rows that went into it, and the raters' disagreement.
+
+    Examples
+    --------
+    >>> d = Decision(policy="p", policy_version="1", kind="classifier", actions=("a", "b"),
+    ...              action="a", action_dist=(0.5, 0.5), pscore=0.5, id="d1")
+    >>> fb = [Feedback(decision_id="d1", kind="correction", label="a", authority=1.0, rater_id="x"),
+    ...       Feedback(decision_id="d1", kind="correction", label="b", authority=0.5, rater_id="y")]
+    >>> r = compile_feedback([d], {"d1": fb}, RewardSpec("acc", function="accuracy")).rewards[0]
+    >>> round(r.value, 4), round(r.disagreement, 4)
+    (0.6667, 0.4714)
+    """
+    result = CompileResult(rewards=[])
+    needed = _needed(spec)
+    level_weights = dict(spec.weights) if spec.function == "multilevel" else None
+    needs_latency = spec.function == "latency" or "latency" in spec.weights
+    # Phase 1, per decision in plain Python: combine each needed signal over the raters.
+    kept: list[DecisionLike] = []
+    combined: dict[str, list[tuple[float, float]]] = {name: [] for name in needed}
+    provenance: list[tuple[str, ...]] = []
+    for d in decisions:
+        fbs = feedback.get(d.id, ())
+        if not fbs:
+            result.skip("no feedback", d.id)
+            continue
+        # A rater counts once per decision: their latest row. Rows without a rater id stand alone.
+        ordered = sorted(fbs, key=_time_order) if len(fbs) > 1 else list(fbs)
+        if len(ordered) > 1:
+            seen: set[str] = set()
+            kept_rows: list[FeedbackLike] = []
+            for fb in reversed(ordered):
+                if fb.rater_id is None or fb.rater_id not in seen:
+                    kept_rows.append(fb)
+                    if fb.rater_id is not None:
+                        seen.add(fb.rater_id)
+            ordered = kept_rows[::-1]
+        rows: list[tuple[str, float, float, str]] = []  # (signal, value, authority, feedback id)
+        for fb in ordered:
+            for name, v in feedback_signals(d, fb, level_weights).items():
+                rows.append((name, v, fb.authority, fb.id))
+        if not rows:
+            result.skip("feedback says nothing about the chosen action", d.id)
+            continue
+        signals: dict[str, tuple[float, float]] = {}
+        used: list[str] = []
+        missing = ""
+        for name in needed:
+            sel = [r for r in rows if r[0] == name and (spec.combine != "authority_mean" or r[2] > 0)]
+            if not sel:
+                missing = name
+                break
+            signals[name] = _combine([(v, a) for _, v, a, _ in sel], spec.combine)
+            used.extend(r[3] for r in (sel[-1:] if spec.combine == "latest" else sel))
+        if missing:
+            result.skip(f"no {missing} signal (from feedback with authority > 0)", d.id)
+            continue
+        if needs_latency and d.latency_ms is None:
+            result.skip("no latency_ms logged", d.id)
+            continue
+        kept.append(d)
+        provenance.append(tuple(dict.fromkeys(used)))
+        for name in needed:
+            combined[name].append(signals[name])
+    if not kept:
+        return result
+    # Phase 2, vectorised over the kept decisions: the spec's function.
+    sig = {k: np.array(v, dtype=np.float64).reshape(-1, 2) for k, v in combined.items()}  # (n, 2): mean, std
+    conf = np.array([d.confidence if d.confidence is not None else 0.0 for d in kept])  # (n,)
+    lat = np.array([d.latency_ms or 0.0 for d in kept]) if needs_latency else None  # (n,)
+    value, components, disagreement = _score(spec, sig, conf, lat)
+    if spec.scale == "signed" and spec.function != "confidence":
+        value = 2.0 * value - 1.0
+    elif spec.scale == "unit" and spec.function == "confidence":
+        value = (value + 1.0) / 2.0
+    now = utcnow()
+    names = list(components)
+    cols = [components[k].tolist() for k in names]
+    for i, d in enumerate(kept):
+        result.rewards.append(
+            Reward(
+                decision_id=d.id,
+                spec=spec.name,
+                spec_version=spec.version,
+                value=float(value[i]),
+                components={k: c[i] for k, c in zip(names, cols, strict=True)},
+                feedback_ids=provenance[i],
+                disagreement=float(disagreement[i]),
+                created_at=now,
+            )
+        )
+    return result
+
+
+def _score(
+    spec: RewardSpec,
+    sig: Mapping[str, FloatArray],
+    conf: FloatArray,
+    lat: FloatArray | None,
+) -> tuple[FloatArray, dict[str, FloatArray], FloatArray]:
+    """(values on the function's natural range, components, disagreement), each of shape (n,)."""
+    fn = spec.function
+    if fn == "multilevel":
+        q, sd = sig["multilevel"][:, 0], sig["multilevel"][:, 1]
+        return q, {"multilevel": q}, sd
+    q, sd = sig["correct"][:, 0], sig["correct"][:, 1]
+    if fn == "accuracy":
+        return F.accuracy(q), {"correct": q}, sd
+    if fn == "calibration":
+        return F.calibration(q, conf), {"correct": q, "confidence": conf}, sd
+    if fn == "confidence":
+        return F.confidence_weighted(q, conf), {"correct": q, "confidence": conf}, sd
+    if fn == "latency":
+        assert lat is not None
+        factor = F.latency_factor(lat, spec.target_ms)
+        return q * factor, {"correct": q, "latency_factor": factor}, sd
+    # weighted: each named component in [0, 1]; derived ones read "correct"
+    components: dict[str, FloatArray] = {}
+    spreads: dict[str, FloatArray] = {}
+    for k in spec.weights:
+        if k in ("correct", "accuracy"):
+            components[k] = q
+        elif k == "calibration":
+            components[k] = F.calibration(q, conf)
+        elif k == "confidence":
+            components[k] = to_unit_array(F.confidence_weighted(q, conf))
+        elif k == "latency":
+            assert lat is not None
+            components[k] = q * F.latency_factor(lat, spec.target_ms)
+        else:
+            components[k] = sig[k][:, 0]
+        spreads[k] = sd if k in (*DERIVED, "correct") else sig[k][:, 1]
+    total = sum(spec.weights.values())
+    value = F.weighted_sum(components, spec.weights)
+    # Σ w̃_k · std_k: an upper bound on the spread of the weighted total across raters (Minkowski).
+    disagreement = sum((w / total * spreads[k] for k, w in spec.weights.items()), np.zeros_like(q))
+    return value, components, disagreement
+
+
+def to_unit_array(signed: FloatArray) -> FloatArray:
+    return (signed + 1.0) / 2.0
+
+
+__all__ = ["DERIVED", "CompileResult", "DecisionLike", "FeedbackLike", "compile_feedback", "feedback_signals"]
