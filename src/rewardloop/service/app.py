@@ -169,9 +169,20 @@ def create_app(
 
     from rewardloop.service import api, dashboard
 
+    app.include_router(api.v1)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
+
+
+def serve_factory() -> FastAPI:
+    """The app ``rewardloop serve`` runs in each worker: the project file named by
+    ``REWARDLOOP_SERVE_CONFIG`` (or the defaults), environment overrides applied, store already migrated."""
+    import os
+
+    from rewardloop.config import load_config
+
+    return create_app(load_config(os.environ.get("REWARDLOOP_SERVE_CONFIG")), migrate=False)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, HTTPException, Request
 
 from rewardloop.store import Store
@@ -75,8 +76,12 @@ def check_key(store: Store, cache: KeyCache, secret: str) -> ApiKey | None:
     return key
 
 
-def current_key(request: Request) -> ApiKey:
-    """The caller's key, or 401 saying how to send one."""
+async def authenticate_request(request: Request) -> ApiKey:
+    """The caller's key, or 401 saying how to send one.
+
+    Async, like every dependency here: FastAPI runs a sync dependency in the thread pool, a thread hop
+    per dependency per request. A cached key costs no I/O; a miss reads the store in a thread.
+    """
     state = request.app.state.rl
     secret = _secret(request)
     if not secret:
@@ -86,19 +91,23 @@ def current_key(request: Request) -> ApiKey:
             "(create one with `rewardloop keys create`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key = check_key(state.store, state.keys, secret)
+    key: ApiKey | None = state.keys.get(hash_key(secret))
+    if key is None:
+        key = await anyio.to_thread.run_sync(check_key, state.store, state.keys, secret)
     if key is None:
         raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     return key
 
 
-KeyDep = Annotated[ApiKey, Depends(current_key)]
+def require(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A dependency: the caller's key, which must carry ``scope`` (else 403 naming it).
 
+    One flat dependency (not one on top of another): each level costs FastAPI's dependency solver
+    time on every request.
+    """
 
-def require(scope: str) -> Callable[[ApiKey], ApiKey]:
-    """A dependency: the caller's key, which must carry ``scope`` (else 403 naming it)."""
-
-    def dependency(key: KeyDep) -> ApiKey:
+    async def dependency(request: Request) -> ApiKey:
+        key = await authenticate_request(request)
         if not key.allows(scope):
             raise HTTPException(
                 403,

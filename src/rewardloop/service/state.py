@@ -44,7 +44,7 @@ class AppState:
         return owner
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.rl
     return state
 
