@@ -291,7 +291,8 @@ def run_store(name: str, url: str, workers: int, args: argparse.Namespace, group
     for what, phase in (("decide", decide), ("feedback", feedback)):
         print(
             f"  {what:9s} {len(phase.latencies):7d} requests in {phase.seconds:5.1f} s = "
-            f"{phase.rps:7.0f} req/s   p50 {phase.pct(50):6.2f} ms  p99 {phase.pct(99):6.2f} ms   errors {phase.errors}"
+            f"{phase.rps:7.0f} req/s   p50 {phase.pct(50):6.2f} ms  p99 {phase.pct(99):6.2f} ms"
+            f"   errors {phase.errors}"
         )
         per = 1000 * phase.server_cpu / max(1, len(phase.latencies))
         print(f"            server CPU {per:.3f} ms per request (capacity ≈ {1000 / per:.0f} req/s per core)")
