@@ -188,6 +188,15 @@ class ExperimentsConfig(Section):
 class ReviewConfig(Section):
     confidence_below: float = Field(0.7, ge=0, le=1, description="queue decisions less confident than this")
     audit_rate: float = Field(0.0, ge=0, le=1, description="share of other decisions queued at random")
+    audit_salt: str = Field(
+        "audit", description="salt of the audit draw: a decision is sampled when hash(salt, id) < audit_rate"
+    )
+    disagreement: bool = Field(
+        True, description="queue decisions on which the champion and a shadow challenger disagree"
+    )
+    reviewer_authority: float = Field(
+        1.0, ge=0, le=1, description="authority weight of the feedback a reviewer's resolution writes"
+    )
 
 
 class ServiceConfig(Section):
@@ -195,3 +204,12 @@ class ServiceConfig(Section):
     port: int = Field(8000, ge=1, le=65535, description="port to bind")
     workers: int = Field(1, ge=1, description="uvicorn workers (several need PostgreSQL)")
     max_body_bytes: int = Field(1_000_000, ge=1, description="largest request body accepted")
+    group_commit: bool = Field(
+        True,
+        description="write concurrent feedback requests in one transaction (each is answered only "
+        "after its row is committed)",
+    )
+    max_batch: int = Field(512, ge=1, description="most feedback rows one group commit writes")
+    key_cache_seconds: float = Field(
+        5.0, ge=0, description="how long a worker trusts a checked API key (a revocation waits this long)"
+    )

@@ -1,0 +1,375 @@
+"""Load run of the HTTP service: decide + feedback from a second process, over loopback only.
+
+For each store (a SQLite file; PostgreSQL at REWARDLOOP_TEST_PG_URL, in a fresh schema, if it answers):
+
+1. start ``uvicorn`` in a child process (1 worker on SQLite, ``--pg-workers`` on PostgreSQL) serving
+   ``create_app`` with a stub policy provider (a fixed 3-label distribution per text: it measures the
+   service, not a model);
+2. from this process, ``--connections`` keep-alive HTTP/1.1 connections send ``POST /v1/decide`` for
+   ``--decide-seconds``, then ``POST /v1/feedback`` (ratings, corrections, implicit signals, each with a
+   client id) on those decisions for ``--seconds``; every answer's latency is recorded;
+3. stop the server, then count in the store every decision and feedback row the server acknowledged
+   (2xx): ``lost_rows`` is how many of them are missing.
+
+As a reference in the same run, the SQLite feedback phase is repeated (shorter) with group commit off.
+Ends with one JSON line: ``feedback_rps``, ``feedback_p99_ms``, ``errors``, ``lost_rows`` per store.
+
+    PYTHONPATH=src python benchmarks/load.py [--seconds 60] [--skip-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PG_URL = os.environ.get("REWARDLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+LABELS = ("billing", "shipping", "returns")
+
+
+# ------------------------------------------------------------------------------ the server (child)
+
+
+class StubPolicy:
+    """A stand-in policy: a distribution fixed by the text's hash (no model; the service is measured)."""
+
+    def decide(self, request):  # type: ignore[no-untyped-def]
+        from rewardloop.service import DecideOutcome
+        from rewardloop.types import Decision
+
+        h = sum(map(ord, request.text or "")) % 3
+        dist = [0.1, 0.1, 0.1]
+        dist[h] = 0.8 if len(request.text or "") % 4 else 0.6  # a quarter of them go to review
+        dist[(h + 1) % 3] = 1.0 - dist[h] - 0.1
+        return DecideOutcome(
+            Decision(
+                policy="bench",
+                policy_version="1",
+                kind="classifier",
+                actions=LABELS,
+                action=LABELS[h],
+                action_dist=tuple(dist),
+                pscore=dist[h],
+                latency_ms=0.1,
+                text=request.text,
+                metadata=dict(request.metadata),
+            )
+        )
+
+    def list_policies(self):  # type: ignore[no-untyped-def]
+        return []
+
+    def experiments(self):  # type: ignore[no-untyped-def]
+        return []
+
+
+def bench_factory():  # type: ignore[no-untyped-def]
+    """The app each uvicorn worker runs (settings from the environment)."""
+    from rewardloop.config import ProjectConfig
+    from rewardloop.service import create_app
+
+    cfg = ProjectConfig()
+    cfg.service.group_commit = os.environ.get("BENCH_GROUP_COMMIT", "1") == "1"
+    stub = StubPolicy()
+    return create_app(cfg, provider=stub, admin=stub, migrate=False)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str, port: int, workers: int, group_commit: bool) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "REWARDLOOP_STORE__URL": url,
+        "BENCH_GROUP_COMMIT": "1" if group_commit else "0",
+        "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable, "-m", "uvicorn", "load:bench_factory", "--factory", "--app-dir", str(HERE),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
+        "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                if b"200 OK" in s.recv(1024):
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the server did not start within 60 s")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by a process and all its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+# ------------------------------------------------------------------------------ the client (this one)
+
+
+@dataclass
+class Phase:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    server_cpu: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
+    acked: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(np.array(self.latencies) * 1000, q)) if self.latencies else float("nan")
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, key: str, body: bytes
+) -> tuple[int, bytes]:
+    writer.write(
+        b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (path.encode(), key.encode(), len(body), body)
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)
+
+
+async def run_phase(port: int, key: str, path: str, make_body, seconds: float, connections: int) -> Phase:  # type: ignore[no-untyped-def]
+    phase = Phase()
+    stop = time.perf_counter() + seconds
+
+    async def connection(i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        rng = random.Random(i)
+        try:
+            while time.perf_counter() < stop:
+                ident, body = make_body(rng)
+                t0 = time.perf_counter()
+                status, answer = await _request(reader, writer, path, key, body)
+                phase.latencies.append(time.perf_counter() - t0)
+                if 200 <= status < 300:
+                    phase.acked.append(ident or json.loads(answer)["decision_id"])
+                else:
+                    phase.errors += 1
+                    if len(phase.error_samples) < 3:
+                        phase.error_samples.append(f"{status} {answer[:200]!r}")
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(connection(i) for i in range(connections)))
+    phase.seconds = time.perf_counter() - t0
+    return phase
+
+
+def feedback_maker(decision_ids: list[str]):  # type: ignore[no-untyped-def]
+    def make(rng: random.Random) -> tuple[str, bytes]:
+        ident = uuid.uuid4().hex
+        d = rng.choice(decision_ids)
+        kind = rng.random()
+        if kind < 0.4:
+            body = {
+                "id": ident,
+                "decision_id": d,
+                "kind": "rating",
+                "value": rng.randint(1, 5),
+                "scale": [1, 5],
+            }
+        elif kind < 0.7:
+            body = {"id": ident, "decision_id": d, "kind": "correction", "label": rng.choice(LABELS)}
+        else:
+            body = {"id": ident, "decision_id": d, "kind": "implicit", "value": rng.randint(0, 1)}
+        return ident, json.dumps(body).encode()
+
+    return make
+
+
+def decide_body(rng: random.Random) -> tuple[None, bytes]:
+    words = ["where", "is", "my", "parcel", "refund", "invoice", "late", "broken", "please", "help"]
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 9)))
+    return None, json.dumps({"policy": "bench", "text": text, "unit_id": f"u{rng.randint(0, 999)}"}).encode()
+
+
+def count_stored(url: str, table: str, ids: list[str]) -> int:
+    from sqlalchemy import text
+
+    from rewardloop.store import Store
+
+    store = Store.open(url, migrate=False)
+    found = 0
+    try:
+        with store.engine.connect() as conn:
+            for start in range(0, len(ids), 5000):
+                chunk = ids[start : start + 5000]
+                marks = ", ".join(f":i{j}" for j in range(len(chunk)))
+                found += int(
+                    conn.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE id IN ({marks})"),
+                        {f"i{j}": v for j, v in enumerate(chunk)},
+                    ).scalar_one()
+                )
+    finally:
+        store.close()
+    return found
+
+
+def run_store(name: str, url: str, workers: int, args: argparse.Namespace, group_commit: bool = True,
+              seconds: float | None = None) -> dict[str, float | int]:  # fmt: skip
+    from rewardloop.store import Store
+    from rewardloop.store.apikeys import create_api_key
+
+    store = Store.open(url)
+    _, key = create_api_key(store, "load", "bench", role="client")
+    store.close()
+    port = free_port()
+    server = start_server(url, port, workers, group_commit)
+    try:
+        cpu0 = tree_cpu_seconds(server.pid)
+        decide = asyncio.run(
+            run_phase(port, key, "/v1/decide", decide_body, args.decide_seconds, args.connections)
+        )
+        cpu1 = tree_cpu_seconds(server.pid)
+        feedback = asyncio.run(
+            run_phase(port, key, "/v1/feedback", feedback_maker(decide.acked), seconds or args.seconds,
+                      args.connections)
+        )  # fmt: skip
+        cpu2 = tree_cpu_seconds(server.pid)
+        decide.server_cpu, feedback.server_cpu = cpu1 - cpu0, cpu2 - cpu1
+    finally:
+        server.terminate()
+        server.wait(30)
+    lost_decisions = len(set(decide.acked)) - count_stored(url, "decisions", list(set(decide.acked)))
+    lost_feedback = len(feedback.acked) - count_stored(url, "feedback", feedback.acked)
+    plural = "s" if workers > 1 else ""
+    print(f"\n{name} ({workers} worker{plural}, group commit {'on' if group_commit else 'off'})")
+    for what, phase in (("decide", decide), ("feedback", feedback)):
+        print(
+            f"  {what:9s} {len(phase.latencies):7d} requests in {phase.seconds:5.1f} s = "
+            f"{phase.rps:7.0f} req/s   p50 {phase.pct(50):6.2f} ms  p99 {phase.pct(99):6.2f} ms"
+            f"   errors {phase.errors}"
+        )
+        per = 1000 * phase.server_cpu / max(1, len(phase.latencies))
+        print(f"            server CPU {per:.3f} ms per request (capacity ≈ {1000 / per:.0f} req/s per core)")
+        for sample in phase.error_samples:
+            print(f"    e.g. {sample}")
+    print(
+        f"  acknowledged and missing from the store: {lost_decisions} decisions, "
+        f"{lost_feedback} feedback rows"
+    )
+    return {
+        "feedback_rps": round(feedback.rps, 1),
+        "feedback_p50_ms": round(feedback.pct(50), 2),
+        "feedback_p99_ms": round(feedback.pct(99), 2),
+        "decide_rps": round(decide.rps, 1),
+        "decide_p99_ms": round(decide.pct(99), 2),
+        "errors": decide.errors + feedback.errors,
+        "lost_rows": lost_decisions + lost_feedback,
+        "feedback_acked": len(feedback.acked),
+        "feedback_server_cpu_ms_per_request": round(
+            1000 * feedback.server_cpu / max(1, len(feedback.latencies)), 3
+        ),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def pg_schema_url() -> tuple[str, object] | None:
+    from sqlalchemy import create_engine, text
+
+    try:
+        admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        schema = f"rl_load_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as err:
+        print(f"PostgreSQL skipped: nothing answers at {PG_URL} ({type(err).__name__})")
+        return None
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="feedback phase length per store")
+    parser.add_argument("--decide-seconds", type=float, default=10.0, help="decide phase length per store")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-reference", action="store_true", help="skip the group-commit-off run")
+    args = parser.parse_args()
+    print(
+        f"load run: {args.connections} connections, loopback, {os.cpu_count()} CPUs; stub policy (no model)"
+    )
+    out: dict[str, dict[str, float | int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["sqlite"] = run_store("SQLite (WAL)", f"sqlite:///{tmp}/load.db", 1, args)
+        if not args.skip_reference:
+            ref = run_store("SQLite (WAL)", f"sqlite:///{tmp}/ref.db", 1, args, group_commit=False,
+                            seconds=min(args.seconds, 10.0))  # fmt: skip
+            out["sqlite_no_group_commit"] = ref
+            print(f"\ngroup commit on SQLite: {out['sqlite']['feedback_rps'] / ref['feedback_rps']:.2f}x the "
+                  f"feedback throughput of one transaction per request")  # fmt: skip
+    if not args.skip_postgres:
+        pg = pg_schema_url()
+        if pg is not None:
+            url, drop = pg
+            try:
+                out["postgresql"] = run_store("PostgreSQL", url, args.pg_workers, args)
+            finally:
+                drop()  # type: ignore[operator]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,498 @@
+"""The JSON API under ``/v1``, plus ``/healthz`` and ``/metrics``.
+
+Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project, and a
+policy belongs to the project of its first decision; reads and writes touch only the caller's project.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from rewardloop.service import panels
+from rewardloop.service.providers import DecideInput
+from rewardloop.service.schemas import (
+    AliasMoveResponse,
+    DecideRequest,
+    DecisionLogRequest,
+    DecisionLogResponse,
+    DecisionResponse,
+    ErrorResponse,
+    ExperimentModel,
+    FeedbackCreateRequest,
+    FeedbackResponse,
+    GroupStatsModel,
+    KeyCreateRequest,
+    KeyCreateResponse,
+    KeyModel,
+    LeaderboardResponse,
+    LeaderboardRow,
+    PolicyModel,
+    PromoteRequest,
+    ReviewItemResponse,
+    ReviewListResponse,
+    ReviewResolveRequest,
+    RollbackRequest,
+    StatsResponse,
+)
+from rewardloop.service.security import AdminKey, DecideKey, ExportKey, FeedbackKey, ReadKey, ReviewKey
+from rewardloop.service.state import AppState, StateDep
+from rewardloop.store import log_decision, store_stats
+from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
+from rewardloop.store.insights import EXPORT_COLUMNS, export_rows, policies_of_project, recent_decisions
+from rewardloop.store.review import (
+    ReviewEntry,
+    claim_review_item,
+    get_review_entry,
+    read_review_queue,
+    resolve_review_item,
+    review_counts,
+)
+from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+
+# Two flat routers (the app includes both): nesting one in the other costs a level of route matching
+# on every request. The hottest route, feedback, is declared first.
+v1 = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(responses=ERRORS)
+
+
+def _own_policy(state: AppState, key: ApiKey, policy: str) -> None:
+    """404 unless the policy is the caller's project's (or has no decision yet)."""
+    owner = state.owner(policy)
+    if owner is not None and owner != key.project:
+        raise HTTPException(404, f"policy: no policy {policy!r} in this project")
+
+
+def _stamp(decision: Decision, project: str) -> Decision:
+    return dataclasses.replace(decision, metadata={**decision.metadata, "project": project})
+
+
+def _log(state: AppState, decision: Decision, source: str) -> str:
+    """Log the decision; returns the stored id (the first one's, for a re-sent idempotency key)."""
+    stored_id = log_decision(state.store, decision)
+    state.metrics.decisions.labels(decision.policy, decision.variant or "", source).inc()
+    return stored_id
+
+
+def _review(state: AppState, decision: Decision, shadow_action: str | None) -> str | None:
+    """Queue a freshly logged decision if the review policy says so; returns the reason, if queued."""
+    item = state.review.assess(decision, shadow_action)
+    if item is not None and state.review.enqueue(state.store, [(decision, shadow_action)]):
+        state.metrics.review_enqueued.labels(item.reason).inc()
+        return item.reason
+    return None
+
+
+# ----------------------------------------------------------------------------------------- feedback
+
+
+@v1.post("/feedback", response_model=FeedbackResponse, status_code=201, tags=["feedback"])
+async def create_feedback(body: FeedbackCreateRequest, key: FeedbackKey, request: Request) -> Response:
+    """Store one feedback row on a decision of the caller's project (every kind: rating, correction,
+    preference, multilevel, implicit). Answered once the row is committed. Re-sending the same ``id``
+    stores it once."""
+    # The hottest route: the state comes from the request rather than a dependency, and the answer is
+    # serialised here (the response model above documents it), which saves a third of the framework's
+    # time per request.
+    state: AppState = request.app.state.rl
+    feedback = Feedback(**body.model_dump(exclude_none=True))  # RecordError → 422 naming the field
+    await state.writer.submit(feedback, key.project)
+    return Response(
+        orjson.dumps({"id": feedback.id, "decision_id": feedback.decision_id}),
+        status_code=201,
+        media_type="application/json",
+    )
+
+
+# ---------------------------------------------------------------------------------------- decisions
+
+
+@v1.post("/decide", response_model=DecisionResponse, tags=["decisions"])
+def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
+    """Decide with the version the policy's alias points at, in the caller's experiment variant; the
+    decision is logged (with its propensity) and queued for review when the review policy says so."""
+    _own_policy(state, key, body.policy)
+    if "project" in body.metadata and body.metadata["project"] != key.project:
+        raise HTTPException(422, "metadata.project: must be this key's project or absent")
+    request = DecideInput(
+        policy=body.policy,
+        text=body.text,
+        features=tuple(body.features) if body.features is not None else None,
+        candidates=tuple(body.candidates) if body.candidates is not None else None,
+        actions=tuple(body.actions) if body.actions is not None else None,
+        metadata={**body.metadata, "project": key.project},
+        unit_id=body.unit_id,
+        idempotency_key=body.idempotency_key,
+    )
+    outcome = state.provider.decide(request)
+    decision = _stamp(outcome.decision, key.project)
+    shadow_action = None
+    if outcome.shadow is not None:
+        shadow = _stamp(outcome.shadow, key.project)
+        shadow = dataclasses.replace(shadow, metadata={**shadow.metadata, "shadow_of": decision.id})
+        log_decision(state.store, shadow)
+        shadow_action = shadow.action
+    stored_id = _log(state, decision, "decide")
+    # A re-sent idempotency key was logged (and assessed for review) the first time.
+    reason = _review(state, decision, shadow_action) if stored_id == decision.id else None
+    return DecisionResponse(
+        decision_id=stored_id,
+        policy=decision.policy,
+        policy_version=decision.policy_version,
+        kind=decision.kind,
+        action=decision.action,
+        probabilities=dict(zip(decision.actions, decision.action_dist, strict=True)),
+        confidence=decision.confidence if decision.confidence is not None else decision.pscore,
+        ranking=list(decision.ranking) if decision.ranking is not None else None,
+        experiment=decision.experiment,
+        variant=decision.variant,
+        queued_for_review=reason,
+    )
+
+
+@v1.post("/decisions", response_model=DecisionLogResponse, status_code=201, tags=["decisions"])
+def log_external_decision(body: DecisionLogRequest, key: DecideKey, state: StateDep) -> DecisionLogResponse:
+    """Log a decision made elsewhere (same fields as the Decision record); it may enter the review queue.
+    Re-sending the same ``idempotency_key`` logs it once and returns the first id."""
+    _own_policy(state, key, body.policy)
+    if "project" in body.metadata and body.metadata["project"] != key.project:
+        raise HTTPException(422, "metadata.project: must be this key's project or absent")
+    fields = body.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
+    for name in ("actions", "action_dist", "features", "candidates", "ranking"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
+    fields["trace"] = tuple(TraceStep(s.name, s.action, s.logp) for s in body.trace)
+    fields["metadata"] = {**body.metadata, "project": key.project}
+    decision = Decision(**fields)  # RecordError → 422 naming the field
+    if body.shadow_action is not None and body.shadow_action not in decision.actions:
+        raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")
+    stored_id = _log(state, decision, "log")
+    reason = _review(state, decision, body.shadow_action) if stored_id == decision.id else None
+    return DecisionLogResponse(decision_id=stored_id, queued_for_review=reason)
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+@v1.get("/stats", response_model=StatsResponse, tags=["insight"])
+def stats(
+    key: ReadKey, state: StateDep, policy: Annotated[str | None, Query(max_length=200)] = None
+) -> StatsResponse:
+    """Decisions per policy and version, feedback coverage, feedback per kind and source, exploration
+    health (share logged without randomness, effective sample size) and the review queue, for the
+    caller's project."""
+    if policy is not None:
+        _own_policy(state, key, policy)
+        names = [policy]
+    else:
+        names = policies_of_project(state.store, key.project)
+    groups: list[GroupStatsModel] = []
+    by_kind: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    for name in names:
+        s = store_stats(state.store, name)
+        groups.extend(GroupStatsModel(**dataclasses.asdict(g)) for g in s.groups)
+        for k, v in s.feedback_by_kind.items():
+            by_kind[k] = by_kind.get(k, 0) + v
+        for k, v in s.feedback_by_source.items():
+            by_source[k] = by_source.get(k, 0) + v
+    n = sum(g.decisions for g in groups)
+    return StatsResponse(
+        project=key.project,
+        decisions=n,
+        coverage=sum(g.with_feedback for g in groups) / n if n else 0.0,
+        groups=groups,
+        feedback_by_kind=by_kind,
+        feedback_by_source=by_source,
+        review=review_counts(state.store, key.project),
+    )
+
+
+@v1.get("/leaderboard", response_model=LeaderboardResponse, tags=["insight"])
+def leaderboard(
+    key: ReadKey,
+    state: StateDep,
+    kind: Annotated[Literal["router", "classifier", "reranker"], Query()] = "router",
+    policy: Annotated[str | None, Query(max_length=200)] = None,
+    window: Annotated[int, Query(ge=1, le=200_000, description="most recent decisions considered")] = 50_000,
+) -> LeaderboardResponse:
+    """Per policy and action (an arm, an expert, an agent): decisions, judged, mean feedback score in
+    [0, 1], mean latency — best first, over the most recent ``window`` decisions."""
+    if policy is not None:
+        _own_policy(state, key, policy)
+    batch = recent_decisions(state.store, key.project, limit=window, policy=policy)
+    return LeaderboardResponse(rows=[LeaderboardRow(**r) for r in panels.leaderboard(batch, (kind,))])
+
+
+# ------------------------------------------------------------------------------------------- review
+
+
+def _review_item(e: ReviewEntry) -> ReviewItemResponse:
+    i, d = e.item, e.decision
+    return ReviewItemResponse(
+        id=i.id,
+        decision_id=i.decision_id,
+        reason=i.reason,
+        priority=i.priority,
+        status=i.status,
+        claimed_by=i.claimed_by,
+        feedback_id=i.feedback_id,
+        created_at=i.created_at,
+        resolved_at=i.resolved_at,
+        policy=d.policy,
+        text=d.text,
+        action=d.action,
+        confidence=d.confidence if d.confidence is not None else d.pscore,
+        actions=list(d.actions),
+    )
+
+
+@v1.get("/review", response_model=ReviewListResponse, tags=["review"])
+def review_queue(
+    key: ReviewKey,
+    state: StateDep,
+    status: Annotated[list[Literal["open", "claimed", "resolved"]] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReviewListResponse:
+    """The caller's project's queue, highest priority first (default: open and claimed items)."""
+    statuses = status or ["open", "claimed"]
+    entries = read_review_queue(state.store, key.project, statuses, limit, offset)
+    return ReviewListResponse(
+        items=[_review_item(e) for e in entries], counts=review_counts(state.store, key.project)
+    )
+
+
+@v1.post("/review/{item_id}/claim", response_model=ReviewItemResponse, tags=["review"])
+def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
+    """Claim an open item, so that two reviewers do not resolve the same one."""
+    claim_review_item(state.store, item_id, key.name, key.project)
+    return _review_item(get_review_entry(state.store, item_id, key.project))
+
+
+@v1.post("/review/{item_id}/resolve", response_model=ReviewItemResponse, tags=["review"])
+def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
+    """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
+    name), with the configured reviewer authority, in the same transaction that closes the item."""
+    resolve_review_item(
+        state.store,
+        item_id,
+        key.project,
+        label=body.label,
+        reviewer=key.name,
+        authority=state.config.review.reviewer_authority,
+        comment=body.comment,
+    )
+    state.metrics.review_resolved.inc()
+    state.metrics.feedback.labels("correction").inc()
+    return _review_item(get_review_entry(state.store, item_id, key.project))
+
+
+# ------------------------------------------------------------------------------------------- export
+
+
+def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for row in rows:
+        yield orjson.dumps(row) + b"\n"
+
+
+def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS))
+    writer.writeheader()
+    for n, row in enumerate(rows, 1):
+        if row["scores"] is not None:
+            row = {**row, "scores": orjson.dumps(row["scores"]).decode()}
+        writer.writerow(row)
+        if n % 1000 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+@v1.get(
+    "/export",
+    tags=["export"],
+    responses={
+        200: {
+            "description": "one row per feedback, joined with its decision",
+            "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
+        }
+    },
+)
+def export(
+    key: ExportKey,
+    state: StateDep,
+    format: Annotated[Literal["jsonl", "csv", "parquet"], Query()] = "jsonl",
+    policy: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[datetime | None, Query(description="feedback at or after (ISO-8601)")] = None,
+    until: Annotated[datetime | None, Query(description="feedback before (ISO-8601)")] = None,
+) -> Response:
+    """The caller's project's feedback joined with its decisions (columns: ``EXPORT_COLUMNS``)."""
+    if policy is not None:
+        _own_policy(state, key, policy)
+    rows = export_rows(state.store, key.project, policy=policy, since=since, until=until)
+    name = f"rewardloop-{key.project}-feedback"
+    if format == "jsonl":
+        return StreamingResponse(
+            _jsonl(rows),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'},
+        )
+    if format == "csv":
+        return StreamingResponse(
+            _csv(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    listed = list(rows)
+    for row in listed:
+        row["scores"] = orjson.dumps(row["scores"]).decode() if row["scores"] is not None else None
+    table = pa.Table.from_pylist(listed, schema=_parquet_schema(pa))
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return Response(
+        out.getvalue(),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
+    )
+
+
+def _parquet_schema(pa: Any) -> Any:
+    floats = {"value", "scale_low", "scale_high", "authority", "confidence", "pscore"}
+    return pa.schema([(c, pa.float64() if c in floats else pa.string()) for c in EXPORT_COLUMNS])
+
+
+# ------------------------------------------------------------------------------ policies, experiments
+
+
+@v1.get("/policies", response_model=list[PolicyModel], tags=["policies"])
+def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
+    """The registry's policies this project can see (its own, and those with no decision yet)."""
+    return [
+        PolicyModel(name=p.name, kind=p.kind, aliases=dict(p.aliases), versions=list(p.versions))
+        for p in state.admin.list_policies()
+        if state.owner(p.name) in (None, key.project)
+    ]
+
+
+@v1.post("/policies/{policy}/promote", response_model=AliasMoveResponse, tags=["policies"])
+def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
+    """Point an alias (default ``champion``) at a version; refused (409) when the gate fails, unless
+    ``force`` (recorded as forced)."""
+    _own_policy(state, key, policy)
+    move = state.admin.promote(policy, body.version, body.alias, f"key:{key.name}", body.reason, body.force)
+    return AliasMoveResponse(**dataclasses.asdict(move))
+
+
+@v1.post("/policies/{policy}/rollback", response_model=AliasMoveResponse, tags=["policies"])
+def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
+    """Move the alias back to the version it pointed at before."""
+    _own_policy(state, key, policy)
+    move = state.admin.rollback(policy, body.alias, f"key:{key.name}", body.reason)
+    return AliasMoveResponse(**dataclasses.asdict(move))
+
+
+@v1.get("/experiments", response_model=list[ExperimentModel], tags=["policies"])
+def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
+    """Experiments on this project's policies: variants, shares, stage, verdict, and per variant what
+    the store observed (decisions, judged, accuracy)."""
+    shown = [e for e in state.admin.experiments() if state.owner(e.policy) in (None, key.project)]
+    out = []
+    for e in shown:
+        batch = recent_decisions(state.store, key.project, policy=e.policy)
+        observed = {
+            r["variant"]: {k: float(r[k]) for k in ("decisions", "judged", "accuracy") if r[k] is not None}
+            for r in panels.ab_results(batch)
+            if r["experiment"] == e.name
+        }
+        out.append(
+            ExperimentModel(
+                name=e.name,
+                policy=e.policy,
+                variants=dict(e.variants),
+                shares=dict(e.shares),
+                status=e.status,
+                stage=e.stage,
+                shadow=e.shadow,
+                verdict=dict(e.verdict) if e.verdict is not None else None,
+                observed=observed,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def _key_model(k: ApiKey) -> KeyModel:
+    return KeyModel(
+        id=k.id,
+        name=k.name,
+        project=k.project,
+        scopes=list(k.scopes),
+        created_at=k.created_at,
+        revoked_at=k.revoked_at,
+    )
+
+
+@v1.post("/keys", response_model=KeyCreateResponse, status_code=201, tags=["keys"])
+def create_key(body: KeyCreateRequest, key: AdminKey, state: StateDep) -> KeyCreateResponse:
+    """Create a key in the caller's project; the secret is in this answer only."""
+    created, secret = create_api_key(state.store, body.name, key.project, body.scopes, body.role)
+    return KeyCreateResponse(**_key_model(created).model_dump(), secret=secret)
+
+
+@v1.get("/keys", response_model=list[KeyModel], tags=["keys"])
+def list_keys(key: AdminKey, state: StateDep) -> list[KeyModel]:
+    """The project's active keys (never their secrets)."""
+    return [_key_model(k) for k in list_api_keys(state.store, key.project)]
+
+
+@v1.delete("/keys/{key_id}", response_model=KeyModel, tags=["keys"])
+def revoke_key(key_id: str, key: AdminKey, state: StateDep) -> KeyModel:
+    """Revoke a key of the project (other workers stop accepting it within `key_cache_seconds`)."""
+    try:
+        revoked = revoke_api_key(state.store, key_id, key.project)
+    except ApiKeyError as err:
+        raise HTTPException(404, str(err)) from None
+    state.keys.clear()
+    return _key_model(revoked)
+
+
+# ------------------------------------------------------------------------------------------ operations
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz(state: StateDep) -> dict[str, str]:
+    """Liveness and store reachability (no key needed)."""
+    try:
+        with state.store.engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as err:
+        raise HTTPException(503, f"store unreachable: {type(err).__name__}") from None
+    return {"status": "ok", "store": state.store.dialect}
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+def metrics(state: StateDep) -> Response:
+    """Prometheus metrics: requests and latency per route, decisions, feedback, review queue moves."""
+    return Response(generate_latest(state.metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,188 @@
+"""The app factory: no engine, no store and no model at import time; all of it is built in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.templating import Jinja2Templates
+
+from rewardloop.config import ProjectConfig
+from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
+from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics
+from rewardloop.service.providers import PolicyAdmin, PolicyProvider, ProviderError, default_providers
+from rewardloop.service.security import KeyCache
+from rewardloop.service.state import AppState
+from rewardloop.store import Store
+from rewardloop.store.apikeys import ApiKeyError
+from rewardloop.store.review import ReviewError
+from rewardloop.types import RecordError
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+DESCRIPTION = """
+Log decisions and feedback, decide with the policy in force, review unsure decisions, read stats and
+export the data — per project. Every `/v1` route needs an API key (`Authorization: Bearer <key>` or
+`X-API-Key`) with the scope it names: `decide`, `feedback`, `read`, `review`, `export` or `admin`.
+Errors are JSON `{"detail": ..., "field": ...}` naming the offending field.
+"""
+
+
+def _field(loc: Any) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            pos = e.get("ctx", {}).get("error", "")
+            return JSONResponse(
+                {"detail": f"malformed JSON in the request body: {pos}".rstrip(": "), "field": "body"}, 400
+            )
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
+    where = _field(first.get("loc", ("body",)))
+    fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return JSONResponse(
+        {"detail": f"{where}: {first.get('msg', 'invalid')}{more}", "field": where, "errors": fields}, 422
+    )
+
+
+async def _record_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RecordError)
+    return JSONResponse({"detail": f"body.{exc.field}: {exc.reason}", "field": f"body.{exc.field}"}, 422)
+
+
+_PROVIDER_STATUS = {"not_found": 404, "refused": 409, "invalid": 422, "unavailable": 503}
+_REVIEW_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
+
+
+async def _provider_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProviderError)
+    return JSONResponse({"detail": str(exc), "field": exc.field}, _PROVIDER_STATUS[exc.kind])
+
+
+async def _review_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ReviewError)
+    return JSONResponse({"detail": str(exc), "field": exc.field}, _REVIEW_STATUS[exc.kind])
+
+
+async def _key_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), "field": str(exc).split(":")[0]}, 422)
+
+
+async def _feedback_rejected(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FeedbackRejected)
+    field_ = f"body.{exc.field}" if exc.field else None
+    return JSONResponse({"detail": str(exc), "field": field_}, exc.status)
+
+
+def create_app(
+    source: ProjectConfig | Store | str | None = None,
+    *,
+    config: ProjectConfig | None = None,
+    provider: PolicyProvider | None = None,
+    admin: PolicyAdmin | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    source : ProjectConfig, Store or str, optional
+        A project config (its store is opened at start-up and closed at shutdown), an open Store (used as
+        is, left open), or a store URL. Default: the project config from the environment / defaults.
+    config : ProjectConfig, optional
+        The service, review and store sections when ``source`` is a Store or URL.
+    provider, admin : optional
+        The policy provider and admin (see :mod:`rewardloop.service.providers`); default
+        :func:`~rewardloop.service.providers.default_providers`.
+    migrate : bool, default True
+        Bring the store's schema to head at start-up (``rewardloop serve`` migrates once, before starting
+        its workers, and passes False).
+
+    Examples
+    --------
+    >>> app = create_app("sqlite://")  # nothing is opened until the app starts
+    >>> app.title
+    'rewardloop'
+    """
+    cfg = source if isinstance(source, ProjectConfig) else (config or ProjectConfig())
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = not isinstance(source, Store)
+        if isinstance(source, Store):
+            store = source
+        else:
+            url = source if isinstance(source, str) else cfg.store.url
+            store = Store.open(url, migrate=migrate, echo=cfg.store.echo)
+        default_provider, default_admin = (
+            default_providers(cfg, store) if provider is None or admin is None else (provider, admin)
+        )
+        writer = FeedbackWriter(
+            store, group_commit=cfg.service.group_commit, max_batch=cfg.service.max_batch, metrics=metrics
+        )
+        app.state.rl = AppState(
+            store=store,
+            config=cfg,
+            provider=provider or default_provider,
+            admin=admin or default_admin,
+            review=ReviewPolicy.from_config(cfg.review),
+            writer=writer,
+            keys=KeyCache(cfg.service.key_cache_seconds),
+            metrics=metrics,
+            templates=Jinja2Templates(directory=str(TEMPLATES)),
+        )
+        await writer.start()
+        try:
+            yield
+        finally:
+            await writer.stop()
+            if owned:
+                store.close()
+
+    app = FastAPI(
+        title="rewardloop",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={
+            401: {"model": None, "description": "missing, invalid or revoked API key"},
+        },
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RecordError, _record_error)
+    app.add_exception_handler(ProviderError, _provider_error)
+    app.add_exception_handler(ReviewError, _review_error)
+    app.add_exception_handler(ApiKeyError, _key_error)
+    app.add_exception_handler(FeedbackRejected, _feedback_rejected)
+
+    from rewardloop.service import api, dashboard
+
+    app.include_router(api.v1)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    # Outermost first at run time: metrics see every answer, including the size limit's 413.
+    app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app
+
+
+def serve_factory() -> FastAPI:
+    """The app ``rewardloop serve`` runs in each worker: the project file named by
+    ``REWARDLOOP_SERVE_CONFIG`` (or the defaults), environment overrides applied, store already migrated."""
+    import os
+
+    from rewardloop.config import load_config
+
+    return create_app(load_config(os.environ.get("REWARDLOOP_SERVE_CONFIG")), migrate=False)

@@ -1,0 +1,166 @@
+"""The dashboard: server-rendered pages (Jinja2) with Plotly charts, plotly.js served from the installed
+plotly package (no CDN, works offline).
+
+A person signs in once with an API key (kept in an HttpOnly, SameSite=Strict cookie); the overview needs
+the ``read`` scope, the review page the ``review`` scope.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from rewardloop.service import panels
+from rewardloop.service.security import COOKIE, check_key
+from rewardloop.service.state import AppState, StateDep
+from rewardloop.store.apikeys import ApiKey
+from rewardloop.store.insights import recent_decisions
+from rewardloop.store.review import ReviewError, read_review_queue, resolve_review_item, review_counts
+
+router = APIRouter(include_in_schema=False)
+
+#: Decisions the overview summarises (the most recent ones); enough for the charts, cheap to read.
+WINDOW = 5000
+
+
+def _plotly_js() -> Path:
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
+        raise HTTPException(404, "plotly is not installed (pip install 'rewardloop[service]')")
+    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
+
+
+def _signed_in(request: Request, state: AppState) -> ApiKey | None:
+    secret = request.cookies.get(COOKIE)
+    return check_key(state.store, state.keys, secret) if secret else None
+
+
+def _page(state: AppState, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return state.templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _gate(request: Request, state: AppState, scope: str) -> ApiKey | Response:
+    key = _signed_in(request, state)
+    if key is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if not key.allows(scope):
+        return _page(
+            state, request, "error.html", 403, key=key, message=f"this key lacks the {scope!r} scope"
+        )
+    return key
+
+
+@router.get("/static/plotly.min.js")
+def plotly_js() -> FileResponse:
+    return FileResponse(
+        _plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"}
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, state: StateDep, next: str = "/") -> HTMLResponse:
+    return _page(state, request, "login.html", next=next if next.startswith("/") else "/", error=None)
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request, state: StateDep, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/"
+) -> Response:
+    found = check_key(state.store, state.keys, key.strip())
+    if found is None:
+        return _page(state, request, "login.html", 401, next=next, error="invalid or revoked API key")
+    response = RedirectResponse(next if next.startswith("/") else "/", status_code=303)
+    response.set_cookie(
+        COOKIE, key.strip(), httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse, response_model=None)
+def overview(request: Request, state: StateDep) -> Response:
+    key = _gate(request, state, "read")
+    if isinstance(key, Response):
+        return key
+    batch = recent_decisions(state.store, key.project, limit=WINDOW)
+    acc = panels.accuracy(batch)
+    cal = panels.calibration(batch)
+    lat = panels.latency(batch)
+    vol = panels.feedback_volume(batch)
+    ab = panels.ab_results(batch)
+    figs = panels.figures(acc, cal, lat, vol, ab)
+    return _page(
+        state,
+        request,
+        "dashboard.html",
+        key=key,
+        window=WINDOW,
+        acc=acc,
+        cal=cal,
+        lat=lat,
+        vol=vol,
+        ab=ab,
+        wrong=panels.misclassifications(batch),
+        board=panels.leaderboard(batch),
+        counts=review_counts(state.store, key.project),
+        figures=orjson.dumps(figs).decode(),
+    )
+
+
+@router.get("/review", response_class=HTMLResponse, response_model=None)
+def review_page(
+    request: Request, state: StateDep, done: str | None = None, error: str | None = None
+) -> Response:
+    key = _gate(request, state, "review")
+    if isinstance(key, Response):
+        return key
+    entries = read_review_queue(state.store, key.project, ("open", "claimed"), limit=50)
+    return _page(
+        state,
+        request,
+        "review.html",
+        key=key,
+        entries=entries,
+        counts=review_counts(state.store, key.project),
+        done=done,
+        error=error,
+    )
+
+
+@router.post("/review/{item_id}", response_model=None)
+def review_resolve(
+    item_id: str,
+    request: Request,
+    state: StateDep,
+    label: Annotated[str, Form()],
+    comment: Annotated[str | None, Form()] = None,
+) -> Response:
+    key = _gate(request, state, "review")
+    if isinstance(key, Response):
+        return key
+    try:
+        resolve_review_item(
+            state.store,
+            item_id,
+            key.project,
+            label=label,
+            reviewer=key.name,
+            authority=state.config.review.reviewer_authority,
+            comment=comment or None,
+        )
+    except ReviewError as err:
+        return RedirectResponse(f"/review?error={str(err)[:300]}", status_code=303)
+    state.metrics.review_resolved.inc()
+    state.metrics.feedback.labels("correction").inc()
+    return RedirectResponse(f"/review?done={item_id}", status_code=303)

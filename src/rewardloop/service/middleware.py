@@ -1,0 +1,164 @@
+"""Plain ASGI middleware: the request-size limit and the Prometheus request metrics.
+
+Plain ASGI rather than Starlette's ``BaseHTTPMiddleware``: that one costs a task and a queue per
+request, which shows at thousands of requests a second.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Metrics:
+    """The service's Prometheus instruments, in a registry of their own (one per app).
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (several workers), prometheus-client writes them to files in
+    that folder and ``/metrics`` sums every worker's.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "rewardloop_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "rewardloop_http_request_duration_seconds",
+            "time to answer a request",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.decisions = Counter(
+            "rewardloop_decisions", "decisions logged", ["policy", "variant", "source"], registry=r
+        )
+        self.feedback = Counter("rewardloop_feedback", "feedback rows stored", ["kind"], registry=r)
+        self.review_enqueued = Counter(
+            "rewardloop_review_enqueued", "decisions queued for review", ["reason"], registry=r
+        )
+        self.review_resolved = Counter("rewardloop_review_resolved", "review items resolved", registry=r)
+        self.batch_size = Histogram(
+            "rewardloop_feedback_commit_rows",
+            "feedback rows per group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+
+    def exposition_registry(self) -> CollectorRegistry:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return merged
+        return self.registry
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimit:
+    """Refuse bodies larger than ``max_bytes`` with 413 before the route runs (so nothing is written):
+    at once from ``Content-Length``; a body without one (chunked) is read up to the limit first, and
+    refused as soon as it passes it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self) -> dict[str, Any]:
+        return {"detail": f"request body too large: the limit is {self.max_bytes} bytes", "field": "body"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    await _send_json(send, 400, {"detail": "Content-Length is not a number", "field": "body"})
+                    return
+        if length is not None:
+            if length > self.max_bytes:
+                await _send_json(send, 413, self._message())
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        # No length given: buffer (at most max_bytes), then replay to the app.
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await _send_json(send, 413, self._message())
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class RequestMetrics:
+    """Count and time every request by route template (``/v1/review/{item_id}/claim``), not raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def status_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, status_send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "(unmatched)"
+            self.metrics.requests.labels(path, scope.get("method", ""), str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)

@@ -1,0 +1,234 @@
+"""Request and response bodies of the HTTP API (pydantic), separate from the ORM rows and the records.
+
+Request models forbid unknown fields, so a misspelt field is an error naming it, not silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    pass
+
+
+class ErrorResponse(Response):
+    detail: str = Field(description="what was wrong, naming the field")
+    field: str | None = Field(None, description="the offending field, dotted (`body.kind`)")
+    errors: list[dict[str, Any]] | None = Field(None, description="every validation error, when several")
+
+
+class DecideRequest(Request):
+    policy: str = Field(min_length=1, max_length=200, description="the policy's name")
+    text: str | None = Field(None, max_length=100_000, description="the request text (classifier)")
+    features: list[float] | None = Field(None, description="numeric context features (router)")
+    candidates: list[str] | None = Field(None, description="candidate answer texts (reranker)")
+    actions: list[str] | None = Field(None, description="ids of the candidates, aligned with `candidates`")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="free context: user_id, category, ...")
+    unit_id: str | None = Field(None, max_length=200, description="who is asking: experiments assign by it")
+    idempotency_key: str | None = Field(None, max_length=200, description="re-sent requests log once")
+
+
+class DecisionResponse(Response):
+    decision_id: str
+    policy: str
+    policy_version: str
+    kind: str
+    action: str = Field(description="the action taken (a label, an arm, or the top candidate)")
+    probabilities: dict[str, float] = Field(description="the full action distribution")
+    confidence: float
+    ranking: list[str] | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    queued_for_review: str | None = Field(None, description="the review reason, if the decision was queued")
+
+
+class TraceStepModel(Request):
+    name: str
+    action: str
+    logp: float
+
+
+class DecisionLogRequest(Request):
+    """A decision made outside the service (the same fields as the store's Decision record)."""
+
+    policy: str = Field(min_length=1, max_length=200)
+    policy_version: str = Field(min_length=1, max_length=100)
+    kind: Literal["classifier", "router", "reranker"]
+    actions: list[str] = Field(min_length=1)
+    action: str
+    action_dist: list[float] = Field(description="probability of each action, aligned with `actions`")
+    pscore: float = Field(description="probability of the chosen action")
+    confidence: float | None = None
+    latency_ms: float | None = None
+    text: str | None = Field(None, max_length=100_000)
+    features: list[float] | None = None
+    candidates: list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    ranking: list[str] | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    variant_share: float | None = None
+    trace: list[TraceStepModel] = Field(default_factory=list)
+    idempotency_key: str | None = Field(None, max_length=200)
+    created_at: datetime | None = None
+    id: str | None = Field(None, min_length=1, max_length=64, description="default: a fresh id")
+    shadow_action: str | None = Field(
+        None, description="what a shadow challenger chose on the same request (for the review queue)"
+    )
+
+
+class DecisionLogResponse(Response):
+    decision_id: str
+    queued_for_review: str | None = None
+
+
+class FeedbackCreateRequest(Request):
+    decision_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["rating", "correction", "preference", "multilevel", "implicit"]
+    value: float | None = Field(None, description="rating or implicit value, inside `scale`")
+    scale: tuple[float, float] | None = Field(None, description="(low, high) of the rating scale")
+    label: str | None = Field(None, max_length=1000, description="the right action (correction)")
+    preferred: str | None = Field(None, max_length=1000)
+    rejected: str | None = Field(None, max_length=1000)
+    scores: dict[str, float] | None = Field(None, description="named scores (multilevel)")
+    rater_id: str | None = Field(None, max_length=200)
+    authority: float = Field(1.0, ge=0, le=1, description="the rater's weight in [0, 1]")
+    source: Literal["human", "golden", "judge", "implicit"] = "human"
+    comment: str | None = Field(None, max_length=10_000)
+    created_at: datetime | None = None
+    id: str | None = Field(
+        None, min_length=1, max_length=64, description="client id: a retried request is stored once"
+    )
+
+
+class FeedbackResponse(Response):
+    id: str
+    decision_id: str
+
+
+class GroupStatsModel(Response):
+    policy: str
+    version: str
+    decisions: int
+    with_feedback: int
+    deterministic_share: float
+    ess: float
+
+
+class StatsResponse(Response):
+    project: str
+    decisions: int
+    coverage: float
+    groups: list[GroupStatsModel]
+    feedback_by_kind: dict[str, int]
+    feedback_by_source: dict[str, int]
+    review: dict[str, int]
+
+
+class LeaderboardRow(Response):
+    policy: str
+    action: str
+    decisions: int
+    judged: int
+    mean_score: float | None = Field(description="mean feedback score in [0, 1] of the judged decisions")
+    mean_latency_ms: float | None
+
+
+class LeaderboardResponse(Response):
+    rows: list[LeaderboardRow]
+
+
+class ReviewItemResponse(Response):
+    id: str
+    decision_id: str
+    reason: str
+    priority: float
+    status: str
+    claimed_by: str | None
+    feedback_id: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    policy: str
+    text: str | None
+    action: str = Field(description="the model's guess")
+    confidence: float
+    actions: list[str] = Field(description="the labels a reviewer can pick")
+
+
+class ReviewListResponse(Response):
+    items: list[ReviewItemResponse]
+    counts: dict[str, int]
+
+
+class ReviewResolveRequest(Request):
+    label: str = Field(min_length=1, max_length=1000, description="the right action")
+    comment: str | None = Field(None, max_length=10_000)
+
+
+class PolicyModel(Response):
+    name: str
+    kind: str
+    aliases: dict[str, str]
+    versions: list[str]
+
+
+class PromoteRequest(Request):
+    version: str = Field(min_length=1, max_length=100)
+    alias: str = Field("champion", min_length=1, max_length=100)
+    reason: str = Field("", max_length=2000)
+    force: bool = Field(False, description="promote even if the gate fails (recorded as forced)")
+
+
+class RollbackRequest(Request):
+    alias: str = Field("champion", min_length=1, max_length=100)
+    reason: str = Field("", max_length=2000)
+
+
+class AliasMoveResponse(Response):
+    policy: str
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    action: str
+    forced: bool
+
+
+class ExperimentModel(Response):
+    name: str
+    policy: str
+    variants: dict[str, str]
+    shares: dict[str, float]
+    status: str
+    stage: int
+    shadow: bool
+    verdict: dict[str, Any] | None
+    observed: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per variant, from the store: decisions, judged, accuracy"
+    )
+
+
+class KeyCreateRequest(Request):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["client", "reviewer", "admin"] | None = None
+    scopes: list[str] = Field(default_factory=list)
+
+
+class KeyModel(Response):
+    id: str
+    name: str
+    project: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreateResponse(KeyModel):
+    secret: str = Field(description="the key itself: shown once, never stored")

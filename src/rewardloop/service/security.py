@@ -1,0 +1,127 @@
+"""Who is calling: API keys from the ``Authorization: Bearer`` or ``X-API-Key`` header (or the dashboard's
+cookie), checked against the store with a short per-worker cache, and scope checks as dependencies.
+
+Every route that reads or writes project data takes the key's ``project`` and touches only that
+project's decisions, feedback and review items; an id from another project answers 404 exactly like an
+unknown one, so no response reveals that another project's record exists.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import Depends, HTTPException, Request
+
+from rewardloop.store import Store
+from rewardloop.store.apikeys import ApiKey, authenticate, hash_key
+
+COOKIE = "rl_key"
+
+
+class KeyCache:
+    """Checked keys by hash, each trusted for ``ttl`` seconds (revocation takes effect within ``ttl``).
+
+    Examples
+    --------
+    >>> cache = KeyCache(ttl=0.0)
+    >>> cache.get("deadbeef") is None
+    True
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._keys: dict[str, tuple[ApiKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> ApiKey | None:
+        hit = self._keys.get(digest)
+        if hit is None or hit[1] < self.clock():
+            return None
+        return hit[0]
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[digest] = (key, self.clock() + self.ttl)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+def _secret(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            return value.strip()
+    return request.headers.get("x-api-key") or request.cookies.get(COOKIE)
+
+
+def check_key(store: Store, cache: KeyCache, secret: str) -> ApiKey | None:
+    digest = hash_key(secret)
+    key = cache.get(digest)
+    if key is None:
+        key = authenticate(store, secret)
+        if key is not None:
+            cache.put(digest, key)
+    return key
+
+
+async def authenticate_request(request: Request) -> ApiKey:
+    """The caller's key, or 401 saying how to send one.
+
+    Async, like every dependency here: FastAPI runs a sync dependency in the thread pool, a thread hop
+    per dependency per request. A cached key costs no I/O; a miss reads the store in a thread.
+    """
+    state = request.app.state.rl
+    secret = _secret(request)
+    if not secret:
+        raise HTTPException(
+            401,
+            "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
+            "(create one with `rewardloop keys create`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key: ApiKey | None = state.keys.get(hash_key(secret))
+    if key is None:
+        key = await anyio.to_thread.run_sync(check_key, state.store, state.keys, secret)
+    if key is None:
+        raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A dependency: the caller's key, which must carry ``scope`` (else 403 naming it).
+
+    One flat dependency (not one on top of another): each level costs FastAPI's dependency solver
+    time on every request.
+    """
+
+    async def dependency(request: Request) -> ApiKey:
+        key = await authenticate_request(request)
+        if not key.allows(scope):
+            raise HTTPException(
+                403,
+                f"this key ({key.name!r}) lacks the {scope!r} scope; its scopes: {', '.join(key.scopes)}",
+            )
+        return key
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+DecideKey = Annotated[ApiKey, Depends(require("decide"))]
+FeedbackKey = Annotated[ApiKey, Depends(require("feedback"))]
+ReadKey = Annotated[ApiKey, Depends(require("read"))]
+ReviewKey = Annotated[ApiKey, Depends(require("review"))]
+ExportKey = Annotated[ApiKey, Depends(require("export"))]
+AdminKey = Annotated[ApiKey, Depends(require("admin"))]

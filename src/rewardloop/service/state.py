@@ -1,0 +1,52 @@
+"""The state every request handler shares (one per worker), and the dependency that hands it out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+
+from rewardloop.config import ProjectConfig
+from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service.feedback_writer import FeedbackWriter
+from rewardloop.service.middleware import Metrics
+from rewardloop.service.providers import PolicyAdmin, PolicyProvider
+from rewardloop.service.security import KeyCache
+from rewardloop.store import Store
+from rewardloop.store.insights import project_of_policy
+
+
+@dataclass
+class AppState:
+    """What every request handler shares (one per worker)."""
+
+    store: Store
+    config: ProjectConfig
+    provider: PolicyProvider
+    admin: PolicyAdmin
+    review: ReviewPolicy
+    writer: FeedbackWriter
+    keys: KeyCache
+    metrics: Metrics
+    templates: Jinja2Templates
+    owners: dict[str, str] = field(default_factory=dict)
+
+    def owner(self, policy: str) -> str | None:
+        """The project a policy belongs to: the project of its first logged decision (cached; it never
+        changes once set), or None for a policy with no decision yet."""
+        owner = self.owners.get(policy)
+        if owner is None:
+            owner = project_of_policy(self.store, policy)
+            if owner is not None:
+                self.owners[policy] = owner
+        return owner
+
+
+async def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.rl
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

@@ -1,0 +1,218 @@
+"""Project-scoped reads for the service: which project a decision or policy belongs to, recent
+decisions with their feedback for the dashboard, and the rows of an export.
+
+A decision belongs to the project named by ``metadata["project"]``; a decision logged without one
+belongs to :data:`DEFAULT_PROJECT`. The service stamps the caller's project on every decision it logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, func, select
+
+from rewardloop.store.engine import Store
+from rewardloop.store.repository import _decision_from_row, _feedback_from_row, _utc
+from rewardloop.store.tables import DecisionRow, FeedbackRow
+from rewardloop.types import DecisionBatch, Feedback
+
+DEFAULT_PROJECT = "default"
+
+#: Ids per ``IN (...)`` list.
+_CHUNK = 5000
+
+
+def project_of_decision() -> ColumnElement[str]:
+    """SQL expression: the project of a row of ``decisions`` (JSON ``meta.project``, else the default)."""
+    return func.coalesce(DecisionRow.meta["project"].as_string(), DEFAULT_PROJECT, type_=String)
+
+
+def decision_projects(store: Store, ids: Iterable[str]) -> dict[str, str]:
+    """For each id that is a stored decision, its project (ids not stored are absent)."""
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            query = select(DecisionRow.id, project_of_decision()).where(DecisionRow.id.in_(chunk))
+            found.update({i: p for i, p in conn.execute(query)})
+    return found
+
+
+def project_of_policy(store: Store, policy: str) -> str | None:
+    """The project of the policy's first logged decision, or None when it has logged none."""
+    query = (
+        select(project_of_decision())
+        .where(DecisionRow.policy == policy)
+        .order_by(DecisionRow.created_at)
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        return conn.scalar(query)
+
+
+def policies_of_project(store: Store, project: str) -> list[str]:
+    """The policies that logged decisions for ``project``, by name."""
+    query = (
+        select(DecisionRow.policy)
+        .where(project_of_decision() == project)
+        .group_by(DecisionRow.policy)
+        .order_by(DecisionRow.policy)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.scalars(query))
+
+
+def _window(store: Store, column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    lo, hi = _utc(since), _utc(until)
+    if store.dialect == "sqlite":
+        lo = lo.replace(tzinfo=None) if lo else None
+        hi = hi.replace(tzinfo=None) if hi else None
+    conds: list[Any] = []
+    if lo is not None:
+        conds.append(column >= lo)
+    if hi is not None:
+        conds.append(column < hi)
+    return conds
+
+
+def recent_decisions(
+    store: Store,
+    project: str,
+    *,
+    limit: int = 20_000,
+    policy: str | None = None,
+    since: datetime | None = None,
+) -> DecisionBatch:
+    """The project's most recent decisions (up to ``limit``, oldest first) with their feedback."""
+    conds: list[Any] = [
+        project_of_decision() == project,
+        *_window(store, DecisionRow.created_at, since, None),
+    ]
+    if policy is not None:
+        conds.append(DecisionRow.policy == policy)
+    query = (
+        select(DecisionRow.__table__)
+        .where(and_(*conds))
+        .order_by(DecisionRow.created_at.desc(), DecisionRow.id.desc())
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        decisions = [_decision_from_row(r) for r in conn.execute(query)]
+        decisions.reverse()
+        feedback: dict[str, list[Feedback]] = {}
+        ids = [d.id for d in decisions]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            fq = (
+                select(FeedbackRow.__table__)
+                .where(FeedbackRow.decision_id.in_(chunk))
+                .order_by(FeedbackRow.created_at, FeedbackRow.id)
+            )
+            for r in conn.execute(fq):
+                feedback.setdefault(r.decision_id, []).append(_feedback_from_row(r))
+    return DecisionBatch(decisions, feedback)
+
+
+#: The columns of an export row, in order: the feedback, then the decision it is about.
+EXPORT_COLUMNS = (
+    "feedback_id",
+    "decision_id",
+    "feedback_kind",
+    "value",
+    "scale_low",
+    "scale_high",
+    "label",
+    "preferred",
+    "rejected",
+    "scores",
+    "rater_id",
+    "authority",
+    "source",
+    "comment",
+    "feedback_at",
+    "policy",
+    "policy_version",
+    "decision_kind",
+    "action",
+    "confidence",
+    "pscore",
+    "text",
+    "experiment",
+    "variant",
+    "decided_at",
+)
+
+
+def export_rows(
+    store: Store,
+    project: str,
+    *,
+    policy: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    batch_size: int = 2000,
+) -> Iterator[dict[str, Any]]:
+    """Feedback rows of the project's decisions joined with their decision, oldest feedback first.
+
+    ``since``/``until`` bound the feedback's own time (half-open). Rows stream in batches, so an export
+    of millions of rows holds only ``batch_size`` of them in memory.
+    """
+    f, d = FeedbackRow, DecisionRow
+    conds: list[Any] = [project_of_decision() == project, *_window(store, f.created_at, since, until)]
+    if policy is not None:
+        conds.append(d.policy == policy)
+    query = (
+        select(
+            f.id,
+            f.decision_id,
+            f.kind,
+            f.value,
+            f.scale_low,
+            f.scale_high,
+            f.label,
+            f.preferred,
+            f.rejected,
+            f.scores,
+            f.rater_id,
+            f.authority,
+            f.source,
+            f.comment,
+            f.created_at,
+            d.policy,
+            d.policy_version,
+            d.kind,
+            d.action,
+            d.confidence,
+            d.pscore,
+            d.text,
+            d.experiment,
+            d.variant,
+            d.created_at,
+        )
+        .join(d, d.id == f.decision_id)
+        .where(and_(*conds))
+        .order_by(f.created_at, f.id)
+    )
+    with store.engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch_size).execute(query)
+        for row in result:
+            out = dict(zip(EXPORT_COLUMNS, row, strict=True))
+            for key in ("feedback_at", "decided_at"):
+                t = _utc(out[key])
+                out[key] = t.isoformat() if t is not None else None
+            yield out
+
+
+__all__ = [
+    "DEFAULT_PROJECT",
+    "EXPORT_COLUMNS",
+    "decision_projects",
+    "export_rows",
+    "policies_of_project",
+    "project_of_decision",
+    "project_of_policy",
+    "recent_decisions",
+]

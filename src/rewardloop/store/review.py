@@ -1,0 +1,250 @@
+"""The review queue's persistence: enqueue (deduplicated per decision), list, claim, resolve.
+
+Resolving writes the reviewer's correction as feedback and closes the item in one transaction, so an
+item is never resolved without its feedback, nor the feedback written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rewardloop.store.engine import Store
+from rewardloop.store.insights import project_of_decision
+from rewardloop.store.repository import _decision_from_row
+from rewardloop.store.tables import DecisionRow, FeedbackRow, ReviewItemRow
+from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
+
+REVIEW_STATUSES = ("open", "claimed", "resolved")
+
+
+class ReviewError(ValueError):
+    """A review action was refused.
+
+    ``kind`` is ``"not_found"`` (no such item in this project), ``"conflict"`` (claimed by someone else,
+    or already resolved) or ``"invalid"`` (a bad value; ``field`` names it).
+    """
+
+    def __init__(self, kind: str, message: str, field: str | None = None) -> None:
+        self.kind = kind
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewEntry:
+    """A queue item with the decision it is about (the text, the model's guess and confidence)."""
+
+    item: ReviewItem
+    decision: Decision
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
+
+
+def _item(r: Any) -> ReviewItem:
+    return ReviewItem(
+        id=r.id,
+        decision_id=r.decision_id,
+        reason=r.reason,
+        priority=r.priority,
+        status=r.status,
+        claimed_by=r.claimed_by,
+        feedback_id=r.feedback_id,
+        created_at=_aware(r.created_at),  # type: ignore[arg-type]
+        resolved_at=_aware(r.resolved_at),
+    )
+
+
+def enqueue_review(store: Store, items: Iterable[ReviewItem]) -> int:
+    """Queue items; an item for a decision already queued is skipped. Returns how many were queued."""
+    rows = [
+        {
+            "id": i.id,
+            "decision_id": i.decision_id,
+            "reason": i.reason,
+            "priority": i.priority,
+            "status": i.status,
+            "claimed_by": i.claimed_by,
+            "feedback_id": i.feedback_id,
+            "created_at": i.created_at,
+            "resolved_at": i.resolved_at,
+        }
+        for i in items
+    ]
+    if not rows:
+        return 0
+    dialect = sqlite if store.dialect == "sqlite" else postgresql
+    stmt = dialect.insert(ReviewItemRow).on_conflict_do_nothing(index_elements=["decision_id"])
+    with store.engine.begin() as conn:
+        return sum(int(conn.execute(stmt, [row]).rowcount) for row in rows)
+
+
+def read_review_queue(
+    store: Store,
+    project: str,
+    statuses: Sequence[str] = ("open", "claimed"),
+    limit: int = 50,
+    offset: int = 0,
+) -> list[ReviewEntry]:
+    """The project's items in the given statuses, highest priority first (oldest first among equals)."""
+    for status in statuses:
+        if status not in REVIEW_STATUSES:
+            raise ReviewError(
+                "invalid", f"status: must be one of {', '.join(REVIEW_STATUSES)}; got {status!r}", "status"
+            )
+    r, d = ReviewItemRow, DecisionRow
+    query = (
+        select(r, d)
+        .join(d, d.id == r.decision_id)
+        .where(project_of_decision() == project, r.status.in_(list(statuses)))
+        .order_by(r.priority.desc(), r.created_at, r.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    with store.session() as s:
+        return [ReviewEntry(_item(item), _decision_from_row(dec)) for item, dec in s.execute(query)]
+
+
+def get_review_entry(store: Store, item_id: str, project: str) -> ReviewEntry:
+    """One item of the project, or ReviewError("not_found")."""
+    r, d = ReviewItemRow, DecisionRow
+    query = (
+        select(r, d).join(d, d.id == r.decision_id).where(r.id == item_id, project_of_decision() == project)
+    )
+    with store.session() as s:
+        found = s.execute(query).first()
+        if found is None:
+            raise ReviewError("not_found", f"item_id: no review item {item_id!r} in this project")
+        return ReviewEntry(_item(found[0]), _decision_from_row(found[1]))
+
+
+def review_counts(store: Store, project: str) -> dict[str, int]:
+    """Items per status for the project (every status present, zero when none)."""
+    r = ReviewItemRow
+    query = (
+        select(r.status, func.count())
+        .join(DecisionRow, DecisionRow.id == r.decision_id)
+        .where(project_of_decision() == project)
+        .group_by(r.status)
+    )
+    with store.engine.connect() as conn:
+        counts = {str(k): int(v) for k, v in conn.execute(query)}
+    return {s: counts.get(s, 0) for s in REVIEW_STATUSES}
+
+
+def claim_review_item(store: Store, item_id: str, reviewer: str, project: str) -> ReviewItem:
+    """Claim an open item for ``reviewer`` (claiming one's own claimed item again is a no-op)."""
+    entry = get_review_entry(store, item_id, project)
+    with store.engine.begin() as conn:
+        changed = conn.execute(
+            update(ReviewItemRow)
+            .where(
+                ReviewItemRow.id == item_id,
+                or_(
+                    ReviewItemRow.status == "open",
+                    and_(ReviewItemRow.status == "claimed", ReviewItemRow.claimed_by == reviewer),
+                ),
+            )
+            .values(status="claimed", claimed_by=reviewer)
+        ).rowcount
+    if not changed:
+        current = get_review_entry(store, item_id, project).item
+        who = f" by {current.claimed_by!r}" if current.claimed_by else ""
+        raise ReviewError("conflict", f"item_id: review item {item_id!r} is already {current.status}{who}")
+    return get_review_entry(store, entry.item.id, project).item
+
+
+def _insert_feedback(conn: Connection, f: Feedback) -> None:
+    low, high = f.scale if f.scale is not None else (None, None)
+    conn.execute(
+        insert(FeedbackRow).values(
+            id=f.id,
+            decision_id=f.decision_id,
+            kind=f.kind,
+            value=f.value,
+            scale_low=low,
+            scale_high=high,
+            label=f.label,
+            preferred=f.preferred,
+            rejected=f.rejected,
+            scores=dict(f.scores) if f.scores else None,
+            rater_id=f.rater_id,
+            authority=f.authority,
+            source=f.source,
+            comment=f.comment,
+            created_at=f.created_at,
+        )
+    )
+
+
+def resolve_review_item(
+    store: Store,
+    item_id: str,
+    project: str,
+    *,
+    label: str,
+    reviewer: str,
+    authority: float = 1.0,
+    comment: str | None = None,
+) -> tuple[ReviewItem, Feedback]:
+    """Resolve an item with the right label: a ``correction`` feedback from ``reviewer``, in one transaction.
+
+    The label must be one of the decision's actions. An item claimed by someone else, or already
+    resolved, is refused (``ReviewError("conflict")``) and nothing is written.
+    """
+    entry = get_review_entry(store, item_id, project)
+    if label not in entry.decision.actions:
+        raise ReviewError(
+            "invalid",
+            f"label: {label!r} is not one of the decision's actions ({', '.join(entry.decision.actions)})",
+            "label",
+        )
+    feedback = Feedback(
+        decision_id=entry.decision.id,
+        kind="correction",
+        label=label,
+        rater_id=reviewer,
+        authority=authority,
+        source="human",
+        comment=comment,
+    )
+    now = utcnow()
+    with store.engine.begin() as conn:
+        changed = conn.execute(
+            update(ReviewItemRow)
+            .where(
+                ReviewItemRow.id == item_id,
+                or_(
+                    ReviewItemRow.status == "open",
+                    and_(ReviewItemRow.status == "claimed", ReviewItemRow.claimed_by == reviewer),
+                ),
+            )
+            .values(status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now)
+        ).rowcount
+        if changed:
+            _insert_feedback(conn, feedback)
+    if not changed:
+        current = get_review_entry(store, item_id, project).item
+        who = f" by {current.claimed_by!r}" if current.claimed_by else ""
+        raise ReviewError("conflict", f"item_id: review item {item_id!r} is already {current.status}{who}")
+    return get_review_entry(store, item_id, project).item, feedback
+
+
+__all__ = [
+    "REVIEW_STATUSES",
+    "ReviewEntry",
+    "ReviewError",
+    "claim_review_item",
+    "enqueue_review",
+    "get_review_entry",
+    "read_review_queue",
+    "resolve_review_item",
+    "review_counts",
+]

@@ -1,0 +1,456 @@
+"""The JSON API on SQLite and PostgreSQL: decide, log, feedback, review, stats, export, policies, keys."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import func, select
+
+from rewardloop.store import read_decisions, read_feedback
+from rewardloop.store.tables import ApiKeyRow, DecisionRow, FeedbackRow, ReviewItemRow
+
+from .conftest import Api
+
+
+def count(api: Api, table: type) -> int:
+    with api.store.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table)))
+
+
+def decide(api: Api, text: str, who: str = "client", **extra: object) -> dict:
+    r = api.client.post("/v1/decide", json={"policy": "intent", "text": text, **extra}, headers=api.h(who))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_decide_logs_with_project_and_queues_the_unsure(api: Api) -> None:
+    sure = decide(api, "turn on the lights", unit_id="u1")
+    unsure = decide(api, "is it dark")
+    assert sure["action"] == "lights_on"
+    assert sure["probabilities"] == {"lights_on": 0.9, "lights_off": 0.05, "weather": 0.05}
+    assert sure["confidence"] == 0.9 and sure["queued_for_review"] is None
+    assert unsure["queued_for_review"] == "low_confidence"
+    stored = {d.id: d for d in read_decisions(api.store)}
+    assert set(stored) == {sure["decision_id"], unsure["decision_id"]}
+    assert stored[sure["decision_id"]].metadata["project"] == "acme"
+    assert stored[sure["decision_id"]].variant == sure["variant"]
+    with api.store.engine.connect() as conn:
+        items = conn.execute(select(ReviewItemRow.decision_id, ReviewItemRow.priority)).all()
+    # priority = weight(low_confidence) 1.0 + (1 - 0.5)
+    assert items == [(unsure["decision_id"], pytest.approx(1.5))]
+
+
+def test_decide_idempotency_key_logs_once(api: Api) -> None:
+    a = decide(api, "is it dark", idempotency_key="req-1")
+    b = decide(api, "is it dark", idempotency_key="req-1")
+    assert a["decision_id"] == b["decision_id"]
+    assert count(api, DecisionRow) == 1 and count(api, ReviewItemRow) == 1
+
+
+def test_shadow_disagreement_is_queued_first(api: Api) -> None:
+    api.registry.shadow = True
+    out = decide(api, "turn on the lights")
+    assert out["queued_for_review"] == "disagreement"
+    assert count(api, DecisionRow) == 2  # the served decision and the shadow challenger's
+    r = api.client.get("/v1/review", headers=api.h("reviewer")).json()
+    assert r["items"][0]["reason"] == "disagreement"
+    assert r["items"][0]["priority"] == pytest.approx(2.0 + 1 - 0.9)
+
+
+def test_log_external_decision(api: Api) -> None:
+    body = {
+        "policy": "router",
+        "policy_version": "7",
+        "kind": "router",
+        "actions": ["rag", "sql"],
+        "action": "sql",
+        "action_dist": [0.3, 0.7],
+        "pscore": 0.7,
+        "latency_ms": 12.5,
+        "shadow_action": "rag",
+    }
+    r = api.client.post("/v1/decisions", json=body, headers=api.h("client"))
+    assert r.status_code == 201, r.text
+    assert r.json()["queued_for_review"] == "disagreement"
+    (d,) = read_decisions(api.store)
+    assert (d.id, d.action, d.pscore, d.metadata) == (
+        r.json()["decision_id"],
+        "sql",
+        0.7,
+        {"project": "acme"},
+    )
+
+
+FEEDBACK_KINDS = [
+    {"kind": "rating", "value": 4, "scale": [1, 5], "rater_id": "ann"},
+    {"kind": "correction", "label": "weather"},
+    {"kind": "preference", "preferred": "lights_on", "rejected": "weather"},
+    {"kind": "multilevel", "scores": {"retrieval": 0.8, "reasoning": 0.6}, "scale": [0, 1], "value": 0.7},
+    {"kind": "implicit", "value": 1, "source": "implicit"},
+]
+
+
+@pytest.mark.parametrize("body", FEEDBACK_KINDS, ids=[b["kind"] for b in FEEDBACK_KINDS])
+def test_feedback_every_kind_is_stored(api: Api, body: dict) -> None:
+    d = decide(api, "turn on the lights")
+    r = api.client.post(
+        "/v1/feedback", json={"decision_id": d["decision_id"], **body}, headers=api.h("client")
+    )
+    assert r.status_code == 201, r.text
+    (f,) = read_feedback(api.store)
+    assert (f.id, f.decision_id, f.kind) == (r.json()["id"], d["decision_id"], body["kind"])
+
+
+def test_feedback_with_a_client_id_is_stored_once(api: Api) -> None:
+    d = decide(api, "turn on the lights")
+    body = {"decision_id": d["decision_id"], "kind": "implicit", "value": 1, "id": "fb-1"}
+    for _ in range(2):
+        assert api.client.post("/v1/feedback", json=body, headers=api.h("client")).status_code == 201
+    assert count(api, FeedbackRow) == 1
+
+
+# Bad requests: (who, method, path, body or raw text, status, words the message must contain)
+BAD = [
+    ("client", "post", "/v1/feedback", "{not json", 400, "malformed JSON"),
+    (
+        "client",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "nope", "kind": "implicit", "value": 1},
+        404,
+        "decision_id",
+    ),
+    ("client", "post", "/v1/feedback", {"decision_id": "D", "kind": "thumbs"}, 422, "body.kind"),
+    (
+        "client",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "rating", "value": 9, "scale": [1, 5]},
+        422,
+        "body.value",
+    ),
+    ("client", "post", "/v1/feedback", {"decision_id": "D", "kind": "rating", "value": 3}, 422, "body.scale"),
+    (
+        "client",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "implicit", "value": 1, "colour": "red"},
+        422,
+        "body.colour",
+    ),
+    (
+        "client",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "implicit", "value": 1, "authority": 3},
+        422,
+        "body.authority",
+    ),
+    (
+        "intruder",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "implicit", "value": 1},
+        404,
+        "no decision",
+    ),
+    (
+        "reviewer",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "implicit", "value": 1},
+        403,
+        "lacks the 'feedback' scope",
+    ),
+    (
+        None,
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "implicit", "value": 1},
+        401,
+        "missing API key",
+    ),
+    ("bogus", "post", "/v1/feedback", {"decision_id": "D", "kind": "implicit", "value": 1}, 401, "invalid"),
+    (
+        "client",
+        "post",
+        "/v1/feedback",
+        {"decision_id": "D", "kind": "implicit", "value": 1, "comment": "x" * 30_000},
+        413,
+        "too large",
+    ),
+    (
+        "client",
+        "post",
+        "/v1/decisions",
+        {
+            "policy": "p",
+            "policy_version": "1",
+            "kind": "router",
+            "actions": ["a", "b"],
+            "action": "a",
+            "action_dist": [0.5, 0.6],
+            "pscore": 0.5,
+        },
+        422,
+        "body.action_dist",
+    ),
+    (
+        "client",
+        "post",
+        "/v1/decisions",
+        {
+            "policy": "p",
+            "policy_version": "1",
+            "kind": "router",
+            "actions": ["a", "b"],
+            "action": "a",
+            "action_dist": [0.5, 0.5],
+            "pscore": 0.5,
+            "metadata": {"project": "x"},
+        },
+        422,
+        "metadata.project",
+    ),
+    ("client", "post", "/v1/decide", {"policy": "nope", "text": "hi"}, 404, "no policy 'nope'"),
+    ("client", "post", "/v1/decide", {"policy": ""}, 422, "body.policy"),
+    ("client", "post", "/v1/policies/intent/promote", {"version": "2"}, 403, "lacks the 'admin' scope"),
+    ("client", "get", "/v1/export", None, 403, "lacks the 'export' scope"),
+    ("client", "get", "/v1/keys", None, 403, "lacks the 'admin' scope"),
+    ("intruder", "post", "/v1/policies/intent/promote", {"version": "2"}, 404, "no policy 'intent'"),
+    ("reviewer", "post", "/v1/review/nope/resolve", {"label": "weather"}, 404, "no review item"),
+    ("admin", "post", "/v1/policies/intent/promote", {"version": "9"}, 404, "no version '9'"),
+    ("client", "get", "/v1/stats", None, 403, "lacks the 'read' scope"),
+]
+
+
+def test_bad_requests_get_4xx_with_a_clear_message_and_change_nothing(api: Api) -> None:
+    # One test walks the whole table: each case is independent (nothing it sends is stored).
+    d = decide(api, "turn on the lights")
+    decide(api, "is it dark")
+    before = [count(api, t) for t in (DecisionRow, FeedbackRow, ReviewItemRow, ApiKeyRow)]
+    aliases = dict(api.registry.aliases)
+    for who, method, path, body, status, words in BAD:
+        case = f"{method.upper()} {path} as {who} with {str(body)[:80]!r}"
+        headers = {"Authorization": f"Bearer {api.keys.get(who, 'rl_bogus')}"} if who else {}
+        if isinstance(body, dict):
+            body = json.loads(json.dumps(body).replace('"D"', json.dumps(d["decision_id"])))
+            r = api.client.request(method, path, json=body, headers=headers)
+        elif isinstance(body, str):
+            r = api.client.request(
+                method, path, content=body, headers={**headers, "content-type": "application/json"}
+            )
+        else:
+            r = api.client.request(method, path, headers=headers)
+        assert r.status_code == status, (case, r.text)
+        assert words in r.json()["detail"], (case, r.json())
+        assert [count(api, t) for t in (DecisionRow, FeedbackRow, ReviewItemRow, ApiKeyRow)] == before, case
+        assert api.registry.aliases == aliases, case
+
+
+def test_chunked_oversized_body_is_refused(api: Api) -> None:
+    d = decide(api, "turn on the lights")
+    payload = json.dumps(
+        {"decision_id": d["decision_id"], "kind": "implicit", "value": 1, "comment": "y" * 30_000}
+    )
+
+    def chunks():
+        data = payload.encode()
+        for i in range(0, len(data), 4096):
+            yield data[i : i + 4096]
+
+    r = api.client.post(
+        "/v1/feedback", content=chunks(), headers={**api.h("client"), "content-type": "application/json"}
+    )
+    assert r.status_code == 413 and "20000 bytes" in r.json()["detail"]
+    assert count(api, FeedbackRow) == 0
+
+
+def test_review_claim_resolve_writes_feedback_with_reviewer_authority(api: Api) -> None:
+    api.client.app.state.rl.config.review.reviewer_authority = 0.9
+    d = decide(api, "is it dark")
+    queue = api.client.get("/v1/review", headers=api.h("reviewer")).json()
+    (item,) = queue["items"]
+    assert (item["text"], item["action"], item["confidence"]) == ("is it dark", "lights_on", 0.5)
+    assert item["actions"] == ["lights_on", "lights_off", "weather"]
+    assert queue["counts"] == {"open": 1, "claimed": 0, "resolved": 0}
+    claimed = api.client.post(f"/v1/review/{item['id']}/claim", headers=api.h("reviewer")).json()
+    assert (claimed["status"], claimed["claimed_by"]) == ("claimed", "reviewer")
+    # Someone else cannot take it over.
+    other = api.client.post(
+        f"/v1/review/{item['id']}/resolve", json={"label": "weather"}, headers=api.h("admin")
+    )
+    assert other.status_code == 409 and "claimed by 'reviewer'" in other.json()["detail"]
+    bad = api.client.post(
+        f"/v1/review/{item['id']}/resolve", json={"label": "pizza"}, headers=api.h("reviewer")
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "label"
+    assert count(api, FeedbackRow) == 0
+    done = api.client.post(
+        f"/v1/review/{item['id']}/resolve", json={"label": "lights_off"}, headers=api.h("reviewer")
+    ).json()
+    assert done["status"] == "resolved"
+    (f,) = read_feedback(api.store)
+    assert (f.id, f.decision_id, f.kind, f.label, f.rater_id, f.authority, f.source) == (
+        done["feedback_id"],
+        d["decision_id"],
+        "correction",
+        "lights_off",
+        "reviewer",
+        0.9,
+        "human",
+    )
+    again = api.client.post(
+        f"/v1/review/{item['id']}/resolve", json={"label": "weather"}, headers=api.h("reviewer")
+    )
+    assert again.status_code == 409 and count(api, FeedbackRow) == 1
+    stats = api.client.get("/v1/stats", headers=api.h("admin")).json()
+    assert stats["review"] == {"open": 0, "claimed": 0, "resolved": 1}
+
+
+def test_projects_are_isolated(api: Api) -> None:
+    decide(api, "is it dark")
+    mine = api.client.get("/v1/stats", headers=api.h("admin")).json()
+    theirs = api.client.get("/v1/stats", headers=api.h("intruder")).json()
+    assert mine["decisions"] == 1 and theirs["decisions"] == 0
+    assert api.client.get("/v1/review", headers=api.h("intruder")).json()["items"] == []
+    item = api.client.get("/v1/review", headers=api.h("reviewer")).json()["items"][0]
+    r = api.client.post(f"/v1/review/{item['id']}/claim", headers=api.h("intruder"))
+    assert r.status_code == 404
+    assert api.client.get("/v1/export", headers=api.h("intruder")).text == ""
+    assert api.client.get("/v1/policies", headers=api.h("intruder")).json() == []
+    assert api.client.get("/v1/stats?policy=intent", headers=api.h("intruder")).status_code == 404
+    # Another project cannot log decisions under this project's policy either.
+    r = api.client.post("/v1/decide", json={"policy": "intent", "text": "x"}, headers=api.h("intruder"))
+    assert r.status_code == 404
+
+
+def test_stats_counts_and_coverage(api: Api) -> None:
+    a = decide(api, "turn on the lights")
+    decide(api, "lights please")
+    api.client.post(
+        "/v1/feedback",
+        json={"decision_id": a["decision_id"], "kind": "correction", "label": "lights_on"},
+        headers=api.h("client"),
+    )
+    s = api.client.get("/v1/stats", headers=api.h("admin")).json()
+    assert s["decisions"] == 2 and s["coverage"] == 0.5
+    assert s["feedback_by_kind"] == {"correction": 1} and s["feedback_by_source"] == {"human": 1}
+
+
+def test_export_jsonl_csv_parquet_agree(api: Api) -> None:
+    ids = []
+    for text, label in (("turn on the lights", "lights_on"), ("is it dark", "weather")):
+        d = decide(api, text)
+        r = api.client.post(
+            "/v1/feedback",
+            json={"decision_id": d["decision_id"], "kind": "correction", "label": label},
+            headers=api.h("client"),
+        )
+        ids.append(r.json()["id"])
+    jl = [json.loads(line) for line in api.client.get("/v1/export", headers=api.h("admin")).text.splitlines()]
+    rows = list(
+        csv.DictReader(io.StringIO(api.client.get("/v1/export?format=csv", headers=api.h("admin")).text))
+    )
+    pq_bytes = api.client.get("/v1/export?format=parquet", headers=api.h("admin")).content
+    table = pq.read_table(io.BytesIO(pq_bytes)).to_pylist()
+    assert sorted(r["feedback_id"] for r in jl) == sorted(ids)
+    assert (
+        [r["feedback_id"] for r in rows]
+        == [r["feedback_id"] for r in jl]
+        == [r["feedback_id"] for r in table]
+    )
+    assert [r["label"] for r in jl] == ["lights_on", "weather"]
+    assert [r["action"] for r in table] == ["lights_on", "lights_on"]
+    assert api.client.get("/v1/export?format=xml", headers=api.h("admin")).status_code == 422
+
+
+def test_leaderboard_ranks_router_arms_by_feedback(api: Api) -> None:
+    def log(action: str, dist: list[float]) -> str:
+        body = {
+            "policy": "r",
+            "policy_version": "1",
+            "kind": "router",
+            "actions": ["rag", "sql"],
+            "action": action,
+            "action_dist": dist,
+            "pscore": dist[["rag", "sql"].index(action)],
+            "latency_ms": 10.0,
+        }
+        return api.client.post("/v1/decisions", json=body, headers=api.h("client")).json()["decision_id"]
+
+    for action, value in (("rag", 1), ("rag", 0), ("sql", 1), ("sql", 1)):
+        did = log(action, [0.5, 0.5])
+        api.client.post(
+            "/v1/feedback",
+            json={"decision_id": did, "kind": "implicit", "value": value},
+            headers=api.h("client"),
+        )
+    rows = api.client.get("/v1/leaderboard", headers=api.h("admin")).json()["rows"]
+    assert [(r["action"], r["decisions"], r["mean_score"]) for r in rows] == [
+        ("sql", 2, 1.0),
+        ("rag", 2, 0.5),
+    ]
+
+
+def test_policies_promote_rollback_experiments(api: Api) -> None:
+    decide(api, "turn on the lights", unit_id="a")
+    assert api.client.get("/v1/policies", headers=api.h("admin")).json()[0]["aliases"]["champion"] == "1"
+    api.registry.gate_passes = False
+    refused = api.client.post("/v1/policies/intent/promote", json={"version": "3"}, headers=api.h("admin"))
+    assert refused.status_code == 409 and "gate failed" in refused.json()["detail"]
+    forced = api.client.post(
+        "/v1/policies/intent/promote", json={"version": "3", "force": True}, headers=api.h("admin")
+    ).json()
+    assert (forced["from_version"], forced["to_version"], forced["forced"]) == ("1", "3", True)
+    back = api.client.post("/v1/policies/intent/rollback", json={}, headers=api.h("admin")).json()
+    assert (back["from_version"], back["to_version"]) == ("3", "1")
+    assert api.registry.history == ["key:admin:champion:1->3", "key:admin:champion:3->1 rollback"]
+    (exp,) = api.client.get("/v1/experiments", headers=api.h("admin")).json()
+    assert exp["name"] == "intent-ab" and sum(v["decisions"] for v in exp["observed"].values()) == 1
+
+
+def test_keys_create_list_revoke(api: Api) -> None:
+    r = api.client.post("/v1/keys", json={"name": "app", "role": "client"}, headers=api.h("admin"))
+    assert r.status_code == 201
+    new = r.json()
+    assert (
+        new["project"] == "acme"
+        and new["scopes"] == ["decide", "feedback"]
+        and new["secret"].startswith("rl_")
+    )
+    with api.store.engine.connect() as conn:
+        stored = conn.scalar(select(ApiKeyRow.key_hash).where(ApiKeyRow.id == new["id"]))
+    assert new["secret"] not in stored and len(stored) == 64
+    hdr = {"Authorization": f"Bearer {new['secret']}"}
+    assert (
+        api.client.post("/v1/decide", json={"policy": "intent", "text": "x"}, headers=hdr).status_code == 200
+    )
+    assert api.client.delete(f"/v1/keys/{new['id']}", headers=api.h("admin")).status_code == 200
+    assert (
+        api.client.post("/v1/decide", json={"policy": "intent", "text": "x"}, headers=hdr).status_code == 401
+    )
+    # The other project's admin cannot see or revoke this project's keys.
+    assert all(k["project"] == "other" for k in api.client.get("/v1/keys", headers=api.h("intruder")).json())
+    admin_id = next(
+        k["id"] for k in api.client.get("/v1/keys", headers=api.h("admin")).json() if k["name"] == "admin"
+    )
+    assert api.client.delete(f"/v1/keys/{admin_id}", headers=api.h("intruder")).status_code == 404
+    bad = api.client.post("/v1/keys", json={"name": "x", "scopes": ["fly"]}, headers=api.h("admin"))
+    assert bad.status_code == 422 and "unknown scope 'fly'" in bad.json()["detail"]
+
+
+def test_health_metrics_openapi(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok", "store": api.store.dialect}
+    decide(api, "is it dark")
+    text = api.client.get("/metrics").text
+    assert 'rewardloop_decisions_total{policy="intent",source="decide",variant="champion"} 1.0' in text
+    assert 'rewardloop_review_enqueued_total{reason="low_confidence"} 1.0' in text
+    assert 'route="/v1/decide"' in text
+    spec = api.client.get("/openapi.json").json()
+    assert {"/v1/decide", "/v1/feedback", "/v1/review/{item_id}/resolve", "/v1/export"} <= set(spec["paths"])
+    assert "FeedbackCreateRequest" in spec["components"]["schemas"]
