@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 import yaml
-from _evaluation_data import MONITOR_NOW, fill_monitor_logs
+from tests.evaluation._evaluation_data import MONITOR_NOW, fill_monitor_logs
 from typer.testing import CliRunner
 
 from rewardloop.cli.evaluate import PolicyLoadError, load_policy_for_eval

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
 import pytest
-from _evaluation_data import MONITOR_NOW, fill_monitor_logs
+from tests.evaluation._evaluation_data import MONITOR_NOW, fill_monitor_logs
 
 from rewardloop.config.sections import MonitorConfig
 from rewardloop.evaluation.monitor import feedback_outcome, run_monitor, send_alerts
