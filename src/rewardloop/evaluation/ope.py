@@ -230,6 +230,14 @@ class PolicyValueInterval:
 
     ``value`` is the estimate on the full logs; ``mean`` the mean of the bootstrap replicates (what OBP
     reports as ``"mean"``); ``lower``/``upper`` the ``alpha/2`` and ``1 − alpha/2`` percentiles.
+
+    Examples
+    --------
+    >>> iv = InverseProbabilityWeighting().estimate_interval(
+    ...     reward=[1.0, 0.0, 1.0, 0.0], action=[0, 0, 1, 1], pscore=[0.5] * 4,
+    ...     action_dist=[[1.0, 0.0]] * 4, n_bootstrap_samples=200, random_state=0)
+    >>> iv.value, iv.lower <= iv.value <= iv.upper  # w = (2, 2, 0, 0): (2·1 + 2·0) / 4
+    (0.5, True)
     """
 
     estimator: str
@@ -584,6 +592,12 @@ class OPEDiagnostics:
         Actions the evaluation policy chooses (mass > 0) that never appear in the logs.
     warnings : list of str
         Plain-language warnings; empty when nothing looks wrong.
+
+    Examples
+    --------
+    >>> d = ope_diagnostics(action=[0, 0, 0, 0], pscore=[1.0] * 4, action_dist=[[0.5, 0.5]] * 4)
+    >>> d.deterministic_share, d.unlogged_actions
+    (1.0, [1])
     """
 
     n_rounds: int
