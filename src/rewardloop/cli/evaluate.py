@@ -163,8 +163,14 @@ def _report_or_policy(ref: str, golden: GoldenSet | None, n_bins: int) -> Golden
 
 
 def _ope_comparison(path: Path, estimator: str) -> OPEComparison:
+    """Read ``{"value", "lower", "upper", "champion_value", ...}``, or an ``OPEReport.to_dict()`` with a
+    ``champion_value`` added (the gate then reads the configured estimator's interval)."""
     try:
         data = json.loads(path.read_text())
+        if isinstance(data, dict) and "estimates" in data:
+            if estimator not in data["estimates"]:
+                raise fail(f"{path}: no {estimator!r} estimate (have: {', '.join(data['estimates'])})")
+            data = {**data["estimates"][estimator], "champion_value": data["champion_value"]}
         iv = PolicyValueInterval(
             estimator=str(data.get("estimator", estimator)),
             value=float(data["value"]),
