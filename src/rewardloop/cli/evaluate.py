@@ -289,7 +289,7 @@ def gate_cmd(
     champ = _report_or_policy(champion, gold, cfg.evaluation.n_bins) if champion else None
     comparison = _ope_comparison(ope, thresholds.ope_estimator) if ope is not None else None
     report: GateReport = run_gate(cand, champ, thresholds, comparison)
-    console.print(report.to_markdown(), markup=False, highlight=False)
+    console.print(report.to_markdown(), markup=False, highlight=False, soft_wrap=True)  # no wrapping: CI logs
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_dict(), indent=2))
     if md_out is not None:
