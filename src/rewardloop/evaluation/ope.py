@@ -83,6 +83,13 @@ class BanditFeedback:
 
     # The derived arrays are cached: several estimators on one BanditFeedback share them.
 
+    def _factual(self, x: FloatArray) -> FloatArray:
+        """``x[t, a_t, position[t]]`` for every round, shape (n_rounds,)."""
+        rounds = np.arange(self.n_rounds)
+        if x.shape[2] == 1:
+            return x[:, :, 0][rounds, self.action]  # a 2-D gather is cheaper than the 3-D one
+        return x[rounds, self.action, self.position]
+
     def _at_position(self, x: FloatArray) -> FloatArray:
         """``x[t, :, position[t]]`` for every round, shape (n_rounds, n_actions)."""
         if x.shape[2] == 1:
@@ -97,8 +104,7 @@ class BanditFeedback:
     @cached_property
     def importance_weight(self) -> FloatArray:
         """``w_t = π_e(a_t|x_t) / π_b(a_t|x_t)``, shape (n_rounds,)."""
-        rounds = np.arange(self.n_rounds)
-        return self.action_dist[rounds, self.action, self.position] / self.pscore
+        return self._factual(self.action_dist) / self.pscore
 
     def _q_hat(self) -> FloatArray:
         if self.estimated_rewards_by_reg_model is None:
@@ -114,8 +120,7 @@ class BanditFeedback:
     @cached_property
     def q_hat_factual(self) -> FloatArray:
         """``q̂(x_t, a_t)``, shape (n_rounds,)."""
-        rounds = np.arange(self.n_rounds)
-        return self._finite(self._q_hat()[rounds, self.action, self.position])
+        return self._finite(self._factual(self._q_hat()))
 
     @cached_property
     def q_hat_policy(self) -> FloatArray:
