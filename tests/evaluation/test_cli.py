@@ -201,3 +201,32 @@ def test_monitor_command_exit_code_and_json(tmp_path):
     assert quiet.exit_code == 0 and "0 alert(s)" in quiet.output
     bad = runner.invoke(app, ["monitor", "-c", str(config), "--now", "yesterday"])
     assert bad.exit_code == 2 and "--now: not an ISO time" in bad.output
+
+
+def test_gate_reads_an_ope_report(tmp_path):
+    import numpy as np
+
+    from rewardloop.evaluation.ope import evaluate_off_policy
+
+    config = _config(tmp_path, min_ope_lower_vs_champion=-0.5, ope_estimator="snipw")
+    rng = np.random.default_rng(0)
+    action = rng.integers(0, 2, 400)
+    report = evaluate_off_policy(
+        reward=(action == 0).astype(float),
+        action=action,
+        pscore=np.full(400, 0.5),
+        action_dist=np.tile([0.9, 0.1], (400, 1)),
+        n_bootstrap_samples=200,
+    )
+    path = tmp_path / "ope.json"
+    path.write_text(json.dumps(report.to_dict() | {"champion_value": 0.5}))
+    res = runner.invoke(
+        app, ["gate", "-c", str(config), "--candidate", str(_policy(tmp_path, "v2")), "--ope", str(path)]
+    )
+    assert res.exit_code == 0, res.output
+    assert f"snipw {report.estimates['snipw'].value:.4f}" in res.output
+    config = _config(tmp_path, min_ope_lower_vs_champion=0.0, ope_estimator="dr")
+    res = runner.invoke(
+        app, ["gate", "-c", str(config), "--candidate", str(tmp_path / "v2"), "--ope", str(path)]
+    )
+    assert res.exit_code == 2 and "no 'dr' estimate (have: ipw, snipw)" in " ".join(res.output.split())

@@ -24,7 +24,9 @@ from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
 from rewardloop.evaluation.golden import GoldenError, GoldenSet, load_golden
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_golden
 from rewardloop.evaluation.monitor import run_monitor, send_alerts
-from rewardloop.evaluation.ope import PolicyValueInterval
+from rewardloop.evaluation.offline import evaluate_candidate_on_logs
+from rewardloop.evaluation.ope import OPEInputError, PolicyValueInterval
+from rewardloop.store import read_decisions
 
 # ----------------------------------------------------------------------------------- policy loading
 
@@ -163,8 +165,14 @@ def _report_or_policy(ref: str, golden: GoldenSet | None, n_bins: int) -> Golden
 
 
 def _ope_comparison(path: Path, estimator: str) -> OPEComparison:
+    """Read ``{"value", "lower", "upper", "champion_value", ...}``, or an ``OPEReport.to_dict()`` with a
+    ``champion_value`` added (the gate then reads the configured estimator's interval)."""
     try:
         data = json.loads(path.read_text())
+        if isinstance(data, dict) and "estimates" in data:
+            if estimator not in data["estimates"]:
+                raise fail(f"{path}: no {estimator!r} estimate (have: {', '.join(data['estimates'])})")
+            data = {**data["estimates"][estimator], "champion_value": data["champion_value"]}
         iv = PolicyValueInterval(
             estimator=str(data.get("estimator", estimator)),
             value=float(data["value"]),
@@ -283,7 +291,7 @@ def gate_cmd(
     champ = _report_or_policy(champion, gold, cfg.evaluation.n_bins) if champion else None
     comparison = _ope_comparison(ope, thresholds.ope_estimator) if ope is not None else None
     report: GateReport = run_gate(cand, champ, thresholds, comparison)
-    console.print(report.to_markdown(), markup=False, highlight=False)
+    console.print(report.to_markdown(), markup=False, highlight=False, soft_wrap=True)  # no wrapping: CI logs
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_dict(), indent=2))
     if md_out is not None:
@@ -360,8 +368,70 @@ def monitor_cmd(
     raise typer.Exit(1 if report.alerts else 0)
 
 
+def ope_cmd(
+    candidate: Annotated[
+        str, typer.Option("--candidate", help="the candidate policy (predictions folder; NAME@VERSION later)")
+    ],
+    policy: Annotated[str, typer.Option("--policy", help="whose logged decisions to evaluate on")],
+    reward_spec: Annotated[
+        str, typer.Option(help="compiled rewards to read, as NAME:VERSION (e.g. thumbs:1)")
+    ],
+    version: Annotated[str | None, typer.Option(help="only the decisions of this logged version")] = None,
+    n_bootstrap: Annotated[int, typer.Option(help="bootstrap resamples for the intervals")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write the report JSON here (gate --ope reads it)")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Estimate a candidate's value on stored decisions (IPW, SNIPW, DM, DR with bootstrap intervals).
+
+    The logging policy's own mean reward is reported as champion_value, so the output feeds
+    `rewardloop gate --ope`. Diagnostics warn about low effective sample size and missing support.
+    """
+    name, _, ver = reward_spec.partition(":")
+    if not name or not ver.isdigit():
+        raise fail(f"--reward-spec: expected NAME:VERSION such as thumbs:1, got {reward_spec!r}")
+    cfg = project(config)
+    store = open_store(cfg)
+    try:
+        batch = read_decisions(store, policy=policy, version=version, reward_spec=(name, int(ver)))
+    finally:
+        store.close()
+    try:
+        cand = load_policy_for_eval(candidate)
+        with console.status(f"off-policy evaluation of {cand.name} on {len(batch)} decisions ..."):
+            result = evaluate_candidate_on_logs(
+                cand, batch, n_bootstrap_samples=n_bootstrap, random_state=seed
+            )
+    except (OPEInputError, PolicyLoadError) as err:
+        raise fail(str(err)) from None
+    t = Table(title=f"{cand.name} on {result.n_rounds} logged decisions of {policy}")
+    for col in ("estimator", "value", "interval", "vs logged"):
+        t.add_column(col)
+    for est, iv in result.report.estimates.items():
+        t.add_row(
+            est,
+            f"{iv.value:.4f}",
+            f"[{iv.lower:.4f}, {iv.upper:.4f}]",
+            f"{iv.value - result.logging_policy_value:+.4f}",
+        )
+    console.print(t)
+    d = result.report.diagnostics
+    console.print(
+        f"logged policy value {result.logging_policy_value:.4f}; ESS {d.ess:.0f} of {d.n_rounds}; "
+        f"propensity-1 share {d.deterministic_share:.0%}"
+    )
+    for w in d.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {w}")
+    if out is not None:
+        out.write_text(json.dumps(result.to_dict(), indent=2))
+        console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``eval``, ``gate`` and ``monitor`` to the ``rewardloop`` command."""
+    """Add ``eval``, ``gate``, ``ope`` and ``monitor`` to the ``rewardloop`` command."""
     app.command("eval")(eval_cmd)
     app.command("gate")(gate_cmd)
+    app.command("ope")(ope_cmd)
     app.command("monitor")(monitor_cmd)

@@ -16,6 +16,7 @@ from rewardloop.evaluation.metrics import (
     expected_calibration_error,
     latency_percentiles,
 )
+from rewardloop.evaluation.offline import OfflineEvaluation, evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import (
     SNIPS,
     DirectMethod,
@@ -49,12 +50,14 @@ __all__ = [
     "OPEComparison",
     "OPEInputError",
     "OPEReport",
+    "OfflineEvaluation",
     "PolicyValueInterval",
     "ProbabilisticPolicy",
     "SelfNormalizedInverseProbabilityWeighting",
     "SwitchDoublyRobust",
     "brier_score",
     "estimate_policy_values",
+    "evaluate_candidate_on_logs",
     "evaluate_golden",
     "evaluate_off_policy",
     "evaluate_predictions",

@@ -41,7 +41,14 @@ class GateCheck:
 
 @dataclass(frozen=True)
 class OPEComparison:
-    """What the OPE check reads: the candidate's interval and the champion's value (same estimator)."""
+    """What the OPE check reads: the candidate's interval and the champion's value (same estimator).
+
+    Examples
+    --------
+    >>> iv = PolicyValueInterval("dr", 0.52, 0.52, 0.49, 0.55, 0.05, 1000)
+    >>> round(OPEComparison(iv, champion_value=0.50).lower_minus_champion, 6)
+    -0.01
+    """
 
     candidate: PolicyValueInterval
     champion_value: float

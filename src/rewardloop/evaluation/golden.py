@@ -37,7 +37,13 @@ class GoldenError(ValueError):
 
 @dataclass(frozen=True)
 class GoldenItem:
-    """One golden item. ``line`` is its 1-based line in the file (the header is line 1 of a CSV)."""
+    """One golden item. ``line`` is its 1-based line in the file (the header is line 1 of a CSV).
+
+    Examples
+    --------
+    >>> GoldenItem("e1", "my card was stolen", "fraud", critical=True).group
+    'fraud'
+    """
 
     id: str
     text: str

@@ -83,6 +83,13 @@ class BanditFeedback:
 
     # The derived arrays are cached: several estimators on one BanditFeedback share them.
 
+    def _factual(self, x: FloatArray) -> FloatArray:
+        """``x[t, a_t, position[t]]`` for every round, shape (n_rounds,)."""
+        rounds = np.arange(self.n_rounds)
+        if x.shape[2] == 1:
+            return x[:, :, 0][rounds, self.action]  # a 2-D gather is cheaper than the 3-D one
+        return x[rounds, self.action, self.position]
+
     def _at_position(self, x: FloatArray) -> FloatArray:
         """``x[t, :, position[t]]`` for every round, shape (n_rounds, n_actions)."""
         if x.shape[2] == 1:
@@ -97,8 +104,7 @@ class BanditFeedback:
     @cached_property
     def importance_weight(self) -> FloatArray:
         """``w_t = π_e(a_t|x_t) / π_b(a_t|x_t)``, shape (n_rounds,)."""
-        rounds = np.arange(self.n_rounds)
-        return self.action_dist[rounds, self.action, self.position] / self.pscore
+        return self._factual(self.action_dist) / self.pscore
 
     def _q_hat(self) -> FloatArray:
         if self.estimated_rewards_by_reg_model is None:
@@ -114,8 +120,7 @@ class BanditFeedback:
     @cached_property
     def q_hat_factual(self) -> FloatArray:
         """``q̂(x_t, a_t)``, shape (n_rounds,)."""
-        rounds = np.arange(self.n_rounds)
-        return self._finite(self._q_hat()[rounds, self.action, self.position])
+        return self._finite(self._factual(self._q_hat()))
 
     @cached_property
     def q_hat_policy(self) -> FloatArray:
@@ -230,6 +235,14 @@ class PolicyValueInterval:
 
     ``value`` is the estimate on the full logs; ``mean`` the mean of the bootstrap replicates (what OBP
     reports as ``"mean"``); ``lower``/``upper`` the ``alpha/2`` and ``1 − alpha/2`` percentiles.
+
+    Examples
+    --------
+    >>> iv = InverseProbabilityWeighting().estimate_interval(
+    ...     reward=[1.0, 0.0, 1.0, 0.0], action=[0, 0, 1, 1], pscore=[0.5] * 4,
+    ...     action_dist=[[1.0, 0.0]] * 4, n_bootstrap_samples=200, random_state=0)
+    >>> iv.value, iv.lower <= iv.value <= iv.upper  # w = (2, 2, 0, 0): (2·1 + 2·0) / 4
+    (0.5, True)
     """
 
     estimator: str
@@ -584,6 +597,12 @@ class OPEDiagnostics:
         Actions the evaluation policy chooses (mass > 0) that never appear in the logs.
     warnings : list of str
         Plain-language warnings; empty when nothing looks wrong.
+
+    Examples
+    --------
+    >>> d = ope_diagnostics(action=[0, 0, 0, 0], pscore=[1.0] * 4, action_dist=[[0.5, 0.5]] * 4)
+    >>> d.deterministic_share, d.unlogged_actions
+    (1.0, [1])
     """
 
     n_rounds: int

@@ -1,0 +1,112 @@
+"""Evaluate a candidate policy offline on stored logs: its action distribution on every logged context,
+then the off-policy estimators of :mod:`rewardloop.evaluation.ope`.
+
+The logging policy's own value (the mean logged reward) comes along: it is the champion's value the gate
+compares the candidate's lower bound with, when the champion is the policy that logged the decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rewardloop.evaluation.metrics import ProbabilisticPolicy
+from rewardloop.evaluation.ope import (
+    BaseOffPolicyEstimator,
+    LoggedFeedback,
+    OPEInputError,
+    OPEReport,
+    evaluate_off_policy,
+    logged_feedback_from_decisions,
+    tabular_reward_model,
+)
+from rewardloop.types.batches import DecisionBatch
+
+
+@dataclass(frozen=True)
+class OfflineEvaluation:
+    """A candidate's OPE report on stored logs, and the logging policy's on-policy value."""
+
+    report: OPEReport
+    logging_policy_value: float
+    n_rounds: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OPE report plus ``champion_value`` (the logging policy's value): what ``gate --ope`` reads."""
+        return self.report.to_dict() | {
+            "champion_value": self.logging_policy_value,
+            "n_rounds": self.n_rounds,
+        }
+
+
+def candidate_action_dist(
+    policy: ProbabilisticPolicy, batch: DecisionBatch, logged: LoggedFeedback
+) -> np.ndarray:
+    """The candidate's distribution over the logged ``actions`` on each logged text, shape (n, K).
+
+    The candidate's labels must include every logged action; probability it gives to labels that were not
+    candidates when the decision was logged is dropped and the rest renormalised (those actions could not
+    have been logged, so no estimator could credit them).
+    """
+    by_id = {d.id: d for d in batch.decisions}
+    texts = []
+    for i in logged.decision_ids:
+        text = by_id[i].text
+        if text is None:
+            raise OPEInputError(f"decisions: {i} has no text for the candidate to read")
+        texts.append(text)
+    labels = list(policy.labels)
+    missing = [a for a in logged.actions if a not in labels]
+    if missing:
+        raise OPEInputError(f"candidate: its labels lack the logged action(s) {missing[:5]}")
+    cols = [labels.index(a) for a in logged.actions]
+    proba = np.asarray(policy.predict_proba(texts), dtype=np.float64)  # (n, n_labels)
+    if proba.shape != (len(texts), len(labels)):
+        raise OPEInputError(f"candidate: predict_proba returned shape {proba.shape} for {len(texts)} texts")
+    dist = proba[:, cols]  # (n, K)
+    mass = dist.sum(axis=1, keepdims=True)
+    if np.any(mass <= 0):
+        t = int(np.flatnonzero(mass[:, 0] <= 0)[0])
+        raise OPEInputError(
+            f"candidate: no probability on any logged action for decision {logged.decision_ids[t]}"
+        )
+    return np.asarray(dist / mass, dtype=np.float64)
+
+
+def evaluate_candidate_on_logs(
+    policy: ProbabilisticPolicy,
+    batch: DecisionBatch,
+    *,
+    estimators: list[BaseOffPolicyEstimator] | None = None,
+    alpha: float = 0.05,
+    n_bootstrap_samples: int = 1000,
+    random_state: int | None = 0,
+) -> OfflineEvaluation:
+    """IPW, SNIPW, DM and DR (DM/DR with a cross-fitted per-action reward table) of ``policy`` on logs.
+
+    ``batch`` comes from ``read_decisions(store, policy=..., reward_spec=(name, version))``: decisions
+    with their compiled rewards; decisions without a reward are left out.
+    """
+    logged = logged_feedback_from_decisions(batch)
+    action_dist = candidate_action_dist(policy, batch, logged)
+    q_hat = tabular_reward_model(
+        reward=logged.reward, action=logged.action, n_actions=len(logged.actions), random_state=random_state
+    )[:, :, 0]
+    report = evaluate_off_policy(
+        reward=logged.reward,
+        action=logged.action,
+        pscore=logged.pscore,
+        action_dist=action_dist,
+        estimated_rewards_by_reg_model=q_hat,
+        behavior_action_dist=logged.behavior_action_dist,
+        estimators=estimators,
+        alpha=alpha,
+        n_bootstrap_samples=n_bootstrap_samples,
+        random_state=random_state,
+    )
+    return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds)
+
+
+__all__ = ["OfflineEvaluation", "candidate_action_dist", "evaluate_candidate_on_logs"]
