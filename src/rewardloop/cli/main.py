@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewardloop.cli import data, evaluate, experiment, policies, project_cmds, router, serve, train
+from rewardloop.cli import data, demo, evaluate, experiment, policies, project_cmds, router, serve, train
 
 app = typer.Typer(
     name="rewardloop",
@@ -21,9 +21,9 @@ train.register(app)
 evaluate.register(app)
 app.add_typer(policies.app, name="policies")
 app.add_typer(experiment.app, name="experiment")
-# Sub-commands of later layers register here, one line each.
 app.add_typer(router.app, name="router")
 serve.register(app)
+demo.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

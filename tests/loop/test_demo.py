@@ -1,0 +1,39 @@
+"""A shortened demo, end to end on real data: the loop closes and the bad challenger is stopped."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from rewardloop.cli.main import app
+from rewardloop.store import Store, read_decisions, read_runs
+from rewardloop.store.review import review_counts
+
+runner = CliRunner()
+
+
+def test_shortened_demo_runs_the_whole_loop(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "demo"
+    result = runner.invoke(
+        app, ["demo", "--small", "--rounds", "3", "--traffic", "150", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["rounds"] == 3
+    assert summary["bad_challenger_promoted"] is False
+    assert 0.0 < summary["seed_golden_acc"] <= 1.0
+    assert "stopped at the gate" in result.output
+    assert (out / "report.html").read_text().count("<img") == 3
+
+    store = Store.open(f"sqlite:///{out / 'rewardloop.db'}", migrate=False)
+    served = read_decisions(store, policy="intent", include_feedback=True)
+    assert len(served) == 3 * 150
+    assert all(d.pscore > 0 and d.variant_share in (None, 0.25, 0.5, 0.75, 1.0) for d in served)
+    assert sum(len(f) for f in served.feedback.values()) > 100
+    assert review_counts(store, "default")["resolved"] > 0
+    assert len(read_decisions(store, policy="agent_router")) == 3 * 150
+    runs = read_runs(store, policy="intent")
+    assert any("shuffled" in r.learner for r in runs) and all(r.status == "succeeded" for r in runs)
