@@ -17,9 +17,7 @@ runner = CliRunner()
 def test_shortened_demo_runs_the_whole_loop(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "demo"
-    result = runner.invoke(
-        app, ["demo", "--small", "--rounds", "3", "--traffic", "150", "--out", str(out)]
-    )
+    result = runner.invoke(app, ["demo", "--small", "--rounds", "3", "--traffic", "150", "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["rounds"] == 3

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from rewardloop.cli import data, demo, evaluate, experiment, policies, project_cmds, router, serve, train
+from rewardloop.cli import (
+    data,
+    demo,
+    evaluate,
+    experiment,
+    loop_cmds,
+    policies,
+    project_cmds,
+    router,
+    serve,
+    train,
+)
 
 app = typer.Typer(
     name="rewardloop",
@@ -24,6 +35,7 @@ app.add_typer(experiment.app, name="experiment")
 app.add_typer(router.app, name="router")
 serve.register(app)
 demo.register(app)
+app.add_typer(loop_cmds.app, name="loop")
 
 
 if __name__ == "__main__":  # pragma: no cover
