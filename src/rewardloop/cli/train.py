@@ -137,7 +137,7 @@ def train(
     except ConfigError as err:
         raise fail(str(err)) from None
     training = cfg.training
-    cls = LEARNERS.get(training.learner)
+    cls: Any = LEARNERS.get(training.learner)  # a Learner class (see learners.base.Learner)
     if cls is None:
         raise fail(f"training.learner: unknown learner {training.learner!r} (known: {', '.join(LEARNERS)})")
     try:

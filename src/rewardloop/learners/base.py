@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -171,14 +171,19 @@ class Learner(Protocol):
     - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward).
     """
 
-    name: ClassVar[str]
-    config_class: ClassVar[type[LearnerConfig]]
+    # Read-only members, so that plain class attributes (``name = "ppo"``, ``config_class = PPOConfig``)
+    # satisfy the protocol without ClassVar annotations.
+    @property
+    def name(self) -> str: ...
 
-    def __init__(
-        self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None
-    ) -> None: ...
+    @property
+    def config_class(self) -> type[LearnerConfig]: ...
 
-    def fit(self, data: Any, *, policy: ClassifierPolicy | None = None) -> ClassifierPolicy: ...
+    # ``config`` is the learner's own config_class (None: its defaults); ``policy`` is passed by keyword,
+    # and may be required (RL learners) or optional (supervised ones).
+    def __init__(self, config: Any = None, progress: ProgressCallback | None = None) -> None: ...
+
+    def fit(self, data: Any, *, policy: Any) -> ClassifierPolicy: ...
 
 
 def bandit_data_from_batch(batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None) -> BanditData:
