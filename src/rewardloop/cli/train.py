@@ -127,10 +127,11 @@ def train(
 ) -> None:
     """Train the policy named in the config on its logged decisions and feedback.
 
-    Supervised learners (supervised, lora) learn from label corrections and confirmed decisions,
-    weighted by rater authority; RL learners learn from the compiled rewards of training.reward_spec,
-    starting from the saved policy in training.init_from. Each run is recorded in the store with its
-    config, data window, metrics and artifact path.
+    Supervised learners (supervised, lora) learn from label corrections and confirmed decisions.
+
+    RL learners learn from the compiled rewards of training.reward_spec, from training.init_from.
+
+    Each run is recorded in the store: config, data window, metrics and the artifact path.
     """
     try:
         cfg, base = resolve_project(config, sets or [], learner)
@@ -195,10 +196,14 @@ def train(
         created = [d.created_at for d in batch]
         window = (lo or (min(created) if created else None), hi or (max(created) if created else None))
         console.print(f"[bold]learner[/bold] {training.learner} ({cls.config_class.__name__})")
-        for f in dataclasses.fields(lconfig):
-            console.print(
-                f"  {f.name} = {getattr(lconfig, f.name)!r}  [dim]# {f.metadata.get('help', '')}[/dim]"
-            )
+        if dry_run:  # every field with its help; a real run shows the values only
+            for f in dataclasses.fields(lconfig):
+                console.print(
+                    f"  {f.name} = {getattr(lconfig, f.name)!r}  [dim]# {f.metadata.get('help', '')}[/dim]"
+                )
+        else:
+            values = ", ".join(f"{f.name}={getattr(lconfig, f.name)!r}" for f in dataclasses.fields(lconfig))
+            console.print(f"  {values}", highlight=False)
         if ignored:
             console.print(f"  [yellow]not used by {training.learner}:[/yellow] {', '.join(ignored)}")
         console.print(
