@@ -190,6 +190,11 @@ def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, e
         ({}, ["--set", "training.options.nope=1"], "training.options.nope: not a field of SupervisedConfig"),
         ({}, ["--set", "training.options.lr=-1"], "training.options.lr: must be > 0"),
         (
+            {},
+            ["--set", "training.options.epochs=ten"],
+            "training.options.epochs: expected an integer, got 'ten'",
+        ),
+        (
             {"learner": "standin"},
             [],
             "training.reward_spec: the standin learner learns from compiled rewards",

@@ -87,12 +87,23 @@ def test_balanced_weights_exact():
         ({"label_smoothing": -0.1}, "label_smoothing: must be in [0, 1)"),
         ({"calibration_fraction": 1.0}, "calibration_fraction: must be in [0, 1)"),
         ({"nope": 1}, "nope: not a field of SupervisedConfig"),
+        ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
+        ({"epochs": 2.5}, "epochs: expected an integer, got 2.5"),
+        ({"lr": "fast"}, "lr: expected a number, got 'fast'"),
+        ({"warm_start": "yes"}, "warm_start: expected true or false, got 'yes'"),
+        ({"class_weight": 1}, "class_weight: expected a string, got 1"),
+        ({"checkpoint_dir": 3}, "checkpoint_dir: expected a string, got 3"),
     ],
 )
 def test_config_errors_name_the_key(values, message):
     with pytest.raises(LearnerConfigError) as err:
         SupervisedConfig.from_dict(values)
     assert message in str(err.value)
+
+
+def test_config_from_dict_accepts_loose_yaml_types():
+    cfg = SupervisedConfig.from_dict({"lr": 1, "checkpoint_dir": None, "epochs": 3})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.epochs == 3 and cfg.checkpoint_dir is None
 
 
 def test_config_fields_all_have_help():
