@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ import yaml
 
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, parse_config
+from rewardloop.encoders import default_encoder
 from rewardloop.learners import LEARNERS, LabelledData, LearnerConfigError, bandit_data_from_batch
 from rewardloop.learners.base import resolve_config
 from rewardloop.policies.classifier import ClassifierPolicy
@@ -83,7 +84,8 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value)
+        t = datetime.fromisoformat(value)
+        return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # naive times are UTC, as in the store
     except ValueError:
         raise fail(
             f"{option}: not an ISO date/time: {value!r} (e.g. 2026-01-31 or 2026-01-31T12:00)"
@@ -188,6 +190,16 @@ def train(
             include_feedback=True,
             reward_spec=(spec.name, spec.version) if spec is not None else None,
         )
+        used = [d.text for d in batch if d.text and (d.id in batch.feedback or d.id in batch.rewards)]
+        needs_embeddings = getattr(cls, "needs_rewards", True) or not (
+            dry_run or getattr(cls, "reads_texts", False)
+        )
+        if needs_embeddings and used:
+            # Embed once, with a progress bar: the learner's own embedding calls then hit the cache.
+            encoder = policy.encoder if policy is not None else default_encoder()
+            with progress() as bar:
+                task = bar.add_task("embedding texts", total=len(used))
+                encoder.encode(used, progress=lambda k: bar.advance(task, k))
         build: Any = getattr(cls, "data_from_batch", bandit_data_from_batch)
         try:
             data = build(batch, policy, lconfig)

@@ -196,7 +196,9 @@ class Learner(Protocol):
     - ``name`` and ``config_class`` (a :class:`LearnerConfig` subclass) — required;
     - ``needs_rewards = True``: the command refuses to run without ``training.reward_spec``;
     - ``needs_policy = True``: the command refuses to run without ``training.init_from``;
-    - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward).
+    - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward);
+    - ``reads_texts = False``: when False, the command embeds the texts first (one progress bar, and
+      the learner's embedding calls hit the encoder's cache).
     """
 
     # Read-only members, so that plain class attributes (``name = "ppo"``, ``config_class = PPOConfig``)

@@ -123,6 +123,8 @@ class LoRALearner:
     config_class: ClassVar[type[LearnerConfig]] = LoRAConfig
     needs_rewards: ClassVar[bool] = False
     needs_policy: ClassVar[bool] = False
+    #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
+    reads_texts: ClassVar[bool] = True
 
     def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
         if config is None:
