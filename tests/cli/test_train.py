@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -18,6 +19,15 @@ from rewardloop.types import Decision, Feedback, Reward
 
 runner = CliRunner()
 LABELS = ["a", "b", "c"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    """The process-wide MiniLM encoder (shared with every test area), on one torch thread."""
+    torch.set_num_threads(1)
+    from rewardloop.encoders import default_encoder
+
+    return default_encoder()
 
 
 def flat(text: str) -> str:
