@@ -187,6 +187,19 @@ def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, e
     assert run.metrics["mean_reward"] == 0.5 and run.n_samples == len(decisions)
 
 
+def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, standin):
+    fill(store)
+    ClassifierPolicy(LABELS, name="intent").save(tmp_path / "start")
+    cfg = project(
+        tmp_path, url_of(store), learner="standin", reward_spec="thumbs", init_from=str(tmp_path / "start")
+    )
+    result = runner.invoke(app, ["train", "-c", cfg, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert "rewards thumbs v1" in out and "examples: 6" in out and "reward: mean 0.5000, min 0, max 1" in out
+    assert standin.seen == {} and read_runs(store) == []
+
+
 # ------------------------------------------------------------------------------------- bad configs
 
 

@@ -21,7 +21,13 @@ import yaml
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, parse_config
 from rewardloop.encoders import default_encoder
-from rewardloop.learners import LEARNERS, LabelledData, LearnerConfigError, bandit_data_from_batch
+from rewardloop.learners import (
+    LEARNERS,
+    BanditData,
+    LabelledData,
+    LearnerConfigError,
+    bandit_data_from_batch,
+)
 from rewardloop.learners.base import resolve_config
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.store import finish_run, read_decisions, start_run
@@ -191,16 +197,19 @@ def train(
             reward_spec=(spec.name, spec.version) if spec is not None else None,
         )
         used = [d.text for d in batch if d.text and (d.id in batch.feedback or d.id in batch.rewards)]
-        needs_embeddings = getattr(cls, "needs_rewards", True) or not (
-            dry_run or getattr(cls, "reads_texts", False)
-        )
-        if needs_embeddings and used:
+        if used and not dry_run and not getattr(cls, "reads_texts", False):
             # Embed once, with a progress bar: the learner's own embedding calls then hit the cache.
             encoder = policy.encoder if policy is not None else default_encoder()
             with progress() as bar:
                 task = bar.add_task("embedding texts", total=len(used))
                 encoder.encode(used, progress=lambda k: bar.advance(task, k))
         build: Any = getattr(cls, "data_from_batch", bandit_data_from_batch)
+        if dry_run and build is bandit_data_from_batch and policy is not None:
+            # The dry run counts rows and rewards; it does not need (minutes of) embeddings.
+            dim = policy.in_dim
+            build = lambda b, p, c: BanditData.from_batch(  # noqa: E731
+                b, p.labels, lambda texts: np.zeros((len(texts), dim), np.float32)
+            )
         try:
             data = build(batch, policy, lconfig)
         except ValueError as err:
