@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -18,6 +19,15 @@ from rewardloop.types import Decision, Feedback, Reward
 
 runner = CliRunner()
 LABELS = ["a", "b", "c"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    """The process-wide MiniLM encoder (shared with every test area), on one torch thread."""
+    torch.set_num_threads(1)
+    from rewardloop.encoders import default_encoder
+
+    return default_encoder()
 
 
 def flat(text: str) -> str:
@@ -177,6 +187,19 @@ def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, e
     assert run.metrics["mean_reward"] == 0.5 and run.n_samples == len(decisions)
 
 
+def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, standin):
+    fill(store)
+    ClassifierPolicy(LABELS, name="intent").save(tmp_path / "start")
+    cfg = project(
+        tmp_path, url_of(store), learner="standin", reward_spec="thumbs", init_from=str(tmp_path / "start")
+    )
+    result = runner.invoke(app, ["train", "-c", cfg, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert "rewards thumbs v1" in out and "examples: 6" in out and "reward: mean 0.5000, min 0, max 1" in out
+    assert standin.seen == {} and read_runs(store) == []
+
+
 # ------------------------------------------------------------------------------------- bad configs
 
 
@@ -189,6 +212,11 @@ def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, e
         ({}, ["--set", "training.ppo_eps_clip=0"], "training.ppo_eps_clip: Input should be greater than 0"),
         ({}, ["--set", "training.options.nope=1"], "training.options.nope: not a field of SupervisedConfig"),
         ({}, ["--set", "training.options.lr=-1"], "training.options.lr: must be > 0"),
+        (
+            {},
+            ["--set", "training.options.epochs=ten"],
+            "training.options.epochs: expected an integer, got 'ten'",
+        ),
         (
             {"learner": "standin"},
             [],

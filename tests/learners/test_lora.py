@@ -1,4 +1,4 @@
-"""LoRA learner: tiny fine-tunes (default run) and one that must beat the frozen head (slow)."""
+"""LoRA learner: tiny fine-tunes (default run), and one that must beat the frozen head (slow, ~4 min)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_refuses_embeddings():
 
 
 @pytest.mark.slow
-def test_lora_learns_real_intents_at_least_as_well_as_the_frozen_head(encoder):
+def test_lora_beats_the_frozen_head_on_real_intents(encoder):
     from rewardloop.datasets.intents import load_intents
     from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
 
@@ -112,4 +112,4 @@ def test_lora_learns_real_intents_at_least_as_well_as_the_frozen_head(encoder):
         data.seed_set.texts, data.seed_set.intents, policy=head
     )
     acc = (tuned.predict_proba(data.golden.texts).argmax(1) == y_gold).mean()
-    assert acc >= frozen - 0.01, (acc, frozen)
+    assert acc > frozen + 0.02, (acc, frozen)  # measured: 0.844 → 0.903 (seed 0, 10 texts per intent)

@@ -85,13 +85,25 @@ def test_balanced_weights_exact():
         ({"dropout": 1.0}, "dropout: must be in [0, 1)"),
         ({"class_weight": "auto"}, "class_weight: must be none or balanced"),
         ({"label_smoothing": -0.1}, "label_smoothing: must be in [0, 1)"),
+        ({"calibration_fraction": 1.0}, "calibration_fraction: must be in [0, 1)"),
         ({"nope": 1}, "nope: not a field of SupervisedConfig"),
+        ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
+        ({"epochs": 2.5}, "epochs: expected an integer, got 2.5"),
+        ({"lr": "fast"}, "lr: expected a number, got 'fast'"),
+        ({"warm_start": "yes"}, "warm_start: expected true or false, got 'yes'"),
+        ({"class_weight": 1}, "class_weight: expected a string, got 1"),
+        ({"checkpoint_dir": 3}, "checkpoint_dir: expected a string, got 3"),
     ],
 )
 def test_config_errors_name_the_key(values, message):
     with pytest.raises(LearnerConfigError) as err:
         SupervisedConfig.from_dict(values)
     assert message in str(err.value)
+
+
+def test_config_from_dict_accepts_loose_yaml_types():
+    cfg = SupervisedConfig.from_dict({"lr": 1, "checkpoint_dir": None, "epochs": 3})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.epochs == 3 and cfg.checkpoint_dir is None
 
 
 def test_config_fields_all_have_help():
@@ -192,6 +204,16 @@ def test_it_learns_eight_real_intents(eight_intents):
     policy.fit_temperature(X_gold, data.golden.intents)
     assert policy.temperature_nll_[1] <= policy.temperature_nll_[0]
     assert (policy.predict_proba_embeddings(X_gold).argmax(1) == y_gold).mean() == acc
+
+
+def test_calibration_fraction_holds_out_data_for_the_temperature(eight_intents):
+    data, X_seed, _ = eight_intents
+    learner = SupervisedLearner(SupervisedConfig(calibration_fraction=0.25, seed=1))
+    policy = learner.fit(X_seed, data.seed_set.intents, labels=data.labels)
+    assert learner.n_samples_ == 60  # 80 labelled texts, 20 held out
+    assert policy.temperature != 1.0 and policy.temperature_nll_[1] <= policy.temperature_nll_[0]
+    with pytest.raises(ValueError, match=r"calibration_fraction: 0\.1 of 4 samples leaves no calibration"):
+        SupervisedLearner(SupervisedConfig(calibration_fraction=0.1)).fit(rand_X(4), ["a", "b"] * 2)
 
 
 def test_fit_on_texts_embeds_with_the_policy_encoder(encoder):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,14 @@ import yaml
 
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, parse_config
-from rewardloop.learners import LEARNERS, LabelledData, LearnerConfigError, bandit_data_from_batch
+from rewardloop.encoders import default_encoder
+from rewardloop.learners import (
+    LEARNERS,
+    BanditData,
+    LabelledData,
+    LearnerConfigError,
+    bandit_data_from_batch,
+)
 from rewardloop.learners.base import resolve_config
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.store import finish_run, read_decisions, start_run
@@ -83,7 +90,8 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value)
+        t = datetime.fromisoformat(value)
+        return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # naive times are UTC, as in the store
     except ValueError:
         raise fail(
             f"{option}: not an ISO date/time: {value!r} (e.g. 2026-01-31 or 2026-01-31T12:00)"
@@ -127,17 +135,18 @@ def train(
 ) -> None:
     """Train the policy named in the config on its logged decisions and feedback.
 
-    Supervised learners (supervised, lora) learn from label corrections and confirmed decisions,
-    weighted by rater authority; RL learners learn from the compiled rewards of training.reward_spec,
-    starting from the saved policy in training.init_from. Each run is recorded in the store with its
-    config, data window, metrics and artifact path.
+    Supervised learners (supervised, lora) learn from label corrections and confirmed decisions.
+
+    RL learners learn from the compiled rewards of training.reward_spec, from training.init_from.
+
+    Each run is recorded in the store: config, data window, metrics and the artifact path.
     """
     try:
         cfg, base = resolve_project(config, sets or [], learner)
     except ConfigError as err:
         raise fail(str(err)) from None
     training = cfg.training
-    cls = LEARNERS.get(training.learner)
+    cls: Any = LEARNERS.get(training.learner)  # a Learner class (see learners.base.Learner)
     if cls is None:
         raise fail(f"training.learner: unknown learner {training.learner!r} (known: {', '.join(LEARNERS)})")
     try:
@@ -187,7 +196,20 @@ def train(
             include_feedback=True,
             reward_spec=(spec.name, spec.version) if spec is not None else None,
         )
+        used = [d.text for d in batch if d.text and (d.id in batch.feedback or d.id in batch.rewards)]
+        if used and not dry_run and not getattr(cls, "reads_texts", False):
+            # Embed once, with a progress bar: the learner's own embedding calls then hit the cache.
+            encoder = policy.encoder if policy is not None else default_encoder()
+            with progress() as bar:
+                task = bar.add_task("embedding texts", total=len(used))
+                encoder.encode(used, progress=lambda k: bar.advance(task, k))
         build: Any = getattr(cls, "data_from_batch", bandit_data_from_batch)
+        if dry_run and build is bandit_data_from_batch and policy is not None:
+            # The dry run counts rows and rewards; it does not need (minutes of) embeddings.
+            dim = policy.in_dim
+            build = lambda b, p, c: BanditData.from_batch(  # noqa: E731
+                b, p.labels, lambda texts: np.zeros((len(texts), dim), np.float32)
+            )
         try:
             data = build(batch, policy, lconfig)
         except ValueError as err:
@@ -195,10 +217,14 @@ def train(
         created = [d.created_at for d in batch]
         window = (lo or (min(created) if created else None), hi or (max(created) if created else None))
         console.print(f"[bold]learner[/bold] {training.learner} ({cls.config_class.__name__})")
-        for f in dataclasses.fields(lconfig):
-            console.print(
-                f"  {f.name} = {getattr(lconfig, f.name)!r}  [dim]# {f.metadata.get('help', '')}[/dim]"
-            )
+        if dry_run:  # every field with its help; a real run shows the values only
+            for f in dataclasses.fields(lconfig):
+                console.print(
+                    f"  {f.name} = {getattr(lconfig, f.name)!r}  [dim]# {f.metadata.get('help', '')}[/dim]"
+                )
+        else:
+            values = ", ".join(f"{f.name}={getattr(lconfig, f.name)!r}" for f in dataclasses.fields(lconfig))
+            console.print(f"  {values}", highlight=False)
         if ignored:
             console.print(f"  [yellow]not used by {training.learner}:[/yellow] {', '.join(ignored)}")
         console.print(

@@ -14,8 +14,10 @@ The expansion is cached as JSONL in :func:`rewardloop.datasets.data_dir`, keyed 
 later loads take milliseconds instead of seconds.
 
 >>> data = load_intents(seed=0)                         # doctest: +SKIP
->>> len(data.labels), len(data.seed_set), data.seed_set.texts[0]   # doctest: +SKIP
-(42, 210, 'turn on the kitchen lights')
+>>> len(data.labels), len(data.seed_set), len(data.traffic), len(data.golden)   # doctest: +SKIP
+(42, 206, 15758, 642)
+>>> data.seed_set.texts[0], data.seed_set.intents[0]                             # doctest: +SKIP
+('set my garage doors position to thirty-three%', 'HassSetPosition')
 """
 
 from __future__ import annotations

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -65,8 +66,10 @@ class LearnerConfig:
             raise LearnerConfigError(
                 f"{unknown[0]}: not a field of {cls.__name__} (fields: {', '.join(sorted(names))})"
             )
+        hints = typing.get_type_hints(cls)
+        checked = {k: _checked_value(k, v, hints.get(k)) for k, v in values.items()}
         try:
-            return cls(**dict(values))
+            return cls(**checked)
         except TypeError as err:
             raise LearnerConfigError(f"{cls.__name__}: {err}") from None
 
@@ -74,6 +77,31 @@ class LearnerConfig:
     def help(cls) -> dict[str, str]:
         """Field name → help text (for the CLI and the YAML schema)."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _checked_value(key: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against a simple field type (int, float, bool, str, optional), else as is.
+
+    YAML and ``--set`` give loosely typed values: an int is accepted for a float field; a string for
+    a number, or a number for a bool, is an error naming the key.
+    """
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else Any
+    if hint is bool and not isinstance(value, bool):
+        raise LearnerConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise LearnerConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise LearnerConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise LearnerConfigError(f"{key}: expected a string, got {value!r}")
+    return value
 
 
 class Checkpointer:
@@ -168,17 +196,24 @@ class Learner(Protocol):
     - ``name`` and ``config_class`` (a :class:`LearnerConfig` subclass) — required;
     - ``needs_rewards = True``: the command refuses to run without ``training.reward_spec``;
     - ``needs_policy = True``: the command refuses to run without ``training.init_from``;
-    - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward).
+    - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward);
+    - ``reads_texts = False``: when False, the command embeds the texts first (one progress bar, and
+      the learner's embedding calls hit the encoder's cache).
     """
 
-    name: ClassVar[str]
-    config_class: ClassVar[type[LearnerConfig]]
+    # Read-only members, so that plain class attributes (``name = "ppo"``, ``config_class = PPOConfig``)
+    # satisfy the protocol without ClassVar annotations.
+    @property
+    def name(self) -> str: ...
 
-    def __init__(
-        self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None
-    ) -> None: ...
+    @property
+    def config_class(self) -> type[LearnerConfig]: ...
 
-    def fit(self, data: Any, *, policy: ClassifierPolicy | None = None) -> ClassifierPolicy: ...
+    # ``config`` is the learner's own config_class (None: its defaults); ``policy`` is passed by keyword,
+    # and may be required (RL learners) or optional (supervised ones).
+    def __init__(self, config: Any = None, progress: ProgressCallback | None = None) -> None: ...
+
+    def fit(self, data: Any, *, policy: Any) -> ClassifierPolicy: ...
 
 
 def bandit_data_from_batch(batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None) -> BanditData:

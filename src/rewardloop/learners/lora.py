@@ -15,6 +15,7 @@ Read top to bottom: the config, the loss (the weighted cross-entropy of ``superv
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,8 @@ class LoRALearner:
     config_class: ClassVar[type[LearnerConfig]] = LoRAConfig
     needs_rewards: ClassVar[bool] = False
     needs_policy: ClassVar[bool] = False
+    #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
+    reads_texts: ClassVar[bool] = True
 
     def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
         if config is None:
@@ -210,7 +213,9 @@ class LoRALearner:
             lora = LoraConfig(
                 r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
             )
-            model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
+            with warnings.catch_warnings():  # transformers' deprecation notice, raised inside peft
+                warnings.simplefilter("ignore", FutureWarning)
+                model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
             params = [p for p in model.parameters() if p.requires_grad]
             self.n_trainable_ = sum(p.numel() for p in params) + sum(p.numel() for p in head.parameters())
             opt = torch.optim.AdamW(

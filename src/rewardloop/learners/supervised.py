@@ -45,6 +45,10 @@ class SupervisedConfig(LearnerConfig):
     warm_start: bool = field(
         default=True, metadata={"help": "continue from the given policy's head (else start afresh)"}
     )
+    calibration_fraction: float = field(
+        default=0.0,
+        metadata={"help": "hold out this share of the data (seeded) to fit the temperature on; 0: none"},
+    )
     use_confirmations: bool = field(
         default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
     )
@@ -64,6 +68,10 @@ class SupervisedConfig(LearnerConfig):
             raise LearnerConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if self.class_weight not in ("none", "balanced"):
             raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise LearnerConfigError(
+                f"calibration_fraction: must be in [0, 1), got {self.calibration_fraction}"
+            )
         if self.golden_weight < 0:
             raise LearnerConfigError(f"golden_weight: must be >= 0, got {self.golden_weight}")
 
@@ -199,6 +207,19 @@ class SupervisedLearner:
             raise ValueError(f"sample_weight: shape {w.shape}, expected ({len(yi)},)")
         if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
             raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
+        held_out = None
+        if cfg.calibration_fraction > 0:
+            # A seeded random share for temperature scaling, never trained on (Guo et al. 2017).
+            perm = np.random.default_rng(cfg.seed).permutation(len(yi))
+            n_cal = round(cfg.calibration_fraction * len(yi))
+            if n_cal < 1 or n_cal >= len(yi):
+                raise ValueError(
+                    f"calibration_fraction: {cfg.calibration_fraction} of {len(yi)} samples leaves "
+                    "no calibration or no training data"
+                )
+            cal, keep = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+            held_out = (emb[cal], yi[cal])
+            emb, yi, w = emb[keep], yi[keep], w[keep]
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
 
@@ -251,6 +272,8 @@ class SupervisedLearner:
                         model.train()
                 self.loss_history_.append(total_loss / n)
             model.eval()
+        if held_out is not None:
+            trained.fit_temperature(*held_out)
         self.policy_ = trained
         self.n_samples_ = n
         return trained

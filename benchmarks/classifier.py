@@ -1,0 +1,170 @@
+"""Classifier speed: our single-text decision and batch-64 throughput against the bare MiniLM encoder,
+measured in the same run, and the learners' training throughput.
+
+References (same model object, same threads, same texts):
+
+- *bare encoder, one text*: tokenize + one MiniLM forward pass + mean pooling + L2 norm;
+- *ours, one text*: ``ClassifierPolicy.decide(text, mode="sample")``: that, plus the head, softmax,
+  sampling, and a validated Decision record (the embedding cache is off, so nothing is free);
+- batch 64: the bare forward pass over 64 texts vs ``policy.predict_proba(64 texts)``.
+
+Both figures use the thread count whose bare encoder is faster here (one thread on a busy 2-core
+machine: two threads then wait on each other); both settings are printed for single texts.
+
+Pairs are interleaved (bare, ours, bare, ours...) so that the load of a busy machine hits both alike;
+medians are quoted. Run: ``PYTHONPATH=src python benchmarks/classifier.py [--pairs 300]``.
+Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+from rewardloop.datasets.intents import load_intents
+from rewardloop.encoders import MiniLMEncoder
+from rewardloop.learners.lora import LoRAConfig, LoRALearner
+from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
+from rewardloop.policies.classifier import ClassifierPolicy
+
+
+def bare_forward(encoder: MiniLMEncoder, texts: list[str]) -> np.ndarray:
+    """One plain MiniLM forward pass with mean pooling: the reference."""
+    batch = encoder.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = encoder.model(**batch).last_hidden_state  # (B, T, 384)
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+
+
+def single_text(
+    policy: ClassifierPolicy, encoder: MiniLMEncoder, texts: list[str], pairs: int
+) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    for t in texts[:5]:  # warm-up
+        bare_forward(encoder, [t])
+        policy.decide(t, mode="sample", rng=rng)
+    bare, ours = [], []
+    for i in range(pairs):
+        text = texts[i % len(texts)]
+        t0 = time.perf_counter()
+        bare_forward(encoder, [text])
+        t1 = time.perf_counter()
+        policy.decide(text, mode="sample", rng=rng)
+        t2 = time.perf_counter()
+        bare.append(t1 - t0)
+        ours.append(t2 - t1)
+    return statistics.median(bare) * 1e3, statistics.median(ours) * 1e3
+
+
+def batch64(
+    policy: ClassifierPolicy, encoder: MiniLMEncoder, texts: list[str], rounds: int
+) -> tuple[float, float]:
+    batches = [texts[i * 64 : (i + 1) * 64] for i in range(len(texts) // 64)]
+    bare_forward(encoder, batches[0])
+    policy.predict_proba(batches[0])
+    bare, ours = [], []
+    for r in range(rounds):
+        b = batches[r % len(batches)]
+        t0 = time.perf_counter()
+        bare_forward(encoder, b)
+        t1 = time.perf_counter()
+        policy.predict_proba(b)
+        t2 = time.perf_counter()
+        bare.append(64 / (t1 - t0))
+        ours.append(64 / (t2 - t1))
+    return statistics.median(bare), statistics.median(ours)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--pairs", type=int, default=200, help="interleaved single-text pairs (a quarter of it at 2 threads)"
+    )
+    parser.add_argument("--rounds", type=int, default=12, help="interleaved batch-64 pairs")
+    parser.add_argument("--skip-lora", action="store_true", help="skip the (slow) LoRA training figure")
+    args = parser.parse_args()
+
+    data = load_intents(seed=0)
+    texts = data.traffic.texts[:1024]  # distinct texts (the pairs are deduplicated), as in production
+    # cache_size=0: every call really runs the encoder (the cache would make repeated texts free).
+    encoder = MiniLMEncoder(cache_size=0)
+    torch.manual_seed(0)
+    policy = ClassifierPolicy(data.labels, encoder=encoder)
+    print(f"classifier benchmark: {len(data.labels)} intents, {len(texts)} distinct texts, linear head")
+
+    results: dict[str, dict[str, float]] = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        # Fewer pairs at 2 threads: on a loaded machine they are slow, and the comparison stays paired.
+        enc_ms, our_ms = single_text(policy, encoder, texts, args.pairs if threads == 1 else args.pairs // 4)
+        results[f"single_{threads}"] = {"encoder_ms": enc_ms, "ours_ms": our_ms}
+        print(
+            f"  single text, {threads} thread(s): bare encoder p50 {enc_ms:.2f} ms, "
+            f"ours p50 {our_ms:.2f} ms, ratio {our_ms / enc_ms:.3f}"
+        )
+    # Single texts: the thread setting whose bare encoder is faster here (on a busy 2-core machine, 1).
+    best = min((1, 2), key=lambda t: results[f"single_{t}"]["encoder_ms"])
+    single = results[f"single_{best}"]
+
+    torch.set_num_threads(best)
+    enc_tps, our_tps = batch64(policy, encoder, texts, args.rounds)
+    print(
+        f"  batch 64, {best} thread(s): bare encoder {enc_tps:.0f} texts/s, ours {our_tps:.0f} texts/s, "
+        f"ratio {our_tps / enc_tps:.3f}"
+    )
+
+    torch.set_num_threads(1)
+    X = np.tile(bare_forward(encoder, texts[:256]), (8, 1))  # (2048, 384) cached embeddings
+    y = [data.traffic.intents[i % 256] for i in range(len(X))]
+    cfg = SupervisedConfig(epochs=5, batch_size=64, seed=0)
+    SupervisedLearner(SupervisedConfig(epochs=1)).fit(X[:64], y[:64], labels=data.labels)  # warm-up imports
+    t0 = time.perf_counter()
+    SupervisedLearner(cfg).fit(X, y, labels=data.labels)
+    sup_sps = len(X) * cfg.epochs / (time.perf_counter() - t0)
+    print(f"  supervised training (cached embeddings, batch 64, 1 thread): {sup_sps:,.0f} samples/s")
+
+    lora_sps = float("nan")
+    if not args.skip_lora:
+        lcfg = LoRAConfig(epochs=1, batch_size=16, seed=0)
+        n = 64
+        t0 = time.perf_counter()
+        LoRALearner(lcfg).fit(texts[:n], y[:n], labels=data.labels)
+        lora_sps = n / (time.perf_counter() - t0)
+        print(f"  LoRA fine-tuning (r=8, batch 16, 1 thread, incl. merge): {lora_sps:,.1f} samples/s")
+
+    print(
+        json.dumps(
+            {
+                "classify_p50_vs_encoder": round(single["ours_ms"] / single["encoder_ms"], 4),
+                "batch64_vs_encoder": round(our_tps / enc_tps, 4),
+                "classify_p50_ms": round(single["ours_ms"], 3),
+                "encoder_p50_ms": round(single["encoder_ms"], 3),
+                "single_text_threads": best,
+                "classify_p50_vs_encoder_1thread": round(
+                    results["single_1"]["ours_ms"] / results["single_1"]["encoder_ms"], 4
+                ),
+                "classify_p50_vs_encoder_2threads": round(
+                    results["single_2"]["ours_ms"] / results["single_2"]["encoder_ms"], 4
+                ),
+                "batch64_texts_per_s": round(our_tps, 1),
+                "encoder_batch64_texts_per_s": round(enc_tps, 1),
+                "batch64_threads": best,
+                "supervised_train_samples_per_s": round(sup_sps, 1),
+                "lora_train_samples_per_s": round(lora_sps, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
