@@ -210,11 +210,28 @@ VERDICTS = [
 def test_verdict_rules(champion, challenger, shares, rules, action, reason):
     v = ab_verdict(champion, challenger, rules, shares)
     assert v.action == action
+    if action == "rollback":
+        assert not v.ramp_ok
     assert reason in " ".join(v.reasons)
     assert v.passed == (action == "promote")
     d = v.to_dict()
     assert d["action"] == action and d["passed"] == v.passed
     assert d["sequential"]["p_value"] == pytest.approx(v.sequential.p_value)
+
+
+@pytest.mark.parametrize(
+    ("challenger", "ramp_ok"),
+    [
+        (_arm(300, 75), True),  # equal rates, expected loss ~0.009: the ramp may step up
+        (_arm(300, 60), False),  # looks worse (not yet significantly): hold the share
+        (_arm(50, 20), False),  # too few samples to judge
+    ],
+)
+def test_ramp_needs_samples_and_a_small_expected_loss(challenger, ramp_ok):
+    v = ab_verdict(_arm(3000, 750), challenger, VerdictRules(min_samples=100))
+    assert v.action == "continue"
+    assert v.ramp_ok is ramp_ok
+    assert v.bayes.expected_loss <= 0.01 if ramp_ok else True
 
 
 BAD = [

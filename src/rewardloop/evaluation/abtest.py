@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -366,6 +366,7 @@ class VerdictRules:
     max_latency_increase: float = 0.2
     srm_threshold: float = 0.001
     max_samples: int | None = None
+    max_ramp_loss: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,8 @@ class Verdict:
     """Promote, continue, or roll back, with every number behind it.
 
     It has ``passed`` and ``to_dict()``, so a promoting verdict is itself a gate report that
-    ``Registry.promote`` accepts (and records in the alias history).
+    ``Registry.promote`` accepts (and records in the alias history). ``ramp_ok``: the guardrails hold,
+    there are enough samples, and the expected loss is small enough to expose more traffic.
     """
 
     action: VerdictAction
@@ -386,7 +388,7 @@ class Verdict:
     bayes: BayesResult
     latency: TestResult | None = None
     srm: SRMResult | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    ramp_ok: bool = False
 
     @property
     def passed(self) -> bool:
@@ -446,6 +448,11 @@ def ab_verdict(
     6. **rollback** when ``max_samples`` outcomes per arm brought no significant improvement (futility);
     7. **continue** otherwise.
 
+    ``ramp_ok`` says whether a ramp may step up: after ``min_samples``, for a promote verdict, or for
+    a continue whose Bayesian expected loss of the challenger is at most ``max_ramp_loss``. A
+    challenger that looks worse (but not yet significantly) is held at its share until the sequential
+    test decides, instead of being exposed to more users meanwhile.
+
     ``prev_p`` is the always-valid p-value of the previous look (running minimum).
 
     Examples
@@ -478,8 +485,8 @@ def ab_verdict(
     if shares is not None:
         srm = srm_check({"champion": a.n, "challenger": b.n}, shares, rules.srm_threshold)
 
-    def verdict(action: VerdictAction) -> Verdict:
-        return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm)
+    def verdict(action: VerdictAction, ramp_ok: bool = False) -> Verdict:
+        return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm, ramp_ok)
 
     if srm is not None and srm.mismatch:
         reasons.append(
@@ -511,7 +518,7 @@ def ab_verdict(
                 f"challenger better by {seq.effect:+.4f} (always-valid p = {seq.p_value:.3g}, "
                 f"P(better) = {bayes.p_better:.3f}, expected loss {bayes.expected_loss:.2g})"
             )
-            return verdict("promote")
+            return verdict("promote", ramp_ok=True)
         reasons.append(
             f"better but risky: expected loss {bayes.expected_loss:.2g} > {rules.max_expected_loss}"
         )
@@ -523,4 +530,8 @@ def ab_verdict(
         )
         return verdict("rollback")
     reasons.append(f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})")
-    return verdict("continue")
+    # Stepping up the ramp exposes more users: only while the challenger is unlikely to cost much.
+    ramp_ok = bayes.expected_loss <= rules.max_ramp_loss
+    if not ramp_ok:
+        reasons.append(f"ramp held: expected loss {bayes.expected_loss:.3g} > {rules.max_ramp_loss}")
+    return verdict("continue", ramp_ok=ramp_ok)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import ArmStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
-from rewardloop.registry import CHALLENGER, CHAMPION, GateReport, Registry, RegistryError
+from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateReport, Registry, RegistryError
 from rewardloop.store import Store
 from rewardloop.store.experiments import (
     ExperimentStoreError,
@@ -111,6 +111,7 @@ def _rules(cfg: ExperimentsConfig) -> VerdictRules:
         max_latency_increase=cfg.max_latency_increase,
         srm_threshold=cfg.srm_threshold,
         max_samples=cfg.max_samples,
+        max_ramp_loss=cfg.max_ramp_loss,
     )
 
 
@@ -346,8 +347,9 @@ class Experiments:
 
         - guardrail broken (SRM, significantly worse, slower, futile): roll back (status
           ``rolled_back``; the registry's ``challenger`` alias is removed, the champion untouched);
-        - enough outcomes and guardrails hold: step the challenger share up the ramp; at the last
-          stage, a "promote" verdict promotes the challenger to champion (status ``promoted``);
+        - guardrails hold, enough outcomes, and a small expected loss (``verdict.ramp_ok``): step the
+          challenger share up the ramp; at the last stage only a "promote" verdict moves on, promoting
+          the challenger to champion (status ``promoted``);
         - otherwise hold.
         """
         exp = self.get(experiment) if isinstance(experiment, str) else experiment
@@ -363,29 +365,7 @@ class Experiments:
         entry = {"action": verdict.action, "summary": verdict.summary()}
         stage = exp.stage
         if verdict.action == "rollback":
-            exp = self._save(
-                exp,
-                verdict=verdict,
-                log_entry={**entry, "step": "rolled_back"},
-                expected_stage=stage,
-                status="rolled_back",
-            )
-            if (
-                self.registry is not None
-                and self.registry.aliases(exp.policy).get(CHALLENGER) == exp.variants[CHALLENGER]
-            ):
-                reg = self.registry
-                self._registry_move(
-                    lambda: reg.remove_alias(
-                        exp.policy,
-                        CHALLENGER,
-                        actor=actor,
-                        reason=f"experiment {exp.name} rolled back: {'; '.join(verdict.reasons)}",
-                    ),
-                    exp,
-                )
-            return Step("rolled_back", exp, verdict)
-        fewest = min(verdict.champion.n_outcomes, verdict.challenger.n_outcomes)
+            return self._rollback(exp, verdict, actor)
         live = [s for s in exp.ramp if s < 1.0]
         if exp.shadow:
             if verdict.action == "promote":
@@ -402,36 +382,8 @@ class Experiments:
                 return Step("advanced", exp, verdict)
         elif stage >= len(live) - 1:  # the last stage below 100%: only a promote verdict moves on
             if verdict.action == "promote":
-                version = exp.variants[CHALLENGER]
-                if self.registry is not None:
-                    reg = self.registry
-                    self._registry_move(
-                        lambda: reg.promote(
-                            f"{exp.policy}@{version}",
-                            verdict,
-                            actor=actor,
-                            reason=f"experiment {exp.name}: {'; '.join(verdict.reasons)}",
-                        ),
-                        exp,
-                    )
-                    if reg.aliases(exp.policy).get(CHALLENGER) == version:
-                        self._registry_move(
-                            lambda: reg.remove_alias(
-                                exp.policy, CHALLENGER, actor=actor, reason=f"experiment {exp.name} promoted"
-                            ),
-                            exp,
-                        )
-                exp = self._save(
-                    exp,
-                    verdict=verdict,
-                    log_entry={**entry, "step": "promoted"},
-                    expected_stage=stage,
-                    status="promoted",
-                    stage=len(exp.ramp) - 1,
-                    shares=stage_shares(list(exp.variants), 1.0),
-                )
-                return Step("promoted", exp, verdict)
-        elif fewest >= self.config.min_samples:
+                return self._promote(exp, verdict, entry, actor)
+        elif verdict.ramp_ok:
             nxt = stage + 1
             exp = self._save(
                 exp,
@@ -443,8 +395,81 @@ class Experiments:
                 shares=stage_shares(list(exp.variants), exp.ramp[nxt]),
             )
             return Step("advanced", exp, verdict)
-        exp = self._save(exp, verdict=verdict, log_entry={**entry, "step": "held"}, expected_stage=stage)
+        # A hold is not logged (advance may run every few minutes); the last verdict is kept.
+        exp = self._save(exp, verdict=verdict, expected_stage=stage)
         return Step("held", exp, verdict)
+
+    def _promote(
+        self, exp: Experiment, verdict: Verdict, entry: Mapping[str, Any], actor: str | None
+    ) -> Step:
+        # Claim the transition first (compare-and-set on the stage), so that two concurrent advances
+        # cannot both promote; if the registry then refuses, put the experiment back as it was.
+        before = exp
+        final = len(exp.ramp) - 1
+        exp = self._save(
+            exp,
+            verdict=verdict,
+            log_entry={**entry, "step": "promoted"},
+            expected_stage=exp.stage,
+            status="promoted",
+            stage=final,
+            shares=stage_shares(list(exp.variants), 1.0),
+        )
+        reg = self.registry
+        if reg is None:
+            return Step("promoted", exp, verdict)
+        version = exp.variants[CHALLENGER]
+        try:
+            reg.promote(
+                f"{exp.policy}@{version}",
+                verdict,
+                actor=actor,
+                reason=f"experiment {exp.name}: {'; '.join(verdict.reasons)}",
+            )
+        except (RegistryError, ArtifactError) as err:
+            update_experiment(self.store, before, expected_stage=final)
+            raise ExperimentError(f"registry: {err} (experiment {exp.name} left running)") from None
+        if reg.aliases(exp.policy).get(CHALLENGER) == version:
+            self._registry_move(
+                lambda: reg.remove_alias(
+                    exp.policy, CHALLENGER, actor=actor, reason=f"experiment {exp.name} promoted"
+                ),
+                exp,
+            )
+        return Step("promoted", exp, verdict)
+
+    def guard(self, experiment: str | Experiment, *, actor: str | None = None) -> Step:
+        """Check the guardrails only: roll back if one broke, else hold (never ramps or promotes).
+
+        Cheap enough to call after every batch of traffic (the sequential test stays valid however
+        often it is checked); :meth:`advance` is the scheduled step that may also move the ramp.
+        """
+        exp = self.get(experiment) if isinstance(experiment, str) else experiment
+        if exp.status != "running":
+            raise ExperimentError(f"name: experiment {exp.name!r} is {exp.status}, not running")
+        verdict = self.evaluate(exp)
+        if verdict.action == "rollback":
+            return self._rollback(exp, verdict, actor)
+        exp = self._save(exp, verdict=verdict, expected_stage=exp.stage)
+        return Step("held", exp, verdict)
+
+    def _rollback(self, exp: Experiment, verdict: Verdict, actor: str | None) -> Step:
+        entry = {"action": verdict.action, "summary": verdict.summary(), "step": "rolled_back"}
+        exp = self._save(
+            exp, verdict=verdict, log_entry=entry, expected_stage=exp.stage, status="rolled_back"
+        )
+        reg = self.registry
+        if reg is not None and reg.aliases(exp.policy).get(CHALLENGER) == exp.variants.get(CHALLENGER):
+            self._registry_move(
+                lambda: reg.remove_alias(
+                    exp.policy,
+                    CHALLENGER,
+                    actor=actor,
+                    reason=f"experiment {exp.name} rolled back: {'; '.join(verdict.reasons)}",
+                ),
+                exp,
+            )
+        return Step("rolled_back", exp, verdict)
 
     def stop(self, experiment: str | Experiment, *, actor: str | None = None, reason: str = "") -> Experiment:
         """Stop a running experiment by hand: all traffic to the champion, the challenger alias removed."""
