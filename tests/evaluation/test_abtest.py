@@ -250,3 +250,14 @@ BAD = [
 def test_bad_inputs_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         call()
+
+
+def test_beta_binomial_with_a_jeffreys_prior_matches_monte_carlo():
+    # Beta(0.5, 0.5) priors put infinite density at 0 and 1: the adaptive path handles them.
+    rng = np.random.default_rng(2)
+    a = rng.beta(0.5 + 1, 0.5 + 9, size=1_000_000)
+    b = rng.beta(0.5 + 0, 0.5 + 10, size=1_000_000)
+    r = beta_binomial(1, 10, 0, 10, prior=(0.5, 0.5))
+    assert r.p_better == pytest.approx((b > a).mean(), abs=0.002)
+    loss = np.maximum(a - b, 0)
+    assert r.expected_loss == pytest.approx(loss.mean(), abs=4 * loss.std() / 1000)
