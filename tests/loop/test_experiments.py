@@ -366,9 +366,15 @@ def test_outcomes_are_aggregated_exactly(store, reg):
     assert (c.n, c.n_outcomes, c.successes, c.reward_sum) == (3, 2, 1, 1.0)
     assert (c.latency_n, c.latency_mean, c.latency_var) == (3, 20.0, pytest.approx(100.0))
     assert (h.n, h.n_outcomes, h.successes, h.latency_n, h.latency_mean) == (2, 1, 1, 1, 5.0)
+    # a second version of the spec: the newest version alone counts
+    write_rewards(store, [Reward(ds[1].id, "ctr", 2, 1.0)])
+    v2 = ex.outcomes("agg")
+    assert (v2["champion"].n, v2["champion"].n_outcomes, v2["champion"].successes) == (3, 1, 1)
+    assert (v2["challenger"].n, v2["challenger"].n_outcomes) == (2, 0)
     write_rewards(store, [Reward(ds[2].id, "judge", 1, 1.0)])
     with pytest.raises(
-        ExperimentError, match=r"spec: experiment 'agg' has rewards of several specs \(ctr@v1, judge@v1\)"
+        ExperimentError,
+        match=r"spec: experiment 'agg' has rewards of several specs \(ctr@v1, ctr@v2, judge@v1\)",
     ):
         ex.outcomes("agg")
     named = Experiments(store, reg, ExperimentsConfig(reward_spec="judge")).outcomes("agg")
