@@ -21,7 +21,7 @@ from rewardloop.loop.experiments import (
     stage_shares,
 )
 from rewardloop.registry import Registry
-from rewardloop.store import write_decisions, write_rewards
+from rewardloop.store import read_decisions, write_decisions, write_rewards
 from rewardloop.types import Decision, Experiment, Reward
 
 IDS = [f"user-{i}" for i in range(100_000)]
@@ -186,6 +186,16 @@ def test_better_challenger_is_promoted_through_the_ramp(store, reg):
         "promoted",
     ]
     assert reg.aliases("intent") == {"champion": "1.1.0"}
+    # Every logged decision carries the share its variant had when it was served (for OPE).
+    logged = {(d.variant, d.variant_share, d.policy_version) for d in read_decisions(store, policy="intent")}
+    assert logged == {
+        ("champion", 0.95, "1.0.0"),
+        ("challenger", 0.05, "1.1.0"),
+        ("champion", 0.75, "1.0.0"),
+        ("challenger", 0.25, "1.1.0"),
+        ("champion", 0.5, "1.0.0"),
+        ("challenger", 0.5, "1.1.0"),
+    }
     promote = [e for e in reg.history("intent") if e.action == "promote"][-1]
     assert (promote.from_version, promote.to_version, promote.actor) == ("1.0.0", "1.1.0", "sim")
     assert promote.gate_report["passed"] is True and promote.gate_report["action"] == "promote"

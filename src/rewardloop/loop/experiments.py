@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -185,8 +185,8 @@ class Experiments:
         """
         ramp_t = _check_ramp(ramp if ramp is not None else self.config.ramp)
         shadow = self.config.shadow if shadow is None else shadow
-        if any(e.status == "running" for e in read_experiments(self.store, policy=policy)):
-            running = [e.name for e in read_experiments(self.store, policy=policy, status="running")]
+        running = [e.name for e in read_experiments(self.store, policy=policy, status="running")]
+        if running:
             raise ExperimentError(f"policy: {policy} already has a running experiment ({', '.join(running)})")
         others = {CHALLENGER: challenger} if isinstance(challenger, str) else dict(challenger)
         if not others or CHAMPION in others:
@@ -202,7 +202,7 @@ class Experiments:
             for variant, version in others.items():
                 try:
                     self.registry.verify(self.registry.get(policy, version))
-                except RegistryError as err:
+                except (RegistryError, ArtifactError) as err:
                     raise ExperimentError(f"challenger.{variant}: {err}") from None
         if champion in others.values():
             raise ExperimentError(f"challenger: {champion} is the champion already")
@@ -213,6 +213,9 @@ class Experiments:
             else stage_shares(list(variants), ramp_t[0])
         )
         now = utcnow()
+        started: dict[str, Any] = {"at": now.isoformat(), "stage": 0, "step": "started", "actor": actor}
+        if gate_report is not None:
+            started["gate_report"] = dict(gate_report.to_dict())
         try:
             exp = Experiment(
                 name=name,
@@ -223,7 +226,7 @@ class Experiments:
                 ramp=ramp_t,
                 stage=0,
                 shadow=shadow,
-                verdict={"stage_started_at": now.isoformat(), "p_always_valid": 1.0, "log": []},
+                verdict={"stage_started_at": now.isoformat(), "p_always_valid": 1.0, "log": [started]},
                 created_at=now,
                 updated_at=now,
             )
@@ -235,14 +238,14 @@ class Experiments:
             (version,) = others.values()
             why = reason or f"experiment {name} started"
             if reg.aliases(policy).get(CHALLENGER) != version:
-                self._registry_move(
-                    lambda: reg.set_alias(f"{policy}@{version}", CHALLENGER, actor=actor, reason=why), exp
-                )
-        if gate_report is not None:
-            exp = self._save(exp, log_entry={"step": "started", "gate_report": dict(gate_report.to_dict())})
+                try:
+                    reg.set_alias(f"{policy}@{version}", CHALLENGER, actor=actor, reason=why)
+                except RegistryError as err:  # do not leave a running experiment behind
+                    update_experiment(self.store, dataclasses.replace(exp, status="stopped"))
+                    raise ExperimentError(f"registry: {err} (experiment {name} not started)") from None
         return exp
 
-    def _registry_move(self, move: Any, exp: Experiment) -> None:
+    def _registry_move(self, move: Callable[[], object], exp: Experiment) -> None:
         try:
             move()
         except RegistryError as err:
