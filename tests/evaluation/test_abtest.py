@@ -210,11 +210,28 @@ VERDICTS = [
 def test_verdict_rules(champion, challenger, shares, rules, action, reason):
     v = ab_verdict(champion, challenger, rules, shares)
     assert v.action == action
+    if action == "rollback":
+        assert not v.ramp_ok
     assert reason in " ".join(v.reasons)
     assert v.passed == (action == "promote")
     d = v.to_dict()
     assert d["action"] == action and d["passed"] == v.passed
     assert d["sequential"]["p_value"] == pytest.approx(v.sequential.p_value)
+
+
+@pytest.mark.parametrize(
+    ("challenger", "ramp_ok"),
+    [
+        (_arm(300, 75), True),  # equal rates, expected loss ~0.009: the ramp may step up
+        (_arm(300, 60), False),  # looks worse (not yet significantly): hold the share
+        (_arm(50, 20), False),  # too few samples to judge
+    ],
+)
+def test_ramp_needs_samples_and_a_small_expected_loss(challenger, ramp_ok):
+    v = ab_verdict(_arm(3000, 750), challenger, VerdictRules(min_samples=100))
+    assert v.action == "continue"
+    assert v.ramp_ok is ramp_ok
+    assert v.bayes.expected_loss <= 0.01 if ramp_ok else True
 
 
 BAD = [
@@ -233,3 +250,14 @@ BAD = [
 def test_bad_inputs_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         call()
+
+
+def test_beta_binomial_with_a_jeffreys_prior_matches_monte_carlo():
+    # Beta(0.5, 0.5) priors put infinite density at 0 and 1: the adaptive path handles them.
+    rng = np.random.default_rng(2)
+    a = rng.beta(0.5 + 1, 0.5 + 9, size=1_000_000)
+    b = rng.beta(0.5 + 0, 0.5 + 10, size=1_000_000)
+    r = beta_binomial(1, 10, 0, 10, prior=(0.5, 0.5))
+    assert r.p_better == pytest.approx((b > a).mean(), abs=0.002)
+    loss = np.maximum(a - b, 0)
+    assert r.expected_loss == pytest.approx(loss.mean(), abs=4 * loss.std() / 1000)

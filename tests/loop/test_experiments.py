@@ -21,7 +21,7 @@ from rewardloop.loop.experiments import (
     stage_shares,
 )
 from rewardloop.registry import Registry
-from rewardloop.store import write_decisions, write_rewards
+from rewardloop.store import read_decisions, write_decisions, write_rewards
 from rewardloop.types import Decision, Experiment, Reward
 
 IDS = [f"user-{i}" for i in range(100_000)]
@@ -109,8 +109,7 @@ class Gate:
         return {"passed": self.passed}
 
 
-@pytest.fixture
-def reg(store, tmp_path):
+def _seeded_registry(store, tmp_path):
     reg = Registry(store, tmp_path / "registry")
     for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0")):
         art = tmp_path / f"art{i}"
@@ -121,11 +120,22 @@ def reg(store, tmp_path):
     return reg
 
 
-CFG = ExperimentsConfig(min_samples=400, max_samples=6000)
+@pytest.fixture
+def reg(store, tmp_path):
+    return _seeded_registry(store, tmp_path)
+
+
+@pytest.fixture
+def sqlite_reg(sqlite_store, tmp_path):
+    """For tables of bad inputs: refused before any dialect-specific SQL runs, so SQLite suffices."""
+    return _seeded_registry(sqlite_store, tmp_path)
+
+
+CFG = ExperimentsConfig(min_samples=100, max_samples=3000)
 
 
 def simulate(
-    ex: Experiments, name: str, rates: dict[str, float], seed: int, batch: int = 2000, max_batches=40
+    ex: Experiments, name: str, rates: dict[str, float], seed: int, batch: int = 500, max_batches=40
 ):
     """Serve batches of requests through the experiment, log decisions and Bernoulli rewards, advance."""
     rng = np.random.default_rng(seed)
@@ -176,6 +186,16 @@ def test_better_challenger_is_promoted_through_the_ramp(store, reg):
         "promoted",
     ]
     assert reg.aliases("intent") == {"champion": "1.1.0"}
+    # Every logged decision carries the share its variant had when it was served (for OPE).
+    logged = {(d.variant, d.variant_share, d.policy_version) for d in read_decisions(store, policy="intent")}
+    assert logged == {
+        ("champion", 0.95, "1.0.0"),
+        ("challenger", 0.05, "1.1.0"),
+        ("champion", 0.75, "1.0.0"),
+        ("challenger", 0.25, "1.1.0"),
+        ("champion", 0.5, "1.0.0"),
+        ("challenger", 0.5, "1.1.0"),
+    }
     promote = [e for e in reg.history("intent") if e.action == "promote"][-1]
     assert (promote.from_version, promote.to_version, promote.actor) == ("1.0.0", "1.1.0", "sim")
     assert promote.gate_report["passed"] is True and promote.gate_report["action"] == "promote"
@@ -187,7 +207,8 @@ def test_worse_challenger_is_rolled_back(store, reg):
     ex.start("canary-bad", "intent", challenger="1.2.0", salt="bad")
     steps = simulate(ex, "canary-bad", {"champion": 0.40, "challenger": 0.25}, seed=2)
     assert steps[-1].action == "rolled_back"
-    assert all(s.experiment.shares["challenger"] == 0.05 for s in steps)  # never ramped past the canary
+    # Held at the 5% canary while it looks worse (expected loss too high to ramp), then rolled back.
+    assert all(s.experiment.shares["challenger"] == 0.05 for s in steps)
     assert "lower by" in " ".join(steps[-1].verdict.reasons)
     assert ex.get("canary-bad").status == "rolled_back"
     assert reg.aliases("intent") == {"champion": "1.0.0"}
@@ -293,8 +314,9 @@ BAD_STARTS = [
 
 
 @pytest.mark.parametrize(("override", "message"), BAD_STARTS)
-def test_bad_starts_are_refused_and_store_nothing(store, reg, override, message):
-    ex = Experiments(store, reg, CFG)
+def test_bad_starts_are_refused_and_store_nothing(sqlite_reg, override, message):
+    reg = sqlite_reg
+    ex = Experiments(reg.store, reg, CFG)
     args = dict(name="e", policy="intent", challenger="1.1.0")
     args.update(override)
     with pytest.raises(ExperimentError, match=message):
@@ -319,3 +341,84 @@ def test_operations_on_the_wrong_experiment(store, reg):
         ex.advance("e1")
     with pytest.raises(ExperimentError, match="name: an experiment named 'e1' exists already"):
         ex.start("e1", "intent", challenger="1.1.0")
+
+
+def _decision(exp, variant, i, latency=None):
+    return Decision(
+        policy="intent",
+        policy_version=exp.variants[variant],
+        kind="classifier",
+        actions=("a",),
+        action="a",
+        action_dist=(1.0,),
+        pscore=1.0,
+        latency_ms=latency,
+        experiment=exp.name,
+        variant=variant,
+        variant_share=exp.shares[variant],
+        id=f"{exp.name}-{variant}-{i}",
+    )
+
+
+def test_outcomes_are_aggregated_exactly(store, reg):
+    ex = Experiments(store, reg, CFG)
+    exp = ex.start("agg", "intent", challenger="1.1.0", salt="s")
+    ds = [_decision(exp, "champion", i, lat) for i, lat in enumerate((10.0, 20.0, 30.0))]
+    ds += [_decision(exp, "challenger", 0, None), _decision(exp, "challenger", 1, 5.0)]
+    write_decisions(store, ds)
+    # rewards: champion 1, 0, none; challenger 0.7 (a success at success_at=0.5), none
+    write_rewards(
+        store,
+        [Reward(ds[0].id, "ctr", 1, 1.0), Reward(ds[1].id, "ctr", 1, 0.0), Reward(ds[3].id, "ctr", 1, 0.7)],
+    )
+    out = ex.outcomes("agg")
+    c, h = out["champion"], out["challenger"]
+    assert (c.n, c.n_outcomes, c.successes, c.reward_sum) == (3, 2, 1, 1.0)
+    assert (c.latency_n, c.latency_mean, c.latency_var) == (3, 20.0, pytest.approx(100.0))
+    assert (h.n, h.n_outcomes, h.successes, h.latency_n, h.latency_mean) == (2, 1, 1, 1, 5.0)
+    # a second version of the spec: the newest version alone counts
+    write_rewards(store, [Reward(ds[1].id, "ctr", 2, 1.0)])
+    v2 = ex.outcomes("agg")
+    assert (v2["champion"].n, v2["champion"].n_outcomes, v2["champion"].successes) == (3, 1, 1)
+    assert (v2["challenger"].n, v2["challenger"].n_outcomes) == (2, 0)
+    write_rewards(store, [Reward(ds[2].id, "judge", 1, 1.0)])
+    with pytest.raises(
+        ExperimentError,
+        match=r"spec: experiment 'agg' has rewards of several specs \(ctr@v1, ctr@v2, judge@v1\)",
+    ):
+        ex.outcomes("agg")
+    named = Experiments(store, reg, ExperimentsConfig(reward_spec="judge")).outcomes("agg")
+    assert named["champion"].n_outcomes == 1 and named["challenger"].n_outcomes == 0
+
+
+def test_guard_rolls_back_a_broken_guardrail_but_never_ramps(store, reg):
+    ex = Experiments(store, reg, ExperimentsConfig(min_samples=10))
+    exp = ex.start("g", "intent", challenger="1.1.0", salt="s", ramp=[0.5, 1.0])
+    ds = [_decision(exp, v, i) for v in ("champion", "challenger") for i in range(300)]
+    write_decisions(store, ds)
+    # equal success rates: guard holds (and does not promote or ramp)
+    write_rewards(store, [Reward(d.id, "ctr", 1, float(i % 2)) for i, d in enumerate(ds)])
+    step = ex.guard("g")
+    assert step.action == "held" and step.experiment.stage == 0
+    # the challenger now fails every request it serves
+    more = [_decision(exp, "challenger", 1000 + i) for i in range(300)]
+    more += [_decision(exp, "champion", 1000 + i) for i in range(300)]
+    write_decisions(store, more)
+    write_rewards(store, [Reward(d.id, "ctr", 1, 1.0 if d.variant == "champion" else 0.0) for d in more])
+    step = ex.guard("g")
+    assert step.action == "rolled_back"
+
+
+def test_a_refused_promotion_leaves_the_experiment_running(store, reg):
+    ex = Experiments(store, reg, ExperimentsConfig(min_samples=50))
+    exp = ex.start("p", "intent", challenger="1.1.0", salt="s", ramp=[0.5, 1.0])
+    ds = [_decision(exp, v, i) for v in ("champion", "challenger") for i in range(400)]
+    write_decisions(store, ds)
+    write_rewards(
+        store, [Reward(d.id, "ctr", 1, float(d.variant == "challenger" or int(d.id[-1]) < 3)) for d in ds]
+    )
+    (Path(reg.get("intent", "1.1.0").artifact_path) / "state.json").write_text("tampered")
+    with pytest.raises(ExperimentError, match=r"does not match its checksum.*left running"):
+        ex.advance("p")
+    assert ex.get("p").status == "running" and ex.get("p").stage == 0
+    assert reg.aliases("intent") == {"champion": "1.0.0", "challenger": "1.1.0"}

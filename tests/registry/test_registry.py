@@ -40,9 +40,22 @@ def reg(store, tmp_path):
     return Registry(store, tmp_path / "registry")
 
 
+@pytest.fixture
+def sqlite_reg(sqlite_store, tmp_path):
+    """For tables of bad inputs, refused before any dialect-specific SQL: SQLite suffices."""
+    return Registry(sqlite_store, tmp_path / "registry")
+
+
 def register(reg, tmp_path, version, weights=None, **kw):
     art = make_artifact(tmp_path, f"m{version}", weights or f'{{"w": "{version}"}}')
     return reg.register("intent", art, kind="classifier", version=version, **kw)
+
+
+def test_duplicate_version_is_refused(reg, tmp_path):
+    register(reg, tmp_path, "1.0.0")
+    with pytest.raises(RegistryError, match=r"version: intent@1\.0\.0 is registered already"):
+        reg.register("intent", make_artifact(tmp_path, "other", "{}"), "classifier", "1.0.0")
+    assert [v.version for v in reg.versions("intent")] == ["1.0.0"]
 
 
 def test_register_copies_and_checksums(reg, tmp_path):
@@ -257,7 +270,8 @@ BAD_REGISTRATIONS = [
 
 
 @pytest.mark.parametrize(("override", "message"), BAD_REGISTRATIONS)
-def test_bad_registrations_are_refused_and_store_nothing(reg, tmp_path, override, message):
+def test_bad_registrations_are_refused_and_store_nothing(sqlite_reg, tmp_path, override, message):
+    reg = sqlite_reg
     register(reg, tmp_path, "1.0.0")
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "registry").rglob("*"))
     args = dict(
@@ -278,7 +292,8 @@ BAD_REFS = [
 
 
 @pytest.mark.parametrize(("ref", "message"), BAD_REFS)
-def test_bad_refs(reg, tmp_path, ref, message):
+def test_bad_refs(sqlite_reg, tmp_path, ref, message):
+    reg = sqlite_reg
     register(reg, tmp_path, "1.0.0")
     with pytest.raises(RegistryError, match=message):
         reg.resolve(ref)
@@ -295,3 +310,13 @@ def test_bad_refs(reg, tmp_path, ref, message):
 def test_gate_report_json_is_validated(data, message):
     with pytest.raises(RegistryError, match=message):
         JsonGateReport.from_mapping(data)
+
+
+def test_artifact_kept_in_place_is_still_verified(reg, tmp_path):
+    art = make_artifact(tmp_path, "inplace", '{"w": 1}')
+    pv = reg.register("intent", art, "classifier", "1.0.0", copy=False)
+    assert Path(pv.artifact_path) == art.resolve()
+    assert not (tmp_path / "registry" / "intent" / "1.0.0").exists()
+    (art / "weights.json").write_text('{"w": 2}')
+    with pytest.raises(ArtifactError, match=r"changed: weights\.json"):
+        reg.artifact_path("intent@1.0.0")

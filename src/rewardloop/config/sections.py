@@ -175,6 +175,11 @@ class ExperimentsConfig(Section):
     max_samples: int | None = Field(
         None, ge=1, description="roll back if no significant gain after this many outcomes per variant"
     )
+    max_ramp_loss: float = Field(
+        0.01,
+        ge=0,
+        description="step up the ramp only while the challenger's Bayesian expected loss is at most this",
+    )
     success_at: float = Field(0.5, description="a reward at or above this counts as a success")
     reward_spec: str | None = Field(
         None, description="reward spec the verdict reads (default: the only one with rewards)"

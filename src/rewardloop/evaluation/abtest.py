@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -35,6 +35,9 @@ import numpy as np
 from scipy import integrate, special, stats
 
 VerdictAction = Literal["promote", "continue", "rollback"]
+
+#: Grid points of the beta-binomial integrals (odd, for Simpson).
+_GRID = 1025
 
 
 def _count(name: str, value: int) -> int:
@@ -171,7 +174,8 @@ def beta_binomial(
 
     With posteriors A ~ Beta(α_a, β_a), B ~ Beta(α_b, β_b):
     P(B > A) = ∫ f_B(y) F_A(y) dy, and, using x f_A(x) = μ_A f_{A⁺}(x) with A⁺ = Beta(α_a + 1, β_a),
-    E[max(A − B, 0)] = ∫ f_B(y) [μ_A (1 − F_{A⁺}(y)) − y (1 − F_A(y))] dy.
+    E[max(A − B, 0)] = ∫ f_B(y) [μ_A (1 − F_{A⁺}(y)) − y (1 − F_A(y))] dy, over B's support (±14
+    standard deviations) by Simpson's rule on a fixed grid (adaptive quadrature when a parameter is below 1).
     For integer parameters P(B > A) has Evan Miller's closed form (tests check the two agree).
 
     >>> r = beta_binomial(0, 0, 0, 0)  # two uniform priors
@@ -182,20 +186,31 @@ def beta_binomial(
     a0, b0 = prior
     if not (a0 > 0 and b0 > 0):
         raise ValueError(f"prior: both Beta parameters must be > 0, got {prior}")
-    post_a = stats.beta(a0 + s_a, b0 + n_a - s_a)
-    post_b = stats.beta(a0 + s_b, b0 + n_b - s_b)
-    plus_a = stats.beta(a0 + s_a + 1, b0 + n_a - s_a)
-    mu_a, mu_b = float(post_a.mean()), float(post_b.mean())
+    a1, b1 = a0 + s_a, b0 + n_a - s_a  # posterior of the champion's rate
+    a2, b2 = a0 + s_b, b0 + n_b - s_b  # posterior of the challenger's rate
+    mu_a, mu_b = a1 / (a1 + b1), a2 / (a2 + b2)
+    sd_b = math.sqrt(a2 * b2 / ((a2 + b2) ** 2 * (a2 + b2 + 1)))
 
-    # The posteriors concentrate as n grows: integrate where B's density lives, so quad sees the peak.
-    lo = max(0.0, float(post_b.ppf(1e-12)))
-    hi = min(1.0, float(post_b.isf(1e-12)))
+    # The posteriors concentrate as n grows: integrate where B's density lives, so the grid sees the
+    # peak. ±14 standard deviations hold all but ~1e-40 of a near-normal posterior; a skewed
+    # (small-count) one is wide enough that the interval is clipped to [0, 1] anyway.
+    lo, hi = max(0.0, mu_b - 14 * sd_b), min(1.0, mu_b + 14 * sd_b)
+    if min(a1, b1, a2, b2) >= 1.0:
+        # Smooth integrands: composite Simpson on a fixed grid, vectorised.
+        y = np.linspace(lo, hi, _GRID)  # (G,)
+        f_b = np.exp(special.xlogy(a2 - 1, y) + special.xlog1py(b2 - 1, -y) - special.betaln(a2, b2))
+        cdf_a = special.betainc(a1, b1, y)
+        sf_plus_a = special.betaincc(a1 + 1, b1, y)
+        p_better = float(integrate.simpson(f_b * cdf_a, x=y))
+        loss_b = float(integrate.simpson(f_b * (mu_a * sf_plus_a - y * (1.0 - cdf_a)), x=y))
+    else:  # a prior below 1 makes a density infinite at an end point: adaptive quadrature
+        post_a, post_b, plus_a = stats.beta(a1, b1), stats.beta(a2, b2), stats.beta(a1 + 1, b1)
 
-    def _quad(f: Any) -> float:
-        return float(integrate.quad(f, lo, hi, limit=200, epsabs=1e-12, epsrel=1e-10)[0])
+        def _quad(f: Any) -> float:
+            return float(integrate.quad(f, lo, hi, limit=200, epsabs=1e-12, epsrel=1e-10)[0])
 
-    p_better = _quad(lambda y: post_b.pdf(y) * post_a.cdf(y))
-    loss_b = _quad(lambda y: post_b.pdf(y) * (mu_a * plus_a.sf(y) - y * post_a.sf(y)))
+        p_better = _quad(lambda y: post_b.pdf(y) * post_a.cdf(y))
+        loss_b = _quad(lambda y: post_b.pdf(y) * (mu_a * plus_a.sf(y) - y * post_a.sf(y)))
     # E[max(B − A, 0)] = E[max(A − B, 0)] + μ_B − μ_A.
     loss_a = loss_b + mu_b - mu_a
     return BayesResult(
@@ -366,6 +381,7 @@ class VerdictRules:
     max_latency_increase: float = 0.2
     srm_threshold: float = 0.001
     max_samples: int | None = None
+    max_ramp_loss: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -373,7 +389,8 @@ class Verdict:
     """Promote, continue, or roll back, with every number behind it.
 
     It has ``passed`` and ``to_dict()``, so a promoting verdict is itself a gate report that
-    ``Registry.promote`` accepts (and records in the alias history).
+    ``Registry.promote`` accepts (and records in the alias history). ``ramp_ok``: the guardrails hold,
+    there are enough samples, and the expected loss is small enough to expose more traffic.
     """
 
     action: VerdictAction
@@ -386,7 +403,7 @@ class Verdict:
     bayes: BayesResult
     latency: TestResult | None = None
     srm: SRMResult | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    ramp_ok: bool = False
 
     @property
     def passed(self) -> bool:
@@ -446,6 +463,11 @@ def ab_verdict(
     6. **rollback** when ``max_samples`` outcomes per arm brought no significant improvement (futility);
     7. **continue** otherwise.
 
+    ``ramp_ok`` says whether a ramp may step up: after ``min_samples``, for a promote verdict, or for
+    a continue whose Bayesian expected loss of the challenger is at most ``max_ramp_loss``. A
+    challenger that looks worse (but not yet significantly) is held at its share until the sequential
+    test decides, instead of being exposed to more users meanwhile.
+
     ``prev_p`` is the always-valid p-value of the previous look (running minimum).
 
     Examples
@@ -478,8 +500,8 @@ def ab_verdict(
     if shares is not None:
         srm = srm_check({"champion": a.n, "challenger": b.n}, shares, rules.srm_threshold)
 
-    def verdict(action: VerdictAction) -> Verdict:
-        return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm)
+    def verdict(action: VerdictAction, ramp_ok: bool = False) -> Verdict:
+        return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm, ramp_ok)
 
     if srm is not None and srm.mismatch:
         reasons.append(
@@ -511,7 +533,7 @@ def ab_verdict(
                 f"challenger better by {seq.effect:+.4f} (always-valid p = {seq.p_value:.3g}, "
                 f"P(better) = {bayes.p_better:.3f}, expected loss {bayes.expected_loss:.2g})"
             )
-            return verdict("promote")
+            return verdict("promote", ramp_ok=True)
         reasons.append(
             f"better but risky: expected loss {bayes.expected_loss:.2g} > {rules.max_expected_loss}"
         )
@@ -523,4 +545,8 @@ def ab_verdict(
         )
         return verdict("rollback")
     reasons.append(f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})")
-    return verdict("continue")
+    # Stepping up the ramp exposes more users: only while the challenger is unlikely to cost much.
+    ramp_ok = bayes.expected_loss <= rules.max_ramp_loss
+    if not ramp_ok:
+        reasons.append(f"ramp held: expected loss {bayes.expected_loss:.3g} > {rules.max_ramp_loss}")
+    return verdict("continue", ramp_ok=ramp_ok)

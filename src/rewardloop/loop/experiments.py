@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -37,7 +37,7 @@ from typing import Any, Literal
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import ArmStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
-from rewardloop.registry import CHALLENGER, CHAMPION, GateReport, Registry, RegistryError
+from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateReport, Registry, RegistryError
 from rewardloop.store import Store
 from rewardloop.store.experiments import (
     ExperimentStoreError,
@@ -111,6 +111,7 @@ def _rules(cfg: ExperimentsConfig) -> VerdictRules:
         max_latency_increase=cfg.max_latency_increase,
         srm_threshold=cfg.srm_threshold,
         max_samples=cfg.max_samples,
+        max_ramp_loss=cfg.max_ramp_loss,
     )
 
 
@@ -184,8 +185,8 @@ class Experiments:
         """
         ramp_t = _check_ramp(ramp if ramp is not None else self.config.ramp)
         shadow = self.config.shadow if shadow is None else shadow
-        if any(e.status == "running" for e in read_experiments(self.store, policy=policy)):
-            running = [e.name for e in read_experiments(self.store, policy=policy, status="running")]
+        running = [e.name for e in read_experiments(self.store, policy=policy, status="running")]
+        if running:
             raise ExperimentError(f"policy: {policy} already has a running experiment ({', '.join(running)})")
         others = {CHALLENGER: challenger} if isinstance(challenger, str) else dict(challenger)
         if not others or CHAMPION in others:
@@ -201,7 +202,7 @@ class Experiments:
             for variant, version in others.items():
                 try:
                     self.registry.verify(self.registry.get(policy, version))
-                except RegistryError as err:
+                except (RegistryError, ArtifactError) as err:
                     raise ExperimentError(f"challenger.{variant}: {err}") from None
         if champion in others.values():
             raise ExperimentError(f"challenger: {champion} is the champion already")
@@ -212,6 +213,9 @@ class Experiments:
             else stage_shares(list(variants), ramp_t[0])
         )
         now = utcnow()
+        started: dict[str, Any] = {"at": now.isoformat(), "stage": 0, "step": "started", "actor": actor}
+        if gate_report is not None:
+            started["gate_report"] = dict(gate_report.to_dict())
         try:
             exp = Experiment(
                 name=name,
@@ -222,7 +226,7 @@ class Experiments:
                 ramp=ramp_t,
                 stage=0,
                 shadow=shadow,
-                verdict={"stage_started_at": now.isoformat(), "p_always_valid": 1.0, "log": []},
+                verdict={"stage_started_at": now.isoformat(), "p_always_valid": 1.0, "log": [started]},
                 created_at=now,
                 updated_at=now,
             )
@@ -234,14 +238,14 @@ class Experiments:
             (version,) = others.values()
             why = reason or f"experiment {name} started"
             if reg.aliases(policy).get(CHALLENGER) != version:
-                self._registry_move(
-                    lambda: reg.set_alias(f"{policy}@{version}", CHALLENGER, actor=actor, reason=why), exp
-                )
-        if gate_report is not None:
-            exp = self._save(exp, log_entry={"step": "started", "gate_report": dict(gate_report.to_dict())})
+                try:
+                    reg.set_alias(f"{policy}@{version}", CHALLENGER, actor=actor, reason=why)
+                except RegistryError as err:  # do not leave a running experiment behind
+                    update_experiment(self.store, dataclasses.replace(exp, status="stopped"))
+                    raise ExperimentError(f"registry: {err} (experiment {name} not started)") from None
         return exp
 
-    def _registry_move(self, move: Any, exp: Experiment) -> None:
+    def _registry_move(self, move: Callable[[], object], exp: Experiment) -> None:
         try:
             move()
         except RegistryError as err:
@@ -346,8 +350,9 @@ class Experiments:
 
         - guardrail broken (SRM, significantly worse, slower, futile): roll back (status
           ``rolled_back``; the registry's ``challenger`` alias is removed, the champion untouched);
-        - enough outcomes and guardrails hold: step the challenger share up the ramp; at the last
-          stage, a "promote" verdict promotes the challenger to champion (status ``promoted``);
+        - guardrails hold, enough outcomes, and a small expected loss (``verdict.ramp_ok``): step the
+          challenger share up the ramp; at the last stage only a "promote" verdict moves on, promoting
+          the challenger to champion (status ``promoted``);
         - otherwise hold.
         """
         exp = self.get(experiment) if isinstance(experiment, str) else experiment
@@ -363,29 +368,7 @@ class Experiments:
         entry = {"action": verdict.action, "summary": verdict.summary()}
         stage = exp.stage
         if verdict.action == "rollback":
-            exp = self._save(
-                exp,
-                verdict=verdict,
-                log_entry={**entry, "step": "rolled_back"},
-                expected_stage=stage,
-                status="rolled_back",
-            )
-            if (
-                self.registry is not None
-                and self.registry.aliases(exp.policy).get(CHALLENGER) == exp.variants[CHALLENGER]
-            ):
-                reg = self.registry
-                self._registry_move(
-                    lambda: reg.remove_alias(
-                        exp.policy,
-                        CHALLENGER,
-                        actor=actor,
-                        reason=f"experiment {exp.name} rolled back: {'; '.join(verdict.reasons)}",
-                    ),
-                    exp,
-                )
-            return Step("rolled_back", exp, verdict)
-        fewest = min(verdict.champion.n_outcomes, verdict.challenger.n_outcomes)
+            return self._rollback(exp, verdict, actor)
         live = [s for s in exp.ramp if s < 1.0]
         if exp.shadow:
             if verdict.action == "promote":
@@ -402,36 +385,8 @@ class Experiments:
                 return Step("advanced", exp, verdict)
         elif stage >= len(live) - 1:  # the last stage below 100%: only a promote verdict moves on
             if verdict.action == "promote":
-                version = exp.variants[CHALLENGER]
-                if self.registry is not None:
-                    reg = self.registry
-                    self._registry_move(
-                        lambda: reg.promote(
-                            f"{exp.policy}@{version}",
-                            verdict,
-                            actor=actor,
-                            reason=f"experiment {exp.name}: {'; '.join(verdict.reasons)}",
-                        ),
-                        exp,
-                    )
-                    if reg.aliases(exp.policy).get(CHALLENGER) == version:
-                        self._registry_move(
-                            lambda: reg.remove_alias(
-                                exp.policy, CHALLENGER, actor=actor, reason=f"experiment {exp.name} promoted"
-                            ),
-                            exp,
-                        )
-                exp = self._save(
-                    exp,
-                    verdict=verdict,
-                    log_entry={**entry, "step": "promoted"},
-                    expected_stage=stage,
-                    status="promoted",
-                    stage=len(exp.ramp) - 1,
-                    shares=stage_shares(list(exp.variants), 1.0),
-                )
-                return Step("promoted", exp, verdict)
-        elif fewest >= self.config.min_samples:
+                return self._promote(exp, verdict, entry, actor)
+        elif verdict.ramp_ok:
             nxt = stage + 1
             exp = self._save(
                 exp,
@@ -443,8 +398,81 @@ class Experiments:
                 shares=stage_shares(list(exp.variants), exp.ramp[nxt]),
             )
             return Step("advanced", exp, verdict)
-        exp = self._save(exp, verdict=verdict, log_entry={**entry, "step": "held"}, expected_stage=stage)
+        # A hold is not logged (advance may run every few minutes); the last verdict is kept.
+        exp = self._save(exp, verdict=verdict, expected_stage=stage)
         return Step("held", exp, verdict)
+
+    def _promote(
+        self, exp: Experiment, verdict: Verdict, entry: Mapping[str, Any], actor: str | None
+    ) -> Step:
+        # Claim the transition first (compare-and-set on the stage), so that two concurrent advances
+        # cannot both promote; if the registry then refuses, put the experiment back as it was.
+        before = exp
+        final = len(exp.ramp) - 1
+        exp = self._save(
+            exp,
+            verdict=verdict,
+            log_entry={**entry, "step": "promoted"},
+            expected_stage=exp.stage,
+            status="promoted",
+            stage=final,
+            shares=stage_shares(list(exp.variants), 1.0),
+        )
+        reg = self.registry
+        if reg is None:
+            return Step("promoted", exp, verdict)
+        version = exp.variants[CHALLENGER]
+        try:
+            reg.promote(
+                f"{exp.policy}@{version}",
+                verdict,
+                actor=actor,
+                reason=f"experiment {exp.name}: {'; '.join(verdict.reasons)}",
+            )
+        except (RegistryError, ArtifactError) as err:
+            update_experiment(self.store, before, expected_stage=final)
+            raise ExperimentError(f"registry: {err} (experiment {exp.name} left running)") from None
+        if reg.aliases(exp.policy).get(CHALLENGER) == version:
+            self._registry_move(
+                lambda: reg.remove_alias(
+                    exp.policy, CHALLENGER, actor=actor, reason=f"experiment {exp.name} promoted"
+                ),
+                exp,
+            )
+        return Step("promoted", exp, verdict)
+
+    def guard(self, experiment: str | Experiment, *, actor: str | None = None) -> Step:
+        """Check the guardrails only: roll back if one broke, else hold (never ramps or promotes).
+
+        Cheap enough to call after every batch of traffic (the sequential test stays valid however
+        often it is checked); :meth:`advance` is the scheduled step that may also move the ramp.
+        """
+        exp = self.get(experiment) if isinstance(experiment, str) else experiment
+        if exp.status != "running":
+            raise ExperimentError(f"name: experiment {exp.name!r} is {exp.status}, not running")
+        verdict = self.evaluate(exp)
+        if verdict.action == "rollback":
+            return self._rollback(exp, verdict, actor)
+        exp = self._save(exp, verdict=verdict, expected_stage=exp.stage)
+        return Step("held", exp, verdict)
+
+    def _rollback(self, exp: Experiment, verdict: Verdict, actor: str | None) -> Step:
+        entry = {"action": verdict.action, "summary": verdict.summary(), "step": "rolled_back"}
+        exp = self._save(
+            exp, verdict=verdict, log_entry=entry, expected_stage=exp.stage, status="rolled_back"
+        )
+        reg = self.registry
+        if reg is not None and reg.aliases(exp.policy).get(CHALLENGER) == exp.variants.get(CHALLENGER):
+            self._registry_move(
+                lambda: reg.remove_alias(
+                    exp.policy,
+                    CHALLENGER,
+                    actor=actor,
+                    reason=f"experiment {exp.name} rolled back: {'; '.join(verdict.reasons)}",
+                ),
+                exp,
+            )
+        return Step("rolled_back", exp, verdict)
 
     def stop(self, experiment: str | Experiment, *, actor: str | None = None, reason: str = "") -> Experiment:
         """Stop a running experiment by hand: all traffic to the champion, the challenger alias removed."""

@@ -1,6 +1,6 @@
 """The registry layer: versions, checksummed artifacts on disk, aliases, promotion history, rollback.
 
->>> from rewardloop.registry import Registry, JsonGateReport  # doctest: +SKIP
+Start at :class:`Registry`; ``docs/deploy.md`` walks through promotion, rollback and retention.
 """
 
 from rewardloop.registry.artifacts import ArtifactError, checksum

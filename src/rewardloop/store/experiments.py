@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rewardloop.store.engine import Store
@@ -142,6 +143,40 @@ def reward_specs_of_experiment(store: Store, name: str) -> list[tuple[str, int]]
         return [(spec, int(v)) for spec, v in rows]
 
 
+def _aggregate(
+    store: Store,
+    name: str,
+    join_on: Any,
+    success_at: float,
+    since: datetime | None,
+    by_spec: bool,
+) -> list[tuple[Any, ...]]:
+    """Rows of (variant, spec, spec_version, n, n_out, successes, reward_sum, lat_n, lat_sum, lat_sq)."""
+    lat = DecisionRow.latency_ms
+    spec_cols = (RewardRow.spec, RewardRow.spec_version) if by_spec else (literal(None), literal(None))
+    query = (
+        select(
+            DecisionRow.variant,
+            *spec_cols,
+            func.count(DecisionRow.id),
+            func.count(RewardRow.value),
+            func.sum(case((RewardRow.value >= success_at, 1), else_=0)),
+            func.sum(RewardRow.value),
+            func.count(lat),
+            func.sum(lat),
+            func.sum(lat * lat),
+        )
+        .select_from(DecisionRow)
+        .outerjoin(RewardRow, join_on)
+        .where(DecisionRow.experiment == name)
+        .group_by(DecisionRow.variant, *((RewardRow.spec, RewardRow.spec_version) if by_spec else ()))
+    )
+    if since is not None:
+        query = query.where(DecisionRow.created_at >= since)
+    with store.session() as s:
+        return [tuple(r) for r in s.execute(query)]
+
+
 def variant_outcomes(
     store: Store,
     name: str,
@@ -155,63 +190,53 @@ def variant_outcomes(
     A success is a reward ``>= success_at``. ``spec`` names the reward spec (and ``spec_version`` its
     version, default: the newest); without one, the experiment's rewards must come from exactly one
     spec, else the error lists them. ``since`` keeps decisions created at or after that time (one
-    ramp stage).
+    ramp stage). The usual case (one spec, one version) is one aggregate query.
     """
-    if spec is None or spec_version is None:
-        specs = reward_specs_of_experiment(store, name)
-        if spec is not None:
-            specs = [p for p in specs if p[0] == spec]
-        if len(set(p[0] for p in specs)) > 1:
-            listed = ", ".join(f"{s}@v{v}" for s, v in specs)
+    rows: list[tuple[Any, ...]] | None = None
+    if spec is None:
+        # One pass grouped by spec too: with exactly one (spec, version) on the experiment's decisions
+        # the groups add up to the answer; otherwise say which specs there are, or re-ask for the newest.
+        rows = _aggregate(store, name, RewardRow.decision_id == DecisionRow.id, success_at, since, True)
+        specs = sorted({(r[1], int(r[2])) for r in rows if r[1] is not None})
+        if len({p[0] for p in specs}) > 1:
+            listed = ", ".join(f"{p[0]}@v{p[1]}" for p in specs)
             raise ExperimentStoreError(
                 f"spec: experiment {name!r} has rewards of several specs ({listed}); name one"
             )
-        if specs:
-            spec, spec_version = specs[-1]
-    joined = and_(
-        RewardRow.decision_id == DecisionRow.id,
-        RewardRow.spec == spec,
-        RewardRow.spec_version == spec_version,
-    )
-    has_reward = RewardRow.value.is_not(None)
-    lat = DecisionRow.latency_ms
-    query = (
-        select(
-            DecisionRow.variant,
-            func.count(DecisionRow.id),
-            func.count(RewardRow.value),
-            func.sum(case((and_(has_reward, RewardRow.value >= success_at), 1), else_=0)),
-            func.coalesce(func.sum(RewardRow.value), 0.0),
-            func.count(lat),
-            func.avg(lat),
-            func.sum(lat * lat),
+        if len(specs) > 1:  # one spec, several versions: the newest only
+            spec, spec_version, rows = specs[-1][0], specs[-1][1], None
+    elif spec_version is None:
+        versions = [v for p, v in reward_specs_of_experiment(store, name) if p == spec]
+        spec_version = max(versions) if versions else 1
+    if rows is None:
+        joined = and_(
+            RewardRow.decision_id == DecisionRow.id,
+            RewardRow.spec == spec,
+            RewardRow.spec_version == spec_version,
         )
-        .select_from(DecisionRow)
-        .outerjoin(RewardRow, joined)
-        .where(DecisionRow.experiment == name)
-        .group_by(DecisionRow.variant)
-    )
-    if since is not None:
-        query = query.where(DecisionRow.created_at >= since)
+        rows = _aggregate(store, name, joined, success_at, since, False)
+    totals: dict[str, list[float]] = {}
+    for variant, _spec, _version, *numbers in rows:
+        if variant is None:
+            continue
+        acc = totals.setdefault(str(variant), [0.0] * 7)
+        for k, x in enumerate(numbers):
+            acc[k] += float(x or 0)
     out: dict[str, VariantOutcome] = {}
-    with store.session() as s:
-        for variant, n, n_out, succ, rsum, lat_n, lat_mean, lat_sq in s.execute(query):
-            if variant is None:
-                continue
-            lat_n = int(lat_n)
-            mean = float(lat_mean) if lat_n else 0.0
-            # Sample variance from the sums: (Σx² − n x̄²) / (n − 1); clipped at 0 against rounding.
-            var = max(0.0, (float(lat_sq) - lat_n * mean * mean) / (lat_n - 1)) if lat_n > 1 else 0.0
-            out[str(variant)] = VariantOutcome(
-                variant=str(variant),
-                n=int(n),
-                n_outcomes=int(n_out),
-                successes=int(succ or 0),
-                reward_sum=float(rsum or 0.0),
-                latency_n=lat_n,
-                latency_mean=mean,
-                latency_var=var,
-            )
+    for variant, (n, n_out, succ, rsum, lat_n, lat_sum, lat_sq) in totals.items():
+        mean = lat_sum / lat_n if lat_n else 0.0
+        # Sample variance from the sums: (Σx² − n x̄²) / (n − 1); clipped at 0 against rounding.
+        var = max(0.0, (lat_sq - lat_n * mean * mean) / (lat_n - 1)) if lat_n > 1 else 0.0
+        out[variant] = VariantOutcome(
+            variant=variant,
+            n=int(n),
+            n_outcomes=int(n_out),
+            successes=int(succ),
+            reward_sum=rsum,
+            latency_n=int(lat_n),
+            latency_mean=mean,
+            latency_var=var,
+        )
     return out
 
 

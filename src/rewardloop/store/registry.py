@@ -206,7 +206,11 @@ def _event_from_row(r: AliasEventRow) -> AliasEvent:
 
 def read_alias_events(store: Store, policy: str, alias: str | None = None) -> list[AliasEvent]:
     """The history of one policy's aliases (or of one alias), oldest first."""
-    query = select(AliasEventRow).where(AliasEventRow.policy == policy).order_by(AliasEventRow.created_at)
+    query = (
+        select(AliasEventRow)
+        .where(AliasEventRow.policy == policy)
+        .order_by(AliasEventRow.created_at, AliasEventRow.id)
+    )
     if alias is not None:
         query = query.where(AliasEventRow.alias == alias)
     with store.session() as s:
