@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_digits, load_wine
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from rewardloop.learners.bandits import EpsilonGreedy, LinearThompson, LinUCB, Softmax
 
@@ -55,19 +57,22 @@ def run_router(router: Any, X: np.ndarray, y: np.ndarray, passes: int) -> dict[s
     labels = [str(v) for v in y]
     rows = [np.ascontiguousarray(X[j]) for j in range(len(y))]
     per_pass, times = [], np.empty(passes * len(perm), dtype=np.int64)
+    cpu = np.empty(passes * len(perm), dtype=np.int64)
     log_i, log_a, log_r = [], [], []
-    clock = time.perf_counter_ns
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     t = 0
     start = time.perf_counter()
     for _ in range(passes):
         total = 0.0
         for j in perm:
             x = rows[j]
+            c0 = cpu_clock()
             t0 = clock()
             d = router.act(x)
             reward = 1.0 if d.arm == labels[j] else 0.0
             router.learn(x, d.arm, reward)
             times[t] = clock() - t0
+            cpu[t] = cpu_clock() - c0
             t += 1
             total += reward
             log_i.append(j)
@@ -82,6 +87,7 @@ def run_router(router: Any, X: np.ndarray, y: np.ndarray, passes: int) -> dict[s
         "decisions_per_s": len(times) / wall,
         "median_us": float(np.median(times)) / 1e3,
         "p99_us": float(np.percentile(times, 99)) / 1e3,
+        "cpu_median_us": float(np.median(cpu)) / 1e3,
         "log": (np.array(log_i), np.array(log_a), np.array(log_r)),
     }
 
@@ -178,6 +184,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one pass, LinUCB only, short gating curve")
     args = parser.parse_args()
+    # Single-threaded BLAS: at these sizes (a 650×65 matrix-vector product per decision) waking a second
+    # BLAS thread costs more than it saves, and on a shared 2-core machine it competes with other work.
+    threadpool_limits(1)
+    load = os.getloadavg()[0]
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at start (wall-clock figures need an idle machine)"
+    )
     passes = 1 if args.quick else 5
     results: dict[str, Any] = {}
     data = datasets()
@@ -207,6 +220,10 @@ def main() -> None:
     ours = results["digits_linucb"]
     vw_rates = [v["decisions_per_s"] for k, v in results.items() if k.startswith("digits_vw")]
     vw_rate = max(vw_rates) if vw_rates else None
+    print(
+        f"\nLinUCB one act+learn on digits: median {ours['median_us']:.1f} µs wall-clock, "
+        f"{ours['cpu_median_us']:.1f} µs CPU time of this thread (excludes time the OS gave to other processes)"
+    )
     if vw_rate:
         print(
             f"\nLinUCB act+learn: {ours['decisions_per_s']:,.0f}/s vs VW Python API (fastest setting) "
@@ -236,6 +253,8 @@ def main() -> None:
         ),
         "act_learn_median_us": round(ours["median_us"], 2),
         "act_learn_p99_us": round(ours["p99_us"], 2),
+        "act_learn_cpu_median_us": round(ours["cpu_median_us"], 2),
+        "load_average_at_start": round(load, 2),
         "decisions_per_s": round(ours["decisions_per_s"]),
         "vw_python_decisions_per_s": round(vw_rate) if vw_rate else None,
         "vs_vw_python_rate": round(ours["decisions_per_s"] / vw_rate, 2) if vw_rate else None,

@@ -50,6 +50,9 @@ class BanditRouter:
 
     algorithm: ClassVar[str] = "base"
     needs_context: ClassVar[bool] = True
+    #: The algorithm's ``_decide`` refuses non-finite scores itself (so ``act`` skips the NaN/inf check
+    #: of the context: a NaN or inf in x always reaches the scores).
+    checks_scores: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -219,7 +222,7 @@ class BanditRouter:
         """
         if not self._ready:
             self._init_state()
-        xa = self._check_context(x)
+        xa = self._check_context(x, not self.checks_scores)
         i, dist, scores = self._decide(xa)
         return RouterDecision(self.arms_[i], i, dist, float(dist[i]), scores, tuple(self.arms_))
 

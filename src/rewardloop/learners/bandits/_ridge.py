@@ -89,11 +89,26 @@ class RidgeRouter(BanditRouter):
 
     # ---------------------------------------------------------------------------------------- state
 
+    def _pack(self, A_inv: FloatArray, theta: FloatArray) -> None:
+        """Keep every arm's A⁻¹ and θ in one (K·D + K, D) buffer so that one matrix–vector product
+        gives all of ``A_k⁻¹x`` and ``θ_kᵀx`` at once; ``A_inv_`` and ``theta_`` are views into it."""
+        K, D = len(theta), self._D
+        self._W = np.empty((K * D + K, D))
+        self.A_inv_: FloatArray = self._W[: K * D].reshape(K, D, D)  # (K, D, D) view
+        self.theta_: FloatArray = self._W[K * D :]  # (K, D) view
+        self.A_inv_[...] = A_inv
+        self.theta_[...] = theta
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # copy.deepcopy copies views as separate arrays: re-pack so A_inv_ and theta_ view _W again.
+        self.__dict__.update(state)
+        if "_W" in state:
+            self._pack(np.array(self.A_inv_), np.array(self.theta_))
+
     def _empty_state(self) -> None:
         D = self._D
-        self.A_inv_: FloatArray = np.zeros((0, D, D))  # (K, D, D)
         self.b_: FloatArray = np.zeros((0, D))  # (K, D)
-        self.theta_: FloatArray = np.zeros((0, D))  # (K, D)
+        self._pack(np.zeros((0, D, D)), np.zeros((0, D)))
 
     def _add_arm_state(self, mean: float, strength: float) -> None:
         D = self._D
@@ -103,22 +118,23 @@ class RidgeRouter(BanditRouter):
             diag[-1] += strength  # s pseudo-observations on the intercept
             b[-1] = strength * mean
         a_inv = np.diag(1.0 / diag)
-        self.A_inv_ = np.concatenate([self.A_inv_, a_inv[None]])
         self.b_ = np.concatenate([self.b_, b[None]])
-        self.theta_ = np.concatenate([self.theta_, (a_inv @ b)[None]])
+        self._pack(
+            np.concatenate([self.A_inv_, a_inv[None]]), np.concatenate([self.theta_, (a_inv @ b)[None]])
+        )
 
     def _delete_arm_state(self, i: int) -> None:
-        self.A_inv_ = np.delete(self.A_inv_, i, axis=0)
         self.b_ = np.delete(self.b_, i, axis=0)
-        self.theta_ = np.delete(self.theta_, i, axis=0)
+        self._pack(np.delete(self.A_inv_, i, axis=0), np.delete(self.theta_, i, axis=0))
 
     def _state_arrays(self) -> dict[str, FloatArray]:
         return {"A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_}
 
     def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
-        self.A_inv_ = np.ascontiguousarray(arrays["A_inv"], dtype=np.float64)  # dger updates in place
         self.b_ = np.array(arrays["b"], dtype=np.float64)
-        self.theta_ = np.array(arrays["theta"], dtype=np.float64)
+        self._pack(
+            np.asarray(arrays["A_inv"], dtype=np.float64), np.asarray(arrays["theta"], dtype=np.float64)
+        )
 
     # -------------------------------------------------------------------------------------- contexts
 
@@ -160,7 +176,7 @@ class RidgeRouter(BanditRouter):
     # --------------------------------------------------------------------------------------- updates
 
     def _update(self, xa: FloatArray, i: int, r: float, w: float) -> None:
-        a_inv = self.A_inv_[i]  # (D, D) view, C-contiguous and symmetric
+        a_inv = self.A_inv_[i]  # (D, D) view into the packed buffer, C-contiguous and symmetric
         ax = a_inv @ xa  # (D,) A⁻¹x before the update
         denom = 1.0 / w + ax @ xa
         if not math.isfinite(denom):  # A⁻¹ is positive definite: finite iff x is (learn skips the check)
@@ -203,8 +219,9 @@ class RidgeRouter(BanditRouter):
 
     def _mean_var(self, xa: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Per-arm estimate ``θ_kᵀx`` and ``xᵀA_k⁻¹x``, each of shape (K,), in one batched product."""
-        ax = self.A_inv_ @ xa  # (K, D)
-        return self.theta_ @ xa, ax @ xa
+        K, D = len(self.theta_), self._D
+        out = self._W @ xa  # (K·D + K,): every A_k⁻¹x, then every θ_kᵀx
+        return out[K * D :], out[: K * D].reshape(K, D) @ xa
 
 
 def _not_finite() -> RouterInputError:

@@ -11,6 +11,7 @@ LinUCB policy carry propensity 1 and support no off-policy evaluation of other p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,7 @@ class LinUCB(RidgeRouter):
     """
 
     algorithm = "linucb"
+    checks_scores = True
 
     def __init__(
         self,
@@ -103,5 +105,7 @@ class LinUCB(RidgeRouter):
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
         mean, var = self._mean_var(xa)  # (K,), (K,)
         ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))  # Li et al. 2010, eq. 5
+        if not math.isfinite(ucb.sum()):  # NaN/inf in the context (A⁻¹ is positive definite)
+            raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
         i, dist = argmax_ties(ucb, self.rng_)
         return i, dist, ucb
