@@ -189,7 +189,8 @@ def main() -> None:
     threadpool_limits(1)
     load = os.getloadavg()[0]
     print(
-        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at start (wall-clock figures need an idle machine)"
+        f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at start "
+        "(wall-clock figures need an idle machine)"
     )
     passes = 1 if args.quick else 5
     results: dict[str, Any] = {}
@@ -222,7 +223,8 @@ def main() -> None:
     vw_rate = max(vw_rates) if vw_rates else None
     print(
         f"\nLinUCB one act+learn on digits: median {ours['median_us']:.1f} µs wall-clock, "
-        f"{ours['cpu_median_us']:.1f} µs CPU time of this thread (excludes time the OS gave to other processes)"
+        f"{ours['cpu_median_us']:.1f} µs CPU time of this thread "
+        "(excludes time the OS gave to other processes)"
     )
     if vw_rate:
         print(
