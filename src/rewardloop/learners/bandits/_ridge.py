@@ -178,14 +178,14 @@ class RidgeRouter(BanditRouter):
     def _update(self, xa: FloatArray, i: int, r: float, w: float) -> None:
         a_inv = self.A_inv_[i]  # (D, D) view into the packed buffer, C-contiguous and symmetric
         ax = a_inv @ xa  # (D,) A⁻¹x before the update
-        denom = 1.0 / w + ax @ xa
+        denom = 1.0 / w + float(ax @ xa)
         if not math.isfinite(denom):  # A⁻¹ is positive definite: finite iff x is (learn skips the check)
             raise _not_finite()
         # Sherman–Morrison, in place: BLAS rank-one update on the F-ordered view (the same memory).
         dger(-1.0 / denom, ax, ax, a=a_inv.T, overwrite_a=1)
         self.b_[i] += (w * r) * xa
         theta = self.theta_[i]
-        theta += ax * ((r - theta @ xa) / denom)
+        theta += ax * ((r - float(theta @ xa)) / denom)
 
     def _batch_update(self, X: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
         n, d = X.shape

@@ -103,8 +103,11 @@ class LinUCB(RidgeRouter):
             raise RouterInputError("alpha", f"must be >= 0, got {self.alpha}")
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
-        mean, var = self._mean_var(xa)  # (K,), (K,)
-        ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))  # Li et al. 2010, eq. 5
+        mean, var = self._mean_var(xa)  # (K,), (K,); var is a fresh array, reused in place below
+        np.maximum(var, 0.0, out=var)  # rounding can leave -1e-17
+        np.sqrt(var, out=var)
+        var *= self.alpha
+        ucb = np.add(mean, var, out=var)  # θᵀx + α√(xᵀA⁻¹x), Li et al. 2010, eq. 5
         if not math.isfinite(ucb.sum()):  # NaN/inf in the context (A⁻¹ is positive definite)
             raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
         i, dist = argmax_ties(ucb, self.rng_)
