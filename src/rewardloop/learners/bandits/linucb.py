@@ -104,11 +104,13 @@ class LinUCB(RidgeRouter):
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
         mean, var = self._mean_var(xa)  # (K,), (K,); var is a fresh array, reused in place below
-        np.maximum(var, 0.0, out=var)  # rounding can leave -1e-17
-        np.sqrt(var, out=var)
+        np.sqrt(var, out=var)  # NaN only for a non-finite x, or var rounded to -1e-17 (handled below)
         var *= self.alpha
         ucb = np.add(mean, var, out=var)  # θᵀx + α√(xᵀA⁻¹x), Li et al. 2010, eq. 5
-        if not math.isfinite(ucb.sum()):  # NaN/inf in the context (A⁻¹ is positive definite)
-            raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
+        if not math.isfinite(ucb.sum()):
+            if not np.isfinite(xa).all():  # NaN/inf in the context reaches the scores
+                raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
+            mean, var = self._mean_var(xa)
+            ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))
         i, dist = argmax_ties(ucb, self.rng_)
         return i, dist, ucb
