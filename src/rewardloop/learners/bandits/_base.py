@@ -85,10 +85,12 @@ class BanditRouter:
     def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
         mean, strength = _prior_pair(where, spec)
         lo, hi = self._range
-        if not (math.isfinite(mean) and lo <= mean <= hi):
-            raise RouterInputError(where, f"prior mean {mean} is outside the reward range [{lo}, {hi}]")
         if not (math.isfinite(strength) and strength >= 0):
             raise RouterInputError(where, f"prior strength must be >= 0 pseudo-observations, got {strength}")
+        if strength == 0:  # no prior information: the mean has no effect, take the range's low end
+            return (mean if math.isfinite(mean) and lo <= mean <= hi else lo), 0.0
+        if not (math.isfinite(mean) and lo <= mean <= hi):
+            raise RouterInputError(where, f"prior mean {mean} is outside the reward range [{lo}, {hi}]")
         return mean, strength
 
     def _validate_params(self) -> None:
