@@ -59,7 +59,7 @@ def test_saved_files_are_json_and_plain_npz(tmp_path):
     assert meta["arms"] == ["a", "b"] and meta["arm_priors"]["a"] == [0.5, 2.0]
     assert meta["stats"]["by_category"] == {"billing": {"a": [1, 1.0, 1.0]}}
     with np.load(tmp_path / "state.npz", allow_pickle=False) as z:
-        assert sorted(z.files) == ["A_inv", "b", "n_pulls", "theta"]
+        assert sorted(z.files) == ["A_inv", "n_pulls", "theta"]
         assert z["A_inv"].shape == (2, 3, 3)
 
 

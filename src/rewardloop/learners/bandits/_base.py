@@ -492,10 +492,11 @@ def _prior_pair(where: str, spec: PriorSpec) -> tuple[float, float]:
         ) from None
 
 
-def argmax_ties(scores: FloatArray, rng: np.random.Generator) -> tuple[int, FloatArray]:
+def argmax_ties(scores: FloatArray, rng: np.random.Generator, i: int | None = None) -> tuple[int, FloatArray]:
     """The index of the highest score (ties broken uniformly at random) and the distribution of that
-    choice: uniform over the tied arms, shape (n_actions,)."""
-    i = int(scores.argmax())
+    choice: uniform over the tied arms, shape (n_actions,). ``i`` is ``scores.argmax()`` if known."""
+    if i is None:
+        i = int(scores.argmax())
     dist = np.zeros(len(scores))
     is_top = scores == scores[i]
     if np.count_nonzero(is_top) > 1:

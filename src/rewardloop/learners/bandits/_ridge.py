@@ -9,7 +9,8 @@ where ``e`` is the intercept coordinate, ``(m_k, s_k)`` the arm's prior (mean, s
 counts as ``s_k`` pseudo-observations of reward ``m_k`` on the intercept alone, so before any data
 every context is predicted ``s_k m_k / (λ + s_k)`` — the prior mean shrunk by the ridge.
 
-Only ``A_k⁻¹`` is stored, updated by Sherman–Morrison (rank one, O(d²)) on each reward::
+Only ``A_k⁻¹`` and ``θ_k`` are stored (``b_k = A_k θ_k`` is derived), updated by Sherman–Morrison
+(rank one, O(d²)) on each reward::
 
     A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1/w + xᵀA⁻¹x)
     θ   ← θ + A⁻¹x (r − xᵀθ) / (1/w + xᵀA⁻¹x)          (A⁻¹x taken before the update)
@@ -107,7 +108,6 @@ class RidgeRouter(BanditRouter):
 
     def _empty_state(self) -> None:
         D = self._D
-        self.b_: FloatArray = np.zeros((0, D))  # (K, D)
         self._pack(np.zeros((0, D, D)), np.zeros((0, D)))
 
     def _add_arm_state(self, mean: float, strength: float) -> None:
@@ -118,20 +118,17 @@ class RidgeRouter(BanditRouter):
             diag[-1] += strength  # s pseudo-observations on the intercept
             b[-1] = strength * mean
         a_inv = np.diag(1.0 / diag)
-        self.b_ = np.concatenate([self.b_, b[None]])
         self._pack(
             np.concatenate([self.A_inv_, a_inv[None]]), np.concatenate([self.theta_, (a_inv @ b)[None]])
         )
 
     def _delete_arm_state(self, i: int) -> None:
-        self.b_ = np.delete(self.b_, i, axis=0)
         self._pack(np.delete(self.A_inv_, i, axis=0), np.delete(self.theta_, i, axis=0))
 
     def _state_arrays(self) -> dict[str, FloatArray]:
-        return {"A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_}
+        return {"A_inv": self.A_inv_, "theta": self.theta_}
 
     def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
-        self.b_ = np.array(arrays["b"], dtype=np.float64)
         self._pack(
             np.asarray(arrays["A_inv"], dtype=np.float64), np.asarray(arrays["theta"], dtype=np.float64)
         )
@@ -183,7 +180,6 @@ class RidgeRouter(BanditRouter):
             raise _not_finite()
         # Sherman–Morrison, in place: BLAS rank-one update on the F-ordered view (the same memory).
         dger(-1.0 / denom, ax, ax, a=a_inv.T, overwrite_a=1)
-        self.b_[i] += (w * r) * xa
         theta = self.theta_[i]
         theta += ax * ((r - float(theta @ xa)) / denom)
 
@@ -201,16 +197,28 @@ class RidgeRouter(BanditRouter):
             return
         bounds = [*starts.tolist(), n]
         A = np.linalg.inv(self.A_inv_[touched])  # (T, D, D) back to precisions
-        for t, k in enumerate(touched.tolist()):
+        b = np.einsum("kij,kj->ki", A, self.theta_[touched])  # (T, D) b = A θ
+        for t in range(len(touched)):
             lo, hi = bounds[t], bounds[t + 1]
             A[t] += Xw[lo:hi].T @ Xa[lo:hi]  # Σ w x xᵀ
-            self.b_[k] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
+            b[t] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
         A_inv = np.linalg.inv(A)
         A_inv = (A_inv + A_inv.transpose(0, 2, 1)) / 2  # exact symmetry against rounding
         self.A_inv_[touched] = A_inv
-        self.theta_[touched] = np.einsum("kij,kj->ki", A_inv, self.b_[touched])
+        self.theta_[touched] = np.einsum("kij,kj->ki", A_inv, b)
 
     # ------------------------------------------------------------------------------------- estimates
+
+    @property
+    def b_(self) -> FloatArray:
+        """Per-arm ``b_k = A_k θ_k`` (prior plus Σ w r x), shape (n_actions, D).
+
+        Derived, not stored: ``A⁻¹`` and ``θ`` are the state (as sufficient as ``A`` and ``b``), which
+        saves the online update two array operations.
+        """
+        self._ensure()
+        b = np.linalg.solve(self.A_inv_, self.theta_[..., None])[..., 0]
+        return np.asarray(b, dtype=np.float64)
 
     def predict(self, x: Any) -> FloatArray:
         """Estimated reward of every arm for context ``x``, shape (n_actions,)."""
