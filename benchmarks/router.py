@@ -126,6 +126,19 @@ def run_vw(X: np.ndarray, y: np.ndarray, passes: int, exploration: str) -> dict[
     }
 
 
+def numpy_op_us() -> float:
+    """Median µs of one tiny numpy operation (adding two 10-element arrays) on this machine right now:
+    a calibration for the µs figures, whose cost is mostly a couple of dozen such calls."""
+    a = np.ones(10)
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(20000):
+        t0 = clock()
+        np.add(a, a)
+        times.append(clock() - t0)
+    return float(np.median(times)) / 1e3
+
+
 def speed_duel(X: np.ndarray, y: np.ndarray, rounds: int = 5) -> dict[str, float]:
     """Decisions+updates per second of LinUCB and of VW's Python API, measured in alternation.
 
@@ -244,6 +257,8 @@ def main() -> None:
         f"{ours['cpu_mean_us']:.1f} µs of this thread's CPU time per round, loop included "
         "(excludes time the OS gave to other processes)"
     )
+    op_us = numpy_op_us()
+    print(f"calibration: one 10-element numpy add takes {op_us:.2f} µs here now (typically ~0.3–0.5 idle)")
     duel = speed_duel(X, y, rounds=3 if args.quick else 5)
     vw_rate = duel["vw_per_s"] if np.isfinite(duel["vw_per_s"]) else None
     if vw_rate:
@@ -278,6 +293,7 @@ def main() -> None:
         "act_learn_p99_us": round(ours["p99_us"], 2),
         "act_learn_cpu_mean_us": round(ours["cpu_mean_us"], 2),
         "load_average_at_start": round(load, 2),
+        "numpy_small_op_us": round(op_us, 3),
         "decisions_per_s": round(duel["ours_per_s"]),
         "vw_python_decisions_per_s": round(vw_rate) if vw_rate else None,
         "vs_vw_python_rate": round(duel["ratio"], 2) if vw_rate else None,
