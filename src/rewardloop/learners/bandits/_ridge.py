@@ -80,7 +80,7 @@ class RidgeRouter(BanditRouter):
             raise RouterInputError("l2", f"must be > 0, got {self.l2}")
         self._d = int(self.dim)
         self._D = self._d + 1 if self.fit_intercept else self._d  # augmented length
-        self._ones = np.ones(self._D)
+        self._one = np.ones(1)  # the intercept's input
 
     def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
         mean, strength = super()._check_prior(where, spec)
@@ -151,9 +151,7 @@ class RidgeRouter(BanditRouter):
             raise _not_finite()
         if not self.fit_intercept:
             return xv
-        xa = self._ones.copy()  # (D,), last entry the intercept's 1
-        xa[: self._d] = xv
-        return xa
+        return np.concatenate((xv, self._one))  # (D,), last entry the intercept's 1
 
     def _check_contexts(self, X: Any, n: int) -> FloatArray:
         """Checked contexts of shape (n, dim), not yet augmented (``_batch_update`` does that)."""
