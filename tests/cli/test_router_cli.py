@@ -85,3 +85,42 @@ def test_bad_input_is_a_clean_error(logged, args, message):
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
+
+
+def test_train_gating_from_traces_and_multilevel_feedback(store, monkeypatch, tmp_path):
+    import math
+
+    from rewardloop.policies.gating import GatingPolicy
+    from rewardloop.store import write_feedback
+    from rewardloop.types import Decision, Feedback, TraceStep
+
+    monkeypatch.setenv("REWARDLOOP_STORE__URL", store.engine.url.render_as_string(hide_password=False))
+    monkeypatch.chdir(tmp_path)
+    experts = ["literal", "precedent"]
+    decisions, feedback = [], []
+    for t in range(40):
+        e = experts[t % 2]
+        d = Decision(
+            policy="gate",
+            policy_version="0",
+            kind="router",
+            actions=tuple(experts),
+            action=e,
+            action_dist=(0.5, 0.5),
+            pscore=0.5,
+            features=(1.0, 0.0),
+            trace=(TraceStep("expert", e, math.log(0.5)),),
+        )
+        decisions.append(d)
+        good = 5 if e == "precedent" else 1
+        feedback.append(Feedback(decision_id=d.id, kind="multilevel", scale=(1, 5), scores={"clarity": good}))
+    write_decisions(store, decisions)
+    write_feedback(store, feedback)
+    out = tmp_path / "gate"
+    args = ["router", "train-gating", "-p", "gate", "-o", str(out), "--features", "numeric", "--epochs", "20"]
+    res = runner.invoke(app, [*args, "--lr", "0.05", "--hidden", "4"])
+    assert res.exit_code == 0, res.output
+    assert "trained the gating policy on 40 logged decisions" in res.output
+    gate = GatingPolicy.load(out)
+    assert gate.probs([[1.0, 0.0]])[0, 1] > 0.6  # precedent, the expert the feedback scored higher
+    assert read_runs(store, policy="gate")[0].learner == "gating.reinforce"

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -271,3 +272,97 @@ def _reward_range(cfg: Any, spec: str, text: str | None) -> tuple[float, float]:
         if r.name == spec:
             return (-1.0, 1.0) if r.scale == "signed" else (0.0, 1.0)
     return (0.0, 1.0)
+
+
+@app.command("train-gating")
+def train_gating(
+    policy: PolicyOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to save the gating policy in")],
+    reward_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--reward-spec",
+            "-r",
+            help="NAME[:VERSION] of compiled rewards; default: roll up multi-level feedback",
+        ),
+    ] = None,
+    experts: Annotated[
+        str | None, typer.Option(help="comma-separated experts (default: every action named in the logs)")
+    ] = None,
+    features: Annotated[
+        str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+    ] = "text",
+    step_name: Annotated[str, typer.Option(help="trace step that holds the expert choice")] = "expert",
+    epochs: Annotated[int, typer.Option(min=1, help="passes over the logged traces")] = 5,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 3e-3,
+    entropy_coef: Annotated[float, typer.Option(help="entropy bonus β")] = 0.01,
+    hidden: Annotated[int, typer.Option(min=1, help="hidden units of the MLP")] = 64,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Train the gating policy (MLP → softmax over experts) by REINFORCE from logged traces + feedback."""
+    from rewardloop.learners.gating import ReinforceConfig, ReinforceTrainer, traces_from_batch
+    from rewardloop.policies.gating import GatingPolicy
+
+    cfg = project(config)
+    store = open_store(cfg)
+    try:
+        with console.status("reading decisions, feedback and rewards ..."):
+            batch = read_decisions(
+                store,
+                policy=policy,
+                include_feedback=True,
+                reward_spec=_spec(reward_spec) if reward_spec else None,
+            )
+    finally:
+        store.close()
+    if not len(batch):
+        raise fail(f"no decisions of policy {policy!r} in the store")
+    names = [e.strip() for e in experts.split(",") if e.strip()] if experts else arms_of(batch)
+    with errors_as_messages(RouterInputError):
+        traces = traces_from_batch(batch, names, step_name=step_name)
+        if not traces.ids:
+            raise RouterInputError(
+                "rewards", f"none of the {len(batch)} decisions has a reward or scored feedback"
+            )
+        kept = DecisionBatch([d for d in batch if d.id in set(traces.ids)])
+        first = kept.decisions[0]
+        if features not in ("numeric", "text", "both"):
+            raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
+        feats = ContextFeatures(features, n_numeric=len(first.features or ()))  # type: ignore[arg-type]
+        with console.status(f"building {len(kept)} contexts ({features}) ..."):
+            X = feats.from_batch(kept)
+    gate = GatingPolicy(names, in_dim=X.shape[1], hidden=hidden, random_state=seed)
+    rc = ReinforceConfig(lr=lr, entropy_coef=entropy_coef, epochs=epochs, step_name=step_name, seed=seed)
+    trainer = ReinforceTrainer(gate, rc)
+    steps_per_epoch = -(-len(traces.ids) // rc.batch_size)
+    with progress() as bar:
+        task = bar.add_task("REINFORCE", total=epochs)
+        trainer.fit_logged(
+            X, traces.actions, traces.rewards, traces.behaviour_logp, on_epoch=lambda _: bar.advance(task)
+        )
+    store = open_store(cfg)
+    run = start_run(
+        store,
+        TrainingRun(
+            policy=policy,
+            learner="gating.reinforce",
+            config={**trainer.config_dict(), "experts": names, "features": features},
+            n_samples=len(traces.ids),
+        ),
+    )
+    gate.save(out)
+    recent = trainer.history_[-steps_per_epoch:]
+    metrics = {
+        "rows": float(len(traces.ids)),
+        "mean_reward": float(np.mean(traces.rewards)),
+        "final_entropy": float(np.mean([h["entropy"] for h in recent])),
+    }
+    finish_run(store, run, metrics, artifact_path=str(out))
+    store.close()
+    share = gate.probs(X).mean(axis=0)
+    top = ", ".join(f"{n} {p:.2f}" for n, p in sorted(zip(names, share, strict=True), key=lambda t: -t[1]))
+    console.print(
+        f"trained the gating policy on {len(traces.ids)} logged decisions ({traces.skipped} without reward "
+        f"skipped) for {epochs} epochs; mean routing share: {top}. Saved to {out} (run {run.id[:8]})."
+    )

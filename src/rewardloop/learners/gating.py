@@ -19,7 +19,7 @@ components, then an authority-weighted mean over raters).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -91,7 +91,7 @@ class ReinforceTrainer:
     >>> for _ in range(30):
     ...     acts = np.array([policy.act(x).index for x in X])
     ...     _ = trainer.update(X, acts, (acts == np.arange(16) % 2).astype(float))
-    >>> policy.probs([[1.0, 0.0]])[0, 0] > 0.8
+    >>> bool(policy.probs([[1.0, 0.0]])[0, 0] > 0.8)
     True
     """
 
@@ -141,18 +141,28 @@ class ReinforceTrainer:
         return stats
 
     def fit_logged(
-        self, X: Any, actions: np.ndarray, rewards: np.ndarray, behaviour_logp: np.ndarray
+        self,
+        X: Any,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        behaviour_logp: np.ndarray,
+        on_epoch: Callable[[int], None] | None = None,
     ) -> ReinforceTrainer:
-        """``epochs`` passes of shuffled minibatches over logged (context, action, reward, log μ) rows."""
+        """``epochs`` passes of shuffled minibatches over logged (context, action, reward, log μ) rows.
+
+        ``on_epoch(epoch)`` is called after each pass (progress bars, status streams).
+        """
         cfg = self.config
         Xa = np.asarray(X, dtype=np.float32)
         n = len(Xa)
         rng = np.random.default_rng(cfg.seed)
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
             order = rng.permutation(n)
             for start in range(0, n, cfg.batch_size):
                 rows = order[start : start + cfg.batch_size]
                 self.update(Xa[rows], actions[rows], rewards[rows], behaviour_logp[rows])
+            if on_epoch is not None:
+                on_epoch(epoch)
         return self
 
     def config_dict(self) -> dict[str, Any]:

@@ -18,6 +18,9 @@ from rewardloop.learners.bandits import (
 
 X = [0.5, -0.5, 1.0]
 
+# NaN and inf contexts make numpy warn on their way to the refusal; the warnings are expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
 LEARN_CASES = [
     # (description, args, kwargs, field, message)
     ("unknown arm", (X, "nope", 1.0), {}, "arm", "unknown arm 'nope'; arms are"),

@@ -59,7 +59,7 @@ def test_saved_files_are_json_and_plain_npz(tmp_path):
     assert meta["arms"] == ["a", "b"] and meta["arm_priors"]["a"] == [0.5, 2.0]
     assert meta["stats"]["by_category"] == {"billing": {"a": [1, 1.0, 1.0]}}
     with np.load(tmp_path / "state.npz", allow_pickle=False) as z:
-        assert sorted(z.files) == ["A_inv", "b", "n_pulls", "theta"]
+        assert sorted(z.files) == ["A_inv", "n_pulls", "theta"]
         assert z["A_inv"].shape == (2, 3, 3)
 
 
@@ -69,3 +69,17 @@ def test_loading_the_wrong_class_or_folder_is_a_clear_error(tmp_path):
         Softmax.load(tmp_path / "u")
     with pytest.raises(RouterInputError, match="no saved router"):
         load_router(tmp_path / "missing")
+
+
+def test_deep_copy_is_an_independent_working_router():
+    import copy
+
+    router = LinUCB(["a", "b"], dim=2, alpha=1.0)
+    router.learn([1.0, 0.0], "a", 1.0)
+    twin = copy.deepcopy(router)
+    twin.learn([0.0, 1.0], "b", 1.0)  # must change the twin's decisions, not the original's
+    x = np.array([0.0, 1.0, 1.0])
+    for r in (router, twin):
+        width = np.sqrt(np.einsum("i,kij,j->k", x, r.A_inv_, x))
+        np.testing.assert_allclose(r.act(x[:2]).scores, r.theta_ @ x + width)
+    assert not np.array_equal(router.A_inv_[1], twin.A_inv_[1])

@@ -88,3 +88,13 @@ def test_arm_added_with_prior_is_tried_first():
         router.learn([1.0], "b", 0.2)
     router.add_arm("new", prior=(0.9, 10))
     assert router.act([1.0]).arm == "new"
+
+
+def test_default_prior_works_with_any_reward_range():
+    # strength 0 carries no information, so its mean need not sit inside e.g. a 1–5 star range
+    router = BetaThompson(["a", "b"], reward_range=(1.0, 5.0), random_state=0)
+    router.learn(None, "a", 5.0)
+    np.testing.assert_allclose(router.alpha_, [2.0, 1.0])
+    lin = LinUCB(["a"], dim=1, reward_range=(1.0, 5.0))
+    lin.learn([1.0], "a", 4.0)
+    assert lin.arm_priors_["a"] == (1.0, 0.0)

@@ -85,6 +85,16 @@ def test_unknown_logged_arm_is_refused_or_added(store, snap):
     snap.same(before, snap(router))
     report = replay(router, rows, add_unknown_arms=True)
     assert report.added_arms == ["c"] and router.arms_ == ["a", "b", "c"]
+    # the router keeps working as one piece after the all-or-nothing copy: scores match its state
+    x = np.array([0.3, -0.2])
+    xa = np.append(x, 1.0)
+    width = np.sqrt(np.einsum("i,kij,j->k", xa, router.A_inv_, xa))
+    np.testing.assert_allclose(router.act(x).scores, router.theta_ @ xa + router.alpha * width)
+    router.learn(x, "c", 1.0)
+    np.testing.assert_allclose(
+        router.act(x).scores[:2],
+        (router.theta_ @ xa + router.alpha * np.sqrt(np.einsum("i,kij,j->k", xa, router.A_inv_, xa)))[:2],
+    )
 
 
 def test_bad_reward_in_logs_leaves_router_unchanged_even_with_arms_to_add(store, snap):

@@ -50,6 +50,9 @@ class BanditRouter:
 
     algorithm: ClassVar[str] = "base"
     needs_context: ClassVar[bool] = True
+    #: The algorithm's ``_decide`` refuses non-finite scores itself (so ``act`` skips the NaN/inf check
+    #: of the context: a NaN or inf in x always reaches the scores).
+    checks_scores: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -82,10 +85,12 @@ class BanditRouter:
     def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
         mean, strength = _prior_pair(where, spec)
         lo, hi = self._range
-        if not (math.isfinite(mean) and lo <= mean <= hi):
-            raise RouterInputError(where, f"prior mean {mean} is outside the reward range [{lo}, {hi}]")
         if not (math.isfinite(strength) and strength >= 0):
             raise RouterInputError(where, f"prior strength must be >= 0 pseudo-observations, got {strength}")
+        if strength == 0:  # no prior information: the mean has no effect, take the range's low end
+            return (mean if math.isfinite(mean) and lo <= mean <= hi else lo), 0.0
+        if not (math.isfinite(mean) and lo <= mean <= hi):
+            raise RouterInputError(where, f"prior mean {mean} is outside the reward range [{lo}, {hi}]")
         return mean, strength
 
     def _validate_params(self) -> None:
@@ -219,7 +224,7 @@ class BanditRouter:
         """
         if not self._ready:
             self._init_state()
-        xa = self._check_context(x)
+        xa = self._check_context(x, not self.checks_scores)
         i, dist, scores = self._decide(xa)
         return RouterDecision(self.arms_[i], i, dist, float(dist[i]), scores, tuple(self.arms_))
 
@@ -487,10 +492,11 @@ def _prior_pair(where: str, spec: PriorSpec) -> tuple[float, float]:
         ) from None
 
 
-def argmax_ties(scores: FloatArray, rng: np.random.Generator) -> tuple[int, FloatArray]:
+def argmax_ties(scores: FloatArray, rng: np.random.Generator, i: int | None = None) -> tuple[int, FloatArray]:
     """The index of the highest score (ties broken uniformly at random) and the distribution of that
-    choice: uniform over the tied arms, shape (n_actions,)."""
-    i = int(scores.argmax())
+    choice: uniform over the tied arms, shape (n_actions,). ``i`` is ``scores.argmax()`` if known."""
+    if i is None:
+        i = int(scores.argmax())
     dist = np.zeros(len(scores))
     is_top = scores == scores[i]
     if np.count_nonzero(is_top) > 1:

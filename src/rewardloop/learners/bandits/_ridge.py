@@ -9,7 +9,8 @@ where ``e`` is the intercept coordinate, ``(m_k, s_k)`` the arm's prior (mean, s
 counts as ``s_k`` pseudo-observations of reward ``m_k`` on the intercept alone, so before any data
 every context is predicted ``s_k m_k / (λ + s_k)`` — the prior mean shrunk by the ridge.
 
-Only ``A_k⁻¹`` is stored, updated by Sherman–Morrison (rank one, O(d²)) on each reward::
+Only ``A_k⁻¹`` and ``θ_k`` are stored (``b_k = A_k θ_k`` is derived), updated by Sherman–Morrison
+(rank one, O(d²)) on each reward::
 
     A⁻¹ ← A⁻¹ − (A⁻¹x)(A⁻¹x)ᵀ / (1/w + xᵀA⁻¹x)
     θ   ← θ + A⁻¹x (r − xᵀθ) / (1/w + xᵀA⁻¹x)          (A⁻¹x taken before the update)
@@ -79,7 +80,7 @@ class RidgeRouter(BanditRouter):
             raise RouterInputError("l2", f"must be > 0, got {self.l2}")
         self._d = int(self.dim)
         self._D = self._d + 1 if self.fit_intercept else self._d  # augmented length
-        self._ones = np.ones(self._D)
+        self._one = np.ones(1)  # the intercept's input
 
     def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
         mean, strength = super()._check_prior(where, spec)
@@ -89,11 +90,25 @@ class RidgeRouter(BanditRouter):
 
     # ---------------------------------------------------------------------------------------- state
 
+    def _pack(self, A_inv: FloatArray, theta: FloatArray) -> None:
+        """Keep every arm's A⁻¹ and θ in one (K·D + K, D) buffer so that one matrix–vector product
+        gives all of ``A_k⁻¹x`` and ``θ_kᵀx`` at once; ``A_inv_`` and ``theta_`` are views into it."""
+        K, D = len(theta), self._D
+        self._W = np.empty((K * D + K, D))
+        self.A_inv_: FloatArray = self._W[: K * D].reshape(K, D, D)  # (K, D, D) view
+        self.theta_: FloatArray = self._W[K * D :]  # (K, D) view
+        self.A_inv_[...] = A_inv
+        self.theta_[...] = theta
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # copy.deepcopy copies views as separate arrays: re-pack so A_inv_ and theta_ view _W again.
+        self.__dict__.update(state)
+        if "_W" in state:
+            self._pack(np.array(self.A_inv_), np.array(self.theta_))
+
     def _empty_state(self) -> None:
         D = self._D
-        self.A_inv_: FloatArray = np.zeros((0, D, D))  # (K, D, D)
-        self.b_: FloatArray = np.zeros((0, D))  # (K, D)
-        self.theta_: FloatArray = np.zeros((0, D))  # (K, D)
+        self._pack(np.zeros((0, D, D)), np.zeros((0, D)))
 
     def _add_arm_state(self, mean: float, strength: float) -> None:
         D = self._D
@@ -103,22 +118,20 @@ class RidgeRouter(BanditRouter):
             diag[-1] += strength  # s pseudo-observations on the intercept
             b[-1] = strength * mean
         a_inv = np.diag(1.0 / diag)
-        self.A_inv_ = np.concatenate([self.A_inv_, a_inv[None]])
-        self.b_ = np.concatenate([self.b_, b[None]])
-        self.theta_ = np.concatenate([self.theta_, (a_inv @ b)[None]])
+        self._pack(
+            np.concatenate([self.A_inv_, a_inv[None]]), np.concatenate([self.theta_, (a_inv @ b)[None]])
+        )
 
     def _delete_arm_state(self, i: int) -> None:
-        self.A_inv_ = np.delete(self.A_inv_, i, axis=0)
-        self.b_ = np.delete(self.b_, i, axis=0)
-        self.theta_ = np.delete(self.theta_, i, axis=0)
+        self._pack(np.delete(self.A_inv_, i, axis=0), np.delete(self.theta_, i, axis=0))
 
     def _state_arrays(self) -> dict[str, FloatArray]:
-        return {"A_inv": self.A_inv_, "b": self.b_, "theta": self.theta_}
+        return {"A_inv": self.A_inv_, "theta": self.theta_}
 
     def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
-        self.A_inv_ = np.ascontiguousarray(arrays["A_inv"], dtype=np.float64)  # dger updates in place
-        self.b_ = np.array(arrays["b"], dtype=np.float64)
-        self.theta_ = np.array(arrays["theta"], dtype=np.float64)
+        self._pack(
+            np.asarray(arrays["A_inv"], dtype=np.float64), np.asarray(arrays["theta"], dtype=np.float64)
+        )
 
     # -------------------------------------------------------------------------------------- contexts
 
@@ -138,9 +151,7 @@ class RidgeRouter(BanditRouter):
             raise _not_finite()
         if not self.fit_intercept:
             return xv
-        xa = self._ones.copy()  # (D,), last entry the intercept's 1
-        xa[: self._d] = xv
-        return xa
+        return np.concatenate((xv, self._one))  # (D,), last entry the intercept's 1
 
     def _check_contexts(self, X: Any, n: int) -> FloatArray:
         """Checked contexts of shape (n, dim), not yet augmented (``_batch_update`` does that)."""
@@ -160,16 +171,15 @@ class RidgeRouter(BanditRouter):
     # --------------------------------------------------------------------------------------- updates
 
     def _update(self, xa: FloatArray, i: int, r: float, w: float) -> None:
-        a_inv = self.A_inv_[i]  # (D, D) view, C-contiguous and symmetric
+        a_inv = self.A_inv_[i]  # (D, D) view into the packed buffer, C-contiguous and symmetric
         ax = a_inv @ xa  # (D,) A⁻¹x before the update
-        denom = 1.0 / w + ax @ xa
+        denom = 1.0 / w + float(ax @ xa)
         if not math.isfinite(denom):  # A⁻¹ is positive definite: finite iff x is (learn skips the check)
             raise _not_finite()
         # Sherman–Morrison, in place: BLAS rank-one update on the F-ordered view (the same memory).
         dger(-1.0 / denom, ax, ax, a=a_inv.T, overwrite_a=1)
-        self.b_[i] += (w * r) * xa
         theta = self.theta_[i]
-        theta += ax * ((r - theta @ xa) / denom)
+        theta += ax * ((r - float(theta @ xa)) / denom)
 
     def _batch_update(self, X: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
         n, d = X.shape
@@ -185,16 +195,28 @@ class RidgeRouter(BanditRouter):
             return
         bounds = [*starts.tolist(), n]
         A = np.linalg.inv(self.A_inv_[touched])  # (T, D, D) back to precisions
-        for t, k in enumerate(touched.tolist()):
+        b = np.einsum("kij,kj->ki", A, self.theta_[touched])  # (T, D) b = A θ
+        for t in range(len(touched)):
             lo, hi = bounds[t], bounds[t + 1]
             A[t] += Xw[lo:hi].T @ Xa[lo:hi]  # Σ w x xᵀ
-            self.b_[k] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
+            b[t] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
         A_inv = np.linalg.inv(A)
         A_inv = (A_inv + A_inv.transpose(0, 2, 1)) / 2  # exact symmetry against rounding
         self.A_inv_[touched] = A_inv
-        self.theta_[touched] = np.einsum("kij,kj->ki", A_inv, self.b_[touched])
+        self.theta_[touched] = np.einsum("kij,kj->ki", A_inv, b)
 
     # ------------------------------------------------------------------------------------- estimates
+
+    @property
+    def b_(self) -> FloatArray:
+        """Per-arm ``b_k = A_k θ_k`` (prior plus Σ w r x), shape (n_actions, D).
+
+        Derived, not stored: ``A⁻¹`` and ``θ`` are the state (as sufficient as ``A`` and ``b``), which
+        saves the online update two array operations.
+        """
+        self._ensure()
+        b = np.linalg.solve(self.A_inv_, self.theta_[..., None])[..., 0]
+        return np.asarray(b, dtype=np.float64)
 
     def predict(self, x: Any) -> FloatArray:
         """Estimated reward of every arm for context ``x``, shape (n_actions,)."""
@@ -203,8 +225,9 @@ class RidgeRouter(BanditRouter):
 
     def _mean_var(self, xa: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Per-arm estimate ``θ_kᵀx`` and ``xᵀA_k⁻¹x``, each of shape (K,), in one batched product."""
-        ax = self.A_inv_ @ xa  # (K, D)
-        return self.theta_ @ xa, ax @ xa
+        K, D = len(self.theta_), self._D
+        out = self._W @ xa  # (K·D + K,): every A_k⁻¹x, then every θ_kᵀx
+        return out[K * D :], out[: K * D].reshape(K, D) @ xa
 
 
 def _not_finite() -> RouterInputError:

@@ -11,6 +11,7 @@ LinUCB policy carry propensity 1 and support no off-policy evaluation of other p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,8 +50,8 @@ class LinUCB(RidgeRouter):
         The active arms, in the order of ``action_dist``.
     A_inv_ : ndarray of shape (n_actions, D, D)
         Per-arm inverse ridge matrices (D = dim + 1 with the intercept).
-    b_, theta_ : ndarray of shape (n_actions, D)
-        Per-arm response sums and ridge coefficients.
+    theta_ : ndarray of shape (n_actions, D)
+        Per-arm ridge coefficients (``b_ = A θ``, the response sums, is derived from them).
     n_pulls_ : ndarray of shape (n_actions,)
 
     Examples
@@ -66,6 +67,7 @@ class LinUCB(RidgeRouter):
     """
 
     algorithm = "linucb"
+    checks_scores = True
 
     def __init__(
         self,
@@ -101,7 +103,16 @@ class LinUCB(RidgeRouter):
             raise RouterInputError("alpha", f"must be >= 0, got {self.alpha}")
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
-        mean, var = self._mean_var(xa)  # (K,), (K,)
-        ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))  # Li et al. 2010, eq. 5
-        i, dist = argmax_ties(ucb, self.rng_)
+        mean, var = self._mean_var(xa)  # (K,), (K,); var is a fresh array, reused in place below
+        np.sqrt(var, out=var)  # NaN only for a non-finite x, or var rounded to -1e-17 (handled below)
+        var *= self.alpha
+        ucb = np.add(mean, var, out=var)  # θᵀx + α√(xᵀA⁻¹x), Li et al. 2010, eq. 5
+        i = int(ucb.argmax())  # argmax returns the first NaN, so a NaN anywhere shows up here
+        if not math.isfinite(ucb[i]):
+            if not np.isfinite(xa).all():  # NaN/inf in the context reaches the scores
+                raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
+            mean, var = self._mean_var(xa)
+            ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))
+            i = int(ucb.argmax())
+        i, dist = argmax_ties(ucb, self.rng_, i)
         return i, dist, ucb
