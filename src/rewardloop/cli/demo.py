@@ -81,7 +81,7 @@ def demo(
 
 
 def _summary(result: DemoResult, report: Path) -> None:
-    table = Table(title="router leaderboard (LinUCB with priors)")
+    table = Table(title="router leaderboard (linear Thompson sampling with priors)")
     for col in ("agent", "pulls", "mean reward", "95% interval"):
         table.add_column(col)
     for row in result.router["leaderboard"]:

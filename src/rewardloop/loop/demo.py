@@ -14,8 +14,8 @@ reliability); unsure decisions wait in the review queue for a simulated reviewer
    canary experiment when it passes.
 
 One round also injects a deliberately bad challenger (trained on shuffled labels), which must be
-stopped. Beside the classifier, a LinUCB router with priors learns which of three agents answers best
-per request category, and a reward model trained on the VADER human ratings reranks candidates.
+stopped. Beside the classifier, a linear Thompson-sampling router with priors learns which of three
+agents answers best per request category, and a reward model trained on the VADER human ratings reranks candidates.
 
 Every step is recorded in the store: decisions, feedback, review items, rewards, training runs,
 registered versions, alias history and experiments.
@@ -39,7 +39,7 @@ from rewardloop.encoders import default_encoder
 from rewardloop.evaluation.golden import GoldenItem, GoldenSet
 from rewardloop.evaluation.metrics import GoldenReport
 from rewardloop.learners import LEARNERS
-from rewardloop.learners.bandits import LinUCB
+from rewardloop.learners.bandits import LinearThompson
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.iteration import LoopRunner
@@ -371,17 +371,15 @@ class ClosedLoop:
 
 
 def run_router(cfg: DemoConfig, store: Store, data: IntentData, rounds: int) -> dict[str, Any]:
-    """A LinUCB router with priors learns which agent answers best per category; logs every decision."""
+    """A linear Thompson-sampling router with priors learns the best agent per category; logs every decision."""
     rng = np.random.default_rng(cfg.seed + 1)
     categories = sorted({_category(i) for i in data.labels})
     agents = {a.name: a for a in DEFAULT_AGENTS}
     # Priors: the team believes the agentic agent is the strong general one (mean 0.6, 5 pseudo-obs).
-    router = LinUCB(
-        list(agents),
-        dim=len(categories),
-        alpha=0.5,
-        priors={"agentic_rag": (0.6, 5.0)},
-        random_state=cfg.seed,
+    # Thompson sampling explores by itself and logs a (Monte-Carlo) propensity for every decision, so
+    # its logs are reusable for off-policy evaluation; LinUCB's arg-max would log propensity 1.
+    router = LinearThompson(
+        list(agents), dim=len(categories), priors={"agentic_rag": (0.6, 5.0)}, random_state=cfg.seed
     )
     per_round = []
     oracle, uniform = [], []
@@ -401,7 +399,7 @@ def run_router(cfg: DemoConfig, store: Store, data: IntentData, rounds: int) -> 
             router.learn(x, d.arm, reward, category=category)
             rewards.append(reward)
             meta = {"category": category, "round": r + 1}
-            dec = d.to_record(ROUTER, "linucb-1", features=x.tolist(), text=text, metadata=meta)
+            dec = d.to_record(ROUTER, "thompson-1", features=x.tolist(), text=text, metadata=meta)
             decisions.append(dec)
             feedback.append(Feedback(decision_id=dec.id, kind="implicit", value=reward, source="implicit"))
         write_decisions(store, decisions)
@@ -485,7 +483,7 @@ def run_demo(
         on_round(result)
     champion = str(loop.runner.champion_version())
     final = loop.runner.evaluate(loop.runner.load(champion), f"champion {champion}")
-    say("router: LinUCB with priors over three agents ...")
+    say("router: linear Thompson sampling with priors over three agents ...")
     router = run_router(cfg, loop.store, loop.data, cfg.rounds)
     say("reranker: reward model on the VADER human ratings ...")
     reranker = run_reranker(cfg)

@@ -223,7 +223,8 @@ class LoopRunner:
         data = BanditData.from_batch(logged, policy.labels, policy.embed)
         if not len(data):
             return policy
-        learner = learner_cls(learner_cls.config_class(seed=self.seed))
+        config = learner_cls.config_class.from_dict({"seed": self.seed})
+        learner = learner_cls(config)
         fitted: ClassifierPolicy = learner.fit(data, policy=policy)
         fitted._encoder = self.encoder
         return fitted
