@@ -15,7 +15,8 @@ reliability); unsure decisions wait in the review queue for a simulated reviewer
 
 One round also injects a deliberately bad challenger (trained on shuffled labels), which must be
 stopped. Beside the classifier, a linear Thompson-sampling router with priors learns which of three
-agents answers best per request category, and a reward model trained on the VADER human ratings reranks candidates.
+agents answers best per request category, and a reward model trained on the VADER human ratings
+reranks candidates.
 
 Every step is recorded in the store: decisions, feedback, review items, rewards, training runs,
 registered versions, alias history and experiments.
@@ -371,7 +372,7 @@ class ClosedLoop:
 
 
 def run_router(cfg: DemoConfig, store: Store, data: IntentData, rounds: int) -> dict[str, Any]:
-    """A linear Thompson-sampling router with priors learns the best agent per category; logs every decision."""
+    """A linear Thompson-sampling router with priors learns the best agent per category; logs it all."""
     rng = np.random.default_rng(cfg.seed + 1)
     categories = sorted({_category(i) for i in data.labels})
     agents = {a.name: a for a in DEFAULT_AGENTS}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from rewardloop.evaluation.metrics import GoldenReport, evaluate_predictions
 from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import DoublyRobust
 from rewardloop.learners import LEARNERS, SupervisedConfig, SupervisedLearner, labelled_from_batch
-from rewardloop.learners.base import BanditData
+from rewardloop.learners.base import BanditData, LearnerConfig
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.policies.classifier import ClassifierPolicy
@@ -223,7 +223,8 @@ class LoopRunner:
         data = BanditData.from_batch(logged, policy.labels, policy.embed)
         if not len(data):
             return policy
-        config = learner_cls.config_class.from_dict({"seed": self.seed})
+        config_cls = cast(type[LearnerConfig], learner_cls.config_class)
+        config = config_cls.from_dict({"seed": self.seed})
         learner = learner_cls(config)
         fitted: ClassifierPolicy = learner.fit(data, policy=policy)
         fitted._encoder = self.encoder
