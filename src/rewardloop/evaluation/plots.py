@@ -26,7 +26,8 @@ import numpy as np
 from rewardloop.evaluation.metrics import GoldenReport, reliability_bins
 
 
-def _save(fig: Any, path: str | Path | None) -> bytes:
+def figure_png(fig: Any, path: str | Path | None = None) -> bytes:
+    """PNG bytes of a matplotlib figure (also written to ``path`` if given); closes the figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -67,7 +68,7 @@ def reliability_diagram(report: GoldenReport, path: str | Path | None = None) ->
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
     ax.set_title(f"Reliability — ECE {report.ece:.3f} ({report.n_bins} bins)")
     ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path)
+    return figure_png(fig, path)
 
 
 def confusion_heatmap(report: GoldenReport, path: str | Path | None = None) -> bytes:
@@ -89,7 +90,7 @@ def confusion_heatmap(report: GoldenReport, path: str | Path | None = None) -> b
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(f"Confusion matrix — accuracy {report.accuracy:.1%}")
-    return _save(fig, path)
+    return figure_png(fig, path)
 
 
 def per_class_bars(report: GoldenReport, path: str | Path | None = None) -> bytes:
@@ -107,7 +108,7 @@ def per_class_bars(report: GoldenReport, path: str | Path | None = None) -> byte
     ax.set(ylim=(0, 1.05), ylabel="score")
     ax.set_title(f"Per class — macro-F1 {report.macro_f1:.3f}")
     ax.legend(fontsize=8, ncol=3, loc="lower right")
-    return _save(fig, path)
+    return figure_png(fig, path)
 
 
 _CSS = (
@@ -121,7 +122,8 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
 
 
-def _img(data: bytes, alt: str) -> str:
+def img_tag(data: bytes, alt: str) -> str:
+    """An ``<img>`` with the PNG embedded as a data URI (the page opens offline)."""
     return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
@@ -173,7 +175,7 @@ def html_report(report: GoldenReport, out_dir: str | Path, name: str = "report")
 <tr><td>ECE / Brier</td><td>{report.ece:.3f} / {report.brier:.3f}</td></tr>
 {lat_row}
 </table>
-{_img(rel, "reliability diagram")}{_img(bars, "per-class bars")}{_img(cm, "confusion matrix")}
+{img_tag(rel, "reliability diagram")}{img_tag(bars, "per-class bars")}{img_tag(cm, "confusion matrix")}
 <h2>Per class</h2>
 <table><tr><th>label</th><th>support</th><th>precision</th><th>recall</th><th>F1</th></tr>{per_class}</table>
 <h2>Breakdowns</h2>

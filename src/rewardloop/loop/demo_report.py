@@ -5,33 +5,20 @@ Self-contained: the pictures are PNG (matplotlib, Agg) embedded as data URIs, so
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from rewardloop.evaluation.plots import reliability_diagram
+from rewardloop.evaluation.plots import figure_png, img_tag, reliability_diagram
 
 if TYPE_CHECKING:
     from rewardloop.loop.demo import DemoResult
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _img(data: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
 def accuracy_by_round(result: DemoResult) -> bytes:
@@ -56,7 +43,7 @@ def accuracy_by_round(result: DemoResult) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("the loop at work")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def router_bars(result: DemoResult) -> bytes:
@@ -74,7 +61,7 @@ def router_bars(result: DemoResult) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean reward (95% interval)")
     ax.set_title("router leaderboard")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def write_report(result: DemoResult, out_dir: str | Path) -> Path:
@@ -104,17 +91,17 @@ img{{max-width:100%}}.bad{{color:#b00}}.good{{color:#070}}</style></head><body>
 <b>{result.final_golden_acc:.3f}</b> (final champion) in {len(result.rounds)} rounds ({result.seconds:.0f} s).
 Bad challenger: <span class="{"bad" if result.bad_challenger_promoted else "good"}">
 {html.escape(result.bad_challenger_outcome)}</span>.</p>
-{_img(accuracy_by_round(result), "accuracy by round")}
+{img_tag(accuracy_by_round(result), "accuracy by round")}
 <h2>Rounds</h2><table><tr><th>round</th><th>champion</th><th>golden acc</th><th>ECE</th><th>online reward</th>
 <th>served</th><th>reviewed</th><th>verdict</th></tr>{rows}</table>
 <h2>Experiments</h2><table><tr><th>experiment</th><th>challenger</th><th>outcome</th><th>last share</th></tr>
 {exps}</table>
-<h2>Final champion: reliability</h2>{_img(reliability_diagram(result.final_report), "reliability diagram")}
+<h2>Final champion: reliability</h2>{img_tag(reliability_diagram(result.final_report), "reliability diagram")}
 <h2>Router</h2><p>Mean reward {result.router["mean_reward"]:.3f}
 (first round {result.router["first_round"]:.3f},
 last {result.router["last_round"]:.3f}); always picking the best agent per category would give
 {result.router["oracle"]:.3f}, picking at random {result.router["uniform"]:.3f}.</p>
-{_img(router_bars(result), "router leaderboard")}
+{img_tag(router_bars(result), "router leaderboard")}
 <h2>Reranker</h2><p>Embeddings + logistic-regression reward model trained on VADER human ratings: held-out
 AUC {rr["rm_auc"]:.3f}. Reranking {int(rr["rerank_lists"])} lists of 5 held-out snippets picks the best-rated
 one {rr["rerank_top1"]:.0%} of the time (random: 20%).</p>
