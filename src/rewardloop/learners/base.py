@@ -104,6 +104,15 @@ def _checked_value(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+def checked_config(config: LearnerConfig | None, config_cls: type[C]) -> C:
+    """``config``, or the defaults of ``config_cls`` when None; another config class is refused."""
+    if config is None:
+        return config_cls()
+    if not isinstance(config, config_cls):
+        raise LearnerConfigError(f"config: expected {config_cls.__name__}, got {type(config).__name__}")
+    return config
+
+
 class Checkpointer:
     """Save every N steps into ``folder/step-000123/``, keeping the newest ``keep``."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -124,3 +125,16 @@ def labelled_from_batch(
 
 
 __all__ = ["LabelledData", "labelled_from_batch"]
+
+
+def labelled_for_learner(batch: DecisionBatch, policy: Any, config: Any) -> LabelledData:
+    """``data_from_batch`` of the learners that train on labels (supervised, LoRA), for the CLI.
+
+    ``config`` carries ``use_confirmations`` and ``golden_weight``; ``policy`` (or None) the label order.
+    """
+    return labelled_from_batch(
+        batch,
+        labels=policy.labels if policy is not None else None,
+        use_confirmations=config.use_confirmations,
+        golden_weight=config.golden_weight,
+    )

@@ -26,11 +26,16 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.encoders import MiniLMEncoder
-from rewardloop.learners.base import Checkpointer, LearnerConfig, LearnerConfigError, ProgressCallback
-from rewardloop.learners.data import LabelledData, labelled_from_batch
+from rewardloop.learners.base import (
+    Checkpointer,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+    checked_config,
+)
+from rewardloop.learners.data import LabelledData, labelled_for_learner
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
-from rewardloop.types import DecisionBatch
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -126,24 +131,12 @@ class LoRALearner:
     #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
     reads_texts: ClassVar[bool] = True
 
-    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        if config is None:
-            config = LoRAConfig()
-        if not isinstance(config, LoRAConfig):
-            raise LearnerConfigError(f"config: expected LoRAConfig, got {type(config).__name__}")
-        self.config = config
-        self.progress = progress
+    #: The examples it trains on, from a store batch with feedback (for the CLI).
+    data_from_batch = staticmethod(labelled_for_learner)
 
-    @classmethod
-    def data_from_batch(
-        cls, batch: DecisionBatch, policy: ClassifierPolicy | None, config: Any
-    ) -> LabelledData:
-        return labelled_from_batch(
-            batch,
-            labels=policy.labels if policy is not None else None,
-            use_confirmations=config.use_confirmations,
-            golden_weight=config.golden_weight,
-        )
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = checked_config(config, LoRAConfig)
+        self.progress = progress
 
     def fit(
         self,

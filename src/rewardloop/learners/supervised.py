@@ -17,10 +17,15 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from rewardloop.learners.base import Checkpointer, LearnerConfig, LearnerConfigError, ProgressCallback
-from rewardloop.learners.data import LabelledData, labelled_from_batch
+from rewardloop.learners.base import (
+    Checkpointer,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+    checked_config,
+)
+from rewardloop.learners.data import LabelledData, labelled_for_learner
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
-from rewardloop.types import DecisionBatch
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -138,25 +143,12 @@ class SupervisedLearner:
     needs_rewards: ClassVar[bool] = False
     needs_policy: ClassVar[bool] = False
 
-    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        if config is None:
-            config = SupervisedConfig()
-        if not isinstance(config, SupervisedConfig):
-            raise LearnerConfigError(f"config: expected SupervisedConfig, got {type(config).__name__}")
-        self.config = config
-        self.progress = progress
+    #: The examples it trains on, from a store batch with feedback (for the CLI).
+    data_from_batch = staticmethod(labelled_for_learner)
 
-    @classmethod
-    def data_from_batch(
-        cls, batch: DecisionBatch, policy: ClassifierPolicy | None, config: Any
-    ) -> LabelledData:
-        """The examples this learner trains on, from a store batch with feedback (for the CLI)."""
-        return labelled_from_batch(
-            batch,
-            labels=policy.labels if policy is not None else None,
-            use_confirmations=config.use_confirmations,
-            golden_weight=config.golden_weight,
-        )
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = checked_config(config, SupervisedConfig)
+        self.progress = progress
 
     def fit(
         self,
