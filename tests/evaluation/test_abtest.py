@@ -195,6 +195,15 @@ VERDICTS = [
         "rollback",
         "latency",
     ),
+    # +40% of 1 ms is significant but below the absolute floor (5 ms): jitter, not a regression
+    (
+        _arm(2000, 400, 1.0, 0.01, 2000),
+        _arm(2000, 400, 1.4, 0.01, 2000),
+        None,
+        VerdictRules(min_samples=1000),
+        "continue",
+        "no decision yet",
+    ),
     (
         _arm(2000, 400),
         _arm(2000, 600),

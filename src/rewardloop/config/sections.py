@@ -169,6 +169,9 @@ class ExperimentsConfig(Section):
     max_latency_increase: float = Field(
         0.2, ge=0, description="roll back if latency is significantly higher by more than this share"
     )
+    min_latency_increase_ms: float = Field(
+        5.0, ge=0, description="... and by more than this many milliseconds (ignore jitter on fast models)"
+    )
     srm_threshold: float = Field(
         0.001, gt=0, lt=1, description="sample-ratio-mismatch p-value below which the split is broken"
     )

@@ -379,6 +379,7 @@ class VerdictRules:
     tau: float = 0.05
     max_expected_loss: float = 0.005
     max_latency_increase: float = 0.2
+    min_latency_increase_ms: float = 5.0
     srm_threshold: float = 0.001
     max_samples: int | None = None
     max_ramp_loss: float = 0.01
@@ -456,7 +457,8 @@ def ab_verdict(
     2. **rollback** when the mSPRT finds the challenger's success rate significantly lower (valid at
        any look, so this guardrail may fire before ``min_samples``);
     3. **rollback** when its latency is significantly higher (Welch, p < α) by more than
-       ``max_latency_increase`` (relative);
+       ``max_latency_increase`` (relative) *and* by more than ``min_latency_increase_ms`` (absolute: a
+       +40% on a 1 ms model is noise no user feels, and would otherwise roll back on timer jitter);
     4. **continue** while either arm has fewer than ``min_samples`` outcomes;
     5. **promote** when the mSPRT finds it significantly better and the Bayesian expected loss of
        switching is at most ``max_expected_loss``;
@@ -517,10 +519,11 @@ def ab_verdict(
         return verdict("rollback")
     if latency is not None and latency.p_value < rules.alpha and a.latency_mean > 0:
         increase = latency.effect / a.latency_mean
-        if increase > rules.max_latency_increase:
+        if increase > rules.max_latency_increase and latency.effect > rules.min_latency_increase_ms:
             reasons.append(
                 f"challenger latency {b.latency_mean:.1f} ms vs {a.latency_mean:.1f} ms (+{increase:.0%} > "
-                f"+{rules.max_latency_increase:.0%}, Welch p = {latency.p_value:.3g})"
+                f"+{rules.max_latency_increase:.0%} and +{latency.effect:.1f} ms > "
+                f"+{rules.min_latency_increase_ms:g} ms, Welch p = {latency.p_value:.3g})"
             )
             return verdict("rollback")
     fewest = min(a.n_outcomes, b.n_outcomes)

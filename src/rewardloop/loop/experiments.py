@@ -109,6 +109,7 @@ def _rules(cfg: ExperimentsConfig) -> VerdictRules:
         tau=cfg.tau,
         max_expected_loss=cfg.max_expected_loss,
         max_latency_increase=cfg.max_latency_increase,
+        min_latency_increase_ms=cfg.min_latency_increase_ms,
         srm_threshold=cfg.srm_threshold,
         max_samples=cfg.max_samples,
         max_ramp_loss=cfg.max_ramp_loss,
