@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 
@@ -83,6 +84,25 @@ async def _feedback_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FeedbackRejected)
     field_ = f"body.{exc.field}" if exc.field else None
     return JSONResponse({"detail": str(exc), "field": field_}, exc.status)
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Add the schemas of bodies that routes parse themselves (``/v1/feedback``) to the OpenAPI document."""
+    from rewardloop.service.schemas import FeedbackCreateRequest
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            models = FeedbackCreateRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(models.pop("$defs", {}))
+            components["FeedbackCreateRequest"] = models
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -173,6 +193,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(dashboard.router)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
+    _document_raw_bodies(app)
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app
