@@ -49,9 +49,15 @@ from rewardloop.service.schemas import (
 )
 from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey, require
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import log_decision, store_stats
+from rewardloop.store import log_decision, store_stats, write_decisions
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
-from rewardloop.store.insights import EXPORT_COLUMNS, export_rows, policies_of_project, recent_decisions
+from rewardloop.store.insights import (
+    EXPORT_COLUMNS,
+    decision_projects,
+    export_rows,
+    policies_of_project,
+    recent_decisions,
+)
 from rewardloop.store.review import (
     ReviewEntry,
     claim_review_item,
@@ -83,11 +89,19 @@ def _stamp(decision: Decision, project: str) -> Decision:
     return dataclasses.replace(decision, metadata={**decision.metadata, "project": project})
 
 
-def _log(state: AppState, decision: Decision, source: str) -> str:
-    """Log the decision; returns the stored id (the first one's, for a re-sent idempotency key)."""
-    stored_id = log_decision(state.store, decision)
-    state.metrics.decisions.labels(decision.policy, decision.variant or "", source).inc()
-    return stored_id
+def _log(state: AppState, decision: Decision, key: ApiKey, source: str) -> tuple[str, bool]:
+    """Log the decision; returns (stored id, newly written).
+
+    A re-sent idempotency key (or id) writes nothing and answers the first decision's id, provided that
+    decision is the caller's project's; otherwise 409, so a project can neither touch nor read another's.
+    """
+    if write_decisions(state.store, [decision]).written:
+        state.metrics.decisions.labels(decision.policy, decision.variant or "", source).inc()
+        return decision.id, True
+    stored_id = log_decision(state.store, decision)  # writes nothing: finds the earlier decision's id
+    if decision_projects(state.store, [stored_id]).get(stored_id) != key.project:
+        raise HTTPException(409, "id or idempotency_key: already used; choose another")
+    return stored_id, False
 
 
 def _review(state: AppState, decision: Decision, shadow_action: str | None) -> str | None:
@@ -172,9 +186,9 @@ def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResp
         shadow = dataclasses.replace(shadow, metadata={**shadow.metadata, "shadow_of": decision.id})
         log_decision(state.store, shadow)
         shadow_action = shadow.action
-    stored_id = _log(state, decision, "decide")
+    stored_id, new = _log(state, decision, key, "decide")
     # A re-sent idempotency key was logged (and assessed for review) the first time.
-    reason = _review(state, decision, shadow_action) if stored_id == decision.id else None
+    reason = _review(state, decision, shadow_action) if new else None
     return DecisionResponse(
         decision_id=stored_id,
         policy=decision.policy,
@@ -206,8 +220,8 @@ def log_external_decision(body: DecisionLogRequest, key: DecideKey, state: State
     decision = Decision(**fields)  # RecordError → 422 naming the field
     if body.shadow_action is not None and body.shadow_action not in decision.actions:
         raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")
-    stored_id = _log(state, decision, "log")
-    reason = _review(state, decision, body.shadow_action) if stored_id == decision.id else None
+    stored_id, new = _log(state, decision, key, "log")
+    reason = _review(state, decision, body.shadow_action) if new else None
     return DecisionLogResponse(decision_id=stored_id, queued_for_review=reason)
 
 
