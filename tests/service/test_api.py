@@ -464,14 +464,20 @@ def test_keys_create_list_revoke(api: Api) -> None:
 
 def test_health_metrics_openapi(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok", "store": api.store.dialect}
-    decide(api, "is it dark")
+    d = decide(api, "is it dark")
+    fb = {"decision_id": d["decision_id"], "kind": "implicit", "value": 1}
+    assert api.client.post("/v1/feedback", json=fb, headers=api.h("client")).status_code == 201
     text = api.client.get("/metrics").text
+    assert 'rewardloop_http_requests_total{method="POST",route="/v1/feedback",status="201"} 1.0' in text
+    assert 'rewardloop_feedback_total{kind="implicit"} 1.0' in text
     assert 'rewardloop_decisions_total{policy="intent",source="decide",variant="champion"} 1.0' in text
     assert 'rewardloop_review_enqueued_total{reason="low_confidence"} 1.0' in text
     assert 'route="/v1/decide"' in text
     spec = api.client.get("/openapi.json").json()
     assert {"/v1/decide", "/v1/feedback", "/v1/review/{item_id}/resolve", "/v1/export"} <= set(spec["paths"])
     assert "FeedbackCreateRequest" in spec["components"]["schemas"]
+    body = spec["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/FeedbackCreateRequest"}
 
 
 def test_login_redirects_only_within_the_site(api: Api) -> None:

@@ -14,11 +14,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 from sqlalchemy import text
 
 from rewardloop.service import panels
@@ -31,8 +29,6 @@ from rewardloop.service.schemas import (
     DecisionResponse,
     ErrorResponse,
     ExperimentModel,
-    FeedbackCreateRequest,
-    FeedbackResponse,
     GroupStatsModel,
     KeyCreateRequest,
     KeyCreateResponse,
@@ -47,7 +43,7 @@ from rewardloop.service.schemas import (
     RollbackRequest,
     StatsResponse,
 )
-from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey, require
+from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey
 from rewardloop.service.state import AppState, StateDep
 from rewardloop.store import log_decision, store_stats, write_decisions
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
@@ -66,7 +62,7 @@ from rewardloop.store.review import (
     resolve_review_item,
     review_counts,
 )
-from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types import Decision, RecordError, TraceStep
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
@@ -114,48 +110,6 @@ def _review(state: AppState, decision: Decision, shadow_action: str | None) -> s
 
 
 # ----------------------------------------------------------------------------------------- feedback
-
-
-_FEEDBACK_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeedbackCreateRequest"}}},
-    }
-}
-
-
-@v1.post(
-    "/feedback",
-    response_model=FeedbackResponse,
-    status_code=201,
-    tags=["feedback"],
-    openapi_extra=_FEEDBACK_BODY,
-)
-async def create_feedback(request: Request) -> Response:
-    """Store one feedback row on a decision of the caller's project (every kind: rating, correction,
-    preference, multilevel, implicit; body: ``FeedbackCreateRequest``). Answered once the row is
-    committed. Re-sending the same ``id`` stores it once. Needs the ``feedback`` scope."""
-    # The hottest route takes only the request: the key check, the body (parsed and validated in one
-    # step by pydantic's JSON parser) and the answer are done here, not by FastAPI's dependency solver,
-    # which was half of the time per request. Same checks and same errors as every other route.
-    key = await _feedback_scope(request)
-    try:
-        body = FeedbackCreateRequest.model_validate_json(await request.body())
-    except ValidationError as err:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
-        ) from None
-    state: AppState = request.app.state.rl
-    feedback = Feedback(**body.model_dump(exclude_none=True))  # RecordError → 422 naming the field
-    await state.writer.submit(feedback, key.project)
-    return Response(
-        orjson.dumps({"id": feedback.id, "decision_id": feedback.decision_id}),
-        status_code=201,
-        media_type="application/json",
-    )
-
-
-_feedback_scope = require("feedback")
 
 
 # ---------------------------------------------------------------------------------------- decisions

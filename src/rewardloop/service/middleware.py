@@ -66,7 +66,10 @@ class Metrics:
         return self.registry
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer with a JSON body (plain ASGI)."""
     payload = orjson.dumps(body)
     await send(
         {
@@ -75,6 +78,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
             ],
         }
     )
@@ -103,11 +107,11 @@ class BodyLimit:
                 try:
                     length = int(value)
                 except ValueError:
-                    await _send_json(send, 400, {"detail": "Content-Length is not a number", "field": "body"})
+                    await send_json(send, 400, {"detail": "Content-Length is not a number", "field": "body"})
                     return
         if length is not None:
             if length > self.max_bytes:
-                await _send_json(send, 413, self._message())
+                await send_json(send, 413, self._message())
                 return
             await self.app(scope, receive, send)
             return
@@ -124,7 +128,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                await _send_json(send, 413, self._message())
+                await send_json(send, 413, self._message())
                 return
             if not message.get("more_body", False):
                 break
