@@ -1,4 +1,5 @@
-"""The JSON API under ``/v1``, plus ``/healthz`` and ``/metrics``.
+"""The JSON API under ``/v1`` (but ``POST /v1/feedback``: :mod:`rewardloop.service.ingest`), plus
+``/healthz`` and ``/metrics``.
 
 Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project, and a
 policy belongs to the project of its first decision; reads and writes touch only the caller's project.
@@ -69,7 +70,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
-# on every request. The hottest route, feedback, is declared first.
+# on every request. POST /v1/feedback is served below the router (service/ingest.py).
 v1 = APIRouter(prefix="/v1", responses=ERRORS)
 router = APIRouter(responses=ERRORS)
 
@@ -107,9 +108,6 @@ def _review(state: AppState, decision: Decision, shadow_action: str | None) -> s
         state.metrics.review_enqueued.labels(item.reason).inc()
         return item.reason
     return None
-
-
-# ----------------------------------------------------------------------------------------- feedback
 
 
 # ---------------------------------------------------------------------------------------- decisions
