@@ -108,8 +108,40 @@ def test_group_commit_answers_each_request_and_stores_exactly_the_acknowledged(s
         assert isinstance(r, FeedbackRejected) and r.status == 404 and r.field == "decision_id"
     assert sorted(f.id for f in read_feedback(store)) == sorted(f.id for f in good)
     # Concurrent requests shared commits: fewer commits than requests.
-    commits = metrics.registry.get_sample_value("rewardloop_feedback_commit_rows_count")
+    commits = metrics.registry.get_sample_value("rewardloop_commit_rows_count", {"writer": "feedback"})
     assert commits is not None and commits < 22
+
+
+def test_decision_group_commit_dedups_and_queues(store: Store) -> None:
+    from rewardloop.loop.review import ReviewPolicy
+    from rewardloop.service.decision_writer import DecisionJob, DecisionWriter
+
+    theirs = dec(project="other", idempotency_key="k-other")
+    log_decision(store, theirs)
+    first = dec(conf=0.6, idempotency_key="k1")
+    again = dec(conf=0.6, idempotency_key="k1")  # a retry of the same request, in the same batch
+    sure = dec(conf=0.9)
+    stolen = dec(idempotency_key="k-other")  # another project's key
+    writer = DecisionWriter(store, ReviewPolicy(confidence_below=0.7))
+
+    async def run() -> list[object]:
+        await writer.start()
+        try:
+            jobs = [DecisionJob(d, "acme") for d in (first, again, sure, stolen)]
+            return await asyncio.gather(*(writer.submit(j) for j in jobs), return_exceptions=True)
+        finally:
+            await writer.stop()
+
+    a, b, c, d = asyncio.run(run())
+    assert (a.decision_id, a.new, a.review_reason) == (first.id, True, "low_confidence")  # type: ignore[union-attr]
+    assert (b.decision_id, b.new, b.review_reason) == (first.id, False, None)  # type: ignore[union-attr]
+    assert (c.decision_id, c.new, c.review_reason) == (sure.id, True, None)  # type: ignore[union-attr]
+    assert isinstance(d, FeedbackRejected) and d.status == 409
+    from rewardloop.store import read_decisions
+    from rewardloop.store.review import review_counts
+
+    assert {x.id for x in read_decisions(store)} == {theirs.id, first.id, sure.id}
+    assert review_counts(store, "acme")["open"] == 1
 
 
 def test_direct_write_without_group_commit(store: Store) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from rewardloop.service import panels
+from rewardloop.service.decision_writer import DecisionJob
 from rewardloop.service.providers import DecideInput
 from rewardloop.service.schemas import (
     AliasMoveResponse,
@@ -46,11 +48,10 @@ from rewardloop.service.schemas import (
 )
 from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import log_decision, store_stats, write_decisions
+from rewardloop.store import store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from rewardloop.store.insights import (
     EXPORT_COLUMNS,
-    decision_projects,
     export_rows,
     policies_of_project,
     recent_decisions,
@@ -82,42 +83,28 @@ def _own_policy(state: AppState, key: ApiKey, policy: str) -> None:
         raise HTTPException(404, f"policy: no policy {policy!r} in this project")
 
 
+async def _own_policy_async(state: AppState, key: ApiKey, policy: str) -> None:
+    """:func:`_own_policy` for async routes: the store is read in a thread, and only on a cache miss."""
+    owner = state.owners.get(policy)
+    if owner is None:
+        owner = await anyio.to_thread.run_sync(state.owner, policy)
+    if owner is not None and owner != key.project:
+        raise HTTPException(404, f"policy: no policy {policy!r} in this project")
+
+
 def _stamp(decision: Decision, project: str) -> Decision:
     return dataclasses.replace(decision, metadata={**decision.metadata, "project": project})
-
-
-def _log(state: AppState, decision: Decision, key: ApiKey, source: str) -> tuple[str, bool]:
-    """Log the decision; returns (stored id, newly written).
-
-    A re-sent idempotency key (or id) writes nothing and answers the first decision's id, provided that
-    decision is the caller's project's; otherwise 409, so a project can neither touch nor read another's.
-    """
-    if write_decisions(state.store, [decision]).written:
-        state.metrics.decisions.labels(decision.policy, decision.variant or "", source).inc()
-        return decision.id, True
-    stored_id = log_decision(state.store, decision)  # writes nothing: finds the earlier decision's id
-    if decision_projects(state.store, [stored_id]).get(stored_id) != key.project:
-        raise HTTPException(409, "id or idempotency_key: already used; choose another")
-    return stored_id, False
-
-
-def _review(state: AppState, decision: Decision, shadow_action: str | None) -> str | None:
-    """Queue a freshly logged decision if the review policy says so; returns the reason, if queued."""
-    item = state.review.assess(decision, shadow_action)
-    if item is not None and state.review.enqueue(state.store, [(decision, shadow_action)]):
-        state.metrics.review_enqueued.labels(item.reason).inc()
-        return item.reason
-    return None
 
 
 # ---------------------------------------------------------------------------------------- decisions
 
 
 @v1.post("/decide", response_model=DecisionResponse, tags=["decisions"])
-def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
+async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
     """Decide with the version the policy's alias points at, in the caller's experiment variant; the
-    decision is logged (with its propensity) and queued for review when the review policy says so."""
-    _own_policy(state, key, body.policy)
+    decision is logged (with its propensity) and queued for review when the review policy says so.
+    A re-sent ``idempotency_key`` answers the first decision's id (and is not queued again)."""
+    await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
     request = DecideInput(
@@ -130,19 +117,18 @@ def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResp
         unit_id=body.unit_id,
         idempotency_key=body.idempotency_key,
     )
-    outcome = state.provider.decide(request)
+    # The model runs in a thread: inference must not hold up the event loop.
+    outcome = await anyio.to_thread.run_sync(state.provider.decide, request)
     decision = _stamp(outcome.decision, key.project)
-    shadow_action = None
+    shadow = None
     if outcome.shadow is not None:
         shadow = _stamp(outcome.shadow, key.project)
         shadow = dataclasses.replace(shadow, metadata={**shadow.metadata, "shadow_of": decision.id})
-        log_decision(state.store, shadow)
-        shadow_action = shadow.action
-    stored_id, new = _log(state, decision, key, "decide")
-    # A re-sent idempotency key was logged (and assessed for review) the first time.
-    reason = _review(state, decision, shadow_action) if new else None
+    logged = await state.decisions.submit(
+        DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
+    )
     return DecisionResponse(
-        decision_id=stored_id,
+        decision_id=logged.decision_id,
         policy=decision.policy,
         policy_version=decision.policy_version,
         kind=decision.kind,
@@ -152,15 +138,17 @@ def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResp
         ranking=list(decision.ranking) if decision.ranking is not None else None,
         experiment=decision.experiment,
         variant=decision.variant,
-        queued_for_review=reason,
+        queued_for_review=logged.review_reason,
     )
 
 
 @v1.post("/decisions", response_model=DecisionLogResponse, status_code=201, tags=["decisions"])
-def log_external_decision(body: DecisionLogRequest, key: DecideKey, state: StateDep) -> DecisionLogResponse:
+async def log_external_decision(
+    body: DecisionLogRequest, key: DecideKey, state: StateDep
+) -> DecisionLogResponse:
     """Log a decision made elsewhere (same fields as the Decision record); it may enter the review queue.
     Re-sending the same ``idempotency_key`` logs it once and returns the first id."""
-    _own_policy(state, key, body.policy)
+    await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
     fields = body.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
@@ -172,9 +160,10 @@ def log_external_decision(body: DecisionLogRequest, key: DecideKey, state: State
     decision = Decision(**fields)  # RecordError → 422 naming the field
     if body.shadow_action is not None and body.shadow_action not in decision.actions:
         raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")
-    stored_id, new = _log(state, decision, key, "log")
-    reason = _review(state, decision, body.shadow_action) if new else None
-    return DecisionLogResponse(decision_id=stored_id, queued_for_review=reason)
+    logged = await state.decisions.submit(
+        DecisionJob(decision, key.project, "log", shadow_action=body.shadow_action)
+    )
+    return DecisionLogResponse(decision_id=logged.decision_id, queued_for_review=logged.review_reason)
 
 
 # ---------------------------------------------------------------------------------------- reading

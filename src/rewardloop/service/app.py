@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
@@ -184,22 +185,33 @@ def create_app(
         writer = FeedbackWriter(
             store, group_commit=cfg.service.group_commit, max_batch=cfg.service.max_batch, metrics=metrics
         )
+        review = ReviewPolicy.from_config(cfg.review)
+        decisions = DecisionWriter(
+            store,
+            review,
+            group_commit=cfg.service.group_commit,
+            max_batch=cfg.service.max_batch,
+            metrics=metrics,
+        )
         app.state.rl = AppState(
             store=store,
             config=cfg,
             provider=provider or default_provider,
             admin=admin or default_admin,
-            review=ReviewPolicy.from_config(cfg.review),
+            review=review,
             writer=writer,
+            decisions=decisions,
             keys=KeyCache(cfg.service.key_cache_seconds),
             metrics=metrics,
             templates=Jinja2Templates(directory=str(TEMPLATES)),
         )
         await writer.start()
+        await decisions.start()
         try:
             yield
         finally:
             await writer.stop()
+            await decisions.stop()
             if owned:
                 store.close()
 

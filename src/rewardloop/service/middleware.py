@@ -50,8 +50,9 @@ class Metrics:
         )
         self.review_resolved = Counter("rewardloop_review_resolved", "review items resolved", registry=r)
         self.batch_size = Histogram(
-            "rewardloop_feedback_commit_rows",
-            "feedback rows per group commit",
+            "rewardloop_commit_rows",
+            "rows per group commit, by writer (feedback, decisions)",
+            ["writer"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=r,
         )
