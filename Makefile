@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup data format lint type layers test test-all check demo bench clean
+.PHONY: setup data format lint type layers browser test test-all check demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,8 +35,13 @@ type: setup
 layers: setup
 	$(BIN)/lint-imports
 
+# Debian's Chromium for the end-to-end browser test (Playwright drives it; no browser download).
+browser:
+	test -x /usr/bin/chromium || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$s apt-get update && $$s env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
 # The default test run: lint, types, layers, then every test not marked slow.
-test: lint type layers data
+test: lint type layers data browser
 	$(PY) -m pytest -q
 
 test-all: data

@@ -217,6 +217,24 @@ BAD = [
         "metadata.project",
     ),
     ("client", "post", "/v1/decide", {"policy": "nope", "text": "hi"}, 404, "no policy 'nope'"),
+    # Another project re-using this project's decision id: refused, and the decision is not re-queued.
+    (
+        "intruder",
+        "post",
+        "/v1/decisions",
+        {
+            "policy": "p2",
+            "policy_version": "1",
+            "kind": "router",
+            "actions": ["a", "b"],
+            "action": "a",
+            "action_dist": [0.5, 0.5],
+            "pscore": 0.5,
+            "id": "D",
+        },
+        409,
+        "already used",
+    ),
     ("client", "post", "/v1/decide", {"policy": ""}, 422, "body.policy"),
     ("client", "post", "/v1/policies/intent/promote", {"version": "2"}, 403, "lacks the 'admin' scope"),
     ("client", "get", "/v1/export", None, 403, "lacks the 'export' scope"),
@@ -446,11 +464,33 @@ def test_keys_create_list_revoke(api: Api) -> None:
 
 def test_health_metrics_openapi(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok", "store": api.store.dialect}
-    decide(api, "is it dark")
+    d = decide(api, "is it dark")
+    fb = {"decision_id": d["decision_id"], "kind": "implicit", "value": 1}
+    assert api.client.post("/v1/feedback", json=fb, headers=api.h("client")).status_code == 201
     text = api.client.get("/metrics").text
+    assert 'rewardloop_http_requests_total{method="POST",route="/v1/feedback",status="201"} 1.0' in text
+    assert 'rewardloop_feedback_total{kind="implicit"} 1.0' in text
     assert 'rewardloop_decisions_total{policy="intent",source="decide",variant="champion"} 1.0' in text
     assert 'rewardloop_review_enqueued_total{reason="low_confidence"} 1.0' in text
     assert 'route="/v1/decide"' in text
     spec = api.client.get("/openapi.json").json()
     assert {"/v1/decide", "/v1/feedback", "/v1/review/{item_id}/resolve", "/v1/export"} <= set(spec["paths"])
     assert "FeedbackCreateRequest" in spec["components"]["schemas"]
+    body = spec["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/FeedbackCreateRequest"}
+
+
+def test_login_redirects_only_within_the_site(api: Api) -> None:
+    r = api.client.post(
+        "/login", data={"key": api.keys["admin"], "next": "//evil.example/x"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert api.client.post("/login", data={"key": "rl_nope"}, follow_redirects=False).status_code == 401
+    api.client.cookies.clear()
+    assert api.client.get("/", follow_redirects=False).headers["location"] == "/login?next=/"
+    api.client.cookies.set("rl_key", api.keys["admin"])
+    page = api.client.get("/")
+    assert page.status_code == 200 and "calibration" in page.text
+    api.client.cookies.set("rl_key", api.keys["client"])
+    denied = api.client.get("/review")
+    assert denied.status_code == 403 and "lacks the &#39;review&#39; scope" in denied.text

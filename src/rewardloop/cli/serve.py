@@ -62,7 +62,10 @@ def serve(
         # Each worker writes its metrics there; /metrics sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rewardloop-metrics-")
     h, p = host or cfg.service.host, port or cfg.service.port
-    console.print(f"rewardloop service on http://{h}:{p}  ({n} worker(s), store {shown}); dashboard at /")
+    console.print(
+        f"rewardloop service on http://{h}:{p}  ({n} worker(s), store {shown}); dashboard at /",
+        soft_wrap=True,
+    )
     try:
         import uvloop  # noqa: F401
 
@@ -99,7 +102,10 @@ def keys_create(
         raise fail(str(err)) from None
     finally:
         store.close()
-    console.print(f"created key {key.id} ({key.name}) for project {key.project}: {', '.join(key.scopes)}")
+    console.print(
+        f"created key {key.id} ({key.name}) for project {key.project}: {', '.join(key.scopes)}",
+        soft_wrap=True,
+    )
     console.print("the key (shown once, store it now):")
     print(secret)
 

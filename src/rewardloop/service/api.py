@@ -1,4 +1,5 @@
-"""The JSON API under ``/v1``, plus ``/healthz`` and ``/metrics``.
+"""The JSON API under ``/v1`` (but ``POST /v1/feedback``: :mod:`rewardloop.service.ingest`), plus
+``/healthz`` and ``/metrics``.
 
 Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project, and a
 policy belongs to the project of its first decision; reads and writes touch only the caller's project.
@@ -13,13 +14,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import anyio.to_thread
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from rewardloop.service import panels
+from rewardloop.service.decision_writer import DecisionJob
 from rewardloop.service.providers import DecideInput
 from rewardloop.service.schemas import (
     AliasMoveResponse,
@@ -29,8 +32,6 @@ from rewardloop.service.schemas import (
     DecisionResponse,
     ErrorResponse,
     ExperimentModel,
-    FeedbackCreateRequest,
-    FeedbackResponse,
     GroupStatsModel,
     KeyCreateRequest,
     KeyCreateResponse,
@@ -45,11 +46,16 @@ from rewardloop.service.schemas import (
     RollbackRequest,
     StatsResponse,
 )
-from rewardloop.service.security import AdminKey, DecideKey, ExportKey, FeedbackKey, ReadKey, ReviewKey
+from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import log_decision, store_stats
+from rewardloop.store import store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
-from rewardloop.store.insights import EXPORT_COLUMNS, export_rows, policies_of_project, recent_decisions
+from rewardloop.store.insights import (
+    EXPORT_COLUMNS,
+    export_rows,
+    policies_of_project,
+    recent_decisions,
+)
 from rewardloop.store.review import (
     ReviewEntry,
     claim_review_item,
@@ -58,14 +64,14 @@ from rewardloop.store.review import (
     resolve_review_item,
     review_counts,
 )
-from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types import Decision, RecordError, TraceStep
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
-# on every request. The hottest route, feedback, is declared first.
+# on every request. POST /v1/feedback is served below the router (service/ingest.py).
 v1 = APIRouter(prefix="/v1", responses=ERRORS)
 router = APIRouter(responses=ERRORS)
 
@@ -77,55 +83,28 @@ def _own_policy(state: AppState, key: ApiKey, policy: str) -> None:
         raise HTTPException(404, f"policy: no policy {policy!r} in this project")
 
 
+async def _own_policy_async(state: AppState, key: ApiKey, policy: str) -> None:
+    """:func:`_own_policy` for async routes: the store is read in a thread, and only on a cache miss."""
+    owner = state.owners.get(policy)
+    if owner is None:
+        owner = await anyio.to_thread.run_sync(state.owner, policy)
+    if owner is not None and owner != key.project:
+        raise HTTPException(404, f"policy: no policy {policy!r} in this project")
+
+
 def _stamp(decision: Decision, project: str) -> Decision:
     return dataclasses.replace(decision, metadata={**decision.metadata, "project": project})
-
-
-def _log(state: AppState, decision: Decision, source: str) -> str:
-    """Log the decision; returns the stored id (the first one's, for a re-sent idempotency key)."""
-    stored_id = log_decision(state.store, decision)
-    state.metrics.decisions.labels(decision.policy, decision.variant or "", source).inc()
-    return stored_id
-
-
-def _review(state: AppState, decision: Decision, shadow_action: str | None) -> str | None:
-    """Queue a freshly logged decision if the review policy says so; returns the reason, if queued."""
-    item = state.review.assess(decision, shadow_action)
-    if item is not None and state.review.enqueue(state.store, [(decision, shadow_action)]):
-        state.metrics.review_enqueued.labels(item.reason).inc()
-        return item.reason
-    return None
-
-
-# ----------------------------------------------------------------------------------------- feedback
-
-
-@v1.post("/feedback", response_model=FeedbackResponse, status_code=201, tags=["feedback"])
-async def create_feedback(body: FeedbackCreateRequest, key: FeedbackKey, request: Request) -> Response:
-    """Store one feedback row on a decision of the caller's project (every kind: rating, correction,
-    preference, multilevel, implicit). Answered once the row is committed. Re-sending the same ``id``
-    stores it once."""
-    # The hottest route: the state comes from the request rather than a dependency, and the answer is
-    # serialised here (the response model above documents it), which saves a third of the framework's
-    # time per request.
-    state: AppState = request.app.state.rl
-    feedback = Feedback(**body.model_dump(exclude_none=True))  # RecordError → 422 naming the field
-    await state.writer.submit(feedback, key.project)
-    return Response(
-        orjson.dumps({"id": feedback.id, "decision_id": feedback.decision_id}),
-        status_code=201,
-        media_type="application/json",
-    )
 
 
 # ---------------------------------------------------------------------------------------- decisions
 
 
 @v1.post("/decide", response_model=DecisionResponse, tags=["decisions"])
-def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
+async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
     """Decide with the version the policy's alias points at, in the caller's experiment variant; the
-    decision is logged (with its propensity) and queued for review when the review policy says so."""
-    _own_policy(state, key, body.policy)
+    decision is logged (with its propensity) and queued for review when the review policy says so.
+    A re-sent ``idempotency_key`` answers the first decision's id (and is not queued again)."""
+    await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
     request = DecideInput(
@@ -138,19 +117,18 @@ def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResp
         unit_id=body.unit_id,
         idempotency_key=body.idempotency_key,
     )
-    outcome = state.provider.decide(request)
+    # The model runs in a thread: inference must not hold up the event loop.
+    outcome = await anyio.to_thread.run_sync(state.provider.decide, request)
     decision = _stamp(outcome.decision, key.project)
-    shadow_action = None
+    shadow = None
     if outcome.shadow is not None:
         shadow = _stamp(outcome.shadow, key.project)
         shadow = dataclasses.replace(shadow, metadata={**shadow.metadata, "shadow_of": decision.id})
-        log_decision(state.store, shadow)
-        shadow_action = shadow.action
-    stored_id = _log(state, decision, "decide")
-    # A re-sent idempotency key was logged (and assessed for review) the first time.
-    reason = _review(state, decision, shadow_action) if stored_id == decision.id else None
+    logged = await state.decisions.submit(
+        DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
+    )
     return DecisionResponse(
-        decision_id=stored_id,
+        decision_id=logged.decision_id,
         policy=decision.policy,
         policy_version=decision.policy_version,
         kind=decision.kind,
@@ -160,15 +138,17 @@ def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResp
         ranking=list(decision.ranking) if decision.ranking is not None else None,
         experiment=decision.experiment,
         variant=decision.variant,
-        queued_for_review=reason,
+        queued_for_review=logged.review_reason,
     )
 
 
 @v1.post("/decisions", response_model=DecisionLogResponse, status_code=201, tags=["decisions"])
-def log_external_decision(body: DecisionLogRequest, key: DecideKey, state: StateDep) -> DecisionLogResponse:
+async def log_external_decision(
+    body: DecisionLogRequest, key: DecideKey, state: StateDep
+) -> DecisionLogResponse:
     """Log a decision made elsewhere (same fields as the Decision record); it may enter the review queue.
     Re-sending the same ``idempotency_key`` logs it once and returns the first id."""
-    _own_policy(state, key, body.policy)
+    await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
     fields = body.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
@@ -180,9 +160,10 @@ def log_external_decision(body: DecisionLogRequest, key: DecideKey, state: State
     decision = Decision(**fields)  # RecordError → 422 naming the field
     if body.shadow_action is not None and body.shadow_action not in decision.actions:
         raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")
-    stored_id = _log(state, decision, "log")
-    reason = _review(state, decision, body.shadow_action) if stored_id == decision.id else None
-    return DecisionLogResponse(decision_id=stored_id, queued_for_review=reason)
+    logged = await state.decisions.submit(
+        DecisionJob(decision, key.project, "log", shadow_action=body.shadow_action)
+    )
+    return DecisionLogResponse(decision_id=logged.decision_id, queued_for_review=logged.review_reason)
 
 
 # ---------------------------------------------------------------------------------------- reading

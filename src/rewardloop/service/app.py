@@ -9,14 +9,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service.decision_writer import DecisionWriter
+from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
+from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
 from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics
 from rewardloop.service.providers import PolicyAdmin, PolicyProvider, ProviderError, default_providers
+from rewardloop.service.schemas import ErrorResponse, FeedbackCreateRequest, FeedbackResponse
 from rewardloop.service.security import KeyCache
 from rewardloop.service.state import AppState
 from rewardloop.store import Store
@@ -34,26 +39,10 @@ Errors are JSON `{"detail": ..., "field": ...}` naming the offending field.
 """
 
 
-def _field(loc: Any) -> str:
-    return ".".join(str(p) for p in loc)
-
-
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    for e in errors:
-        if e.get("type") == "json_invalid":
-            pos = e.get("ctx", {}).get("error", "")
-            return JSONResponse(
-                {"detail": f"malformed JSON in the request body: {pos}".rstrip(": "), "field": "body"}, 400
-            )
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
-    where = _field(first.get("loc", ("body",)))
-    fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return JSONResponse(
-        {"detail": f"{where}: {first.get('msg', 'invalid')}{more}", "field": where, "errors": fields}, 422
-    )
+    status, body = validation_payload(list(exc.errors()))
+    return JSONResponse(body, status)
 
 
 async def _record_error(request: Request, exc: Exception) -> JSONResponse:
@@ -83,6 +72,70 @@ async def _feedback_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FeedbackRejected)
     field_ = f"body.{exc.field}" if exc.field else None
     return JSONResponse({"detail": str(exc), "field": field_}, exc.status)
+
+
+def _document_feedback(app: FastAPI) -> None:
+    """Add ``POST /v1/feedback`` (served by :class:`~rewardloop.service.ingest.FeedbackRoute`, below the
+    router) to the OpenAPI document, with its request and response schemas."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (FeedbackCreateRequest, FeedbackResponse, ErrorResponse):
+                spec = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(spec.pop("$defs", {}))
+                components[model.__name__] = spec
+            errors = {
+                str(code): {
+                    "description": what,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+                    },
+                }
+                for code, what in (
+                    (400, "malformed JSON"),
+                    (401, "missing, invalid or revoked API key"),
+                    (403, "the key lacks the feedback scope"),
+                    (404, "no such decision in this project"),
+                    (413, "body too large"),
+                    (422, "a field failed validation (named)"),
+                    (503, "the store refused the write"),
+                )
+            }
+            schema["paths"][PATH] = {
+                "post": {
+                    "tags": ["feedback"],
+                    "summary": "Create Feedback",
+                    "operationId": "create_feedback_v1_feedback_post",
+                    "description": store_feedback.__doc__ or "",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/FeedbackCreateRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "stored (answered once the row is committed)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/FeedbackResponse"}
+                                }
+                            },
+                        },
+                        **errors,
+                    },
+                }
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -132,22 +185,33 @@ def create_app(
         writer = FeedbackWriter(
             store, group_commit=cfg.service.group_commit, max_batch=cfg.service.max_batch, metrics=metrics
         )
+        review = ReviewPolicy.from_config(cfg.review)
+        decisions = DecisionWriter(
+            store,
+            review,
+            group_commit=cfg.service.group_commit,
+            max_batch=cfg.service.max_batch,
+            metrics=metrics,
+        )
         app.state.rl = AppState(
             store=store,
             config=cfg,
             provider=provider or default_provider,
             admin=admin or default_admin,
-            review=ReviewPolicy.from_config(cfg.review),
+            review=review,
             writer=writer,
+            decisions=decisions,
             keys=KeyCache(cfg.service.key_cache_seconds),
             metrics=metrics,
             templates=Jinja2Templates(directory=str(TEMPLATES)),
         )
         await writer.start()
+        await decisions.start()
         try:
             yield
         finally:
             await writer.stop()
+            await decisions.stop()
             if owned:
                 store.close()
 
@@ -173,6 +237,9 @@ def create_app(
     app.include_router(api.router)
     app.include_router(dashboard.router)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
+    _document_feedback(app)
+    # add_middleware puts each one outside the previous: FeedbackRoute innermost, metrics outermost.
+    app.add_middleware(FeedbackRoute)
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

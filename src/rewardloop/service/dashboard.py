@@ -35,6 +35,11 @@ def _plotly_js() -> Path:
     return Path(spec.origin).parent / "package_data" / "plotly.min.js"
 
 
+def _local(path: str) -> str:
+    """A redirect target on this site only (``//host`` would leave it)."""
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
 def _signed_in(request: Request, state: AppState) -> ApiKey | None:
     secret = request.cookies.get(COOKIE)
     return check_key(state.store, state.keys, secret) if secret else None
@@ -64,7 +69,7 @@ def plotly_js() -> FileResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, state: StateDep, next: str = "/") -> HTMLResponse:
-    return _page(state, request, "login.html", next=next if next.startswith("/") else "/", error=None)
+    return _page(state, request, "login.html", next=_local(next), error=None)
 
 
 @router.post("/login", response_model=None)
@@ -73,8 +78,8 @@ def login(
 ) -> Response:
     found = check_key(state.store, state.keys, key.strip())
     if found is None:
-        return _page(state, request, "login.html", 401, next=next, error="invalid or revoked API key")
-    response = RedirectResponse(next if next.startswith("/") else "/", status_code=303)
+        return _page(state, request, "login.html", 401, next=_local(next), error="invalid or revoked API key")
+    response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(
         COOKIE, key.strip(), httponly=True, samesite="strict", secure=request.url.scheme == "https"
     )
@@ -111,7 +116,7 @@ def overview(request: Request, state: StateDep) -> Response:
         lat=lat,
         vol=vol,
         ab=ab,
-        wrong=panels.misclassifications(batch),
+        wrong=panels.misclassifications(batch, limit=12),
         board=panels.leaderboard(batch),
         counts=review_counts(state.store, key.project),
         figures=orjson.dumps(figs).decode(),

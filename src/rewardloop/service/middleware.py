@@ -50,8 +50,9 @@ class Metrics:
         )
         self.review_resolved = Counter("rewardloop_review_resolved", "review items resolved", registry=r)
         self.batch_size = Histogram(
-            "rewardloop_feedback_commit_rows",
-            "feedback rows per group commit",
+            "rewardloop_commit_rows",
+            "rows per group commit, by writer (feedback, decisions)",
+            ["writer"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=r,
         )
@@ -66,7 +67,10 @@ class Metrics:
         return self.registry
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer with a JSON body (plain ASGI)."""
     payload = orjson.dumps(body)
     await send(
         {
@@ -75,6 +79,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
             ],
         }
     )
@@ -103,11 +108,11 @@ class BodyLimit:
                 try:
                     length = int(value)
                 except ValueError:
-                    await _send_json(send, 400, {"detail": "Content-Length is not a number", "field": "body"})
+                    await send_json(send, 400, {"detail": "Content-Length is not a number", "field": "body"})
                     return
         if length is not None:
             if length > self.max_bytes:
-                await _send_json(send, 413, self._message())
+                await send_json(send, 413, self._message())
                 return
             await self.app(scope, receive, send)
             return
@@ -124,7 +129,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                await _send_json(send, 413, self._message())
+                await send_json(send, 413, self._message())
                 return
             if not message.get("more_body", False):
                 break

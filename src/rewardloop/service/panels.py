@@ -186,7 +186,7 @@ def misclassifications(batch: DecisionBatch, limit: int = 20) -> list[dict[str, 
             "predicted": j.decision.action,
             "confidence": j.decision.confidence,
             "correct": j.label,
-            "at": j.decision.created_at.isoformat(timespec="seconds"),
+            "at": j.decision.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         }
         for j in wrong[:limit]
     ]

@@ -57,7 +57,11 @@ class DecideInput:
 @dataclass(frozen=True)
 class DecideOutcome:
     """The decision served (version from the alias in force, experiment and variant assigned), and in
-    shadow mode the challenger's decision on the same request (logged, not served)."""
+    shadow mode the challenger's decision on the same request (logged, not served).
+
+    The shadow decision must have its own id and no ``idempotency_key`` (the served decision carries the
+    request's key; the store keeps a key once).
+    """
 
     decision: Decision
     shadow: Decision | None = None

@@ -57,13 +57,19 @@ class KeyCache:
             self._keys.clear()
 
 
-def _secret(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
+def secret_from(authorization: str | None, x_api_key: str | None, cookie: str | None) -> str | None:
+    """The key a request carries: ``Authorization: Bearer``, else ``X-API-Key``, else the cookie."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value:
             return value.strip()
-    return request.headers.get("x-api-key") or request.cookies.get(COOKIE)
+    return x_api_key or cookie
+
+
+def _secret(request: Request) -> str | None:
+    return secret_from(
+        request.headers.get("authorization"), request.headers.get("x-api-key"), request.cookies.get(COOKIE)
+    )
 
 
 def check_key(store: Store, cache: KeyCache, secret: str) -> ApiKey | None:

@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.feedback_writer import FeedbackWriter
 from rewardloop.service.middleware import Metrics
 from rewardloop.service.providers import PolicyAdmin, PolicyProvider
@@ -28,6 +29,7 @@ class AppState:
     admin: PolicyAdmin
     review: ReviewPolicy
     writer: FeedbackWriter
+    decisions: DecisionWriter
     keys: KeyCache
     metrics: Metrics
     templates: Jinja2Templates

@@ -81,9 +81,14 @@ def enqueue_review(store: Store, items: Iterable[ReviewItem]) -> int:
     if not rows:
         return 0
     dialect = sqlite if store.dialect == "sqlite" else postgresql
-    stmt = dialect.insert(ReviewItemRow).on_conflict_do_nothing(index_elements=["decision_id"])
+    stmt = (
+        dialect.insert(ReviewItemRow)
+        .on_conflict_do_nothing(index_elements=["decision_id"])
+        .returning(ReviewItemRow.id)
+    )
     with store.engine.begin() as conn:
-        return sum(int(conn.execute(stmt, [row]).rowcount) for row in rows)
+        # Counted from RETURNING: the driver's rowcount is -1 here on psycopg.
+        return sum(len(conn.execute(stmt, row).all()) for row in rows)
 
 
 def read_review_queue(

@@ -1,0 +1,175 @@
+"""End to end in a real browser: Debian's Chromium, driven by Playwright, against a real server.
+
+A person signs in, opens the review queue, picks the right label for the model's unsure guess, and sees
+the resolution counted on the queue and on the overview; the correction is in the store. The dashboard
+must load nothing from outside the machine (plotly.js is served locally).
+
+Runs in the default test run; skips, saying why, where /usr/bin/chromium (``make browser`` installs it)
+or the playwright package is missing. Set ``REWARDLOOP_SCREENSHOT=path.png`` to save the overview.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rewardloop.config import ProjectConfig
+from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service import create_app
+from rewardloop.store import Store, read_feedback, write_decisions, write_feedback
+from rewardloop.store.apikeys import create_api_key
+from rewardloop.types import Decision, Feedback
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium: run `make browser` (apt-get install chromium)"
+)
+
+INTENTS = {
+    "lights_on": ["turn on the kitchen lights", "lights on in the hall", "switch the lamp on"],
+    "lights_off": ["turn off the bedroom light", "lights off please", "kill the lights in the garage"],
+    "weather": ["what's the weather tomorrow", "will it rain today", "how cold is it outside"],
+    "timer": ["set a timer for ten minutes", "start a 5 minute timer", "timer for the pasta"],
+}
+
+
+def seed(store: Store, project: str, n: int = 300, seed: int = 0) -> None:
+    """Synthetic traffic for the dashboard: a classifier in an A/B test, a router, feedback, a queue."""
+    rng = random.Random(seed)
+    labels = tuple(INTENTS)
+    now = datetime.now(UTC)
+    decisions, feedback = [], []
+    for i in range(n):
+        truth = rng.choice(labels)
+        text = rng.choice(INTENTS[truth])
+        variant = "challenger" if i % 4 == 0 else "champion"
+        skill = 0.9 if variant == "challenger" else 0.8
+        conf = min(0.99, max(0.3, rng.gauss(0.82, 0.12)))
+        guess = truth if rng.random() < skill * (0.6 + 0.5 * conf) else rng.choice(labels)
+        rest = (1 - conf) / (len(labels) - 1)
+        dist = tuple(conf if a == guess else rest for a in labels)
+        at = now - timedelta(minutes=rng.randint(1, 23 * 60))
+        d = Decision(
+            policy="intent", policy_version="2" if variant == "challenger" else "1", kind="classifier",
+            actions=labels, action=guess, action_dist=dist, pscore=conf, confidence=conf,
+            latency_ms=rng.lognormvariate(3.0, 0.4), text=text, metadata={"project": project},
+            experiment="intent-v2", variant=variant, variant_share=0.25 if variant == "challenger" else 0.75,
+            created_at=at,
+        )  # fmt: skip
+        decisions.append(d)
+        if conf >= 0.7 and rng.random() < 0.6:
+            feedback.append(
+                Feedback(decision_id=d.id, kind="correction", label=truth, rater_id="agent",
+                         created_at=at + timedelta(minutes=5))
+            )  # fmt: skip
+        arms = ("rag_agent", "sql_agent", "web_agent")
+        arm = rng.choice(arms)
+        r = Decision(
+            policy="router", policy_version="1", kind="router", actions=arms, action=arm,
+            action_dist=(1 / 3, 1 / 3, 1 / 3), pscore=1 / 3, latency_ms=rng.lognormvariate(4.0, 0.3),
+            text=text, metadata={"project": project}, created_at=at,
+        )  # fmt: skip
+        decisions.append(r)
+        quality = {"rag_agent": 0.8, "sql_agent": 0.55, "web_agent": 0.35}[arm]
+        feedback.append(
+            Feedback(decision_id=r.id, kind="implicit", value=float(rng.random() < quality),
+                     source="implicit", created_at=at + timedelta(minutes=1))
+        )  # fmt: skip
+    write_decisions(store, decisions)
+    write_feedback(store, feedback)
+    judged = {f.decision_id for f in feedback}
+    ReviewPolicy(confidence_below=0.7).enqueue(
+        store, [(d, None) for d in decisions if d.kind == "classifier" and d.id not in judged]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(sqlite_store: Store) -> Iterator[tuple[str, str, Store]]:
+    import uvicorn
+
+    seed(sqlite_store, "acme")
+    _, key = create_api_key(sqlite_store, "ann", "acme", role="admin")
+    port = free_port()
+    app = create_app(sqlite_store, config=ProjectConfig())
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio")
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}", key, sqlite_store
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_a_reviewer_resolves_an_item_and_sees_it_counted(server: tuple[str, str, Store]) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the package only)")
+    base, key, store = server
+    outside: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
+            page.goto(f"{base}/")  # not signed in: sent to the login page
+            assert "/login" in page.url
+            page.fill("input[name=key]", key)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#fig-calibration .main-svg")  # plotly.js drew the chart
+            resolved_before = int(page.inner_text("#review-resolved"))
+            assert resolved_before == 0
+            if os.environ.get("REWARDLOOP_SCREENSHOT"):
+                page.wait_for_timeout(500)
+                page.screenshot(path=os.environ["REWARDLOOP_SCREENSHOT"], full_page=True)
+
+            page.click("text=Review queue")
+            open_before = int(page.inner_text("#count-open"))
+            assert open_before > 0
+            first = page.locator(".item").first
+            item_id = first.get_attribute("data-item")
+            guess = first.locator(".guess").inner_text()
+            options = first.locator("select[name=label] option").all_inner_texts()
+            right = next(o for o in options if o != guess)  # the person disagrees with the model
+            first.locator("select[name=label]").select_option(right)
+            first.locator("button[type=submit]").click()
+            page.wait_for_selector("#done")
+            assert int(page.inner_text("#count-resolved")) == 1
+            assert int(page.inner_text("#count-open")) == open_before - 1
+            assert page.locator(f'[data-item="{item_id}"]').count() == 0
+
+            page.click("text=Overview")
+            page.wait_for_selector("#review-resolved")
+            assert int(page.inner_text("#review-resolved")) == 1
+        finally:
+            browser.close()
+    assert outside == []
+    (fb,) = [f for f in read_feedback(store) if f.rater_id == "ann"]
+    assert (fb.kind, fb.label, fb.source) == ("correction", right, "human")
