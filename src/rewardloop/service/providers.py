@@ -1,16 +1,20 @@
 """What the service needs from the policies, the registry and the experiments, as small Protocols.
 
-The HTTP layer depends only on these. :func:`default_providers` is the ONE place where they are wired
-to the real registry (``rewardloop.registry``), experiments (``rewardloop.loop``) and policies; until
-that wiring exists, ``/v1/decide`` and the policy routes answer 503 saying so, and everything that
-reads or writes the store works.
+The HTTP layer depends only on these; :func:`default_providers` wires them to the real registry
+(``rewardloop.registry``), experiments (``rewardloop.loop``) and policies (:class:`RegistryProviders`).
+Tests pass fakes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from rewardloop.config import ProjectConfig
 from rewardloop.store import Store
@@ -143,16 +147,195 @@ class Unwired:
         return []
 
 
-def default_providers(config: ProjectConfig, store: Store) -> tuple[PolicyProvider, PolicyAdmin]:
-    """The providers ``rewardloop serve`` uses.
+class RegistryProviders:
+    """The real wiring: the registry's aliases and versions, experiment assignment, loaded policies.
 
-    MERGE POINT: wire ``rewardloop.registry`` (aliases, promote, rollback), ``rewardloop.loop``'s
-    experiment assignment (salted hash of ``DecideInput.unit_id``; ``variant_share`` on the decision;
-    the shadow challenger's decision in :class:`DecideOutcome`) and the classifier / router / reranker
-    policies' ``decide`` here. Nothing else in the service changes.
+    Serving reads the running experiment and the champion alias through a short cache (``ttl``
+    seconds), so a promotion or a ramp step reaches every worker within that time without a query per
+    request. Loaded artifacts are verified against their checksum once per version.
+
+    Classifiers decide ε-greedy by default (``policies[].options``: ``explore`` = greedy | sample |
+    epsilon, ``epsilon``), so every served decision carries a propensity for off-policy evaluation.
+    Routers act on ``features`` with their own exploration; rerankers sample from a softmax over their
+    scores (``options.temperature``).
     """
-    unwired = Unwired()
-    return unwired, unwired
+
+    def __init__(self, config: ProjectConfig, store: Store, ttl: float = 2.0) -> None:
+        from rewardloop.loop.experiments import Experiments
+        from rewardloop.registry import Registry
+
+        self.config = config
+        self.registry = Registry(
+            store, config.experiments.registry_root, keep_last=config.experiments.keep_last
+        )
+        self.experiment_ctl = Experiments(store, self.registry, config.experiments)
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._loaded: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- cached lookups ----------------------------------------------------------------------------
+
+    def _cached(self, key: tuple[str, str], compute: Any) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (now, value)
+        return value
+
+    def _load(self, policy: str, version: str) -> Any:
+        from rewardloop.registry import RegistryError
+
+        key = (policy, version)
+        with self._lock:
+            if key in self._loaded:
+                return self._loaded[key]
+            try:
+                pv = self.registry.get(policy, version)
+                path = self.registry.artifact_path(f"{policy}@{version}")
+            except RegistryError as err:
+                raise ProviderError("not_found", str(err), "policy") from None
+            self._loaded[key] = (pv.kind, _load_artifact(pv.kind, path))
+            return self._loaded[key]
+
+    # -- PolicyProvider ----------------------------------------------------------------------------
+
+    def decide(self, request: DecideInput) -> DecideOutcome:
+        from rewardloop.registry import RegistryError
+
+        exp = self._cached(
+            ("experiment", request.policy), lambda: self.experiment_ctl.running_for(request.policy)
+        )
+        assignment = None
+        if exp is not None and request.unit_id is not None:
+            assignment = self.experiment_ctl.assign(exp, request.unit_id)
+        if assignment is not None:
+            version = assignment.version
+        else:
+            try:
+                version = self._cached(
+                    ("champion", request.policy),
+                    lambda: self.registry.resolve(f"{request.policy}@champion").version,
+                )
+            except RegistryError as err:
+                raise ProviderError("not_found", str(err), "policy") from None
+        decision = self._decide_with(request, version)
+        decision = dataclasses.replace(decision, idempotency_key=request.idempotency_key)
+        shadow = None
+        if assignment is not None:
+            decision = assignment.tag(decision)
+            for variant, shadow_version in assignment.shadow:
+                shadow = assignment.tag_shadow(self._decide_with(request, shadow_version), variant)
+        return DecideOutcome(decision, shadow)
+
+    def _decide_with(self, request: DecideInput, version: str) -> Decision:
+        kind, model = self._load(request.policy, version)
+        options = self._options(request.policy)
+        meta = dict(request.metadata)
+        if kind == "classifier":
+            if not request.text:
+                raise ProviderError("invalid", "a classifier decides on `text`", "text")
+            mode = options.get("explore", "epsilon")
+            d: Decision = model.decide(request.text, mode=mode, epsilon=float(options.get("epsilon", 0.1)))
+            return dataclasses.replace(d, policy=request.policy, policy_version=version, metadata=meta)
+        if kind == "router":
+            if request.features is None:
+                raise ProviderError("invalid", "a router decides on `features`", "features")
+            try:
+                routed = model.act(list(request.features))
+            except ValueError as err:
+                raise ProviderError("invalid", str(err), "features") from None
+            record: Decision = routed.to_record(
+                request.policy, version, features=request.features, text=request.text, metadata=meta
+            )
+            return record
+        if not request.candidates:
+            raise ProviderError("invalid", "a reranker ranks `candidates`", "candidates")
+        actions = request.actions or tuple(f"c{i}" for i in range(len(request.candidates)))
+        dist = model.action_dist(
+            request.text or "", list(request.candidates), float(options.get("temperature", 1.0))
+        )
+        rng = np.random.default_rng()
+        top = int(rng.choice(len(dist), p=dist))
+        order = [top, *[i for i in np.argsort(-dist) if i != top]]
+        return Decision(
+            policy=request.policy,
+            policy_version=version,
+            kind="reranker",
+            actions=tuple(actions),
+            action=actions[top],
+            action_dist=tuple(float(p) for p in dist),
+            pscore=float(dist[top]),
+            text=request.text,
+            candidates=tuple(request.candidates),
+            ranking=tuple(actions[i] for i in order),
+            metadata=meta,
+        )
+
+    def _options(self, policy: str) -> Mapping[str, Any]:
+        return next((p.options for p in self.config.policies if p.name == policy), {})
+
+    # -- PolicyAdmin -------------------------------------------------------------------------------
+
+    def list_policies(self) -> list[PolicyInfo]:
+        out = []
+        for name in self.registry.policies():
+            versions = self.registry.versions(name)
+            kind = versions[-1].kind if versions else "classifier"
+            out.append(PolicyInfo(name, kind, self.registry.aliases(name), [v.version for v in versions]))
+        return out
+
+    def promote(
+        self, policy: str, version: str, alias: str, actor: str, reason: str, force: bool
+    ) -> AliasMove:
+        from rewardloop.registry import RegistryError
+
+        try:
+            e = self.registry.promote(
+                f"{policy}@{version}", None, force=force, actor=actor, reason=reason, alias=alias
+            )
+        except RegistryError as err:
+            raise ProviderError("refused", f"{err} (promote through an experiment, or force it)") from None
+        self._cache.clear()
+        return AliasMove(e.policy, e.alias, e.from_version, e.to_version, e.action, e.forced)
+
+    def rollback(self, policy: str, alias: str, actor: str, reason: str) -> AliasMove:
+        from rewardloop.registry import RegistryError
+
+        try:
+            e = self.registry.rollback(policy, actor=actor, reason=reason, alias=alias)
+        except RegistryError as err:
+            raise ProviderError("refused", str(err)) from None
+        self._cache.clear()
+        return AliasMove(e.policy, e.alias, e.from_version, e.to_version, e.action, e.forced)
+
+    def experiments(self) -> list[ExperimentInfo]:
+        return [
+            ExperimentInfo(e.name, e.policy, e.variants, e.shares, e.status, e.stage, e.shadow, e.verdict)
+            for e in self.experiment_ctl.list()
+        ]
+
+
+def _load_artifact(kind: str, path: Any) -> Any:
+    if kind == "classifier":
+        from rewardloop.policies.classifier import ClassifierPolicy
+
+        return ClassifierPolicy.load(path)
+    if kind == "router":
+        from rewardloop.learners.bandits import load_router
+
+        return load_router(path)
+    from rewardloop.policies.reranker import Reranker
+
+    return Reranker.load(path)
+
+
+def default_providers(config: ProjectConfig, store: Store) -> tuple[PolicyProvider, PolicyAdmin]:
+    """The providers ``rewardloop serve`` uses: the registry, experiments and policies of the store."""
+    wired = RegistryProviders(config, store)
+    return wired, wired
 
 
 __all__ = [
@@ -164,6 +347,7 @@ __all__ = [
     "PolicyInfo",
     "PolicyProvider",
     "ProviderError",
+    "RegistryProviders",
     "Unwired",
     "default_providers",
 ]
