@@ -18,7 +18,7 @@ def demo(
     rounds: Annotated[
         int, typer.Option(help="rounds of the loop (serve, feedback, train, gate, deploy)")
     ] = 6,
-    traffic: Annotated[int, typer.Option(help="requests served per round")] = 900,
+    traffic: Annotated[int, typer.Option(help="requests served per round")] = 2000,
     out: Annotated[Path, typer.Option(help="folder for the database, registry, artifacts and report")] = Path(
         "demo-output"
     ),

@@ -76,7 +76,7 @@ class DemoConfig:
     """How big the demo is. The defaults run in a few minutes on 2 cores; tests shrink them."""
 
     rounds: int = 6
-    traffic_per_round: int = 900
+    traffic_per_round: int = 2000
     seed_per_intent: int = 5
     golden_per_intent: int = 20
     samples_per_template: int = 20
@@ -86,7 +86,7 @@ class DemoConfig:
     review_below: float = 0.5
     #: Exploration while serving: the best guess with probability 1-ε, a uniform label otherwise.
     #: Every decision so carries a propensity of at least ε/K for off-policy evaluation.
-    epsilon: float = 0.2
+    epsilon: float = 0.1
     bad_challenger_round: int = 2
     rl_learner: str = "ppo"
     vader_snippets: int = 1500
@@ -96,7 +96,11 @@ class DemoConfig:
     intents: list[str] | None = None
     experiments: ExperimentsConfig = field(
         default_factory=lambda: ExperimentsConfig(
-            ramp=[0.25, 0.5, 1.0], min_samples=80, reward_spec="thumbs", success_at=0.5
+            # A short ramp: each demo round is a day of traffic; production keeps 5 → 25 → 50 → 100.
+            ramp=[0.5, 1.0],
+            min_samples=300,
+            reward_spec="thumbs",
+            success_at=0.5,
         )
     )
     gate: GateConfig = field(
