@@ -218,6 +218,7 @@ def main() -> None:
     policies = dict.fromkeys(learners, seed_policy)
     curves: dict[str, list[float]] = {name: [acc_seed] for name in [*learners, "full_labels"]}
     online_reward: dict[str, list[float]] = {name: [] for name in learners}
+    throughput: dict[str, list[float]] = {name: [] for name in learners}  # samples/s per fit
     seen = 0
     for r in range(rounds):
         batch = stream_idx[r * args.per_round : min((r + 1) * args.per_round, n_stream)]
@@ -226,7 +227,9 @@ def main() -> None:
             rng = np.random.default_rng([args.seed, r, i])
             data = decide_and_feedback(policies[name], X_all[batch], y[batch], rng)
             online_reward[name].append(float(data.reward.mean()))
+            t0 = time.perf_counter()
             policies[name] = learner.fit(data, policies[name])
+            throughput[name].append(len(data) * learner.config.epochs / (time.perf_counter() - t0))
             curves[name].append(accuracy(policies[name], X_gold, y_gold))
         full_idx = np.concatenate([seed_idx, stream_idx[:seen]])
         ceiling = train_supervised(X_all[full_idx], y[full_idx], labels, args.seed)
@@ -244,6 +247,9 @@ def main() -> None:
     print("online reward (share of production decisions that were right), per round:")
     for name in learners:
         print(f"  {name:>9}: " + " ".join(f"{v:.2f}" for v in online_reward[name]))
+    print("training throughput on cached embeddings (samples × epochs per second, median over rounds):")
+    for name in learners:
+        print(f"  {name:>9}: {np.median(throughput[name]):,.0f} samples/s")
     gap = curves["full_labels"][-1] - acc_seed
     for name in learners:
         closed = (curves[name][-1] - acc_seed) / gap if gap > 0 else float("nan")
