@@ -9,20 +9,21 @@ from the policy that logged them). Accuracy on a held-out golden set is reported
 against the supervised start (the floor) and against supervised training on the same texts with
 full labels (the ceiling).
 
-Every text is embedded once with MiniLM (cached as .npy under ~/.cache/rewardloop); the heads train
-on the cached embeddings. Seeded: the same command prints the same figures.
+Every text is embedded once with MiniLM (cached under ~/.cache/rewardloop); the heads train on the
+cached embeddings. Seeded: the same command prints the same figures. Each seed draws its own
+seed/golden/stream split and its own production samples; the figures are medians over the seeds.
 
-    PYTHONPATH=src python benchmarks/learning.py                 # ~2-4 min on 2 cores, first run
-    PYTHONPATH=src python benchmarks/learning.py --rounds 4      # quicker
+    PYTHONPATH=src python benchmarks/learning.py                    # 3 seeds: ~3 min on 2 cores
+    PYTHONPATH=src python benchmarks/learning.py --seeds 0 --rounds 4   # quicker
 
-Ends with one JSON line: golden_acc_seed, golden_acc_reinforce, golden_acc_ppo, golden_acc_a2c,
-golden_acc_full_labels (the golden accuracies after the last round).
+The first run also embeds ~3,900 texts (1-4 minutes depending on the machine's load). Ends with one
+JSON line: golden_acc_seed, golden_acc_reinforce, golden_acc_ppo, golden_acc_a2c,
+golden_acc_full_labels (median golden accuracies after the last round).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
@@ -30,6 +31,7 @@ import random
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,19 +87,28 @@ def load_texts(max_per_template: int = 20) -> tuple[list[str], list[str]]:
 
 
 def embed_cached(texts: list[str]) -> np.ndarray:
-    """MiniLM embeddings (n, 384), computed once and cached as .npy keyed by the texts' hash."""
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = CACHE / f"learning-bench-{key}.npy"
-    if path.exists():
-        return np.load(path)
-    from rewardloop.encoders import MiniLMEncoder
+    """MiniLM embeddings (n, 384) of ``texts``, each text embedded once ever.
 
-    start = time.perf_counter()
-    X = MiniLMEncoder(num_threads=2).encode(texts)
-    print(f"embedded {len(texts)} texts in {time.perf_counter() - start:.0f} s → {path}")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, X)
-    return X
+    The cache is ``~/.cache/rewardloop/learning-bench-minilm.npz`` (arrays ``texts`` and ``X``);
+    texts not in it yet are embedded and added.
+    """
+    path = CACHE / "learning-bench-minilm.npz"
+    known: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as cached:
+            known = dict(zip(cached["texts"].tolist(), cached["X"], strict=True))
+    missing = sorted(set(texts) - set(known))
+    if missing:
+        from rewardloop.encoders import MiniLMEncoder
+
+        start = time.perf_counter()
+        X_new = MiniLMEncoder(num_threads=2).encode(missing)
+        print(f"embedded {len(missing)} texts in {time.perf_counter() - start:.0f} s → {path}")
+        known.update(zip(missing, X_new, strict=True))
+        CACHE.mkdir(parents=True, exist_ok=True)
+        names = sorted(known)
+        np.savez(path, texts=np.array(names), X=np.stack([known[t] for t in names]))
+    return np.stack([known[t] for t in texts]).astype(np.float32)
 
 
 def split(
@@ -106,9 +117,9 @@ def split(
     """Per intent: n_seed labelled seed rows, a golden share, the rest an unlabelled stream.
 
     Returns (labels, y, seed_idx, golden_idx, stream_idx); intents with fewer than min_count
-    examples are left out, and each intent is capped at max_per_intent examples.
+    examples are left out, and each intent is capped at max_per_intent examples (the same ones
+    whatever the seed, so that the embeddings are computed once).
     """
-    rng = random.Random(seed)
     by_intent: dict[str, list[int]] = defaultdict(list)
     for i, intent in enumerate(intents):
         by_intent[intent].append(i)
@@ -116,10 +127,12 @@ def split(
     index = {k: j for j, k in enumerate(labels)}
     y = np.array([index.get(t, -1) for t in intents])
     seed_idx, golden_idx, stream_idx = [], [], []
+    pool_rng, rng = random.Random(0), random.Random(seed)
     for intent in labels:
         rows = by_intent[intent]
+        pool_rng.shuffle(rows)  # the capped pool is the same for every seed: embedded once
+        rows = sorted(rows[:max_per_intent])
         rng.shuffle(rows)
-        rows = rows[:max_per_intent]
         n_golden = max(2, int(golden_frac * len(rows)))
         seed_idx += rows[:n_seed]
         golden_idx += rows[n_seed : n_seed + n_golden]
@@ -174,23 +187,15 @@ def decide_and_feedback(
 # ------------------------------------------------------------------------------------------ main
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=8, help="production rounds")
-    parser.add_argument("--per-round", type=int, default=300, help="unseen texts decided per round")
-    parser.add_argument("--seed-per-intent", type=int, default=5, help="labelled seed examples per intent")
-    parser.add_argument("--max-per-intent", type=int, default=150, help="cap of examples per intent")
-    parser.add_argument("--golden-frac", type=float, default=0.2, help="share of each intent held out")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", default="docs/learning_curves.png", help="PNG of the curves ('' for none)")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # tiny heads: one thread is fastest, and kind to a shared machine
-    start = time.perf_counter()
+LEARNERS = ("reinforce", "ppo", "a2c")
+CURVES = (*LEARNERS, "full_labels")
 
-    texts, intents = load_texts()
+
+def run_one(seed: int, texts: list[str], intents: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """One seeded simulation: curves[name][round] of golden accuracy, online reward, throughput."""
     labels, y, seed_idx, golden_idx, stream_idx = split(
         intents,
-        args.seed,
+        seed,
         args.seed_per_intent,
         args.golden_frac,
         args.max_per_intent,
@@ -201,22 +206,17 @@ def main() -> None:
     X_all[used] = embed_cached([texts[i] for i in used])
     n_stream = min(len(stream_idx), args.rounds * args.per_round)
     rounds = -(-n_stream // args.per_round)
-    print(
-        f"{len(texts)} texts, {len(set(intents))} intents; using {len(labels)} intents with ≥ "
-        f"{args.seed_per_intent + 10} examples: seed {len(seed_idx)}, golden {len(golden_idx)}, "
-        f"stream {n_stream} in {rounds} rounds of {args.per_round}"
-    )
     X_gold, y_gold = X_all[golden_idx], y[golden_idx]
-    seed_policy = train_supervised(X_all[seed_idx], y[seed_idx], labels, args.seed)
+    seed_policy = train_supervised(X_all[seed_idx], y[seed_idx], labels, seed)
     acc_seed = accuracy(seed_policy, X_gold, y_gold)
 
     learners = {
-        "reinforce": Reinforce(ReinforceConfig(lr=5e-3, epochs=5, batch_size=32, seed=args.seed)),
-        "ppo": PPO(PPOConfig(lr=5e-3, epochs=5, batch_size=32, seed=args.seed)),
-        "a2c": A2C(A2CConfig(lr=5e-3, epochs=5, batch_size=32, seed=args.seed)),
+        "reinforce": Reinforce(ReinforceConfig(lr=5e-3, epochs=5, batch_size=32, seed=seed)),
+        "ppo": PPO(PPOConfig(lr=5e-3, epochs=5, batch_size=32, seed=seed)),
+        "a2c": A2C(A2CConfig(lr=5e-3, epochs=5, batch_size=32, seed=seed)),
     }
     policies = dict.fromkeys(learners, seed_policy)
-    curves: dict[str, list[float]] = {name: [acc_seed] for name in [*learners, "full_labels"]}
+    curves: dict[str, list[float]] = {name: [acc_seed] for name in CURVES}
     online_reward: dict[str, list[float]] = {name: [] for name in learners}
     throughput: dict[str, list[float]] = {name: [] for name in learners}  # samples/s per fit
     seen = 0
@@ -224,7 +224,7 @@ def main() -> None:
         batch = stream_idx[r * args.per_round : min((r + 1) * args.per_round, n_stream)]
         seen += len(batch)
         for i, (name, learner) in enumerate(learners.items()):
-            rng = np.random.default_rng([args.seed, r, i])
+            rng = np.random.default_rng([seed, r, i])
             data = decide_and_feedback(policies[name], X_all[batch], y[batch], rng)
             online_reward[name].append(float(data.reward.mean()))
             t0 = time.perf_counter()
@@ -232,62 +232,123 @@ def main() -> None:
             throughput[name].append(len(data) * learner.config.epochs / (time.perf_counter() - t0))
             curves[name].append(accuracy(policies[name], X_gold, y_gold))
         full_idx = np.concatenate([seed_idx, stream_idx[:seen]])
-        ceiling = train_supervised(X_all[full_idx], y[full_idx], labels, args.seed)
+        ceiling = train_supervised(X_all[full_idx], y[full_idx], labels, seed)
         curves["full_labels"].append(accuracy(ceiling, X_gold, y_gold))
+    return {
+        "curves": curves,
+        "online_reward": online_reward,
+        "throughput": throughput,
+        "x": [min(r * args.per_round, n_stream) for r in range(rounds + 1)],
+        "n_golden": len(golden_idx),
+        "n_labels": len(labels),
+        "n_seed": len(seed_idx),
+    }
 
-    # ---- table
-    names = [*learners, "full_labels"]
-    print(f"\ngolden-set accuracy ({len(golden_idx)} texts, {len(labels)} intents); round 0 = seed model")
-    print(f"{'round':>5} {'texts':>6} " + " ".join(f"{n:>11}" for n in names))
-    for r in range(rounds + 1):
+
+def plot(
+    path: str,
+    x: list[int],
+    median: dict[str, np.ndarray],
+    lo: dict[str, np.ndarray],
+    hi: dict[str, np.ndarray],
+    args: argparse.Namespace,
+    n_seeds: int,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name in CURVES:
+        style = "--" if name == "full_labels" else "-"
+        label = "supervised, full labels (ceiling)" if name == "full_labels" else f"{name} (bandit feedback)"
+        (line,) = ax.plot(x, median[name], style, marker="o", ms=3, label=label)
+        if n_seeds > 1:
+            ax.fill_between(x, lo[name], hi[name], color=line.get_color(), alpha=0.12, lw=0)
+    ax.axhline(
+        median["reinforce"][0],
+        color="grey",
+        lw=1,
+        ls=":",
+        label=f"seed model ({args.seed_per_intent}/intent)",
+    )
+    ax.set_xlabel("production texts with thumbs up/down feedback")
+    ax.set_ylabel("golden-set accuracy")
+    spread = f"median of {n_seeds} seeds, band: min-max" if n_seeds > 1 else "one seed"
+    ax.set_title(f"Home Assistant intents: learning from bandit feedback ({spread})", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=8, help="production rounds")
+    parser.add_argument("--per-round", type=int, default=300, help="unseen texts decided per round")
+    parser.add_argument("--seed-per-intent", type=int, default=5, help="labelled seed examples per intent")
+    parser.add_argument("--max-per-intent", type=int, default=150, help="cap of examples per intent")
+    parser.add_argument("--golden-frac", type=float, default=0.2, help="share of each intent held out")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; figures are medians")
+    parser.add_argument("--plot", default="docs/learning_curves.png", help="PNG of the curves ('' for none)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # tiny heads: one thread is fastest, and kind to a shared machine
+    start = time.perf_counter()
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    texts, intents = load_texts()
+    runs = []
+    for seed in seeds:
+        run = run_one(seed, texts, intents, args)
+        runs.append(run)
+        finals = " ".join(f"{n} {run['curves'][n][-1]:.3f}" for n in CURVES)
+        print(f"seed {seed}: start {run['curves']['reinforce'][0]:.3f} → {finals}")
+    first = runs[0]
+    x = first["x"]
+    print(
+        f"\n{len(texts)} texts, {len(set(intents))} intents; {first['n_labels']} intents with ≥ "
+        f"{args.seed_per_intent + 10} examples: seed set {first['n_seed']}, golden {first['n_golden']}, "
+        f"stream {x[-1]} in {len(x) - 1} rounds of {args.per_round}"
+    )
+    stack = {n: np.array([run["curves"][n] for run in runs]) for n in CURVES}  # (n_seeds, rounds + 1)
+    median = {n: np.median(v, axis=0) for n, v in stack.items()}
+    lo = {n: v.min(axis=0) for n, v in stack.items()}
+    hi = {n: v.max(axis=0) for n, v in stack.items()}
+
+    print(f"\ngolden-set accuracy, median over seeds {seeds}; round 0 = the supervised seed model")
+    print(f"{'round':>5} {'texts':>6} " + " ".join(f"{n:>11}" for n in CURVES))
+    for r in range(len(x)):
+        print(f"{r:>5} {x[r]:>6} " + " ".join(f"{median[n][r]:>11.3f}" for n in CURVES))
+    print("online reward (share of production decisions that were right), median per round:")
+    for name in LEARNERS:
+        values = np.median([run["online_reward"][name] for run in runs], axis=0)
+        print(f"  {name:>9}: " + " ".join(f"{v:.2f}" for v in values))
+    print("training throughput on cached embeddings (samples × epochs per second, median of all fits):")
+    for name in LEARNERS:
+        values = np.concatenate([run["throughput"][name] for run in runs])
+        print(f"  {name:>9}: {np.median(values):,.0f} samples/s")
+    acc_seed = float(median["reinforce"][0])
+    gap = median["full_labels"][-1] - acc_seed
+    for name in LEARNERS:
+        closed = (median[name][-1] - acc_seed) / gap if gap > 0 else float("nan")
         print(
-            f"{r:>5} {min(r * args.per_round, n_stream):>6} "
-            + " ".join(f"{curves[n][r]:>11.3f}" for n in names)
+            f"  {name:>9}: {median[name][-1] - acc_seed:+.3f} over the seed model, "
+            f"{closed:.0%} of the seed → full-labels gap"
         )
-    print("online reward (share of production decisions that were right), per round:")
-    for name in learners:
-        print(f"  {name:>9}: " + " ".join(f"{v:.2f}" for v in online_reward[name]))
-    print("training throughput on cached embeddings (samples × epochs per second, median over rounds):")
-    for name in learners:
-        print(f"  {name:>9}: {np.median(throughput[name]):,.0f} samples/s")
-    gap = curves["full_labels"][-1] - acc_seed
-    for name in learners:
-        closed = (curves[name][-1] - acc_seed) / gap if gap > 0 else float("nan")
-        print(f"  {name:>9} closes {closed:.0%} of the seed → full-labels gap")
-
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        x = [min(r * args.per_round, n_stream) for r in range(rounds + 1)]
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for name in names:
-            style = "--" if name == "full_labels" else "-"
-            label = (
-                "supervised, full labels (ceiling)" if name == "full_labels" else f"{name} (bandit feedback)"
-            )
-            ax.plot(x, curves[name], style, marker="o", ms=3, label=label)
-        ax.axhline(acc_seed, color="grey", lw=1, ls=":", label=f"seed model ({args.seed_per_intent}/intent)")
-        ax.set_xlabel("production texts with feedback")
-        ax.set_ylabel("golden-set accuracy")
-        ax.set_title("Home Assistant intents: learning from thumbs up/down")
-        ax.legend(fontsize=8, loc="lower right")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=120)
+        plot(args.plot, x, median, lo, hi, args, len(seeds))
         print(f"plot: {args.plot}")
     print(f"total {time.perf_counter() - start:.0f} s")
     print(
         json.dumps(
             {
                 "golden_acc_seed": round(acc_seed, 4),
-                "golden_acc_reinforce": round(curves["reinforce"][-1], 4),
-                "golden_acc_ppo": round(curves["ppo"][-1], 4),
-                "golden_acc_a2c": round(curves["a2c"][-1], 4),
-                "golden_acc_full_labels": round(curves["full_labels"][-1], 4),
+                "golden_acc_reinforce": round(float(median["reinforce"][-1]), 4),
+                "golden_acc_ppo": round(float(median["ppo"][-1]), 4),
+                "golden_acc_a2c": round(float(median["a2c"][-1]), 4),
+                "golden_acc_full_labels": round(float(median["full_labels"][-1]), 4),
             }
         )
     )

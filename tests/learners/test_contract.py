@@ -102,11 +102,13 @@ def test_progress_and_checkpoints_keep_the_last_n(name: str, tmp_path: Any) -> N
     cls = LEARNERS[name]
     calls: list[tuple[int, int]] = []
     config = cls.config_class(checkpoint_every=1, keep_checkpoints=2, checkpoint_dir=str(tmp_path), **SMALL)
-    cls(config).fit(DATA_FOR[name](), fresh_policy(), progress=lambda s, t, m: calls.append((s, t)))
+    result = cls(config).fit(DATA_FOR[name](), fresh_policy(), progress=lambda s, t, m: calls.append((s, t)))
     total = calls[0][1]
     assert [s for s, _ in calls] == list(range(1, total + 1))
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == [f"step-{total - 1:06d}", f"step-{total:06d}"]
+    # the last checkpoint is the fitted result, and loads back without pickle
+    assert _same(_state(type(result).load(tmp_path / kept[-1])), _state(result))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -48,7 +48,7 @@ def test_learns_from_logged_decisions_and_compiled_rewards(name: str) -> None:
     assert len(data) == 540
     assert np.allclose(data.pscore, [d.pscore for i, d in enumerate(decisions) if i % 10])
     cls = LEARNERS[name]
-    fitted = cls(cls.config_class(epochs=20, batch_size=32)).fit(data, policy)
+    fitted = cls(cls.config_class(epochs=10, batch_size=32)).fit(data, policy)
     X_test, y_test = linear_task(1000, seed=99)
     assert accuracy(fitted, X_test, y_test) > accuracy(policy, X_test, y_test) + 0.25
     assert fitted.encoder is encoder and fitted.predict(texts[:3]) is not None
