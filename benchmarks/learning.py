@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rewardloop.learners import A2C, PPO, A2CConfig, PPOConfig, Reinforce, ReinforceConfig
+from rewardloop.learners import A2C, DQN, PPO, A2CConfig, DQNConfig, PPOConfig, Reinforce, ReinforceConfig
 from rewardloop.learners.base import BanditData
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
 
@@ -188,6 +188,50 @@ def decide_and_feedback(
 
 
 LEARNERS = ("reinforce", "ppo", "a2c")
+#: Abstain-gate costs: a wrong automatic action (say, unlocking the wrong door) costs three times what
+#: a right one earns; a review costs half. Acting pays when P(right) > 0.625.
+GATE_COSTS = {"reward_correct": 1.0, "reward_wrong": -3.0, "review_cost": 0.5}
+
+
+def gate_experiment(
+    policy: ClassifierPolicy,
+    X_all: np.ndarray,
+    y: np.ndarray,
+    log_idx: np.ndarray,
+    X_gold: np.ndarray,
+    y_gold: np.ndarray,
+    seed: int,
+    earlier: list[BanditData],
+) -> dict[str, float]:
+    """DQN abstain gate (option B) for ``policy``: trained on its decisions on the stream texts left
+    over plus the ``earlier`` rounds' logs (off-policy: a row counts when its logged action is
+    ``policy``'s arg-max, weighted by 1/pscore), scored on the golden set by mean reward against
+    always acting and against the best confidence threshold chosen in hindsight on the golden set."""
+    last = decide_and_feedback(policy, X_all[log_idx], y[log_idx], np.random.default_rng([seed, 99]))
+    logs = [*earlier, last]
+    data = BanditData(
+        X=np.concatenate([d.X for d in logs]),
+        action=np.concatenate([d.action for d in logs]),
+        reward=np.concatenate([d.reward for d in logs]),
+        pscore=np.concatenate([d.pscore for d in logs]),
+        labels=list(policy.labels),
+    )
+    gate = DQN(DQNConfig(seed=seed, **GATE_COSTS)).fit(data, policy)
+    proba = policy.predict_proba_embeddings(X_gold)  # (n, K)
+    act = np.where(proba.argmax(axis=1) == y_gold, GATE_COSTS["reward_correct"], GATE_COSTS["reward_wrong"])
+    abstain = -GATE_COSTS["review_cost"]
+    choice = gate.decide(proba)
+    thresholds = np.linspace(0.0, 1.0, 101)
+    best = max(float(np.where(proba.max(axis=1) >= t, act, abstain).mean()) for t in thresholds)
+    return {
+        "n_logs": float(len(data)),
+        "gated": float(np.where(choice == 0, act, abstain).mean()),
+        "always_act": float(act.mean()),
+        "best_threshold": best,
+        "abstain_share": float(choice.mean()),
+    }
+
+
 CURVES = (*LEARNERS, "full_labels")
 
 
@@ -219,6 +263,7 @@ def run_one(seed: int, texts: list[str], intents: list[str], args: argparse.Name
     curves: dict[str, list[float]] = {name: [acc_seed] for name in CURVES}
     online_reward: dict[str, list[float]] = {name: [] for name in learners}
     throughput: dict[str, list[float]] = {name: [] for name in learners}  # samples/s per fit
+    ppo_logs: list[BanditData] = []
     seen = 0
     for r in range(rounds):
         batch = stream_idx[r * args.per_round : min((r + 1) * args.per_round, n_stream)]
@@ -227,6 +272,8 @@ def run_one(seed: int, texts: list[str], intents: list[str], args: argparse.Name
             rng = np.random.default_rng([seed, r, i])
             data = decide_and_feedback(policies[name], X_all[batch], y[batch], rng)
             online_reward[name].append(float(data.reward.mean()))
+            if name == "ppo":
+                ppo_logs.append(data)
             t0 = time.perf_counter()
             policies[name] = learner.fit(data, policies[name])
             throughput[name].append(len(data) * learner.config.epochs / (time.perf_counter() - t0))
@@ -234,7 +281,9 @@ def run_one(seed: int, texts: list[str], intents: list[str], args: argparse.Name
         full_idx = np.concatenate([seed_idx, stream_idx[:seen]])
         ceiling = train_supervised(X_all[full_idx], y[full_idx], labels, seed)
         curves["full_labels"].append(accuracy(ceiling, X_gold, y_gold))
+    gate = gate_experiment(policies["ppo"], X_all, y, stream_idx[n_stream:], X_gold, y_gold, seed, ppo_logs)
     return {
+        "gate": gate,
         "curves": curves,
         "online_reward": online_reward,
         "throughput": throughput,
@@ -329,6 +378,18 @@ def main() -> None:
     for name in LEARNERS:
         values = np.concatenate([run["throughput"][name] for run in runs])
         print(f"  {name:>9}: {np.median(values):,.0f} samples/s")
+    print(
+        "DQN abstain gate for the final PPO policy (option B), mean reward per golden text "
+        f"(right +{GATE_COSTS['reward_correct']:g}, wrong {GATE_COSTS['reward_wrong']:g}, "
+        f"review −{GATE_COSTS['review_cost']:g}):"
+    )
+    for seed, run in zip(seeds, runs, strict=True):
+        g = run["gate"]
+        print(
+            f"  seed {seed}: gate {g['gated']:+.3f} (abstains on {g['abstain_share']:.1%}), always act "
+            f"{g['always_act']:+.3f}, best threshold in hindsight {g['best_threshold']:+.3f}; "
+            f"trained on {g['n_logs']:.0f} logged decisions"
+        )
     acc_seed = float(median["reinforce"][0])
     gap = median["full_labels"][-1] - acc_seed
     for name in LEARNERS:

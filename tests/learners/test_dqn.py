@@ -22,9 +22,9 @@ def test_td_loss_by_hand() -> None:
     q = torch.tensor([[1.0, 2.0], [0.5, 0.0]])
     next_q = torch.tensor([[5.0, 6.0], [7.0, 8.0]])
     # targets: row 1 terminal → 1; row 2 → −.3 + .5 · max(7, 8) = 3.7. Q taken: 1, 0.
-    # Huber: 0 and 3.7 − .5 = 3.2 → mean 1.6
+    # squared errors: 0 and 3.7² = 13.69 → mean 6.845
     loss = dqn_loss(q, torch.tensor([0, 1]), torch.tensor([1.0, -0.3]), next_q, torch.tensor([1.0, 0.0]), 0.5)
-    assert loss.item() == pytest.approx(1.6)
+    assert loss.item() == pytest.approx(6.845)
     weighted = dqn_loss(
         q,
         torch.tensor([0, 1]),
@@ -34,7 +34,7 @@ def test_td_loss_by_hand() -> None:
         0.5,
         weight=torch.tensor([3.0, 1.0]),
     )
-    assert weighted.item() == pytest.approx(3.2 / 4)
+    assert weighted.item() == pytest.approx(13.69 / 4)
 
 
 def test_one_step_episodes_make_gamma_and_target_irrelevant() -> None:
@@ -42,7 +42,7 @@ def test_one_step_episodes_make_gamma_and_target_irrelevant() -> None:
     args = (q, torch.tensor([0, 1]), torch.tensor([1.0, -0.3]))
     a = dqn_loss(*args, torch.tensor([[9.0, 9.0], [9.0, 9.0]]), torch.ones(2), 0.99)
     b = dqn_loss(*args, torch.zeros(2, 2), torch.ones(2), 0.0)
-    assert a.item() == b.item() == pytest.approx((0.5 * 0.8**2 + 0.5 * 0.2**2) / 2)
+    assert a.item() == b.item() == pytest.approx((0.8**2 + 0.2**2) / 2)
 
 
 def test_confidence_features_by_hand() -> None:

@@ -51,7 +51,10 @@ class DQNConfig(LearnerConfig):
     """DQN hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
 
     lr: float = field(default=3e-3, metadata={"help": "Adam learning rate of the Q-network"})
-    epochs: int = field(default=20, metadata={"help": "passes of ε-greedy interaction over the usable rows"})
+    epochs: int = field(
+        default=100,
+        metadata={"help": "passes of ε-greedy interaction over the usable rows (small data: many)"},
+    )
     gamma: float = field(
         default=0.99, metadata={"help": "discount γ; no effect on one-step episodes (target = r)"}
     )
@@ -110,7 +113,11 @@ def dqn_loss(
     gamma: float,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Weighted Huber TD loss: Q(s, a) against r + γ · max_a' Q_target(s', a') · (1 − done).
+    """Weighted squared TD error: Q(s, a) against r + γ · max_a' Q_target(s', a') · (1 − done).
+
+    Squared, not DQN's usual Huber: rewards here are bounded, and the Huber loss's linear tails make
+    Q track something like the median reward, which ignores rare but large costs (a wrong action
+    at ``reward_wrong``) — exactly what the gate has to weigh.
 
     Parameters
     ----------
@@ -125,7 +132,7 @@ def dqn_loss(
     q_taken = q.gather(1, actions.long().unsqueeze(1)).squeeze(1)  # (B,)
     with torch.no_grad():
         target = reward + gamma * next_q_target.max(dim=1).values * (1.0 - done)  # (B,)
-    per_row = F.smooth_l1_loss(q_taken, target, reduction="none")  # (B,)
+    per_row = F.mse_loss(q_taken, target, reduction="none")  # (B,)
     if weight is None:
         return per_row.mean()
     return (weight * per_row).sum() / weight.sum()
