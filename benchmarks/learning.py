@@ -7,7 +7,8 @@ feedback comes back (1 when the chosen intent is right, 0 when wrong: a user's t
 round each learner updates from that round's logged decisions (one on-policy iteration, warm-started
 from the policy that logged them). Accuracy on a held-out golden set is reported after every round,
 against the supervised start (the floor) and against supervised training on the same texts with
-full labels (the ceiling).
+full labels (the ceiling). Then a DQN abstain gate (option B) is learned for the final PPO policy
+from the run's logged decisions and scored by mean reward against always acting.
 
 Every text is embedded once with MiniLM (cached under ~/.cache/rewardloop); the heads train on the
 cached embeddings. Seeded: the same command prints the same figures. Each seed draws its own

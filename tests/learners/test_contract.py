@@ -102,7 +102,9 @@ def test_progress_and_checkpoints_keep_the_last_n(name: str, tmp_path: Any) -> N
     cls = LEARNERS[name]
     calls: list[tuple[int, int]] = []
     config = cls.config_class(checkpoint_every=1, keep_checkpoints=2, checkpoint_dir=str(tmp_path), **SMALL)
-    result = cls(config).fit(DATA_FOR[name](), fresh_policy(), progress=lambda s, t, m: calls.append((s, t)))
+    # the CLI's way: progress given at construction, the policy by keyword
+    learner = cls(config, progress=lambda s, t, m: calls.append((s, t)))
+    result = learner.fit(DATA_FOR[name](), policy=fresh_policy())
     total = calls[0][1]
     assert [s for s, _ in calls] == list(range(1, total + 1))
     kept = sorted(p.name for p in tmp_path.iterdir())
@@ -132,7 +134,7 @@ BAD_CONFIGS = [
     ("a2c", {"vf_coef": -0.5}, "vf_coef"),
     ("a2c", {"batch_size": 0}, "batch_size"),
     ("dqn", {"epsilon_start": 1.2}, "epsilon_start"),
-    ("dqn", {"epsilon_end": 0.5, "epsilon_start": 0.1}, "epsilon_end"),
+    ("dqn", {"epsilon": 0.5, "epsilon_start": 0.1}, "epsilon"),
     ("dqn", {"review_cost": -0.1}, "review_cost"),
     ("dqn", {"target_update_every": 0}, "target_update_every"),
     ("dqn", {"reward_correct": -2.0}, "reward_correct"),

@@ -89,3 +89,43 @@ def test_it_learns_from_preferences_only() -> None:
     end = accuracy(fitted, X_test, y_test)
     assert start < 0.4 and end > 0.7, (start, end)
     assert learner.history_[-1]["pref_acc"] > 0.8
+
+
+def test_pairs_from_stored_feedback() -> None:
+    from rewardloop.learners.dpo import pairs_from_batch
+    from rewardloop.policies.classifier import ClassifierPolicy
+    from rewardloop.types import DecisionBatch
+    from rewardloop.types.records import Feedback
+
+    X, _ = linear_task(4, seed=8)
+    texts = ["t0", "t1", "t2", "t3"]
+    table = dict(zip(texts, X, strict=True))
+
+    def embed(batch_texts: list[str]) -> np.ndarray:
+        return np.stack([table[t] for t in batch_texts])
+
+    class Encoder:
+        encode = staticmethod(embed)
+
+    start = fresh_policy()
+    policy = ClassifierPolicy(LABELS, head=start.head, in_dim=16, encoder=Encoder())  # type: ignore[arg-type]
+    d = policy.decide_batch(texts)
+    other = next(label for label in LABELS if label != d[0].action)
+    feedback = {
+        d[0].id: [Feedback(decision_id=d[0].id, kind="correction", label=other, authority=0.8)],
+        d[1].id: [Feedback(decision_id=d[1].id, kind="correction", label=d[1].action)],  # agrees: no pair
+        d[2].id: [
+            Feedback(decision_id=d[2].id, kind="preference", preferred="b", rejected="c", authority=0.5)
+        ],
+        d[3].id: [Feedback(decision_id=d[3].id, kind="rating", value=1, scale=(-1, 1))],  # no pair
+    }
+    pairs = pairs_from_batch(DecisionBatch(d, feedback=feedback), LABELS, embed)
+    assert pairs.texts == ["t0", "t2"]
+    assert [LABELS[i] for i in pairs.chosen] == [other, "b"]
+    assert [LABELS[i] for i in pairs.rejected] == [d[0].action, "c"]
+    assert pairs.weight.tolist() == [0.8, 0.5]
+    assert np.array_equal(pairs.X, X[[0, 2]])
+    assert DPO.data_from_batch(DecisionBatch(d, feedback=feedback), policy).texts == ["t0", "t2"]
+    bad = {d[2].id: [Feedback(decision_id=d[2].id, kind="preference", preferred="zz", rejected="c")]}
+    with pytest.raises(LearnerDataError, match=f"decision {d[2].id}: preferred label 'zz' is not a label"):
+        pairs_from_batch(DecisionBatch(d, feedback=bad), LABELS, embed)

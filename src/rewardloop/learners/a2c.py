@@ -119,6 +119,8 @@ class A2C:
     Parameters
     ----------
     config : A2CConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
@@ -146,8 +148,9 @@ class A2C:
     name = "a2c"
     config_class = A2CConfig
 
-    def __init__(self, config: A2CConfig | None = None) -> None:
+    def __init__(self, config: A2CConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else A2CConfig()
+        self.progress = progress
 
     def fit(
         self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
@@ -155,6 +158,7 @@ class A2C:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
         head = fitted.head

@@ -27,6 +27,7 @@ from rewardloop.learners._common import LearnerDataError, clip_grad, copy_policy
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import Checkpointer, LearnerConfig, LearnerConfigError, ProgressCallback
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types import DecisionBatch
 
 
 @dataclass
@@ -130,6 +131,48 @@ class PreferencePairs:
         )
 
 
+def pairs_from_batch(
+    batch: DecisionBatch, labels: Sequence[str], embed: Callable[[list[str]], npt.NDArray[np.float32]]
+) -> PreferencePairs:
+    """Preference pairs from stored feedback; each pair is weighted by its rater's authority.
+
+    - ``preference`` feedback: ``preferred`` over ``rejected`` (both must be labels);
+    - ``correction`` feedback: the corrected ``label`` over the decision's own action (when they differ).
+
+    Other feedback gives no pair. A label that is not one of ``labels`` is refused with the decision id.
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    texts: list[str] = []
+    chosen: list[int] = []
+    rejected: list[int] = []
+    weight: list[float] = []
+    for d in batch.decisions:
+        for fb in batch.feedback.get(d.id, []):
+            if fb.kind == "preference":
+                pair = (fb.preferred, fb.rejected)
+            elif fb.kind == "correction" and fb.label != d.action:
+                pair = (fb.label, d.action)
+            else:
+                continue
+            for name, label in zip(("preferred", "rejected"), pair, strict=True):
+                if label not in index:
+                    raise LearnerDataError(
+                        f"decision {d.id}: {name} label {label!r} is not a label of this policy"
+                    )
+            texts.append(d.text or "")
+            chosen.append(index[str(pair[0])])
+            rejected.append(index[str(pair[1])])
+            weight.append(fb.authority)
+    return PreferencePairs(
+        X=embed(texts) if texts else np.zeros((0, 0), np.float32),
+        chosen=np.asarray(chosen, dtype=np.int64),
+        rejected=np.asarray(rejected, dtype=np.int64),
+        labels=list(labels),
+        weight=np.asarray(weight, dtype=np.float64),
+        texts=texts,
+    )
+
+
 def dpo_loss(
     logits: torch.Tensor,
     ref_logits: torch.Tensor,
@@ -170,6 +213,8 @@ class DPO:
     Parameters
     ----------
     config : DPOConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
@@ -190,9 +235,18 @@ class DPO:
 
     name = "dpo"
     config_class = DPOConfig
+    needs_rewards = False  # learns from preference and correction feedback, not compiled rewards
 
-    def __init__(self, config: DPOConfig | None = None) -> None:
+    @staticmethod
+    def data_from_batch(
+        batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None
+    ) -> PreferencePairs:
+        """The pairs ``fit`` takes, from a batch read with its feedback (see :func:`pairs_from_batch`)."""
+        return pairs_from_batch(batch, policy.labels, policy.encoder.encode)
+
+    def __init__(self, config: DPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else DPOConfig()
+        self.progress = progress
 
     def fit(
         self, pairs: PreferencePairs, policy: ClassifierPolicy, progress: ProgressCallback | None = None
@@ -200,6 +254,7 @@ class DPO:
         """Learn from preference pairs; return a new fitted policy."""
         cfg = self.config
         cfg.validate()
+        progress = progress if progress is not None else self.progress
         if len(pairs) == 0:
             raise LearnerDataError("pairs: no preference pairs to learn from")
         if list(pairs.labels) != list(policy.labels):

@@ -2,7 +2,7 @@
 
 Mnih et al. (2015), "Human-level control through deep reinforcement learning": a Q-network, a
 target network synchronised every ``target_update_every`` updates, an experience-replay buffer and
-ε-greedy exploration annealed linearly from ``epsilon_start`` to ``epsilon_end``.
+ε-greedy exploration annealed linearly from ``epsilon_start`` to ``epsilon``.
 
 The environment (the plan's "option B"). The state is the classifier's output for one logged input
 — top probability, top-two margin, normalised entropy (:func:`confidence_features`). The actions are
@@ -59,7 +59,9 @@ class DQNConfig(LearnerConfig):
         default=0.99, metadata={"help": "discount γ; no effect on one-step episodes (target = r)"}
     )
     epsilon_start: float = field(default=1.0, metadata={"help": "ε of ε-greedy at the first step"})
-    epsilon_end: float = field(default=0.05, metadata={"help": "ε after the exploration phase"})
+    epsilon: float = field(
+        default=0.05, metadata={"help": "ε of ε-greedy once annealed (the YAML's dqn_epsilon)"}
+    )
     exploration_fraction: float = field(
         default=0.5, metadata={"help": "share of the steps over which ε anneals linearly"}
     )
@@ -82,12 +84,12 @@ class DQNConfig(LearnerConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("gamma", "epsilon_start", "epsilon_end", "exploration_fraction"):
+        for key in ("gamma", "epsilon_start", "epsilon", "exploration_fraction"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise LearnerConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
-        if self.epsilon_end > self.epsilon_start:
+        if self.epsilon > self.epsilon_start:
             raise LearnerConfigError(
-                f"epsilon_end: must be <= epsilon_start ({self.epsilon_start}), got {self.epsilon_end}"
+                f"epsilon: must be <= epsilon_start ({self.epsilon_start}), got {self.epsilon}"
             )
         for key in ("buffer_size", "target_update_every", "hidden"):
             if getattr(self, key) < 1:
@@ -209,6 +211,8 @@ class DQN:
     Parameters
     ----------
     config : DQNConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
@@ -236,8 +240,9 @@ class DQN:
     name = "dqn"
     config_class = DQNConfig
 
-    def __init__(self, config: DQNConfig | None = None) -> None:
+    def __init__(self, config: DQNConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else DQNConfig()
+        self.progress = progress
 
     def fit(
         self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
@@ -245,6 +250,7 @@ class DQN:
         """Learn the gate from logged decisions; return it (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         features, right, weight, _ = gate_outcomes(
             data, policy, cfg.correct_threshold, cfg.max_importance_weight
@@ -271,7 +277,7 @@ class DQN:
             for epoch in range(cfg.epochs):
                 for idx in np.array_split(rng.permutation(m), n_batches):
                     frac = min(1.0, step / anneal_steps)
-                    epsilon = cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+                    epsilon = cfg.epsilon_start + frac * (cfg.epsilon - cfg.epsilon_start)
                     with torch.no_grad():
                         greedy = q_net(torch.as_tensor(features[idx])).argmax(dim=1).numpy()  # (B,)
                     explore = rng.random(len(idx)) < epsilon

@@ -143,6 +143,8 @@ class PPO:
     Parameters
     ----------
     config : PPOConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
@@ -171,8 +173,9 @@ class PPO:
     name = "ppo"
     config_class = PPOConfig
 
-    def __init__(self, config: PPOConfig | None = None) -> None:
+    def __init__(self, config: PPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else PPOConfig()
+        self.progress = progress
 
     def fit(
         self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
@@ -180,6 +183,7 @@ class PPO:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
         head = fitted.head

@@ -126,6 +126,8 @@ class Reinforce:
     Parameters
     ----------
     config : ReinforceConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
@@ -153,8 +155,11 @@ class Reinforce:
     name = "reinforce"
     config_class = ReinforceConfig
 
-    def __init__(self, config: ReinforceConfig | None = None) -> None:
+    def __init__(
+        self, config: ReinforceConfig | None = None, progress: ProgressCallback | None = None
+    ) -> None:
         self.config = config if config is not None else ReinforceConfig()
+        self.progress = progress
 
     def fit(
         self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
@@ -162,6 +167,7 @@ class Reinforce:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
         head = fitted.head
