@@ -84,3 +84,22 @@ def test_it_learns_from_bandit_feedback_only() -> None:
     fitted = Reinforce(ReinforceConfig(epochs=20, batch_size=32)).fit(data, policy)
     end = accuracy(fitted, X_test, y_test)
     assert start < 0.4 and end > 0.65, (start, end)
+
+
+def test_importance_weights_recover_the_on_policy_gradient() -> None:
+    # One context; π = (.5, .5); the logging policy μ = (.9, .1) drew action 0 nine times in ten
+    # (the rows are its exact expectation). r(0) = 0, r(1) = 1, b = 0. The on-policy gradient of
+    # the loss −E_π[r · log π(a)] with respect to the logits is −π_1 · (e_1 − π) = (.25, −.25);
+    # weighting by π/μ (w = 5 for action 1) recovers it, and unweighted logs give μ's (.05, −.05).
+    actions = torch.tensor([0] * 9 + [1])
+    reward = (actions == 1).float()
+    pscore = torch.where(actions == 1, 0.1, 0.9)
+    grads = []
+    for weighting in (True, False):
+        z = torch.zeros(2, requires_grad=True)
+        loss, _ = reinforce_loss(z.expand(10, 2), actions, reward, pscore, 0.0, 0.0, 10.0, weighting)
+        loss.backward()
+        assert z.grad is not None
+        grads.append(z.grad.tolist())
+    assert grads[0] == pytest.approx([0.25, -0.25])
+    assert grads[1] == pytest.approx([0.05, -0.05])
