@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from learner_tasks import accuracy, fresh_policy, linear_task, uniform_bandit_data
 
 from rewardloop.learners.a2c import A2C, A2CConfig, a2c_loss
+
+from .learner_tasks import accuracy, fresh_policy, linear_task, uniform_bandit_data
 
 torch.set_num_threads(1)
 

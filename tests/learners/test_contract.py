@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from learner_tasks import LABELS, fresh_policy, linear_task, uniform_bandit_data
 
 from rewardloop.learners import LEARNERS, PreferencePairs
 from rewardloop.learners._common import LearnerDataError
 from rewardloop.learners.base import BanditData, LearnerConfig, LearnerConfigError
+
+from .learner_tasks import LABELS, fresh_policy, linear_task, uniform_bandit_data
 
 torch.set_num_threads(1)
 

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from learner_tasks import LABELS, accuracy, fresh_policy, linear_task
 
 from rewardloop.learners._common import LearnerDataError
 from rewardloop.learners.dpo import DPO, DPOConfig, PreferencePairs, dpo_loss
+
+from .learner_tasks import LABELS, accuracy, fresh_policy, linear_task
 
 torch.set_num_threads(1)
 LN3 = math.log(3.0)

@@ -7,13 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from learner_tasks import DIM, LABELS, linear_task
 
 from rewardloop.learners._common import LearnerDataError
 from rewardloop.learners.base import BanditData
 from rewardloop.learners.dqn import DQN, DQNConfig, ReplayBuffer, dqn_loss, gate_outcomes
 from rewardloop.policies.abstain import ABSTAIN, ACT, AbstainGate, confidence_features
 from rewardloop.policies.classifier import ClassifierPolicy
+
+from .learner_tasks import DIM, LABELS, linear_task
 
 torch.set_num_threads(1)
 

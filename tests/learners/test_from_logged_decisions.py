@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from learner_tasks import LABELS, accuracy, fresh_policy, linear_task
 
 from rewardloop.learners import LEARNERS
 from rewardloop.learners.base import BanditData
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
 from rewardloop.types.records import Reward
+
+from .learner_tasks import LABELS, accuracy, fresh_policy, linear_task
 
 torch.set_num_threads(1)
 

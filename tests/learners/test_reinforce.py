@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
-from learner_tasks import accuracy, fresh_policy, linear_task, uniform_bandit_data
 
 from rewardloop.learners._math import ema_update, entropy, importance_weights
 from rewardloop.learners.reinforce import Reinforce, ReinforceConfig, reinforce_loss
+
+from .learner_tasks import accuracy, fresh_policy, linear_task, uniform_bandit_data
 
 torch.set_num_threads(1)
 LN3 = math.log(3.0)
