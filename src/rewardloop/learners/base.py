@@ -196,7 +196,7 @@ class Learner(Protocol):
         config = resolve_config(cls.config_class, cfg.training)         # YAML + --set, keys checked
         learner = cls(config, progress=callback)
         data = cls.data_from_batch(batch, policy, config)                # or bandit_data_from_batch
-        fitted = learner.fit(data, policy=policy)                        # -> ClassifierPolicy
+        fitted = learner.fit(data, policy=policy)                        # -> policy (DQN: a gate)
 
     ``batch`` is ``read_decisions(include_feedback=True, reward_spec=...)`` for the policy and window;
     ``policy`` the starting policy (``training.init_from``), or None when ``needs_policy`` is False and
@@ -222,7 +222,8 @@ class Learner(Protocol):
     # and may be required (RL learners) or optional (supervised ones).
     def __init__(self, config: Any = None, progress: ProgressCallback | None = None) -> None: ...
 
-    def fit(self, data: Any, *, policy: Any) -> ClassifierPolicy: ...
+    # The fitted ClassifierPolicy; DQN returns the AbstainGate it learned over one. Both have save().
+    def fit(self, data: Any, *, policy: Any) -> Any: ...
 
 
 def bandit_data_from_batch(batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None) -> BanditData:

@@ -1,0 +1,208 @@
+"""Advantage actor-critic (A2C) on logged single-step decisions.
+
+Mnih et al. (2016), "Asynchronous Methods for Deep Reinforcement Learning" (A2C is its synchronous
+variant). The actor is the classifier's head π(a|x); the critic is a value head V(x) on the same
+embeddings, trained jointly. With one-step episodes the n-step return is the reward itself, so the
+advantage is A = r − V(x) (γ and λ drop out, as in :mod:`rewardloop.learners.ppo`). One update per
+minibatch, with the critic's current values (detached) as the baseline:
+
+    loss = −mean(w · A · log π(a|x)) + vf_coef · mean((V(x) − r)²) − entropy_coef · mean(H(π(·|x)))
+
+Because the decisions were drawn by a logging policy μ, each row carries the importance weight
+w = min(π(a|x) / μ(a|x), ``max_importance_weight``) — **clipped** (truncated importance sampling,
+Ionides 2008) — as in off-policy actor-critic (Degris et al. 2012). The critic regresses on the
+logged rewards unweighted: any function of x is a valid baseline, and the unweighted fit has the
+lower variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from rewardloop.learners._common import (
+    as_tensors,
+    check_bandit_data,
+    clip_grad,
+    copy_policy,
+    make_value_head,
+    minibatches,
+    seeded,
+)
+from rewardloop.learners._math import advantages, entropy, importance_weights, log_probs
+from rewardloop.learners.base import (
+    BanditData,
+    Checkpointer,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+)
+from rewardloop.policies.classifier import ClassifierPolicy
+
+
+@dataclass
+class A2CConfig(LearnerConfig):
+    """A2C hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+
+    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (actor and critic)"})
+    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
+    vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
+    entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
+    )
+    importance_weighting: bool = field(
+        default=True,
+        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
+    )
+    max_importance_weight: float = field(
+        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
+    )
+    value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("vf_coef", "entropy_coef", "max_grad_norm", "value_hidden"):
+            if getattr(self, key) < 0:
+                raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if not self.max_importance_weight >= 1.0:
+            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
+
+
+def a2c_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    reward: torch.Tensor,
+    pscore: torch.Tensor,
+    vf_coef: float = 0.5,
+    entropy_coef: float = 0.0,
+    max_importance_weight: float = 10.0,
+    importance_weighting: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The A2C loss of one minibatch, and its metrics.
+
+    Parameters
+    ----------
+    logits : tensor of shape (B, K)
+    values : tensor of shape (B,)
+        The critic's V(x); its detached copy is the baseline.
+    actions, reward, pscore : tensors of shape (B,)
+    """
+    logp = log_probs(logits, actions)  # (B,)
+    if importance_weighting:
+        w = importance_weights(logp, pscore, max_importance_weight)  # (B,), no gradient
+    else:
+        w = torch.ones_like(logp)
+    adv = advantages(reward, values.detach())  # (B,) A = r − V(x)
+    policy_loss = -(w * adv * logp).mean()
+    value_loss = F.mse_loss(values, reward)
+    ent = entropy(logits).mean()
+    loss = policy_loss + vf_coef * value_loss - entropy_coef * ent
+    metrics = {
+        "loss": float(loss.detach()),
+        "policy_loss": float(policy_loss.detach()),
+        "value_loss": float(value_loss.detach()),
+        "entropy": float(ent.detach()),
+        "mean_weight": float(w.mean()),
+        "reward": float(reward.mean()),
+    }
+    return loss, metrics
+
+
+class A2C:
+    """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
+
+    Parameters
+    ----------
+    config : A2CConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+
+    Attributes
+    ----------
+    policy_ : ClassifierPolicy
+        The fitted actor (also returned by :meth:`fit`).
+    value_head_ : torch.nn.Module
+        The fitted critic: embeddings (B, d) → V (B, 1).
+    history_ : list of dict
+        Metrics of each optimisation step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rewardloop.learners.base import BanditData
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(32, 4)).astype("float32")
+    >>> action = rng.integers(0, 2, 32)
+    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> learner = A2C(A2CConfig(epochs=2))
+    >>> fitted = learner.fit(data, ClassifierPolicy(["a", "b"], in_dim=4))
+    >>> learner.value_head_(torch.zeros(1, 4)).shape
+    torch.Size([1, 1])
+    """
+
+    name = "a2c"
+    config_class = A2CConfig
+
+    def __init__(self, config: A2CConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = config if config is not None else A2CConfig()
+        self.progress = progress
+
+    def fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+    ) -> ClassifierPolicy:
+        """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
+        cfg = self.config
+        cfg.validate()
+        progress = progress if progress is not None else self.progress
+        check_bandit_data(data, policy)
+        fitted = copy_policy(policy)
+        head = fitted.head
+        X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
+        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        n_batches = -(-len(data) // cfg.batch_size)
+        total = cfg.epochs * n_batches
+        history: list[dict[str, Any]] = []
+        step = 0
+        with seeded(cfg.seed):
+            value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
+            params = [*head.parameters(), *value_head.parameters()]
+            optimizer = torch.optim.Adam(params, lr=cfg.lr)
+            head.train()
+            value_head.train()
+            for epoch in range(cfg.epochs):
+                for idx in minibatches(len(data), cfg.batch_size, generator):
+                    logits = head(X[idx]) / fitted.temperature  # (B, K)
+                    values = value_head(X[idx]).squeeze(1)  # (B,)
+                    loss, metrics = a2c_loss(
+                        logits,
+                        values,
+                        actions[idx],
+                        reward[idx],
+                        pscore[idx],
+                        cfg.vf_coef,
+                        cfg.entropy_coef,
+                        cfg.max_importance_weight,
+                        cfg.importance_weighting,
+                    )
+                    optimizer.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
+                    optimizer.step()
+                    step += 1
+                    metrics["epoch"] = epoch
+                    history.append(metrics)
+                    if progress is not None:
+                        progress(step, total, metrics)
+                    checkpointer.maybe_save(step, fitted.save)
+        head.eval()
+        value_head.eval()
+        self.policy_ = fitted
+        self.value_head_ = value_head
+        self.history_ = history
+        return fitted

@@ -1,0 +1,302 @@
+"""Direct Preference Optimization for a classifier, from "label A is better than label B for this text".
+
+Rafailov et al. (2023), "Direct Preference Optimization: Your Language Model is Secretly a Reward
+Model". For a pair (x, y_w preferred, y_l rejected), with π_ref a frozen copy of the starting policy:
+
+    L = −log σ(β · [(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))])   (eq. 7)
+
+minimised over the pairs (weighted by each pair's ``weight``, e.g. the rater's authority). β sets
+how far π may move from π_ref: small β, weak pull towards the reference. The implicit reward of a
+label is β · (log π(y|x) − log π_ref(y|x)); the metrics report the mean margin of those rewards and
+the share of pairs where the preferred label's implicit reward is the larger (``pref_acc``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch.nn import functional as F
+
+from rewardloop.learners._common import LearnerDataError, clip_grad, copy_policy, minibatches, seeded
+from rewardloop.learners._math import log_probs
+from rewardloop.learners.base import Checkpointer, LearnerConfig, LearnerConfigError, ProgressCallback
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types import DecisionBatch
+
+
+@dataclass
+class DPOConfig(LearnerConfig):
+    """DPO hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+
+    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
+    epochs: int = field(default=10, metadata={"help": "passes over the preference pairs"})
+    beta: float = field(
+        default=0.1, metadata={"help": "DPO β: strength of the implicit KL pull towards the reference"}
+    )
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.beta > 0:
+            raise LearnerConfigError(f"beta: must be > 0, got {self.beta}")
+        if self.max_grad_norm < 0:
+            raise LearnerConfigError(f"max_grad_norm: must be >= 0 (0: off), got {self.max_grad_norm}")
+
+
+@dataclass(frozen=True)
+class PreferencePairs:
+    """Preference pairs over a classifier's labels: for text i, ``chosen[i]`` beats ``rejected[i]``.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_pairs, n_features)
+        Embeddings of the texts.
+    chosen, rejected : ndarray of shape (n_pairs,)
+        Indices in ``labels`` of the preferred and the rejected label.
+    labels : list of str
+    weight : ndarray of shape (n_pairs,)
+        Non-negative pair weights (e.g. rater authority); ones when not given.
+    texts : list of str, optional
+        The texts, kept for reports.
+    """
+
+    X: npt.NDArray[np.float32]
+    chosen: npt.NDArray[np.int64]
+    rejected: npt.NDArray[np.int64]
+    labels: list[str]
+    weight: npt.NDArray[np.float64] = field(default_factory=lambda: np.ones(0))
+    texts: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.chosen)
+        if self.weight.size == 0 and n:
+            object.__setattr__(self, "weight", np.ones(n))
+        if self.X.ndim != 2 or self.X.shape[0] != n:
+            raise LearnerDataError(f"X: expected shape ({n}, n_features), got {self.X.shape}")
+        for name in ("rejected", "weight"):
+            if getattr(self, name).shape != (n,):
+                raise LearnerDataError(f"{name}: expected shape ({n},), got {getattr(self, name).shape}")
+        k = len(self.labels)
+        for name in ("chosen", "rejected"):
+            bad = np.flatnonzero((getattr(self, name) < 0) | (getattr(self, name) >= k))
+            if bad.size:
+                raise LearnerDataError(
+                    f"{name}: row {bad[0]} is {getattr(self, name)[bad[0]]}, not in [0, {k})"
+                )
+        same = np.flatnonzero(self.chosen == self.rejected)
+        if same.size:
+            raise LearnerDataError(f"rejected: row {same[0]} rejects the label it prefers")
+        bad = np.flatnonzero(~(np.isfinite(self.weight) & (self.weight >= 0)))
+        if bad.size:
+            raise LearnerDataError(f"weight: row {bad[0]} is {self.weight[bad[0]]}, must be finite and >= 0")
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        chosen: Sequence[str],
+        rejected: Sequence[str],
+        labels: Sequence[str],
+        embed: Callable[[list[str]], npt.NDArray[np.float32]],
+        weight: Sequence[float] | None = None,
+    ) -> PreferencePairs:
+        """Pairs from texts and label names; an unknown label is refused with its row."""
+        index = {label: i for i, label in enumerate(labels)}
+        idx: dict[str, list[int]] = {"chosen": [], "rejected": []}
+        for name, values in (("chosen", chosen), ("rejected", rejected)):
+            if len(values) != len(texts):
+                raise LearnerDataError(f"{name}: {len(values)} labels for {len(texts)} texts")
+            for row, label in enumerate(values):
+                if label not in index:
+                    raise LearnerDataError(f"{name}: row {row} label {label!r} is not a label of this policy")
+                idx[name].append(index[label])
+        return cls(
+            X=embed(list(texts)),
+            chosen=np.asarray(idx["chosen"], dtype=np.int64),
+            rejected=np.asarray(idx["rejected"], dtype=np.int64),
+            labels=list(labels),
+            weight=np.asarray(weight if weight is not None else np.ones(len(texts)), dtype=np.float64),
+            texts=list(texts),
+        )
+
+
+def pairs_from_batch(
+    batch: DecisionBatch, labels: Sequence[str], embed: Callable[[list[str]], npt.NDArray[np.float32]]
+) -> PreferencePairs:
+    """Preference pairs from stored feedback; each pair is weighted by its rater's authority.
+
+    - ``preference`` feedback: ``preferred`` over ``rejected`` (both must be labels);
+    - ``correction`` feedback: the corrected ``label`` over the decision's own action (when they differ).
+
+    Other feedback gives no pair. A label that is not one of ``labels`` is refused with the decision id.
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    texts: list[str] = []
+    chosen: list[int] = []
+    rejected: list[int] = []
+    weight: list[float] = []
+    for d in batch.decisions:
+        for fb in batch.feedback.get(d.id, []):
+            if fb.kind == "preference":
+                pair = (fb.preferred, fb.rejected)
+            elif fb.kind == "correction" and fb.label != d.action:
+                pair = (fb.label, d.action)
+            else:
+                continue
+            for name, label in zip(("preferred", "rejected"), pair, strict=True):
+                if label not in index:
+                    raise LearnerDataError(
+                        f"decision {d.id}: {name} label {label!r} is not a label of this policy"
+                    )
+            texts.append(d.text or "")
+            chosen.append(index[str(pair[0])])
+            rejected.append(index[str(pair[1])])
+            weight.append(fb.authority)
+    return PreferencePairs(
+        X=embed(texts) if texts else np.zeros((0, 0), np.float32),
+        chosen=np.asarray(chosen, dtype=np.int64),
+        rejected=np.asarray(rejected, dtype=np.int64),
+        labels=list(labels),
+        weight=np.asarray(weight, dtype=np.float64),
+        texts=texts,
+    )
+
+
+def dpo_loss(
+    logits: torch.Tensor,
+    ref_logits: torch.Tensor,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    beta: float,
+    weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted mean DPO loss over a minibatch of pairs, and its metrics.
+
+    Parameters
+    ----------
+    logits, ref_logits : tensors of shape (B, K)
+        The trained policy's and the frozen reference's logits for the pairs' texts.
+    chosen, rejected : tensors of shape (B,)
+    beta : float
+    weight : tensor of shape (B,), optional
+    """
+    chosen_reward = log_probs(logits, chosen) - log_probs(ref_logits, chosen)  # (B,)
+    rejected_reward = log_probs(logits, rejected) - log_probs(ref_logits, rejected)  # (B,)
+    margin = beta * (chosen_reward - rejected_reward)  # (B,)
+    per_pair = -F.logsigmoid(margin)  # eq. 7
+    w = torch.ones_like(per_pair) if weight is None else weight
+    loss = (w * per_pair).sum() / w.sum().clamp(min=1e-12)
+    metrics = {
+        "loss": float(loss.detach()),
+        "reward_margin": float(margin.detach().mean()),
+        "pref_acc": float((margin > 0).float().mean()),
+    }
+    return loss, metrics
+
+
+class DPO:
+    """DPO on label preference pairs, against a frozen copy of the starting policy.
+
+    ``fit(pairs, policy)`` returns a new fitted policy; ``policy`` is not changed and serves as π_ref.
+
+    Parameters
+    ----------
+    config : DPOConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+
+    Attributes
+    ----------
+    policy_ : ClassifierPolicy
+    history_ : list of dict
+        Metrics of each step (``loss``, ``reward_margin``, ``pref_acc``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pairs = PreferencePairs(np.eye(2, dtype="float32"), np.array([0, 1]), np.array([1, 0]), ["a", "b"])
+    >>> _ = torch.manual_seed(0)
+    >>> policy = ClassifierPolicy(["a", "b"], in_dim=2)
+    >>> fitted = DPO(DPOConfig(epochs=200, beta=1.0)).fit(pairs, policy)
+    >>> fitted.predict_proba_embeddings(np.eye(2, dtype="float32")).argmax(axis=1).tolist()
+    [0, 1]
+    """
+
+    name = "dpo"
+    config_class = DPOConfig
+    needs_rewards = False  # learns from preference and correction feedback, not compiled rewards
+
+    @staticmethod
+    def data_from_batch(
+        batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None
+    ) -> PreferencePairs:
+        """The pairs ``fit`` takes, from a batch read with its feedback (see :func:`pairs_from_batch`)."""
+        return pairs_from_batch(batch, policy.labels, policy.encoder.encode)
+
+    def __init__(self, config: DPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = config if config is not None else DPOConfig()
+        self.progress = progress
+
+    def fit(
+        self, pairs: PreferencePairs, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+    ) -> ClassifierPolicy:
+        """Learn from preference pairs; return a new fitted policy."""
+        cfg = self.config
+        cfg.validate()
+        progress = progress if progress is not None else self.progress
+        if len(pairs) == 0:
+            raise LearnerDataError("pairs: no preference pairs to learn from")
+        if list(pairs.labels) != list(policy.labels):
+            raise LearnerDataError("labels: the pairs' labels differ from the policy's (same order needed)")
+        if pairs.X.shape[1] != policy.in_dim:
+            raise LearnerDataError(
+                f"X: {pairs.X.shape[1]} features, but the policy's head takes {policy.in_dim}"
+            )
+        fitted = copy_policy(policy)
+        head = fitted.head
+        reference = copy.deepcopy(policy.head).eval()  # π_ref: frozen
+        X = torch.as_tensor(np.asarray(pairs.X, dtype=np.float32))  # (n, d)
+        chosen = torch.as_tensor(pairs.chosen, dtype=torch.int64)
+        rejected = torch.as_tensor(pairs.rejected, dtype=torch.int64)
+        weight = torch.as_tensor(pairs.weight, dtype=torch.float32)
+        with torch.no_grad():
+            ref_logits = reference(X) / policy.temperature  # (n, K), computed once
+        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        total = cfg.epochs * -(-len(pairs) // cfg.batch_size)
+        history: list[dict[str, Any]] = []
+        step = 0
+        with seeded(cfg.seed):
+            optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+            head.train()
+            for epoch in range(cfg.epochs):
+                for idx in minibatches(len(pairs), cfg.batch_size, generator):
+                    logits = head(X[idx]) / fitted.temperature  # (B, K)
+                    loss, metrics = dpo_loss(
+                        logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx]
+                    )
+                    optimizer.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    metrics["grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    step += 1
+                    metrics["epoch"] = epoch
+                    history.append(metrics)
+                    if progress is not None:
+                        progress(step, total, metrics)
+                    checkpointer.maybe_save(step, fitted.save)
+        head.eval()
+        self.policy_ = fitted
+        self.history_ = history
+        return fitted

@@ -1,0 +1,107 @@
+"""The abstain gate: given a classifier's output, act on its prediction or route the item to review.
+
+Its state is a summary of the classifier's label distribution for one input — the top probability,
+the margin between the top two, and the normalised entropy (:func:`confidence_features`) — and its
+two actions are ``act`` (use the prediction) and ``abstain`` (send to human review). A small
+Q-network scores both; the gate takes the larger. It is learned by
+:class:`rewardloop.learners.dqn.DQN`.
+
+Saved as ``gate.safetensors`` + ``gate.json``: loading runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+ACT, ABSTAIN = 0, 1
+GATE_ACTIONS = ("act", "abstain")
+N_FEATURES = 3
+
+
+def confidence_features(proba: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """Features of shape (n, 3) from label probabilities of shape (n, K).
+
+    Columns: top probability, margin between the two largest, entropy divided by log K (in [0, 1]).
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] < 2:
+        raise ValueError(f"proba: expected shape (n, K) with K >= 2, got {proba.shape}")
+    top2 = np.sort(proba, axis=1)[:, -2:]  # (n, 2) ascending
+    safe = np.clip(proba, 1e-12, 1.0)
+    ent = -(proba * np.log(safe)).sum(axis=1) / np.log(proba.shape[1])  # (n,)
+    return np.stack([top2[:, 1], top2[:, 1] - top2[:, 0], ent], axis=1).astype(np.float32)
+
+
+def make_q_head(hidden: int = 16) -> nn.Module:
+    """Q-network: features (B, 3) → Q-values (B, 2) for (act, abstain)."""
+    return nn.Sequential(nn.Linear(N_FEATURES, hidden), nn.ReLU(), nn.Linear(hidden, len(GATE_ACTIONS)))
+
+
+class AbstainGate:
+    """Decide, for each classifier output, whether to act on the prediction or abstain to review.
+
+    Parameters
+    ----------
+    head : torch.nn.Module, optional
+        Q-network mapping features (B, 3) to Q-values (B, 2). Default: a fresh ``make_q_head(hidden)``.
+    hidden : int, default 16
+        Width of the Q-network's hidden layer (recorded so that ``load`` rebuilds it).
+
+    Examples
+    --------
+    >>> gate = AbstainGate()
+    >>> gate.decide(np.array([[0.9, 0.05, 0.05], [0.4, 0.35, 0.25]])).shape
+    (2,)
+    """
+
+    kind = "abstain_gate"
+
+    def __init__(self, head: nn.Module | None = None, hidden: int = 16) -> None:
+        if hidden < 1:
+            raise ValueError(f"hidden: must be >= 1, got {hidden}")
+        self.hidden = hidden
+        self.head = head if head is not None else make_q_head(hidden)
+        self.head.eval()
+
+    def q_values(self, proba: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Q-values of shape (n, 2), columns (act, abstain), for label probabilities (n, K)."""
+        with torch.inference_mode():
+            q = self.head(torch.as_tensor(confidence_features(proba)))  # (n, 2)
+        result: npt.NDArray[np.float64] = q.double().numpy()
+        return result
+
+    def decide(self, proba: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Greedy gate actions of shape (n,): 0 = act on the prediction, 1 = abstain to review."""
+        result: npt.NDArray[np.int64] = self.q_values(proba).argmax(axis=1).astype(np.int64)
+        return result
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``gate.safetensors`` and ``gate.json`` into the folder ``path``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
+        save_file(state, str(folder / "gate.safetensors"))
+        meta = {"kind": self.kind, "hidden": self.hidden, "actions": list(GATE_ACTIONS)}
+        (folder / "gate.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> AbstainGate:
+        """Load a saved gate folder (safetensors + JSON; no code is run)."""
+        folder = Path(path)
+        meta_file = folder / "gate.json"
+        if not meta_file.exists():
+            raise FileNotFoundError(f"{folder}: not an abstain gate folder (no gate.json)")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("kind") != cls.kind:
+            raise ValueError(f"{meta_file}: kind is {meta.get('kind')!r}, not an abstain gate")
+        head = make_q_head(meta["hidden"])
+        head.load_state_dict(load_file(str(folder / "gate.safetensors")))
+        return cls(head=head, hidden=meta["hidden"])
