@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rewardloop.config import ConfigError, ProjectConfig, load_config
 from rewardloop.store import Store
 
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[
