@@ -25,7 +25,6 @@ golden_acc_full_labels (median golden accuracies after the last round).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import random
@@ -36,11 +35,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from rewardloop.learners import A2C, DQN, PPO, A2CConfig, DQNConfig, PPOConfig, Reinforce, ReinforceConfig
+from rewardloop.datasets.intents import load_intent_pairs
+from rewardloop.learners import (
+    A2C,
+    DQN,
+    PPO,
+    A2CConfig,
+    DQNConfig,
+    PPOConfig,
+    Reinforce,
+    ReinforceConfig,
+    SupervisedConfig,
+    SupervisedLearner,
+)
 from rewardloop.learners.base import BanditData
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.policies.classifier import ClassifierPolicy
 
 CACHE = Path(os.environ.get("REWARDLOOP_CACHE", Path.home() / ".cache" / "rewardloop"))
 
@@ -48,43 +58,10 @@ CACHE = Path(os.environ.get("REWARDLOOP_CACHE", Path.home() / ".cache" / "reward
 # ------------------------------------------------------------------------------------------ data
 
 
-def load_texts(max_per_template: int = 20) -> tuple[list[str], list[str]]:
-    """(texts, intents): Home Assistant's English intent templates expanded with hassil.
-
-    Isolated so it can be swapped for ``rewardloop.datasets.intents`` in one line. Slot lists
-    (device names, areas, ...) are filled with a few stand-in values; each template yields its first
-    ``max_per_template`` expansions; duplicates are dropped; the order is sorted (deterministic).
-    """
-    from hassil.intents import Intents, TextSlotList
-    from hassil.sample import sample_sentence
-    from home_assistant_intents import get_intents
-
-    intents = Intents.from_dict(get_intents("en"))
-    stand_ins = {
-        "name": ["kitchen light", "ceiling fan", "front door", "garage door", "living room lamp", "tv"],
-        "area": ["kitchen", "living room", "bedroom", "garage", "office", "bathroom"],
-        "floor": ["first floor", "upstairs", "downstairs"],
-        "zone": ["home", "work", "school"],
-        "message": ["dinner is ready", "hello"],
-        "search_query": ["jazz", "the news"],
-        "shopping_list_item": ["milk", "apples", "bread"],
-        "todo_list_item": ["call mom", "pay bills"],
-        "timer_name": ["pizza", "laundry"],
-    }
-    slot_lists = {
-        **intents.slot_lists,
-        **{k: TextSlotList.from_strings(v) for k, v in stand_ins.items()},
-    }
-    pairs: set[tuple[str, str]] = set()
-    for intent_name, intent in intents.intents.items():
-        for data in intent.data:
-            rules = {**intents.expansion_rules, **(data.expansion_rules or {})}
-            for sentence in data.sentences:
-                expansions = sample_sentence(sentence, slot_lists, rules, language="en")
-                for text in itertools.islice(expansions, max_per_template):
-                    pairs.add((" ".join(text.split()), intent_name))
-    ordered = sorted(pairs)
-    return [t for t, _ in ordered], [i for _, i in ordered]
+def load_texts(samples_per_template: int = 20) -> tuple[list[str], list[str]]:
+    """(texts, intents): the Home Assistant intents as ``rewardloop.datasets.intents`` expands them."""
+    pairs = load_intent_pairs(seed=0, samples_per_template=samples_per_template)
+    return [t for t, _ in pairs], [i for _, i in pairs]
 
 
 def embed_cached(texts: list[str]) -> np.ndarray:
@@ -148,20 +125,9 @@ def split(
 def train_supervised(
     X: np.ndarray, y: np.ndarray, labels: list[str], seed: int, epochs: int = 300, lr: float = 1e-2
 ) -> ClassifierPolicy:
-    """Cross-entropy on full labels, full batch (the seed model and the ceiling).
-
-    A private stand-in for the supervised learner of ``rewardloop.learners`` (built on another branch).
-    """
-    torch.manual_seed(seed)
-    head = make_head(X.shape[1], len(labels))
-    optimizer = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
-    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-    for _ in range(epochs):
-        loss = F.cross_entropy(head(Xt), yt)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return ClassifierPolicy(labels, head=head.eval())
+    """Cross-entropy on full labels, full batch (the seed model and the ceiling): the supervised learner."""
+    config = SupervisedConfig(seed=seed, epochs=epochs, lr=lr, batch_size=max(len(y), 1), warm_start=False)
+    return SupervisedLearner(config).fit(X, [labels[i] for i in y], labels=labels)
 
 
 def accuracy(policy: ClassifierPolicy, X: np.ndarray, y: np.ndarray) -> float:
