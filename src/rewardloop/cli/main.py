@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from rewardloop.cli import data, project_cmds
+from rewardloop.cli import rewards as rewards_cmds
 
 app = typer.Typer(
     name="rewardloop",
@@ -18,6 +19,7 @@ app = typer.Typer(
 project_cmds.register(app)
 app.add_typer(data.app, name="data")
 # Sub-commands of later layers register here, one line each.
+rewards_cmds.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
