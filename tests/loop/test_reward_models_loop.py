@@ -127,3 +127,33 @@ def test_pairs_from_jsonl(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in rows))
     pairs = pairs_from_jsonl(path)
     assert [(p.chosen, p.weight, p.margin) for p in pairs] == [("a", 0.5, 2.0), ("c", 1.0, 0.0)]
+
+
+def test_vader_raters_as_feedback_compile_to_their_mean_and_spread(store):
+    from rewardloop.datasets.fetch import DataMissingError
+    from rewardloop.loop.reward_models import log_vader
+
+    try:
+        from rewardloop.datasets.vader import load_vader
+
+        snippets = load_vader(["amazon", "tweets"], limit=3)
+    except DataMissingError:
+        pytest.skip("run `rewardloop data fetch` for the VADER sdist")
+    n_dec, n_fb = log_vader(store, snippets)
+    assert n_dec == 6 and n_fb == sum(len(s.ratings) for s in snippets)
+    assert log_vader(store, snippets) == (0, 0)  # idempotent
+    compile_rewards(store, SPEC, policy="vader")
+    rewards = {r.decision_id: r for r in read_rewards_of(store)}
+    for s in snippets:
+        r = rewards[f"vader:{s.id}"]
+        assert r.value == pytest.approx((s.mean + 4) / 8, abs=1e-9)
+        assert r.disagreement == pytest.approx(np.std(s.ratings) / 8, abs=1e-9)
+        assert len(r.feedback_ids) == len(s.ratings)
+    data = rated_from_store(store, "thumbs")
+    assert sorted(data.answers) == sorted(s.text for s in snippets)
+
+
+def read_rewards_of(store):
+    from rewardloop.store import read_rewards
+
+    return read_rewards(store, "thumbs", 1, policy="vader")

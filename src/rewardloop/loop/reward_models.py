@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseRewardModel, PreferencePair, RewardError
-from rewardloop.store import Store, finish_run, read_decisions, start_run
-from rewardloop.types import TrainingRun
+from rewardloop.store import Store, finish_run, read_decisions, start_run, write_decisions, write_feedback
+from rewardloop.types import Decision, Feedback, TrainingRun
 
 
 @dataclass
@@ -178,6 +178,52 @@ def pairs_from_store(store: Store, policy: str | None = None) -> list[Preference
     return pairs
 
 
+def log_vader(store: Store, snippets: Sequence[Any], policy: str = "vader") -> tuple[int, int]:
+    """Write VADER snippets into the store as real multi-rater feedback; returns (decisions, feedback).
+
+    Each snippet becomes a one-candidate reranker decision (prompt = its corpus prompt, candidate = its
+    text; ``pscore`` 1: nothing was sampled) and each rater's score a ``rating`` on (-4, 4) with the
+    rater's id. Compiling an ``accuracy`` spec then gives ``(mean + 4) / 8`` per snippet, with the
+    raters' spread (their std / 8) as disagreement. Ids derive from the snippet ids: re-logging the
+    same snippets writes nothing twice.
+    """
+    from rewardloop.datasets.vader import SCALE
+
+    decisions, feedback = [], []
+    for s in snippets:
+        did = f"{policy}:{s.id}"
+        decisions.append(
+            Decision(
+                id=did,
+                policy=policy,
+                policy_version="human",
+                kind="reranker",
+                actions=("answer",),
+                action="answer",
+                action_dist=(1.0,),
+                pscore=1.0,
+                text=s.prompt,
+                candidates=(s.text,),
+                metadata={"source": s.source, "snippet": s.id},
+            )
+        )
+        for rater, score in zip(s.rater_ids(), s.ratings, strict=True):
+            feedback.append(
+                Feedback(
+                    id=f"{did}:{rater}",
+                    decision_id=did,
+                    kind="rating",
+                    value=float(score),
+                    scale=SCALE,
+                    rater_id=rater,
+                    source="human",
+                )
+            )
+    d = write_decisions(store, decisions)
+    f = write_feedback(store, feedback)
+    return d.written, f.written
+
+
 # -------------------------------------------------------------------------------------- training
 
 
@@ -241,6 +287,7 @@ __all__ = [
     "RatedData",
     "TrainResult",
     "config_of",
+    "log_vader",
     "pairs_from_jsonl",
     "pairs_from_store",
     "pairs_from_vader",
