@@ -115,3 +115,20 @@ def test_train_then_score(project):
     )
     assert scored.exit_code == 0, scored.output
     assert "wonderful" in scored.output and "dreadful" not in scored.output
+
+
+@pytest.mark.slow
+def test_train_pairwise_from_jsonl(project):
+    pytest.importorskip("torch").set_num_threads(1)
+    rows = [
+        {"prompt": "How was your day?", "chosen": f"a {p} day", "rejected": f"a {n} day", "weight": 0.9}
+        for p, n in zip(POS, NEG, strict=True)
+    ]
+    (project / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    result = runner.invoke(
+        app, ["rm", "train", "-o", "bt", "--model", "pairwise", "--source", "pairs.jsonl", "--steps", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "saved pairwise reward model" in result.output and "pairwise_accuracy" in result.output
+    runs = read_runs(Store.open(f"sqlite:///{project / 'rl.db'}"))
+    assert (runs[0].learner, runs[0].status, runs[0].n_samples) == ("pairwise_bt", "succeeded", 6)

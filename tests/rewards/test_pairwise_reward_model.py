@@ -90,3 +90,18 @@ def test_bad_pairs(pairs, message):
     with pytest.raises(RewardError) as err:
         PairwiseRewardModel().fit(pairs)
     assert message in str(err.value)
+
+
+@pytest.mark.slow
+def test_lora_trains_adapters_then_merges(tmp_path):
+    pytest.importorskip("peft")
+    torch.set_num_threads(1)
+    cfg = PairwiseConfig(epochs=2, batch_size=4, lr=1e-3, lora=True, num_threads=1)
+    rm = PairwiseRewardModel(cfg).fit(PAIRS)
+    assert len(rm.history_) == 2 and rm.history_[1] < rm.history_[0]
+    assert not hasattr(rm.model_, "peft_config")  # merged into a plain model before saving
+    back = PairwiseRewardModel.load(rm.save(tmp_path / "lora"))
+    cands = ["Great news!", "Terrible news."]
+    np.testing.assert_allclose(
+        back.score("Write a tweet.", cands), rm.score("Write a tweet.", cands), atol=1e-5
+    )
