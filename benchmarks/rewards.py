@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -269,6 +270,7 @@ def main() -> None:
     per_source = 1000 if args.quick else 2000
     steps = 80 if args.quick else 150
 
+    say(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (timings scale with it)")
     say("loading MiniLM (not timed) ...")
     encoder = MiniLMEncoder()
     encoder.encode(["warm-up"])
