@@ -211,7 +211,7 @@ def bench_compile(n_decisions: int) -> tuple[float, int, float]:
 
 
 def bench_vader_lr(
-    encoder: MiniLMEncoder, per_source: int
+    encoder: MiniLMEncoder, per_source: int | None
 ) -> tuple[float, float, EmbeddingRewardModel, dict]:
     snippets = load_vader(limit=per_source, seed=1)
     table = vader_embeddings(encoder, [s.text for s in snippets] + sorted({s.prompt for s in snippets}))
@@ -229,7 +229,7 @@ def bench_vader_lr(
 
 
 def bench_vader_pairwise(
-    encoder: MiniLMEncoder, table: dict, per_source: int, max_pairs: int, steps: int, n_test: int
+    encoder: MiniLMEncoder, table: dict, per_source: int | None, max_pairs: int, steps: int, n_test: int
 ) -> tuple[float, float, float, float]:
     train, test = pairs_from_vader(limit=per_source, seed=1, max_pairs=max_pairs, test_size=0.25)
     test = test[:n_test]
@@ -260,69 +260,93 @@ def bench_vader_pairwise(
     return acc, untrained, float(np.mean(pc > pr)), fit_s
 
 
+def _round(x: float, n: int) -> float | None:
+    return None if x != x else round(x, n)  # NaN (a part not run) → null
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller VADER runs (about 2x faster)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
+    ap.add_argument(
+        "--parts", default="speed,compile,lr,pairwise", help="comma-separated parts (default: all)"
+    )
+    ap.add_argument("--steps", type=int, default=None, help="pairwise training steps (default 150; quick 80)")
     ap.add_argument("--compile-decisions", type=int, default=50_000, help="decisions (2 feedback rows each)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    per_source = 1000 if args.quick else 2000
-    steps = 80 if args.quick else 150
+    parts = set(args.parts.split(","))
+    per_source = 1000 if args.quick else None  # None: every snippet (23,504)
+    steps = args.steps or (80 if args.quick else 150)
+    nan = float("nan")
+    train_s = train_ref_s = score_ms = score_ref_ms = compile_s = ref_rows_per_s = nan
+    auc = auc_plain = acc = untrained = lr_acc = nan
 
     say(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (timings scale with it)")
     say("loading MiniLM (not timed) ...")
     encoder = MiniLMEncoder()
     encoder.encode(["warm-up"])
 
-    say("\n[1] reward model training and scoring speed")
-    train_s, train_ref_s, score_ms, score_ref_ms = bench_train_and_score(encoder, repeats=3)
-    say(
-        f"  train on 200 rated pairs: median {train_s:.2f} s (target <= 3 s); "
-        f"one-by-one encoding reference {train_ref_s:.2f} s ({train_ref_s / train_s:.1f}x)"
-    )
-    say(
-        f"  score 10 candidates: median {score_ms:.1f} ms (target <= 25 ms); "
-        f"10 single calls {score_ref_ms:.1f} ms ({score_ref_ms / score_ms:.1f}x)"
-    )
+    if "speed" in parts:
+        say("\n[1] reward model training and scoring speed")
+        train_s, train_ref_s, score_ms, score_ref_ms = bench_train_and_score(encoder, repeats=3)
+        say(
+            f"  train on 200 rated pairs: median {train_s:.2f} s (target <= 3 s); "
+            f"one-by-one encoding reference {train_ref_s:.2f} s ({train_ref_s / train_s:.1f}x)"
+        )
+        say(
+            f"  score 10 candidates: median {score_ms:.1f} ms (target <= 25 ms); "
+            f"10 single calls {score_ref_ms:.1f} ms ({score_ref_ms / score_ms:.1f}x)"
+        )
 
-    say("\n[2] reward compile on SQLite")
-    compile_s, n_rows, ref_rows_per_s = bench_compile(args.compile_decisions)
-    say(
-        f"  {n_rows} feedback rows: {compile_s:.2f} s (target <= 5 s), {n_rows / compile_s:,.0f} rows/s; "
-        f"record-path reference {ref_rows_per_s:,.0f} rows/s ({n_rows / compile_s / ref_rows_per_s:.1f}x)"
-    )
+    if "compile" in parts:
+        say("\n[2] reward compile on SQLite")
+        compile_s, n_rows, ref_rows_per_s = bench_compile(args.compile_decisions)
+        say(
+            f"  {n_rows} feedback rows: {compile_s:.2f} s (target <= 5 s), {n_rows / compile_s:,.0f} rows/s; "
+            f"record-path reference {ref_rows_per_s:,.0f} rows/s ({n_rows / compile_s / ref_rows_per_s:.1f}x)"
+        )
 
-    say("\n[3] VADER: embeddings + LR reward model")
-    auc, auc_plain, _, table = bench_vader_lr(encoder, per_source)
-    say(
-        f"  held-out ROC AUC {auc:.4f} (good = mean > 0, |mean| <= 0.5 left out; target >= 0.90); "
-        f"with no neutral band {auc_plain:.4f}"
-    )
+    table: dict = {}
+    if "lr" in parts or "pairwise" in parts:
+        snippets = load_vader(limit=per_source, seed=1)
+        table = vader_embeddings(encoder, [s.text for s in snippets] + sorted({s.prompt for s in snippets}))
+    if "lr" in parts:
+        say("\n[3] VADER: embeddings + LR reward model")
+        auc, auc_plain, _, table = bench_vader_lr(encoder, per_source)
+        say(
+            f"  held-out ROC AUC {auc:.4f} (good = mean > 0, |mean| <= 0.5 left out; target >= 0.90); "
+            f"with no neutral band {auc_plain:.4f}"
+        )
 
-    say("\n[4] VADER: pairwise Bradley–Terry MiniLM")
-    acc, untrained, lr_acc, fit_s = bench_vader_pairwise(
-        encoder, table, per_source, max_pairs=steps * 16, steps=steps, n_test=400
-    )
-    say(
-        f"  held-out pairwise accuracy {acc:.4f} after {steps} steps ({fit_s:.0f} s; target >= 0.80); "
-        f"untrained {untrained:.4f}; LR reward model on the same pairs {lr_acc:.4f}"
-    )
+    if "pairwise" in parts:
+        say("\n[4] VADER: pairwise Bradley–Terry MiniLM")
+        acc, untrained, lr_acc, fit_s = bench_vader_pairwise(
+            encoder, table, per_source, max_pairs=steps * 16, steps=steps, n_test=400
+        )
+        say(
+            f"  held-out pairwise accuracy {acc:.4f} after {steps} steps ({fit_s:.0f} s; target >= 0.80); "
+            f"untrained {untrained:.4f}; LR reward model on the same pairs {lr_acc:.4f}"
+        )
 
+    load = os.getloadavg()[0]
+    say(f"\nmachine load average at the end {load:.1f} on {os.cpu_count()} CPUs")
     print(
         json.dumps(
             {
-                "rm_train_200_s": round(train_s, 3),
-                "rm_score_10_ms": round(score_ms, 2),
-                "compile_100k_s": round(compile_s, 3),
-                "vader_rm_auc": round(auc, 4),
-                "vader_pairwise_acc": round(acc, 4),
-                "vader_rm_auc_no_band": round(auc_plain, 4),
-                "vader_pairwise_untrained": round(untrained, 4),
-                "vader_pairwise_lr_ref": round(lr_acc, 4),
-                "compile_ref_rows_per_s": round(ref_rows_per_s, 1),
-                "rm_train_200_ref_s": round(train_ref_s, 3),
-                "rm_score_10_ref_ms": round(score_ref_ms, 2),
+                "rm_train_200_s": _round(train_s, 3),
+                "rm_score_10_ms": _round(score_ms, 2),
+                "compile_100k_s": _round(compile_s, 3),
+                "vader_rm_auc": _round(auc, 4),
+                "vader_pairwise_acc": _round(acc, 4),
+                "vader_rm_auc_no_band": _round(auc_plain, 4),
+                "vader_pairwise_untrained": _round(untrained, 4),
+                "vader_pairwise_lr_ref": _round(lr_acc, 4),
+                "compile_ref_rows_per_s": _round(ref_rows_per_s, 1),
+                "rm_train_200_ref_s": _round(train_ref_s, 3),
+                "rm_score_10_ref_ms": _round(score_ref_ms, 2),
+                "load_average": round(load, 2),
+                "parts": sorted(parts),
             }
         )
     )
