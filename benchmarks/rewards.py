@@ -225,6 +225,15 @@ def bench_vader_lr(
     plain = EmbeddingRewardModel(threshold=0.0, test_size=0.25, random_state=0, encoder=cached).fit(
         [s.prompt for s in snippets], [s.text for s in snippets], np.array([s.mean for s in snippets])
     )
+    from sklearn.metrics import roc_auc_score
+
+    te = rm.test_index_
+    held = [banded[i] for i in te]
+    proba = rm.predict_proba([s.prompt for s in held], [s.text for s in held])
+    y = np.array([s.mean > 0 for s in held])
+    for source in ("tweets", "movies", "nyt", "amazon"):
+        mask = np.array([s.source == source for s in held])
+        say(f"    {source:7s} held-out AUC {roc_auc_score(y[mask], proba[mask]):.4f} ({mask.sum()} snippets)")
     return rm.metrics_["roc_auc"], plain.metrics_["roc_auc"], rm, table
 
 
