@@ -87,6 +87,7 @@ def test_plain_mean_and_latest():
         [decision()], {"d1": rows}, RewardSpec("l", function="accuracy", combine="latest")
     )
     assert (latest.rewards[0].value, latest.rewards[0].feedback_ids) == (0.0, ("f1",))
+    assert latest.rewards[0].disagreement is None and mean.rewards[0].disagreement == 0.5
 
 
 def test_a_rater_counts_once_their_latest_row():

@@ -301,7 +301,8 @@ def compile_feedback(
                 value=float(value[i]),
                 components={k: c[i] for k, c in zip(names, cols, strict=True)},
                 feedback_ids=provenance[i],
-                disagreement=float(disagreement[i]),
+                # "latest" reads one row: there is no spread to report
+                disagreement=None if spec.combine == "latest" else float(disagreement[i]),
                 created_at=now,
             )
         )
@@ -339,7 +340,7 @@ def _score(
         elif k == "calibration":
             components[k] = F.calibration(q, conf)
         elif k == "confidence":
-            components[k] = to_unit_array(F.confidence_weighted(q, conf))
+            components[k] = (F.confidence_weighted(q, conf) + 1.0) / 2.0
         elif k == "latency":
             assert lat is not None
             components[k] = q * F.latency_factor(lat, spec.target_ms)
@@ -351,10 +352,6 @@ def _score(
     # Σ w̃_k · std_k: an upper bound on the spread of the weighted total across raters (Minkowski).
     disagreement = sum((w / total * spreads[k] for k, w in spec.weights.items()), np.zeros_like(q))
     return value, components, disagreement
-
-
-def to_unit_array(signed: FloatArray) -> FloatArray:
-    return (signed + 1.0) / 2.0
 
 
 __all__ = ["DERIVED", "CompileResult", "DecisionLike", "FeedbackLike", "compile_feedback", "feedback_signals"]
