@@ -141,7 +141,11 @@ def bench_train_and_score(encoder: MiniLMEncoder, repeats: int) -> tuple[float, 
 
 
 def bench_compile(n_decisions: int) -> tuple[float, int, float]:
-    folder = Path(tempfile.mkdtemp(prefix="rl-bench-"))
+    with tempfile.TemporaryDirectory(prefix="rl-bench-") as tmp:
+        return _bench_compile_in(Path(tmp), n_decisions)
+
+
+def _bench_compile_in(folder: Path, n_decisions: int) -> tuple[float, int, float]:
     store = Store.open(f"sqlite:///{folder / 'bench.db'}")
     rng = np.random.default_rng(0)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -111,8 +111,10 @@ def train_cmd(
     source: Annotated[
         str,
         typer.Option(
-            help="training data: 'vader' (the VADER human ratings), 'store' (reranker decisions: compiled "
-            "rewards for lr, preference feedback for pairwise) or a .jsonl file",
+            help="training data: 'vader' (the VADER human ratings; for lr, snippets rated within ±0.5 of "
+            "neutral are left out), 'store' (reranker decisions: compiled rewards for lr, preference "
+            "feedback for pairwise) or a .jsonl file ({prompt, answer, rating} or "
+            "{prompt, chosen, rejected})",
         ),
     ] = "vader",
     model: Annotated[
