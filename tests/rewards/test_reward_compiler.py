@@ -87,6 +87,7 @@ def test_plain_mean_and_latest():
         [decision()], {"d1": rows}, RewardSpec("l", function="accuracy", combine="latest")
     )
     assert (latest.rewards[0].value, latest.rewards[0].feedback_ids) == (0.0, ("f1",))
+    assert latest.rewards[0].disagreement is None and mean.rewards[0].disagreement == 0.5
 
 
 def test_a_rater_counts_once_their_latest_row():
@@ -205,3 +206,10 @@ def test_compile_is_deterministic():
     a = compile_feedback([decision()], rows, spec).rewards[0]
     b = compile_feedback([decision()], {"d1": list(reversed(rows["d1"]))}, spec).rewards[0]
     assert (a.value, a.feedback_ids, a.disagreement) == (b.value, b.feedback_ids, b.disagreement)
+
+
+def test_rewards_carry_the_given_time():
+    t = datetime(2026, 5, 1, tzinfo=UTC)
+    rows = {"d1": [fb("correction", 0, label="a")]}
+    out = compile_feedback([decision()], rows, RewardSpec("acc", function="accuracy"), created_at=t)
+    assert out.rewards[0].created_at == t

@@ -16,6 +16,7 @@ from rewardloop.cli import (
     serve,
     train,
 )
+from rewardloop.cli import rewards as rewards_cmds
 
 app = typer.Typer(
     name="rewardloop",
@@ -28,6 +29,7 @@ app = typer.Typer(
 
 project_cmds.register(app)
 app.add_typer(data.app, name="data")
+rewards_cmds.register(app)
 train.register(app)
 evaluate.register(app)
 app.add_typer(policies.app, name="policies")

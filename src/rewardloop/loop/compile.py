@@ -12,10 +12,8 @@ back-filled import) is not seen as new; run a full compile after such an import.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from rewardloop.rewards import CompileResult, RewardSpec, compile_feedback
 from rewardloop.store import Store, read_feedback, write_rewards
@@ -25,6 +23,7 @@ from rewardloop.store.reward_compile import (
     latest_reward_time,
     read_compile_inputs,
 )
+from rewardloop.types import utcnow
 
 #: Decision ids per read in incremental mode (keeps each IN (...) list well under SQLite's limit).
 ID_CHUNK = 5000
@@ -63,7 +62,6 @@ def compile_rewards(
     since: datetime | None = None,
     until: datetime | None = None,
     incremental: bool = False,
-    progress: Callable[[int, int], Any] | None = None,
 ) -> CompileReport:
     """Compile ``spec``'s rewards for the decisions of ``policy`` created in ``[since, until)``.
 
@@ -78,8 +76,6 @@ def compile_rewards(
     incremental : bool, default False
         Only decisions with feedback newer than this spec version's last compile (all of them the
         first time).
-    progress : callable(done, total), optional
-        Called as decisions are compiled, for progress bars.
 
     Returns
     -------
@@ -96,6 +92,9 @@ def compile_rewards(
     report = CompileReport(spec.name, spec.version, "incremental" if incremental else "full")
     watermark = latest_reward_time(store, spec.name, spec.version, policy) if incremental else None
     report.since = watermark
+    # The rewards carry the time the read began: feedback written while this compile runs is newer,
+    # so the next incremental compile picks it up.
+    read_started = utcnow()
     decisions: list[DecisionView] = []
     feedback: dict[str, list[FeedbackView]] = {}
     if incremental and watermark is not None:
@@ -112,9 +111,7 @@ def compile_rewards(
         decisions, feedback = read_compile_inputs(store, policy=policy, since=since, until=until)
     report.decisions = len(decisions)
     report.feedback_rows = sum(len(v) for v in feedback.values())
-    result: CompileResult = compile_feedback(decisions, feedback, spec)
-    if progress is not None:
-        progress(len(decisions), len(decisions))
+    result: CompileResult = compile_feedback(decisions, feedback, spec, created_at=read_started)
     if result.rewards:
         write_rewards(store, result.rewards)
     report.written = len(result.rewards)

@@ -74,7 +74,6 @@ class FeedbackSimulator:
                     scale=(-1.0, 1.0),
                     rater_id=rater.rater_id,
                     authority=rater.authority,
-                    created_at=d.created_at,
                 )
             )
             if not correct and self.rng.random() < rater.correct_rate:
@@ -85,8 +84,7 @@ class FeedbackSimulator:
                         label=truth[d.id],
                         rater_id=rater.rater_id,
                         authority=rater.authority,
-                        created_at=d.created_at,
-                    )
+                        )
                 )
         return out
 
@@ -100,7 +98,6 @@ def reviewer_feedback(decision: Decision, true_label: str, reviewer: str = "revi
         rater_id=reviewer,
         authority=1.0,
         source="human",
-        created_at=decision.created_at,
     )
 
 

@@ -35,6 +35,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -196,6 +197,7 @@ def compile_feedback(
     decisions: Sequence[DecisionLike],
     feedback: Mapping[str, Sequence[FeedbackLike]],
     spec: RewardSpec,
+    created_at: datetime | None = None,
 ) -> CompileResult:
     """Compile rewards for ``decisions`` from their ``feedback`` (by decision id) under ``spec``.
 
@@ -205,6 +207,9 @@ def compile_feedback(
     feedback : mapping of decision id to sequence of Feedback
         Each decision's feedback rows; order does not matter (rows are sorted by time).
     spec : RewardSpec
+    created_at : datetime, optional
+        The rewards' time (default: now). The store orchestration passes the time its read began, so
+        that feedback arriving during a compile counts as new for the next incremental one.
 
     Returns
     -------
@@ -284,7 +289,7 @@ def compile_feedback(
         value = 2.0 * value - 1.0
     elif spec.scale == "unit" and spec.function == "confidence":
         value = (value + 1.0) / 2.0
-    now = utcnow()
+    now = created_at if created_at is not None else utcnow()
     names = list(components)
     cols = [components[k].tolist() for k in names]
     for i, d in enumerate(kept):
@@ -296,7 +301,8 @@ def compile_feedback(
                 value=float(value[i]),
                 components={k: c[i] for k, c in zip(names, cols, strict=True)},
                 feedback_ids=provenance[i],
-                disagreement=float(disagreement[i]),
+                # "latest" reads one row: there is no spread to report
+                disagreement=None if spec.combine == "latest" else float(disagreement[i]),
                 created_at=now,
             )
         )
@@ -334,7 +340,7 @@ def _score(
         elif k == "calibration":
             components[k] = F.calibration(q, conf)
         elif k == "confidence":
-            components[k] = to_unit_array(F.confidence_weighted(q, conf))
+            components[k] = (F.confidence_weighted(q, conf) + 1.0) / 2.0
         elif k == "latency":
             assert lat is not None
             components[k] = q * F.latency_factor(lat, spec.target_ms)
@@ -346,10 +352,6 @@ def _score(
     # Σ w̃_k · std_k: an upper bound on the spread of the weighted total across raters (Minkowski).
     disagreement = sum((w / total * spreads[k] for k, w in spec.weights.items()), np.zeros_like(q))
     return value, components, disagreement
-
-
-def to_unit_array(signed: FloatArray) -> FloatArray:
-    return (signed + 1.0) / 2.0
 
 
 __all__ = ["DERIVED", "CompileResult", "DecisionLike", "FeedbackLike", "compile_feedback", "feedback_signals"]

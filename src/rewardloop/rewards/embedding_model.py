@@ -87,6 +87,8 @@ class EmbeddingRewardModel:
         ``accuracy``, ``roc_auc`` (held-out), ``n_train``, ``n_test``, ``pos_rate``, ``fit_seconds``.
     report_ : str
         scikit-learn's classification report on the held-out part.
+    test_index_ : ndarray of shape (n_test,)
+        Indices of the held-out samples (for per-group metrics).
 
     Examples
     --------
@@ -180,6 +182,7 @@ class EmbeddingRewardModel:
         self.coef_ = clf.coef_[0].astype(np.float64)  # (3·dim,)
         self.intercept_ = float(clf.intercept_[0])
         self.n_features_in_ = X.shape[1]
+        self.test_index_ = te  # (n_test,): which samples the metrics were computed on
         self.metrics_: dict[str, float] = {
             "n_train": float(tr.size),
             "n_test": float(te.size),
