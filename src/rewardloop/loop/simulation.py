@@ -84,7 +84,7 @@ class FeedbackSimulator:
                         label=truth[d.id],
                         rater_id=rater.rater_id,
                         authority=rater.authority,
-                        )
+                    )
                 )
         return out
 

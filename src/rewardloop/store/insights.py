@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, func, select
 
 from rewardloop.store.engine import Store
-from rewardloop.store.repository import _decision_from_row, _feedback_from_row, _utc
+from rewardloop.store.repository import decision_from_row, feedback_from_row, time_window, to_utc
 from rewardloop.store.tables import DecisionRow, FeedbackRow
 from rewardloop.types import DecisionBatch, Feedback
 
@@ -65,19 +65,6 @@ def policies_of_project(store: Store, project: str) -> list[str]:
         return list(conn.scalars(query))
 
 
-def _window(store: Store, column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
-    lo, hi = _utc(since), _utc(until)
-    if store.dialect == "sqlite":
-        lo = lo.replace(tzinfo=None) if lo else None
-        hi = hi.replace(tzinfo=None) if hi else None
-    conds: list[Any] = []
-    if lo is not None:
-        conds.append(column >= lo)
-    if hi is not None:
-        conds.append(column < hi)
-    return conds
-
-
 def recent_decisions(
     store: Store,
     project: str,
@@ -89,7 +76,7 @@ def recent_decisions(
     """The project's most recent decisions (up to ``limit``, oldest first) with their feedback."""
     conds: list[Any] = [
         project_of_decision() == project,
-        *_window(store, DecisionRow.created_at, since, None),
+        *time_window(store, DecisionRow.created_at, since, None),
     ]
     if policy is not None:
         conds.append(DecisionRow.policy == policy)
@@ -100,7 +87,7 @@ def recent_decisions(
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        decisions = [_decision_from_row(r) for r in conn.execute(query)]
+        decisions = [decision_from_row(r) for r in conn.execute(query)]
         decisions.reverse()
         feedback: dict[str, list[Feedback]] = {}
         ids = [d.id for d in decisions]
@@ -112,7 +99,7 @@ def recent_decisions(
                 .order_by(FeedbackRow.created_at, FeedbackRow.id)
             )
             for r in conn.execute(fq):
-                feedback.setdefault(r.decision_id, []).append(_feedback_from_row(r))
+                feedback.setdefault(r.decision_id, []).append(feedback_from_row(r))
     return DecisionBatch(decisions, feedback)
 
 
@@ -161,7 +148,7 @@ def export_rows(
     of millions of rows holds only ``batch_size`` of them in memory.
     """
     f, d = FeedbackRow, DecisionRow
-    conds: list[Any] = [project_of_decision() == project, *_window(store, f.created_at, since, until)]
+    conds: list[Any] = [project_of_decision() == project, *time_window(store, f.created_at, since, until)]
     if policy is not None:
         conds.append(d.policy == policy)
     query = (
@@ -201,7 +188,7 @@ def export_rows(
         for row in result:
             out = dict(zip(EXPORT_COLUMNS, row, strict=True))
             for key in ("feedback_at", "decided_at"):
-                t = _utc(out[key])
+                t = to_utc(out[key])
                 out[key] = t.isoformat() if t is not None else None
             yield out
 

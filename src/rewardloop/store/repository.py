@@ -358,7 +358,7 @@ def _aware(t: datetime | None) -> datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
-def _decision_from_row(r: Any) -> Decision:
+def decision_from_row(r: Any) -> Decision:
     return Decision(
         id=r.id,
         policy=r.policy,
@@ -384,7 +384,7 @@ def _decision_from_row(r: Any) -> Decision:
     )
 
 
-def _feedback_from_row(r: Any) -> Feedback:
+def feedback_from_row(r: Any) -> Feedback:
     return Feedback(
         id=r.id,
         decision_id=r.decision_id,
@@ -403,7 +403,7 @@ def _feedback_from_row(r: Any) -> Feedback:
     )
 
 
-def _reward_from_row(r: Any) -> Reward:
+def reward_from_row(r: Any) -> Reward:
     return Reward(
         decision_id=r.decision_id,
         spec=r.spec,
@@ -416,11 +416,28 @@ def _reward_from_row(r: Any) -> Reward:
     )
 
 
-def _utc(t: datetime | None) -> datetime | None:
+def to_utc(t: datetime | None) -> datetime | None:
     return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _decision_filter(
+def time_window(store: Store, column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    """Conditions ``since <= column < until`` (either may be None); naive times are taken as UTC.
+
+    SQLite keeps naive UTC, PostgreSQL timestamptz: both are compared in UTC.
+    """
+    lo, hi = to_utc(since), to_utc(until)
+    if store.dialect == "sqlite":
+        lo = lo.replace(tzinfo=None) if lo else None
+        hi = hi.replace(tzinfo=None) if hi else None
+    conds: list[Any] = []
+    if lo is not None:
+        conds.append(column >= lo)
+    if hi is not None:
+        conds.append(column < hi)
+    return conds
+
+
+def decision_filter(
     store: Store,
     policy: str | None,
     version: str | None,
@@ -443,15 +460,7 @@ def _decision_filter(
     ):
         if value is not None:
             conds.append(column == value)
-    # SQLite keeps naive UTC, PostgreSQL timestamptz: compare in UTC on both.
-    lo, hi = _utc(since), _utc(until)
-    if store.dialect == "sqlite":
-        lo = lo.replace(tzinfo=None) if lo else None
-        hi = hi.replace(tzinfo=None) if hi else None
-    if lo is not None:
-        conds.append(d.created_at >= lo)
-    if hi is not None:
-        conds.append(d.created_at < hi)
+    conds += time_window(store, d.created_at, since, until)
     if ids is not None:
         conds.append(d.id.in_(list(ids)))
     if with_feedback is not None:
@@ -489,7 +498,7 @@ def read_decisions(
     reward_spec : (name, version), optional
         Load that spec's compiled rewards into ``batch.rewards``.
     """
-    conds = _decision_filter(
+    conds = decision_filter(
         store, policy, version, since, until, experiment, variant, kind, with_feedback, ids
     )
     query: Select[Any] = select(DecisionRow.__table__).where(and_(True, *conds))
@@ -497,7 +506,7 @@ def read_decisions(
     if limit is not None:
         query = query.limit(limit)
     with store.engine.connect() as conn:
-        decisions = [_decision_from_row(r) for r in conn.execute(query)]
+        decisions = [decision_from_row(r) for r in conn.execute(query)]
         id_query = select(DecisionRow.id).where(and_(True, *conds))
         if limit is not None:
             id_query = id_query.order_by(DecisionRow.created_at, DecisionRow.id).limit(limit)
@@ -509,7 +518,7 @@ def read_decisions(
                 .order_by(FeedbackRow.created_at, FeedbackRow.id)
             )
             for r in conn.execute(fq):
-                feedback.setdefault(r.decision_id, []).append(_feedback_from_row(r))
+                feedback.setdefault(r.decision_id, []).append(feedback_from_row(r))
         rewards: dict[str, Reward] = {}
         if reward_spec is not None and decisions:
             rq = select(RewardRow.__table__).where(
@@ -517,7 +526,7 @@ def read_decisions(
                 RewardRow.spec_version == reward_spec[1],
                 RewardRow.decision_id.in_(id_query.scalar_subquery()),
             )
-            rewards = {r.decision_id: _reward_from_row(r) for r in conn.execute(rq)}
+            rewards = {r.decision_id: reward_from_row(r) for r in conn.execute(rq)}
     return DecisionBatch(decisions, feedback, rewards)
 
 
@@ -546,21 +555,14 @@ def read_feedback(
             )
         )
         conds.append(f.decision_id.in_(sub.scalar_subquery()))
-    lo, hi = _utc(since), _utc(until)
-    if store.dialect == "sqlite":
-        lo = lo.replace(tzinfo=None) if lo else None
-        hi = hi.replace(tzinfo=None) if hi else None
-    if lo is not None:
-        conds.append(f.created_at >= lo)
-    if hi is not None:
-        conds.append(f.created_at < hi)
+    conds += time_window(store, f.created_at, since, until)
     if kind is not None:
         conds.append(f.kind == kind)
     if decision_ids is not None:
         conds.append(f.decision_id.in_(list(decision_ids)))
     query = select(f.__table__).where(and_(True, *conds)).order_by(f.created_at, f.id)
     with store.engine.connect() as conn:
-        return [_feedback_from_row(r) for r in conn.execute(query)]
+        return [feedback_from_row(r) for r in conn.execute(query)]
 
 
 def read_rewards(store: Store, spec: str, spec_version: int, policy: str | None = None) -> list[Reward]:
@@ -573,7 +575,7 @@ def read_rewards(store: Store, spec: str, spec_version: int, policy: str | None 
             )
         )
     with store.engine.connect() as conn:
-        return [_reward_from_row(r) for r in conn.execute(query.order_by(RewardRow.decision_id))]
+        return [reward_from_row(r) for r in conn.execute(query.order_by(RewardRow.decision_id))]
 
 
 # ----------------------------------------------------------------------------------------------- stats

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rewardloop.store.engine import Store
 from rewardloop.store.insights import project_of_decision
-from rewardloop.store.repository import _decision_from_row
+from rewardloop.store.repository import decision_from_row
 from rewardloop.store.tables import DecisionRow, FeedbackRow, ReviewItemRow
 from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
 
@@ -114,7 +114,7 @@ def read_review_queue(
         .offset(offset)
     )
     with store.session() as s:
-        return [ReviewEntry(_item(item), _decision_from_row(dec)) for item, dec in s.execute(query)]
+        return [ReviewEntry(_item(item), decision_from_row(dec)) for item, dec in s.execute(query)]
 
 
 def get_review_entry(store: Store, item_id: str, project: str) -> ReviewEntry:
@@ -127,7 +127,7 @@ def get_review_entry(store: Store, item_id: str, project: str) -> ReviewEntry:
         found = s.execute(query).first()
         if found is None:
             raise ReviewError("not_found", f"item_id: no review item {item_id!r} in this project")
-        return ReviewEntry(_item(found[0]), _decision_from_row(found[1]))
+        return ReviewEntry(_item(found[0]), decision_from_row(found[1]))
 
 
 def review_counts(store: Store, project: str) -> dict[str, int]:

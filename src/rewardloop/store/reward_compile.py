@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import Text, and_, cast, func, select
 
 from rewardloop.store.engine import Store
-from rewardloop.store.repository import _decision_filter
+from rewardloop.store.repository import decision_filter
 from rewardloop.store.tables import DecisionRow, FeedbackRow, RewardRow
 
 
@@ -93,7 +93,7 @@ def read_compile_inputs(
     validation (the rows were validated when written), and feedback JSON decoded only where present.
     """
     d, f = DecisionRow, FeedbackRow
-    conds = _decision_filter(store, policy, None, since, until, None, None, None, None, ids)
+    conds = decision_filter(store, policy, None, since, until, None, None, None, None, ids)
     sqlite = store.dialect == "sqlite"
     # One join, no ORDER BY (the compiler orders each decision's rows itself), raw JSON and time
     # columns on SQLite (decoded below only where present): the cheapest read of 100k rows.
