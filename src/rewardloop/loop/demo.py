@@ -80,7 +80,9 @@ class DemoConfig:
     seed_per_intent: int = 5
     golden_per_intent: int = 20
     samples_per_template: int = 20
-    users: int = 500
+    #: Many users with few requests each, as in production: the A/B sample-ratio check counts decisions,
+    #: which is valid only when no user sends a large share of them.
+    users: int = 50_000
     review_capacity: int = 120
     #: Decisions less confident than this wait for the reviewer.
     review_below: float = 0.5
@@ -362,7 +364,7 @@ class ClosedLoop:
         )
         if report.passed:
             # The canary's guardrails are the second line of defence.
-            self.experiments.start(f"{POLICY}-{version}", POLICY, version, gate_report=report, actor="demo")
+            self.runner.start_canary(version, report)
             self.bad_outcome = f"bad challenger {version} passed the gate; the canary must roll it back"
         else:
             failed = ", ".join(

@@ -15,6 +15,7 @@ report (in the experiment's log and the alias history), the experiment's verdict
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -261,6 +262,15 @@ class LoopRunner:
         report = self.evaluate(candidate, "candidate")
         return run_gate(report, champion_report, self.gate, ope=self.ope(candidate, logged))
 
+    def start_canary(self, version: str, report: GateReport) -> None:
+        """Start the champion-vs-``version`` experiment the gate ``report`` allowed."""
+        # A salt of its own per experiment (independent assignments), derived from the seed so that
+        # a rerun assigns every user the same way.
+        salt = hashlib.sha256(f"{self.policy}:{version}:{self.seed}".encode()).hexdigest()[:16]
+        self.experiments.start(
+            f"{self.policy}-{version}", self.policy, version, gate_report=report, actor=self.actor, salt=salt
+        )
+
     # ----------------------------------------------------------------------------------- iteration
 
     def iterate(self, *, since: datetime | None = None, ope_since: datetime | None = None) -> IterationResult:
@@ -294,7 +304,5 @@ class LoopRunner:
         if not report.passed:
             failed = ", ".join(c.name for c in report.failed)
             return IterationResult("gated", f"{version} stopped at the gate ({failed})", version, report)
-        self.experiments.start(
-            f"{self.policy}-{version}", self.policy, version, gate_report=report, actor=self.actor
-        )
+        self.start_canary(version, report)
         return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
