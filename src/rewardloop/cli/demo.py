@@ -108,10 +108,10 @@ def _summary(result: DemoResult, report: Path) -> None:
         f"in {result.seconds:.0f} s"
     )
     console.print(f"report: {report}")
-    console.print(
-        f"dashboard on the same database: rewardloop serve --store-url {result.store_url}  "
-        "(then open http://127.0.0.1:8000/)"
-    )
+    env = f"REWARDLOOP_STORE__URL={result.store_url}"
+    console.print("dashboard on the same database:")
+    console.print(f"  {env} rewardloop keys create --name me --role admin   # prints a key to sign in with")
+    console.print(f"  {env} rewardloop serve   # then open http://127.0.0.1:8000/")
     summary: dict[str, Any] = {
         "seed_golden_acc": round(result.seed_golden_acc, 4),
         "final_golden_acc": round(result.final_golden_acc, 4),
