@@ -99,8 +99,8 @@ def test_eval_bad_golden_is_a_clean_error(tmp_path, mutate, message):
 
 
 def test_policy_loader_errors(tmp_path):
-    with pytest.raises(PolicyLoadError, match="not a predictions folder"):
-        load_policy_for_eval("intent@champion")
+    with pytest.raises(PolicyLoadError, match="neither NAME@VERSION"):
+        load_policy_for_eval(str(tmp_path / "nowhere"))
     folder = tmp_path / "p"
     folder.mkdir()
     with pytest.raises(PolicyLoadError, match=r"missing labels\.json"):

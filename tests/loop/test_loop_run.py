@@ -124,3 +124,27 @@ def test_missing_pieces_are_named(project_dir, golden, spec, message):
     result = runner.invoke(app, ["loop", "run", "--once"])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_eval_and_gate_resolve_registry_references(project_dir):
+    assert runner.invoke(app, ["loop", "run", "--once"]).exit_code == 0  # 1.0.0, champion
+    assert runner.invoke(app, ["loop", "run", "--once"]).exit_code == 0  # 1.0.1, challenger
+    ev = runner.invoke(app, ["eval", "--policy", "intent@champion", "--golden", "golden.jsonl"])
+    assert ev.exit_code == 0, ev.output
+    assert "intent@1.0.0" in ev.output
+    gate = runner.invoke(
+        app,
+        [
+            "gate",
+            "--candidate",
+            "intent@challenger",
+            "--champion",
+            "intent@champion",
+            "--golden",
+            "golden.jsonl",
+        ],
+    )
+    assert gate.exit_code in (0, 1), gate.output
+    assert "accuracy" in gate.output
+    missing = runner.invoke(app, ["eval", "--policy", "intent@9.9.9", "--golden", "golden.jsonl"])
+    assert missing.exit_code == 2 and "intent@9.9.9" in missing.output

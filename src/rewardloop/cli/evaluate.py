@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from rewardloop.cli.common import ConfigOption, console, err_console, fail, open_store, progress, project
+from rewardloop.config import ProjectConfig
 from rewardloop.config.sections import GateConfig
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
 from rewardloop.evaluation.golden import GoldenError, GoldenSet, load_golden
@@ -63,19 +64,53 @@ class PrecomputedPolicy:
         return self.predict_proba_with_latency(texts)[0]
 
 
-def load_policy_for_eval(ref: str) -> PrecomputedPolicy:
-    """Load the policy ``ref`` for a golden-set run. **The one place to swap in the registry at merge.**
+def load_policy_for_eval(ref: str, config: ProjectConfig | None = None) -> Any:
+    """The policy ``ref`` names, as anything with ``name``, ``labels`` and ``predict_proba(texts)``.
 
-    For now ``ref`` is a folder holding ``labels.json`` (the label list, in probability-column order)
-    and ``predictions.jsonl``, one line per text: ``{"text": ..., "proba": [...], "latency_ms": 12.5}``
-    (``latency_ms`` optional). With the registry this becomes: resolve ``NAME@VERSION`` / ``NAME@alias``
-    to a PolicyVersion, load its artifact, return the policy (anything with ``labels`` and
-    ``predict_proba(texts)``).
+    - ``NAME@VERSION`` or ``NAME@alias`` (``intent@champion``): resolved through the registry of the
+      store in ``config``, its artifact verified against its checksum, then loaded;
+    - a classifier artifact folder (with ``policy.json``): loaded as it is;
+    - a predictions folder: ``labels.json`` (the label list, in probability-column order) and
+      ``predictions.jsonl``, one line per text: ``{"text": ..., "proba": [...], "latency_ms": 12.5}``
+      (``latency_ms`` optional) — for models that run outside rewardloop.
     """
+    if "@" in ref and not Path(ref).exists():
+        return _registry_policy(ref, config if config is not None else project(None))
+    if (Path(ref) / "policy.json").is_file():
+        from rewardloop.policies.classifier import ClassifierPolicy
+
+        return ClassifierPolicy.load(ref)
+    return _predictions_policy(ref)
+
+
+def _registry_policy(ref: str, cfg: ProjectConfig) -> Any:
+    from rewardloop.policies.classifier import ClassifierPolicy
+    from rewardloop.registry import Registry, RegistryError
+
+    store = open_store(cfg)
+    try:
+        registry = Registry(store, Path(cfg.experiments.registry_root))
+        try:
+            pv = registry.resolve(ref)
+            path = registry.artifact_path(f"{pv.policy}@{pv.version}")
+        except RegistryError as err:
+            raise PolicyLoadError(f"{ref}: {err}") from None
+    finally:
+        store.close()
+    if pv.kind != "classifier":
+        raise PolicyLoadError(
+            f"{ref}: a {pv.kind} has no golden-set evaluation; evaluate it with `rewardloop ope`"
+        )
+    policy = ClassifierPolicy.load(path)
+    policy.name = f"{pv.policy}@{pv.version}"
+    return policy
+
+
+def _predictions_policy(ref: str) -> PrecomputedPolicy:
     folder = Path(ref)
     if not folder.is_dir():
         raise PolicyLoadError(
-            f"{ref}: not a predictions folder (registry references NAME@VERSION arrive with the registry)"
+            f"{ref}: neither NAME@VERSION, NAME@alias, a policy folder nor a predictions folder"
         )
     labels_file, preds_file = folder / "labels.json", folder / "predictions.jsonl"
     for f in (labels_file, preds_file):
@@ -120,9 +155,11 @@ def _golden(path: Path | None, cfg_golden: str | None) -> GoldenSet:
         raise fail(str(err)) from None
 
 
-def _evaluate(ref: str, golden: GoldenSet, n_bins: int, batch_size: int | None) -> GoldenReport:
+def _evaluate(
+    ref: str, golden: GoldenSet, n_bins: int, batch_size: int | None, cfg: ProjectConfig | None = None
+) -> GoldenReport:
     try:
-        policy = load_policy_for_eval(ref)
+        policy = load_policy_for_eval(ref, cfg)
         with progress() as bar:
             task = bar.add_task(f"evaluating {policy.name}", total=len(golden))
             report = evaluate_golden(
@@ -151,7 +188,9 @@ def _summary_table(report: GoldenReport) -> Table:
     return t
 
 
-def _report_or_policy(ref: str, golden: GoldenSet | None, n_bins: int) -> GoldenReport:
+def _report_or_policy(
+    ref: str, golden: GoldenSet | None, n_bins: int, cfg: ProjectConfig | None = None
+) -> GoldenReport:
     """A saved golden report (``*.json`` file) or a policy reference evaluated on ``golden``."""
     path = Path(ref)
     if path.is_file() and path.suffix == ".json":
@@ -161,7 +200,7 @@ def _report_or_policy(ref: str, golden: GoldenSet | None, n_bins: int) -> Golden
             raise fail(str(err)) from None
     if golden is None:
         raise fail(f"{ref}: a policy needs a golden set (--golden FILE or evaluation.golden in the config)")
-    return _evaluate(ref, golden, n_bins, None)
+    return _evaluate(ref, golden, n_bins, None, cfg)
 
 
 def _ope_comparison(path: Path, estimator: str) -> OPEComparison:
@@ -198,8 +237,8 @@ def eval_cmd(
         typer.Option(
             "--policy",
             "-p",
-            help="the policy to evaluate: a predictions folder (labels.json + predictions.jsonl); "
-            "NAME@VERSION or NAME@alias once the registry is merged",
+            help="the policy to evaluate: NAME@VERSION or NAME@alias from the registry (intent@champion), "
+            "a policy folder, or a predictions folder (labels.json + predictions.jsonl)",
         ),
     ],
     golden: Annotated[
@@ -227,7 +266,7 @@ def eval_cmd(
     """
     cfg = project(config)
     gold = _golden(golden, cfg.evaluation.golden)
-    report = _evaluate(policy, gold, cfg.evaluation.n_bins, batch_size)
+    report = _evaluate(policy, gold, cfg.evaluation.n_bins, batch_size, cfg)
     out_dir = out if out is not None else Path(cfg.evaluation.report_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     from rewardloop.evaluation.plots import html_report  # matplotlib: imported only when drawing
@@ -287,8 +326,8 @@ def gate_cmd(
     thresholds: GateConfig = cfg.evaluation.gate
     needs_golden = any(not (Path(r).is_file() and r.endswith(".json")) for r in [candidate, champion] if r)
     gold = _golden(golden, cfg.evaluation.golden) if needs_golden else None
-    cand = _report_or_policy(candidate, gold, cfg.evaluation.n_bins)
-    champ = _report_or_policy(champion, gold, cfg.evaluation.n_bins) if champion else None
+    cand = _report_or_policy(candidate, gold, cfg.evaluation.n_bins, cfg)
+    champ = _report_or_policy(champion, gold, cfg.evaluation.n_bins, cfg) if champion else None
     comparison = _ope_comparison(ope, thresholds.ope_estimator) if ope is not None else None
     report: GateReport = run_gate(cand, champ, thresholds, comparison)
     console.print(report.to_markdown(), markup=False, highlight=False, soft_wrap=True)  # no wrapping: CI logs
@@ -399,7 +438,7 @@ def ope_cmd(
     finally:
         store.close()
     try:
-        cand = load_policy_for_eval(candidate)
+        cand = load_policy_for_eval(candidate, cfg)
         with console.status(f"off-policy evaluation of {cand.name} on {len(batch)} decisions ..."):
             result = evaluate_candidate_on_logs(
                 cand, batch, n_bootstrap_samples=n_bootstrap, random_state=seed
