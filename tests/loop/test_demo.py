@@ -14,16 +14,24 @@ from rewardloop.store.review import review_counts
 runner = CliRunner()
 
 
-def test_shortened_demo_runs_the_whole_loop(tmp_path):
-    torch.set_num_threads(1)
-    out = tmp_path / "demo"
+def run_demo(out) -> tuple[str, dict]:
     result = runner.invoke(app, ["demo", "--small", "--rounds", "3", "--traffic", "150", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    return result.output, json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_shortened_demo_runs_the_whole_loop_and_reruns_identically(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "demo"
+    output, summary = run_demo(out)
+    _, again = run_demo(tmp_path / "again")
+    assert {k: v for k, v in again.items() if k != "seconds"} == {
+        k: v for k, v in summary.items() if k != "seconds"
+    }
     assert summary["rounds"] == 3
     assert summary["bad_challenger_promoted"] is False
     assert 0.0 < summary["seed_golden_acc"] <= 1.0
-    assert "stopped at the gate" in result.output
+    assert "stopped at the gate" in output
     assert (out / "report.html").read_text().count("<img") == 3
 
     store = Store.open(f"sqlite:///{out / 'rewardloop.db'}", migrate=False)
