@@ -332,11 +332,19 @@ def write_feedback(
         good = [f for f in good if f.decision_id in known]
     if bad and not skip_invalid:
         raise BatchError("feedback", bad)
-    time = _time_adapter(store)
-    params = [_feedback_params(f, time) for f in good]
     with store.engine.begin() as conn:
-        written = _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, params)
+        written = insert_feedback(conn, good)
     return WriteReport(written, len(good) - written, bad)
+
+
+def insert_feedback(conn: Connection, rows: Sequence[Feedback]) -> int:
+    """Insert validated feedback inside the caller's transaction; returns the rows written.
+
+    The caller has checked that the decisions exist (:func:`write_feedback` does; the review queue's
+    resolve writes a reviewer's correction and closes the item in one transaction with it).
+    """
+    time = _sqlite_time if conn.dialect.name == "sqlite" else (lambda t: t.astimezone(UTC))
+    return _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, [_feedback_params(f, time) for f in rows])
 
 
 def write_rewards(store: Store, rewards: Iterable[Reward]) -> int:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewardloop.store.engine import Store
 from rewardloop.store.insights import project_of_decision
-from rewardloop.store.repository import decision_from_row
-from rewardloop.store.tables import DecisionRow, FeedbackRow, ReviewItemRow
+from rewardloop.store.repository import decision_from_row, insert_feedback
+from rewardloop.store.tables import DecisionRow, ReviewItemRow
 from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
 
 REVIEW_STATUSES = ("open", "claimed", "resolved")
@@ -166,29 +166,6 @@ def claim_review_item(store: Store, item_id: str, reviewer: str, project: str) -
     return get_review_entry(store, entry.item.id, project).item
 
 
-def _insert_feedback(conn: Connection, f: Feedback) -> None:
-    low, high = f.scale if f.scale is not None else (None, None)
-    conn.execute(
-        insert(FeedbackRow).values(
-            id=f.id,
-            decision_id=f.decision_id,
-            kind=f.kind,
-            value=f.value,
-            scale_low=low,
-            scale_high=high,
-            label=f.label,
-            preferred=f.preferred,
-            rejected=f.rejected,
-            scores=dict(f.scores) if f.scores else None,
-            rater_id=f.rater_id,
-            authority=f.authority,
-            source=f.source,
-            comment=f.comment,
-            created_at=f.created_at,
-        )
-    )
-
-
 def resolve_review_item(
     store: Store,
     item_id: str,
@@ -234,7 +211,7 @@ def resolve_review_item(
             .values(status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now)
         ).rowcount
         if changed:
-            _insert_feedback(conn, feedback)
+            insert_feedback(conn, [feedback])
     if not changed:
         current = get_review_entry(store, item_id, project).item
         who = f" by {current.claimed_by!r}" if current.claimed_by else ""
