@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from rewardloop.evaluation.abtest import (
-    ArmStats,
+    VariantStats,
     VerdictRules,
     ab_verdict,
     beta_binomial,
@@ -160,7 +160,7 @@ def test_srm_equals_scipy_and_detects_a_skewed_split():
 
 
 def _arm(n, succ, lat_mean=0.0, lat_var=0.0, lat_n=0):
-    return ArmStats(n, n, succ, lat_n, lat_mean, lat_var)
+    return VariantStats(n, n, succ, lat_n, lat_mean, lat_var)
 
 
 VERDICTS = [
@@ -251,7 +251,7 @@ BAD = [
     (lambda: beta_binomial(1, 2, 1, 2, prior=(0.0, 1.0)), "prior: both Beta parameters must be > 0"),
     (lambda: msprt(0.1, 0.01, tau=0.0), "tau: the mixing standard deviation must be > 0"),
     (lambda: srm_check({"a": 1}, {"a": 0.5, "b": 0.5}), "counts: variants ['a'] differ"),
-    (lambda: ArmStats(10, 5, 6), "successes: 6 successes in 5 outcomes"),
+    (lambda: VariantStats(10, 5, 6), "successes: 6 successes in 5 outcomes"),
 ]
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from rewardloop.learners.gating import (
-    ReinforceConfig,
-    ReinforceTrainer,
-    reinforce_loss,
+    GatingConfig,
+    GatingTrainer,
+    gating_loss,
     rollup_multilevel,
     traces_from_batch,
 )
@@ -28,13 +28,13 @@ def test_reinforce_loss_hand_computed():
     logits = torch.zeros(2, 2)  # π = (0.5, 0.5) for both rows, H = log 2
     actions = torch.tensor([0, 1])
     rewards = torch.tensor([1.0, 0.0])
-    loss, stats = reinforce_loss(logits, actions, rewards, baseline=0.5, entropy_coef=0.1)
+    loss, stats = gating_loss(logits, actions, rewards, baseline=0.5, entropy_coef=0.1)
     # −mean(w (r − b) log π) = −mean(0.5·log 0.5, −0.5·log 0.5) = 0;  −β·H = −0.1·log 2
     assert float(loss) == pytest.approx(-0.1 * math.log(2))
     assert stats["entropy"] == pytest.approx(math.log(2))
     # importance ratios π/μ = 0.5/0.25 = 2 and 0.5/1 = 0.5, the first clipped at 1.5
     behaviour = torch.log(torch.tensor([0.25, 1.0]))
-    loss, stats = reinforce_loss(logits, actions, rewards, 0.0, 0.0, behaviour, max_weight=1.5)
+    loss, stats = gating_loss(logits, actions, rewards, 0.0, 0.0, behaviour, max_weight=1.5)
     assert float(loss) == pytest.approx(-(1.5 * 1.0 * math.log(0.5)) / 2)
     assert stats["mean_weight"] == pytest.approx(1.0)
 
@@ -61,7 +61,7 @@ def test_rollup_multilevel_hand_computed():
 def test_on_policy_reinforce_learns_the_best_expert_per_context():
     rng = np.random.default_rng(0)
     policy = GatingPolicy(EXPERTS, in_dim=4, hidden=16, random_state=0)
-    trainer = ReinforceTrainer(policy, ReinforceConfig(lr=0.02, entropy_coef=0.001))
+    trainer = GatingTrainer(policy, GatingConfig(lr=0.02, entropy_coef=0.001))
     X = np.eye(4)  # context i: expert i is right
     before = policy.probs(X)[np.arange(4), np.arange(4)].mean()
     params0 = [p.detach().clone() for p in policy.net.parameters()]
@@ -115,7 +115,7 @@ def test_off_policy_reinforce_from_logged_traces_and_multilevel_feedback(store):
     assert set(np.round(traces.rewards, 6)) == {0.25, 1.0}
     X = np.array([d.features for d in batch])
     policy = GatingPolicy(EXPERTS, in_dim=2, hidden=8, random_state=0)
-    trainer = ReinforceTrainer(policy, ReinforceConfig(lr=0.03, epochs=15, batch_size=20))
+    trainer = GatingTrainer(policy, GatingConfig(lr=0.03, epochs=15, batch_size=20))
     trainer.fit_logged(X, traces.actions, traces.rewards, traces.behaviour_logp)
     assert policy.probs(X).mean(axis=0).argmax() == EXPERTS.index("precedent")
     assert policy.probs(X)[:, 3].mean() > 0.6

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardloop.registry import ArtifactError, JsonGateReport, Registry, RegistryError, checksum, semver_key
+from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError, checksum, semver_key
 from rewardloop.store.registry import AliasConflict, move_alias, read_versions
 from rewardloop.types import AliasEvent
 
@@ -309,7 +309,7 @@ def test_bad_refs(sqlite_reg, tmp_path, ref, message):
 )
 def test_gate_report_json_is_validated(data, message):
     with pytest.raises(RegistryError, match=message):
-        JsonGateReport.from_mapping(data)
+        JsonGateEvidence.from_mapping(data)
 
 
 def test_artifact_kept_in_place_is_still_verified(reg, tmp_path):

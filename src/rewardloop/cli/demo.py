@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from rewardloop.cli.common import console, err_console
-from rewardloop.loop.demo import DemoConfig, DemoResult, RoundResult, run_demo
-from rewardloop.loop.demo_report import write_report
+from rewardloop.demo.report import write_report
+from rewardloop.demo.run import DemoConfig, DemoResult, RoundResult, run_demo
 
 
 def demo(

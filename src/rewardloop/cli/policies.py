@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_store, project
 from rewardloop.config import ProjectConfig
-from rewardloop.registry import ArtifactError, JsonGateReport, Registry, RegistryError
+from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError
 from rewardloop.store import Store
 from rewardloop.types import DECISION_KINDS, DecisionKind
 
@@ -159,7 +159,7 @@ def promote(
     report = None
     if gate_report is not None:
         with _errors():
-            report = JsonGateReport.from_mapping(_read_json(gate_report, "--gate-report"), str(gate_report))
+            report = JsonGateEvidence.from_mapping(_read_json(gate_report, "--gate-report"), str(gate_report))
     store, reg = _registry(project(config))
     with _errors():
         event = reg.promote(ref, report, force=force, actor=actor, reason=reason)

@@ -301,7 +301,7 @@ def train_gating(
     config: ConfigOption = None,
 ) -> None:
     """Train the gating policy (MLP → softmax over experts) by REINFORCE from logged traces + feedback."""
-    from rewardloop.learners.gating import ReinforceConfig, ReinforceTrainer, traces_from_batch
+    from rewardloop.learners.gating import GatingConfig, GatingTrainer, traces_from_batch
     from rewardloop.policies.gating import GatingPolicy
 
     cfg = project(config)
@@ -333,8 +333,8 @@ def train_gating(
         with console.status(f"building {len(kept)} contexts ({features}) ..."):
             X = feats.from_batch(kept)
     gate = GatingPolicy(names, in_dim=X.shape[1], hidden=hidden, random_state=seed)
-    rc = ReinforceConfig(lr=lr, entropy_coef=entropy_coef, epochs=epochs, step_name=step_name, seed=seed)
-    trainer = ReinforceTrainer(gate, rc)
+    rc = GatingConfig(lr=lr, entropy_coef=entropy_coef, epochs=epochs, step_name=step_name, seed=seed)
+    trainer = GatingTrainer(gate, rc)
     steps_per_epoch = -(-len(traces.ids) // rc.batch_size)
     with progress() as bar:
         task = bar.add_task("REINFORCE", total=epochs)

@@ -337,7 +337,7 @@ def srm_check(counts: Mapping[str, int], shares: Mapping[str, float], threshold:
 
 
 @dataclass(frozen=True)
-class ArmStats:
+class VariantStats:
     """What one variant did, as aggregated from the store.
 
     Parameters
@@ -396,8 +396,8 @@ class Verdict:
 
     action: VerdictAction
     reasons: tuple[str, ...]
-    champion: ArmStats
-    challenger: ArmStats
+    champion: VariantStats
+    challenger: VariantStats
     sequential: SequentialResult
     chi_square: TestResult
     z_test: TestResult
@@ -442,8 +442,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def ab_verdict(
-    champion: ArmStats,
-    challenger: ArmStats,
+    champion: VariantStats,
+    challenger: VariantStats,
     rules: VerdictRules | None = None,
     shares: Mapping[str, float] | None = None,
     prev_p: float = 1.0,
@@ -474,7 +474,7 @@ def ab_verdict(
 
     Examples
     --------
-    >>> v = ab_verdict(ArmStats(5000, 5000, 500), ArmStats(5000, 5000, 650))
+    >>> v = ab_verdict(VariantStats(5000, 5000, 500), VariantStats(5000, 5000, 650))
     >>> v.action, round(v.bayes.p_better, 4)
     ('promote', 1.0)
     """

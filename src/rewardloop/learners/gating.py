@@ -32,7 +32,7 @@ from rewardloop.types import DecisionBatch, Feedback
 
 
 @dataclass
-class ReinforceConfig:
+class GatingConfig:
     """Hyperparameters of REINFORCE for the gating policy."""
 
     lr: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
@@ -46,7 +46,7 @@ class ReinforceConfig:
     seed: int = field(default=0, metadata={"help": "random seed (batch order)"})
 
 
-def reinforce_loss(
+def gating_loss(
     logits: torch.Tensor,
     actions: torch.Tensor,
     rewards: torch.Tensor,
@@ -73,7 +73,7 @@ def reinforce_loss(
     return loss, stats
 
 
-class ReinforceTrainer:
+class GatingTrainer:
     """Trains a :class:`GatingPolicy` in place with REINFORCE.
 
     Attributes
@@ -86,7 +86,7 @@ class ReinforceTrainer:
     Examples
     --------
     >>> policy = GatingPolicy(["a", "b"], in_dim=2, random_state=0)
-    >>> trainer = ReinforceTrainer(policy, ReinforceConfig(lr=0.05))
+    >>> trainer = GatingTrainer(policy, GatingConfig(lr=0.05))
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0]] * 8)
     >>> for _ in range(30):
     ...     acts = np.array([policy.act(x).index for x in X])
@@ -95,9 +95,9 @@ class ReinforceTrainer:
     True
     """
 
-    def __init__(self, policy: GatingPolicy, config: ReinforceConfig | None = None) -> None:
+    def __init__(self, policy: GatingPolicy, config: GatingConfig | None = None) -> None:
         self.policy = policy
-        self.config = config or ReinforceConfig()
+        self.config = config or GatingConfig()
         self.optimizer = torch.optim.Adam(policy.net.parameters(), lr=self.config.lr)
         self.baseline_: float | None = None
         self.history_: list[dict[str, float]] = []
@@ -124,7 +124,7 @@ class ReinforceTrainer:
         baseline = float(r.mean()) if self.baseline_ is None else self.baseline_
         self.policy.net.train()
         logits = self.policy.net(x) / self.policy.temperature
-        loss, stats = reinforce_loss(logits, a, r, baseline, cfg.entropy_coef, mu, cfg.max_weight)
+        loss, stats = gating_loss(logits, a, r, baseline, cfg.entropy_coef, mu, cfg.max_weight)
         self.optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(self.policy.net.parameters(), cfg.max_grad_norm)
@@ -147,7 +147,7 @@ class ReinforceTrainer:
         rewards: np.ndarray,
         behaviour_logp: np.ndarray,
         on_epoch: Callable[[int], None] | None = None,
-    ) -> ReinforceTrainer:
+    ) -> GatingTrainer:
         """``epochs`` passes of shuffled minibatches over logged (context, action, reward, log μ) rows.
 
         ``on_epoch(epoch)`` is called after each pass (progress bars, status streams).
@@ -261,7 +261,7 @@ def digits_learning_curve(
     torch.manual_seed(seed)
     k = int(y.max()) + 1
     policy = GatingPolicy([str(c) for c in range(k)], in_dim=X.shape[1], hidden=64, random_state=seed)
-    trainer = ReinforceTrainer(policy, ReinforceConfig(lr=3e-3, entropy_coef=0.01, batch_size=32, seed=seed))
+    trainer = GatingTrainer(policy, GatingConfig(lr=3e-3, entropy_coef=0.01, batch_size=32, seed=seed))
     rng = np.random.default_rng(seed)
     window = max(rounds // points, 32)
     curve, got = [], []

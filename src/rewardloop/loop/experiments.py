@@ -35,9 +35,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from rewardloop.config.sections import ExperimentsConfig
-from rewardloop.evaluation.abtest import ArmStats, Verdict, VerdictRules, ab_verdict
+from rewardloop.evaluation.abtest import VariantStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
-from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateReport, Registry, RegistryError
+from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateEvidence, Registry, RegistryError
 from rewardloop.store import Store
 from rewardloop.store.experiments import (
     ExperimentStoreError,
@@ -127,10 +127,10 @@ def _check_ramp(ramp: Sequence[float]) -> tuple[float, ...]:
     return ramp
 
 
-def _arm(o: VariantOutcome | None) -> ArmStats:
+def _arm(o: VariantOutcome | None) -> VariantStats:
     if o is None:
-        return ArmStats(0)
-    return ArmStats(o.n, o.n_outcomes, o.successes, o.latency_n, o.latency_mean, o.latency_var)
+        return VariantStats(0)
+    return VariantStats(o.n, o.n_outcomes, o.successes, o.latency_n, o.latency_mean, o.latency_var)
 
 
 class Experiments:
@@ -174,7 +174,7 @@ class Experiments:
         ramp: Sequence[float] | None = None,
         shadow: bool | None = None,
         salt: str | None = None,
-        gate_report: GateReport | None = None,
+        gate_report: GateEvidence | None = None,
         actor: str | None = None,
         reason: str = "",
     ) -> Experiment:

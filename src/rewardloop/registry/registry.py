@@ -61,7 +61,7 @@ class RegistryError(ValueError):
 
 
 @runtime_checkable
-class GateReport(Protocol):
+class GateEvidence(Protocol):
     """What ``promote`` needs from a release gate's report: did it pass, and a JSON-ready record."""
 
     @property
@@ -71,10 +71,10 @@ class GateReport(Protocol):
 
 
 @dataclass(frozen=True)
-class JsonGateReport:
+class JsonGateEvidence:
     """A gate report read back from the JSON the ``rewardloop gate`` command writes.
 
-    >>> JsonGateReport({"passed": True, "checks": []}).passed
+    >>> JsonGateEvidence({"passed": True, "checks": []}).passed
     True
     """
 
@@ -88,7 +88,7 @@ class JsonGateReport:
         return dict(self.data)
 
     @classmethod
-    def from_mapping(cls, data: Any, source: str = "gate report") -> JsonGateReport:
+    def from_mapping(cls, data: Any, source: str = "gate report") -> JsonGateEvidence:
         if not isinstance(data, Mapping):
             raise RegistryError(f"{source}: must be a JSON object, got {type(data).__name__}")
         if not isinstance(data.get("passed"), bool):
@@ -354,7 +354,7 @@ class Registry:
     def promote(
         self,
         ref: str,
-        gate_report: GateReport | None = None,
+        gate_report: GateEvidence | None = None,
         *,
         force: bool = False,
         actor: str | None = None,
@@ -370,7 +370,7 @@ class Registry:
         pv = self.resolve(ref)
         report: Mapping[str, Any] | None = None
         if gate_report is not None:
-            if not isinstance(gate_report, GateReport):
+            if not isinstance(gate_report, GateEvidence):
                 raise RegistryError("gate_report: needs a boolean .passed and a .to_dict() method")
             report = dict(gate_report.to_dict())
         if not force:

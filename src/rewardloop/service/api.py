@@ -36,8 +36,8 @@ from rewardloop.service.schemas import (
     KeyCreateRequest,
     KeyCreateResponse,
     KeyModel,
+    LeaderboardEntry,
     LeaderboardResponse,
-    LeaderboardRow,
     PolicyModel,
     PromoteRequest,
     ReviewItemResponse,
@@ -216,7 +216,7 @@ def leaderboard(
     if policy is not None:
         _own_policy(state, key, policy)
     batch = recent_decisions(state.store, key.project, limit=window, policy=policy)
-    return LeaderboardResponse(rows=[LeaderboardRow(**r) for r in panels.leaderboard(batch, (kind,))])
+    return LeaderboardResponse(rows=[LeaderboardEntry(**r) for r in panels.leaderboard(batch, (kind,))])
 
 
 # ------------------------------------------------------------------------------------------- review

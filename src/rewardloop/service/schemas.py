@@ -133,7 +133,7 @@ class StatsResponse(Response):
     review: dict[str, int]
 
 
-class LeaderboardRow(Response):
+class LeaderboardEntry(Response):
     policy: str
     action: str
     decisions: int
@@ -143,7 +143,7 @@ class LeaderboardRow(Response):
 
 
 class LeaderboardResponse(Response):
-    rows: list[LeaderboardRow]
+    rows: list[LeaderboardEntry]
 
 
 class ReviewItemResponse(Response):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rewardloop.learners.bandits import EpsilonGreedy, LinUCB, RouterInputError
-from rewardloop.learners.bandits.replay import importance_weights, logged_rows, replay
+from rewardloop.learners.bandits.replay import logged_rows, replay, replay_weights
 from rewardloop.policies.router import ContextFeatures
 from rewardloop.store import read_decisions, write_decisions, write_rewards
 from rewardloop.types import Reward
@@ -49,7 +49,7 @@ def test_replay_from_store_equals_online_learning(store):
 def test_replay_of_another_policy_is_importance_weighted(store):
     _log(store, n=30, policy="old_router")
     rows = logged_rows(read_decisions(store, reward_spec=("ok", 1)), ContextFeatures("numeric", n_numeric=2))
-    w = importance_weights(rows, "auto", policy="new_router", max_weight=10.0)
+    w = replay_weights(rows, "auto", policy="new_router", max_weight=10.0)
     np.testing.assert_allclose(w, np.minimum((1 / 3) / rows.pscore, 10.0))
     router = LinUCB(["a", "b", "c"], dim=2)
     report = replay(router, rows, policy="new_router")
@@ -70,9 +70,9 @@ def test_importance_weights_hand_computed():
         policies=["old", "old", "me"],
         categories=[None] * 3,
     )
-    np.testing.assert_allclose(importance_weights(rows, "ipw", max_weight=5), [1.0, 5.0, 1.0])
-    np.testing.assert_allclose(importance_weights(rows, "auto", "me", max_weight=50), [1.0, 25.0, 1.0])
-    np.testing.assert_allclose(importance_weights(rows, "none"), [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(replay_weights(rows, "ipw", max_weight=5), [1.0, 5.0, 1.0])
+    np.testing.assert_allclose(replay_weights(rows, "auto", "me", max_weight=50), [1.0, 25.0, 1.0])
+    np.testing.assert_allclose(replay_weights(rows, "none"), [1.0, 1.0, 1.0])
 
 
 def test_unknown_logged_arm_is_refused_or_added(store, snap):

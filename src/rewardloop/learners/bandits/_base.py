@@ -327,7 +327,7 @@ class BanditRouter:
         arms : sequence of str or int array, shape (n_rounds,)
         rewards : array-like of shape (n_rounds,)
         sample_weight : array-like of shape (n_rounds,), optional
-            Importance weights (see :func:`rewardloop.learners.bandits.replay.importance_weights`).
+            Importance weights (see :func:`rewardloop.learners.bandits.replay.replay_weights`).
         categories : sequence of str or None, optional
             Per-row categories for the statistics.
         """

@@ -105,7 +105,7 @@ def _row_of(field_name: str) -> int | None:
     return None
 
 
-def importance_weights(
+def replay_weights(
     rows: LoggedRows, weighting: Weighting = "auto", policy: str | None = None, max_weight: float = 10.0
 ) -> FloatArray:
     """Per-row weights, shape (n_rounds,): ``(1/K) / pscore`` clipped at ``max_weight``.
@@ -145,7 +145,7 @@ def replay(
     rows : LoggedRows
         From :func:`logged_rows`.
     weighting : {"auto", "none", "ipw"}
-        See :func:`importance_weights`; ``policy`` is the router's own policy name for ``auto``.
+        See :func:`replay_weights`; ``policy`` is the router's own policy name for ``auto``.
     add_unknown_arms : bool
         Add logged arms the router does not have (at the default prior) instead of refusing them.
 
@@ -162,7 +162,7 @@ def replay(
             "arms",
             f"the logs name arm(s) {unknown} the router does not have; pass add_unknown_arms to add them",
         )
-    w = importance_weights(rows, weighting, policy, max_weight)
+    w = replay_weights(rows, weighting, policy, max_weight)
     # With arms to add, work on a copy so that a bad row leaves the router exactly as it was.
     work = copy.deepcopy(router) if unknown else router
     for a in unknown:
@@ -195,7 +195,7 @@ __all__: Sequence[str] = [
     "LoggedRows",
     "ReplayReport",
     "arms_of",
-    "importance_weights",
     "logged_rows",
     "replay",
+    "replay_weights",
 ]

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 from rewardloop.evaluation.plots import figure_png, img_tag, reliability_diagram
 
 if TYPE_CHECKING:
-    from rewardloop.loop.demo import DemoResult
+    from rewardloop.demo.run import DemoResult
 
 
 def accuracy_by_round(result: DemoResult) -> bytes:

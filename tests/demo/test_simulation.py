@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rewardloop.loop.simulation import (
+from rewardloop.demo.simulation import (
     DEFAULT_AGENTS,
     FeedbackSimulator,
     Rater,

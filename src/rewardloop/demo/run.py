@@ -36,6 +36,7 @@ import numpy as np
 
 from rewardloop.config.sections import ExperimentsConfig, GateConfig
 from rewardloop.datasets.intents import IntentData, load_intents
+from rewardloop.demo.simulation import DEFAULT_AGENTS, FeedbackSimulator, agent_reward, reviewer_feedback
 from rewardloop.encoders import default_encoder
 from rewardloop.evaluation.golden import GoldenItem, GoldenSet
 from rewardloop.evaluation.metrics import GoldenReport
@@ -45,7 +46,6 @@ from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.iteration import LoopRunner
 from rewardloop.loop.review import ReviewPolicy
-from rewardloop.loop.simulation import DEFAULT_AGENTS, FeedbackSimulator, agent_reward, reviewer_feedback
 from rewardloop.registry import CHAMPION, Registry
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store, read_decisions, write_decisions, write_feedback
