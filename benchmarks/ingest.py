@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from rewardloop.store import Store, write_decisions, write_feedback
-from rewardloop.store.repository import (
+from rewardloop.store.writing import (
     _DECISION_COLUMNS,
     _FEEDBACK_COLUMNS,
     _decision_params,
@@ -155,11 +155,11 @@ def bench_database(store: Store, n: int, repeats: int) -> dict[str, float]:
     out: dict[str, float] = {}
     decisions = decision_rows(n, "bench")
     feedback = feedback_rows(decisions)
-    time_of = _time_adapter(store)
+    time_of = _time_adapter(store.dialect)
     d_records = [decision_from_dict(r) for r in decisions]
     f_records = [feedback_from_dict(r) for r in feedback]
     d_params = [_decision_params(d, time_of) for d in d_records]
-    f_params = [_feedback_params(f, time_of) for f in f_records]
+    f_params = [_feedback_params(f, "default", time_of) for f in f_records]
 
     def reset_all() -> None:
         empty(store)

@@ -188,7 +188,7 @@ def test_feedback_must_reference_a_stored_decision(store: Store):
 def test_idempotency_key_and_id_do_not_duplicate(store: Store):
     first = make_decision(1, idempotency_key="req-1")
     assert log_decision(store, first) == "d1"
-    resent = make_decision(99, idempotency_key="req-1")  # a retry: new id, same key
+    resent = make_decision(1, id="d99", idempotency_key="req-1")  # a retry: new id, same key and body
     assert log_decision(store, resent) == "d1"
     report = write_decisions(store, [make_decision(1), make_decision(2)])
     assert (report.written, report.duplicates) == (1, 1)
@@ -203,7 +203,7 @@ def test_bulk_write_of_many_rows(store: Store):
     report = write_decisions(store, [make_decision(i, idempotency_key=f"k{i}") for i in range(500)])
     assert report.written == 500
     again = write_decisions(
-        store, [make_decision(i + 1000, idempotency_key=f"k{i}") for i in range(450, 550)]
+        store, [make_decision(i, id=f"d{i + 1000}", idempotency_key=f"k{i}") for i in range(450, 550)]
     )
     assert (again.written, again.duplicates) == (50, 50)
     assert len(read_decisions(store)) == 550

@@ -37,7 +37,7 @@ def project(config: Path | None) -> ProjectConfig:
 
 
 def open_store(cfg: ProjectConfig) -> Store:
-    return Store.open(cfg.store.url, echo=cfg.store.echo)
+    return Store.open(cfg.store.url, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
 
 
 def progress() -> Progress:

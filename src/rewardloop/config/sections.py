@@ -25,6 +25,9 @@ class StoreConfig(Section):
         "postgresql+psycopg://user@host:5432/db (production)",
     )
     echo: bool = Field(False, description="log every SQL statement (debugging)")
+    max_actions: int = Field(
+        1000, ge=1, description="most candidate actions one decision may list (more is refused with a 422)"
+    )
 
 
 class PolicyConfig(Section):

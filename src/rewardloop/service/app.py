@@ -178,7 +178,7 @@ def create_app(
             store = source
         else:
             url = source if isinstance(source, str) else cfg.store.url
-            store = Store.open(url, migrate=migrate, echo=cfg.store.echo)
+            store = Store.open(url, migrate=migrate, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
         default_provider, default_admin = (
             default_providers(cfg, store) if provider is None or admin is None else (provider, admin)
         )

@@ -16,6 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Most candidate actions one decision may list (``store.max_actions``): far above a classifier's
+#: labels or a reranker's candidates, far below what would make one row megabytes.
+DEFAULT_MAX_ACTIONS = 1000
 
 
 class StoreError(RuntimeError):
@@ -84,15 +87,19 @@ class Store:
     'sqlite'
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, max_actions: int = DEFAULT_MAX_ACTIONS) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.max_actions = max_actions
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True, echo: bool = False) -> Store:
+    def open(
+        cls, url: str, migrate: bool = True, echo: bool = False, max_actions: int = DEFAULT_MAX_ACTIONS
+    ) -> Store:
         """Open the store at ``url``; with ``migrate``, bring its schema to head first.
 
         Without ``migrate``, a store whose schema is behind is refused with a message saying so.
+        ``max_actions`` bounds the candidate actions of one decision (``store.max_actions``).
         """
         engine = make_engine(url, echo=echo)
         if make_url(url).get_backend_name() == "sqlite" and make_url(url).database in (None, "", ":memory:"):
@@ -112,7 +119,7 @@ class Store:
                     f"the store at {make_url(url).render_as_string(hide_password=True)} is at schema "
                     f"{have or 'none'}, this rewardloop needs {want}: run `rewardloop init` to migrate it"
                 )
-        return cls(engine)
+        return cls(engine, max_actions)
 
     @property
     def dialect(self) -> str:

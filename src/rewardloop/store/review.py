@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewardloop.store.engine import Store
@@ -64,6 +64,13 @@ def _item(r: Any) -> ReviewItem:
 
 def enqueue_review(store: Store, items: Iterable[ReviewItem]) -> int:
     """Queue items; an item for a decision already queued is skipped. Returns how many were queued."""
+    with store.engine.begin() as conn:
+        return insert_review_items(conn, items)
+
+
+def insert_review_items(conn: Connection, items: Iterable[ReviewItem]) -> int:
+    """:func:`enqueue_review` inside the caller's transaction (the decision writer logs a decision and
+    queues it in one)."""
     rows = [
         {
             "id": i.id,
@@ -80,15 +87,14 @@ def enqueue_review(store: Store, items: Iterable[ReviewItem]) -> int:
     ]
     if not rows:
         return 0
-    dialect = sqlite if store.dialect == "sqlite" else postgresql
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     stmt = (
         dialect.insert(ReviewItemRow)
         .on_conflict_do_nothing(index_elements=["decision_id"])
         .returning(ReviewItemRow.id)
     )
-    with store.engine.begin() as conn:
-        # Counted from RETURNING: the driver's rowcount is -1 here on psycopg.
-        return sum(len(conn.execute(stmt, row).all()) for row in rows)
+    # Counted from RETURNING: the driver's rowcount is -1 here on psycopg.
+    return sum(len(conn.execute(stmt, row).all()) for row in rows)
 
 
 def read_review_queue(
@@ -211,7 +217,7 @@ def resolve_review_item(
             .values(status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now)
         ).rowcount
         if changed:
-            insert_feedback(conn, [feedback])
+            insert_feedback(conn, [(feedback, project)])
     if not changed:
         current = get_review_entry(store, item_id, project).item
         who = f" by {current.claimed_by!r}" if current.claimed_by else ""
@@ -226,6 +232,7 @@ __all__ = [
     "claim_review_item",
     "enqueue_review",
     "get_review_entry",
+    "insert_review_items",
     "read_review_queue",
     "resolve_review_item",
     "review_counts",

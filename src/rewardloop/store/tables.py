@@ -43,7 +43,9 @@ class DecisionRow(Base):
     variant_share: Mapped[float | None] = mapped_column(Float)
     trace: Mapped[Any | None] = mapped_column(Json)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # created_at is when the store received the decision; client_time what the client said (if anything).
     created_at: Mapped[datetime] = mapped_column(Time)
+    client_time: Mapped[datetime | None] = mapped_column(Time)
 
     __table_args__ = (
         Index("ix_decisions_policy_version_time", "policy", "policy_version", "created_at"),
@@ -55,6 +57,8 @@ class DecisionRow(Base):
 class FeedbackRow(Base):
     __tablename__ = "feedback"
 
+    # Ids are unique per project (the project of the row's decision), not globally.
+    project: Mapped[str] = mapped_column(String(200), primary_key=True, server_default="default")
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     decision_id: Mapped[str] = mapped_column(String(64), ForeignKey("decisions.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -70,6 +74,11 @@ class FeedbackRow(Base):
     source: Mapped[str] = mapped_column(String(20))
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Time, index=True)
+    client_time: Mapped[datetime | None] = mapped_column(Time)
+    # A voided row stays stored (audited: who, when, why) and counts for no reward from then on.
+    voided_at: Mapped[datetime | None] = mapped_column(Time)
+    voided_by: Mapped[str | None] = mapped_column(String(200))
+    void_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class RewardRow(Base):

@@ -1,6 +1,7 @@
 """The records of rewardloop (DESIGN.md): decisions, feedback, rewards, versions, runs, experiments."""
 
 from rewardloop.types.batches import DecisionBatch
+from rewardloop.types.errors import RecordError
 from rewardloop.types.parse import decision_from_dict, feedback_from_dict, record_to_dict
 from rewardloop.types.records import (
     DECISION_KINDS,
@@ -15,7 +16,6 @@ from rewardloop.types.records import (
     FeedbackKind,
     FeedbackSource,
     PolicyVersion,
-    RecordError,
     ReviewItem,
     Reward,
     TraceStep,

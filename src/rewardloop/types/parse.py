@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from rewardloop.types.records import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types.errors import RecordError
+from rewardloop.types.records import Decision, Feedback, TraceStep
 
 R = TypeVar("R", Decision, Feedback)
 
 _TUPLE_FIELDS = {"actions", "action_dist", "features", "candidates", "ranking", "scale"}
 
 
-def _parse_time(value: Any) -> datetime:
+def _parse_time(key: str, value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str):
@@ -22,7 +23,7 @@ def _parse_time(value: Any) -> datetime:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
-    raise RecordError("created_at", f"must be an ISO-8601 time, got {value!r}")
+    raise RecordError(key, f"must be an ISO-8601 time, got {value!r}")
 
 
 def _field_names(cls: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
@@ -37,8 +38,8 @@ def _field_names(cls: type[Any]) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def _convert(key: str, value: Any) -> Any:
-    if key == "created_at":
-        return _parse_time(value)
+    if key in _TIME_FIELDS:
+        return _parse_time(key, value)
     if key == "trace":
         try:
             return tuple(s if isinstance(s, TraceStep) else TraceStep(**s) for s in value)
@@ -49,7 +50,8 @@ def _convert(key: str, value: Any) -> Any:
     return tuple(value)
 
 
-_CONVERTED = frozenset(_TUPLE_FIELDS | {"created_at", "trace"})
+_TIME_FIELDS = frozenset({"created_at", "client_time"})
+_CONVERTED = frozenset(_TUPLE_FIELDS | _TIME_FIELDS | {"trace"})
 
 
 def _build(cls: type[R], data: Mapping[str, Any]) -> R:

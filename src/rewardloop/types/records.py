@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+from rewardloop.types.errors import RecordError
+from rewardloop.types.limits import check_json, check_text, check_texts, check_time
+
 DecisionKind = Literal["classifier", "router", "reranker"]
 FeedbackKind = Literal["rating", "correction", "preference", "multilevel", "implicit"]
 FeedbackSource = Literal["human", "golden", "judge", "implicit"]
@@ -27,31 +30,6 @@ FEEDBACK_SOURCES: tuple[str, ...] = get_args(FeedbackSource)
 
 #: Tolerance on "the action distribution sums to 1" and "pscore equals the chosen action's probability".
 PROB_TOL = 1e-6
-
-
-class RecordError(ValueError):
-    """A record failed validation.
-
-    Attributes
-    ----------
-    field : str
-        The offending field, dotted for nested values (``"scores.retrieval"``).
-    reason : str
-        What was wrong, in words a user can act on.
-    row : int or None
-        The 0-based row of the batch it came from, when known.
-    """
-
-    def __init__(self, field: str, reason: str, row: int | None = None) -> None:
-        self.field = field
-        self.reason = reason
-        self.row = row
-        where = f"row {row}: " if row is not None else ""
-        super().__init__(f"{where}{field}: {reason}")
-
-    def at_row(self, row: int) -> RecordError:
-        """The same error, located at ``row`` of a batch."""
-        return RecordError(self.field, self.reason, row)
 
 
 def new_id() -> str:
@@ -90,10 +68,11 @@ def _nonempty(name: str, value: str) -> None:
         raise RecordError(name, "must be a non-empty string")
 
 
-def _aware(name: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime):
-        raise RecordError(name, f"must be a datetime, got {type(value).__name__}")
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _set_times(record: Decision | Feedback) -> None:
+    """``created_at`` and ``client_time`` as aware UTC times (naive ones are taken as UTC)."""
+    object.__setattr__(record, "created_at", check_time("created_at", record.created_at))
+    if record.client_time is not None:
+        object.__setattr__(record, "client_time", check_time("client_time", record.client_time))
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -111,6 +90,8 @@ class TraceStep:
 
     def __post_init__(self) -> None:
         _nonempty("trace.name", self.name)
+        check_text("trace.name", self.name)
+        check_text("trace.action", self.action)
         logp = _finite("trace.logp", self.logp)
         if logp > 1e-12:
             raise RecordError("trace.logp", f"a log-probability must be <= 0, got {logp}")
@@ -143,6 +124,9 @@ class Decision:
         A full order over ``actions`` (rerankers).
     trace : tuple of TraceStep
         Optional multi-step trace with per-step log-probabilities.
+    created_at, client_time : datetime
+        When the store received it (the service and ``rewardloop import`` stamp it), and the time the
+        client gave, if any (kept, never trusted for ordering).
     variant_share : float, optional
         The probability of the experiment variant that served this request (the traffic share); the
         propensity under the whole system is ``variant_share * pscore``.
@@ -176,13 +160,15 @@ class Decision:
     idempotency_key: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
+    client_time: datetime | None = None
 
     def __post_init__(self) -> None:
-        _nonempty("policy", self.policy)
-        _nonempty("policy_version", self.policy_version)
+        for name in ("id", "policy", "policy_version"):
+            _nonempty(name, getattr(self, name))
+            check_text(name, getattr(self, name))
         _choice("kind", self.kind, DECISION_KINDS)
         set_ = object.__setattr__
-        actions = tuple(self.actions)
+        actions = check_texts("actions", self.actions)
         if not actions:
             raise RecordError("actions", "must name at least one action")
         if len(set(actions)) != len(actions):
@@ -224,8 +210,11 @@ class Decision:
             set_(self, "latency_ms", latency)
         if self.features is not None:
             set_(self, "features", tuple(_finite("features", x) for x in self.features))
+        for name in ("text", "experiment", "variant", "idempotency_key"):
+            if getattr(self, name) is not None:
+                check_text(name, getattr(self, name))
         if self.candidates is not None:
-            candidates = tuple(self.candidates)
+            candidates = check_texts("candidates", self.candidates)
             if len(candidates) != len(actions):
                 raise RecordError("candidates", f"has {len(candidates)} texts for {len(actions)} actions")
             set_(self, "candidates", candidates)
@@ -244,7 +233,9 @@ class Decision:
         set_(self, "trace", tuple(self.trace))
         if not isinstance(self.metadata, Mapping):
             raise RecordError("metadata", "must be a mapping")
-        set_(self, "created_at", _aware("created_at", self.created_at))
+        if self.metadata:
+            check_json("metadata", dict(self.metadata))
+        _set_times(self)
 
     @property
     def action_index(self) -> int:
@@ -285,9 +276,15 @@ class Feedback:
     comment: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
+    client_time: datetime | None = None
 
     def __post_init__(self) -> None:
-        _nonempty("decision_id", self.decision_id)
+        for name in ("id", "decision_id"):
+            _nonempty(name, getattr(self, name))
+            check_text(name, getattr(self, name))
+        for name in ("label", "preferred", "rejected", "rater_id", "comment"):
+            if getattr(self, name) is not None:
+                check_text(name, getattr(self, name))
         _choice("kind", self.kind, FEEDBACK_KINDS)
         _choice("source", self.source, FEEDBACK_SOURCES)
         set_ = object.__setattr__
@@ -311,11 +308,14 @@ class Feedback:
         else:  # multilevel
             if not self.scores:
                 raise RecordError("scores", "multilevel feedback needs at least one named score")
-            checked = {str(k): self._in_scale(f"scores.{k}", v, scale) for k, v in self.scores.items()}
+            checked = {
+                check_text("scores", str(k)): self._in_scale(f"scores.{k}", v, scale)
+                for k, v in self.scores.items()
+            }
             set_(self, "scores", checked)
             if self.value is not None:
                 set_(self, "value", self._in_scale("value", self.value, scale))
-        set_(self, "created_at", _aware("created_at", self.created_at))
+        _set_times(self)
 
     def _checked_scale(self) -> tuple[float, float] | None:
         if self.scale is None:
@@ -365,7 +365,7 @@ class Reward:
             raise RecordError("spec_version", f"must be >= 1, got {self.spec_version}")
         object.__setattr__(self, "value", _finite("value", self.value))
         object.__setattr__(self, "feedback_ids", tuple(self.feedback_ids))
-        object.__setattr__(self, "created_at", _aware("created_at", self.created_at))
+        object.__setattr__(self, "created_at", check_time("created_at", self.created_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +387,7 @@ class PolicyVersion:
         _nonempty("policy", self.policy)
         _nonempty("version", self.version)
         _choice("kind", self.kind, DECISION_KINDS)
-        object.__setattr__(self, "created_at", _aware("created_at", self.created_at))
+        object.__setattr__(self, "created_at", check_time("created_at", self.created_at))
 
 
 @dataclass(frozen=True, slots=True)

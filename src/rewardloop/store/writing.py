@@ -1,0 +1,583 @@
+"""Write decisions, feedback and rewards.
+
+Writes are batched and transactional: every row is validated first (the record checks, the store's
+limits, the decisions that feedback references and the labels a correction may name); a batch with a
+bad row writes nothing (:class:`BatchError` lists every bad row and field) unless
+``skip_invalid=True``, which writes the good rows and reports the bad ones.
+
+Idempotency, with Stripe's semantics: re-sending a decision with the same ``id`` or
+``idempotency_key``, or feedback with the same ``id`` in the same project, with the same body is a
+replay (nothing is written; it answers the stored row); the same id or key with a *different* body is
+a conflict, reported (and refused with the batch) instead of silently dropped. Feedback ids are unique
+per project (the project of the row's decision), not globally.
+
+The bulk path is the driver's own: ``executemany`` on SQLite, ``COPY`` into a temporary table then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` on PostgreSQL. No ORM loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import orjson
+from sqlalchemy import Connection, select, tuple_
+
+from rewardloop.store.engine import Store
+from rewardloop.store.rows import decision_from_row, feedback_from_row
+from rewardloop.store.tables import DecisionRow, FeedbackRow
+from rewardloop.types import (
+    Decision,
+    Feedback,
+    RecordError,
+    Reward,
+    decision_from_dict,
+    feedback_from_dict,
+    record_to_dict,
+)
+
+R = TypeVar("R", Decision, Feedback)
+
+#: Below this many rows PostgreSQL takes executemany (pipelined); above, COPY.
+_COPY_MIN_ROWS = 64
+#: Ids per IN (...) list when checking that feedback references stored decisions.
+_ID_CHUNK = 5000
+#: The project of a decision logged without ``metadata["project"]`` (as store.insights reads it).
+DEFAULT_PROJECT = "default"
+
+#: How a re-sent decision is compared with the stored one: every field the client sent ("record", for
+#: logged decisions), or only the request the policy decided on ("context", for ``/v1/decide``, whose
+#: model may sample another action for the same request).
+Match = Literal["record", "context"]
+
+
+class BatchError(ValueError):
+    """A batch had invalid rows and nothing of it was written.
+
+    ``errors`` holds one :class:`RecordError` per bad row, each naming the row and the field.
+    """
+
+    def __init__(self, kind: str, errors: Sequence[RecordError]) -> None:
+        self.errors = list(errors)
+        shown = "\n".join(f"  {e}" for e in self.errors[:20])
+        more = f"\n  ... and {len(self.errors) - 20} more" if len(self.errors) > 20 else ""
+        super().__init__(
+            f"{len(self.errors)} invalid {kind} row(s); nothing of this batch was written "
+            f"(pass skip_invalid to write the valid rows):\n{shown}{more}"
+        )
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What a batch write did: rows written, replays ignored, invalid rows and id conflicts skipped."""
+
+    written: int
+    duplicates: int = 0
+    invalid: list[RecordError] = field(default_factory=list)
+    conflicts: list[RecordError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one row of a batch: ``new`` (written), ``replay`` of ``stored_id``, or
+    ``conflict`` (``error`` names the id or key that was used before with another body)."""
+
+    status: Literal["new", "replay", "conflict"]
+    stored_id: str
+    error: RecordError | None = None
+    stored: Decision | Feedback | None = None
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _sqlite_time(t: datetime) -> str:
+    # The format SQLAlchemy's SQLite DateTime reads back; times are stored in UTC.
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _pg_time(t: datetime) -> datetime:
+    return t.astimezone(UTC)
+
+
+def _optional(time: Callable[[datetime], Any], t: datetime | None) -> Any:
+    return None if t is None else time(t)
+
+
+def _validate(
+    rows: Iterable[R | Mapping[str, Any]],
+    parse: Callable[[Mapping[str, Any]], R],
+    cls: type[R],
+    check: Callable[[R], None] | None = None,
+) -> tuple[list[R], list[int], list[RecordError]]:
+    """Records for the valid rows, their row numbers, and an error for each invalid row."""
+    good: list[R] = []
+    where: list[int] = []
+    bad: list[RecordError] = []
+    for i, row in enumerate(rows):
+        try:
+            record = row if isinstance(row, cls) else parse(row)  # type: ignore[arg-type]
+            if check is not None:
+                check(record)
+            good.append(record)
+            where.append(i)
+        except RecordError as err:
+            bad.append(err.at_row(i))
+        except (TypeError, ValueError) as err:
+            bad.append(RecordError("(row)", str(err), i))
+    return good, where, bad
+
+
+_DECISION_COLUMNS = [
+    "id",
+    "policy",
+    "policy_version",
+    "kind",
+    "actions",
+    "action",
+    "action_dist",
+    "pscore",
+    "confidence",
+    "latency_ms",
+    "text",
+    "features",
+    "candidates",
+    "meta",
+    "ranking",
+    "experiment",
+    "variant",
+    "variant_share",
+    "trace",
+    "idempotency_key",
+    "created_at",
+    "client_time",
+]
+
+
+def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    return (
+        d.id,
+        d.policy,
+        d.policy_version,
+        d.kind,
+        _json(d.actions),
+        d.action,
+        _json(d.action_dist),
+        d.pscore,
+        d.confidence,
+        d.latency_ms,
+        d.text,
+        _json(d.features),
+        _json(d.candidates),
+        _json(dict(d.metadata)) if d.metadata else None,
+        _json(d.ranking),
+        d.experiment,
+        d.variant,
+        d.variant_share,
+        _json([dataclasses.asdict(s) for s in d.trace]) if d.trace else None,
+        d.idempotency_key,
+        time(d.created_at),
+        _optional(time, d.client_time),
+    )
+
+
+_FEEDBACK_COLUMNS = [
+    "project",
+    "id",
+    "decision_id",
+    "kind",
+    "value",
+    "scale_low",
+    "scale_high",
+    "label",
+    "preferred",
+    "rejected",
+    "scores",
+    "rater_id",
+    "authority",
+    "source",
+    "comment",
+    "created_at",
+    "client_time",
+]
+
+
+def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    low, high = f.scale if f.scale is not None else (None, None)
+    return (
+        project,
+        f.id,
+        f.decision_id,
+        f.kind,
+        f.value,
+        low,
+        high,
+        f.label,
+        f.preferred,
+        f.rejected,
+        _json(dict(f.scores)) if f.scores else None,
+        f.rater_id,
+        f.authority,
+        f.source,
+        f.comment,
+        time(f.created_at),
+        _optional(time, f.client_time),
+    )
+
+
+_REWARD_COLUMNS = [
+    "decision_id",
+    "spec",
+    "spec_version",
+    "value",
+    "components",
+    "feedback_ids",
+    "disagreement",
+    "created_at",
+]
+
+
+def _reward_params(r: Reward, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    return (
+        r.decision_id,
+        r.spec,
+        r.spec_version,
+        r.value,
+        _json(dict(r.components)),
+        _json(list(r.feedback_ids)),
+        r.disagreement,
+        time(r.created_at),
+    )
+
+
+def _time_adapter(dialect: str) -> Callable[[datetime], Any]:
+    return _sqlite_time if dialect == "sqlite" else _pg_time
+
+
+def _bulk_insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], upsert_keys: str = ""
+) -> int:
+    """Insert ``rows`` with the driver's bulk path; conflicting rows are skipped (or updated).
+
+    Returns the number of rows inserted or updated. ``upsert_keys`` (a column list) turns "skip" into
+    "update every other column".
+    """
+    if not rows:
+        return 0
+    cols = ", ".join(columns)
+    if upsert_keys:
+        keys = {k.strip() for k in upsert_keys.split(",")}
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        conflict = f"ON CONFLICT ({upsert_keys}) DO UPDATE SET {sets}"
+    else:
+        conflict = "ON CONFLICT DO NOTHING"
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        if conn.dialect.name == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+            return int(cur.rowcount)
+        if len(rows) < _COPY_MIN_ROWS:
+            marks = ", ".join(["%s"] * len(columns))
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+            return int(cur.rowcount)
+        staging = f"_rl_stage_{table}"
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} {conflict}")
+        inserted = int(cur.rowcount)
+        cur.execute(f"TRUNCATE {staging}")
+        return inserted
+    finally:
+        cur.close()
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+_CONTEXT_FIELDS = ("policy", "kind", "text", "features", "candidates")
+
+
+def _body(record: Decision | Feedback, match: Match = "record") -> dict[str, Any]:
+    """What a client sent: the fields a replay must repeat (not the id or key, nor the server's time)."""
+    out = record_to_dict(record)
+    for name in ("id", "idempotency_key", "created_at"):
+        out.pop(name, None)
+    if match == "context":
+        meta = {k: v for k, v in out["metadata"].items() if k != "shadow_of"}
+        out = {k: out[k] for k in _CONTEXT_FIELDS} | {"metadata": meta}
+    return out
+
+
+def check_decision_limits(store: Store, d: Decision) -> None:
+    """The store's own bounds on a decision (``store.max_actions``); RecordError naming the field."""
+    if len(d.actions) > store.max_actions:
+        raise RecordError(
+            "actions",
+            f"has {len(d.actions)} actions; at most {store.max_actions} are accepted (store.max_actions)",
+        )
+
+
+def _stored_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        found.update(conn.scalars(select(DecisionRow.id).where(DecisionRow.id.in_(chunk))))
+    return found
+
+
+def _stored_decisions(conn: Connection, ids: Iterable[str]) -> dict[str, Decision]:
+    wanted = list(dict.fromkeys(ids))
+    query = select(DecisionRow.__table__).where(DecisionRow.id.in_(wanted))
+    return {r.id: decision_from_row(r) for r in conn.execute(query)} if wanted else {}
+
+
+def insert_decisions(conn: Connection, rows: Sequence[Decision], match: Match = "record") -> list[Outcome]:
+    """Insert validated decisions inside the caller's transaction; one :class:`Outcome` per row.
+
+    A row is new if its id was not stored before and its idempotency key (if any) is now its own;
+    otherwise it is a replay of the stored decision if the bodies agree (``match``), else a conflict.
+    """
+    ids = list(dict.fromkeys(d.id for d in rows))
+    before = _stored_ids(conn, ids)
+    _bulk_insert(
+        conn,
+        "decisions",
+        _DECISION_COLUMNS,
+        [_decision_params(d, _time_adapter(conn.dialect.name)) for d in rows],
+    )
+    after = _stored_ids(conn, ids)
+    keys = list(dict.fromkeys(d.idempotency_key for d in rows if d.idempotency_key is not None))
+    owner: dict[str, str] = {}
+    if keys:
+        query = select(DecisionRow.idempotency_key, DecisionRow.id).where(
+            DecisionRow.idempotency_key.in_(keys)
+        )
+        owner = {str(k): i for k, i in conn.execute(query)}
+    seen: set[str] = set()
+    outcomes: list[Outcome | None] = []
+    for d in rows:
+        first = d.id not in seen
+        seen.add(d.id)
+        key = d.idempotency_key
+        if first and d.id in after and d.id not in before and (key is None or owner.get(key) == d.id):
+            outcomes.append(Outcome("new", d.id))
+        else:
+            outcomes.append(None)
+    earlier = _stored_decisions(
+        conn,
+        (owner.get(d.idempotency_key or "", d.id) for d, o in zip(rows, outcomes, strict=True) if o is None),
+    )
+    result: list[Outcome] = []
+    for d, o in zip(rows, outcomes, strict=True):
+        if o is not None:
+            result.append(o)
+            continue
+        by_key = d.idempotency_key is not None and d.idempotency_key in owner
+        stored = earlier.get(owner[d.idempotency_key] if by_key else d.id)  # type: ignore[index]
+        name = "idempotency_key" if by_key else "id"
+        if stored is not None and _body(stored, match) == _body(d, match):
+            result.append(Outcome("replay", stored.id, stored=stored))
+        else:
+            used = d.idempotency_key if by_key else d.id
+            reason = f"{used!r} was used before for a different decision (same {name} and body replays it)"
+            result.append(
+                Outcome("conflict", stored.id if stored else d.id, RecordError(name, reason), stored)
+            )
+    return result
+
+
+def _report(outcomes: Sequence[Outcome], where: Sequence[int], bad: list[RecordError]) -> WriteReport:
+    conflicts = [o.error.at_row(row) for o, row in zip(outcomes, where, strict=True) if o.error is not None]
+    return WriteReport(
+        sum(o.status == "new" for o in outcomes), sum(o.status == "replay" for o in outcomes), bad, conflicts
+    )
+
+
+def write_decisions(
+    store: Store, rows: Iterable[Decision | Mapping[str, Any]], skip_invalid: bool = False
+) -> WriteReport:
+    """Validate and write decisions in one transaction.
+
+    Parameters
+    ----------
+    rows : iterable of Decision or mapping
+        Records, or mappings such as parsed JSON lines (validated here).
+    skip_invalid : bool, default False
+        Write the valid rows and report the invalid ones (and the conflicts), instead of refusing the
+        whole batch.
+
+    Raises
+    ------
+    BatchError
+        If any row is invalid or reuses an id or idempotency key with another body, and
+        ``skip_invalid`` is False; nothing is written then.
+    """
+    good, where, bad = _validate(
+        rows, decision_from_dict, Decision, lambda d: check_decision_limits(store, d)
+    )
+    if bad and not skip_invalid:
+        raise BatchError("decision", bad)
+    with store.engine.begin() as conn:
+        report = _report(insert_decisions(conn, good), where, bad)
+        if report.conflicts and not skip_invalid:
+            raise BatchError("decision", report.conflicts)  # rolls the transaction back
+    return report
+
+
+def log_decision(store: Store, decision: Decision) -> str:
+    """Write one decision; returns the stored id (the earlier one's, for a replayed idempotency key).
+
+    Raises BatchError if its id or idempotency key was used before for a different decision.
+    """
+    check_decision_limits(store, decision)
+    with store.engine.begin() as conn:
+        (outcome,) = insert_decisions(conn, [decision])
+    if outcome.error is not None:
+        raise BatchError("decision", [outcome.error])
+    return outcome.stored_id
+
+
+def existing_decision_ids(store: Store, ids: Iterable[str]) -> set[str]:
+    """The subset of ``ids`` that are stored decisions."""
+    with store.engine.connect() as conn:
+        return _stored_ids(conn, list(dict.fromkeys(ids)))
+
+
+# ------------------------------------------------------------------------------------------- feedback
+
+
+def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """For each stored decision among ``ids``: (its project, its actions)."""
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    d = DecisionRow
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        for i, meta, actions in conn.execute(select(d.id, d.meta, d.actions).where(d.id.in_(chunk))):
+            project = (meta or {}).get("project") or DEFAULT_PROJECT
+            found[i] = (str(project), tuple(actions))
+    return found
+
+
+def check_references(
+    conn: Connection, rows: Sequence[Feedback], where: Sequence[int], project: str | None = None
+) -> tuple[list[tuple[Feedback, str]], list[int], list[RecordError]]:
+    """Feedback whose decision is stored (in ``project``, if given) and whose correction label is one of
+    the decision's actions, paired with its project; the rows kept, and an error for each other row."""
+    refs = _decision_refs(conn, (f.decision_id for f in rows))
+    good: list[tuple[Feedback, str]] = []
+    kept: list[int] = []
+    bad: list[RecordError] = []
+    for row, f in zip(where, rows, strict=True):
+        ref = refs.get(f.decision_id)
+        if ref is None or (project is not None and ref[0] != project):
+            where_ = "in this project" if project is not None else "in the store"
+            bad.append(RecordError("decision_id", f"no decision {f.decision_id!r} {where_}", row))
+        elif f.kind == "correction" and f.label not in ref[1]:
+            labels = ", ".join(ref[1])
+            bad.append(RecordError("label", f"{f.label!r} is not one of the policy's labels ({labels})", row))
+        else:
+            good.append((f, ref[0]))
+            kept.append(row)
+    return good, kept, bad
+
+
+def _stored_feedback(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Feedback]:
+    wanted = list(dict.fromkeys(keys))
+    out: dict[tuple[str, str], Feedback] = {}
+    f = FeedbackRow
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        query = select(f.__table__).where(tuple_(f.project, f.id).in_(chunk))
+        out.update({(r.project, r.id): feedback_from_row(r) for r in conn.execute(query)})
+    return out
+
+
+def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> list[Outcome]:
+    """Insert validated ``(feedback, project)`` pairs inside the caller's transaction; one Outcome each.
+
+    The caller has checked the references (:func:`check_references`; the review queue's resolve writes
+    a reviewer's correction and closes the item in one transaction with it).
+    """
+    if not rows:
+        return []
+    keys = [(p, f.id) for f, p in rows]
+    before = _feedback_keys(conn, keys)
+    time = _time_adapter(conn.dialect.name)
+    _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, [_feedback_params(f, p, time) for f, p in rows])
+    seen: set[tuple[str, str]] = set()
+    fresh = []
+    for key in keys:
+        fresh.append(key not in before and key not in seen)
+        seen.add(key)
+    earlier = _stored_feedback(conn, (k for k, new in zip(keys, fresh, strict=True) if not new))
+    result: list[Outcome] = []
+    for (f, _), key, new in zip(rows, keys, fresh, strict=True):
+        stored = earlier.get(key)
+        if new:
+            result.append(Outcome("new", f.id))
+        elif stored is not None and _body(stored) == _body(f):
+            result.append(Outcome("replay", f.id, stored=stored))
+        else:
+            reason = (
+                f"{f.id!r} was used before in this project for different feedback "
+                "(the same id and body replays it)"
+            )
+            result.append(Outcome("conflict", f.id, RecordError("id", reason), stored))
+    return result
+
+
+def _feedback_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    f = FeedbackRow
+    for start in range(0, len(keys), _ID_CHUNK):
+        chunk = keys[start : start + _ID_CHUNK]
+        found.update(
+            (p, i) for p, i in conn.execute(select(f.project, f.id).where(tuple_(f.project, f.id).in_(chunk)))
+        )
+    return found
+
+
+def write_feedback(
+    store: Store,
+    rows: Iterable[Feedback | Mapping[str, Any]],
+    skip_invalid: bool = False,
+    project: str | None = None,
+) -> WriteReport:
+    """Validate and write feedback in one transaction; every row must reference a stored decision (of
+    ``project``, if given) and a correction must name one of that decision's actions.
+
+    Same contract as :func:`write_decisions`.
+    """
+    parsed, where, bad = _validate(rows, feedback_from_dict, Feedback)
+    with store.engine.begin() as conn:
+        # Every row is validated and every reference checked before refusing, so that one report lists all.
+        good, kept, missing = check_references(conn, parsed, where, project)
+        bad = sorted(bad + missing, key=lambda e: e.row or 0)
+        if bad and not skip_invalid:
+            raise BatchError("feedback", bad)
+        report = _report(insert_feedback(conn, good), kept, bad)
+        if report.conflicts and not skip_invalid:
+            raise BatchError("feedback", report.conflicts)  # rolls the transaction back
+    return report
+
+
+def write_rewards(store: Store, rewards: Iterable[Reward]) -> int:
+    """Write compiled rewards; a reward for the same (decision, spec, version) is replaced."""
+    time = _time_adapter(store.dialect)
+    params = [_reward_params(r, time) for r in rewards]
+    with store.engine.begin() as conn:
+        return _bulk_insert(
+            conn, "rewards", _REWARD_COLUMNS, params, upsert_keys="decision_id, spec, spec_version"
+        )
