@@ -14,12 +14,10 @@ from sqlalchemy.engine import make_url
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress, project
 from rewardloop.config import DEFAULT_PATH
 from rewardloop.config.template import render_template
-from rewardloop.store import BatchError, Store, read_decisions, store_stats, write_decisions, write_feedback
+from rewardloop.store import BatchError, Store, read_decisions, store_stats
 from rewardloop.store.files import VIEWS, FileFormatError, count_rows, file_format, read_rows, write_rows
-from rewardloop.types import RecordError, decision_from_dict, feedback_from_dict
-
-#: Rows per transaction when importing (every row is validated before the first is written).
-IMPORT_CHUNK = 5000
+from rewardloop.store.imports import import_rows
+from rewardloop.types import RecordError
 
 
 class RecordKind(StrEnum):
@@ -70,14 +68,16 @@ def import_records(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Validate and store decisions or feedback from a file.
+    """Validate and store decisions or feedback from a file, all or nothing.
 
-    Every row is checked before anything is written: with one bad row nothing is stored (each bad row is
-    reported with its field), unless --skip-invalid. Decisions already stored (same id or idempotency key)
-    are counted as duplicates, not stored twice.
+    Every row is checked (fields, limits, the decisions feedback refers to, a correction's labels)
+    before anything is committed: with one bad row nothing is stored (each bad row is reported with its
+    field), unless --skip-invalid. Rows without an id get one from their content, so importing the same
+    file again stores nothing twice; rows already stored (same id or idempotency key, same body) are
+    counted as duplicates. `created_at` is the time of the import; a time a row gives is kept as its
+    `client_time`.
     """
     cfg = project(config)
-    parse = decision_from_dict if kind is RecordKind.decisions else feedback_from_dict
     try:
         if file == "-":
             path, fmt_ = Path("/dev/stdin"), file_format("-", "jsonl")
@@ -88,47 +88,28 @@ def import_records(
                 raise fail(f"{file}: no such file")
             fmt_ = file_format(path, fmt)
             total = count_rows(path, fmt_)
-        records: list[Any] = []
-        bad: list[RecordError] = []
+        store = open_store(cfg)
         with progress() as bar:
-            task = bar.add_task("validating", total=total)
-            for i, row in enumerate(read_rows(path, fmt_)):
-                try:
-                    records.append(parse(row))
-                except RecordError as err:
-                    bad.append(err.at_row(i))
-                bar.advance(task)
+            task = bar.add_task(f"importing {kind.value}", total=total)
+            report = import_rows(
+                store,
+                kind.value,
+                read_rows(path, fmt_),
+                skip_invalid=skip_invalid,
+                on_rows=lambda n: bar.advance(task, n),
+            )
     except FileFormatError as err:
         raise fail(str(err)) from None
-    if bad and not skip_invalid:
-        _report_bad(bad, path)
-        raise fail(
-            f"{len(bad)} invalid row(s) in {file}; nothing was stored (--skip-invalid stores the rest)"
-        )
-    store = open_store(cfg)
-    write = write_decisions if kind is RecordKind.decisions else write_feedback
-    written = duplicates = 0
-    try:
-        with progress() as bar:
-            task = bar.add_task(f"storing {kind.value}", total=len(records))
-            for start in range(0, len(records), IMPORT_CHUNK):
-                chunk = records[start : start + IMPORT_CHUNK]
-                report = write(store, chunk, skip_invalid=skip_invalid)
-                written += report.written
-                duplicates += report.duplicates
-                bad.extend(e.at_row(start + (e.row or 0)) for e in report.invalid)
-                bar.advance(task, len(chunk))
     except BatchError as err:
-        _report_bad([e.at_row(start + (e.row or 0)) for e in err.errors], path)
+        _report_bad(err.errors, path)
         raise fail(
-            f"{len(err.errors)} invalid row(s) in rows {start}..{start + len(chunk) - 1}; "
-            f"{written} rows before them were stored"
+            f"{len(err.errors)} invalid row(s) in {file}; nothing was stored (--skip-invalid stores the rest)"
         ) from None
-    if bad:
-        _report_bad(bad, path)
+    if report.invalid:
+        _report_bad(report.invalid, path)
     console.print(
-        f"{kind.value}: {written} stored, {duplicates} duplicates skipped, {len(bad)} invalid"
-        + (" (skipped)" if bad else "")
+        f"{kind.value}: {report.written} stored, {report.duplicates} duplicates skipped, "
+        f"{len(report.invalid)} invalid" + (" (skipped)" if report.invalid else "")
     )
 
 

@@ -157,6 +157,8 @@ async def log_external_decision(
             fields[name] = tuple(fields[name])
     fields["trace"] = tuple(TraceStep(s.name, s.action, s.logp) for s in body.trace)
     fields["metadata"] = {**body.metadata, "project": key.project}
+    if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
+        fields["client_time"] = fields.pop("created_at")
     decision = Decision(**fields)  # RecordError → 422 naming the field
     if body.shadow_action is not None and body.shadow_action not in decision.actions:
         raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")

@@ -1,9 +1,10 @@
 """Decision logging with group commit (:mod:`~rewardloop.service.group_commit`), and the review queue.
 
-Each batch writes every decision (and shadow challenger decision) with the store's ``write_decisions``
-in one transaction, then queues the new ones the review policy picks in one more. A decision that was
-not written because its id or idempotency key was already used answers the earlier decision's id, if
-that decision is the caller's project's; otherwise 409.
+Each batch writes every decision (and shadow challenger decision) and queues the new ones the review
+policy picks, in one transaction. A decision that was not written because its id or idempotency key
+was already used answers the earlier decision's id if the request is the same (a replay: for
+``/v1/decide`` the same request context, for ``/v1/decisions`` the same body) and that decision is the
+caller's project's; otherwise 409. A decision over ``store.max_actions`` fails alone with a 422.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.service.group_commit import GroupCommitWriter, Rejected
 from rewardloop.service.middleware import Metrics
-from rewardloop.store import Store, existing_decision_ids, log_decision, write_decisions
-from rewardloop.store.insights import decision_projects
-from rewardloop.store.review import enqueue_review
-from rewardloop.types import Decision
+from rewardloop.store import Store
+from rewardloop.store.review import insert_review_items
+from rewardloop.store.writing import DEFAULT_PROJECT, Match, Outcome, check_decision_limits, insert_decisions
+from rewardloop.types import Decision, RecordError
 
 
 @dataclass(frozen=True)
@@ -66,35 +67,44 @@ class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
         return await self.submit_item(job)
 
     def write_batch(self, items: list[DecisionJob]) -> list[Logged | Rejected]:
+        """Log the jobs' decisions and queue the new ones for review, all in one transaction (killed
+        anywhere, either both are stored or neither, and a retry logs and queues afresh)."""
         if not items:
             return []
-        ids = [j.decision.id for j in items]
-        before = existing_decision_ids(self.store, ids)
-        rows = [d for j in items for d in (j.decision, j.shadow) if d is not None]
-        write_decisions(self.store, rows)
-        after = existing_decision_ids(self.store, ids)
-        results: list[Logged | Rejected] = []
-        fresh: list[tuple[int, DecisionJob]] = []
+        results: list[Logged | Rejected | None] = [None] * len(items)
+        jobs: list[tuple[int, DecisionJob]] = []
         for i, job in enumerate(items):
-            d = job.decision
-            if d.id in after and d.id not in before:
-                fresh.append((i, job))
-                results.append(Logged(d.id, True, None))
-                continue
-            # Not written: its id or idempotency key was used before. Answer the earlier decision's id
-            # if it is this project's; never touch or reveal another project's.
-            stored_id = d.id if d.id in before else log_decision(self.store, d)
-            if decision_projects(self.store, [stored_id]).get(stored_id) != job.project:
-                results.append(Rejected(409, "id or idempotency_key: already used; choose another", "id"))
-            else:
-                results.append(Logged(stored_id, False, None))
+            try:
+                for d in (job.decision, job.shadow):
+                    if d is not None:
+                        check_decision_limits(self.store, d)
+                jobs.append((i, job))
+            except RecordError as err:
+                results[i] = Rejected(422, f"{err.field}: {err.reason}", err.field)
+        rows = [d for _, j in jobs for d in (j.decision, j.shadow) if d is not None]
+        matches: list[Match] = [
+            "context" if j.source == "decide" else "record"
+            for _, j in jobs
+            for d in (j.decision, j.shadow)
+            if d is not None
+        ]
+        fresh: list[tuple[int, DecisionJob]] = []
         queued = []
-        for i, job in fresh:
-            item = self.review.assess(job.decision, job.shadow_action)
-            if item is not None:
-                queued.append(item)
-                results[i] = Logged(job.decision.id, True, item.reason)
-        enqueue_review(self.store, queued)  # fresh decisions: none is queued yet
+        with self.store.engine.begin() as conn:
+            outcomes = iter(insert_decisions(conn, rows, matches))
+            for i, job in jobs:
+                outcome = next(outcomes)
+                if job.shadow is not None:
+                    next(outcomes)
+                results[i] = self._answer(job, outcome)
+                if outcome.status == "new":
+                    fresh.append((i, job))
+            for i, job in fresh:
+                item = self.review.assess(job.decision, job.shadow_action)
+                if item is not None:
+                    queued.append(item)
+                    results[i] = Logged(job.decision.id, True, item.reason)
+            insert_review_items(conn, queued)  # fresh decisions: none is queued yet
         if self.metrics is not None:
             self.metrics.batch_size.labels("decisions").observe(len(items))
             for _, job in fresh:
@@ -102,4 +112,18 @@ class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
                 self.metrics.decisions.labels(d.policy, d.variant or "", job.source).inc()
             for item in queued:
                 self.metrics.review_enqueued.labels(item.reason).inc()
-        return results
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _answer(job: DecisionJob, outcome: Outcome) -> Logged | Rejected:
+        """New: logged. A replay answers the earlier decision's id if it is this project's (never touch
+        or reveal another project's); a conflict is a 409 that says what was reused."""
+        if outcome.status == "new":
+            return Logged(outcome.stored_id, True, None)
+        stored = outcome.stored
+        project = stored.metadata.get("project", DEFAULT_PROJECT) if isinstance(stored, Decision) else None
+        if project != job.project:
+            return Rejected(409, "id or idempotency_key: already used; choose another", "id")
+        if outcome.error is not None:
+            return Rejected(409, f"{outcome.error.field}: {outcome.error.reason}", outcome.error.field)
+        return Logged(outcome.stored_id, False, None)

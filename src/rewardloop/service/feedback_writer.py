@@ -1,15 +1,15 @@
 """Feedback writes with group commit (:mod:`~rewardloop.service.group_commit`).
 
-Each batch: one query checks that every row's decision exists in the caller's project, then the store's
-``write_feedback`` (which validates again and checks the decisions exist) writes the good rows in one
-transaction; each request gets 201 once its row is committed, or the error naming the field.
+Each batch, in one transaction: one query checks that every row's decision exists in the caller's
+project and that a correction names one of its labels, then the good rows are written; each request
+gets 201 once its row is committed (or when it replays a stored row: same id, same body), 409 for an id
+used before in the project with another body, or the error naming the field.
 """
 
 from __future__ import annotations
 
 from rewardloop.service.group_commit import GroupCommitWriter, Rejected
-from rewardloop.store import write_feedback
-from rewardloop.store.insights import decision_projects
+from rewardloop.store.writing import check_references, insert_feedback
 from rewardloop.types import Feedback
 
 #: Kept as the feedback routes' name for a refused write.
@@ -34,28 +34,25 @@ class FeedbackWriter(GroupCommitWriter[tuple[Feedback, str], None]):
         await self.submit_item((feedback, project))
 
     def write_batch(self, items: list[tuple[Feedback, str]]) -> list[Rejected | None]:
-        """Write ``(feedback, project)`` pairs in one transaction; per item None (stored) or the error."""
+        """Write ``(feedback, project)`` pairs in one transaction; per item None (stored, or a replay of
+        the same id and body) or the error."""
         if not items:
             return []
-        projects = decision_projects(self.store, (f.decision_id for f, _ in items))
         results: list[Rejected | None] = [None] * len(items)
-        good: list[Feedback] = []
-        where: list[int] = []
-        for i, (f, project) in enumerate(items):
-            if projects.get(f.decision_id) != project:
-                # The same answer for another project's decision as for a missing one: nothing leaks.
-                results[i] = FeedbackRejected(
-                    404, f"decision_id: no decision {f.decision_id!r} in this project", "decision_id"
-                )
-                continue
-            good.append(f)
-            where.append(i)
-        if good:
-            report = write_feedback(self.store, good, skip_invalid=True)
-            for err in report.invalid:
-                i = where[err.row or 0]
-                status = 404 if err.field == "decision_id" else 422
-                results[i] = FeedbackRejected(status, f"{err.field}: {err.reason}", err.field)
+        by_project: dict[str, list[int]] = {}
+        for i, (_, project) in enumerate(items):
+            by_project.setdefault(project, []).append(i)
+        with self.store.engine.begin() as conn:
+            for project, rows in by_project.items():
+                # Another project's decision gets the same answer as a missing one: nothing leaks.
+                good, kept, bad = check_references(conn, [items[i][0] for i in rows], rows, project)
+                for err in bad:
+                    status = 404 if err.field == "decision_id" else 422
+                    results[err.row or 0] = FeedbackRejected(status, f"{err.field}: {err.reason}", err.field)
+                for row, outcome in zip(kept, insert_feedback(conn, good), strict=True):
+                    if outcome.error is not None:
+                        message = f"{outcome.error.field}: {outcome.error.reason}"
+                        results[row] = FeedbackRejected(409, message, outcome.error.field)
         if self.metrics is not None:
             self.metrics.batch_size.labels("feedback").observe(len(items))
             for (f, _), result in zip(items, results, strict=True):

@@ -3,12 +3,14 @@
 A request hands its validated record to :meth:`GroupCommitWriter.submit` and waits. One writer task per
 worker takes everything that is waiting (up to ``max_batch``), runs :meth:`write_batch` on it in a
 thread (one transaction), then answers each request with its own result or error. A request is never
-answered before its row is committed, so "acknowledged ⇒ stored" holds; a failed commit fails every
-request of the batch (none was acknowledged).
+answered before its row is committed, so "acknowledged ⇒ stored" holds.
 
 Why: on SQLite (WAL) the per-request cost is the transaction, the connection checkout and, with many
 threads, the wait for the one write lock — not the row. Under load a batch grows by itself while the
 previous commit runs; at low load a batch is one row, so nothing waits for a timer.
+
+A batch whose transaction fails is written again one item at a time, so that a row the database
+refuses fails alone (422) and the other requests of its batch still commit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import anyio.to_thread
+from sqlalchemy.exc import DataError, IntegrityError
 
 from rewardloop.service.middleware import Metrics
 from rewardloop.store import Store
@@ -110,11 +113,13 @@ class GroupCommitWriter(Generic[T, R]):
     async def _commit(self, batch: list[_Pending[T, R]]) -> None:
         try:
             results = await anyio.to_thread.run_sync(self.write_batch, [p.item for p in batch])
-        except Exception as err:  # the store failed: nobody of this batch is acknowledged
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(Rejected(503, f"the store refused the write: {err}"))
-            return
+        except Exception as err:
+            if len(batch) == 1:  # this item's own write failed: nobody else is concerned
+                results = [_refused(err)]
+            else:  # one bad row must not fail the innocent: write each alone (nothing was committed)
+                for p in batch:
+                    await self._commit([p])
+                return
         for p, result in zip(batch, results, strict=True):
             if p.future.done():  # the client went away; its row is stored (or not) all the same
                 continue
@@ -122,3 +127,11 @@ class GroupCommitWriter(Generic[T, R]):
                 p.future.set_exception(result)
             else:
                 p.future.set_result(result)
+
+
+def _refused(err: Exception) -> Rejected:
+    """A write the store refused: 422 if the row itself cannot be stored (the database's data or
+    integrity check), 503 if the store failed (unreachable, timed out, ...)."""
+    if isinstance(err, (DataError, IntegrityError)):
+        return Rejected(422, f"the store cannot hold this row: {str(err.orig).strip()}")
+    return Rejected(503, f"the store refused the write: {err}")

@@ -61,8 +61,11 @@ async def store_feedback(state: AppState, headers: Headers, raw: bytes) -> tuple
         body = FeedbackCreateRequest.model_validate_json(raw)
     except ValidationError as err:
         return validation_payload([{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)])
+    fields = body.model_dump(exclude_none=True)
+    if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
+        fields["client_time"] = fields.pop("created_at")
     try:
-        feedback = Feedback(**body.model_dump(exclude_none=True))
+        feedback = Feedback(**fields)
     except RecordError as err:
         return 422, {"detail": f"body.{err.field}: {err.reason}", "field": f"body.{err.field}"}
     try:

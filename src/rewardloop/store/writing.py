@@ -342,11 +342,14 @@ def _stored_decisions(conn: Connection, ids: Iterable[str]) -> dict[str, Decisio
     return {r.id: decision_from_row(r) for r in conn.execute(query)} if wanted else {}
 
 
-def insert_decisions(conn: Connection, rows: Sequence[Decision], match: Match = "record") -> list[Outcome]:
+def insert_decisions(
+    conn: Connection, rows: Sequence[Decision], matches: Sequence[Match] | None = None
+) -> list[Outcome]:
     """Insert validated decisions inside the caller's transaction; one :class:`Outcome` per row.
 
     A row is new if its id was not stored before and its idempotency key (if any) is now its own;
-    otherwise it is a replay of the stored decision if the bodies agree (``match``), else a conflict.
+    otherwise it is a replay of the stored decision if the bodies agree (``matches``: one per row,
+    default "record"), else a conflict.
     """
     ids = list(dict.fromkeys(d.id for d in rows))
     before = _stored_ids(conn, ids)
@@ -379,7 +382,8 @@ def insert_decisions(conn: Connection, rows: Sequence[Decision], match: Match = 
         (owner.get(d.idempotency_key or "", d.id) for d, o in zip(rows, outcomes, strict=True) if o is None),
     )
     result: list[Outcome] = []
-    for d, o in zip(rows, outcomes, strict=True):
+    every: Sequence[Match] = matches if matches is not None else ["record"] * len(rows)
+    for d, o, match in zip(rows, outcomes, every, strict=True):
         if o is not None:
             result.append(o)
             continue
