@@ -113,18 +113,19 @@ def import_rows(
     rows: Iterable[Mapping[str, Any]],
     skip_invalid: bool = False,
     on_rows: Callable[[int], None] | None = None,
-    chunk: int = IMPORT_CHUNK,
+    chunk: int | None = None,
 ) -> ImportReport:
     """Store ``rows`` as decisions or feedback in one transaction (see the module docstring).
 
-    ``on_rows(n)`` is called after each chunk with its row count (a progress bar). With
-    ``skip_invalid`` the good rows are stored and the bad ones reported.
+    ``on_rows(n)`` is called after each chunk (default :data:`IMPORT_CHUNK` rows) with its row count
+    (a progress bar). With ``skip_invalid`` the good rows are stored and the bad ones reported.
 
     Raises
     ------
     BatchError
         Listing every bad row, if any and not ``skip_invalid``; nothing is stored then.
     """
+    size = chunk or IMPORT_CHUNK
     ids = RowIds()
     report = ImportReport()
     pending: list[dict[str, Any]] = []
@@ -142,7 +143,7 @@ def import_rows(
 
         for row in rows:
             pending.append(received(ids.assign(row)))
-            if len(pending) >= chunk:
+            if len(pending) >= size:
                 flush()
         flush()
         if report.invalid and not skip_invalid:

@@ -18,13 +18,13 @@ The bulk path is the driver's own: ``executemany`` on SQLite, ``COPY`` into a te
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import orjson
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from rewardloop.store.engine import Store
 from rewardloop.store.rows import decision_from_row, feedback_from_row
@@ -36,7 +36,6 @@ from rewardloop.types import (
     Reward,
     decision_from_dict,
     feedback_from_dict,
-    record_to_dict,
 )
 
 R = TypeVar("R", Decision, Feedback)
@@ -305,18 +304,51 @@ def _bulk_insert(
 
 # ------------------------------------------------------------------------------------------ decisions
 
-_CONTEXT_FIELDS = ("policy", "kind", "text", "features", "candidates")
 
+def _decision_body(d: Decision, match: Match = "record") -> tuple[Any, ...]:
+    """What a client sent: the fields a replay must repeat (not the id or key, nor the server's time).
 
-def _body(record: Decision | Feedback, match: Match = "record") -> dict[str, Any]:
-    """What a client sent: the fields a replay must repeat (not the id or key, nor the server's time)."""
-    out = record_to_dict(record)
-    for name in ("id", "idempotency_key", "created_at"):
-        out.pop(name, None)
+    ``match="context"`` keeps only the request the policy decided on."""
+    meta = {k: v for k, v in d.metadata.items() if k != "shadow_of"}
+    context = (d.policy, d.kind, d.text, d.features, d.candidates, meta)
     if match == "context":
-        meta = {k: v for k, v in out["metadata"].items() if k != "shadow_of"}
-        out = {k: out[k] for k in _CONTEXT_FIELDS} | {"metadata": meta}
-    return out
+        return context
+    return (
+        *context,
+        d.policy_version,
+        d.actions,
+        d.action,
+        d.action_dist,
+        d.pscore,
+        d.confidence,
+        d.latency_ms,
+        d.ranking,
+        d.experiment,
+        d.variant,
+        d.variant_share,
+        d.trace,
+        d.client_time,
+    )
+
+
+def _feedback_body(f: Feedback) -> tuple[Any, ...]:
+    """What a client sent of a feedback row (not the id, nor the server's time)."""
+    scores = dict(f.scores) if f.scores else None
+    return (
+        f.decision_id,
+        f.kind,
+        f.value,
+        f.scale,
+        f.label,
+        f.preferred,
+        f.rejected,
+        scores,
+        f.rater_id,
+        f.authority,
+        f.source,
+        f.comment,
+        f.client_time,
+    )
 
 
 def check_decision_limits(store: Store, d: Decision) -> None:
@@ -390,7 +422,7 @@ def insert_decisions(
         by_key = d.idempotency_key is not None and d.idempotency_key in owner
         stored = earlier.get(owner[d.idempotency_key] if by_key else d.id)  # type: ignore[index]
         name = "idempotency_key" if by_key else "id"
-        if stored is not None and _body(stored, match) == _body(d, match):
+        if stored is not None and _decision_body(stored, match) == _decision_body(d, match):
             result.append(Outcome("replay", stored.id, stored=stored))
         else:
             used = d.idempotency_key if by_key else d.id
@@ -498,14 +530,31 @@ def check_references(
 
 
 def _stored_feedback(conn: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Feedback]:
-    wanted = list(dict.fromkeys(keys))
+    wanted = set(keys)
     out: dict[tuple[str, str], Feedback] = {}
-    f = FeedbackRow
-    for start in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[start : start + _ID_CHUNK]
-        query = select(f.__table__).where(tuple_(f.project, f.id).in_(chunk))
-        out.update({(r.project, r.id): feedback_from_row(r) for r in conn.execute(query)})
+    for chunk in _key_chunks(wanted):
+        query = select(FeedbackRow.__table__).where(*_key_filter(chunk))
+        out.update(
+            {
+                (r.project, r.id): feedback_from_row(r)
+                for r in conn.execute(query)
+                if (r.project, r.id) in wanted
+            }
+        )
     return out
+
+
+def _key_chunks(keys: Iterable[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), _ID_CHUNK):
+        yield ordered[start : start + _ID_CHUNK]
+
+
+def _key_filter(chunk: Sequence[tuple[str, str]]) -> list[Any]:
+    """``project IN (...) AND id IN (...)``: served by the ``(project, id)`` primary key (a row-value
+    ``IN`` of thousands of pairs is not, on PostgreSQL); the caller drops the cross pairs."""
+    f = FeedbackRow
+    return [f.project.in_(sorted({p for p, _ in chunk})), f.id.in_([i for _, i in chunk])]
 
 
 def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> list[Outcome]:
@@ -531,7 +580,7 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
         stored = earlier.get(key)
         if new:
             result.append(Outcome("new", f.id))
-        elif stored is not None and _body(stored) == _body(f):
+        elif stored is not None and _feedback_body(stored) == _feedback_body(f):
             result.append(Outcome("replay", f.id, stored=stored))
         else:
             reason = (
@@ -543,13 +592,12 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
 
 
 def _feedback_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The stored ``(project, id)`` keys among ``keys``."""
+    wanted = set(keys)
     found: set[tuple[str, str]] = set()
-    f = FeedbackRow
-    for start in range(0, len(keys), _ID_CHUNK):
-        chunk = keys[start : start + _ID_CHUNK]
-        found.update(
-            (p, i) for p, i in conn.execute(select(f.project, f.id).where(tuple_(f.project, f.id).in_(chunk)))
-        )
+    for chunk in _key_chunks(wanted):
+        query = select(FeedbackRow.project, FeedbackRow.id).where(*_key_filter(chunk))
+        found.update((p, i) for p, i in conn.execute(query) if (p, i) in wanted)
     return found
 
 
