@@ -187,3 +187,19 @@ def test_a_decision_and_its_review_item_are_one_transaction(store: Store, monkey
     # Was: new=False and no review item, for good.
     assert logged.new and logged.review_reason == "low_confidence"
     assert count(store, ReviewItemRow) == 1
+
+
+def test_void_feedback_over_http_is_audited_with_the_key_id_and_scoped(api: Api) -> None:
+    d = log(api).json()["decision_id"]
+    body = {"id": "fb-9", "decision_id": d, "kind": "correction", "label": "rag"}
+    assert api.client.post("/v1/feedback", json=body, headers=api.h("client")).status_code == 201
+    path = "/v1/feedback/fb-9/void"
+    assert api.client.post(path, json={"reason": "spam"}, headers=api.h("reviewer")).status_code == 403
+    assert api.client.post(path, json={"reason": "spam"}, headers=api.h("intruder")).status_code == 404
+    assert api.client.post(path, json={}, headers=api.h("client")).status_code == 422
+    r = api.client.post(path, json={"reason": "wrong label"}, headers=api.h("client"))
+    assert r.status_code == 200, r.text
+    assert r.json()["voided_by"].startswith("key ") and r.json()["voided_by"].endswith("(client)")
+    assert read_feedback(api.store) == []
+    again = api.client.post(path, json={"reason": "twice"}, headers=api.h("admin"))
+    assert again.status_code == 409 and "voided already" in again.json()["detail"]

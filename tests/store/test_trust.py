@@ -81,7 +81,7 @@ def test_a_decision_over_max_actions_is_refused_naming_the_field(store: Store) -
         BatchError, match=r"actions: has 4 actions; at most 3 are accepted \(store.max_actions\)"
     ):
         write_decisions(store, [big])
-    with pytest.raises(RecordError, match="store.max_actions"):
+    with pytest.raises(RecordError, match=r"store\.max_actions"):
         log_decision(store, big)
     assert write_decisions(store, [decision(2)]).written == 1
 

@@ -9,6 +9,7 @@ from rewardloop.cli import (
     demo,
     evaluate,
     experiment,
+    feedback_cmds,
     loop_cmds,
     policies,
     project_cmds,
@@ -34,6 +35,7 @@ train.register(app)
 evaluate.register(app)
 app.add_typer(policies.app, name="policies")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(feedback_cmds.app, name="feedback")
 app.add_typer(router.app, name="router")
 serve.register(app)
 demo.register(app)

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rewardloop.rewards import CompileResult, RewardSpec, compile_feedback
-from rewardloop.store import Store, read_feedback, write_rewards
+from rewardloop.store import Store, write_rewards
 from rewardloop.store.reward_compile import (
     DecisionView,
     FeedbackView,
     latest_reward_time,
     read_compile_inputs,
 )
+from rewardloop.store.voids import touched_decisions
 from rewardloop.types import utcnow
 
 #: Decision ids per read in incremental mode (keeps each IN (...) list well under SQLite's limit).
@@ -98,9 +99,7 @@ def compile_rewards(
     decisions: list[DecisionView] = []
     feedback: dict[str, list[FeedbackView]] = {}
     if incremental and watermark is not None:
-        touched = list(
-            dict.fromkeys(f.decision_id for f in read_feedback(store, policy=policy, since=watermark))
-        )
+        touched = touched_decisions(store, policy, watermark)  # new feedback, or feedback voided
         for s in range(0, len(touched), ID_CHUNK):
             ds, fb = read_compile_inputs(
                 store, policy=policy, since=since, until=until, ids=touched[s : s + ID_CHUNK]

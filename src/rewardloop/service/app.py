@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
+from rewardloop.service import feedback_void
 from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
@@ -234,6 +235,7 @@ def create_app(
     from rewardloop.service import api, dashboard
 
     app.include_router(api.v1)
+    app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.

@@ -78,7 +78,7 @@ def decision_filter(
     if ids is not None:
         conds.append(d.id.in_(list(ids)))
     if with_feedback is not None:
-        has = exists().where(FeedbackRow.decision_id == d.id)
+        has = exists().where(FeedbackRow.decision_id == d.id, FeedbackRow.voided_at.is_(None))
         conds.append(has if with_feedback else ~has)
     return conds
 
@@ -108,7 +108,7 @@ def read_decisions(
     with_feedback : bool, optional
         True: only decisions that have feedback; False: only those with none; None: all.
     include_feedback : bool
-        Load each decision's feedback into ``batch.feedback``.
+        Load each decision's feedback (not the voided rows) into ``batch.feedback``.
     reward_spec : (name, version), optional
         Load that spec's compiled rewards into ``batch.rewards``.
     """
@@ -128,7 +128,9 @@ def read_decisions(
         if include_feedback and decisions:
             fq = (
                 select(FeedbackRow.__table__)
-                .where(FeedbackRow.decision_id.in_(id_query.scalar_subquery()))
+                .where(
+                    FeedbackRow.decision_id.in_(id_query.scalar_subquery()), FeedbackRow.voided_at.is_(None)
+                )
                 .order_by(FeedbackRow.created_at, FeedbackRow.id)
             )
             for r in conn.execute(fq):
@@ -153,13 +155,15 @@ def read_feedback(
     until: datetime | None = None,
     kind: str | None = None,
     decision_ids: Sequence[str] | None = None,
+    include_voided: bool = False,
 ) -> list[Feedback]:
     """Feedback rows (oldest first) on the decisions of ``policy``/``version``, given in a time window.
 
     The window applies to the feedback's own time, so "what came in since the last run" is one call.
+    Voided rows (:mod:`rewardloop.store.voids`) are left out unless ``include_voided``.
     """
     f, d = FeedbackRow, DecisionRow
-    conds: list[Any] = []
+    conds: list[Any] = [] if include_voided else [f.voided_at.is_(None)]
     if policy is not None or version is not None:
         sub = select(d.id).where(
             and_(

@@ -91,6 +91,7 @@ def read_compile_inputs(
 
     A columnar fast path for the reward compiler: plain tuples of the columns it needs, no record
     validation (the rows were validated when written), and feedback JSON decoded only where present.
+    Voided feedback is left out.
     """
     d, f = DecisionRow, FeedbackRow
     conds = decision_filter(store, policy, None, since, until, None, None, None, None, ids)
@@ -117,7 +118,7 @@ def read_compile_inputs(
             d.latency_ms,
         )
         .join(d, d.id == f.decision_id)
-        .where(and_(True, *conds))
+        .where(and_(f.voided_at.is_(None), *conds))
     )
     decisions: dict[str, DecisionView] = {}
     feedback: dict[str, list[FeedbackView]] = {}

@@ -8,7 +8,7 @@ from typing import Any
 from rewardloop.types import Decision, Feedback, Reward, TraceStep
 
 
-def _aware(t: datetime | None) -> datetime | None:
+def aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
@@ -36,8 +36,8 @@ def decision_from_row(r: Any) -> Decision:
         variant_share=r.variant_share,
         trace=tuple(TraceStep(**s) for s in r.trace) if r.trace else (),
         idempotency_key=r.idempotency_key,
-        created_at=_aware(r.created_at),  # type: ignore[arg-type]
-        client_time=_aware(r.client_time),
+        created_at=aware(r.created_at),  # type: ignore[arg-type]
+        client_time=aware(r.client_time),
     )
 
 
@@ -56,8 +56,8 @@ def feedback_from_row(r: Any) -> Feedback:
         authority=r.authority,
         source=r.source,
         comment=r.comment,
-        created_at=_aware(r.created_at),  # type: ignore[arg-type]
-        client_time=_aware(r.client_time),
+        created_at=aware(r.created_at),  # type: ignore[arg-type]
+        client_time=aware(r.client_time),
     )
 
 
@@ -70,5 +70,5 @@ def reward_from_row(r: Any) -> Reward:
         components=r.components or {},
         feedback_ids=tuple(r.feedback_ids or ()),
         disagreement=r.disagreement,
-        created_at=_aware(r.created_at),  # type: ignore[arg-type]
+        created_at=aware(r.created_at),  # type: ignore[arg-type]
     )
