@@ -14,9 +14,10 @@ from sqlalchemy.engine import make_url
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress, project
 from rewardloop.config import DEFAULT_PATH
 from rewardloop.config.template import render_template
-from rewardloop.store import BatchError, Store, read_decisions, store_stats
+from rewardloop.store import BatchError, Store, store_stats
 from rewardloop.store.files import VIEWS, FileFormatError, count_rows, file_format, read_rows, write_rows
 from rewardloop.store.imports import import_rows
+from rewardloop.store.repository import iter_decisions
 from rewardloop.types import RecordError
 
 
@@ -187,26 +188,29 @@ def export(
     if view is not View.rows and fmt_ != "jsonl":
         raise fail(f"--view {view.value} writes JSON lines; name a .jsonl file")
     store = open_store(project(config))
-    with console.status("reading decisions and feedback ..."):
-        batch = read_decisions(
-            store,
-            policy=policy,
-            version=version,
-            since=_time(since, "since"),
-            until=_time(until, "until"),
-            include_feedback=True,
-        )
+    pages = iter_decisions(
+        store,
+        policy=policy,
+        version=version,
+        since=_time(since, "since"),
+        until=_time(until, "until"),
+        include_feedback=True,
+    )
+    decisions = 0
     with progress() as bar:
-        task = bar.add_task(f"writing {view.value}", total=len(batch))
+        task = bar.add_task(f"writing {view.value}", total=None)
 
         def rows() -> Any:
-            for row in VIEWS[view.value](batch):
-                yield row
-                bar.advance(task)
+            # One page of decisions (and its feedback) in memory at a time: exports of any size.
+            nonlocal decisions
+            for page in pages:
+                yield from VIEWS[view.value](page)
+                decisions += len(page)
+                bar.advance(task, len(page))
 
         n = write_rows(rows(), out, fmt_)
     what = {"rows": "decision rows", "openai": "chat examples", "pairs": "preference pairs"}[view.value]
-    console.print(f"wrote {n:,} {what} from {len(batch):,} decisions to {out}")
+    console.print(f"wrote {n:,} {what} from {decisions:,} decisions to {out}")
 
 
 def register(app: typer.Typer) -> None:

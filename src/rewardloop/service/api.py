@@ -50,6 +50,7 @@ from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey,
 from rewardloop.service.state import AppState, StateDep
 from rewardloop.store import store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
+from rewardloop.store.files import csv_safe
 from rewardloop.store.insights import (
     EXPORT_COLUMNS,
     export_rows,
@@ -300,7 +301,7 @@ def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     for n, row in enumerate(rows, 1):
         if row["scores"] is not None:
             row = {**row, "scores": orjson.dumps(row["scores"]).decode()}
-        writer.writerow(row)
+        writer.writerow({k: csv_safe(v) for k, v in row.items()})  # no spreadsheet formulas
         if n % 1000 == 0:
             yield buf.getvalue()
             buf.seek(0)

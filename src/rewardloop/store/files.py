@@ -1,7 +1,12 @@
 """Records to and from files: JSON lines, CSV and Parquet; and the export views.
 
 In CSV, list and mapping fields (``actions``, ``action_dist``, ``metadata``, ``scale``, ``scores``,
-``trace``...) are JSON text in their cell; empty cells mean "not given".
+``trace``...) are JSON text in their cell; empty cells mean "not given". A text cell that a spreadsheet
+would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) is written with
+a leading ``'`` (OWASP's advice against CSV injection), which reading takes off again.
+
+Files are read and written in bounded memory: Parquet in row groups (``ParquetWriter``,
+``iter_batches``), CSV and JSON lines row by row.
 
 Export views of stored decisions joined with their feedback:
 
@@ -69,9 +74,33 @@ def file_format(path: str | Path, given: str | None = None) -> FileFormat:
     return _SUFFIXES[suffix]
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs: text starting like a formula gets a leading ``'`` (and so
+    does text that already starts with ``'`` before such a character, so reading is exact).
+
+    >>> csv_safe('=HYPERLINK("http://x")'), csv_safe("-1"), csv_safe(-1.0), csv_safe("plain")
+    ('\'=HYPERLINK("http://x")', "'-1", -1.0, 'plain')
+    """
+    if isinstance(value, str) and (
+        value.startswith(_FORMULA_START) or (value.startswith("'") and value[1:2].startswith(_FORMULA_START))
+    ):
+        return "'" + value
+    return value
+
+
+def _csv_unsafe(cell: str) -> str:
+    """The inverse of :func:`csv_safe`."""
+    return cell[1:] if cell.startswith("'") and cell[1:2].startswith((*_FORMULA_START, "'")) else cell
+
+
 def _csv_cell(key: str, cell: str, line: int) -> Any:
     if cell == "":
         return None
+    cell = _csv_unsafe(cell)
     if key in _JSON_CELLS:
         try:
             return json.loads(cell)
@@ -118,8 +147,10 @@ def read_rows(path: str | Path, fmt: FileFormat | None = None) -> Iterator[dict[
     else:
         import pyarrow.parquet as pq
 
+        n = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
-            for n, row in enumerate(batch.to_pylist(), start=1):
+            for row in batch.to_pylist():
+                n += 1
                 yield {
                     k: _csv_cell(k, v, n) if isinstance(v, str) and k in _JSON_CELLS else v
                     for k, v in row.items()
@@ -127,8 +158,21 @@ def read_rows(path: str | Path, fmt: FileFormat | None = None) -> Iterator[dict[
                 }
 
 
+#: Rows per Parquet row group when writing (memory is bounded by one group, not the file).
+PARQUET_GROUP_ROWS = 10_000
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    # Nested values as JSON text keep one schema whatever each row holds.
+    return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()}
+
+
 def write_rows(rows: Iterable[Mapping[str, Any]], path: str | Path, fmt: FileFormat | None = None) -> int:
-    """Write mappings to a JSONL, CSV or Parquet file; returns the number of rows written."""
+    """Write mappings to a JSONL, CSV or Parquet file in bounded memory; returns the rows written.
+
+    CSV and Parquet take their columns from the first row (later rows' other keys are dropped, missing
+    ones left empty); every export view yields the same keys on every row.
+    """
     fmt = file_format(path, fmt)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -138,29 +182,62 @@ def write_rows(rows: Iterable[Mapping[str, Any]], path: str | Path, fmt: FileFor
                 fh.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
                 n += 1
         return n
-    materialised = list(rows)
     if fmt == "csv":
-        keys: dict[str, None] = {}
-        for row in materialised:
-            keys.update(dict.fromkeys(row))
         with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(keys))
-            writer.writeheader()
-            for row in materialised:
-                writer.writerow(
-                    {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()}
-                )
-        return len(materialised)
+            writer: csv.DictWriter[str] | None = None
+            for row in rows:
+                if writer is None:
+                    writer = csv.DictWriter(fh, fieldnames=list(row), extrasaction="ignore")
+                    writer.writeheader()
+                writer.writerow({k: csv_safe(v) for k, v in _flat(row).items()})
+                n += 1
+        return n
+    return _write_parquet(rows, path)
+
+
+def _write_parquet(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # Nested values as JSON text keep one schema whatever each row holds.
-    flat = [
-        {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()}
-        for row in materialised
+    n = 0
+    group: list[dict[str, Any]] = []
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    try:
+        for row in rows:
+            group.append(_flat(row))
+            if len(group) >= PARQUET_GROUP_ROWS:
+                writer, schema = _write_group(writer, schema, group, path)
+                n += len(group)
+                group = []
+        if group or writer is None:
+            writer, schema = _write_group(writer, schema, group, path)
+            n += len(group)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
+
+
+def _write_group(writer: Any, schema: Any, group: list[dict[str, Any]], path: str | Path) -> tuple[Any, Any]:
+    """Append one row group. The first group fixes the schema (a column empty throughout it becomes
+    text); later groups are cast to it column by column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(group)
+    if schema is None:
+        fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+        schema = pa.schema(fields)
+        writer = pq.ParquetWriter(path, schema)
+    columns = [
+        table.column(f.name).cast(f.type, safe=False)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in schema
     ]
-    pq.write_table(pa.Table.from_pylist(flat), path)
-    return len(flat)
+    writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+    return writer, schema
 
 
 # ------------------------------------------------------------------------------------------ views

@@ -5,12 +5,12 @@ The write path is :mod:`rewardloop.store.writing`; its functions are re-exported
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 
 from rewardloop.store.engine import Store
 from rewardloop.store.rows import decision_from_row, feedback_from_row, reward_from_row
@@ -98,6 +98,7 @@ def read_decisions(
     reward_spec: tuple[str, int] | None = None,
     ids: Sequence[str] | None = None,
     limit: int | None = None,
+    after: tuple[datetime, str] | None = None,
 ) -> DecisionBatch:
     """Decisions matching every filter given, oldest first, as a typed batch.
 
@@ -111,10 +112,17 @@ def read_decisions(
         Load each decision's feedback (not the voided rows) into ``batch.feedback``.
     reward_spec : (name, version), optional
         Load that spec's compiled rewards into ``batch.rewards``.
+    after : (created_at, id), optional
+        Only decisions after this one in the batch order (keyset paging, see :func:`iter_decisions`).
     """
     conds = decision_filter(
         store, policy, version, since, until, experiment, variant, kind, with_feedback, ids
     )
+    if after is not None:
+        t = to_utc(after[0])
+        t = t.replace(tzinfo=None) if store.dialect == "sqlite" and t is not None else t
+        d = DecisionRow
+        conds.append(or_(d.created_at > t, and_(d.created_at == t, d.id > after[1])))
     query: Select[Any] = select(DecisionRow.__table__).where(and_(True, *conds))
     query = query.order_by(DecisionRow.created_at, DecisionRow.id)
     if limit is not None:
@@ -144,6 +152,21 @@ def read_decisions(
             )
             rewards = {r.decision_id: reward_from_row(r) for r in conn.execute(rq)}
     return DecisionBatch(decisions, feedback, rewards)
+
+
+def iter_decisions(store: Store, page_size: int = 5000, **filters: Any) -> Iterator[DecisionBatch]:
+    """:func:`read_decisions` page by page (keyset paging on ``(created_at, id)``): the same rows in the
+    same order, ``page_size`` decisions (with their feedback and rewards, if asked) in memory at a time.
+    """
+    after: tuple[datetime, str] | None = None
+    while True:
+        page = read_decisions(store, limit=page_size, after=after, **filters)
+        if len(page):
+            yield page
+        if len(page) < page_size:
+            return
+        last = page.decisions[-1]
+        after = (last.created_at, last.id)
 
 
 def read_feedback(
@@ -285,6 +308,7 @@ __all__ = [
     "existing_decision_ids",
     "feedback_from_row",
     "insert_feedback",
+    "iter_decisions",
     "log_decision",
     "read_decisions",
     "read_feedback",
