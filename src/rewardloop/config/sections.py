@@ -215,6 +215,14 @@ class ServiceConfig(Section):
     port: int = Field(8000, ge=1, le=65535, description="port to bind")
     workers: int = Field(1, ge=1, description="uvicorn workers (several need PostgreSQL)")
     max_body_bytes: int = Field(1_000_000, ge=1, description="largest request body accepted")
+    max_in_flight: int = Field(
+        256,
+        ge=1,
+        description="requests one worker runs at once; more are refused at once with 503 and Retry-After",
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="seconds to wait for each chunk of a request body before answering 408"
+    )
     group_commit: bool = Field(
         True,
         description="write concurrent feedback requests in one transaction (each is answered only "

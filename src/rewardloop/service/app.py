@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.service import feedback_void
+from rewardloop.service.admission import Admission
 from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
@@ -244,6 +245,9 @@ def create_app(
     app.add_middleware(FeedbackRoute)
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(
+        Admission, max_in_flight=cfg.service.max_in_flight, body_timeout=cfg.service.body_timeout_s
+    )
     return app
 
 
