@@ -1,8 +1,9 @@
 """The JSON API under ``/v1`` (but ``POST /v1/feedback``: :mod:`rewardloop.service.ingest`), plus
 ``/healthz`` and ``/metrics``.
 
-Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project, and a
-policy belongs to the project of its first decision; reads and writes touch only the caller's project.
+Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project. A
+policy belongs to the project that registered it, from registration on (a policy never registered: to
+the project of its first decision); reads and writes touch only the caller's project.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ router = APIRouter(responses=ERRORS)
 
 
 def _own_policy(state: AppState, key: ApiKey, policy: str) -> None:
-    """404 unless the policy is the caller's project's (or has no decision yet)."""
+    """404 unless the policy is the caller's project's (or is neither registered nor logged yet)."""
     owner = state.owner(policy)
     if owner is not None and owner != key.project:
         raise HTTPException(404, f"policy: no policy {policy!r} in this project")
@@ -367,11 +368,11 @@ def _parquet_schema(pa: Any) -> Any:
 
 @v1.get("/policies", response_model=list[PolicyModel], tags=["policies"])
 def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
-    """The registry's policies this project can see (its own, and those with no decision yet)."""
+    """The registry's policies of this project."""
     return [
         PolicyModel(name=p.name, kind=p.kind, aliases=dict(p.aliases), versions=list(p.versions))
         for p in state.admin.list_policies()
-        if state.owner(p.name) in (None, key.project)
+        if state.owner(p.name) == key.project
     ]
 
 
@@ -396,7 +397,7 @@ def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep)
 def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
     """Experiments on this project's policies: variants, shares, stage, verdict, and per variant what
     the store observed (decisions, judged, accuracy)."""
-    shown = [e for e in state.admin.experiments() if state.owner(e.policy) in (None, key.project)]
+    shown = [e for e in state.admin.experiments() if state.owner(e.policy) == key.project]
     out = []
     for e in shown:
         batch = recent_decisions(state.store, key.project, policy=e.policy)
