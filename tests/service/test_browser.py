@@ -25,7 +25,7 @@ from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.service import create_app
 from rewardloop.store import Store, read_feedback, write_decisions, write_feedback
-from rewardloop.store.apikeys import create_api_key
+from rewardloop.store.apikeys import authenticate, create_api_key
 from rewardloop.types import Decision, Feedback
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,5 +171,5 @@ def test_a_reviewer_resolves_an_item_and_sees_it_counted(server: tuple[str, str,
         finally:
             browser.close()
     assert outside == []
-    (fb,) = [f for f in read_feedback(store) if f.rater_id == "ann"]
+    (fb,) = [f for f in read_feedback(store) if f.rater_id == authenticate(store, key).id]
     assert (fb.kind, fb.label, fb.source) == ("correction", right, "human")

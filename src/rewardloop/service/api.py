@@ -262,20 +262,21 @@ def review_queue(
 @v1.post("/review/{item_id}/claim", response_model=ReviewItemResponse, tags=["review"])
 def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
     """Claim an open item, so that two reviewers do not resolve the same one."""
-    claim_review_item(state.store, item_id, key.name, key.project)
+    claim_review_item(state.store, item_id, key.id, key.project)
     return _review_item(get_review_entry(state.store, item_id, key.project))
 
 
 @v1.post("/review/{item_id}/resolve", response_model=ReviewItemResponse, tags=["review"])
 def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
     """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
-    name), with the configured reviewer authority, in the same transaction that closes the item."""
+    id: names are not unique), with the configured reviewer authority, in the same transaction that
+    closes the item."""
     resolve_review_item(
         state.store,
         item_id,
         key.project,
         label=body.label,
-        reviewer=key.name,
+        reviewer=key.id,
         authority=state.config.review.reviewer_authority,
         comment=body.comment,
     )
@@ -381,7 +382,9 @@ def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -
     """Point an alias (default ``champion``) at a version; refused (409) when the gate fails, unless
     ``force`` (recorded as forced)."""
     _own_policy(state, key, policy)
-    move = state.admin.promote(policy, body.version, body.alias, f"key:{key.name}", body.reason, body.force)
+    move = state.admin.promote(
+        policy, body.version, body.alias, f"key:{key.id} ({key.name})", body.reason, body.force
+    )
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
@@ -389,7 +392,7 @@ def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -
 def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
     """Move the alias back to the version it pointed at before."""
     _own_policy(state, key, policy)
-    move = state.admin.rollback(policy, body.alias, f"key:{key.name}", body.reason)
+    move = state.admin.rollback(policy, body.alias, f"key:{key.id} ({key.name})", body.reason)
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
@@ -476,5 +479,7 @@ def healthz(state: StateDep) -> dict[str, str]:
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
 def metrics(state: StateDep) -> Response:
-    """Prometheus metrics: requests and latency per route, decisions, feedback, review queue moves."""
+    """Prometheus metrics: requests and latency per route, decisions (by variant and source), feedback,
+    review queue moves — aggregated over projects, so that no key is needed and no project's policy
+    names are shown."""
     return Response(generate_latest(state.metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)

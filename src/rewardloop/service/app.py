@@ -19,7 +19,7 @@ from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
-from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics
+from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics, SecurityHeaders
 from rewardloop.service.providers import PolicyAdmin, PolicyProvider, ProviderError, default_providers
 from rewardloop.service.schemas import ErrorResponse, FeedbackCreateRequest, FeedbackResponse
 from rewardloop.service.security import KeyCache
@@ -242,6 +242,7 @@ def create_app(
     app.add_middleware(FeedbackRoute)
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, the size limit's 413 too
     return app
 
 
