@@ -40,15 +40,8 @@ def test_logging_a_decision_under_another_projects_policy_does_not_take_it_over(
     api: Api, tmp_path: Path
 ) -> None:
     _register_intent(api, tmp_path)
-    logged = {
-        "policy": "intent",
-        "policy_version": "1",
-        "kind": "classifier",
-        "actions": ["a", "b"],
-        "action": "a",
-        "action_dist": [0.5, 0.5],
-        "pscore": 0.5,
-    }
+    fields = ("policy", "policy_version", "kind", "actions", "action", "action_dist", "pscore")
+    logged = dict(zip(fields, ("intent", "1", "classifier", ["a", "b"], "a", [0.5, 0.5], 0.5), strict=True))
     assert api.client.post("/v1/decisions", json=logged, headers=api.h("intruder")).status_code == 404
     r = api.client.post("/v1/decide", json={"policy": "intent", "text": "x"}, headers=api.h("client"))
     assert r.status_code == 200

@@ -1,8 +1,9 @@
 """What the dashboard shows, computed from a project's recent decisions and their feedback.
 
-These are display summaries (counts, shares, percentiles), not the evaluation layer's metrics:
-``rewardloop.evaluation`` owns the statistics (ECE with its binning choices, A/B tests); at merge the
-calibration and A/B panels can call it instead. Definitions used here:
+These are display summaries (counts, shares, percentiles); the statistics come from the layers that
+own them: the rates' 95% intervals from ``rewardloop.evaluation.intervals``, the A/B panel's numbers
+from what the experiment itself decides on (``store.experiments.variant_outcomes``, the stored
+verdict). Definitions used here:
 
 - a decision is *judged* when it has a ``correction`` feedback; it is *correct* when the latest
   correction's label equals the action taken. Its *category* is that (true) label. Accuracy over the
