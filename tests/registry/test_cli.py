@@ -70,7 +70,7 @@ def test_policies_promote_rollback_history(project):
         ("rollback", "1.0.1", "1.0.0", False),
         ("promote", "1.0.0", "1.0.1", True),
     ]
-    assert lines[1]["gate_report"]["passed"] is True and lines[1]["actor"] == "ann"
+    assert lines[1]["gate_report"]["passed"] is True and lines[1]["actor"].startswith("ann (OS user ")
 
     listed = run("policies", "list")
     assert listed.exit_code == 0 and "2 version(s) of 1 policy(ies)" in listed.output
@@ -104,3 +104,70 @@ def test_experiment_commands(project):
     assert bad.exit_code == 2 and "--ramp: expected comma-separated shares" in bad.output
     unknown = run("experiment", "advance", "nope")
     assert unknown.exit_code == 2 and "no experiment named 'nope'" in unknown.output
+
+
+def test_promote_refuses_a_gate_report_for_another_version(project):
+    """Issue 13, item 13: a report for 0.1.2 does not promote 0.1.1."""
+    for v, m in (("0.1.0", "m1"), ("0.1.1", "m2"), ("0.1.2", "m3")):
+        run("policies", "register", "news", m, "--kind", "classifier", "--version", v)
+    run("policies", "activate", "news@0.1.0")
+    report = {"passed": True, "candidate": "news@0.1.2", "champion": "news@0.1.0", "checks": []}
+    (project / "gate_012.json").write_text(json.dumps(report))
+    wrong = run("policies", "promote", "news@0.1.1", "--gate-report", "gate_012.json")
+    assert wrong.exit_code == 2 and "the report is for news@0.1.2, not news@0.1.1" in wrong.output
+    forced = run("policies", "promote", "news@0.1.1", "--gate-report", "gate_012.json", "--force")
+    assert forced.exit_code == 2
+    ok = run("policies", "promote", "news@0.1.2", "--gate-report", "gate_012.json")
+    assert ok.exit_code == 0
+    lines = [json.loads(x) for x in run("policies", "history", "news", "--json").raw.splitlines()]
+    assert lines[-1]["gate_report"]["candidate"] == "news@0.1.2" and lines[-1]["to"] == "0.1.2"
+
+
+def test_actor_is_recorded_with_the_os_user(project):
+    """Issue 13, item 4: --actor is free text; the OS user is recorded beside it."""
+    import getpass
+
+    run("policies", "register", "intent", "m1", "--kind", "classifier", "--version", "1.0.0")
+    run("policies", "activate", "intent@1.0.0", "--actor", "the-ceo")
+    (line,) = [json.loads(x) for x in run("policies", "history", "intent", "--json").raw.splitlines()]
+    assert line["actor"] == f"the-ceo (OS user {getpass.getuser()})"
+
+
+def test_rollback_stops_the_running_experiment_and_stop_says_what_is_served(project):
+    """Issue 13, item 12: a rollback while an experiment runs stops it (saying so, in its log and the
+    alias history); `experiment stop` reports the champion actually served."""
+    from rewardloop.config import load_config
+    from rewardloop.loop.experiments import Experiments
+    from rewardloop.registry import Registry
+    from rewardloop.store import Store
+
+    for v, m in (("1.0.0", "m1"), ("1.0.1", "m2"), ("1.0.2", "m3")):
+        run("policies", "register", "news", m, "--kind", "classifier", "--version", v)
+    run("policies", "activate", "news@1.0.0")
+    run("policies", "promote", "news@1.0.1", "--force")
+    started = run("experiment", "start", "e1", "--policy", "news", "--challenger", "1.0.2")
+    assert started.exit_code == 0
+    back = run("policies", "rollback", "news", "-m", "errors up")
+    assert back.exit_code == 0, back.output
+    assert "stopped experiment e1" in back.output and "1.0.1 → 1.0.0 (rolled back)" in back.output
+    cfg = load_config(project / "rewardloop.yaml")
+    store = Store.open(cfg.store.url)
+    reg = Registry(store, cfg.experiments.registry_root)
+    exp = Experiments(store, reg).get("e1")
+    assert exp.status == "stopped"
+    assert "rolled back 1.0.1 → 1.0.0: errors up" in exp.verdict["log"][-1]["reason"]
+    assert reg.aliases("news") == {"champion": "1.0.0"}  # the challenger alias went with it
+    last = reg.history("news")[-1]
+    assert (last.action, last.to_version) == (
+        "rollback",
+        "1.0.0",
+    ) and "stopped running experiment" in last.reason
+    store.close()
+    # An experiment stopped by hand after a rollback names the champion actually served.
+    run("policies", "promote", "news@1.0.1", "--force")
+    run("experiment", "start", "e2", "--policy", "news", "--challenger", "1.0.2")
+    store = Store.open(cfg.store.url)
+    Registry(store, cfg.experiments.registry_root).rollback("news")  # a rollback that stops nothing
+    store.close()
+    stopped = run("experiment", "stop", "e2")
+    assert "serves its champion 1.0.0 (the experiment's champion was 1.0.1)" in stopped.output

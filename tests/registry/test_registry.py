@@ -320,3 +320,67 @@ def test_artifact_kept_in_place_is_still_verified(reg, tmp_path):
     (art / "weights.json").write_text('{"w": 2}')
     with pytest.raises(ArtifactError, match=r"changed: weights\.json"):
         reg.artifact_path("intent@1.0.0")
+
+
+# -- projects (issue 13, item 2) --------------------------------------------------------------------
+
+
+def test_a_policy_belongs_to_the_project_that_registered_it(store, tmp_path):
+    mine = Registry(store, tmp_path / "registry", project="a")
+    theirs = Registry(store, tmp_path / "registry", project="b")
+    register(mine, tmp_path, "1.0.0")
+    register(mine, tmp_path, "1.1.0")
+    mine.activate("intent@1.0.0")
+    assert mine.owner("intent") == "a"
+    # Project b sees nothing of it and can change nothing, before any decision was logged.
+    unknown = r"policy: intent is not registered in project 'b'"
+    for call in (
+        lambda: theirs.resolve("intent"),
+        lambda: theirs.get("intent", "1.0.0"),
+        lambda: theirs.aliases("intent"),
+        lambda: theirs.history("intent"),
+        lambda: theirs.promote("intent@1.1.0", force=True),
+        lambda: theirs.rollback("intent"),
+        lambda: theirs.activate("intent@1.1.0"),
+        lambda: theirs.set_alias("intent@1.1.0", "challenger"),
+        lambda: theirs.apply_retention("intent", 1),
+        lambda: register(theirs, tmp_path, "9.0.0"),
+    ):
+        with pytest.raises(RegistryError, match=unknown):
+            call()
+    assert theirs.versions() == [] and theirs.policies() == []
+    assert mine.policies() == ["intent"] and mine.resolve("intent").version == "1.0.0"
+    assert [e.to_version for e in mine.history("intent")] == ["1.0.0"]
+    # The operator's view (project=None) sees every project's policies.
+    assert Registry(store, tmp_path / "registry", project=None).policies() == ["intent"]
+
+
+def test_migration_gives_old_policies_the_project_of_their_first_decision(tmp_path):
+    from sqlalchemy import text
+
+    from rewardloop.store.engine import make_engine, upgrade
+    from rewardloop.store.registry import policy_projects
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        for policy in ("news", "intent"):
+            conn.execute(
+                text(
+                    "INSERT INTO policy_versions (policy, version, kind, artifact_path, checksum, "
+                    "created_at) VALUES (:p, '1.0.0', 'classifier', '/x', 'c', '2026-01-01 00:00:00')"
+                ),
+                {"p": policy},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO decisions (id, policy, policy_version, kind, actions, action, action_dist, "
+                "pscore, confidence, meta, created_at) VALUES ('d1', 'news', '1.0.0', 'classifier', "
+                """'["a"]', 'a', '[1.0]', 1.0, 1.0, '{"project": "press"}', '2026-01-01 00:00:00')"""
+            )
+        )
+    upgrade(engine)
+    from rewardloop.store import Store
+
+    assert policy_projects(Store(engine)) == {"news": "press", "intent": "default"}
+    engine.dispose()

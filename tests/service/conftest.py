@@ -21,7 +21,7 @@ from rewardloop.service import (
     create_app,
 )
 from rewardloop.store import Store
-from rewardloop.store.apikeys import create_api_key
+from rewardloop.store.apikeys import authenticate, create_api_key
 from rewardloop.types import Decision
 
 LABELS = ("lights_on", "lights_off", "weather")
@@ -126,6 +126,17 @@ class Api:
 
     def h(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
+
+    def csrf(self) -> str:
+        """The dashboard's CSRF token: a page sets it as a cookie, every form posts it back."""
+        self.client.get("/login")
+        return str(self.client.cookies["rl_csrf"])
+
+    def key_id(self, who: str) -> str:
+        """The id of a key (the reviewer identity recorded on what it does: names are not unique)."""
+        found = authenticate(self.store, self.keys[who])
+        assert found is not None
+        return found.id
 
 
 def make_keys(store: Store) -> dict[str, str]:

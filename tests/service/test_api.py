@@ -297,12 +297,12 @@ def test_review_claim_resolve_writes_feedback_with_reviewer_authority(api: Api) 
     assert item["actions"] == ["lights_on", "lights_off", "weather"]
     assert queue["counts"] == {"open": 1, "claimed": 0, "resolved": 0}
     claimed = api.client.post(f"/v1/review/{item['id']}/claim", headers=api.h("reviewer")).json()
-    assert (claimed["status"], claimed["claimed_by"]) == ("claimed", "reviewer")
+    assert (claimed["status"], claimed["claimed_by"]) == ("claimed", api.key_id("reviewer"))
     # Someone else cannot take it over.
     other = api.client.post(
         f"/v1/review/{item['id']}/resolve", json={"label": "weather"}, headers=api.h("admin")
     )
-    assert other.status_code == 409 and "claimed by 'reviewer'" in other.json()["detail"]
+    assert other.status_code == 409 and f"claimed by {api.key_id('reviewer')!r}" in other.json()["detail"]
     bad = api.client.post(
         f"/v1/review/{item['id']}/resolve", json={"label": "pizza"}, headers=api.h("reviewer")
     )
@@ -318,7 +318,7 @@ def test_review_claim_resolve_writes_feedback_with_reviewer_authority(api: Api) 
         d["decision_id"],
         "correction",
         "lights_off",
-        "reviewer",
+        api.key_id("reviewer"),
         0.9,
         "human",
     )
@@ -427,7 +427,8 @@ def test_policies_promote_rollback_experiments(api: Api) -> None:
     assert (forced["from_version"], forced["to_version"], forced["forced"]) == ("1", "3", True)
     back = api.client.post("/v1/policies/intent/rollback", json={}, headers=api.h("admin")).json()
     assert (back["from_version"], back["to_version"]) == ("3", "1")
-    assert api.registry.history == ["key:admin:champion:1->3", "key:admin:champion:3->1 rollback"]
+    admin = f"key:{api.key_id('admin')} (admin)"
+    assert api.registry.history == [f"{admin}:champion:1->3", f"{admin}:champion:3->1 rollback"]
     (exp,) = api.client.get("/v1/experiments", headers=api.h("admin")).json()
     assert exp["name"] == "intent-ab" and sum(v["decisions"] for v in exp["observed"].values()) == 1
 
@@ -470,7 +471,8 @@ def test_health_metrics_openapi(api: Api) -> None:
     text = api.client.get("/metrics").text
     assert 'rewardloop_http_requests_total{method="POST",route="/v1/feedback",status="201"} 1.0' in text
     assert 'rewardloop_feedback_total{kind="implicit"} 1.0' in text
-    assert 'rewardloop_decisions_total{policy="intent",source="decide",variant="champion"} 1.0' in text
+    assert 'rewardloop_decisions_total{source="decide",variant="champion"} 1.0' in text
+    assert "intent" not in text  # no project's policy names without a key (issue 13, item 4)
     assert 'rewardloop_review_enqueued_total{reason="low_confidence"} 1.0' in text
     assert 'route="/v1/decide"' in text
     spec = api.client.get("/openapi.json").json()
@@ -481,11 +483,15 @@ def test_health_metrics_openapi(api: Api) -> None:
 
 
 def test_login_redirects_only_within_the_site(api: Api) -> None:
+    token = api.csrf()
     r = api.client.post(
-        "/login", data={"key": api.keys["admin"], "next": "//evil.example/x"}, follow_redirects=False
+        "/login",
+        data={"key": api.keys["admin"], "next": "//evil.example/x", "csrf": token},
+        follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/"
-    assert api.client.post("/login", data={"key": "rl_nope"}, follow_redirects=False).status_code == 401
+    bad = api.client.post("/login", data={"key": "rl_nope", "csrf": token}, follow_redirects=False)
+    assert bad.status_code == 401
     api.client.cookies.clear()
     assert api.client.get("/", follow_redirects=False).headers["location"] == "/login?next=/"
     api.client.cookies.set("rl_key", api.keys["admin"])

@@ -2,7 +2,11 @@
 
 A person signs in, opens the review queue, picks the right label for the model's unsure guess, and sees
 the resolution counted on the queue and on the overview; the correction is in the store. The dashboard
-must load nothing from outside the machine (plotly.js is served locally).
+must load nothing from outside the machine (plotly.js is served locally), and runs under its
+Content-Security-Policy (no violation reported).
+
+Stored XSS (issue 13, item 1): markup a client stored in any string a page renders stays inert and is
+shown literally, on every page.
 
 Runs in the default test run; skips, saying why, where /usr/bin/chromium (``make browser`` installs it)
 or the playwright package is missing. Set ``REWARDLOOP_SCREENSHOT=path.png`` to save the overview.
@@ -25,8 +29,9 @@ from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.service import create_app
 from rewardloop.store import Store, read_feedback, write_decisions, write_feedback
-from rewardloop.store.apikeys import create_api_key
-from rewardloop.types import Decision, Feedback
+from rewardloop.store.apikeys import authenticate, create_api_key
+from rewardloop.store.experiments import insert_experiment
+from rewardloop.types import Decision, Experiment, Feedback
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -108,14 +113,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(sqlite_store: Store) -> Iterator[tuple[str, str, Store]]:
+def serve(store: Store) -> Iterator[str]:
+    """Run the real app on ``store`` in a thread (uvicorn) until the generator is closed."""
     import uvicorn
 
-    seed(sqlite_store, "acme")
-    _, key = create_api_key(sqlite_store, "ann", "acme", role="admin")
     port = free_port()
-    app = create_app(sqlite_store, config=ProjectConfig())
+    app = create_app(store, config=ProjectConfig())
     srv = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio")
     )
@@ -125,20 +128,30 @@ def server(sqlite_store: Store) -> Iterator[tuple[str, str, Store]]:
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}", key, sqlite_store
+    yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture
+def server(sqlite_store: Store) -> Iterator[tuple[str, str, Store]]:
+    seed(sqlite_store, "acme")
+    _, key = create_api_key(sqlite_store, "ann", "acme", role="admin")
+    for base in serve(sqlite_store):
+        yield base, key, sqlite_store
 
 
 def test_a_reviewer_resolves_an_item_and_sees_it_counted(server: tuple[str, str, Store]) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the package only)")
     base, key, store = server
     outside: list[str] = []
+    violations: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("request", lambda r: None if r.url.startswith(base) else outside.append(r.url))
+            page.on("console", lambda m: violations.append(m.text) if "Content Security" in m.text else None)
             page.goto(f"{base}/")  # not signed in: sent to the login page
             assert "/login" in page.url
             page.fill("input[name=key]", key)
@@ -170,6 +183,120 @@ def test_a_reviewer_resolves_an_item_and_sees_it_counted(server: tuple[str, str,
             assert int(page.inner_text("#review-resolved")) == 1
         finally:
             browser.close()
-    assert outside == []
-    (fb,) = [f for f in read_feedback(store) if f.rater_id == "ann"]
+    assert outside == [] and violations == []
+    (fb,) = [f for f in read_feedback(store) if f.rater_id == authenticate(store, key).id]
     assert (fb.kind, fb.label, fb.source) == ("correction", right, "human")
+
+
+# ----------------------------------------------------------------------------------- stored XSS
+
+SCRIPT = "</script><script>window.__pwned=1</script>"
+IMG = "<img src=x onerror=window.__pwned=1>"
+
+
+def tagged(tag: str, payload: str) -> str:
+    """A payload that also says which field it was stored in (to find it on the page)."""
+    return f"{tag}{payload}"
+
+
+#: Every stored string a page renders, each carrying a payload.
+HOSTILE = {
+    "project": tagged("pj", IMG),
+    "key": tagged("key", SCRIPT),
+    "policy": tagged("pol", SCRIPT),
+    "version": tagged("v", IMG),
+    "label_a": tagged("la", IMG),
+    "label_b": tagged("lb", SCRIPT),
+    "text": tagged("tx", SCRIPT + IMG),
+    "rater": tagged("r", IMG),
+    "experiment": tagged("ex", SCRIPT),
+    "variant": tagged("va", IMG),
+    "arm": tagged("arm", SCRIPT),
+    "router": tagged("rt", IMG),
+}
+
+
+def seed_hostile(store: Store) -> str:
+    """A client's decisions, feedback, review items and an experiment, every string hostile."""
+    h = HOSTILE
+    project, labels = h["project"], (h["label_a"], h["label_b"])
+    now = datetime.now(UTC)
+    decisions, feedback = [], []
+    for i in range(6):
+        sure = i < 3
+        d = Decision(
+            policy=h["policy"], policy_version=h["version"], kind="classifier", actions=labels,
+            action=labels[0], action_dist=(0.9, 0.1) if sure else (0.55, 0.45), pscore=0.9 if sure else 0.55,
+            confidence=0.9 if sure else 0.55, latency_ms=5.0, text=h["text"], metadata={"project": project},
+            experiment=h["experiment"], variant=h["variant"], variant_share=0.5,
+            created_at=now - timedelta(minutes=10 - i),
+        )  # fmt: skip
+        decisions.append(d)
+        if sure:
+            feedback.append(
+                Feedback(decision_id=d.id, kind="correction", label=labels[1], rater_id=h["rater"])
+            )
+        r = Decision(
+            policy=h["router"], policy_version=h["version"], kind="router", actions=(h["arm"], "b"),
+            action=h["arm"], action_dist=(0.5, 0.5), pscore=0.5, latency_ms=7.0, text=h["text"],
+            metadata={"project": project}, created_at=now - timedelta(minutes=10 - i),
+        )  # fmt: skip
+        decisions.append(r)
+        feedback.append(Feedback(decision_id=r.id, kind="implicit", value=1.0, rater_id=h["rater"]))
+    write_decisions(store, decisions)
+    write_feedback(store, feedback)
+    ReviewPolicy(confidence_below=0.7).enqueue(
+        store, [(d, None) for d in decisions if d.kind == "classifier"]
+    )
+    insert_experiment(
+        store,
+        Experiment(
+            name=h["experiment"], policy=h["policy"],
+            variants={"champion": h["version"], "challenger": h["label_b"]},
+            shares={"champion": 0.5, "challenger": 0.5}, salt="s", ramp=(0.5, 1.0),
+            verdict={"last": {"action": "hold", "reasons": [h["text"]], "sequential": {"p_value": 0.5}}},
+        ),
+    )  # fmt: skip
+    _, key = create_api_key(store, h["key"], project, role="admin")
+    return key
+
+
+def test_markup_in_every_stored_string_stays_inert_on_every_page(sqlite_store: Store) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the package only)")
+    key = seed_hostile(sqlite_store)
+    violations: list[str] = []
+    for base in serve(sqlite_store):
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("dialog", lambda d: d.dismiss())
+                page.on(
+                    "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+                )
+                page.goto(f"{base}/login?next=/{SCRIPT}")
+                page.fill("input[name=key]", key)
+                page.click("button[type=submit]")
+                page.goto(f"{base}/", wait_until="load")
+                assert page.evaluate("window.__pwned") is None, "a stored string ran as script on /"
+                page.wait_for_selector("#fig-ab .main-svg")
+                body = page.inner_text("body")
+                # (A decision's variant and the rater id are stored but no page shows them.)
+                for field in set(HOSTILE) - {"variant", "rater"}:
+                    assert HOSTILE[field] in body, f"{field} is not shown literally on /"
+                charts = " ".join(page.locator(".main-svg text").all_text_contents())
+                assert HOSTILE["label_b"] in charts and HOSTILE["policy"] in charts
+                assert page.evaluate("window.__pwned") is None
+                for path in ("/review", f"/review?error={IMG}", f"/review?done={SCRIPT}"):
+                    page.goto(f"{base}{path}")
+                    page.wait_for_selector(".item")
+                    body = page.inner_text("body")
+                    for field in ("project", "key", "policy", "label_a", "label_b", "text"):
+                        assert HOSTILE[field] in body, f"{field} is not shown literally on {path}"
+                    assert page.evaluate("window.__pwned") is None, path
+                page.goto(f"{base}/review?error={IMG}")
+                assert IMG in page.inner_text(".err")
+                assert page.evaluate("window.__pwned") is None
+            finally:
+                browser.close()
+    assert violations == []

@@ -1,8 +1,7 @@
 """``rewardloop eval``, ``gate`` and ``monitor``: golden-set runs, the release gate, regression checks.
 
-Policies are loaded for evaluation by ONE function, :func:`load_policy_for_eval`. Until the registry
-lands it reads a *predictions folder* (see its docstring); at merge it resolves ``NAME@VERSION`` /
-``NAME@alias`` through the registry instead, and nothing else here changes.
+Policies are loaded for evaluation by ONE function, :func:`load_policy_for_eval`: ``NAME@VERSION`` /
+``NAME@alias`` through the registry, a policy folder, or a *predictions folder* (see its docstring).
 """
 
 from __future__ import annotations
@@ -409,7 +408,11 @@ def monitor_cmd(
 
 def ope_cmd(
     candidate: Annotated[
-        str, typer.Option("--candidate", help="the candidate policy (predictions folder; NAME@VERSION later)")
+        str,
+        typer.Option(
+            "--candidate",
+            help="the candidate policy: NAME@VERSION, NAME@alias, a policy or predictions folder",
+        ),
     ],
     policy: Annotated[str, typer.Option("--policy", help="whose logged decisions to evaluate on")],
     reward_spec: Annotated[

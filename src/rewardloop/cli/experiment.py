@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_store, project
+from rewardloop.cli.policies import Project
 from rewardloop.loop.experiments import ExperimentError, Experiments
-from rewardloop.registry import ArtifactError, Registry, RegistryError
+from rewardloop.registry import ArtifactError, Registry, RegistryError, attributed_actor
+from rewardloop.store.insights import DEFAULT_PROJECT
 
 app = typer.Typer(
     help="Champion/challenger experiments: a hash-split canary that ramps 5% → 25% → 50% → 100% while "
@@ -19,18 +21,20 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Actor = Annotated[str | None, typer.Option("--actor", help="who does this (default: your user name)")]
+Actor = Annotated[
+    str | None, typer.Option("--actor", help="who does this (your OS user name is recorded with it)")
+]
 
 
 def _errors() -> AbstractContextManager[None]:
     return errors_as_messages(ExperimentError, RegistryError, ArtifactError)
 
 
-def _experiments(config: ConfigOption) -> Experiments:
+def _experiments(config: ConfigOption, project_name: str = DEFAULT_PROJECT) -> Experiments:
     cfg = project(config)
     store = open_store(cfg)
-    reg = Registry(store, cfg.experiments.registry_root, keep_last=cfg.experiments.keep_last)
-    return Experiments(store, reg, cfg.experiments)
+    root, keep = cfg.experiments.registry_root, cfg.experiments.keep_last
+    return Experiments(store, Registry(store, root, keep_last=keep, project=project_name), cfg.experiments)
 
 
 def _ramp(text: str | None) -> list[float] | None:
@@ -60,10 +64,11 @@ def start(
     ] = None,
     salt: Annotated[str | None, typer.Option("--salt", help="hash salt (default: random, recorded)")] = None,
     actor: Actor = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Start a canary (or shadow) experiment of a challenger version against the champion."""
-    ex = _experiments(config)
+    ex = _experiments(config, project_name)
     with _errors():
         exp = ex.start(
             name,
@@ -73,7 +78,7 @@ def start(
             ramp=_ramp(ramp),
             shadow=shadow,
             salt=salt,
-            actor=actor,
+            actor=attributed_actor(actor),
         )
     ex.store.close()
     mode = (
@@ -140,12 +145,13 @@ def status(
 def advance(
     name: Annotated[str, typer.Argument(help="the experiment")],
     actor: Actor = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Evaluate the current stage and act: roll back, step the ramp up, promote, or hold."""
-    ex = _experiments(config)
+    ex = _experiments(config, project_name)
     with _errors():
-        step = ex.advance(name, actor=actor)
+        step = ex.advance(name, actor=attributed_actor(actor))
     ex.store.close()
     colour = {"rolled_back": "red", "promoted": "green", "advanced": "cyan", "held": "white"}[step.action]
     console.print(f"[{colour}]{step.action}[/{colour}] {step.summary()}")
@@ -156,11 +162,18 @@ def stop(
     name: Annotated[str, typer.Argument(help="the experiment")],
     reason: Annotated[str, typer.Option("--reason", "-m", help="why, for the log")] = "",
     actor: Actor = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Stop an experiment: all traffic back to the champion, the challenger alias removed."""
-    ex = _experiments(config)
+    ex = _experiments(config, project_name)
     with _errors():
-        exp = ex.stop(name, actor=actor, reason=reason)
+        exp = ex.stop(name, actor=attributed_actor(actor), reason=reason)
+        assert ex.registry is not None
+        served = ex.registry.aliases(exp.policy).get("champion")
     ex.store.close()
-    console.print(f"stopped {exp.name}; {exp.policy} serves its champion {exp.variants['champion']}")
+    # What is served now is the champion alias, not the version the experiment started with (a
+    # rollback may have moved it since).
+    was = exp.variants.get("champion")
+    note = f" (the experiment's champion was {was})" if was and was != served else ""
+    console.print(f"stopped {exp.name}; {exp.policy} serves its champion {served or '-'}{note}")

@@ -12,8 +12,9 @@ from rich.table import Table
 
 from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_store, project
 from rewardloop.config import ProjectConfig
-from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError
+from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError, attributed_actor
 from rewardloop.store import Store
+from rewardloop.store.insights import DEFAULT_PROJECT
 from rewardloop.types import DECISION_KINDS, DecisionKind
 
 app = typer.Typer(
@@ -22,14 +23,24 @@ app = typer.Typer(
 )
 
 Actor = Annotated[
-    str | None, typer.Option("--actor", help="who does this, for the history (default: your user name)")
+    str | None,
+    typer.Option("--actor", help="who does this, for the history (your OS user name is recorded with it)"),
+]
+Project = Annotated[
+    str,
+    typer.Option(
+        "--project",
+        help="the project the policy belongs to (set by its first registration; the service's keys of "
+        "this project see it)",
+    ),
 ]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
 
 
-def _registry(cfg: ProjectConfig) -> tuple[Store, Registry]:
+def _registry(cfg: ProjectConfig, project_name: str = DEFAULT_PROJECT) -> tuple[Store, Registry]:
     store = open_store(cfg)
-    return store, Registry(store, cfg.experiments.registry_root, keep_last=cfg.experiments.keep_last)
+    root, keep = cfg.experiments.registry_root, cfg.experiments.keep_last
+    return store, Registry(store, root, keep_last=keep, project=project_name)
 
 
 def _errors() -> AbstractContextManager[None]:
@@ -49,12 +60,13 @@ def register_cmd(
     ] = None,
     parent: Annotated[str | None, typer.Option("--parent", help="version it was trained from")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="training run that produced it")] = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Register an artifact as a new version (checksummed; later edits of the copy are refused on load)."""
     cfg = project(config)
     values = _read_json(metrics, "metrics") if metrics else {}
-    store, reg = _registry(cfg)
+    store, reg = _registry(cfg, project_name)
     with _errors():
         if kind not in DECISION_KINDS:
             raise RegistryError(f"--kind: must be one of {', '.join(DECISION_KINDS)}; got {kind!r}")
@@ -88,10 +100,11 @@ def _read_json(path: Path, what: str) -> dict:  # type: ignore[type-arg]
 @app.command("list")
 def list_cmd(
     policy: Annotated[str | None, typer.Option("--policy", "-p", help="only this policy")] = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """List registered versions, newest last, with their aliases and metrics."""
-    store, reg = _registry(project(config))
+    store, reg = _registry(project(config), project_name)
     versions = reg.versions(policy)
     table = Table("policy", "version", "kind", "aliases", "metrics", "parent", "registered (UTC)", "sha256")
     aliases = {p: reg.aliases(p) for p in {v.policy for v in versions}}
@@ -116,10 +129,11 @@ def list_cmd(
 @app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="policy@version, policy@alias, or policy (its champion)")],
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Show one version: metrics, config, lineage, aliases, and whether its artifact verifies."""
-    store, reg = _registry(project(config))
+    store, reg = _registry(project(config), project_name)
     with _errors():
         pv = reg.resolve(ref)
         try:
@@ -149,6 +163,7 @@ def promote(
     ] = False,
     reason: Reason = "",
     actor: Actor = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Make a version the champion, if its release-gate report passed (or with --force, recorded)."""
@@ -160,9 +175,9 @@ def promote(
     if gate_report is not None:
         with _errors():
             report = JsonGateEvidence.from_mapping(_read_json(gate_report, "--gate-report"), str(gate_report))
-    store, reg = _registry(project(config))
+    store, reg = _registry(project(config), project_name)
     with _errors():
-        event = reg.promote(ref, report, force=force, actor=actor, reason=reason)
+        event = reg.promote(ref, report, force=force, actor=attributed_actor(actor), reason=reason)
     store.close()
     forced = " [yellow](forced)[/yellow]" if event.forced else ""
     console.print(
@@ -175,12 +190,13 @@ def activate(
     ref: Annotated[str, typer.Argument(help="policy@version: the first version, or a former champion")],
     reason: Reason = "",
     actor: Actor = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Make the first version of a policy (or a former champion) the champion, without a new gate report."""
-    store, reg = _registry(project(config))
+    store, reg = _registry(project(config), project_name)
     with _errors():
-        event = reg.activate(ref, actor=actor, reason=reason)
+        event = reg.activate(ref, actor=attributed_actor(actor), reason=reason)
     store.close()
     console.print(f"{event.policy}@champion: {event.from_version or '-'} → {event.to_version} (activated)")
 
@@ -190,17 +206,32 @@ def rollback(
     policy: Annotated[str, typer.Argument(help="the policy whose champion goes back one step")],
     reason: Reason = "",
     actor: Actor = None,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
-    """Put the previous champion back (its artifact verified first); undoes promotions in order."""
-    store, reg = _registry(project(config))
-    with _errors():
-        event = reg.rollback(policy, actor=actor, reason=reason)
+    """Put the previous champion back (its artifact verified first); undoes promotions in order.
+
+    The policy's running experiments are stopped first (each logs the rollback as its reason): they
+    would keep serving their champion and challenger versions otherwise.
+    """
+    from rewardloop.loop.experiments import ExperimentError, Experiments
+    from rewardloop.loop.rollback import rollback_champion
+
+    cfg = project(config)
+    store, reg = _registry(cfg, project_name)
+    with errors_as_messages(RegistryError, ArtifactError, ExperimentError):
+        out = rollback_champion(
+            reg,
+            Experiments(store, reg, cfg.experiments),
+            policy,
+            actor=attributed_actor(actor),
+            reason=reason,
+        )
         path = reg.artifact_path(f"{policy}@champion")
     store.close()
-    console.print(
-        f"{policy}@champion: {event.from_version} → {event.to_version} (rolled back); serving {path}"
-    )
+    for exp in out.stopped:
+        console.print(f"stopped experiment {exp.name} ({exp.policy}): the champion was rolled back")
+    console.print(f"{out.summary()}; serving {path}")
 
 
 @app.command()
@@ -208,12 +239,14 @@ def history(
     policy: Annotated[str, typer.Argument(help="the policy")],
     alias: Annotated[str | None, typer.Option("--alias", help="only this alias")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Every alias move of a policy, oldest first: when, who, what, from → to, why, gate."""
-    store, reg = _registry(project(config))
-    events = reg.history(policy, alias)
-    champion = reg.aliases(policy).get("champion", "-")
+    store, reg = _registry(project(config), project_name)
+    with _errors():
+        events = reg.history(policy, alias)
+        champion = reg.aliases(policy).get("champion", "-")
     store.close()
     if as_json:
         for e in events:

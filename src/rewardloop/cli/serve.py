@@ -86,7 +86,12 @@ def serve(
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Option(help="who or what uses the key (shown as the reviewer's name)")],
+    name: Annotated[
+        str,
+        typer.Option(
+            help="who or what uses the key (names need not be unique: reviews and promotions record its id)"
+        ),
+    ],
     project_name: Annotated[
         str, typer.Option("--project", help="the project whose data the key can touch")
     ] = DEFAULT_PROJECT,

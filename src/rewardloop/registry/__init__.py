@@ -11,6 +11,7 @@ from rewardloop.registry.registry import (
     JsonGateEvidence,
     Registry,
     RegistryError,
+    attributed_actor,
     semver_key,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "JsonGateEvidence",
     "Registry",
     "RegistryError",
+    "attributed_actor",
     "checksum",
     "semver_key",
 ]

@@ -28,6 +28,7 @@ from rewardloop.registry.artifacts import (
     write_manifest,
 )
 from rewardloop.store import Store
+from rewardloop.store.insights import DEFAULT_PROJECT
 from rewardloop.store.registry import (
     RegistryStoreError,
     delete_versions,
@@ -35,6 +36,8 @@ from rewardloop.store.registry import (
     get_version,
     insert_version,
     move_alias,
+    policy_project,
+    policy_projects,
     read_alias_events,
     read_aliases,
     read_versions,
@@ -127,6 +130,38 @@ def _default_actor() -> str:
         return "rewardloop"
 
 
+def attributed_actor(actor: str | None) -> str:
+    """Who acts, for the history: the OS user, and the name given (``--actor``) if it differs.
+
+    A name typed on a command line is free text; the OS user beside it is what the machine knows.
+
+    >>> attributed_actor(None) == _default_actor()
+    True
+    >>> attributed_actor("release-bot").startswith("release-bot (OS user ")
+    True
+    """
+    user = _default_actor()
+    if actor is None or not actor.strip() or actor.strip() == user:
+        return user
+    return f"{actor.strip()} (OS user {user})"
+
+
+def _check_candidate(report: Mapping[str, Any], pv: PolicyVersion) -> None:
+    """Refuse a gate report that names another policy or version as its candidate.
+
+    ``rewardloop gate --policy NAME@VERSION`` writes ``"candidate": "NAME@VERSION"``; a report whose
+    candidate is not of that form (a predictions folder's name) cannot be matched and is taken as is.
+    """
+    candidate = report.get("candidate")
+    if not isinstance(candidate, str) or "@" not in candidate:
+        return
+    if candidate != f"{pv.policy}@{pv.version}":
+        raise RegistryError(
+            f"gate_report: the report is for {candidate}, not {pv.policy}@{pv.version}; run the gate "
+            f"on {pv.policy}@{pv.version} and pass that report"
+        )
+
+
 class Registry:
     """Versions, aliases, promotion history and rollback for every policy in one store.
 
@@ -139,6 +174,12 @@ class Registry:
     keep_last : int, optional
         Retention: after each registration, keep only the newest ``keep_last`` versions of that policy,
         never one an alias points at nor the champion a rollback would return to. ``None`` keeps all.
+    project : str or None, default "default"
+        The caller's project. A policy belongs to the project that registered its first version; every
+        read and write here (register, resolve, get, aliases, promote, rollback, history, list) sees only
+        this project's policies, and another project's policy is "not registered" exactly like an
+        unknown one. ``None`` is the operator's view of every project (the HTTP service checks the
+        caller's project itself, per request).
 
     Examples
     --------
@@ -152,12 +193,36 @@ class Registry:
     '1.0.0'
     """
 
-    def __init__(self, store: Store, root: str | Path, keep_last: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        root: str | Path,
+        keep_last: int | None = None,
+        project: str | None = DEFAULT_PROJECT,
+    ) -> None:
         if keep_last is not None and keep_last < 1:
             raise RegistryError(f"keep_last: must be >= 1 (or None to keep all), got {keep_last}")
+        if project is not None and (not isinstance(project, str) or not project.strip()):
+            raise RegistryError(f"project: must be a non-empty name or None, got {project!r}")
         self.store = store
         self.root = Path(root)
         self.keep_last = keep_last
+        self.project = project
+
+    def owner(self, policy: str) -> str | None:
+        """The project that registered ``policy`` (None: not registered)."""
+        return policy_project(self.store, policy)
+
+    def _own(self, policy: str) -> None:
+        """Refuse a policy another project registered, as if it did not exist (no name leaks)."""
+        if self.project is None:
+            return
+        owner = self.owner(policy)
+        if owner is not None and owner != self.project:
+            raise RegistryError(f"policy: {policy} is not registered in project {self.project!r}")
+
+    def _visible(self, policy: str, projects: Mapping[str, str]) -> bool:
+        return self.project is None or projects.get(policy, self.project) == self.project
 
     # -- versions ------------------------------------------------------------------------------------
 
@@ -166,6 +231,7 @@ class Registry:
 
     def next_version(self, policy: str, part: Literal["major", "minor", "patch"] = "patch") -> str:
         """The version after the highest registered one (``0.1.0`` for a new policy)."""
+        self._own(policy)
         known = [v.version for v in read_versions(self.store, policy)]
         if not known:
             return "0.1.0"
@@ -198,6 +264,7 @@ class Registry:
         """
         if not isinstance(policy, str) or not _POLICY.match(policy):
             raise RegistryError(f"policy: {policy!r} must be letters, digits, '_', '.', '-' (no '@' or '/')")
+        self._own(policy)
         version = version or self.next_version(policy)
         semver_key(version)
         clean_metrics: dict[str, float] = {}
@@ -236,7 +303,7 @@ class Registry:
                 parent_version=parent_version,
                 training_run_id=training_run_id,
             )
-            insert_version(self.store, pv)
+            insert_version(self.store, pv, self.project or DEFAULT_PROJECT)
         except (RecordError, RegistryStoreError, ArtifactError) as err:
             self._remove_paths(created)
             raise RegistryError(str(err)) from None
@@ -256,6 +323,7 @@ class Registry:
                 p.unlink(missing_ok=True)
 
     def get(self, policy: str, version: str) -> PolicyVersion:
+        self._own(policy)
         pv = get_version(self.store, policy, version)
         if pv is None:
             known = sorted((v.version for v in read_versions(self.store, policy)), key=semver_key)
@@ -265,13 +333,16 @@ class Registry:
         return pv
 
     def versions(self, policy: str | None = None) -> list[PolicyVersion]:
-        """Registered versions, oldest first."""
-        return read_versions(self.store, policy)
+        """Registered versions of this project's policies (or of one), oldest first."""
+        projects = policy_projects(self.store)
+        return [v for v in read_versions(self.store, policy) if self._visible(v.policy, projects)]
 
     def policies(self) -> list[str]:
-        return sorted({v.policy for v in read_versions(self.store)})
+        """This project's registered policies, by name."""
+        return sorted({v.policy for v in self.versions()})
 
     def aliases(self, policy: str) -> dict[str, str]:
+        self._own(policy)
         return read_aliases(self.store, policy)
 
     def _split(self, ref: str) -> tuple[str, str]:
@@ -283,6 +354,7 @@ class Registry:
     def resolve(self, ref: str) -> PolicyVersion:
         """The version ``ref`` names: ``"intent@1.2.0"``, ``"intent@challenger"``, ``"intent"`` (champion)."""
         policy, target = self._split(ref)
+        self._own(policy)
         if _SEMVER.match(target):
             return self.get(policy, target)
         version = get_alias(self.store, policy, target)
@@ -319,6 +391,7 @@ class Registry:
     ) -> AliasEvent:
         if not _ALIAS.match(alias):
             raise RegistryError(f"alias: {alias!r} must start with a lower-case letter (a-z, 0-9, '_', '-')")
+        self._own(policy)
         try:
             return move_alias(
                 self.store,
@@ -347,6 +420,7 @@ class Registry:
     def remove_alias(self, policy: str, alias: str, actor: str | None = None, reason: str = "") -> AliasEvent:
         if alias == CHAMPION:
             raise RegistryError("alias: the champion cannot be removed, only rolled back or replaced")
+        self._own(policy)
         if get_alias(self.store, policy, alias) is None:
             raise RegistryError(f"alias: {policy} has no alias {alias!r}")
         return self._move(policy, alias, None, "remove", actor, reason)
@@ -365,6 +439,7 @@ class Registry:
 
         Refused without a gate report that passed, unless ``force=True``: the event then records
         ``forced`` and the (failing or absent) report, so a forced promotion is visible in history.
+        A report whose ``candidate`` names another version is refused, forced or not.
         The artifact is verified first: a tampered artifact is never promoted.
         """
         pv = self.resolve(ref)
@@ -373,6 +448,7 @@ class Registry:
             if not isinstance(gate_report, GateEvidence):
                 raise RegistryError("gate_report: needs a boolean .passed and a .to_dict() method")
             report = dict(gate_report.to_dict())
+            _check_candidate(report, pv)
         if not force:
             if gate_report is None:
                 raise RegistryError(
@@ -425,6 +501,7 @@ class Registry:
 
     def previous(self, policy: str, alias: str = CHAMPION) -> str | None:
         """The version a rollback of ``alias`` would return to, if any."""
+        self._own(policy)
         stack = self._champion_stack(policy, alias)
         return stack[-2] if len(stack) >= 2 else None
 
@@ -436,6 +513,7 @@ class Registry:
         The previous artifact is verified first, so a rollback restores exactly what ran before, or
         refuses with the reason (missing or modified artifact, nothing to roll back to).
         """
+        self._own(policy)
         current = get_alias(self.store, policy, alias)
         if current is None:
             raise RegistryError(f"rollback: {policy} has no {alias}")
@@ -450,6 +528,7 @@ class Registry:
 
     def history(self, policy: str, alias: str | None = None) -> list[AliasEvent]:
         """Every alias move of ``policy`` (or of one alias), oldest first."""
+        self._own(policy)
         return read_alias_events(self.store, policy, alias)
 
     # -- retention -----------------------------------------------------------------------------------
@@ -461,6 +540,7 @@ class Registry:
         Artifacts copied under the root are removed with their rows; artifacts kept in place are not
         touched (they were never the registry's).
         """
+        self._own(policy)
         keep = keep_last if keep_last is not None else self.keep_last
         if keep is None or keep < 1:
             raise RegistryError(f"keep_last: must be >= 1, got {keep}")

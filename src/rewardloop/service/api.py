@@ -1,8 +1,9 @@
 """The JSON API under ``/v1`` (but ``POST /v1/feedback``: :mod:`rewardloop.service.ingest`), plus
 ``/healthz`` and ``/metrics``.
 
-Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project, and a
-policy belongs to the project of its first decision; reads and writes touch only the caller's project.
+Project scoping: every decision logged here carries ``metadata["project"]`` = the caller's project. A
+policy belongs to the project that registered it, from registration on (a policy never registered: to
+the project of its first decision); reads and writes touch only the caller's project.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ router = APIRouter(responses=ERRORS)
 
 
 def _own_policy(state: AppState, key: ApiKey, policy: str) -> None:
-    """404 unless the policy is the caller's project's (or has no decision yet)."""
+    """404 unless the policy is the caller's project's (or is neither registered nor logged yet)."""
     owner = state.owner(policy)
     if owner is not None and owner != key.project:
         raise HTTPException(404, f"policy: no policy {policy!r} in this project")
@@ -264,20 +265,21 @@ def review_queue(
 @v1.post("/review/{item_id}/claim", response_model=ReviewItemResponse, tags=["review"])
 def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
     """Claim an open item, so that two reviewers do not resolve the same one."""
-    claim_review_item(state.store, item_id, key.name, key.project)
+    claim_review_item(state.store, item_id, key.id, key.project)
     return _review_item(get_review_entry(state.store, item_id, key.project))
 
 
 @v1.post("/review/{item_id}/resolve", response_model=ReviewItemResponse, tags=["review"])
 def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
     """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
-    name), with the configured reviewer authority, in the same transaction that closes the item."""
+    id: names are not unique), with the configured reviewer authority, in the same transaction that
+    closes the item."""
     resolve_review_item(
         state.store,
         item_id,
         key.project,
         label=body.label,
-        reviewer=key.name,
+        reviewer=key.id,
         authority=state.config.review.reviewer_authority,
         comment=body.comment,
     )
@@ -370,11 +372,11 @@ def _parquet_schema(pa: Any) -> Any:
 
 @v1.get("/policies", response_model=list[PolicyModel], tags=["policies"])
 def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
-    """The registry's policies this project can see (its own, and those with no decision yet)."""
+    """The registry's policies of this project."""
     return [
         PolicyModel(name=p.name, kind=p.kind, aliases=dict(p.aliases), versions=list(p.versions))
         for p in state.admin.list_policies()
-        if state.owner(p.name) in (None, key.project)
+        if state.owner(p.name) == key.project
     ]
 
 
@@ -383,7 +385,9 @@ def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -
     """Point an alias (default ``champion``) at a version; refused (409) when the gate fails, unless
     ``force`` (recorded as forced)."""
     _own_policy(state, key, policy)
-    move = state.admin.promote(policy, body.version, body.alias, f"key:{key.name}", body.reason, body.force)
+    move = state.admin.promote(
+        policy, body.version, body.alias, f"key:{key.id} ({key.name})", body.reason, body.force
+    )
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
@@ -391,7 +395,7 @@ def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -
 def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
     """Move the alias back to the version it pointed at before."""
     _own_policy(state, key, policy)
-    move = state.admin.rollback(policy, body.alias, f"key:{key.name}", body.reason)
+    move = state.admin.rollback(policy, body.alias, f"key:{key.id} ({key.name})", body.reason)
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
@@ -399,7 +403,7 @@ def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep)
 def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
     """Experiments on this project's policies: variants, shares, stage, verdict, and per variant what
     the store observed (decisions, judged, accuracy)."""
-    shown = [e for e in state.admin.experiments() if state.owner(e.policy) in (None, key.project)]
+    shown = [e for e in state.admin.experiments() if state.owner(e.policy) == key.project]
     out = []
     for e in shown:
         batch = recent_decisions(state.store, key.project, policy=e.policy)
@@ -478,5 +482,7 @@ def healthz(state: StateDep) -> dict[str, str]:
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
 def metrics(state: StateDep) -> Response:
-    """Prometheus metrics: requests and latency per route, decisions, feedback, review queue moves."""
+    """Prometheus metrics: requests and latency per route, decisions (by variant and source), feedback,
+    review queue moves — aggregated over projects, so that no key is needed and no project's policy
+    names are shown."""
     return Response(generate_latest(state.metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)

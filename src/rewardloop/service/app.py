@@ -21,7 +21,7 @@ from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
-from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics
+from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics, SecurityHeaders
 from rewardloop.service.providers import PolicyAdmin, PolicyProvider, ProviderError, default_providers
 from rewardloop.service.schemas import ErrorResponse, FeedbackCreateRequest, FeedbackResponse
 from rewardloop.service.security import KeyCache
@@ -248,6 +248,7 @@ def create_app(
     app.add_middleware(
         Admission, max_in_flight=cfg.service.max_in_flight, body_timeout=cfg.service.body_timeout_s
     )
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, the size limit's 413 too
     return app
 
 

@@ -3,6 +3,12 @@ plotly package (no CDN, works offline).
 
 A person signs in once with an API key (kept in an HttpOnly, SameSite=Strict cookie); the overview needs
 the ``read`` scope, the review page the ``review`` scope.
+
+Nothing a client sent is ever written into a page unescaped: templates autoescape, and data for the
+charts travels as JSON in a ``<script type="application/json">`` element (``<``, ``>``, ``&`` and
+U+2028/9 escaped, so no stored string can close it) that a static script file reads — the pages carry
+no inline script, and the Content-Security-Policy (``service/middleware.py``) forbids any. Every form
+carries a CSRF token (``service/security.py``).
 """
 
 from __future__ import annotations
@@ -14,18 +20,40 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from rewardloop.service import panels
-from rewardloop.service.security import COOKIE, check_key
+from rewardloop.service.security import COOKIE, check_key, csrf_ok, csrf_token, set_csrf_cookie
 from rewardloop.service.state import AppState, StateDep
 from rewardloop.store.apikeys import ApiKey
-from rewardloop.store.insights import recent_decisions
+from rewardloop.store.experiments import ExperimentStoreError, variant_outcomes
+from rewardloop.store.insights import recent_decisions, rewards_of_decisions
 from rewardloop.store.review import ReviewError, read_review_queue, resolve_review_item, review_counts
 
 router = APIRouter(include_in_schema=False)
 
 #: Decisions the overview summarises (the most recent ones); enough for the charts, cheap to read.
 WINDOW = 5000
+
+STATIC = Path(__file__).parent / "static"
+
+# JSON inside an HTML <script> element: these must not appear raw (</script>, <!--, line separators).
+_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def json_for_script(data: Any) -> Markup:
+    """``data`` as JSON that is safe as the text of a ``<script type="application/json">`` element.
+
+    >>> str(json_for_script({"p": "</script><b>"}))
+    '{"p":"\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e"}'
+    """
+    return Markup(orjson.dumps(data).decode().translate(_SCRIPT_ESCAPES))
 
 
 def _plotly_js() -> Path:
@@ -46,7 +74,25 @@ def _signed_in(request: Request, state: AppState) -> ApiKey | None:
 
 
 def _page(state: AppState, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return state.templates.TemplateResponse(request, name, context, status_code=status)
+    token, new = csrf_token(request)
+    response = state.templates.TemplateResponse(request, name, {**context, "csrf": token}, status_code=status)
+    if new:
+        set_csrf_cookie(response, request, token)
+    return response
+
+
+def _forged(state: AppState, request: Request, token: str | None) -> Response | None:
+    """403 for a form post whose CSRF token does not match the cookie (a cross-site forgery)."""
+    if csrf_ok(request, token):
+        return None
+    return _page(
+        state,
+        request,
+        "error.html",
+        403,
+        key=None,
+        message="this form is stale or was sent from another site (CSRF token mismatch): reload the page",
+    )
 
 
 def _gate(request: Request, state: AppState, scope: str) -> ApiKey | Response:
@@ -67,6 +113,12 @@ def plotly_js() -> FileResponse:
     )
 
 
+@router.get("/static/dashboard.js")
+def dashboard_js() -> FileResponse:
+    """Draws the overview's charts from its JSON data element (the pages carry no inline script)."""
+    return FileResponse(STATIC / "dashboard.js", media_type="application/javascript")
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, state: StateDep, next: str = "/") -> HTMLResponse:
     return _page(state, request, "login.html", next=_local(next), error=None)
@@ -74,8 +126,14 @@ def login_form(request: Request, state: StateDep, next: str = "/") -> HTMLRespon
 
 @router.post("/login", response_model=None)
 def login(
-    request: Request, state: StateDep, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/"
+    request: Request,
+    state: StateDep,
+    key: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+    csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
+    if (forged := _forged(state, request, csrf)) is not None:
+        return forged
     found = check_key(state.store, state.keys, key.strip())
     if found is None:
         return _page(state, request, "login.html", 401, next=_local(next), error="invalid or revoked API key")
@@ -86,11 +144,28 @@ def login(
     return response
 
 
-@router.post("/logout")
-def logout() -> RedirectResponse:
+@router.post("/logout", response_model=None)
+def logout(request: Request, state: StateDep, csrf: Annotated[str | None, Form()] = None) -> Response:
+    if (forged := _forged(state, request, csrf)) is not None:
+        return forged
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
+
+
+def _experiments(state: AppState, key: ApiKey) -> list[dict[str, Any]]:
+    """The A/B panel: each of the project's experiments with the statistic it decides on."""
+    cfg = state.config.experiments
+    out = []
+    for e in state.admin.experiments():
+        if state.owner(e.policy) != key.project:
+            continue
+        try:
+            outcomes = variant_outcomes(state.store, e.name, spec=cfg.reward_spec, success_at=cfg.success_at)
+        except ExperimentStoreError:  # several reward specs and none configured: no statistic to show
+            outcomes = {}
+        out.append(panels.experiment_panel(e.name, e.status, e.variants, outcomes, e.verdict, cfg.success_at))
+    return out
 
 
 @router.get("/", response_class=HTMLResponse, response_model=None)
@@ -99,12 +174,17 @@ def overview(request: Request, state: StateDep) -> Response:
     if isinstance(key, Response):
         return key
     batch = recent_decisions(state.store, key.project, limit=WINDOW)
+    cfg = state.config.experiments
+    estimates = panels.accuracy_estimates(
+        batch, state.review, rewards_of_decisions(state.store, batch.ids), cfg.reward_spec, cfg.success_at
+    )
     acc = panels.accuracy(batch)
     cal = panels.calibration(batch)
     lat = panels.latency(batch)
     vol = panels.feedback_volume(batch)
-    ab = panels.ab_results(batch)
+    ab = _experiments(state, key)
     figs = panels.figures(acc, cal, lat, vol, ab)
+    wrong = panels.misclassifications(batch, limit=12)
     return _page(
         state,
         request,
@@ -112,14 +192,16 @@ def overview(request: Request, state: StateDep) -> Response:
         key=key,
         window=WINDOW,
         acc=acc,
+        estimates=estimates,
         cal=cal,
         lat=lat,
         vol=vol,
         ab=ab,
-        wrong=panels.misclassifications(batch, limit=12),
+        wrong=wrong,
+        explored=sum(panels.explored(j.decision) for j in panels.judged(batch) if not j.correct),
         board=panels.leaderboard(batch),
         counts=review_counts(state.store, key.project),
-        figures=orjson.dumps(figs).decode(),
+        figures=json_for_script(figs),
     )
 
 
@@ -150,17 +232,20 @@ def review_resolve(
     state: StateDep,
     label: Annotated[str, Form()],
     comment: Annotated[str | None, Form()] = None,
+    csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
     key = _gate(request, state, "review")
     if isinstance(key, Response):
         return key
+    if (forged := _forged(state, request, csrf)) is not None:
+        return forged
     try:
         resolve_review_item(
             state.store,
             item_id,
             key.project,
             label=label,
-            reviewer=key.name,
+            reviewer=key.id,  # names are not unique; the id is
             authority=state.config.review.reviewer_authority,
             comment=comment or None,
         )

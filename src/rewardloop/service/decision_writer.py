@@ -109,7 +109,7 @@ class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
             self.metrics.batch_size.labels("decisions").observe(len(items))
             for _, job in fresh:
                 d = job.decision
-                self.metrics.decisions.labels(d.policy, d.variant or "", job.source).inc()
+                self.metrics.decisions.labels(d.variant or "", job.source).inc()
             for item in queued:
                 self.metrics.review_enqueued.labels(item.reason).inc()
         return [r for r in results if r is not None]

@@ -41,8 +41,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        # No policy label: /metrics needs no key, and policy names are project data (one project must
+        # not learn another's). Per-policy numbers are in the project-scoped /v1/stats.
         self.decisions = Counter(
-            "rewardloop_decisions", "decisions logged", ["policy", "variant", "source"], registry=r
+            "rewardloop_decisions", "decisions logged", ["variant", "source"], registry=r
         )
         self.feedback = Counter("rewardloop_feedback", "feedback rows stored", ["kind"], registry=r)
         self.review_enqueued = Counter(
@@ -167,3 +169,42 @@ class RequestMetrics:
             path = getattr(route, "path", None) or "(unmatched)"
             self.metrics.requests.labels(path, scope.get("method", ""), str(status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+
+#: The pages' Content-Security-Policy: scripts only from this site's files (no inline script, no eval,
+#: no CDN: plotly.js is served from the installed package), nothing may frame the pages, forms post
+#: only here. Inline *styles* stay allowed: the pages' stylesheet is inline and plotly.js sets styles.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+#: FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN with an inline bootstrap script and show
+#: only the OpenAPI document (no stored data): they get the framing and sniffing headers, not the CSP.
+_DOC_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Add the browser-hardening headers to every answer: ``Content-Security-Policy`` (see :data:`CSP`),
+    ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-origin``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [
+            (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+        ]
+        if not str(scope.get("path", "")).startswith(_DOC_PATHS):
+            extra.append((b"content-security-policy", CSP.encode()))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,11 +1,17 @@
 """What the dashboard shows, computed from a project's recent decisions and their feedback.
 
-These are display summaries (counts, shares, percentiles), not the evaluation layer's metrics:
-``rewardloop.evaluation`` owns the statistics (ECE with its binning choices, A/B tests); at merge the
-calibration and A/B panels can call it instead. Definitions used here:
+These are display summaries (counts, shares, percentiles); the statistics come from the layers that
+own them: the rates' 95% intervals from ``rewardloop.evaluation.intervals``, the A/B panel's numbers
+from what the experiment itself decides on (``store.experiments.variant_outcomes``, the stored
+verdict). Definitions used here:
 
 - a decision is *judged* when it has a ``correction`` feedback; it is *correct* when the latest
-  correction's label equals the action taken. Its *category* is that (true) label.
+  correction's label equals the action taken. Its *category* is that (true) label. Accuracy over the
+  judged decisions alone is biased (corrections come mostly from the review queue, which picks the
+  unsure decisions): the headline is :func:`accuracy_estimates`, from an unbiased source — the hashed
+  audit sample, or the reward spec over every rewarded decision — with n and a 95% Wilson interval.
+- an *exploration pick* is a decision whose action is not the policy's own top choice (an ε-greedy or
+  sampled draw); it is no evidence of a misclassification.
 - a feedback row's *score* in [0, 1]: a correction 1 if it agrees with the action else 0; a rating or
   implicit value mapped linearly from its scale; a multilevel row its ``value`` or the mean of its scores
   (each mapped from the scale); preferences carry no score. A decision's score is the authority-weighted
@@ -14,6 +20,7 @@ calibration and A/B panels can call it instead. Definitions used here:
 
 from __future__ import annotations
 
+import html
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.evaluation.intervals import wilson_interval
+from rewardloop.loop.review import ReviewPolicy
+from rewardloop.store.experiments import VariantOutcome
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
 
@@ -77,8 +87,94 @@ def judged(batch: DecisionBatch) -> list[Judged]:
     ]
 
 
+def rate(successes: int, n: int) -> dict[str, Any] | None:
+    """A share with its n and 95% Wilson interval (None for n = 0).
+
+    >>> r = rate(8, 10); (r["value"], r["n"], round(r["low"], 3), round(r["high"], 3))
+    (0.8, 10, 0.49, 0.943)
+    """
+    if n == 0:
+        return None
+    w = wilson_interval(successes, n)
+    return {"value": w.value, "successes": successes, "n": n, "low": w.low, "high": w.high}
+
+
+def explored(decision: Decision) -> bool:
+    """Was the action an exploration pick: less probable under the policy than its top choice?"""
+    if decision.action not in decision.actions:
+        return False
+    p = decision.action_dist[decision.actions.index(decision.action)]
+    return p < max(decision.action_dist)
+
+
+def _reward_values(
+    rewards: Mapping[tuple[str, int], Mapping[str, float]], spec: str | None
+) -> tuple[str, int, Mapping[str, float]] | None:
+    """The rewards of ``spec`` (its newest version), or of the only spec there is; None if ambiguous."""
+    names = {name for name, _ in rewards} if spec is None else {spec}
+    if len(names) != 1:
+        return None
+    (name,) = names
+    versions = [v for n, v in rewards if n == name]
+    return (name, max(versions), rewards[(name, max(versions))]) if versions else None
+
+
+def accuracy_estimates(
+    batch: DecisionBatch,
+    review: ReviewPolicy | None = None,
+    rewards: Mapping[tuple[str, int], Mapping[str, float]] | None = None,
+    spec: str | None = None,
+    success_at: float = 0.5,
+) -> dict[str, Any]:
+    """The classifiers' accuracy from each source, each saying what it is computed from.
+
+    - ``audit``: the corrections of the decisions in the hashed audit sample (``review.audit_rate``;
+      the draw is a hash of the id, blind to confidence, so the sample is unbiased);
+    - ``reward``: the share of rewarded decisions whose reward under ``spec`` is ``>= success_at``;
+    - ``corrections``: every corrected decision — marked ``biased`` (never the headline).
+
+    ``headline`` is the first unbiased estimate with data, else None.
+    """
+    classified = [d for d in batch.decisions if d.kind == "classifier"]
+    rows = [j for j in judged(batch) if j.decision.kind == "classifier"]
+    out: list[dict[str, Any]] = []
+    if review is not None and review.audit_rate > 0:
+        drawn = {d.id for d in classified if review.audit_draw(d.id) < review.audit_rate}
+        sample = [j for j in rows if j.decision.id in drawn]
+        what = (
+            f"corrections of the hashed audit sample: {len(sample)} corrected of the {len(drawn)} "
+            f"decisions drawn (review.audit_rate {review.audit_rate:.0%}, blind to confidence)"
+        )
+        out.append(
+            {"source": "audit", "what": what, "rate": rate(sum(j.correct for j in sample), len(sample))}
+        )
+    chosen = _reward_values(rewards or {}, spec)
+    if chosen is not None:
+        name, version, values = chosen
+        got = [v for d in classified if (v := values.get(d.id)) is not None]
+        what = (
+            f"reward spec {name} v{version}: share of the {len(got)} rewarded decisions "
+            f"with reward ≥ {success_at:g}"
+        )
+        out.append(
+            {"source": "reward", "what": what, "rate": rate(sum(v >= success_at for v in got), len(got))}
+        )
+    what = "corrected decisions only — biased: most corrections come from the review queue's unsure decisions"
+    out.append(
+        {
+            "source": "corrections",
+            "what": what,
+            "biased": True,
+            "rate": rate(sum(j.correct for j in rows), len(rows)),
+        }
+    )
+    headline = next((e for e in out if not e.get("biased") and e["rate"] is not None), None)
+    return {"estimates": out, "headline": headline}
+
+
 def accuracy(batch: DecisionBatch) -> dict[str, Any]:
-    """Overall and per-category accuracy of the judged decisions.
+    """Overall and per-category accuracy of the judged (corrected) decisions — biased toward what the
+    review queue picked; see :func:`accuracy_estimates` for the headline.
 
     >>> accuracy(DecisionBatch([]))["overall"] is None
     True
@@ -174,9 +270,49 @@ def ab_results(batch: DecisionBatch) -> list[dict[str, Any]]:
     return out
 
 
-def misclassifications(batch: DecisionBatch, limit: int = 20) -> list[dict[str, Any]]:
-    """The most recent judged decisions whose action was wrong, newest first."""
-    wrong = [j for j in judged(batch) if not j.correct]
+def experiment_panel(
+    name: str,
+    status: str,
+    variants: Mapping[str, str],
+    outcomes: Mapping[str, VariantOutcome],
+    verdict: Mapping[str, Any] | None,
+    success_at: float,
+) -> dict[str, Any]:
+    """One experiment as the A/B panel shows it: per variant the statistic the experiment itself
+    decides on (share of rewarded decisions with reward ``>= success_at``, the whole experiment), and
+    its last verdict (action, always-valid p, effect, reasons)."""
+    rows = []
+    for variant, version in variants.items():
+        o = outcomes.get(variant)
+        rows.append(
+            {
+                "variant": variant,
+                "version": version,
+                "decisions": o.n if o else 0,
+                "rewarded": o.n_outcomes if o else 0,
+                "success": rate(o.successes, o.n_outcomes) if o else None,
+            }
+        )
+    last = (verdict or {}).get("last") or {}
+    sequential = last.get("sequential") or {}
+    return {
+        "experiment": name,
+        "status": status,
+        "success_at": success_at,
+        "variants": rows,
+        "verdict": last.get("action"),
+        "p_always_valid": sequential.get("p_value"),
+        "effect": sequential.get("effect"),
+        "reasons": list(last.get("reasons") or []),
+    }
+
+
+def misclassifications(
+    batch: DecisionBatch, limit: int = 20, include_exploration: bool = False
+) -> list[dict[str, Any]]:
+    """The most recent judged decisions whose action was wrong, newest first; exploration picks (not
+    the model's own choice) are left out unless ``include_exploration``, and marked ``explored``."""
+    wrong = [j for j in judged(batch) if not j.correct and (include_exploration or not explored(j.decision))]
     wrong.sort(key=lambda j: j.decision.created_at, reverse=True)
     return [
         {
@@ -186,6 +322,7 @@ def misclassifications(batch: DecisionBatch, limit: int = 20) -> list[dict[str, 
             "predicted": j.decision.action,
             "confidence": j.decision.confidence,
             "correct": j.label,
+            "explored": explored(j.decision),
             "at": j.decision.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         }
         for j in wrong[:limit]
@@ -226,6 +363,63 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
     return {**_LAYOUT, "title": {"text": title, "font": {"size": 14}}, **extra}
 
 
+def _label(text: object) -> str:
+    """A stored string as plotly.js shows it literally: plotly reads a few HTML tags in labels and
+    decodes entities, so ``<``, ``>`` and ``&`` go in as entities (shown as typed, never as markup)."""
+    return html.escape(str(text), quote=False)
+
+
+def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title: str) -> dict[str, Any]:
+    """Bars of rates with their 95% intervals as error bars and ``n`` on hover (rows are :func:`rate`)."""
+    shown = [(name, r) for name, r in zip(x, rows, strict=True) if r is not None]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": [_label(name) for name, _ in shown],
+                "y": [r["value"] for _, r in shown],
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r["high"] - r["value"] for _, r in shown],
+                    "arrayminus": [r["value"] - r["low"] for _, r in shown],
+                },
+                "text": [f"n={r['n']}" for _, r in shown],
+                "marker": {"color": color},
+            }
+        ],
+        "layout": _layout(title, yaxis={"range": [0, 1]}),
+    }
+
+
+def _calibration_figure(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "observed",
+                "x": [b["confidence"] for b in bins],
+                "y": [b["accuracy"] for b in bins],
+                "text": [f"n={b['n']}" for b in bins],
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "perfect",
+                "x": [0, 1],
+                "y": [0, 1],
+                "line": {"dash": "dot", "color": "#999"},
+            },
+        ],
+        "layout": _layout(
+            "calibration: corrected decisions per confidence bin",
+            xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
+            yaxis={"title": {"text": "accuracy"}, "range": [0, 1]},
+        ),
+    }
+
+
 def figures(
     acc: Mapping[str, Any],
     cal: Mapping[str, Any],
@@ -233,71 +427,44 @@ def figures(
     vol: Mapping[str, Any],
     ab: Sequence[Mapping[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    """The dashboard's charts as plotly.js figure specs, by panel id."""
+    """The dashboard's charts as plotly.js figure specs, by panel id.
+
+    ``acc`` is :func:`accuracy`, ``ab`` a list of :func:`experiment_panel`; every string a client
+    stored goes through :func:`_label`.
+    """
     cats = acc["categories"]
-    bins = cal["bins"]
+    variants = [(e["experiment"], v) for e in ab for v in e["variants"]]
     return {
-        "accuracy": {
+        "accuracy": _bars(
+            [rate(round(c["accuracy"] * c["n"]), c["n"]) for c in cats],
+            [c["category"] for c in cats],
+            "#4c78a8",
+            "accuracy per true label, corrected decisions only (biased), 95% CI",
+        ),
+        "calibration": _calibration_figure(cal["bins"]),
+        "latency": {
             "data": [
                 {
                     "type": "bar",
-                    "x": [c["category"] for c in cats],
-                    "y": [c["accuracy"] for c in cats],
-                    "text": [f"n={c['n']}" for c in cats],
-                    "marker": {"color": "#4c78a8"},
+                    "name": q,
+                    "x": [_label(r["policy"]) for r in lat],
+                    "y": [r[q] for r in lat],
                 }
-            ],
-            "layout": _layout("accuracy per category", yaxis={"range": [0, 1]}),
-        },
-        "calibration": {
-            "data": [
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "name": "observed",
-                    "x": [b["confidence"] for b in bins],
-                    "y": [b["accuracy"] for b in bins],
-                    "text": [f"n={b['n']}" for b in bins],
-                },
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "name": "perfect",
-                    "x": [0, 1],
-                    "y": [0, 1],
-                    "line": {"dash": "dot", "color": "#999"},
-                },
-            ],
-            "layout": _layout(
-                "confidence calibration",
-                xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
-                yaxis={"title": {"text": "accuracy"}, "range": [0, 1]},
-            ),
-        },
-        "latency": {
-            "data": [
-                {"type": "bar", "name": q, "x": [r["policy"] for r in lat], "y": [r[q] for r in lat]}
                 for q in ("p50", "p95", "p99")
             ],
             "layout": _layout("latency (ms)", barmode="group"),
         },
         "volume": {
             "data": [
-                {"type": "bar", "name": kind, "x": vol["hours"], "y": values}
+                {"type": "bar", "name": _label(kind), "x": vol["hours"], "y": values}
                 for kind, values in vol["kinds"].items()
             ],
             "layout": _layout("feedback per hour", barmode="stack"),
         },
-        "ab": {
-            "data": [
-                {
-                    "type": "bar",
-                    "x": [f"{r['experiment']}/{r['variant']}" for r in ab],
-                    "y": [r["accuracy"] for r in ab],
-                    "text": [f"n={r['judged']}" for r in ab],
-                    "marker": {"color": "#f58518"},
-                }
-            ],
-            "layout": _layout("A/B accuracy per variant", yaxis={"range": [0, 1]}),
-        },
+        "ab": _bars(
+            [v["success"] for _, v in variants],
+            [f"{name}/{v['variant']} v{v['version']}" for name, v in variants],
+            "#f58518",
+            "experiments: success rate per variant (the verdict's statistic), 95% CI",
+        ),
     }

@@ -87,6 +87,7 @@ class AliasMove:
     to_version: str | None
     action: str
     forced: bool = False
+    stopped: tuple[str, ...] = ()  # experiments a rollback stopped
 
 
 @dataclass(frozen=True)
@@ -165,12 +166,14 @@ class RegistryProviders:
         from rewardloop.registry import Registry
 
         self.config = config
+        # Every project's policies (project=None): the HTTP layer checks the caller's project first.
         self.registry = Registry(
-            store, config.experiments.registry_root, keep_last=config.experiments.keep_last
+            store, config.experiments.registry_root, keep_last=config.experiments.keep_last, project=None
         )
         self.experiment_ctl = Experiments(store, self.registry, config.experiments)
         self.ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._generations: dict[str, int | None] = {}
         self._loaded: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -202,9 +205,21 @@ class RegistryProviders:
 
     # -- PolicyProvider ----------------------------------------------------------------------------
 
+    def _invalidate_on_move(self, policy: str) -> None:
+        """Drop the policy's cached alias and experiment once any of its aliases moved, in any worker:
+        every alias move bumps the policy's counter in the store (one primary-key read here)."""
+        from rewardloop.store.registry import policy_generation
+
+        generation = policy_generation(self.registry.store, policy)
+        if self._generations.get(policy, -1) != generation:
+            for key in [k for k in self._cache if k[1] == policy]:
+                self._cache.pop(key, None)
+            self._generations[policy] = generation
+
     def decide(self, request: DecideInput) -> DecideOutcome:
         from rewardloop.registry import RegistryError
 
+        self._invalidate_on_move(request.policy)
         exp = self._cached(
             ("experiment", request.policy), lambda: self.experiment_ctl.running_for(request.policy)
         )
@@ -302,14 +317,20 @@ class RegistryProviders:
         return AliasMove(e.policy, e.alias, e.from_version, e.to_version, e.action, e.forced)
 
     def rollback(self, policy: str, alias: str, actor: str, reason: str) -> AliasMove:
+        from rewardloop.loop.experiments import ExperimentError
+        from rewardloop.loop.rollback import rollback_champion
         from rewardloop.registry import RegistryError
 
-        try:
-            e = self.registry.rollback(policy, actor=actor, reason=reason, alias=alias)
-        except RegistryError as err:
+        try:  # the policy's running experiments stop first, so what is served follows the alias
+            out = rollback_champion(
+                self.registry, self.experiment_ctl, policy, actor=actor, reason=reason, alias=alias
+            )
+        except (RegistryError, ExperimentError) as err:
             raise ProviderError("refused", str(err)) from None
         self._cache.clear()
-        return AliasMove(e.policy, e.alias, e.from_version, e.to_version, e.action, e.forced)
+        e = out.event
+        stopped = tuple(x.name for x in out.stopped)
+        return AliasMove(e.policy, e.alias, e.from_version, e.to_version, e.action, e.forced, stopped)
 
     def experiments(self) -> list[ExperimentInfo]:
         return [

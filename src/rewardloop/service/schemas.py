@@ -199,6 +199,7 @@ class AliasMoveResponse(Response):
     to_version: str | None
     action: str
     forced: bool
+    stopped: list[str] = Field(default=[], description="running experiments the rollback stopped")
 
 
 class ExperimentModel(Response):

@@ -8,13 +8,15 @@ unknown one, so no response reveals that another project's record exists.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 
 from rewardloop.store import Store
 from rewardloop.store.apikeys import ApiKey, authenticate, hash_key
@@ -131,3 +133,32 @@ ReadKey = Annotated[ApiKey, Depends(require("read"))]
 ReviewKey = Annotated[ApiKey, Depends(require("review"))]
 ExportKey = Annotated[ApiKey, Depends(require("export"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+
+
+# ------------------------------------------------------------------------------------------- CSRF
+# The dashboard's forms (sign in, sign out, resolve a review item) carry a token that must equal the
+# ``rl_csrf`` cookie (double submit). A cross-site page cannot read the cookie, and SameSite=Strict keeps
+# the browser from sending it on a cross-site POST at all; so a forged POST /login (which would replace
+# the victim's session with the attacker's key) or POST /review/... is refused.
+
+CSRF_COOKIE = "rl_csrf"
+
+
+def csrf_token(request: Request) -> tuple[str, bool]:
+    """The request's CSRF token, and whether it is new (then the answer must set the cookie)."""
+    token = request.cookies.get(CSRF_COOKIE)
+    if token and len(token) >= 32:
+        return token, False
+    return secrets.token_urlsafe(32), True
+
+
+def set_csrf_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
+
+
+def csrf_ok(request: Request, submitted: str | None) -> bool:
+    """Does the form's token match the cookie (constant-time)?"""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    return bool(cookie and submitted) and hmac.compare_digest(str(cookie), str(submitted))

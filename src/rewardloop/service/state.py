@@ -17,6 +17,7 @@ from rewardloop.service.providers import PolicyAdmin, PolicyProvider
 from rewardloop.service.security import KeyCache
 from rewardloop.store import Store
 from rewardloop.store.insights import project_of_policy
+from rewardloop.store.registry import policy_project
 
 
 @dataclass
@@ -36,11 +37,12 @@ class AppState:
     owners: dict[str, str] = field(default_factory=dict)
 
     def owner(self, policy: str) -> str | None:
-        """The project a policy belongs to: the project of its first logged decision (cached; it never
-        changes once set), or None for a policy with no decision yet."""
+        """The project a policy belongs to: the project that registered it, from registration on; for a
+        policy never registered (decisions logged from elsewhere), the project of its first logged
+        decision; None for neither. Cached: it never changes once set."""
         owner = self.owners.get(policy)
         if owner is None:
-            owner = project_of_policy(self.store, policy)
+            owner = policy_project(self.store, policy) or project_of_policy(self.store, policy)
             if owner is not None:
                 self.owners[policy] = owner
         return owner

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, String, and_, func, select
 
 from rewardloop.store.engine import Store
 from rewardloop.store.repository import decision_from_row, feedback_from_row, time_window, to_utc
-from rewardloop.store.tables import DecisionRow, FeedbackRow
+from rewardloop.store.tables import DecisionRow, FeedbackRow, RewardRow
 from rewardloop.types import DecisionBatch, Feedback
 
 DEFAULT_PROJECT = "default"
@@ -101,6 +101,21 @@ def recent_decisions(
             for r in conn.execute(fq):
                 feedback.setdefault(r.decision_id, []).append(feedback_from_row(r))
     return DecisionBatch(decisions, feedback)
+
+
+def rewards_of_decisions(store: Store, ids: Iterable[str]) -> dict[tuple[str, int], dict[str, float]]:
+    """The compiled rewards of these decisions: ``{(spec, spec_version): {decision_id: value}}``."""
+    wanted = list(dict.fromkeys(ids))
+    out: dict[tuple[str, int], dict[str, float]] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            query = select(RewardRow.spec, RewardRow.spec_version, RewardRow.decision_id, RewardRow.value)
+            for spec, version, decision_id, value in conn.execute(
+                query.where(RewardRow.decision_id.in_(chunk))
+            ):
+                out.setdefault((spec, int(version)), {})[decision_id] = float(value)
+    return out
 
 
 #: The columns of an export row, in order: the feedback, then the decision it is about.
@@ -202,4 +217,5 @@ __all__ = [
     "project_of_decision",
     "project_of_policy",
     "recent_decisions",
+    "rewards_of_decisions",
 ]

@@ -1,9 +1,18 @@
 """Policy versions, aliases and the append-only history of alias moves.
 
+A registered policy belongs to the project that registered it (``registry_policies``), from its first
+version on; registering a version of another project's policy is refused.
+
 An alias move is one transaction: the alias row changes only if it still points where the caller
 saw it (compare-and-set), and the event describing the move is written with it. Two operators
 promoting at once therefore cannot both win: the second gets :class:`AliasConflict` and nothing
 changes. Events are never updated or deleted.
+
+The move's first statement bumps the policy's ``generation`` counter. That takes the write lock before
+the alias is read: on PostgreSQL a row lock, on SQLite the database's write lock (the sqlite3 driver
+begins a transaction only at the first write, so a compare made by a read before it would run outside
+the transaction, and two processes could both see the old alias and both "win"). The counter also tells
+a serving cache that an alias of the policy moved (:func:`policy_generation`).
 """
 
 from __future__ import annotations
@@ -12,12 +21,12 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rewardloop.store.engine import Store
-from rewardloop.store.tables import AliasEventRow, AliasRow, PolicyVersionRow
-from rewardloop.types import AliasEvent, PolicyVersion
+from rewardloop.store.tables import AliasEventRow, AliasRow, PolicyVersionRow, RegistryPolicyRow
+from rewardloop.types import AliasEvent, PolicyVersion, utcnow
 
 
 class RegistryStoreError(ValueError):
@@ -32,10 +41,19 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def insert_version(store: Store, pv: PolicyVersion) -> PolicyVersion:
-    """Store a new version; a version that exists already is refused."""
+def insert_version(store: Store, pv: PolicyVersion, project: str) -> PolicyVersion:
+    """Store a new version of a policy of ``project``; its first version makes ``project`` the owner.
+
+    Refused (nothing stored) for a version that exists already and for a policy another project owns.
+    """
     try:
         with store.session() as s:
+            owner = s.get(RegistryPolicyRow, pv.policy)
+            if owner is None:
+                s.add(RegistryPolicyRow(policy=pv.policy, project=project, generation=0, created_at=utcnow()))
+                s.flush()
+            elif owner.project != project:
+                raise RegistryStoreError(f"policy: {pv.policy} belongs to another project")
             if s.get(PolicyVersionRow, (pv.policy, pv.version)) is not None:
                 raise RegistryStoreError(f"version: {pv.policy}@{pv.version} is registered already")
             s.add(
@@ -55,6 +73,26 @@ def insert_version(store: Store, pv: PolicyVersion) -> PolicyVersion:
     except IntegrityError:  # a concurrent register of the same version
         raise RegistryStoreError(f"version: {pv.policy}@{pv.version} is registered already") from None
     return pv
+
+
+def policy_projects(store: Store) -> dict[str, str]:
+    """``{policy: project}`` of every registered policy."""
+    with store.session() as s:
+        return {p: o for p, o in s.execute(select(RegistryPolicyRow.policy, RegistryPolicyRow.project))}
+
+
+def policy_project(store: Store, policy: str) -> str | None:
+    """The project that registered ``policy``, or None when it is not registered."""
+    with store.session() as s:
+        row = s.get(RegistryPolicyRow, policy)
+        return row.project if row is not None else None
+
+
+def policy_generation(store: Store, policy: str) -> int | None:
+    """How many alias moves ``policy`` has had (None: not registered); one primary-key read."""
+    with store.engine.connect() as conn:
+        value = conn.scalar(select(RegistryPolicyRow.generation).where(RegistryPolicyRow.policy == policy))
+        return int(value) if value is not None else None
 
 
 def _version_from_row(r: PolicyVersionRow) -> PolicyVersion:
@@ -133,6 +171,13 @@ def move_alias(store: Store, event: AliasEvent) -> AliasEvent:
     """
     try:
         with store.session() as s:
+            bumped = s.execute(
+                update(RegistryPolicyRow)
+                .where(RegistryPolicyRow.policy == event.policy)
+                .values(generation=RegistryPolicyRow.generation + 1)
+            )
+            if bumped.rowcount == 0:  # type: ignore[attr-defined]
+                raise RegistryStoreError(f"policy: {event.policy} is not registered")
             query = select(AliasRow).where(AliasRow.policy == event.policy, AliasRow.alias == event.alias)
             if store.dialect == "postgresql":
                 query = query.with_for_update()
@@ -225,6 +270,9 @@ __all__ = [
     "get_version",
     "insert_version",
     "move_alias",
+    "policy_generation",
+    "policy_project",
+    "policy_projects",
     "read_alias_events",
     "read_aliases",
     "read_versions",

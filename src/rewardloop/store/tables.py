@@ -109,6 +109,18 @@ class PolicyVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(Time)
 
 
+class RegistryPolicyRow(Base):
+    """Who owns a registered policy (the project that registered it, from then on), and a counter
+    that every alias move of the policy bumps (its compare-and-set lock, and the serving cache's key)."""
+
+    __tablename__ = "registry_policies"
+
+    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Time)
+
+
 class AliasRow(Base):
     __tablename__ = "aliases"
 
