@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.rewards.scores import level_rollup
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -147,6 +149,20 @@ def latency_aware(correct: npt.ArrayLike, latency_ms: npt.ArrayLike, target_ms: 
     return c * f
 
 
+def _check_weights(weights: Mapping[str, float]) -> float:
+    """The sum of ``weights`` after checking each is a number >= 0 and not all are 0."""
+    if not weights:
+        raise RewardError("weights: a weighted reward needs at least one component weight")
+    total = 0.0
+    for k, w in weights.items():
+        if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
+            raise RewardError(f"weights.{k}: must be a number >= 0, got {w!r}")
+        total += float(w)
+    if total <= 0:
+        raise RewardError("weights: must not all be 0")
+    return total
+
+
 def weighted_sum(components: Mapping[str, npt.ArrayLike], weights: Mapping[str, float]) -> FloatArray:
     """Multi-objective reward: ``Σ_k w_k · component_k / Σ_k w_k``, named components in [0, 1].
 
@@ -158,15 +174,7 @@ def weighted_sum(components: Mapping[str, npt.ArrayLike], weights: Mapping[str, 
     >>> weighted_sum(parts, w).round(6).tolist()
     [0.71]
     """
-    if not weights:
-        raise RewardError("weights: a weighted reward needs at least one component weight")
-    total = 0.0
-    for k, w in weights.items():
-        if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
-            raise RewardError(f"weights.{k}: must be a number >= 0, got {w!r}")
-        total += float(w)
-    if total <= 0:
-        raise RewardError("weights: must not all be 0")
+    total = _check_weights(weights)
     missing = [k for k in weights if k not in components]
     if missing:
         raise RewardError(f"components: missing {', '.join(missing)} (weighted in the spec)")
@@ -186,7 +194,8 @@ def multilevel_rollup(
 
     Keys may be dotted, ``"retrieval.precision"``: sub-scores average within their level (the part
     before the first dot), then the levels combine as a weighted mean with ``weights`` per level
-    (default: equal). A weight for a level with no score is an error.
+    (default: equal); see :func:`rewardloop.rewards.scores.level_rollup`, which this applies per row
+    after checking the arrays. A weight for a level with no score is an error.
 
     >>> multilevel_rollup({"retrieval.precision": [1.0], "retrieval.recall": [0.5],
     ...                    "reasoning": [0.5], "synthesis": [0.0]},
@@ -195,20 +204,20 @@ def multilevel_rollup(
     """
     if not scores:
         raise RewardError("scores: a multi-level roll-up needs at least one named score")
-    levels: dict[str, list[FloatArray]] = {}
-    for key, values in scores.items():
-        levels.setdefault(key.split(".", 1)[0], []).append(_array(f"scores.{key}", values, 0.0, 1.0))
-    means = {lvl: np.mean(np.vstack(np.broadcast_arrays(*arrs)), axis=0) for lvl, arrs in levels.items()}
+    arrays = {key: _array(f"scores.{key}", values, 0.0, 1.0) for key, values in scores.items()}
+    n = _same_length(**arrays)
     if weights:
-        unknown = [k for k in weights if k not in means]
+        _check_weights(weights)
+        levels = {key.split(".", 1)[0] for key in scores}
+        unknown = [k for k in weights if k not in levels]
         if unknown:
             raise RewardError(
-                f"weights: no scores for level(s) {', '.join(unknown)} (have {', '.join(means)})"
+                f"weights: no scores for level(s) {', '.join(unknown)} (have {', '.join(sorted(levels))})"
             )
-        used = {k: w for k, w in weights.items()}
-        # Levels scored but not weighted are left out, so a spec decides what counts.
-        return weighted_sum({k: means[k] for k in used}, used)
-    return weighted_sum(means, dict.fromkeys(means, 1.0))
+    full = {key: np.broadcast_to(arr, (n,)) for key, arr in arrays.items()}
+    # One definition of the roll-up (rewards.scores.level_rollup), applied row by row.
+    out = [level_rollup({key: float(arr[i]) for key, arr in full.items()}, weights) for i in range(n)]
+    return np.array(out, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------- batch metrics

@@ -6,10 +6,8 @@ calibration and A/B panels can call it instead. Definitions used here:
 
 - a decision is *judged* when it has a ``correction`` feedback; it is *correct* when the latest
   correction's label equals the action taken. Its *category* is that (true) label.
-- a feedback row's *score* in [0, 1]: a correction 1 if it agrees with the action else 0; a rating or
-  implicit value mapped linearly from its scale; a multilevel row its ``value`` or the mean of its scores
-  (each mapped from the scale); preferences carry no score. A decision's score is the authority-weighted
-  mean of its rows' scores.
+- a feedback row's *score* in [0, 1] is the rewards layer's (``rewardloop.rewards.scores``); preferences
+  carry no score here. A decision's score is the authority-weighted mean of its raters' scores.
 """
 
 from __future__ import annotations
@@ -22,35 +20,21 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.rewards import scores
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
-
-def _unit(value: float, scale: tuple[float, float] | None) -> float:
-    low, high = scale if scale is not None else (0.0, 1.0)
-    return min(1.0, max(0.0, (value - low) / (high - low)))
+#: The feedback kinds a dashboard score reads (preferences compare answers: no score on their own).
+SCORED_KINDS = ("correction", "rating", "implicit", "multilevel")
 
 
 def feedback_score(decision: Decision, f: Feedback) -> float | None:
-    """One feedback row's score in [0, 1] (see the module docstring), or None for a preference."""
-    if f.kind == "correction":
-        return 1.0 if f.label == decision.action else 0.0
-    if f.kind in ("rating", "implicit") and f.value is not None:
-        return _unit(f.value, f.scale)
-    if f.kind == "multilevel":
-        if f.value is not None:
-            return _unit(f.value, f.scale)
-        if f.scores:
-            return float(np.mean([_unit(v, f.scale) for v in f.scores.values()]))
-    return None
+    """One feedback row's score in [0, 1] (:func:`rewardloop.rewards.scores.feedback_score`)."""
+    return scores.feedback_score(decision, f, kinds=SCORED_KINDS)
 
 
 def decision_score(decision: Decision, rows: Sequence[Feedback]) -> float | None:
-    """Authority-weighted mean score of a decision's feedback, or None when no row has a score."""
-    pairs = [(s, f.authority) for f in rows if (s := feedback_score(decision, f)) is not None]
-    weight = sum(w for _, w in pairs)
-    if not pairs or weight <= 0:
-        return None
-    return sum(s * w for s, w in pairs) / weight
+    """A decision's authority-weighted mean score (:func:`rewardloop.rewards.scores.decision_score`)."""
+    return scores.decision_score(decision, rows, kinds=SCORED_KINDS)
 
 
 def true_label(rows: Sequence[Feedback]) -> str | None:
