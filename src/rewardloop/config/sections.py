@@ -10,6 +10,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 DEFAULT_STORE_URL = "sqlite:///rewardloop.db"
+#: Calibration bins of the ECE and reliability diagram, wherever they are computed (eval, gate, dashboard):
+#: 15 equal-width bins, as Guo et al. 2017.
+DEFAULT_N_BINS = 15
 
 
 class Section(BaseModel):
@@ -140,7 +143,9 @@ class MonitorConfig(Section):
 
 class EvaluationConfig(Section):
     golden: str | None = Field(None, description="golden set file (JSONL or CSV)")
-    n_bins: int = Field(15, ge=2, le=100, description="calibration bins of the ECE and reliability diagram")
+    n_bins: int = Field(
+        DEFAULT_N_BINS, ge=2, le=100, description="calibration bins of the ECE and reliability diagram"
+    )
     report_dir: str = Field("reports", description="where `rewardloop eval` writes its JSON/HTML reports")
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)

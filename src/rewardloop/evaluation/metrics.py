@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.config.sections import DEFAULT_N_BINS
 from rewardloop.evaluation.golden import GoldenError, GoldenSet
 
 FloatArray = npt.NDArray[np.float64]
@@ -113,7 +114,9 @@ def _bin_index(confidence: FloatArray, n_bins: int) -> npt.NDArray[np.int64]:
     return np.clip(np.ceil(confidence * n_bins - 1e-9).astype(np.int64) - 1, 0, n_bins - 1)
 
 
-def expected_calibration_error(confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = DEFAULT_N_BINS
+) -> float:
     r"""Expected calibration error with ``n_bins`` equal-width bins.
 
     .. math:: \mathrm{ECE} = \sum_b \frac{|B_b|}{n} \, |\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|
@@ -153,7 +156,7 @@ class ReliabilityBin:
 
 
 def reliability_bins(
-    confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = 15
+    confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = DEFAULT_N_BINS
 ) -> list[ReliabilityBin]:
     """The non-empty bins of the reliability diagram (same binning as the ECE)."""
     conf = np.asarray(confidence, dtype=np.float64)
@@ -257,7 +260,7 @@ class GoldenReport:
     by_tag: dict[str, GroupAccuracy]
     misclassified: list[Misclassified]
     items: list[dict[str, Any]] = field(default_factory=list)
-    n_bins: int = 15
+    n_bins: int = DEFAULT_N_BINS
 
     def class_accuracy(self, label: str) -> float:
         """The recall of ``label``: the share of its golden items answered right."""
@@ -302,7 +305,7 @@ class GoldenReport:
                 by_tag=groups(d["by_tag"]),
                 misclassified=[Misclassified(**m) for m in d["misclassified"]],
                 items=list(d.get("items", [])),
-                n_bins=int(d.get("n_bins", 15)),
+                n_bins=int(d.get("n_bins", DEFAULT_N_BINS)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a golden report: {type(err).__name__}: {err}") from None
@@ -345,7 +348,7 @@ def evaluate_predictions(
     latency_ms: npt.ArrayLike | None = None,
     *,
     policy: str = "policy",
-    n_bins: int = 15,
+    n_bins: int = DEFAULT_N_BINS,
 ) -> GoldenReport:
     """Score precomputed probabilities on a golden set.
 
@@ -426,7 +429,7 @@ def evaluate_golden(
     *,
     batch_size: int | None = None,
     name: str | None = None,
-    n_bins: int = 15,
+    n_bins: int = DEFAULT_N_BINS,
     progress: Any = None,
 ) -> GoldenReport:
     """Run ``policy`` on every golden item and score it.

@@ -100,7 +100,7 @@ def overview(request: Request, state: StateDep) -> Response:
         return key
     batch = recent_decisions(state.store, key.project, limit=WINDOW)
     acc = panels.accuracy(batch)
-    cal = panels.calibration(batch)
+    cal = panels.calibration(batch, state.config.evaluation.n_bins)
     lat = panels.latency(batch)
     vol = panels.feedback_volume(batch)
     ab = panels.ab_results(batch)

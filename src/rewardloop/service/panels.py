@@ -1,8 +1,8 @@
 """What the dashboard shows, computed from a project's recent decisions and their feedback.
 
 These are display summaries (counts, shares, percentiles), not the evaluation layer's metrics:
-``rewardloop.evaluation`` owns the statistics (ECE with its binning choices, A/B tests); at merge the
-calibration and A/B panels can call it instead. Definitions used here:
+``rewardloop.evaluation`` owns the statistics: the calibration panel calls its ECE and reliability bins.
+Definitions used here:
 
 - a decision is *judged* when it has a ``correction`` feedback; it is *correct* when the latest
   correction's label equals the action taken. Its *category* is that (true) label.
@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.config.sections import DEFAULT_N_BINS
+from rewardloop.evaluation.metrics import expected_calibration_error, reliability_bins
 from rewardloop.rewards import scores
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
@@ -81,24 +83,19 @@ def accuracy(batch: DecisionBatch) -> dict[str, Any]:
     }
 
 
-def calibration(batch: DecisionBatch, bins: int = 10) -> dict[str, Any]:
-    """Reliability table: per confidence bin [k/bins, (k+1)/bins), mean confidence, accuracy and count,
-    and the gap ``Σ n_b/N · |acc_b − conf_b|`` (expected calibration error with equal-width bins)."""
+def calibration(batch: DecisionBatch, n_bins: int = DEFAULT_N_BINS) -> dict[str, Any]:
+    """Reliability table of the judged decisions (per non-empty confidence bin: mean confidence,
+    accuracy and count) and their ECE, binned as ``rewardloop eval`` bins them
+    (:func:`rewardloop.evaluation.metrics.reliability_bins`, ``evaluation.n_bins`` bins)."""
     rows = judged(batch)
     conf = np.array([j.decision.confidence or 0.0 for j in rows])  # (n_judged,)
     hit = np.array([j.correct for j in rows], dtype=float)  # (n_judged,)
-    which = np.minimum((conf * bins).astype(int), bins - 1)  # (n_judged,) bin index
-    table = []
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        n = int(mask.sum())
-        if n == 0:
-            continue
-        c, a = float(conf[mask].mean()), float(hit[mask].mean())
-        ece += n / len(rows) * abs(a - c)
-        table.append({"bin": b, "confidence": c, "accuracy": a, "n": n})
-    return {"bins": table, "ece": ece if rows else None, "judged": len(rows)}
+    table = [
+        {"bin": round(b.lower * n_bins), "confidence": b.confidence, "accuracy": b.accuracy, "n": b.count}
+        for b in reliability_bins(conf, hit, n_bins)
+    ]
+    ece = expected_calibration_error(conf, hit, n_bins) if rows else None
+    return {"bins": table, "ece": ece, "judged": len(rows)}
 
 
 def latency(batch: DecisionBatch) -> list[dict[str, Any]]:
