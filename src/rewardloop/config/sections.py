@@ -249,8 +249,12 @@ class ExperimentsConfig(Section):
     srm_threshold: float = Field(
         0.001, gt=0, lt=1, description="sample-ratio-mismatch p-value below which the split is broken"
     )
-    max_samples: int | None = Field(
-        None, ge=1, description="roll back if no significant gain after this many outcomes per variant"
+    max_samples: int = Field(
+        5000,
+        ge=1,
+        description="sample budget: the experiment ends (champion kept) after this many outcomes per "
+        "variant, over all its stages, without a promotion (at 5000 the always-valid interval of a 30% "
+        "success rate is about ±3 points: a smaller gain is not worth a longer wait)",
     )
     max_ramp_loss: float = Field(
         0.01,
@@ -265,6 +269,15 @@ class ExperimentsConfig(Section):
     keep_last: int | None = Field(
         None, ge=1, description="keep the newest N versions per policy (never an aliased one); none: all"
     )
+
+    @model_validator(mode="after")
+    def _budget_holds_a_stage(self) -> ExperimentsConfig:
+        if self.max_samples < self.min_samples:
+            raise ValueError(
+                f"max_samples: the sample budget ({self.max_samples}) must be at least min_samples "
+                f"({self.min_samples}), or no stage could ever be judged"
+            )
+        return self
 
 
 class ReviewConfig(Section):

@@ -237,12 +237,19 @@ def prob_b_beats_a_closed_form(alpha_a: int, beta_a: int, alpha_b: int, beta_b: 
     return float(np.exp(logs).sum())
 
 
+#: The confidence sequence before the first look: every effect is possible.
+NO_BOUNDS: tuple[float, float] = (-math.inf, math.inf)
+
+
 @dataclass(frozen=True)
 class SequentialResult:
-    """The mSPRT after one look: the mixture likelihood ratio and the always-valid p-value.
+    """The mSPRT after one look: the mixture likelihood ratio, the always-valid p-value and the
+    always-valid confidence sequence of the effect.
 
-    ``p_value`` is the running minimum of 1/Λ over every look so far (pass the previous one back in);
-    the test rejects when it falls below ``alpha``, i.e. when Λ ≥ 1/α.
+    ``p_value`` is the running minimum of 1/Λ over every look so far, and ``ci`` the running
+    intersection of every look's always-valid interval (pass the previous ones back in). The test
+    rejects when ``p_value`` falls below ``alpha``; its direction is read from ``ci``, which then lies
+    on one side of 0 — never from the current look's effect, which may have changed sign since.
     """
 
     statistic: float  # Λ_n
@@ -250,13 +257,36 @@ class SequentialResult:
     effect: float
     reject: bool
     tau: float
+    ci: tuple[float, float] = NO_BOUNDS
+
+    @property
+    def direction(self) -> int:
+        """+1: the challenger is better (``ci`` above 0), -1: worse (below 0), 0: not known (the
+        sequence contains 0, or is empty because the effect changed during the stage)."""
+        lo, hi = self.ci
+        if lo > hi:
+            return 0
+        return 1 if lo > 0 else -1 if hi < 0 else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "direction": self.direction}
+
+
+def _halfwidth(var_effect: float, tau: float, alpha: float) -> float:
+    """Half-width of the look's always-valid interval: the effects θ₀ with Λ(θ̂ − θ₀) < 1/α."""
+    t2 = tau * tau
+    return math.sqrt(
+        var_effect * (var_effect + t2) / t2 * (math.log((var_effect + t2) / var_effect) - 2 * math.log(alpha))
+    )
 
 
 def msprt(
-    effect: float, var_effect: float, tau: float, alpha: float = 0.05, prev_p: float = 1.0
+    effect: float,
+    var_effect: float,
+    tau: float,
+    alpha: float = 0.05,
+    prev_p: float = 1.0,
+    prev_ci: tuple[float, float] = NO_BOUNDS,
 ) -> SequentialResult:
     """Mixture SPRT for an effect estimate θ̂ ~ N(θ, V) with a N(0, τ²) mixing prior on θ.
 
@@ -266,32 +296,52 @@ def msprt(
     about the difference you expect (on the effect's scale). Under H0 : θ = 0,
     P(∃n : p_n ≤ α) ≤ α, however often it is checked.
 
+    Inverting the test gives the always-valid interval θ̂ ± sqrt(V(V + τ²)/τ² · (log((V + τ²)/V) −
+    2 log α)) (ibid., section 4); the confidence sequence is the running intersection of these
+    intervals, so p_n ≤ α exactly when it excludes 0, and its side of 0 is the direction. A look
+    whose interval misses the sequence (the effect changed) restarts it from that look.
+
     >>> round(msprt(0.0, 1.0, 1.0).statistic, 6)  # no effect, equal V and τ²: sqrt(1/2)
     0.707107
     """
     if not tau > 0:
         raise ValueError(f"tau: the mixing standard deviation must be > 0, got {tau}")
     if not (var_effect > 0 and math.isfinite(effect)):
-        return SequentialResult(1.0, min(prev_p, 1.0), effect, prev_p <= alpha, tau)
+        return SequentialResult(1.0, min(prev_p, 1.0), effect, prev_p <= alpha, tau, prev_ci)
     t2 = tau * tau
     log_lam = 0.5 * math.log(var_effect / (var_effect + t2)) + t2 * effect * effect / (
         2 * var_effect * (var_effect + t2)
     )
     p = min(prev_p, 1.0, math.exp(-log_lam))
     lam = math.exp(min(log_lam, 700.0))
-    return SequentialResult(lam, p, effect, p <= alpha, tau)
+    h = _halfwidth(var_effect, tau, alpha)
+    ci = (max(prev_ci[0], effect - h), min(prev_ci[1], effect + h))
+    if ci[0] > ci[1]:
+        # Disjoint from an earlier look's interval: no constant effect explains both, so the effect
+        # changed (a challenger that starts failing). The earlier looks no longer describe it; the
+        # sequence restarts from this look, so that a guardrail reads what the challenger does now.
+        ci = (effect - h, effect + h)
+        p = min(1.0, math.exp(-log_lam))
+    return SequentialResult(lam, p, effect, p <= alpha, tau, ci)
 
 
 def msprt_proportions(
-    s_a: int, n_a: int, s_b: int, n_b: int, tau: float = 0.05, alpha: float = 0.05, prev_p: float = 1.0
+    s_a: int,
+    n_a: int,
+    s_b: int,
+    n_b: int,
+    tau: float = 0.05,
+    alpha: float = 0.05,
+    prev_p: float = 1.0,
+    prev_ci: tuple[float, float] = NO_BOUNDS,
 ) -> SequentialResult:
     """:func:`msprt` on the difference of two success rates, with the pooled (null) variance."""
     s_a, n_a, s_b, n_b = _rate_args(s_a, n_a, s_b, n_b)
     if n_a == 0 or n_b == 0:
-        return SequentialResult(1.0, min(prev_p, 1.0), math.nan, prev_p <= alpha, tau)
+        return SequentialResult(1.0, min(prev_p, 1.0), math.nan, prev_p <= alpha, tau, prev_ci)
     pooled = (s_a + s_b) / (n_a + n_b)
     var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    return msprt(s_b / n_b - s_a / n_a, var, tau, alpha, prev_p)
+    return msprt(s_b / n_b - s_a / n_a, var, tau, alpha, prev_p, prev_ci)
 
 
 @dataclass(frozen=True)
@@ -381,7 +431,7 @@ class VerdictRules:
     max_latency_increase: float = 0.2
     min_latency_increase_ms: float = 5.0
     srm_threshold: float = 0.001
-    max_samples: int | None = None
+    max_samples: int | None = None  # no budget; every Experiments run has one (ExperimentsConfig)
     max_ramp_loss: float = 0.01
 
 
@@ -426,6 +476,7 @@ class Verdict:
         return (
             f"{self.action}: champion {c.successes}/{c.n_outcomes}, challenger {h.successes}/{h.n_outcomes}, "
             f"effect {self.sequential.effect:+.4f}, always-valid p {self.sequential.p_value:.4g}, "
+            f"CI [{self.sequential.ci[0]:+.4f}, {self.sequential.ci[1]:+.4f}], "
             f"P(better) {self.bayes.p_better:.3f} — {'; '.join(self.reasons)}"
         )
 
@@ -447,6 +498,8 @@ def ab_verdict(
     rules: VerdictRules | None = None,
     shares: Mapping[str, float] | None = None,
     prev_p: float = 1.0,
+    prev_ci: tuple[float, float] = NO_BOUNDS,
+    spent: int | None = None,
 ) -> Verdict:
     """Decide what to do with the challenger from both arms' numbers.
 
@@ -455,14 +508,19 @@ def ab_verdict(
     1. **rollback** on a sample-ratio mismatch (with ``shares`` = {"champion": x, "challenger": 1 − x}):
        the split is broken, so nothing else can be trusted and the safe move is back to the champion;
     2. **rollback** when the mSPRT finds the challenger's success rate significantly lower (valid at
-       any look, so this guardrail may fire before ``min_samples``);
+       any look, so this guardrail may fire before ``min_samples``); "lower" is read from the
+       always-valid confidence sequence, which then lies below 0;
     3. **rollback** when its latency is significantly higher (Welch, p < α) by more than
        ``max_latency_increase`` (relative) *and* by more than ``min_latency_increase_ms`` (absolute: a
        +40% on a 1 ms model is noise no user feels, and would otherwise roll back on timer jitter);
-    4. **continue** while either arm has fewer than ``min_samples`` outcomes;
-    5. **promote** when the mSPRT finds it significantly better and the Bayesian expected loss of
-       switching is at most ``max_expected_loss``;
-    6. **rollback** when ``max_samples`` outcomes per arm brought no significant improvement (futility);
+    4. **promote** with ``min_samples`` outcomes per arm, when the mSPRT finds it significantly better
+       (the confidence sequence above 0) and the Bayesian expected loss of switching is at most
+       ``max_expected_loss``;
+    5. **rollback** when the sample budget is spent: ``spent`` (outcomes per arm over the whole
+       experiment; default: this look's) reached ``max_samples`` without a promotion. The experiment
+       ends and the champion stays: a challenger no better than it is never held forever;
+    6. **continue** while either arm has fewer than ``min_samples`` outcomes, or the challenger is
+       better but switching is too risky;
     7. **continue** otherwise.
 
     ``ramp_ok`` says whether a ramp may step up: after ``min_samples``, for a promote verdict, or for
@@ -470,7 +528,8 @@ def ab_verdict(
     challenger that looks worse (but not yet significantly) is held at its share until the sequential
     test decides, instead of being exposed to more users meanwhile.
 
-    ``prev_p`` is the always-valid p-value of the previous look (running minimum).
+    ``prev_p`` and ``prev_ci`` are the always-valid p-value and confidence sequence of the previous
+    look (running minimum and running intersection).
 
     Examples
     --------
@@ -482,7 +541,7 @@ def ab_verdict(
     a, b = champion, challenger
     reasons: list[str] = []
     seq = msprt_proportions(
-        a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.tau, rules.alpha, prev_p
+        a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.tau, rules.alpha, prev_p, prev_ci
     )
     chi = chi_square(a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.alpha)
     z = two_proportion_z(a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.alpha)
@@ -511,10 +570,10 @@ def ab_verdict(
             f"{srm.expected.get('challenger', 0):.0f} (χ² p = {srm.p_value:.2g} < {rules.srm_threshold})"
         )
         return verdict("rollback")
-    if seq.reject and seq.effect < 0:
+    cs = f"always-valid CI [{seq.ci[0]:+.4f}, {seq.ci[1]:+.4f}], p = {seq.p_value:.3g}"
+    if seq.reject and seq.direction < 0:
         reasons.append(
-            f"challenger success rate lower by {-seq.effect:.4f} (always-valid p = {seq.p_value:.3g} "
-            f"< α = {rules.alpha})"
+            f"challenger success rate lower by at least {-seq.ci[1]:.4f} ({cs} < α = {rules.alpha})"
         )
         return verdict("rollback")
     if latency is not None and latency.p_value < rules.alpha and a.latency_mean > 0:
@@ -527,26 +586,28 @@ def ab_verdict(
             )
             return verdict("rollback")
     fewest = min(a.n_outcomes, b.n_outcomes)
+    better = seq.reject and seq.direction > 0
+    if fewest >= rules.min_samples and better and bayes.expected_loss <= rules.max_expected_loss:
+        reasons.append(
+            f"challenger better by at least {seq.ci[0]:.4f} ({cs}, P(better) = {bayes.p_better:.3f}, "
+            f"expected loss {bayes.expected_loss:.2g})"
+        )
+        return verdict("promote", ramp_ok=True)
+    spent = fewest if spent is None else spent
+    if rules.max_samples is not None and spent >= rules.max_samples:
+        reasons.append(
+            f"sample budget spent: no significant improvement after {spent} outcomes per variant "
+            f"(max_samples {rules.max_samples}; {cs}); the experiment ends, the champion stays"
+        )
+        return verdict("rollback")
     if fewest < rules.min_samples:
         reasons.append(f"waiting for samples: {fewest} < {rules.min_samples} outcomes per variant")
         return verdict("continue")
-    if seq.reject and seq.effect > 0:
-        if bayes.expected_loss <= rules.max_expected_loss:
-            reasons.append(
-                f"challenger better by {seq.effect:+.4f} (always-valid p = {seq.p_value:.3g}, "
-                f"P(better) = {bayes.p_better:.3f}, expected loss {bayes.expected_loss:.2g})"
-            )
-            return verdict("promote", ramp_ok=True)
+    if better:
         reasons.append(
             f"better but risky: expected loss {bayes.expected_loss:.2g} > {rules.max_expected_loss}"
         )
         return verdict("continue")
-    if rules.max_samples is not None and fewest >= rules.max_samples:
-        reasons.append(
-            f"no significant improvement after {fewest} outcomes per variant (max_samples "
-            f"{rules.max_samples}; always-valid p = {seq.p_value:.3g})"
-        )
-        return verdict("rollback")
     reasons.append(f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})")
     # Stepping up the ramp exposes more users: only while the challenger is unlikely to cost much.
     ramp_ok = bayes.expected_loss <= rules.max_ramp_loss
