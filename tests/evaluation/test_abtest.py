@@ -301,3 +301,11 @@ def test_a_look_that_misses_the_sequence_restarts_it():
     worse = msprt_proportions(750, 1200, 450, 1200, prev_p=first.p_value, prev_ci=first.ci)
     assert first.ci[0] > -0.2 and worse.ci[1] < first.ci[0]  # disjoint: the sequence restarted here
     assert worse.direction == -1 and worse.reject
+
+
+def test_welch_on_constant_samples_is_exact():
+    # Issue 13 item 20: both variances 0 gave p = 1, so the latency guardrail never fired.
+    assert welch_t(10.0, 0.0, 50, 20.0, 0.0, 50).p_value == 0.0
+    assert welch_t(10.0, 0.0, 50, 10.0, 0.0, 50).p_value == 1.0
+    v = ab_verdict(_arm(2000, 400, 10.0, 0.0, 2000), _arm(2000, 400, 20.0, 0.0, 2000))
+    assert v.action == "rollback" and "latency" in " ".join(v.reasons)

@@ -128,7 +128,8 @@ def welch_t(
     """Welch's t-test of equal means from summary statistics (sample variances, ddof=1).
 
     t = (x̄_b − x̄_a) / sqrt(s²_a/n_a + s²_b/n_b), with Welch–Satterthwaite degrees of freedom. Equals
-    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``.
+    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``; when both variances are 0 the means
+    are exact: p = 1 if they are equal, else p = 0 (t = ±inf), where scipy answers NaN.
     """
     n_a, n_b = _count("n_a", n_a), _count("n_b", n_b)
     for name, v in (("var_a", var_a), ("var_b", var_b)):
@@ -140,7 +141,11 @@ def welch_t(
     va, vb = var_a / n_a, var_b / n_b
     se = math.sqrt(va + vb)
     if se == 0:
-        return TestResult("welch_t", 0.0, 1.0, diff, (diff, diff))
+        # Both samples constant: the difference is known exactly. Equal means: no evidence (p = 1);
+        # different ones: certain (p = 0), so a guardrail fires on constant latencies too.
+        if diff == 0:
+            return TestResult("welch_t", 0.0, 1.0, 0.0, (0.0, 0.0))
+        return TestResult("welch_t", math.copysign(math.inf, diff), 0.0, diff, (diff, diff))
     t = diff / se
     df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
     p = float(2 * stats.t.sf(abs(t), df))

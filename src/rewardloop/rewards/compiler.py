@@ -177,6 +177,8 @@ def compile_feedback(
         value = 2.0 * value - 1.0
     elif spec.scale == "unit" and spec.function == "confidence":
         value = (value + 1.0) / 2.0
+    if spec.scale == "signed":  # the raters' spread in the reward's own units: [-1, 1] is twice as wide
+        disagreement = 2.0 * disagreement
     now = created_at if created_at is not None else utcnow()
     names = list(components)
     cols = [components[k].tolist() for k in names]

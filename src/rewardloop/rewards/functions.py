@@ -230,46 +230,69 @@ def _labels(name: str, values: Sequence[str] | npt.ArrayLike) -> npt.NDArray[np.
     return arr.astype(str)
 
 
-def _f1_per_class(
-    y_true: npt.NDArray[np.str_], y_pred: npt.NDArray[np.str_]
-) -> tuple[FloatArray, FloatArray]:
-    """F1 and support of every class present in y_true or y_pred (sorted), shape (n_classes,)."""
-    classes = np.unique(np.concatenate([y_true, y_pred]))
-    f1 = np.zeros(classes.size)
-    support = np.zeros(classes.size)
-    for i, c in enumerate(classes):
-        tp = float(np.sum((y_pred == c) & (y_true == c)))
-        fp = float(np.sum((y_pred == c) & (y_true != c)))
-        fn = float(np.sum((y_pred != c) & (y_true == c)))
-        f1[i] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        support[i] = tp + fn
-    return f1, support
+def class_counts(
+    y_true: Sequence[str] | npt.ArrayLike,
+    y_pred: Sequence[str] | npt.ArrayLike,
+    labels: Sequence[str] | None = None,
+) -> tuple[list[str], FloatArray, FloatArray, FloatArray]:
+    """``(labels, tp, fp, fn)``, each count of shape (n_labels,), counted as scikit-learn counts them.
 
-
-def f1_macro(y_true: Sequence[str] | npt.ArrayLike, y_pred: Sequence[str] | npt.ArrayLike) -> float:
-    """Macro F1 over a batch in [0, 1]: the unweighted mean of per-class F1 (classes seen in either).
-
-    >>> round(f1_macro(["a", "a", "b"], ["a", "b", "b"]), 4)
-    0.6667
+    ``labels`` defaults to every label seen in ``y_true`` or ``y_pred`` (sorted); given (a policy's
+    declared labels), every item still counts: a prediction outside them is a false negative of the
+    true class.
     """
     t, p = _labels("y_true", y_true), _labels("y_pred", y_pred)
     if t.size != p.size:
         raise RewardError(f"y_pred: has {p.size} labels for {t.size} true labels")
-    f1, _ = _f1_per_class(t, p)
-    return float(f1.mean())
+    classes = [str(c) for c in np.unique(np.concatenate([t, p]))] if labels is None else list(labels)
+    if not classes:
+        raise RewardError("labels: at least one label is needed")
+    c = np.asarray(classes, dtype=str)[:, None]  # (K, 1)
+    is_t, is_p = t[None, :] == c, p[None, :] == c  # (K, n)
+    tp = np.sum(is_t & is_p, axis=1).astype(np.float64)
+    fp = np.sum(~is_t & is_p, axis=1).astype(np.float64)
+    fn = np.sum(is_t & ~is_p, axis=1).astype(np.float64)
+    return classes, tp, fp, fn
 
 
-def f1_weighted(y_true: Sequence[str] | npt.ArrayLike, y_pred: Sequence[str] | npt.ArrayLike) -> float:
-    """Support-weighted F1 over a batch in [0, 1]: per-class F1 weighted by true-class counts.
+def f1_from_counts(tp: FloatArray, fp: FloatArray, fn: FloatArray) -> FloatArray:
+    """Per-class F1 ``2 tp / (2 tp + fp + fn)``, 0 where a class has no tp, fp or fn (zero_division=0)."""
+    denom = 2 * tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def f1_macro(
+    y_true: Sequence[str] | npt.ArrayLike,
+    y_pred: Sequence[str] | npt.ArrayLike,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Macro F1 in [0, 1]: the unweighted mean of per-class F1 over ``labels`` (scikit-learn's
+    ``f1_score(average="macro", labels=labels, zero_division=0)``; pass the policy's declared labels).
+
+    >>> round(f1_macro(["a", "a", "b"], ["a", "b", "b"]), 4)
+    0.6667
+    >>> round(f1_macro(["a", "a", "b", "b"], ["a", "e", "b", "b"], labels=["a", "b"]), 4)
+    0.8333
+    """
+    _, tp, fp, fn = class_counts(y_true, y_pred, labels)
+    return float(f1_from_counts(tp, fp, fn).mean())
+
+
+def f1_weighted(
+    y_true: Sequence[str] | npt.ArrayLike,
+    y_pred: Sequence[str] | npt.ArrayLike,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Support-weighted F1 in [0, 1]: per-class F1 over ``labels`` weighted by true-class counts
+    (scikit-learn's ``average="weighted"``); NaN when no item's true class is among ``labels``.
 
     >>> round(f1_weighted(["a", "a", "b"], ["a", "b", "b"]), 4)
     0.6667
     """
-    t, p = _labels("y_true", y_true), _labels("y_pred", y_pred)
-    if t.size != p.size:
-        raise RewardError(f"y_pred: has {p.size} labels for {t.size} true labels")
-    f1, support = _f1_per_class(t, p)
-    return float(np.sum(f1 * support) / support.sum())
+    _, tp, fp, fn = class_counts(y_true, y_pred, labels)
+    support = tp + fn
+    total = support.sum()
+    return float(np.sum(f1_from_counts(tp, fp, fn) * support) / total) if total else float("nan")
 
 
 def weighted_mean_std(values: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[float, float]:
@@ -296,7 +319,9 @@ __all__ = [
     "RewardError",
     "accuracy",
     "calibration",
+    "class_counts",
     "confidence_weighted",
+    "f1_from_counts",
     "f1_macro",
     "f1_weighted",
     "latency_aware",

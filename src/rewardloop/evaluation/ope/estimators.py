@@ -279,4 +279,6 @@ class DoublyRobustWithShrinkage(DoublyRobust):
     def _correction_weight(self, w: FloatArray) -> FloatArray:
         if np.isinf(self.lambda_):
             return w
+        if self.lambda_ == 0:  # the limit λ → 0 is 0 for every w, also w = 0 (where the map is 0/0): DM
+            return np.zeros_like(w)
         return (self.lambda_ * w) / (w**2 + self.lambda_)
