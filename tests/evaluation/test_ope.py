@@ -385,3 +385,12 @@ def test_dr_os_with_lambda_zero_is_dm_also_where_the_weight_is_zero():
     dm = DirectMethod().estimate_policy_value(**logs)
     assert DoublyRobustWithShrinkage(lambda_=0.0).estimate_policy_value(**logs) == pytest.approx(dm)
     assert np.isfinite(DoublyRobustWithShrinkage(lambda_=1.0).estimate_policy_value(**logs))
+
+
+def test_diagnostics_say_when_propensities_are_estimated():
+    logs = {k: LOGS[k] for k in ("action", "position", "pscore", "action_dist")}
+    assert not any("estimated propensities" in w for w in ope_diagnostics(**logs).warnings)
+    d = ope_diagnostics(**logs, pscore_rtol=1e-4)
+    assert any("estimated propensities: each within 0.0001 relative" in w for w in d.warnings)
+    with pytest.raises(OPEInputError, match="pscore_rtol"):
+        ope_diagnostics(**logs, pscore_rtol=2.0)

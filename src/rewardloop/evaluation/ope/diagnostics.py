@@ -69,6 +69,7 @@ def ope_diagnostics(
     min_ess_ratio: float = 0.01,
     max_deterministic_share: float = 0.5,
     weight_mean_tol: float = 0.25,
+    pscore_rtol: float | None = None,
 ) -> OPEDiagnostics:
     """Effective sample size, propensity-1 share and support/overlap warnings.
 
@@ -81,6 +82,12 @@ def ope_diagnostics(
         Warning thresholds: ESS below ``min_ess_ratio · n``; more than ``max_deterministic_share`` of
         the logs with propensity 1; mean weight further than ``weight_mean_tol`` from 1 (its
         expectation under full support and correct propensities).
+    pscore_rtol : float, optional
+        The logged propensities are numerical estimates, each within this relative error (linear
+        Thompson sampling's, :func:`rewardloop.learners.bandits.lin_thompson.win_probabilities`):
+        the importance weights, and every estimate but DM, carry up to that relative error, which the
+        warnings say; a propensity of 0 is still read as no support (that computation gives an arm
+        that can win a positive probability).
     """
     bf = check_bandit_feedback(
         reward=np.zeros(np.shape(pscore)[0] if np.ndim(pscore) else 0),
@@ -129,6 +136,13 @@ def ope_diagnostics(
     if ess < min_ess_ratio * n:
         warnings.append(
             f"low effective sample size: {ess:.1f} of {n} rounds ({ess / n:.2%}); intervals will be wide"
+        )
+    if pscore_rtol is not None:
+        if not 0 <= pscore_rtol < 1:
+            raise OPEInputError(f"pscore_rtol: must be in [0, 1), got {pscore_rtol}")
+        warnings.append(
+            f"estimated propensities: each within {pscore_rtol:.1g} relative, so the importance weights "
+            f"(and IPW/DR estimates) carry up to ±{pscore_rtol:.1g} relative error from them"
         )
     mean_w = float(w.mean())
     if abs(mean_w - 1.0) > weight_mean_tol:
