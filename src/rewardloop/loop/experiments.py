@@ -104,17 +104,8 @@ class Step:
 
 
 def _rules(cfg: ExperimentsConfig) -> VerdictRules:
-    return VerdictRules(
-        alpha=cfg.alpha,
-        min_samples=cfg.min_samples,
-        tau=cfg.tau,
-        max_expected_loss=cfg.max_expected_loss,
-        max_latency_increase=cfg.max_latency_increase,
-        min_latency_increase_ms=cfg.min_latency_increase_ms,
-        srm_threshold=cfg.srm_threshold,
-        max_samples=cfg.max_samples,
-        max_ramp_loss=cfg.max_ramp_loss,
-    )
+    """The verdict's thresholds: each field of :class:`VerdictRules`, from the config key of its name."""
+    return VerdictRules(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(VerdictRules)})
 
 
 def _check_ramp(ramp: Sequence[float]) -> tuple[float, ...]:

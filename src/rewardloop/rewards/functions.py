@@ -313,23 +313,3 @@ def weighted_mean_std(values: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[fl
     mean = float(np.sum(a * v) / total)
     std = float(np.sqrt(np.sum(a * (v - mean) ** 2) / total))
     return mean, std
-
-
-__all__ = [
-    "RewardError",
-    "accuracy",
-    "calibration",
-    "class_counts",
-    "confidence_weighted",
-    "f1_from_counts",
-    "f1_macro",
-    "f1_weighted",
-    "latency_aware",
-    "latency_factor",
-    "multilevel_rollup",
-    "normalise",
-    "to_signed",
-    "to_unit",
-    "weighted_mean_std",
-    "weighted_sum",
-]
