@@ -101,3 +101,12 @@ def test_bad_sets_name_the_key(sets, message):
     with pytest.raises(ConfigError) as err:
         load_config(None, sets)
     assert message in str(err.value)
+
+
+def test_template_gives_every_experiment_a_sample_budget():
+    # Issue 13 item 16: `max_samples: null` held a no-better challenger forever.
+    text = render_template()
+    assert "  max_samples: 5000  # sample budget: the experiment ends" in text
+    assert parse_config(yaml.safe_load(text)).experiments.max_samples == 5000
+    with pytest.raises(ConfigError, match=r"experiments\.max_samples: Input should be a valid integer"):
+        parse_config({"experiments": {"max_samples": None}})
