@@ -90,6 +90,33 @@ def _needed(spec: RewardSpec) -> list[str]:
     return sorted({"correct" if k in (*DERIVED, "correct") else k for k in spec.weights})
 
 
+def _combine_signals(
+    d: DecisionLike,
+    fbs: Sequence[FeedbackLike],
+    spec: RewardSpec,
+    needed: list[str],
+    level_weights: Mapping[str, float] | None,
+) -> tuple[dict[str, tuple[float, float]], list[str]] | str:
+    """Each needed signal combined over the decision's raters, (mean, std), with the ids of the rows
+    used; or why the decision gets no reward."""
+    rows: list[tuple[str, float, float, str]] = []  # (signal, value, authority, feedback id)
+    # A rater counts once per decision: their latest row. Rows without a rater id stand alone.
+    for fb in latest_per_rater(fbs):
+        for name, v in feedback_signals(d, fb, level_weights).items():
+            rows.append((name, v, fb.authority, fb.id))
+    if not rows:
+        return "feedback says nothing about the chosen action"
+    signals: dict[str, tuple[float, float]] = {}
+    used: list[str] = []
+    for name in needed:
+        sel = [r for r in rows if r[0] == name and (spec.combine != "authority_mean" or r[2] > 0)]
+        if not sel:
+            return f"no {name} signal (from feedback with authority > 0)"
+        signals[name] = combine([(v, a) for _, v, a, _ in sel], spec.combine)
+        used.extend(r[3] for r in (sel[-1:] if spec.combine == "latest" else sel))
+    return signals, used
+
+
 def compile_feedback(
     decisions: Sequence[DecisionLike],
     feedback: Mapping[str, Sequence[FeedbackLike]],
@@ -137,28 +164,11 @@ def compile_feedback(
         if not fbs:
             result.skip("no feedback", d.id)
             continue
-        # A rater counts once per decision: their latest row. Rows without a rater id stand alone.
-        ordered = latest_per_rater(fbs)
-        rows: list[tuple[str, float, float, str]] = []  # (signal, value, authority, feedback id)
-        for fb in ordered:
-            for name, v in feedback_signals(d, fb, level_weights).items():
-                rows.append((name, v, fb.authority, fb.id))
-        if not rows:
-            result.skip("feedback says nothing about the chosen action", d.id)
+        combined_one = _combine_signals(d, fbs, spec, needed, level_weights)
+        if isinstance(combined_one, str):
+            result.skip(combined_one, d.id)
             continue
-        signals: dict[str, tuple[float, float]] = {}
-        used: list[str] = []
-        missing = ""
-        for name in needed:
-            sel = [r for r in rows if r[0] == name and (spec.combine != "authority_mean" or r[2] > 0)]
-            if not sel:
-                missing = name
-                break
-            signals[name] = combine([(v, a) for _, v, a, _ in sel], spec.combine)
-            used.extend(r[3] for r in (sel[-1:] if spec.combine == "latest" else sel))
-        if missing:
-            result.skip(f"no {missing} signal (from feedback with authority > 0)", d.id)
-            continue
+        signals, used = combined_one
         if needs_latency and d.latency_ms is None:
             result.skip("no latency_ms logged", d.id)
             continue
@@ -168,7 +178,19 @@ def compile_feedback(
             combined[name].append(signals[name])
     if not kept:
         return result
-    # Phase 2, vectorised over the kept decisions: the spec's function.
+    result.rewards.extend(_rewards(spec, kept, combined, provenance, needs_latency, created_at))
+    return result
+
+
+def _rewards(
+    spec: RewardSpec,
+    kept: Sequence[DecisionLike],
+    combined: Mapping[str, list[tuple[float, float]]],
+    provenance: Sequence[tuple[str, ...]],
+    needs_latency: bool,
+    created_at: datetime | None,
+) -> list[Reward]:
+    """Phase 2, vectorised over the kept decisions: the spec's function, on the spec's scale."""
     sig = {k: np.array(v, dtype=np.float64).reshape(-1, 2) for k, v in combined.items()}  # (n, 2): mean, std
     conf = np.array([d.confidence if d.confidence is not None else 0.0 for d in kept])  # (n,)
     lat = np.array([d.latency_ms or 0.0 for d in kept]) if needs_latency else None  # (n,)
@@ -182,21 +204,20 @@ def compile_feedback(
     now = created_at if created_at is not None else utcnow()
     names = list(components)
     cols = [components[k].tolist() for k in names]
-    for i, d in enumerate(kept):
-        result.rewards.append(
-            Reward(
-                decision_id=d.id,
-                spec=spec.name,
-                spec_version=spec.version,
-                value=float(value[i]),
-                components={k: c[i] for k, c in zip(names, cols, strict=True)},
-                feedback_ids=provenance[i],
-                # "latest" reads one row: there is no spread to report
-                disagreement=None if spec.combine == "latest" else float(disagreement[i]),
-                created_at=now,
-            )
+    return [
+        Reward(
+            decision_id=d.id,
+            spec=spec.name,
+            spec_version=spec.version,
+            value=float(value[i]),
+            components={k: c[i] for k, c in zip(names, cols, strict=True)},
+            feedback_ids=provenance[i],
+            # "latest" reads one row: there is no spread to report
+            disagreement=None if spec.combine == "latest" else float(disagreement[i]),
+            created_at=now,
         )
-    return result
+        for i, d in enumerate(kept)
+    ]
 
 
 def _score(
