@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from rewardloop.config import ConfigError, load_config, parse_config
+from rewardloop.config import ConfigError, apply_sets, load_config, parse_config
 from rewardloop.config.template import render_template
 
 
@@ -67,3 +67,46 @@ def test_unknown_names():
         cfg.reward_spec("y")
     with pytest.raises(ConfigError, match="no such file"):
         load_config("/nonexistent/rewardloop.yaml")
+
+
+def test_sets_override_the_file_and_replace_aliases(tmp_path, monkeypatch):
+    monkeypatch.delenv("REWARDLOOP_STORE__URL", raising=False)
+    path = tmp_path / "rewardloop.yaml"
+    path.write_text("store:\n  url: sqlite:///rl.db\ntraining:\n  algorithm: ppo\n  learning_rate: 0.1\n")
+    cfg = load_config(path, ["training.learner=dpo", "training.lr=1e-5", "experiments.alpha=0.01"])
+    assert (cfg.training.learner, cfg.training.lr, cfg.experiments.alpha) == ("dpo", 1e-5, 0.01)
+    assert cfg.store.url == f"sqlite:///{tmp_path / 'rl.db'}"
+    # without a file at the default path: the defaults, then the overrides
+    monkeypatch.chdir(tmp_path / "..")
+    assert load_config(None, ["training.seed=7"]).training.seed == 7
+
+
+def test_apply_sets_by_hand():
+    assert apply_sets({}, ["a.b.c=[1, 2]", "a.d="]) == {"a": {"b": {"c": [1, 2]}, "d": None}}
+    assert apply_sets({"training": {"lr": 1}}, ["training.learning_rate=2"]) == {
+        "training": {"learning_rate": 2}
+    }
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["training.lr"], "--set 'training.lr': expected KEY=VALUE"),
+        (["=3"], "expected KEY=VALUE"),
+        (["store=x", "store.url=y"], "--set store.url: store is not a section"),
+        (["training.lr=-1"], "training.lr: Input should be greater than 0"),
+    ],
+)
+def test_bad_sets_name_the_key(sets, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, sets)
+    assert message in str(err.value)
+
+
+def test_template_gives_every_experiment_a_sample_budget():
+    # Issue 13 item 16: `max_samples: null` held a no-better challenger forever.
+    text = render_template()
+    assert "  max_samples: 5000  # sample budget: the experiment ends" in text
+    assert parse_config(yaml.safe_load(text)).experiments.max_samples == 5000
+    with pytest.raises(ConfigError, match=r"experiments\.max_samples: Input should be a valid integer"):
+        parse_config({"experiments": {"max_samples": None}})

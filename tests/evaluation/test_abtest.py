@@ -270,3 +270,42 @@ def test_beta_binomial_with_a_jeffreys_prior_matches_monte_carlo():
     assert r.p_better == pytest.approx((b > a).mean(), abs=0.002)
     loss = np.maximum(a - b, 0)
     assert r.expected_loss == pytest.approx(loss.mean(), abs=4 * loss.std() / 1000)
+
+
+def test_confidence_sequence_is_the_running_intersection_and_gives_the_direction():
+    # Issue 13 item 15: look 1 80/800 vs 125/800, look 2 190/1600 vs 186/1600.
+    first = msprt_proportions(80, 800, 125, 800)
+    assert first.p_value == pytest.approx(0.0193178, abs=1e-6) and first.direction == 1
+    second = msprt_proportions(190, 1600, 186, 1600, prev_p=first.p_value, prev_ci=first.ci)
+    assert second.effect < 0 and second.reject
+    alone = msprt_proportions(190, 1600, 186, 1600)
+    assert second.ci == (first.ci[0], alone.ci[1])  # (max of the lower, min of the upper bounds)
+    assert second.direction == 1
+    v = ab_verdict(
+        _arm(1600, 190), _arm(1600, 186), VerdictRules(min_samples=1000), None, first.p_value, first.ci
+    )
+    assert v.action != "rollback", v.reasons
+
+
+@pytest.mark.parametrize(("effect", "var"), [(0.01, 1e-4), (0.03, 1e-4), (-0.05, 4e-4), (0.2, 1e-2)])
+def test_the_look_interval_excludes_zero_exactly_when_the_test_rejects(effect, var):
+    r = msprt(effect, var, tau=0.05, alpha=0.05)
+    assert r.reject == (not r.ci[0] <= 0 <= r.ci[1])
+    # at a bound, Λ = 1/α: the interval is the inversion of the test
+    # at a bound θ₀, the test of θ = θ₀ is just at its threshold: Λ(θ̂ − θ₀) = 1/α
+    assert msprt(effect - r.ci[1], var, tau=0.05).statistic == pytest.approx(1 / 0.05, rel=1e-9)
+
+
+def test_a_look_that_misses_the_sequence_restarts_it():
+    first = msprt_proportions(300, 600, 300, 600)  # equal
+    worse = msprt_proportions(750, 1200, 450, 1200, prev_p=first.p_value, prev_ci=first.ci)
+    assert first.ci[0] > -0.2 and worse.ci[1] < first.ci[0]  # disjoint: the sequence restarted here
+    assert worse.direction == -1 and worse.reject
+
+
+def test_welch_on_constant_samples_is_exact():
+    # Issue 13 item 20: both variances 0 gave p = 1, so the latency guardrail never fired.
+    assert welch_t(10.0, 0.0, 50, 20.0, 0.0, 50).p_value == 0.0
+    assert welch_t(10.0, 0.0, 50, 10.0, 0.0, 50).p_value == 1.0
+    v = ab_verdict(_arm(2000, 400, 10.0, 0.0, 2000), _arm(2000, 400, 20.0, 0.0, 2000))
+    assert v.action == "rollback" and "latency" in " ".join(v.reasons)

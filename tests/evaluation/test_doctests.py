@@ -6,12 +6,14 @@ import doctest
 
 import pytest
 
-from rewardloop.evaluation import gate, golden, metrics
+from rewardloop.evaluation import abtest, gate, golden, metrics, sequential
 from rewardloop.evaluation.ope import bootstrap, diagnostics, estimators, report
 
 
 @pytest.mark.parametrize(
-    "module", [golden, metrics, bootstrap, estimators, diagnostics, report, gate], ids=lambda m: m.__name__
+    "module",
+    [golden, metrics, bootstrap, estimators, diagnostics, report, gate, abtest, sequential],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

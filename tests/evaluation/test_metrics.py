@@ -184,3 +184,19 @@ def test_prf_and_confusion_agree_with_scikit_learn():
             (p[i], r[i], f[i], s[i]), abs=1e-12
         )
     assert confusion_matrix(y_true, y_pred, labels).tolist() == sk_cm(y_true, y_pred, labels=labels).tolist()
+
+
+def test_golden_macro_f1_is_scikit_learns_over_the_policy_labels():
+    # Issue 13 item 20: one macro-F1 (rewards.functions.f1_macro) over the declared labels, a label
+    # without golden items included with F1 0 as scikit-learn does.
+    from sklearn.metrics import f1_score
+
+    y_true, y_pred, labels = ["a", "a", "b", "b"], ["a", "c", "b", "b"], ["a", "b", "c"]
+    per = per_class_metrics(y_true, y_pred, labels)
+    assert [per[k].f1 for k in labels] == pytest.approx([2 / 3, 1.0, 0.0])
+    golden = GoldenSet([GoldenItem(str(i), f"t{i}", y) for i, y in enumerate(y_true)])
+    proba = np.array([[1.0 if lab == p else 0.0 for lab in labels] for p in y_pred])
+    report = evaluate_predictions(golden, labels, proba)
+    assert report.macro_f1 == pytest.approx(
+        f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    )

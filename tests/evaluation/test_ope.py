@@ -377,3 +377,20 @@ def test_logged_feedback_from_stored_decisions():
         logged_feedback_from_decisions(mixed)
     with pytest.raises(OPEInputError, match="none has a compiled reward"):
         logged_feedback_from_decisions(DecisionBatch([d3]))
+
+
+def test_dr_os_with_lambda_zero_is_dm_also_where_the_weight_is_zero():
+    # Issue 13 item 20: at w = 0 the shrunk weight λw/(w² + λ) is 0/0 for λ = 0; it returned NaN.
+    logs = dict(LOGS, action=np.array([1, 1, 1]))  # t2 logs action 1 at slot 0, where π_e(1) = 0: w = 0
+    dm = DirectMethod().estimate_policy_value(**logs)
+    assert DoublyRobustWithShrinkage(lambda_=0.0).estimate_policy_value(**logs) == pytest.approx(dm)
+    assert np.isfinite(DoublyRobustWithShrinkage(lambda_=1.0).estimate_policy_value(**logs))
+
+
+def test_diagnostics_say_when_propensities_are_estimated():
+    logs = {k: LOGS[k] for k in ("action", "position", "pscore", "action_dist")}
+    assert not any("estimated propensities" in w for w in ope_diagnostics(**logs).warnings)
+    d = ope_diagnostics(**logs, pscore_rtol=1e-4)
+    assert any("estimated propensities: each within 0.0001 relative" in w for w in d.warnings)
+    with pytest.raises(OPEInputError, match="pscore_rtol"):
+        ope_diagnostics(**logs, pscore_rtol=2.0)

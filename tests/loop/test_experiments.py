@@ -422,3 +422,65 @@ def test_a_refused_promotion_leaves_the_experiment_running(store, reg):
         ex.advance("p")
     assert ex.get("p").status == "running" and ex.get("p").stage == 0
     assert reg.aliases("intent") == {"champion": "1.0.0", "challenger": "1.1.0"}
+
+
+def _look(store, exp, variant, start, n, successes):
+    """Log ``n`` decisions of ``variant`` (ids from ``start``), the first ``successes`` of them rewarded 1."""
+    ds = [_decision(exp, variant, start + i) for i in range(n)]
+    write_decisions(store, ds)
+    write_rewards(store, [Reward(d.id, "ctr", 1, 1.0 if i < successes else 0.0) for i, d in enumerate(ds)])
+
+
+def test_the_verdict_reads_its_direction_from_the_stored_confidence_sequence(store, reg):
+    # Issue 13 item 15: look 1 80/800 vs 125/800 (p = 0.019, challenger better); look 2 190/1600 vs
+    # 186/1600. Before: "rollback, challenger lower by 0.0025 (always-valid p = 0.0193)".
+    ex = Experiments(store, reg, ExperimentsConfig(min_samples=2000, max_samples=5000))
+    exp = ex.start("cs", "intent", challenger="1.1.0", salt="s", ramp=[0.5, 1.0])
+    _look(store, exp, "champion", 0, 800, 80)
+    _look(store, exp, "challenger", 0, 800, 125)
+    first = ex.guard("cs")
+    assert first.action == "held"
+    lo, hi = first.experiment.verdict["cs_always_valid"]
+    assert first.experiment.verdict["p_always_valid"] == pytest.approx(0.019318, abs=1e-6)
+    assert (lo, hi) == (pytest.approx(0.005520, abs=1e-6), pytest.approx(0.106980, abs=1e-6))
+    _look(store, exp, "champion", 800, 800, 110)
+    _look(store, exp, "challenger", 800, 800, 61)
+    second = ex.guard("cs")
+    assert second.action == "held", second.verdict.reasons
+    assert second.verdict.sequential.effect == pytest.approx(-0.0025)
+    # the running intersection: [max(0.00552, −0.03753), min(0.10698, 0.03253)] — still above 0
+    assert second.experiment.verdict["cs_always_valid"] == [
+        pytest.approx(0.005520, abs=1e-6),
+        pytest.approx(0.032532, abs=1e-6),
+    ]
+    assert second.verdict.sequential.direction == 1
+
+
+def test_every_experiment_ends_when_its_sample_budget_is_spent(store, reg):
+    # Issue 13 item 16: a challenger no better than the champion was "held" forever (max_samples: null).
+    assert ExperimentsConfig().max_samples == 5000
+    ex = Experiments(store, reg, ExperimentsConfig(min_samples=100, max_samples=300, max_ramp_loss=1.0))
+    exp = ex.start("budget", "intent", challenger="1.1.0", salt="s", ramp=[0.25, 0.5, 1.0])
+    steps = []
+    for look in range(6):
+        exp = ex.get("budget")
+        if exp.status != "running":
+            break
+        n = round(120 * exp.shares["champion"] / exp.shares["challenger"])  # the split of the shares
+        _look(store, exp, "champion", 1000 * look, n, n // 2)
+        _look(store, exp, "challenger", 1000 * look, 120, 60)
+        steps.append(ex.advance("budget"))
+    # challenger outcomes 120 → ramp 25%→50% (a new stage); 240; 360 over both stages ≥ 300: ends
+    assert [s.action for s in steps] == ["advanced", "held", "rolled_back"]
+    reason = " ".join(steps[-1].verdict.reasons)
+    assert "sample budget spent: no significant improvement after 360 outcomes per variant" in reason
+    assert "the champion stays" in reason
+    assert ex.get("budget").status == "rolled_back"
+    assert "challenger" not in reg.aliases("intent")
+
+
+def test_the_budget_must_hold_a_stage():
+    with pytest.raises(
+        ValueError, match=r"max_samples: the sample budget \(50\) must be at least min_samples"
+    ):
+        ExperimentsConfig(min_samples=100, max_samples=50)

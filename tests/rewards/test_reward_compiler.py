@@ -213,3 +213,14 @@ def test_rewards_carry_the_given_time():
     rows = {"d1": [fb("correction", 0, label="a")]}
     out = compile_feedback([decision()], rows, RewardSpec("acc", function="accuracy"), created_at=t)
     assert out.rewards[0].created_at == t
+
+
+def test_disagreement_is_on_the_reward_scale():
+    # Issue 13 item 20: on the signed scale [-1, 1] the raters' spread is twice the unit one.
+    rows = [fb("correction", 0, label="a", rater_id="x"), fb("correction", 1, label="b", rater_id="y")]
+    unit = compile_feedback([decision()], {"d1": rows}, RewardSpec("u", function="accuracy")).rewards[0]
+    signed = compile_feedback(
+        [decision()], {"d1": rows}, RewardSpec("s", function="accuracy", scale="signed")
+    ).rewards[0]
+    assert (unit.value, unit.disagreement) == (0.5, 0.5)
+    assert (signed.value, signed.disagreement) == (0.0, 1.0)  # values -1 and +1: std 1

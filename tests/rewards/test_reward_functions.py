@@ -106,3 +106,20 @@ def test_bad_inputs_raise_clear_errors(call, message):
     with pytest.raises(RewardError, match=None) as err:
         call()
     assert message in str(err.value)
+
+
+def test_f1_macro_is_scikit_learns_over_the_declared_labels():
+    # Issue 13 item 20: the two macro-F1s gave 0.833 and 0.556 on this case.
+    from sklearn.metrics import f1_score
+
+    y_true, y_pred = ["a", "a", "b", "b"], ["a", "e", "b", "b"]
+    # over the declared labels a, b: a: tp 1, fn 1 → 2/3; b: 1 → (2/3 + 1) / 2
+    assert F.f1_macro(y_true, y_pred, labels=["a", "b"]) == pytest.approx(5 / 6)
+    assert F.f1_macro(y_true, y_pred, labels=["a", "b"]) == pytest.approx(
+        f1_score(y_true, y_pred, labels=["a", "b"], average="macro", zero_division=0)
+    )
+    # without labels, as scikit-learn: every label seen (e's F1 is 0)
+    assert F.f1_macro(y_true, y_pred) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert F.f1_weighted(y_true, y_pred, labels=["a", "b"]) == pytest.approx(
+        f1_score(y_true, y_pred, labels=["a", "b"], average="weighted", zero_division=0)
+    )

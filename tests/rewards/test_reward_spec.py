@@ -65,3 +65,15 @@ def test_bad_specs(kwargs, message):
     with pytest.raises(RewardError) as err:
         RewardSpec(**kwargs)
     assert message in str(err.value)
+
+
+def test_one_definition_yaml_and_code_refuse_the_same_spec():
+    # Before, the YAML schema accepted a latency spec without a target (only RewardSpec refused it).
+    with pytest.raises(ConfigError, match=r"rewards\.0: .*options\.target_ms: the latency reward needs"):
+        parse_config({"rewards": [{"name": "fast", "function": "latency"}]})
+    with pytest.raises(ConfigError, match=r"rewards\.0\.version: .*must be an integer >= 1"):
+        parse_config({"rewards": [{"name": "x", "function": "accuracy", "version": 0}]})
+    spec = RewardSpec("x", function="accuracy")
+    assert isinstance(spec, RewardSpecConfig) and RewardSpec.from_config(spec) is spec
+    with pytest.raises(ValueError, match="frozen"):
+        spec.scale = "signed"  # type: ignore[misc]

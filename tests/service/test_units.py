@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from rewardloop.evaluation.metrics import expected_calibration_error
 from rewardloop.service import panels
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.middleware import Metrics
@@ -211,10 +212,15 @@ def test_accuracy_and_calibration_by_hand() -> None:
         {"category": "a", "accuracy": 1.0, "n": 1},
         {"category": "b", "accuracy": 0.5, "n": 2},
     ]
-    cal = panels.calibration(batch)
-    assert [(b["bin"], b["n"]) for b in cal["bins"]] == [(6, 1), (9, 2)]
-    # ECE = 1/3·|1 − 0.65| + 2/3·|0.5 − 0.925| = 0.116667 + 0.283333
-    assert cal["ece"] == pytest.approx(0.4)
+    cal = panels.calibration(batch, n_bins=10)
+    # bins (k/10, (k+1)/10], as `rewardloop eval` (Guo et al. 2017): 0.9 falls in (0.8, 0.9]
+    assert [(b["bin"], b["n"]) for b in cal["bins"]] == [(6, 1), (8, 1), (9, 1)]
+    # ECE = 1/3·|1 − 0.65| + 1/3·|0 − 0.9| + 1/3·|1 − 0.95|
+    assert cal["ece"] == pytest.approx(1.3 / 3)
+    # one ECE: the dashboard's equals the evaluation layer's, with the config's bins by default
+    conf, hit = [0.95, 0.9, 0.65], [1.0, 0.0, 1.0]
+    assert panels.calibration(batch)["ece"] == pytest.approx(expected_calibration_error(conf, hit))
+    assert panels.calibration(batch, n_bins=10)["ece"] == expected_calibration_error(conf, hit, 10)
     wrong = panels.misclassifications(batch)
     assert [(w["decision_id"], w["predicted"], w["correct"]) for w in wrong] == [(d2.id, "a", "b")]
 

@@ -16,10 +16,9 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-import yaml
 
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress
-from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, parse_config
+from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
 from rewardloop.learners import (
     LEARNERS,
@@ -34,56 +33,11 @@ from rewardloop.store import finish_run, read_decisions, start_run
 from rewardloop.types import DecisionBatch, TrainingRun
 
 
-def apply_sets(data: dict[str, Any], sets: list[str]) -> dict[str, Any]:
-    """Apply ``--set section.key=value`` overrides to the raw YAML mapping (values parsed as YAML)."""
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=1e-5")
-        value: Any = yaml.safe_load(raw) if raw.strip() else None
-        if isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string; a number is meant
-            for parse in (int, float):
-                try:
-                    value = parse(value)
-                    break
-                except ValueError:
-                    pass
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {part} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return data
-
-
 def resolve_project(config: Path | None, sets: list[str], learner: str | None) -> tuple[ProjectConfig, Path]:
     """The project config after ``--set`` and ``--learner``; also the folder relative paths start from."""
-    file = config if config is not None else DEFAULT_PATH
-    data: dict[str, Any] = {}
-    if file.exists():
-        try:
-            loaded = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{file}: not valid YAML: {err}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: the top level must be a mapping of sections")
-        data = loaded or {}
-    elif config is not None:
-        raise ConfigError(f"{file}: no such file (create one with `rewardloop init`)")
-    apply_sets(data, sets)
-    if learner is not None:
-        training = data.setdefault("training", {})
-        training.pop("algorithm", None)
-        training["learner"] = learner
-    cfg = parse_config(data, str(file))
-    base = file.parent.resolve()
-    url = cfg.store.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        cfg.store.url = f"sqlite:///{(base / url.removeprefix('sqlite:///')).resolve()}"
-    return cfg, base
+    overrides = [*sets, f"training.learner={learner}"] if learner is not None else sets
+    cfg = load_config(config, overrides)
+    return cfg, (config if config is not None else DEFAULT_PATH).parent.resolve()
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:

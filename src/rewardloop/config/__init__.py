@@ -5,11 +5,12 @@ Environment variables override the file: ``REWARDLOOP_STORE__URL=postgresql+psyc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rewardloop.config.sections import (
@@ -94,21 +95,85 @@ def parse_config(data: dict[str, Any] | None, source: str = "<config>") -> Proje
         raise ConfigError(_format_errors(err, source)) from None
 
 
-def load_config(path: str | Path | None = None) -> ProjectConfig:
-    """Read ``rewardloop.yaml`` (or ``path``). With no file at the default path, the defaults apply."""
+def _aliases(section: str, key: str) -> list[str]:
+    """The other names of ``section.key`` (``training.learner`` is also ``training.algorithm``)."""
+    field = ProjectConfig.model_fields.get(section)
+    model = field.annotation if field is not None else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    for name, info in model.model_fields.items():
+        names = [name]
+        if isinstance(info.validation_alias, AliasChoices):
+            names += [c for c in info.validation_alias.choices if isinstance(c, str)]
+        if key in names:
+            return [n for n in names if n != key]
+    return []
+
+
+def _scalar(raw: str) -> Any:
+    value: Any = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string; a number is meant
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    return value
+
+
+def apply_sets(data: dict[str, Any], sets: Iterable[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (the CLI's ``--set``) to a raw YAML mapping, in place.
+
+    Values are parsed as YAML (``1e-5`` is a number). Setting a key drops its aliases from the same
+    section, so ``training.learner=dpo`` replaces a file's ``algorithm: ppo``.
+
+    >>> apply_sets({"training": {"algorithm": "ppo"}}, ["training.learner=dpo", "training.lr=1e-5"])
+    {'training': {'learner': 'dpo', 'lr': 1e-05}}
+    """
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.lr=1e-5")
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+            node = child
+        if len(parts) == 2:
+            for alias in _aliases(parts[0], parts[1]):
+                node.pop(alias, None)
+        node[parts[-1]] = _scalar(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, sets: Iterable[str] = ()) -> ProjectConfig:
+    """Read ``rewardloop.yaml`` (or ``path``), with ``sets`` overrides (:func:`apply_sets`) applied.
+
+    With no file at the default path, the defaults apply (and the overrides). A relative SQLite store
+    path is relative to the project file's folder, not to where a command runs. Environment variables
+    override both the file and ``sets``.
+    """
     file = Path(path) if path is not None else DEFAULT_PATH
-    if not file.exists():
-        if path is not None:
-            raise ConfigError(f"{file}: no such file (create one with `rewardloop init`)")
-        return parse_config({}, "defaults")
-    try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{file}: not valid YAML: {err}") from None
-    cfg = parse_config(data, str(file))
+    data: Any = {}
+    if file.exists():
+        try:
+            data = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{file}: not valid YAML: {err}") from None
+        source = str(file)
+    elif path is not None:
+        raise ConfigError(f"{file}: no such file (create one with `rewardloop init`)")
+    else:
+        source = "defaults"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    cfg = parse_config(apply_sets(data, sets), source)
     url = cfg.store.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        # A relative SQLite path is relative to the project file, not to where a command runs.
         cfg.store.url = f"sqlite:///{(file.parent / url.removeprefix('sqlite:///')).resolve()}"
     return cfg
 
@@ -127,6 +192,7 @@ __all__ = [
     "ServiceConfig",
     "StoreConfig",
     "TrainingConfig",
+    "apply_sets",
     "load_config",
     "parse_config",
 ]

@@ -5,11 +5,15 @@ Fields carry a description: ``rewardloop init`` writes them as comments, and ``-
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_STORE_URL = "sqlite:///rewardloop.db"
+#: Calibration bins of the ECE and reliability diagram, wherever they are computed (eval, gate, dashboard):
+#: 15 equal-width bins, as Guo et al. 2017.
+DEFAULT_N_BINS = 15
 
 
 class Section(BaseModel):
@@ -37,15 +41,33 @@ class PolicyConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="backend options")
 
 
-RewardFunctionName = Literal["accuracy", "calibration", "confidence", "latency", "multilevel", "weighted"]
+#: The reward functions a spec can name, and what each computes (see docs/rewards.md).
+REWARD_FUNCTIONS: dict[str, str] = {
+    "accuracy": "correct in [0, 1] (signed: 2·correct - 1)",
+    "calibration": "1 - |confidence - correct|",
+    "confidence": "confidence · (2·correct - 1), unit scale maps it to [0, 1]",
+    "latency": "correct · (1 - 0.5 · max(0, (latency - target) / target)); needs options.target_ms",
+    "multilevel": "roll-up of multi-level scores, levels weighted by `weights` (default equal)",
+    "weighted": "Σ w_k · component_k / Σ w_k over named components (correct, calibration, latency, "
+    "confidence, implicit, rating, preference, multilevel, or any multi-level score name)",
+}
+RewardScale = Literal["unit", "signed"]
+RewardCombine = Literal["authority_mean", "mean", "latest"]
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], what: str) -> Any:
+    if value not in allowed:
+        raise ValueError(f"must be {what}, got {value!r}")
+    return value
 
 
 class RewardSpecConfig(Section):
-    """One named, versioned reward spec (see docs/rewards.md for each function and feedback mapping)."""
+    """One named, versioned reward spec: the one definition, read from ``rewardloop.yaml`` and built in
+    code as :class:`rewardloop.rewards.RewardSpec` (see docs/rewards.md for each function)."""
 
     name: str = Field(description="the spec's name; rewards carry it")
-    version: int = Field(1, ge=1, description="bump when the definition changes; rewards are per version")
-    function: RewardFunctionName = Field(
+    version: int = Field(1, description="bump when the definition changes; rewards are per version")
+    function: str = Field(
         description="reward function: accuracy, calibration (1 - |confidence - correct|), confidence "
         "(confidence-weighted correctness), latency (needs options.target_ms), multilevel (roll-up of "
         "level scores), weighted (weighted sum of named components)"
@@ -55,13 +77,63 @@ class RewardSpecConfig(Section):
         description="component weights (weighted, e.g. correct: 0.4) or level weights (multilevel); "
         "normalised to sum to 1",
     )
-    scale: Literal["unit", "signed"] = Field("unit", description="unit: [0, 1]; signed: [-1, 1]")
-    combine: Literal["authority_mean", "mean", "latest"] = Field(
+    scale: RewardScale = Field("unit", description="unit: [0, 1]; signed: [-1, 1]")
+    combine: RewardCombine = Field(
         "authority_mean",
         description="how several raters' feedback on one decision combine: authority-weighted mean "
         "(its weighted std is kept as disagreement), plain mean, or the latest row",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="function options, e.g. target_ms")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a reward spec needs a non-empty name")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"must be an integer >= 1, got {value!r}")
+        return value
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        if value not in REWARD_FUNCTIONS:
+            raise ValueError(f"unknown {value!r}; known: {', '.join(REWARD_FUNCTIONS)}")
+        return value
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, value: Any) -> Any:
+        return _one_of(value, get_args(RewardScale), "unit or signed")
+
+    @field_validator("combine", mode="before")
+    @classmethod
+    def _combine(cls, value: Any) -> Any:
+        return _one_of(value, get_args(RewardCombine), f"one of {', '.join(get_args(RewardCombine))}")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RewardSpecConfig:
+        """What one field cannot say: weights >= 0 and not all 0, a weighted spec has weights, a
+        latency reward has a target."""
+        for k, w in self.weights.items():
+            if not (math.isfinite(w) and w >= 0):
+                raise ValueError(f"weights.{k}: must be a number >= 0, got {w!r}")
+        if self.weights and sum(self.weights.values()) <= 0:
+            raise ValueError("weights: must not all be 0")
+        if self.function == "weighted" and not self.weights:
+            raise ValueError("weights: a weighted spec needs at least one component weight")
+        if self.function == "latency" or "latency" in self.weights:
+            target = self.options.get("target_ms")
+            if isinstance(target, bool) or not (
+                isinstance(target, int | float) and math.isfinite(target) and target > 0
+            ):
+                raise ValueError("options.target_ms: the latency reward needs a target > 0 ms")
+        return self
 
 
 class TrainingConfig(Section):
@@ -143,7 +215,9 @@ class MonitorConfig(Section):
 
 class EvaluationConfig(Section):
     golden: str | None = Field(None, description="golden set file (JSONL or CSV)")
-    n_bins: int = Field(15, ge=2, le=100, description="calibration bins of the ECE and reliability diagram")
+    n_bins: int = Field(
+        DEFAULT_N_BINS, ge=2, le=100, description="calibration bins of the ECE and reliability diagram"
+    )
     report_dir: str = Field("reports", description="where `rewardloop eval` writes its JSON/HTML reports")
     gate: GateConfig = Field(default_factory=GateConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
@@ -178,8 +252,12 @@ class ExperimentsConfig(Section):
     srm_threshold: float = Field(
         0.001, gt=0, lt=1, description="sample-ratio-mismatch p-value below which the split is broken"
     )
-    max_samples: int | None = Field(
-        None, ge=1, description="roll back if no significant gain after this many outcomes per variant"
+    max_samples: int = Field(
+        5000,
+        ge=1,
+        description="sample budget: the experiment ends (champion kept) after this many outcomes per "
+        "variant, over all its stages, without a promotion (at 5000 the always-valid interval of a 30% "
+        "success rate is about ±3 points: a smaller gain is not worth a longer wait)",
     )
     max_ramp_loss: float = Field(
         0.01,
@@ -194,6 +272,15 @@ class ExperimentsConfig(Section):
     keep_last: int | None = Field(
         None, ge=1, description="keep the newest N versions per policy (never an aliased one); none: all"
     )
+
+    @model_validator(mode="after")
+    def _budget_holds_a_stage(self) -> ExperimentsConfig:
+        if self.max_samples < self.min_samples:
+            raise ValueError(
+                f"max_samples: the sample budget ({self.max_samples}) must be at least min_samples "
+                f"({self.min_samples}), or no stage could ever be judged"
+            )
+        return self
 
 
 class ReviewConfig(Section):

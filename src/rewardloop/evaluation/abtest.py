@@ -34,30 +34,19 @@ from typing import Any, Literal
 import numpy as np
 from scipy import integrate, special, stats
 
+from rewardloop.evaluation.sequential import (
+    NO_BOUNDS,
+    SequentialResult,
+    _count,
+    _rate_args,
+    msprt,
+    msprt_proportions,
+)
+
 VerdictAction = Literal["promote", "continue", "rollback"]
 
 #: Grid points of the beta-binomial integrals (odd, for Simpson).
 _GRID = 1025
-
-
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not float(value).is_integer() or value < 0:
-        raise ValueError(f"{name}: must be a whole number >= 0, got {value!r}")
-    return int(value)
-
-
-def _rate_args(s_a: int, n_a: int, s_b: int, n_b: int) -> tuple[int, int, int, int]:
-    s_a, n_a, s_b, n_b = (
-        _count("successes_a", s_a),
-        _count("n_a", n_a),
-        _count("successes_b", s_b),
-        _count("n_b", n_b),
-    )
-    if s_a > n_a:
-        raise ValueError(f"successes_a: {s_a} successes in {n_a} trials")
-    if s_b > n_b:
-        raise ValueError(f"successes_b: {s_b} successes in {n_b} trials")
-    return s_a, n_a, s_b, n_b
 
 
 @dataclass(frozen=True)
@@ -128,7 +117,8 @@ def welch_t(
     """Welch's t-test of equal means from summary statistics (sample variances, ddof=1).
 
     t = (x̄_b − x̄_a) / sqrt(s²_a/n_a + s²_b/n_b), with Welch–Satterthwaite degrees of freedom. Equals
-    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``.
+    ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``; when both variances are 0 the means
+    are exact: p = 1 if they are equal, else p = 0 (t = ±inf), where scipy answers NaN.
     """
     n_a, n_b = _count("n_a", n_a), _count("n_b", n_b)
     for name, v in (("var_a", var_a), ("var_b", var_b)):
@@ -140,7 +130,11 @@ def welch_t(
     va, vb = var_a / n_a, var_b / n_b
     se = math.sqrt(va + vb)
     if se == 0:
-        return TestResult("welch_t", 0.0, 1.0, diff, (diff, diff))
+        # Both samples constant: the difference is known exactly. Equal means: no evidence (p = 1);
+        # different ones: certain (p = 0), so a guardrail fires on constant latencies too.
+        if diff == 0:
+            return TestResult("welch_t", 0.0, 1.0, 0.0, (0.0, 0.0))
+        return TestResult("welch_t", math.copysign(math.inf, diff), 0.0, diff, (diff, diff))
     t = diff / se
     df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
     p = float(2 * stats.t.sf(abs(t), df))
@@ -238,63 +232,6 @@ def prob_b_beats_a_closed_form(alpha_a: int, beta_a: int, alpha_b: int, beta_b: 
 
 
 @dataclass(frozen=True)
-class SequentialResult:
-    """The mSPRT after one look: the mixture likelihood ratio and the always-valid p-value.
-
-    ``p_value`` is the running minimum of 1/Λ over every look so far (pass the previous one back in);
-    the test rejects when it falls below ``alpha``, i.e. when Λ ≥ 1/α.
-    """
-
-    statistic: float  # Λ_n
-    p_value: float
-    effect: float
-    reject: bool
-    tau: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def msprt(
-    effect: float, var_effect: float, tau: float, alpha: float = 0.05, prev_p: float = 1.0
-) -> SequentialResult:
-    """Mixture SPRT for an effect estimate θ̂ ~ N(θ, V) with a N(0, τ²) mixing prior on θ.
-
-    Λ = sqrt(V / (V + τ²)) · exp(τ² θ̂² / (2 V (V + τ²))), and the always-valid p-value is
-    p_n = min(p_{n−1}, 1/Λ_n) (Johari, Pekelis & Walsh 2022, eq. (11) with the plug-in variance;
-    with V = 2σ²/n this is their two-stream formula). ``tau`` is the effect size the test is tuned to:
-    about the difference you expect (on the effect's scale). Under H0 : θ = 0,
-    P(∃n : p_n ≤ α) ≤ α, however often it is checked.
-
-    >>> round(msprt(0.0, 1.0, 1.0).statistic, 6)  # no effect, equal V and τ²: sqrt(1/2)
-    0.707107
-    """
-    if not tau > 0:
-        raise ValueError(f"tau: the mixing standard deviation must be > 0, got {tau}")
-    if not (var_effect > 0 and math.isfinite(effect)):
-        return SequentialResult(1.0, min(prev_p, 1.0), effect, prev_p <= alpha, tau)
-    t2 = tau * tau
-    log_lam = 0.5 * math.log(var_effect / (var_effect + t2)) + t2 * effect * effect / (
-        2 * var_effect * (var_effect + t2)
-    )
-    p = min(prev_p, 1.0, math.exp(-log_lam))
-    lam = math.exp(min(log_lam, 700.0))
-    return SequentialResult(lam, p, effect, p <= alpha, tau)
-
-
-def msprt_proportions(
-    s_a: int, n_a: int, s_b: int, n_b: int, tau: float = 0.05, alpha: float = 0.05, prev_p: float = 1.0
-) -> SequentialResult:
-    """:func:`msprt` on the difference of two success rates, with the pooled (null) variance."""
-    s_a, n_a, s_b, n_b = _rate_args(s_a, n_a, s_b, n_b)
-    if n_a == 0 or n_b == 0:
-        return SequentialResult(1.0, min(prev_p, 1.0), math.nan, prev_p <= alpha, tau)
-    pooled = (s_a + s_b) / (n_a + n_b)
-    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
-    return msprt(s_b / n_b - s_a / n_a, var, tau, alpha, prev_p)
-
-
-@dataclass(frozen=True)
 class SRMResult:
     """Sample-ratio-mismatch check: chi-square goodness of fit of the counts to the shares."""
 
@@ -381,7 +318,7 @@ class VerdictRules:
     max_latency_increase: float = 0.2
     min_latency_increase_ms: float = 5.0
     srm_threshold: float = 0.001
-    max_samples: int | None = None
+    max_samples: int | None = None  # no budget; every Experiments run has one (ExperimentsConfig)
     max_ramp_loss: float = 0.01
 
 
@@ -426,6 +363,7 @@ class Verdict:
         return (
             f"{self.action}: champion {c.successes}/{c.n_outcomes}, challenger {h.successes}/{h.n_outcomes}, "
             f"effect {self.sequential.effect:+.4f}, always-valid p {self.sequential.p_value:.4g}, "
+            f"CI [{self.sequential.ci[0]:+.4f}, {self.sequential.ci[1]:+.4f}], "
             f"P(better) {self.bayes.p_better:.3f} — {'; '.join(self.reasons)}"
         )
 
@@ -447,6 +385,8 @@ def ab_verdict(
     rules: VerdictRules | None = None,
     shares: Mapping[str, float] | None = None,
     prev_p: float = 1.0,
+    prev_ci: tuple[float, float] = NO_BOUNDS,
+    spent: int | None = None,
 ) -> Verdict:
     """Decide what to do with the challenger from both arms' numbers.
 
@@ -455,14 +395,19 @@ def ab_verdict(
     1. **rollback** on a sample-ratio mismatch (with ``shares`` = {"champion": x, "challenger": 1 − x}):
        the split is broken, so nothing else can be trusted and the safe move is back to the champion;
     2. **rollback** when the mSPRT finds the challenger's success rate significantly lower (valid at
-       any look, so this guardrail may fire before ``min_samples``);
+       any look, so this guardrail may fire before ``min_samples``); "lower" is read from the
+       always-valid confidence sequence, which then lies below 0;
     3. **rollback** when its latency is significantly higher (Welch, p < α) by more than
        ``max_latency_increase`` (relative) *and* by more than ``min_latency_increase_ms`` (absolute: a
        +40% on a 1 ms model is noise no user feels, and would otherwise roll back on timer jitter);
-    4. **continue** while either arm has fewer than ``min_samples`` outcomes;
-    5. **promote** when the mSPRT finds it significantly better and the Bayesian expected loss of
-       switching is at most ``max_expected_loss``;
-    6. **rollback** when ``max_samples`` outcomes per arm brought no significant improvement (futility);
+    4. **promote** with ``min_samples`` outcomes per arm, when the mSPRT finds it significantly better
+       (the confidence sequence above 0) and the Bayesian expected loss of switching is at most
+       ``max_expected_loss``;
+    5. **rollback** when the sample budget is spent: ``spent`` (outcomes per arm over the whole
+       experiment; default: this look's) reached ``max_samples`` without a promotion. The experiment
+       ends and the champion stays: a challenger no better than it is never held forever;
+    6. **continue** while either arm has fewer than ``min_samples`` outcomes, or the challenger is
+       better but switching is too risky;
     7. **continue** otherwise.
 
     ``ramp_ok`` says whether a ramp may step up: after ``min_samples``, for a promote verdict, or for
@@ -470,7 +415,8 @@ def ab_verdict(
     challenger that looks worse (but not yet significantly) is held at its share until the sequential
     test decides, instead of being exposed to more users meanwhile.
 
-    ``prev_p`` is the always-valid p-value of the previous look (running minimum).
+    ``prev_p`` and ``prev_ci`` are the always-valid p-value and confidence sequence of the previous
+    look (running minimum and running intersection).
 
     Examples
     --------
@@ -480,9 +426,8 @@ def ab_verdict(
     """
     rules = rules or VerdictRules()
     a, b = champion, challenger
-    reasons: list[str] = []
     seq = msprt_proportions(
-        a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.tau, rules.alpha, prev_p
+        a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.tau, rules.alpha, prev_p, prev_ci
     )
     chi = chi_square(a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.alpha)
     z = two_proportion_z(a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.alpha)
@@ -502,54 +447,106 @@ def ab_verdict(
     if shares is not None:
         srm = srm_check({"champion": a.n, "challenger": b.n}, shares, rules.srm_threshold)
 
-    def verdict(action: VerdictAction, ramp_ok: bool = False) -> Verdict:
-        return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm, ramp_ok)
+    broken = _broken_guardrail(a, b, rules, seq, latency, srm)
+    if broken is not None:
+        return Verdict("rollback", (broken,), a, b, seq, chi, z, bayes, latency, srm, False)
+    action, reasons, ramp_ok = _judge(a, b, rules, seq, bayes, spent)
+    return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm, ramp_ok)
 
+
+def _cs(seq: SequentialResult) -> str:
+    return f"always-valid CI [{seq.ci[0]:+.4f}, {seq.ci[1]:+.4f}], p = {seq.p_value:.3g}"
+
+
+def _broken_guardrail(
+    a: VariantStats,
+    b: VariantStats,
+    rules: VerdictRules,
+    seq: SequentialResult,
+    latency: TestResult | None,
+    srm: SRMResult | None,
+) -> str | None:
+    """Why the challenger must be rolled back at once (rules 1–3 of :func:`ab_verdict`), or None."""
     if srm is not None and srm.mismatch:
-        reasons.append(
+        return (
             f"sample ratio mismatch: served {a.n}/{b.n}, expected {srm.expected.get('champion', 0):.0f}/"
             f"{srm.expected.get('challenger', 0):.0f} (χ² p = {srm.p_value:.2g} < {rules.srm_threshold})"
         )
-        return verdict("rollback")
-    if seq.reject and seq.effect < 0:
-        reasons.append(
-            f"challenger success rate lower by {-seq.effect:.4f} (always-valid p = {seq.p_value:.3g} "
-            f"< α = {rules.alpha})"
-        )
-        return verdict("rollback")
+    if seq.reject and seq.direction < 0:
+        return f"challenger success rate lower by at least {-seq.ci[1]:.4f} ({_cs(seq)} < α = {rules.alpha})"
     if latency is not None and latency.p_value < rules.alpha and a.latency_mean > 0:
         increase = latency.effect / a.latency_mean
         if increase > rules.max_latency_increase and latency.effect > rules.min_latency_increase_ms:
-            reasons.append(
+            return (
                 f"challenger latency {b.latency_mean:.1f} ms vs {a.latency_mean:.1f} ms (+{increase:.0%} > "
                 f"+{rules.max_latency_increase:.0%} and +{latency.effect:.1f} ms > "
                 f"+{rules.min_latency_increase_ms:g} ms, Welch p = {latency.p_value:.3g})"
             )
-            return verdict("rollback")
+    return None
+
+
+def _judge(
+    a: VariantStats,
+    b: VariantStats,
+    rules: VerdictRules,
+    seq: SequentialResult,
+    bayes: BayesResult,
+    spent: int | None,
+) -> tuple[VerdictAction, list[str], bool]:
+    """(action, reasons, ramp_ok) when the guardrails hold (rules 4–7 of :func:`ab_verdict`)."""
+    cs = _cs(seq)
     fewest = min(a.n_outcomes, b.n_outcomes)
+    better = seq.reject and seq.direction > 0
+    if fewest >= rules.min_samples and better and bayes.expected_loss <= rules.max_expected_loss:
+        return (
+            "promote",
+            [
+                f"challenger better by at least {seq.ci[0]:.4f} ({cs}, P(better) = {bayes.p_better:.3f}, "
+                f"expected loss {bayes.expected_loss:.2g})"
+            ],
+            True,
+        )
+    spent = fewest if spent is None else spent
+    if rules.max_samples is not None and spent >= rules.max_samples:
+        why = (
+            f"sample budget spent: no significant improvement after {spent} outcomes per variant "
+            f"(max_samples {rules.max_samples}; {cs}); the experiment ends, the champion stays"
+        )
+        return "rollback", [why], False
     if fewest < rules.min_samples:
-        reasons.append(f"waiting for samples: {fewest} < {rules.min_samples} outcomes per variant")
-        return verdict("continue")
-    if seq.reject and seq.effect > 0:
-        if bayes.expected_loss <= rules.max_expected_loss:
-            reasons.append(
-                f"challenger better by {seq.effect:+.4f} (always-valid p = {seq.p_value:.3g}, "
-                f"P(better) = {bayes.p_better:.3f}, expected loss {bayes.expected_loss:.2g})"
-            )
-            return verdict("promote", ramp_ok=True)
-        reasons.append(
-            f"better but risky: expected loss {bayes.expected_loss:.2g} > {rules.max_expected_loss}"
+        return (
+            "continue",
+            [f"waiting for samples: {fewest} < {rules.min_samples} outcomes per variant"],
+            False,
         )
-        return verdict("continue")
-    if rules.max_samples is not None and fewest >= rules.max_samples:
-        reasons.append(
-            f"no significant improvement after {fewest} outcomes per variant (max_samples "
-            f"{rules.max_samples}; always-valid p = {seq.p_value:.3g})"
-        )
-        return verdict("rollback")
-    reasons.append(f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})")
+    if better:
+        why = f"better but risky: expected loss {bayes.expected_loss:.2g} > {rules.max_expected_loss}"
+        return "continue", [why], False
+    reasons = [f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})"]
     # Stepping up the ramp exposes more users: only while the challenger is unlikely to cost much.
     ramp_ok = bayes.expected_loss <= rules.max_ramp_loss
     if not ramp_ok:
         reasons.append(f"ramp held: expected loss {bayes.expected_loss:.3g} > {rules.max_ramp_loss}")
-    return verdict("continue", ramp_ok=ramp_ok)
+    return "continue", reasons, ramp_ok
+
+
+__all__ = [
+    "NO_BOUNDS",
+    "BayesResult",
+    "SRMResult",
+    "SequentialResult",
+    "TestResult",
+    "VariantStats",
+    "Verdict",
+    "VerdictAction",
+    "VerdictRules",
+    "ab_verdict",
+    "beta_binomial",
+    "chi_square",
+    "msprt",
+    "msprt_proportions",
+    "prob_b_beats_a_closed_form",
+    "srm_check",
+    "two_proportion_z",
+    "welch_t",
+]

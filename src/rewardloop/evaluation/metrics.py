@@ -20,7 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.config.sections import DEFAULT_N_BINS
 from rewardloop.evaluation.golden import GoldenError, GoldenSet
+from rewardloop.rewards.functions import class_counts, f1_from_counts, f1_macro, f1_weighted
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -80,31 +82,19 @@ class ClassMetrics:
 def per_class_metrics(
     y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
 ) -> dict[str, ClassMetrics]:
-    """Per-class precision/recall/F1; a class never predicted has precision 0 (not NaN)."""
-    cm = confusion_matrix(y_true, y_pred, labels)
-    tp = np.diag(cm).astype(np.float64)  # (K,)
-    predicted = cm.sum(axis=0).astype(np.float64)  # column sums
-    support = cm.sum(axis=1)  # row sums
+    """Per-class precision/recall/F1 over ``labels``; a class never predicted has precision 0 (not NaN).
+
+    Counted as scikit-learn counts (:func:`rewardloop.rewards.functions.class_counts`).
+    """
+    _, tp, fp, fn = class_counts(y_true, y_pred, labels)
+    predicted, support = tp + fp, tp + fn
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    f1 = f1_from_counts(tp, fp, fn)
     return {
         lab: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]), int(support[i]))
         for i, lab in enumerate(labels)
     }
-
-
-def macro_f1(per_class: dict[str, ClassMetrics]) -> float:
-    """Unweighted mean F1 over classes with support (classes absent from the golden set are skipped)."""
-    f = [m.f1 for m in per_class.values() if m.support > 0]
-    return float(np.mean(f)) if f else float("nan")
-
-
-def weighted_f1(per_class: dict[str, ClassMetrics]) -> float:
-    """Support-weighted mean F1."""
-    total = sum(m.support for m in per_class.values())
-    return sum(m.f1 * m.support for m in per_class.values()) / total if total else float("nan")
 
 
 def _bin_index(confidence: FloatArray, n_bins: int) -> npt.NDArray[np.int64]:
@@ -113,7 +103,9 @@ def _bin_index(confidence: FloatArray, n_bins: int) -> npt.NDArray[np.int64]:
     return np.clip(np.ceil(confidence * n_bins - 1e-9).astype(np.int64) - 1, 0, n_bins - 1)
 
 
-def expected_calibration_error(confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = DEFAULT_N_BINS
+) -> float:
     r"""Expected calibration error with ``n_bins`` equal-width bins.
 
     .. math:: \mathrm{ECE} = \sum_b \frac{|B_b|}{n} \, |\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|
@@ -153,7 +145,7 @@ class ReliabilityBin:
 
 
 def reliability_bins(
-    confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = 15
+    confidence: npt.ArrayLike, correct: npt.ArrayLike, n_bins: int = DEFAULT_N_BINS
 ) -> list[ReliabilityBin]:
     """The non-empty bins of the reliability diagram (same binning as the ECE)."""
     conf = np.asarray(confidence, dtype=np.float64)
@@ -257,7 +249,7 @@ class GoldenReport:
     by_tag: dict[str, GroupAccuracy]
     misclassified: list[Misclassified]
     items: list[dict[str, Any]] = field(default_factory=list)
-    n_bins: int = 15
+    n_bins: int = DEFAULT_N_BINS
 
     def class_accuracy(self, label: str) -> float:
         """The recall of ``label``: the share of its golden items answered right."""
@@ -302,7 +294,7 @@ class GoldenReport:
                 by_tag=groups(d["by_tag"]),
                 misclassified=[Misclassified(**m) for m in d["misclassified"]],
                 items=list(d.get("items", [])),
-                n_bins=int(d.get("n_bins", 15)),
+                n_bins=int(d.get("n_bins", DEFAULT_N_BINS)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a golden report: {type(err).__name__}: {err}") from None
@@ -345,7 +337,7 @@ def evaluate_predictions(
     latency_ms: npt.ArrayLike | None = None,
     *,
     policy: str = "policy",
-    n_bins: int = 15,
+    n_bins: int = DEFAULT_N_BINS,
 ) -> GoldenReport:
     """Score precomputed probabilities on a golden set.
 
@@ -402,8 +394,8 @@ def evaluate_predictions(
         accuracy=float(correct.mean()),
         critical_accuracy=float(correct[critical].mean()) if critical.any() else float("nan"),
         n_critical=int(critical.sum()),
-        macro_f1=macro_f1(per_class),
-        weighted_f1=weighted_f1(per_class),
+        macro_f1=f1_macro(y_true, y_pred, labels),
+        weighted_f1=f1_weighted(y_true, y_pred, labels),
         ece=expected_calibration_error(confidence, correct, n_bins),
         brier=brier_score(p, y_idx),
         latency_ms=lat,
@@ -426,7 +418,7 @@ def evaluate_golden(
     *,
     batch_size: int | None = None,
     name: str | None = None,
-    n_bins: int = 15,
+    n_bins: int = DEFAULT_N_BINS,
     progress: Any = None,
 ) -> GoldenReport:
     """Run ``policy`` on every golden item and score it.
@@ -487,8 +479,6 @@ __all__ = [
     "evaluate_predictions",
     "expected_calibration_error",
     "latency_percentiles",
-    "macro_f1",
     "per_class_metrics",
     "reliability_bins",
-    "weighted_f1",
 ]

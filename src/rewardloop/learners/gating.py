@@ -12,8 +12,7 @@ Reinforcement Learning", Machine Learning 8, eq. 11, with an entropy bonus as in
 - gradients are clipped to ``max_grad_norm`` before each Adam step.
 
 Rewards come from the store's compiled rewards, or are rolled up here from multi-level feedback
-(:func:`rollup_multilevel`: each named score mapped to [0, 1] by its scale, a weighted mean over the
-components, then an authority-weighted mean over raters).
+(:func:`rollup_multilevel`: the rewards layer's score of multi-level and rating feedback).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import torch
 
 from rewardloop.policies.gating import GatingPolicy
 from rewardloop.policies.router import FloatArray, RouterInputError
+from rewardloop.rewards import scores
 from rewardloop.types import DecisionBatch, Feedback
 
 
@@ -175,30 +175,9 @@ class GatingTrainer:
 def rollup_multilevel(
     feedback: Sequence[Feedback], weights: Mapping[str, float] | None = None
 ) -> float | None:
-    """One reward in [0, 1] from a decision's multi-level (and rating) feedback, or None if it has none.
-
-    Each rater's named scores are mapped to [0, 1] by their scale and averaged with ``weights``
-    (equal by default; a component without a weight counts 0 when weights are given); a rating counts
-    as one score. Raters are then averaged by their authority.
-    """
-    total, mass = 0.0, 0.0
-    for f in feedback:
-        if f.scale is None:
-            continue
-        lo, hi = f.scale
-        if f.kind == "multilevel" and f.scores:
-            w = {k: (1.0 if weights is None else float(weights.get(k, 0.0))) for k in f.scores}
-            wsum = sum(w.values())
-            if wsum <= 0:
-                continue
-            value = sum(w[k] * (v - lo) / (hi - lo) for k, v in f.scores.items()) / wsum
-        elif f.kind == "rating" and f.value is not None:
-            value = (f.value - lo) / (hi - lo)
-        else:
-            continue
-        total += f.authority * value
-        mass += f.authority
-    return total / mass if mass > 0 else None
+    """One reward in [0, 1] from a decision's multi-level (and rating) feedback, or None if it has none:
+    :func:`rewardloop.rewards.scores.decision_score` over those two kinds, with ``weights`` per level."""
+    return scores.decision_score(None, feedback, weights, kinds=("multilevel", "rating"))
 
 
 @dataclass(frozen=True)

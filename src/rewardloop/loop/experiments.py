@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -103,17 +104,8 @@ class Step:
 
 
 def _rules(cfg: ExperimentsConfig) -> VerdictRules:
-    return VerdictRules(
-        alpha=cfg.alpha,
-        min_samples=cfg.min_samples,
-        tau=cfg.tau,
-        max_expected_loss=cfg.max_expected_loss,
-        max_latency_increase=cfg.max_latency_increase,
-        min_latency_increase_ms=cfg.min_latency_increase_ms,
-        srm_threshold=cfg.srm_threshold,
-        max_samples=cfg.max_samples,
-        max_ramp_loss=cfg.max_ramp_loss,
-    )
+    """The verdict's thresholds: each field of :class:`VerdictRules`, from the config key of its name."""
+    return VerdictRules(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(VerdictRules)})
 
 
 def _check_ramp(ramp: Sequence[float]) -> tuple[float, ...]:
@@ -125,6 +117,16 @@ def _check_ramp(ramp: Sequence[float]) -> tuple[float, ...]:
     if ramp[0] >= 1:
         raise ExperimentError(f"ramp: needs a stage below 1.0 to compare on, got {list(ramp)}")
     return ramp
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON (and PostgreSQL JSONB) have no infinities
+
+
+def _bounds(stored: Any) -> tuple[float, float]:
+    """The stored always-valid confidence sequence ``[lower, upper]`` (None: unbounded)."""
+    lo, hi = stored if isinstance(stored, list | tuple) and len(stored) == 2 else (None, None)
+    return (-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi))
 
 
 def _arm(o: VariantOutcome | None) -> VariantStats:
@@ -313,8 +315,14 @@ class Experiments:
         if not exp.shadow:
             pair = exp.shares[CHAMPION] + exp.shares[variant]
             shares = {"champion": exp.shares[CHAMPION] / pair, "challenger": exp.shares[variant] / pair}
-        prev = float((exp.verdict or {}).get("p_always_valid", 1.0))
-        return ab_verdict(_arm(out.get(CHAMPION)), _arm(out.get(variant)), _rules(self.config), shares, prev)
+        state = exp.verdict or {}
+        prev_p = float(state.get("p_always_valid", 1.0))
+        prev_ci = _bounds(state.get("cs_always_valid"))
+        # The sample budget counts the whole experiment, every stage (the verdict reads this stage).
+        whole = self.outcomes(exp, whole=True)
+        spent = min(_arm(whole.get(CHAMPION)).n_outcomes, _arm(whole.get(variant)).n_outcomes)
+        champion, challenger = _arm(out.get(CHAMPION)), _arm(out.get(variant))
+        return ab_verdict(champion, challenger, _rules(self.config), shares, prev_p, prev_ci, spent)
 
     # -- acting --------------------------------------------------------------------------------------
 
@@ -334,11 +342,13 @@ class Experiments:
         if verdict is not None:
             state["last"] = verdict.to_dict()
             state["p_always_valid"] = verdict.sequential.p_value
+            state["cs_always_valid"] = [_finite_or_none(x) for x in verdict.sequential.ci]
         if log_entry is not None:
             log.append({"at": now.isoformat(), "stage": exp.stage, **log_entry})
         if new_stage:
             state["stage_started_at"] = now.isoformat()
             state["p_always_valid"] = 1.0
+            state["cs_always_valid"] = [None, None]
         state["log"] = log
         updated = dataclasses.replace(exp, verdict=state, **changes)
         try:

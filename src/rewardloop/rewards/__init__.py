@@ -4,7 +4,7 @@ Pure: nothing here opens a database session (``rewardloop.loop.compile`` reads a
 Importing this package does not import torch; the models load their backends on first use.
 """
 
-from rewardloop.rewards.compiler import CompileResult, compile_feedback, feedback_signals
+from rewardloop.rewards.compiler import CompileResult, compile_feedback
 from rewardloop.rewards.embedding_model import EmbeddingRewardModel, NotEnoughDataError
 from rewardloop.rewards.functions import (
     RewardError,
@@ -27,6 +27,12 @@ from rewardloop.rewards.pairwise_model import (
     PreferencePair,
     bradley_terry_loss,
 )
+from rewardloop.rewards.scores import (
+    decision_score,
+    feedback_score,
+    feedback_signals,
+    level_rollup,
+)
 from rewardloop.rewards.spec import FUNCTIONS, RewardSpec, UnknownSpecError, find_spec
 
 __all__ = [
@@ -45,11 +51,14 @@ __all__ = [
     "calibration",
     "compile_feedback",
     "confidence_weighted",
+    "decision_score",
     "f1_macro",
     "f1_weighted",
+    "feedback_score",
     "feedback_signals",
     "find_spec",
     "latency_aware",
+    "level_rollup",
     "multilevel_rollup",
     "normalise",
     "to_signed",

@@ -2,7 +2,8 @@
 
 Two steps.
 
-1. **Signals.** Each feedback row becomes named signals in [0, 1] about the decision it is attached to:
+1. **Signals.** Each feedback row becomes named signals in [0, 1] about the decision it is attached to
+   (defined once, in :func:`rewardloop.rewards.scores.feedback_signals`):
 
    ============ ===================================================================================
    kind         signals
@@ -31,17 +32,23 @@ A decision without the signals its spec needs gets **no** reward (never a silent
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from rewardloop.rewards import functions as F
 from rewardloop.rewards.functions import FloatArray
+from rewardloop.rewards.scores import (
+    ChosenLike,
+    FeedbackLike,
+    combine,
+    feedback_signals,
+    latest_per_rater,
+)
 from rewardloop.rewards.spec import RewardSpec
 from rewardloop.types import Decision, Feedback, Reward, utcnow  # noqa: F401 (Decision, Feedback: doctests)
 
@@ -65,111 +72,13 @@ class CompileResult:
         self.skipped_ids.setdefault(reason, []).append(decision_id)
 
 
-class DecisionLike(Protocol):
+class DecisionLike(ChosenLike, Protocol):
     """What the compiler reads of a decision (a :class:`~rewardloop.types.Decision` or a store view)."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def action(self) -> str: ...
     @property
     def confidence(self) -> float | None: ...
     @property
     def latency_ms(self) -> float | None: ...
-
-
-class FeedbackLike(Protocol):
-    """What the compiler reads of a feedback row (a :class:`~rewardloop.types.Feedback` or a store view).
-
-    ``created_at`` only orders the rows of one decision: any comparable value of one type will do.
-    """
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def value(self) -> float | None: ...
-    @property
-    def scale(self) -> tuple[float, float] | None: ...
-    @property
-    def label(self) -> str | None: ...
-    @property
-    def preferred(self) -> str | None: ...
-    @property
-    def rejected(self) -> str | None: ...
-    @property
-    def scores(self) -> Mapping[str, float] | None: ...
-    @property
-    def rater_id(self) -> str | None: ...
-    @property
-    def authority(self) -> float: ...
-    @property
-    def created_at(self) -> Any: ...
-
-
-def _unit(value: float, scale: tuple[float, float] | None) -> float:
-    low, high = scale if scale is not None else (0.0, 1.0)
-    return (value - low) / (high - low)
-
-
-def feedback_signals(
-    decision: DecisionLike, fb: FeedbackLike, level_weights: Mapping[str, float] | None = None
-) -> dict[str, float]:
-    """The named [0, 1] signals one feedback row gives about its decision (table in the module doc).
-
-    >>> d = Decision(policy="p", policy_version="1", kind="classifier", actions=("a", "b"),
-    ...              action="a", action_dist=(0.5, 0.5), pscore=0.5)
-    >>> feedback_signals(d, Feedback(decision_id=d.id, kind="rating", value=4, scale=(1, 5)))
-    {'correct': 0.75, 'rating': 0.75}
-    """
-    kind = fb.kind
-    if kind == "correction":
-        return {"correct": 1.0 if fb.label == decision.action else 0.0}
-    if kind == "rating":
-        assert fb.value is not None
-        v = _unit(fb.value, fb.scale)
-        return {"correct": v, "rating": v}
-    if kind == "implicit":
-        assert fb.value is not None
-        v = _unit(fb.value, fb.scale)
-        return {"correct": v, "implicit": v}
-    if kind == "preference":
-        mine = (decision.action, decision.id)
-        if fb.preferred in mine:
-            return {"correct": 1.0, "preference": 1.0}
-        if fb.rejected in mine:
-            return {"correct": 0.0, "preference": 0.0}
-        return {}
-    # multilevel
-    assert fb.scores is not None
-    out = {k: _unit(v, fb.scale) for k, v in fb.scores.items()}
-    if fb.value is not None:
-        overall = _unit(fb.value, fb.scale)
-    else:
-        levels = {k.split(".", 1)[0] for k in out}
-        weights = {k: w for k, w in (level_weights or {}).items() if k in levels} or None
-        if level_weights and weights is None:
-            return out  # none of the weighted levels scored: no overall from this row
-        overall = _rollup(out, weights)
-    out["multilevel"] = overall
-    out["correct"] = overall
-    return out
-
-
-def _rollup(scores: Mapping[str, float], weights: Mapping[str, float] | None) -> float:
-    """Scalar :func:`~rewardloop.rewards.functions.multilevel_rollup` (same definition, no numpy)."""
-    levels: dict[str, list[float]] = {}
-    for k, v in scores.items():
-        levels.setdefault(k.split(".", 1)[0], []).append(v)
-    means = {k: sum(v) / len(v) for k, v in levels.items()}
-    w = weights or dict.fromkeys(means, 1.0)
-    total = sum(w.values())
-    return sum(wk * means[k] for k, wk in w.items()) / total
-
-
-def _time_order(fb: FeedbackLike) -> tuple[Any, str]:
-    return (fb.created_at, fb.id)
 
 
 def _needed(spec: RewardSpec) -> list[str]:
@@ -181,16 +90,31 @@ def _needed(spec: RewardSpec) -> list[str]:
     return sorted({"correct" if k in (*DERIVED, "correct") else k for k in spec.weights})
 
 
-def _combine(values: list[tuple[float, float]], how: str) -> tuple[float, float]:
-    """(mean, std) of (value, authority) pairs, oldest first; authority-weighted unless ``how`` says."""
-    if how == "latest":
-        return values[-1][0], 0.0
-    if how == "mean":
-        values = [(v, 1.0) for v, _ in values]
-    total = sum(a for _, a in values)
-    mean = sum(a * v for v, a in values) / total
-    var = sum(a * (v - mean) ** 2 for v, a in values) / total
-    return mean, math.sqrt(max(var, 0.0))
+def _combine_signals(
+    d: DecisionLike,
+    fbs: Sequence[FeedbackLike],
+    spec: RewardSpec,
+    needed: list[str],
+    level_weights: Mapping[str, float] | None,
+) -> tuple[dict[str, tuple[float, float]], list[str]] | str:
+    """Each needed signal combined over the decision's raters, (mean, std), with the ids of the rows
+    used; or why the decision gets no reward."""
+    rows: list[tuple[str, float, float, str]] = []  # (signal, value, authority, feedback id)
+    # A rater counts once per decision: their latest row. Rows without a rater id stand alone.
+    for fb in latest_per_rater(fbs):
+        for name, v in feedback_signals(d, fb, level_weights).items():
+            rows.append((name, v, fb.authority, fb.id))
+    if not rows:
+        return "feedback says nothing about the chosen action"
+    signals: dict[str, tuple[float, float]] = {}
+    used: list[str] = []
+    for name in needed:
+        sel = [r for r in rows if r[0] == name and (spec.combine != "authority_mean" or r[2] > 0)]
+        if not sel:
+            return f"no {name} signal (from feedback with authority > 0)"
+        signals[name] = combine([(v, a) for _, v, a, _ in sel], spec.combine)
+        used.extend(r[3] for r in (sel[-1:] if spec.combine == "latest" else sel))
+    return signals, used
 
 
 def compile_feedback(
@@ -240,37 +164,11 @@ def compile_feedback(
         if not fbs:
             result.skip("no feedback", d.id)
             continue
-        # A rater counts once per decision: their latest row. Rows without a rater id stand alone.
-        ordered = sorted(fbs, key=_time_order) if len(fbs) > 1 else list(fbs)
-        if len(ordered) > 1:
-            seen: set[str] = set()
-            kept_rows: list[FeedbackLike] = []
-            for fb in reversed(ordered):
-                if fb.rater_id is None or fb.rater_id not in seen:
-                    kept_rows.append(fb)
-                    if fb.rater_id is not None:
-                        seen.add(fb.rater_id)
-            ordered = kept_rows[::-1]
-        rows: list[tuple[str, float, float, str]] = []  # (signal, value, authority, feedback id)
-        for fb in ordered:
-            for name, v in feedback_signals(d, fb, level_weights).items():
-                rows.append((name, v, fb.authority, fb.id))
-        if not rows:
-            result.skip("feedback says nothing about the chosen action", d.id)
+        combined_one = _combine_signals(d, fbs, spec, needed, level_weights)
+        if isinstance(combined_one, str):
+            result.skip(combined_one, d.id)
             continue
-        signals: dict[str, tuple[float, float]] = {}
-        used: list[str] = []
-        missing = ""
-        for name in needed:
-            sel = [r for r in rows if r[0] == name and (spec.combine != "authority_mean" or r[2] > 0)]
-            if not sel:
-                missing = name
-                break
-            signals[name] = _combine([(v, a) for _, v, a, _ in sel], spec.combine)
-            used.extend(r[3] for r in (sel[-1:] if spec.combine == "latest" else sel))
-        if missing:
-            result.skip(f"no {missing} signal (from feedback with authority > 0)", d.id)
-            continue
+        signals, used = combined_one
         if needs_latency and d.latency_ms is None:
             result.skip("no latency_ms logged", d.id)
             continue
@@ -280,7 +178,19 @@ def compile_feedback(
             combined[name].append(signals[name])
     if not kept:
         return result
-    # Phase 2, vectorised over the kept decisions: the spec's function.
+    result.rewards.extend(_rewards(spec, kept, combined, provenance, needs_latency, created_at))
+    return result
+
+
+def _rewards(
+    spec: RewardSpec,
+    kept: Sequence[DecisionLike],
+    combined: Mapping[str, list[tuple[float, float]]],
+    provenance: Sequence[tuple[str, ...]],
+    needs_latency: bool,
+    created_at: datetime | None,
+) -> list[Reward]:
+    """Phase 2, vectorised over the kept decisions: the spec's function, on the spec's scale."""
     sig = {k: np.array(v, dtype=np.float64).reshape(-1, 2) for k, v in combined.items()}  # (n, 2): mean, std
     conf = np.array([d.confidence if d.confidence is not None else 0.0 for d in kept])  # (n,)
     lat = np.array([d.latency_ms or 0.0 for d in kept]) if needs_latency else None  # (n,)
@@ -289,24 +199,25 @@ def compile_feedback(
         value = 2.0 * value - 1.0
     elif spec.scale == "unit" and spec.function == "confidence":
         value = (value + 1.0) / 2.0
+    if spec.scale == "signed":  # the raters' spread in the reward's own units: [-1, 1] is twice as wide
+        disagreement = 2.0 * disagreement
     now = created_at if created_at is not None else utcnow()
     names = list(components)
     cols = [components[k].tolist() for k in names]
-    for i, d in enumerate(kept):
-        result.rewards.append(
-            Reward(
-                decision_id=d.id,
-                spec=spec.name,
-                spec_version=spec.version,
-                value=float(value[i]),
-                components={k: c[i] for k, c in zip(names, cols, strict=True)},
-                feedback_ids=provenance[i],
-                # "latest" reads one row: there is no spread to report
-                disagreement=None if spec.combine == "latest" else float(disagreement[i]),
-                created_at=now,
-            )
+    return [
+        Reward(
+            decision_id=d.id,
+            spec=spec.name,
+            spec_version=spec.version,
+            value=float(value[i]),
+            components={k: c[i] for k, c in zip(names, cols, strict=True)},
+            feedback_ids=provenance[i],
+            # "latest" reads one row: there is no spread to report
+            disagreement=None if spec.combine == "latest" else float(disagreement[i]),
+            created_at=now,
         )
-    return result
+        for i, d in enumerate(kept)
+    ]
 
 
 def _score(

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.rewards.scores import level_rollup
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -147,6 +149,20 @@ def latency_aware(correct: npt.ArrayLike, latency_ms: npt.ArrayLike, target_ms: 
     return c * f
 
 
+def _check_weights(weights: Mapping[str, float]) -> float:
+    """The sum of ``weights`` after checking each is a number >= 0 and not all are 0."""
+    if not weights:
+        raise RewardError("weights: a weighted reward needs at least one component weight")
+    total = 0.0
+    for k, w in weights.items():
+        if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
+            raise RewardError(f"weights.{k}: must be a number >= 0, got {w!r}")
+        total += float(w)
+    if total <= 0:
+        raise RewardError("weights: must not all be 0")
+    return total
+
+
 def weighted_sum(components: Mapping[str, npt.ArrayLike], weights: Mapping[str, float]) -> FloatArray:
     """Multi-objective reward: ``Σ_k w_k · component_k / Σ_k w_k``, named components in [0, 1].
 
@@ -158,15 +174,7 @@ def weighted_sum(components: Mapping[str, npt.ArrayLike], weights: Mapping[str, 
     >>> weighted_sum(parts, w).round(6).tolist()
     [0.71]
     """
-    if not weights:
-        raise RewardError("weights: a weighted reward needs at least one component weight")
-    total = 0.0
-    for k, w in weights.items():
-        if not (isinstance(w, int | float) and np.isfinite(w) and w >= 0):
-            raise RewardError(f"weights.{k}: must be a number >= 0, got {w!r}")
-        total += float(w)
-    if total <= 0:
-        raise RewardError("weights: must not all be 0")
+    total = _check_weights(weights)
     missing = [k for k in weights if k not in components]
     if missing:
         raise RewardError(f"components: missing {', '.join(missing)} (weighted in the spec)")
@@ -186,7 +194,8 @@ def multilevel_rollup(
 
     Keys may be dotted, ``"retrieval.precision"``: sub-scores average within their level (the part
     before the first dot), then the levels combine as a weighted mean with ``weights`` per level
-    (default: equal). A weight for a level with no score is an error.
+    (default: equal); see :func:`rewardloop.rewards.scores.level_rollup`, which this applies per row
+    after checking the arrays. A weight for a level with no score is an error.
 
     >>> multilevel_rollup({"retrieval.precision": [1.0], "retrieval.recall": [0.5],
     ...                    "reasoning": [0.5], "synthesis": [0.0]},
@@ -195,20 +204,20 @@ def multilevel_rollup(
     """
     if not scores:
         raise RewardError("scores: a multi-level roll-up needs at least one named score")
-    levels: dict[str, list[FloatArray]] = {}
-    for key, values in scores.items():
-        levels.setdefault(key.split(".", 1)[0], []).append(_array(f"scores.{key}", values, 0.0, 1.0))
-    means = {lvl: np.mean(np.vstack(np.broadcast_arrays(*arrs)), axis=0) for lvl, arrs in levels.items()}
+    arrays = {key: _array(f"scores.{key}", values, 0.0, 1.0) for key, values in scores.items()}
+    n = _same_length(**arrays)
     if weights:
-        unknown = [k for k in weights if k not in means]
+        _check_weights(weights)
+        levels = {key.split(".", 1)[0] for key in scores}
+        unknown = [k for k in weights if k not in levels]
         if unknown:
             raise RewardError(
-                f"weights: no scores for level(s) {', '.join(unknown)} (have {', '.join(means)})"
+                f"weights: no scores for level(s) {', '.join(unknown)} (have {', '.join(sorted(levels))})"
             )
-        used = {k: w for k, w in weights.items()}
-        # Levels scored but not weighted are left out, so a spec decides what counts.
-        return weighted_sum({k: means[k] for k in used}, used)
-    return weighted_sum(means, dict.fromkeys(means, 1.0))
+    full = {key: np.broadcast_to(arr, (n,)) for key, arr in arrays.items()}
+    # One definition of the roll-up (rewards.scores.level_rollup), applied row by row.
+    out = [level_rollup({key: float(arr[i]) for key, arr in full.items()}, weights) for i in range(n)]
+    return np.array(out, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------- batch metrics
@@ -221,46 +230,69 @@ def _labels(name: str, values: Sequence[str] | npt.ArrayLike) -> npt.NDArray[np.
     return arr.astype(str)
 
 
-def _f1_per_class(
-    y_true: npt.NDArray[np.str_], y_pred: npt.NDArray[np.str_]
-) -> tuple[FloatArray, FloatArray]:
-    """F1 and support of every class present in y_true or y_pred (sorted), shape (n_classes,)."""
-    classes = np.unique(np.concatenate([y_true, y_pred]))
-    f1 = np.zeros(classes.size)
-    support = np.zeros(classes.size)
-    for i, c in enumerate(classes):
-        tp = float(np.sum((y_pred == c) & (y_true == c)))
-        fp = float(np.sum((y_pred == c) & (y_true != c)))
-        fn = float(np.sum((y_pred != c) & (y_true == c)))
-        f1[i] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        support[i] = tp + fn
-    return f1, support
+def class_counts(
+    y_true: Sequence[str] | npt.ArrayLike,
+    y_pred: Sequence[str] | npt.ArrayLike,
+    labels: Sequence[str] | None = None,
+) -> tuple[list[str], FloatArray, FloatArray, FloatArray]:
+    """``(labels, tp, fp, fn)``, each count of shape (n_labels,), counted as scikit-learn counts them.
 
-
-def f1_macro(y_true: Sequence[str] | npt.ArrayLike, y_pred: Sequence[str] | npt.ArrayLike) -> float:
-    """Macro F1 over a batch in [0, 1]: the unweighted mean of per-class F1 (classes seen in either).
-
-    >>> round(f1_macro(["a", "a", "b"], ["a", "b", "b"]), 4)
-    0.6667
+    ``labels`` defaults to every label seen in ``y_true`` or ``y_pred`` (sorted); given (a policy's
+    declared labels), every item still counts: a prediction outside them is a false negative of the
+    true class.
     """
     t, p = _labels("y_true", y_true), _labels("y_pred", y_pred)
     if t.size != p.size:
         raise RewardError(f"y_pred: has {p.size} labels for {t.size} true labels")
-    f1, _ = _f1_per_class(t, p)
-    return float(f1.mean())
+    classes = [str(c) for c in np.unique(np.concatenate([t, p]))] if labels is None else list(labels)
+    if not classes:
+        raise RewardError("labels: at least one label is needed")
+    c = np.asarray(classes, dtype=str)[:, None]  # (K, 1)
+    is_t, is_p = t[None, :] == c, p[None, :] == c  # (K, n)
+    tp = np.sum(is_t & is_p, axis=1).astype(np.float64)
+    fp = np.sum(~is_t & is_p, axis=1).astype(np.float64)
+    fn = np.sum(is_t & ~is_p, axis=1).astype(np.float64)
+    return classes, tp, fp, fn
 
 
-def f1_weighted(y_true: Sequence[str] | npt.ArrayLike, y_pred: Sequence[str] | npt.ArrayLike) -> float:
-    """Support-weighted F1 over a batch in [0, 1]: per-class F1 weighted by true-class counts.
+def f1_from_counts(tp: FloatArray, fp: FloatArray, fn: FloatArray) -> FloatArray:
+    """Per-class F1 ``2 tp / (2 tp + fp + fn)``, 0 where a class has no tp, fp or fn (zero_division=0)."""
+    denom = 2 * tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def f1_macro(
+    y_true: Sequence[str] | npt.ArrayLike,
+    y_pred: Sequence[str] | npt.ArrayLike,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Macro F1 in [0, 1]: the unweighted mean of per-class F1 over ``labels`` (scikit-learn's
+    ``f1_score(average="macro", labels=labels, zero_division=0)``; pass the policy's declared labels).
+
+    >>> round(f1_macro(["a", "a", "b"], ["a", "b", "b"]), 4)
+    0.6667
+    >>> round(f1_macro(["a", "a", "b", "b"], ["a", "e", "b", "b"], labels=["a", "b"]), 4)
+    0.8333
+    """
+    _, tp, fp, fn = class_counts(y_true, y_pred, labels)
+    return float(f1_from_counts(tp, fp, fn).mean())
+
+
+def f1_weighted(
+    y_true: Sequence[str] | npt.ArrayLike,
+    y_pred: Sequence[str] | npt.ArrayLike,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Support-weighted F1 in [0, 1]: per-class F1 over ``labels`` weighted by true-class counts
+    (scikit-learn's ``average="weighted"``); NaN when no item's true class is among ``labels``.
 
     >>> round(f1_weighted(["a", "a", "b"], ["a", "b", "b"]), 4)
     0.6667
     """
-    t, p = _labels("y_true", y_true), _labels("y_pred", y_pred)
-    if t.size != p.size:
-        raise RewardError(f"y_pred: has {p.size} labels for {t.size} true labels")
-    f1, support = _f1_per_class(t, p)
-    return float(np.sum(f1 * support) / support.sum())
+    _, tp, fp, fn = class_counts(y_true, y_pred, labels)
+    support = tp + fn
+    total = support.sum()
+    return float(np.sum(f1_from_counts(tp, fp, fn) * support) / total) if total else float("nan")
 
 
 def weighted_mean_std(values: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[float, float]:
@@ -281,21 +313,3 @@ def weighted_mean_std(values: npt.ArrayLike, weights: npt.ArrayLike) -> tuple[fl
     mean = float(np.sum(a * v) / total)
     std = float(np.sqrt(np.sum(a * (v - mean) ** 2) / total))
     return mean, std
-
-
-__all__ = [
-    "RewardError",
-    "accuracy",
-    "calibration",
-    "confidence_weighted",
-    "f1_macro",
-    "f1_weighted",
-    "latency_aware",
-    "latency_factor",
-    "multilevel_rollup",
-    "normalise",
-    "to_signed",
-    "to_unit",
-    "weighted_mean_std",
-    "weighted_sum",
-]

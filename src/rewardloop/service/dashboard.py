@@ -179,7 +179,7 @@ def overview(request: Request, state: StateDep) -> Response:
         batch, state.review, rewards_of_decisions(state.store, batch.ids), cfg.reward_spec, cfg.success_at
     )
     acc = panels.accuracy(batch)
-    cal = panels.calibration(batch)
+    cal = panels.calibration(batch, state.config.evaluation.n_bins)
     lat = panels.latency(batch)
     vol = panels.feedback_volume(batch)
     ab = _experiments(state, key)

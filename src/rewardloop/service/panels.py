@@ -12,10 +12,9 @@ verdict). Definitions used here:
   audit sample, or the reward spec over every rewarded decision — with n and a 95% Wilson interval.
 - an *exploration pick* is a decision whose action is not the policy's own top choice (an ε-greedy or
   sampled draw); it is no evidence of a misclassification.
-- a feedback row's *score* in [0, 1]: a correction 1 if it agrees with the action else 0; a rating or
-  implicit value mapped linearly from its scale; a multilevel row its ``value`` or the mean of its scores
-  (each mapped from the scale); preferences carry no score. A decision's score is the authority-weighted
-  mean of its rows' scores.
+- a feedback row's *score* in [0, 1] is the rewards layer's (``rewardloop.rewards.scores``); preferences
+  carry no score here. A decision's score is the authority-weighted mean of its raters' scores.
+- the calibration panel calls the evaluation layer's ECE and reliability bins.
 """
 
 from __future__ import annotations
@@ -29,38 +28,26 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.config.sections import DEFAULT_N_BINS
 from rewardloop.evaluation.intervals import wilson_interval
+from rewardloop.evaluation.metrics import expected_calibration_error, reliability_bins
 from rewardloop.loop.review import ReviewPolicy
+from rewardloop.rewards import scores
 from rewardloop.store.experiments import VariantOutcome
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
-
-def _unit(value: float, scale: tuple[float, float] | None) -> float:
-    low, high = scale if scale is not None else (0.0, 1.0)
-    return min(1.0, max(0.0, (value - low) / (high - low)))
+#: The feedback kinds a dashboard score reads (preferences compare answers: no score on their own).
+SCORED_KINDS = ("correction", "rating", "implicit", "multilevel")
 
 
 def feedback_score(decision: Decision, f: Feedback) -> float | None:
-    """One feedback row's score in [0, 1] (see the module docstring), or None for a preference."""
-    if f.kind == "correction":
-        return 1.0 if f.label == decision.action else 0.0
-    if f.kind in ("rating", "implicit") and f.value is not None:
-        return _unit(f.value, f.scale)
-    if f.kind == "multilevel":
-        if f.value is not None:
-            return _unit(f.value, f.scale)
-        if f.scores:
-            return float(np.mean([_unit(v, f.scale) for v in f.scores.values()]))
-    return None
+    """One feedback row's score in [0, 1] (:func:`rewardloop.rewards.scores.feedback_score`)."""
+    return scores.feedback_score(decision, f, kinds=SCORED_KINDS)
 
 
 def decision_score(decision: Decision, rows: Sequence[Feedback]) -> float | None:
-    """Authority-weighted mean score of a decision's feedback, or None when no row has a score."""
-    pairs = [(s, f.authority) for f in rows if (s := feedback_score(decision, f)) is not None]
-    weight = sum(w for _, w in pairs)
-    if not pairs or weight <= 0:
-        return None
-    return sum(s * w for s, w in pairs) / weight
+    """A decision's authority-weighted mean score (:func:`rewardloop.rewards.scores.decision_score`)."""
+    return scores.decision_score(decision, rows, kinds=SCORED_KINDS)
 
 
 def true_label(rows: Sequence[Feedback]) -> str | None:
@@ -193,24 +180,19 @@ def accuracy(batch: DecisionBatch) -> dict[str, Any]:
     }
 
 
-def calibration(batch: DecisionBatch, bins: int = 10) -> dict[str, Any]:
-    """Reliability table: per confidence bin [k/bins, (k+1)/bins), mean confidence, accuracy and count,
-    and the gap ``Σ n_b/N · |acc_b − conf_b|`` (expected calibration error with equal-width bins)."""
+def calibration(batch: DecisionBatch, n_bins: int = DEFAULT_N_BINS) -> dict[str, Any]:
+    """Reliability table of the judged decisions (per non-empty confidence bin: mean confidence,
+    accuracy and count) and their ECE, binned as ``rewardloop eval`` bins them
+    (:func:`rewardloop.evaluation.metrics.reliability_bins`, ``evaluation.n_bins`` bins)."""
     rows = judged(batch)
     conf = np.array([j.decision.confidence or 0.0 for j in rows])  # (n_judged,)
     hit = np.array([j.correct for j in rows], dtype=float)  # (n_judged,)
-    which = np.minimum((conf * bins).astype(int), bins - 1)  # (n_judged,) bin index
-    table = []
-    ece = 0.0
-    for b in range(bins):
-        mask = which == b
-        n = int(mask.sum())
-        if n == 0:
-            continue
-        c, a = float(conf[mask].mean()), float(hit[mask].mean())
-        ece += n / len(rows) * abs(a - c)
-        table.append({"bin": b, "confidence": c, "accuracy": a, "n": n})
-    return {"bins": table, "ece": ece if rows else None, "judged": len(rows)}
+    table = [
+        {"bin": round(b.lower * n_bins), "confidence": b.confidence, "accuracy": b.accuracy, "n": b.count}
+        for b in reliability_bins(conf, hit, n_bins)
+    ]
+    ece = expected_calibration_error(conf, hit, n_bins) if rows else None
+    return {"bins": table, "ece": ece, "judged": len(rows)}
 
 
 def latency(batch: DecisionBatch) -> list[dict[str, Any]]:

@@ -64,3 +64,33 @@ def test_decision_converts_to_a_valid_record():
     d = EpsilonGreedy(["a", "b"], dim=2, epsilon=0.3, random_state=0).act([1.0, 2.0])
     rec = d.to_record(policy="router", policy_version="3", features=[1.0, 2.0], metadata={"category": "x"})
     assert rec.kind == "router" and rec.actions == ("a", "b") and rec.pscore == d.pscore
+
+
+def test_linear_thompson_propensity_of_a_rare_arm_is_unbiased():
+    # Issue 13 item 19: the Monte-Carlo propensity counted the draw used, E[p̂ | chosen] = (n·p + 1)/(n + 1):
+    # with p = 0.003 and 256 draws, IPW for that arm gave 0.552 against 1.0.
+    router = LinearThompson(["a", "b"], dim=1, v=0.3636, priors={"a": (1.0, 1000)}, random_state=0)
+    mu = router.predict([0.0])
+    var = router.v**2 * np.array([router.A_inv_[0][-1, -1], router.A_inv_[1][-1, -1]])
+    p_b = norm.cdf((mu[1] - mu[0]) / np.sqrt(var.sum()))
+    assert 0.002 < p_b < 0.004
+    n, ipw = 20_000, 0.0
+    for _ in range(n):
+        d = router.act([0.0])
+        assert d.action_dist[1] == pytest.approx(p_b, rel=1e-4)  # the exact propensity, every time
+        ipw += (d.index == 1) / d.pscore
+    # IPW of "always b" with reward 1 for b: 1 in expectation; sd √((1/p − 1)/n) ≈ 0.13 at p = 0.003
+    assert abs(ipw / n - 1.0) < 3 * np.sqrt((1 / p_b - 1) / n)
+
+
+def test_an_arm_that_can_win_never_gets_an_exact_zero():
+    from rewardloop.learners.bandits.lin_thompson import win_probabilities
+
+    p, ok = win_probabilities(np.array([0.0, 1.0, -1.0]), np.array([0.2, 0.2, 0.2]), rtol=1e-6)
+    assert ok and 0 < p[2] < 1e-10 and p.sum() == pytest.approx(1.0)
+    # three arms against a 2-million-draw Monte-Carlo reference
+    mu, sd = np.array([0.0, 0.5, -0.6]), np.array([0.1, 0.1, 0.3])
+    p, ok = win_probabilities(mu, sd)
+    draws = mu + sd * np.random.default_rng(0).standard_normal((2_000_000, 3))
+    freq = np.bincount(draws.argmax(axis=1), minlength=3) / 2_000_000
+    np.testing.assert_allclose(p, freq, atol=4e-5)

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.evaluation.ope._common import DETERMINISTIC_PSCORE, OPEInputError
-from rewardloop.evaluation.ope.inputs import check_bandit_feedback
+from rewardloop.evaluation.ope.inputs import BanditFeedback, check_bandit_feedback
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,57 @@ def effective_sample_size(weights: npt.ArrayLike) -> float:
     return float(np.sum(w)) ** 2 / sq if sq > 0 else 0.0
 
 
+def _unsupported_mass(bf: BanditFeedback, behavior_action_dist: Any) -> float | None:
+    """Mean probability the evaluation policy puts where the logging policy's is 0 (None: unknown)."""
+    if behavior_action_dist is None:
+        return None
+    pi_b = np.asarray(behavior_action_dist, dtype=np.float64)
+    if pi_b.ndim == 2:
+        pi_b = pi_b[:, :, None]
+    if pi_b.shape != bf.action_dist.shape:
+        raise OPEInputError(
+            f"behavior_action_dist: shape {np.shape(behavior_action_dist)} differs from action_dist's"
+        )
+    pi_b_k = bf._at_position(pi_b)  # (n, K)
+    return float(np.mean(np.sum(bf.pi_e_at_position * (pi_b_k <= 0), axis=1)))
+
+
+def _threshold_warnings(
+    n: int,
+    ess: float,
+    det: float,
+    mean_w: float,
+    min_ess_ratio: float,
+    max_deterministic_share: float,
+    weight_mean_tol: float,
+    pscore_rtol: float | None,
+) -> list[str]:
+    """The warnings of :func:`ope_diagnostics` that compare a figure with its threshold."""
+    warnings: list[str] = []
+    if det > max_deterministic_share:
+        warnings.append(
+            f"no exploration: {det:.1%} of the logs have propensity 1; off-policy estimates only "
+            "cover where the candidate agrees with the logging policy"
+        )
+    if ess < min_ess_ratio * n:
+        warnings.append(
+            f"low effective sample size: {ess:.1f} of {n} rounds ({ess / n:.2%}); intervals will be wide"
+        )
+    if pscore_rtol is not None:
+        if not 0 <= pscore_rtol < 1:
+            raise OPEInputError(f"pscore_rtol: must be in [0, 1), got {pscore_rtol}")
+        warnings.append(
+            f"estimated propensities: each within {pscore_rtol:.1g} relative, so the importance weights "
+            f"(and IPW/DR estimates) carry up to ±{pscore_rtol:.1g} relative error from them"
+        )
+    if abs(mean_w - 1.0) > weight_mean_tol:
+        warnings.append(
+            f"mean importance weight is {mean_w:.3f}, expected ≈ 1: propensities may be wrong or the "
+            "candidate's actions poorly covered"
+        )
+    return warnings
+
+
 def ope_diagnostics(
     *,
     action: Any,
@@ -69,6 +120,7 @@ def ope_diagnostics(
     min_ess_ratio: float = 0.01,
     max_deterministic_share: float = 0.5,
     weight_mean_tol: float = 0.25,
+    pscore_rtol: float | None = None,
 ) -> OPEDiagnostics:
     """Effective sample size, propensity-1 share and support/overlap warnings.
 
@@ -81,6 +133,12 @@ def ope_diagnostics(
         Warning thresholds: ESS below ``min_ess_ratio · n``; more than ``max_deterministic_share`` of
         the logs with propensity 1; mean weight further than ``weight_mean_tol`` from 1 (its
         expectation under full support and correct propensities).
+    pscore_rtol : float, optional
+        The logged propensities are numerical estimates, each within this relative error (linear
+        Thompson sampling's, :func:`rewardloop.learners.bandits.lin_thompson.win_probabilities`):
+        the importance weights, and every estimate but DM, carry up to that relative error, which the
+        warnings say; a propensity of 0 is still read as no support (that computation gives an arm
+        that can win a positive probability).
     """
     bf = check_bandit_feedback(
         reward=np.zeros(np.shape(pscore)[0] if np.ndim(pscore) else 0),
@@ -95,22 +153,12 @@ def ope_diagnostics(
     det = float(np.mean(bf.pscore >= DETERMINISTIC_PSCORE))
     warnings: list[str] = []
     pi_e = bf.pi_e_at_position  # (n, K)
-    unsupported: float | None = None
-    if behavior_action_dist is not None:
-        pi_b = np.asarray(behavior_action_dist, dtype=np.float64)
-        if pi_b.ndim == 2:
-            pi_b = pi_b[:, :, None]
-        if pi_b.shape != bf.action_dist.shape:
-            raise OPEInputError(
-                f"behavior_action_dist: shape {np.shape(behavior_action_dist)} differs from action_dist's"
-            )
-        pi_b_k = bf._at_position(pi_b)  # (n, K)
-        unsupported = float(np.mean(np.sum(pi_e * (pi_b_k <= 0), axis=1)))
-        if unsupported > 0:
-            warnings.append(
-                f"no support: the candidate puts {unsupported:.1%} of its probability on actions the "
-                "logging policy could not take; every estimator but DM is biased there"
-            )
+    unsupported = _unsupported_mass(bf, behavior_action_dist)
+    if unsupported:
+        warnings.append(
+            f"no support: the candidate puts {unsupported:.1%} of its probability on actions the "
+            "logging policy could not take; every estimator but DM is biased there"
+        )
     logged = np.zeros(bf.n_actions, dtype=bool)
     logged[np.unique(bf.action)] = True
     chosen = pi_e.sum(axis=0) > 0  # (K,)
@@ -121,21 +169,10 @@ def ope_diagnostics(
             f"overlap: {len(unlogged)} action(s) the candidate chooses never appear in the logs "
             f"({mass:.1%} of its probability), e.g. {unlogged[:5]}"
         )
-    if det > max_deterministic_share:
-        warnings.append(
-            f"no exploration: {det:.1%} of the logs have propensity 1; off-policy estimates only "
-            "cover where the candidate agrees with the logging policy"
-        )
-    if ess < min_ess_ratio * n:
-        warnings.append(
-            f"low effective sample size: {ess:.1f} of {n} rounds ({ess / n:.2%}); intervals will be wide"
-        )
     mean_w = float(w.mean())
-    if abs(mean_w - 1.0) > weight_mean_tol:
-        warnings.append(
-            f"mean importance weight is {mean_w:.3f}, expected ≈ 1: propensities may be wrong or the "
-            "candidate's actions poorly covered"
-        )
+    warnings += _threshold_warnings(
+        n, ess, det, mean_w, min_ess_ratio, max_deterministic_share, weight_mean_tol, pscore_rtol
+    )
     return OPEDiagnostics(
         n_rounds=n,
         ess=ess,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar, Unpack
 
 import numpy as np
 
 from rewardloop.evaluation.ope._common import FloatArray, OPEInputError
 from rewardloop.evaluation.ope.bootstrap import PolicyValueInterval, bootstrap_interval
-from rewardloop.evaluation.ope.inputs import BanditFeedback, check_bandit_feedback
+from rewardloop.evaluation.ope.inputs import BanditFeedback, BanditLogs, check_bandit_feedback
 
 
 class BaseOffPolicyEstimator:
@@ -23,79 +23,33 @@ class BaseOffPolicyEstimator:
     def _round_rewards(self, bf: BanditFeedback) -> FloatArray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _check(self, **inputs: Any) -> BanditFeedback:
-        bf = check_bandit_feedback(**inputs)
+    def _check(self, **logs: Unpack[BanditLogs]) -> BanditFeedback:
+        bf = check_bandit_feedback(**logs)
         if self.needs_reward_model and bf.estimated_rewards_by_reg_model is None:
             raise OPEInputError(f"estimated_rewards_by_reg_model: required by {self.name}")
         return bf
 
-    def estimate_round_rewards(
-        self,
-        *,
-        reward: Any,
-        action: Any,
-        pscore: Any,
-        action_dist: Any,
-        position: Any = None,
-        estimated_rewards_by_reg_model: Any = None,
-    ) -> FloatArray:
+    def estimate_round_rewards(self, **logs: Unpack[BanditLogs]) -> FloatArray:
         """The per-round terms whose mean is the estimate, shape (n_rounds,)."""
-        bf = self._check(
-            reward=reward,
-            action=action,
-            pscore=pscore,
-            action_dist=action_dist,
-            position=position,
-            estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
-        )
-        return self._round_rewards(bf)
+        return self._round_rewards(self._check(**logs))
 
-    def estimate_policy_value(
-        self,
-        *,
-        reward: Any,
-        action: Any,
-        pscore: Any,
-        action_dist: Any,
-        position: Any = None,
-        estimated_rewards_by_reg_model: Any = None,
-    ) -> float:
+    def estimate_policy_value(self, **logs: Unpack[BanditLogs]) -> float:
         """The estimated value of the evaluation policy ``action_dist`` (the mean of the round terms)."""
-        terms = self.estimate_round_rewards(
-            reward=reward,
-            action=action,
-            pscore=pscore,
-            action_dist=action_dist,
-            position=position,
-            estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
-        )
-        return float(terms.mean())
+        return float(self.estimate_round_rewards(**logs).mean())
 
     def estimate_interval(
         self,
         *,
-        reward: Any,
-        action: Any,
-        pscore: Any,
-        action_dist: Any,
-        position: Any = None,
-        estimated_rewards_by_reg_model: Any = None,
         alpha: float = 0.05,
         n_bootstrap_samples: int = 10000,
         random_state: int | None = None,
+        **logs: Unpack[BanditLogs],
     ) -> PolicyValueInterval:
         """Estimate and its ``1 − alpha`` bootstrap interval (percentiles of resampled round means).
 
         For SNIPW OBP resamples its already-normalised round terms; so do we, to stay identical.
         """
-        terms = self.estimate_round_rewards(
-            reward=reward,
-            action=action,
-            pscore=pscore,
-            action_dist=action_dist,
-            position=position,
-            estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
-        )
+        terms = self.estimate_round_rewards(**logs)
         mean, lower, upper = bootstrap_interval(
             terms, alpha=alpha, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state
         )
@@ -279,4 +233,6 @@ class DoublyRobustWithShrinkage(DoublyRobust):
     def _correction_weight(self, w: FloatArray) -> FloatArray:
         if np.isinf(self.lambda_):
             return w
+        if self.lambda_ == 0:  # the limit λ → 0 is 0 for every w, also w = 0 (where the map is 0/0): DM
+            return np.zeros_like(w)
         return (self.lambda_ * w) / (w**2 + self.lambda_)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import numpy as np
 
@@ -112,6 +112,17 @@ def as_1d(name: str, value: Any, dtype: type, n: int | None) -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise OPEInputError(f"{name}: round {bad} is not finite ({arr[bad]})")
     return arr
+
+
+class BanditLogs(TypedDict, total=False):
+    """The logged bandit feedback every estimator takes, by OBP's names (:func:`check_bandit_feedback`)."""
+
+    reward: Required[Any]  # (n_rounds,)
+    action: Required[Any]  # (n_rounds,)
+    pscore: Required[Any]  # (n_rounds,)
+    action_dist: Required[Any]  # (n_rounds, n_actions[, len_list])
+    position: Any  # (n_rounds,), optional
+    estimated_rewards_by_reg_model: Any  # like action_dist, optional
 
 
 def check_bandit_feedback(

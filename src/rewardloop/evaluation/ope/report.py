@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from rewardloop.evaluation.ope.estimators import (
     InverseProbabilityWeighting,
     SelfNormalizedInverseProbabilityWeighting,
 )
-from rewardloop.evaluation.ope.inputs import as_1d, check_bandit_feedback
+from rewardloop.evaluation.ope.inputs import BanditFeedback, BanditLogs, as_1d, check_bandit_feedback
 
 
 @dataclass(frozen=True)
@@ -52,19 +52,23 @@ def default_estimators(with_reward_model: bool) -> list[BaseOffPolicyEstimator]:
     return ests
 
 
+def _chosen(
+    estimators: Sequence[BaseOffPolicyEstimator] | None, bf: BanditFeedback
+) -> list[BaseOffPolicyEstimator]:
+    """The estimators asked for, or the defaults for these logs."""
+    if estimators is not None:
+        return list(estimators)
+    return default_estimators(bf.estimated_rewards_by_reg_model is not None)
+
+
 def evaluate_off_policy(
     *,
-    reward: Any,
-    action: Any,
-    pscore: Any,
-    action_dist: Any,
-    position: Any = None,
-    estimated_rewards_by_reg_model: Any = None,
     behavior_action_dist: Any = None,
     estimators: Sequence[BaseOffPolicyEstimator] | None = None,
     alpha: float = 0.05,
     n_bootstrap_samples: int = 1000,
     random_state: int | None = 0,
+    **inputs: Unpack[BanditLogs],
 ) -> OPEReport:
     """Run several estimators (default: IPW, SNIPW, DM, DR) with bootstrap intervals, plus diagnostics.
 
@@ -78,20 +82,8 @@ def evaluate_off_policy(
     >>> round(report.value("snipw").value, 6)
     1.0
     """
-    inputs = {
-        "reward": reward,
-        "action": action,
-        "pscore": pscore,
-        "action_dist": action_dist,
-        "position": position,
-        "estimated_rewards_by_reg_model": estimated_rewards_by_reg_model,
-    }
     bf = check_bandit_feedback(**inputs)  # validate once; fail before any work
-    ests = (
-        list(estimators)
-        if estimators is not None
-        else default_estimators(bf.estimated_rewards_by_reg_model is not None)
-    )
+    ests = _chosen(estimators, bf)
     estimates = {}
     for est in ests:
         estimates[est.name] = est.estimate_interval(
@@ -108,32 +100,14 @@ def evaluate_off_policy(
 
 
 def estimate_policy_values(
-    *,
-    reward: Any,
-    action: Any,
-    pscore: Any,
-    action_dist: Any,
-    position: Any = None,
-    estimated_rewards_by_reg_model: Any = None,
-    estimators: Sequence[BaseOffPolicyEstimator] | None = None,
+    *, estimators: Sequence[BaseOffPolicyEstimator] | None = None, **logs: Unpack[BanditLogs]
 ) -> dict[str, float]:
     """Point estimates of several estimators, validating the inputs once (no bootstrap).
 
     The fast path for sweeps: the per-estimator terms share one validated :class:`BanditFeedback`.
     """
-    bf = check_bandit_feedback(
-        reward=reward,
-        action=action,
-        pscore=pscore,
-        action_dist=action_dist,
-        position=position,
-        estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
-    )
-    ests = (
-        list(estimators)
-        if estimators is not None
-        else default_estimators(bf.estimated_rewards_by_reg_model is not None)
-    )
+    bf = check_bandit_feedback(**logs)
+    ests = _chosen(estimators, bf)
     out = {}
     for est in ests:
         if est.needs_reward_model and bf.estimated_rewards_by_reg_model is None:
