@@ -37,15 +37,8 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class RouterInputError(PolicyInputError):
-    """A router was given bad input; its state is unchanged.
-
-    Attributes
-    ----------
-    field : str
-        What was wrong: ``"arm"``, ``"context"``, ``"reward"``, ``"priors.<arm>"``...
-    reason : str
-        The reason, in words a user can act on.
-    """
+    """A router was given bad input (``field``: ``"arm"``, ``"context"``, ``"reward"``,
+    ``"priors.<arm>"``...; ``reason``); its state is unchanged."""
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass takes 4 µs to build here, this one under 1 µs
