@@ -111,6 +111,9 @@ class GatingPolicy:
         else:
             cdf = np.cumsum(dist)
             i = min(int(np.searchsorted(cdf, self.rng_.random() * cdf[-1], side="right")), len(dist) - 1)
+        return self._routed(dist, i)
+
+    def _routed(self, dist: FloatArray, i: int) -> RouterDecision:
         return RouterDecision(self.experts[i], i, dist, float(dist[i]), dist, tuple(self.experts))
 
     def decide(self, context: DecisionContext, rng: np.random.Generator) -> Decision:
@@ -120,7 +123,7 @@ class GatingPolicy:
         start = time.perf_counter()
         dist = self.probs(features)[0]  # (K,)
         i = int(draw(dist[None], rng)[0])
-        routed = RouterDecision(self.experts[i], i, dist, float(dist[i]), dist, tuple(self.experts))
+        routed = self._routed(dist, i)
         latency = (time.perf_counter() - start) * 1000.0
         return routed.to_record("gating", "0", features, context.text, context.metadata, latency_ms=latency)
 
