@@ -192,7 +192,6 @@ class RegistryProviders:
         self.ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         self._loaded: dict[tuple[str, str], Policy] = {}
-        self._paths: dict[str, ServingPath] = {}
         self._lock = threading.Lock()
 
     # -- cached lookups ----------------------------------------------------------------------------
@@ -242,18 +241,16 @@ class RegistryProviders:
     def _path(self, policy: str) -> ServingPath:
         from rewardloop.loop.serving import ServingPath
 
-        path = self._paths.get(policy)
-        if path is None:
-            path = self._paths[policy] = ServingPath(
-                policy,
-                self.experiment_ctl,
-                running=lambda: self._cached(
-                    ("experiment", policy), lambda: self.experiment_ctl.running_for(policy)
-                ),
-                champion=lambda: self._champion(policy),
-                load=lambda version: self._load(policy, version),
-            )
-        return path
+        # Built per request (a few attribute sets): no per-name state for names that do not exist.
+        return ServingPath(
+            policy,
+            self.experiment_ctl,
+            running=lambda: self._cached(
+                ("experiment", policy), lambda: self.experiment_ctl.running_for(policy)
+            ),
+            champion=lambda: self._champion(policy),
+            load=lambda version: self._load(policy, version),
+        )
 
     # -- PolicyProvider ----------------------------------------------------------------------------
 
