@@ -4,7 +4,8 @@ measured in the same run, and the learners' training throughput.
 References (same model object, same threads, same texts):
 
 - *bare encoder, one text*: tokenize + one MiniLM forward pass + mean pooling + L2 norm;
-- *ours, one text*: ``ClassifierPolicy.decide(text, mode="sample")``: that, plus the head, softmax,
+- *ours, one text*: ``ClassifierPolicy.decide(DecisionContext(text=text), rng)`` served with
+  ``Exploration("sample")``: that, plus the head, softmax,
   sampling, and a validated Decision record (the embedding cache is off, so nothing is free);
 - batch 64: the bare forward pass over 64 texts vs ``policy.predict_proba(64 texts)``.
 
@@ -34,6 +35,7 @@ from rewardloop.encoders import MiniLMEncoder
 from rewardloop.learners.lora import LoRAConfig, LoRALearner
 from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.policies.contract import DecisionContext, Exploration
 
 
 def bare_forward(encoder: MiniLMEncoder, texts: list[str]) -> np.ndarray:
@@ -52,14 +54,14 @@ def single_text(
     rng = np.random.default_rng(0)
     for t in texts[:5]:  # warm-up
         bare_forward(encoder, [t])
-        policy.decide(t, mode="sample", rng=rng)
+        policy.decide(DecisionContext(text=t), rng)
     bare, ours = [], []
     for i in range(pairs):
         text = texts[i % len(texts)]
         t0 = time.perf_counter()
         bare_forward(encoder, [text])
         t1 = time.perf_counter()
-        policy.decide(text, mode="sample", rng=rng)
+        policy.decide(DecisionContext(text=text), rng)
         t2 = time.perf_counter()
         bare.append(t1 - t0)
         ours.append(t2 - t1)
@@ -99,7 +101,7 @@ def main() -> None:
     # cache_size=0: every call really runs the encoder (the cache would make repeated texts free).
     encoder = MiniLMEncoder(cache_size=0)
     torch.manual_seed(0)
-    policy = ClassifierPolicy(data.labels, encoder=encoder)
+    policy = ClassifierPolicy(data.labels, encoder=encoder, exploration=Exploration("sample"))
     print(f"classifier benchmark: {len(data.labels)} intents, {len(texts)} distinct texts, linear head")
 
     results: dict[str, dict[str, float]] = {}

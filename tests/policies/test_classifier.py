@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.policies.contract import DecisionContext, Exploration
 
 
 class TableEncoder:
@@ -78,10 +79,10 @@ def test_fit_temperature_bad_inputs(X, y, kwargs, message):
 def test_decide_modes_log_exact_distributions_and_propensities():
     enc = TableEncoder({"x": [math.log(3), 0.0]})  # p = (3/4, 1/4)
     policy = identity_policy(encoder=enc)
-    greedy = policy.decide("x")
+    greedy = policy.decide_batch(["x"])[0]
     assert (greedy.action, greedy.action_dist, greedy.pscore) == ("a", (1.0, 0.0), 1.0)
     assert greedy.confidence == pytest.approx(0.75)
-    eps = policy.decide("x", mode="epsilon", epsilon=0.2, rng=np.random.default_rng(0))
+    eps = policy.decide_batch(["x"], mode="epsilon", epsilon=0.2, rng=np.random.default_rng(0))[0]
     assert eps.action_dist == pytest.approx((0.9, 0.1))
     assert eps.pscore == pytest.approx(0.9 if eps.action == "a" else 0.1)
     draws = policy.decide_batch(["x"] * 4000, mode="sample", rng=np.random.default_rng(1))
@@ -117,9 +118,9 @@ def test_constructor_refuses_bad_arguments(kwargs, message):
 def test_decide_refuses_bad_mode_and_epsilon():
     policy = identity_policy(encoder=TableEncoder({"x": [0.0, 1.0]}))
     with pytest.raises(ValueError, match="mode: must be greedy, sample or epsilon"):
-        policy.decide("x", mode="softmax", rng=np.random.default_rng(0))
+        policy.decide_batch(["x"], mode="softmax", rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"epsilon: must be in \[0, 1\]"):
-        policy.decide("x", mode="epsilon", epsilon=1.5, rng=np.random.default_rng(0))
+        policy.decide_batch(["x"], mode="epsilon", epsilon=1.5, rng=np.random.default_rng(0))
 
 
 # ---------------------------------------------------------------------------------------- artifacts
@@ -155,8 +156,8 @@ def test_load_refuses_what_is_not_a_classifier(tmp_path):
 
 
 def test_real_encoder_decision_is_complete(encoder):
-    policy = ClassifierPolicy(["on", "off"], encoder=encoder)
-    d = policy.decide("turn on the kitchen lights", mode="sample", rng=np.random.default_rng(0))
+    policy = ClassifierPolicy(["on", "off"], encoder=encoder, exploration=Exploration("sample"))
+    d = policy.decide(DecisionContext(text="turn on the kitchen lights"), np.random.default_rng(0))
     assert d.kind == "classifier" and d.text == "turn on the kitchen lights"
     assert sum(d.action_dist) == pytest.approx(1.0) and d.latency_ms is not None and d.latency_ms > 0
     assert policy.embed(["turn on the kitchen lights"]).shape == (1, 384)

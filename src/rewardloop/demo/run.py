@@ -24,6 +24,7 @@ registered versions, alias history and experiments.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable
@@ -46,6 +47,9 @@ from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.iteration import LoopRunner
 from rewardloop.loop.review import ReviewPolicy
+from rewardloop.loop.serving import ServingPath
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.policies.contract import DecisionContext, Exploration
 from rewardloop.registry import CHAMPION, Registry
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store, read_decisions, write_decisions, write_feedback
@@ -65,8 +69,6 @@ CATEGORIES = {
     "Media": "media",
     "Timer": "timers",
 }
-#: Requests decided together; the same for every variant (latency is a chunk's time per decision).
-SERVE_CHUNK = 16
 #: Intents a wrong answer to is costly: the gate holds them to a higher bar.
 CRITICAL_WORDS = ("Lock", "Unlock", "Cancel", "Stop")
 
@@ -242,45 +244,46 @@ class ClosedLoop:
         self.seed_report = self.runner.evaluate(self.runner.load(str(first.challenger)), "seed")
         return self.seed_report
 
-    def serve(self, round_no: int) -> tuple[list[Decision], dict[str, str]]:
-        """Decide on the round's traffic: each user's variant by hash, ε-greedy, propensities logged."""
+    def serve(self, round_no: int) -> tuple[list[Decision], dict[str, str], list[Decision | None]]:
+        """Decide on the round's traffic through the serving path: each user's variant by hash,
+        ε-greedy, propensities logged. Returns the served decisions, the true intent of each, and each
+        one's shadow challenger decision (None outside a shadow experiment)."""
         cfg = self.cfg
         batch = self.traffic[(round_no - 1) * cfg.traffic_per_round : round_no * cfg.traffic_per_round]
         exp = self.experiments.running_for(POLICY)
         champion = str(self.runner.champion_version())
+        path = ServingPath(
+            POLICY, self.experiments, running=lambda: exp, champion=lambda: champion, load=self._served
+        )
         users = [f"user-{int(u)}" for u in self.rng.integers(cfg.users, size=len(batch))]
-        assignments = [self.experiments.assign(exp, u) if exp is not None else None for u in users]
-        groups: dict[str, list[int]] = {}
-        for i, a in enumerate(assignments):
-            groups.setdefault(a.version if a is not None else champion, []).append(i)
-        decisions: list[Decision | None] = [None] * len(batch)
-        for version, idx in groups.items():
-            policy = self.runner.load(version)
-            # Equal chunks for every variant, so per-decision latencies compare fairly across variants.
-            for start in range(0, len(idx), SERVE_CHUNK):
-                chunk = idx[start : start + SERVE_CHUNK]
-                meta = [
-                    {"user_id": users[i], "category": _category(batch[i][1]), "round": round_no}
-                    for i in chunk
-                ]
-                made = policy.decide_batch(
-                    [batch[i][0] for i in chunk],
-                    mode="epsilon",
-                    epsilon=cfg.epsilon,
-                    rng=self.rng,
-                    metadata=meta,
-                )
-                for i, d in zip(chunk, made, strict=True):
-                    a = assignments[i]
-                    decisions[i] = a.tag(d) if a is not None else d
-        served = [d for d in decisions if d is not None]
-        truth = {d.id: batch[i][1] for i, d in enumerate(served)}
-        return served, truth
+        served = [
+            path.serve(
+                DecisionContext(
+                    text=text, metadata={"user_id": user, "category": _category(intent), "round": round_no}
+                ),
+                user,
+                self.rng,
+            )
+            for (text, intent), user in zip(batch, users, strict=True)
+        ]
+        truth = {s.decision.id: batch[i][1] for i, s in enumerate(served)}
+        return [s.decision for s in served], truth, [s.shadow for s in served]
 
-    def collect(self, decisions: list[Decision], truth: dict[str, str]) -> int:
+    def _served(self, version: str) -> ClassifierPolicy:
+        """The registered ``version``, served ε-greedy with the demo's ε."""
+        policy = self.runner.load(version)
+        policy.exploration = Exploration("epsilon", self.cfg.epsilon)
+        return policy
+
+    def collect(
+        self, decisions: list[Decision], truth: dict[str, str], shadows: list[Decision | None]
+    ) -> int:
         """Log, queue the unsure, take the users' feedback, and let the reviewer work the queue."""
-        write_decisions(self.store, decisions)
-        self.review.enqueue(self.store, [(d, None) for d in decisions])
+        write_decisions(self.store, [*decisions, *(s for s in shadows if s is not None)])
+        self.review.enqueue(
+            self.store,
+            [(d, s.action if s is not None else None) for d, s in zip(decisions, shadows, strict=True)],
+        )
         write_feedback(self.store, self.users.feedback(decisions, truth))
         by_id = {d.id: d for d in decisions}
         queue = read_review_queue(
@@ -307,8 +310,8 @@ class ClosedLoop:
 
     def step_round(self, round_no: int) -> RoundResult:
         started = utcnow()
-        decisions, truth = self.serve(round_no)
-        reviewed = self.collect(decisions, truth)
+        decisions, truth, shadows = self.serve(round_no)
+        reviewed = self.collect(decisions, truth, shadows)
         verdicts: list[str] = []
         if round_no == self.cfg.bad_challenger_round:
             compile_rewards(self.store, THUMBS, policy=POLICY, incremental=True)
@@ -398,15 +401,16 @@ def run_router(cfg: DemoConfig, store: Store, data: IntentData, rounds: int) -> 
             text, intent = texts[int(j)]
             category = _category(intent)
             x = np.array([c == category for c in categories], dtype=float)
-            d = router.act(x)
-            reward = agent_reward(agents[d.arm], category, rng)
+            context = DecisionContext(
+                text=text, features=tuple(x), metadata={"category": category, "round": r + 1}
+            )
+            dec = dataclasses.replace(router.decide(context, rng), policy=ROUTER, policy_version="thompson-1")
+            reward = agent_reward(agents[dec.action], category, rng)
             quality = [a.success_probability(category) for a in agents.values()]
             oracle.append(max(quality))
             uniform.append(float(np.mean(quality)))
-            router.learn(x, d.arm, reward, category=category)
+            router.learn(x, dec.action, reward, category=category)
             rewards.append(reward)
-            meta = {"category": category, "round": r + 1}
-            dec = d.to_record(ROUTER, "thompson-1", features=x.tolist(), text=text, metadata=meta)
             decisions.append(dec)
             feedback.append(Feedback(decision_id=dec.id, kind="implicit", value=reward, source="implicit"))
         write_decisions(store, decisions)

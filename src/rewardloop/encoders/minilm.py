@@ -10,7 +10,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -129,7 +128,16 @@ class MiniLMEncoder:
         return out
 
 
-@lru_cache(maxsize=1)
+_DEFAULT: list[MiniLMEncoder] = []
+#: ``lru_cache`` lets concurrent first callers each build an encoder, and their concurrent first imports
+#: of transformers fail ("cannot import name 'AutoModel'"): one builder at a time.
+_DEFAULT_LOCK = threading.Lock()
+
+
 def default_encoder() -> MiniLMEncoder:
-    """One shared encoder per process (loading takes about a second)."""
-    return MiniLMEncoder()
+    """One shared encoder per process (loading takes about a second); safe to call from many threads."""
+    if not _DEFAULT:
+        with _DEFAULT_LOCK:
+            if not _DEFAULT:
+                _DEFAULT.append(MiniLMEncoder())
+    return _DEFAULT[0]

@@ -24,6 +24,7 @@ from typing import Any
 
 from rewardloop.config.sections import GateConfig
 from rewardloop.evaluation.metrics import GoldenReport
+from rewardloop.evaluation.offline import OfflineEvaluation
 from rewardloop.evaluation.ope import PolicyValueInterval
 
 
@@ -43,6 +44,11 @@ class GateCheck:
 class OPEComparison:
     """What the OPE check reads: the candidate's interval and the champion's value (same estimator).
 
+    Like with like: the champion's value is its logged mean reward, i.e. the champion as deployed (with
+    its exploration), so the candidate's interval must be of the candidate as it will be deployed —
+    :func:`~rewardloop.evaluation.offline.evaluate_candidate_on_logs` scores it with its serving
+    exploration, and ``served_as`` says which (printed in the check's detail).
+
     Examples
     --------
     >>> iv = PolicyValueInterval("dr", 0.52, 0.52, 0.49, 0.55, 0.05, 1000)
@@ -52,6 +58,12 @@ class OPEComparison:
 
     candidate: PolicyValueInterval
     champion_value: float
+    served_as: str | None = None
+
+    @classmethod
+    def from_offline(cls, offline: OfflineEvaluation, estimator: str = "dr") -> OPEComparison:
+        """The comparison of an offline evaluation on the champion's logs, for one estimator."""
+        return cls(offline.report.value(estimator), offline.logging_policy_value, offline.served_as)
 
     @property
     def lower_minus_champion(self) -> float:
@@ -193,8 +205,9 @@ def run_gate(
             )
         else:
             iv = ope.candidate
+            served = f" (candidate served {ope.served_as})" if ope.served_as else ""
             detail = (
-                f"{iv.estimator} {iv.value:.4f} [{iv.lower:.4f}, {iv.upper:.4f}] vs champion "
+                f"{iv.estimator} {iv.value:.4f} [{iv.lower:.4f}, {iv.upper:.4f}]{served} vs champion "
                 f"{ope.champion_value:.4f}"
             )
             checks.append(

@@ -3,6 +3,10 @@ then the off-policy estimators of :mod:`rewardloop.evaluation.ope`.
 
 The logging policy's own value (the mean logged reward) comes along: it is the champion's value the gate
 compares the candidate's lower bound with, when the champion is the policy that logged the decisions.
+That value is the champion *as deployed* (with its exploration), so the candidate is scored as it will
+be deployed too: its distribution is the one its serving exploration produces
+(:class:`~rewardloop.policies.contract.Exploration`, e.g. ε-greedy), not its raw softmax — a classifier
+served ε-greedy but scored by sampling from its softmax is a different, usually much worse, policy.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rewardloop.evaluation.ope import (
     logged_feedback_from_decisions,
     tabular_reward_model,
 )
+from rewardloop.policies.contract import Exploration
 from rewardloop.types.batches import DecisionBatch
 
 
@@ -32,23 +37,41 @@ class OfflineEvaluation:
     report: OPEReport
     logging_policy_value: float
     n_rounds: int
+    #: How the candidate was scored: :meth:`Exploration.describe` of its serving exploration.
+    served_as: str = "sample (T=1)"
 
     def to_dict(self) -> dict[str, Any]:
         """The OPE report plus ``champion_value`` (the logging policy's value): what ``gate --ope`` reads."""
         return self.report.to_dict() | {
             "champion_value": self.logging_policy_value,
             "n_rounds": self.n_rounds,
+            "candidate_served_as": self.served_as,
         }
 
 
-def candidate_action_dist(
-    policy: ProbabilisticPolicy, batch: DecisionBatch, logged: LoggedFeedback
-) -> np.ndarray:
-    """The candidate's distribution over the logged ``actions`` on each logged text, shape (n, K).
+def serving_exploration(policy: object, exploration: Exploration | None = None) -> Exploration:
+    """How ``policy`` will be served: ``exploration`` if given, else the policy's own ``exploration``
+    (a :class:`~rewardloop.policies.classifier.ClassifierPolicy` carries it; ``load_policy`` sets it from
+    ``policies[].options``), else its probabilities as given (a model that runs outside rewardloop)."""
+    if exploration is not None:
+        return exploration
+    own = getattr(policy, "exploration", None)
+    return own if isinstance(own, Exploration) else Exploration("sample")
 
-    The candidate's labels must include every logged action; probability it gives to labels that were not
-    candidates when the decision was logged is dropped and the rest renormalised (those actions could not
-    have been logged, so no estimator could credit them).
+
+def candidate_action_dist(
+    policy: ProbabilisticPolicy,
+    batch: DecisionBatch,
+    logged: LoggedFeedback,
+    exploration: Exploration | None = None,
+) -> np.ndarray:
+    """The candidate's served distribution over the logged ``actions`` on each logged text, shape (n, K).
+
+    Its probabilities over its own labels are turned into the distribution it is served with
+    (:func:`serving_exploration`), then restricted to the logged actions. The candidate's labels must
+    include every logged action; probability on labels that were not candidates when the decision was
+    logged is dropped and the rest renormalised (those actions could not have been logged, so no
+    estimator could credit them).
     """
     by_id = {d.id: d for d in batch.decisions}
     texts = []
@@ -65,7 +88,8 @@ def candidate_action_dist(
     proba = np.asarray(policy.predict_proba(texts), dtype=np.float64)  # (n, n_labels)
     if proba.shape != (len(texts), len(labels)):
         raise OPEInputError(f"candidate: predict_proba returned shape {proba.shape} for {len(texts)} texts")
-    dist = proba[:, cols]  # (n, K)
+    served = serving_exploration(policy, exploration).action_dist(proba)  # (n, n_labels)
+    dist = served[:, cols]  # (n, K)
     mass = dist.sum(axis=1, keepdims=True)
     if np.any(mass <= 0):
         t = int(np.flatnonzero(mass[:, 0] <= 0)[0])
@@ -79,6 +103,7 @@ def evaluate_candidate_on_logs(
     policy: ProbabilisticPolicy,
     batch: DecisionBatch,
     *,
+    exploration: Exploration | None = None,
     estimators: list[BaseOffPolicyEstimator] | None = None,
     alpha: float = 0.05,
     n_bootstrap_samples: int = 1000,
@@ -87,10 +112,13 @@ def evaluate_candidate_on_logs(
     """IPW, SNIPW, DM and DR (DM/DR with a cross-fitted per-action reward table) of ``policy`` on logs.
 
     ``batch`` comes from ``read_decisions(store, policy=..., reward_spec=(name, version))``: decisions
-    with their compiled rewards; decisions without a reward are left out.
+    with their compiled rewards; decisions without a reward are left out. The candidate is scored as it
+    will be served (``exploration``, default :func:`serving_exploration`), like the champion whose
+    logged value it is compared with.
     """
     logged = logged_feedback_from_decisions(batch)
-    action_dist = candidate_action_dist(policy, batch, logged)
+    served = serving_exploration(policy, exploration)
+    action_dist = candidate_action_dist(policy, batch, logged, served)
     q_hat = tabular_reward_model(
         reward=logged.reward, action=logged.action, n_actions=len(logged.actions), random_state=random_state
     )[:, :, 0]
@@ -106,7 +134,7 @@ def evaluate_candidate_on_logs(
         n_bootstrap_samples=n_bootstrap_samples,
         random_state=random_state,
     )
-    return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds)
+    return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds, served.describe())
 
 
-__all__ = ["OfflineEvaluation", "candidate_action_dist", "evaluate_candidate_on_logs"]
+__all__ = ["OfflineEvaluation", "candidate_action_dist", "evaluate_candidate_on_logs", "serving_exploration"]

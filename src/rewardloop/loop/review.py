@@ -6,14 +6,15 @@ A decision enters the queue for the first of these reasons that holds:
 reason          when                                                     weight
 =============== ======================================================== ======
 disagreement    a shadow challenger decided the same request differently 2.0
+abstain         the abstain gate abstained (metadata ``abstain_gate``)   1.5
 low_confidence  the model's confidence is below ``confidence_below``     1.0
 audit           a random sample of the rest, at ``audit_rate``           0.0
 =============== ======================================================== ======
 
-Its priority is ``weight + (1 - confidence)``: disagreements first, then the least confident; the audit
-sample last. The audit draw is a salted hash of the decision id, so every worker makes the same choice
-for a decision without sharing state, and a re-sent decision is drawn the same way. A decision is queued
-at most once (the ``review_items`` table has a unique ``decision_id``).
+Its priority is ``weight + (1 - confidence)``: disagreements first, then abstentions, then the least
+confident; the audit sample last. The audit draw is a salted hash of the decision id, so every worker
+makes the same choice for a decision without sharing state, and a re-sent decision is drawn the same way.
+A decision is queued at most once (the ``review_items`` table has a unique ``decision_id``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rewardloop.config import ReviewConfig
+from rewardloop.policies.contract import GATE_KEY
 from rewardloop.store import Store
 from rewardloop.store.review import enqueue_review
 from rewardloop.types import Decision, ReviewItem
 
 #: Base priority of each reason (see the module docstring).
-REASON_WEIGHT: dict[str, float] = {"disagreement": 2.0, "low_confidence": 1.0, "audit": 0.0}
+REASON_WEIGHT: dict[str, float] = {"disagreement": 2.0, "abstain": 1.5, "low_confidence": 1.0, "audit": 0.0}
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class ReviewPolicy:
         chose on the same request, if one ran."""
         if self.disagreement and shadow_action is not None and shadow_action != decision.action:
             return "disagreement"
+        if decision.metadata.get(GATE_KEY) == "abstain":
+            return "abstain"
         confidence = decision.confidence if decision.confidence is not None else decision.pscore
         if confidence < self.confidence_below:
             return "low_confidence"

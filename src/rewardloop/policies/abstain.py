@@ -7,11 +7,19 @@ Q-network scores both; the gate takes the larger. It is learned by
 :class:`rewardloop.learners.dqn.DQN`.
 
 Saved as ``gate.safetensors`` + ``gate.json``: loading runs no code.
+
+:class:`GatedClassifier` serves a classifier behind its gate (the policy kind ``abstain_gate``): every
+decision is the classifier's, logged with its label distribution and propensity, and marked
+``metadata["abstain_gate"] = "abstain"`` where the gate's Q-value of abstaining beats acting — its
+learned confidence threshold. The review policy (:mod:`rewardloop.loop.review`) queues those decisions
+for a person instead of letting the caller act on them. Its artifact is one folder holding both the
+classifier's files and the gate's.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +27,10 @@ import numpy.typing as npt
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.policies.contract import GATE_KEY, DecisionContext, Exploration
+from rewardloop.types import Decision
 
 ACT, ABSTAIN = 0, 1
 GATE_ACTIONS = ("act", "abstain")
@@ -105,3 +117,69 @@ class AbstainGate:
         head = make_q_head(meta["hidden"])
         head.load_state_dict(load_file(str(folder / "gate.safetensors")))
         return cls(head=head, hidden=meta["hidden"])
+
+
+class GatedClassifier:
+    """A classifier served behind an abstain gate (policy kind ``abstain_gate``).
+
+    Parameters
+    ----------
+    classifier : ClassifierPolicy
+        Decides the label (with its own :attr:`~ClassifierPolicy.exploration`).
+    gate : AbstainGate
+        Reads the classifier's label probabilities and says act or abstain.
+
+    Examples
+    --------
+    >>> gated = GatedClassifier(ClassifierPolicy(["a", "b"]), AbstainGate())     # doctest: +SKIP
+    >>> gated.decide(DecisionContext(text="x"), rng).metadata["abstain_gate"]    # doctest: +SKIP
+    'abstain'
+    """
+
+    kind = "abstain_gate"
+
+    def __init__(self, classifier: ClassifierPolicy, gate: AbstainGate) -> None:
+        self.classifier = classifier
+        self.gate = gate
+
+    @property
+    def labels(self) -> list[str]:
+        return self.classifier.labels
+
+    @property
+    def exploration(self) -> Exploration:
+        return self.classifier.exploration
+
+    def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]:
+        """The classifier's label probabilities (n, K): what golden-set runs and OPE score."""
+        return self.classifier.predict_proba(texts)
+
+    def decide(self, context: DecisionContext, rng: np.random.Generator) -> Decision:
+        """The classifier's decision on ``context.text``, marked ``abstain_gate`` = act or abstain.
+
+        ``metadata["gate_q"]`` holds the gate's Q-values (act, abstain) it was decided on.
+        """
+        text = context.require_text()
+        start = time.perf_counter()
+        proba = self.classifier.predict_proba([text])  # (1, K)
+        q = self.gate.q_values(proba)[0]  # (2,): act, abstain
+        verdict = GATE_ACTIONS[int(q.argmax())]
+        latency = (time.perf_counter() - start) * 1000.0
+        meta = {**context.metadata, GATE_KEY: verdict, "gate_q": [float(q[ACT]), float(q[ABSTAIN])]}
+        return self.classifier.decisions_from_proba(
+            [text], proba, self.classifier.exploration, rng, latency, [meta]
+        )[0]
+
+    def warm(self) -> None:
+        self.classifier.warm()
+
+    def save(self, path: str | Path) -> Path:
+        """The classifier's files and the gate's (``gate.safetensors``, ``gate.json``) in one folder."""
+        folder = self.classifier.save(path)
+        self.gate.save(folder)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path, exploration: Exploration | None = None) -> GatedClassifier:
+        """Load a folder saved by :meth:`save` (safetensors + JSON; no code is run)."""
+        return cls(ClassifierPolicy.load(path, exploration=exploration), AbstainGate.load(path))

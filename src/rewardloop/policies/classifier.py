@@ -31,9 +31,9 @@ from scipy.special import logsumexp
 from torch import nn
 
 from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder, default_encoder
+from rewardloop.policies.contract import DecisionContext, Exploration, ExploreMode, PolicyInputError, draw
 from rewardloop.types import Decision
 
-ExploreMode = Literal["greedy", "sample", "epsilon"]
 Backend = Literal["embedding", "finetuned"]
 BACKENDS: tuple[str, ...] = ("embedding", "finetuned")
 
@@ -74,11 +74,15 @@ class ClassifierPolicy:
         Logged on every decision.
     backend : {"embedding", "finetuned"}, default "embedding"
         Frozen shared encoder + head, or a fine-tuned (LoRA-merged) encoder + head.
+    exploration : Exploration, optional
+        How :meth:`decide` draws the label (default ε-greedy with ε = 0.1, what the service serves).
+        A serving setting, not saved with the model: :func:`rewardloop.loop.serving.load_policy` sets it
+        from ``policies[].options``.
 
     Examples
     --------
-    >>> policy = ClassifierPolicy(["on", "off"])                       # doctest: +SKIP
-    >>> policy.decide("turn the lights on", mode="sample").action_dist  # doctest: +SKIP
+    >>> policy = ClassifierPolicy(["on", "off"], exploration=Exploration("sample"))   # doctest: +SKIP
+    >>> policy.decide(DecisionContext(text="turn the lights on"), rng).action_dist  # doctest: +SKIP
     (0.51, 0.49)
     >>> policy.fit_temperature(X_val, y_val).temperature               # doctest: +SKIP
     1.7
@@ -97,6 +101,7 @@ class ClassifierPolicy:
         version: str = "0",
         in_dim: int = EMBEDDING_DIM,
         backend: Backend = "embedding",
+        exploration: Exploration | None = None,
     ) -> None:
         if len(labels) < 2:
             raise ValueError(f"labels: a classifier needs at least 2 labels, got {len(labels)}")
@@ -120,12 +125,17 @@ class ClassifierPolicy:
         self._encoder = encoder
         self.name = name
         self.version = version
+        self.exploration = exploration if exploration is not None else Exploration()
 
     @property
     def encoder(self) -> MiniLMEncoder:
         if self._encoder is None:
-            self._encoder = default_encoder()
+            self._encoder = default_encoder()  # thread-safe: one shared encoder, built once
         return self._encoder
+
+    def warm(self) -> None:
+        """Load the encoder and run it once, so that the first request does not pay for it."""
+        self.embed(["warm-up"])
 
     @property
     def n_labels(self) -> int:
@@ -232,33 +242,37 @@ class ClassifierPolicy:
         ``mode`` says how the action is drawn, and so what ``action_dist`` and ``pscore`` are:
         ``greedy`` takes the arg-max (a one-hot distribution, pscore 1: no exploration);
         ``sample`` draws from the model's distribution; ``epsilon`` takes the arg-max with
-        probability 1-ε and a uniform label otherwise. ``confidence`` is always the model's
-        probability of the chosen label. ``latency_ms`` is the per-text share of the batch's time.
+        probability 1-ε and a uniform label otherwise (see :class:`Exploration`). ``confidence`` is
+        always the model's probability of the chosen label. ``latency_ms`` is the per-text share of the
+        batch's time. Every mode but ``greedy`` needs ``rng``: draws are never unseeded.
         """
-        if mode != "greedy" and rng is None:
-            rng = np.random.default_rng()
+        try:
+            exploration = Exploration(mode, epsilon)
+        except PolicyInputError as err:
+            raise ValueError(f"{'mode' if err.field == 'explore' else err.field}: {err.reason}") from None
         start = time.perf_counter()
         proba = self.predict_proba(texts)  # (n, K)
         latency = (time.perf_counter() - start) * 1000.0 / max(len(texts), 1)
-        n, k = proba.shape
-        dist: npt.NDArray[np.float64]
-        if mode == "greedy":
-            dist = np.eye(k)[proba.argmax(axis=1)]
-        elif mode == "sample":
-            dist = proba
-        elif mode == "epsilon":
-            if not 0.0 <= epsilon <= 1.0:
-                raise ValueError(f"epsilon: must be in [0, 1], got {epsilon}")
-            dist = (1.0 - epsilon) * np.eye(k)[proba.argmax(axis=1)] + epsilon / k
-        else:
-            raise ValueError(f"mode: must be greedy, sample or epsilon, got {mode!r}")
-        dist = dist / dist.sum(axis=1, keepdims=True)
-        if mode == "greedy":
+        return self.decisions_from_proba(texts, proba, exploration, rng, latency, metadata)
+
+    def decisions_from_proba(
+        self,
+        texts: Sequence[str],
+        proba: npt.NDArray[np.float64],
+        exploration: Exploration,
+        rng: np.random.Generator | None,
+        latency_ms: float | None = None,
+        metadata: Sequence[Any] | None = None,
+    ) -> list[Decision]:
+        """Decisions for ``texts`` from the model's probabilities ``proba`` (n, K) served as
+        ``exploration``; ``rng`` draws the labels (may be None only for ``greedy``)."""
+        dist = exploration.action_dist(proba)  # (n, K)
+        if exploration.mode == "greedy":
             chosen = dist.argmax(axis=1)
+        elif rng is None:
+            raise ValueError(f"rng: mode {exploration.mode!r} draws labels; pass a seeded generator")
         else:
-            assert rng is not None
-            u = rng.random((n, 1))  # inverse-CDF sampling, one draw per row
-            chosen = np.minimum((dist.cumsum(axis=1) < u).sum(axis=1), k - 1)
+            chosen = draw(dist, rng)
         labels = tuple(self.labels)
         out = []
         for i, text in enumerate(texts):
@@ -273,16 +287,20 @@ class ClassifierPolicy:
                     action_dist=tuple(dist[i].tolist()),
                     pscore=float(dist[i, a]),
                     confidence=float(proba[i, a]),
-                    latency_ms=latency,
+                    latency_ms=latency_ms,
                     text=text,
-                    metadata=metadata[i] if metadata is not None else {},
+                    metadata=dict(metadata[i]) if metadata is not None else {},
                 )
             )
         return out
 
-    def decide(self, text: str, **kwargs: Any) -> Decision:
-        """Decide for one text; see :meth:`decide_batch` for the options."""
-        return self.decide_batch([text], **kwargs)[0]
+    def decide(self, context: DecisionContext, rng: np.random.Generator) -> Decision:
+        """Decide a label for ``context.text``, served as :attr:`exploration` (the policy contract)."""
+        text = context.require_text()
+        start = time.perf_counter()
+        proba = self.predict_proba([text])  # (1, K)
+        latency = (time.perf_counter() - start) * 1000.0
+        return self.decisions_from_proba([text], proba, self.exploration, rng, latency, [context.metadata])[0]
 
     # ---------------------------------------------------------------------------------- persistence
 
@@ -309,8 +327,10 @@ class ClassifierPolicy:
         return folder
 
     @classmethod
-    def load(cls, path: str | Path, encoder: MiniLMEncoder | None = None) -> ClassifierPolicy:
-        """Load a saved policy folder (safetensors + JSON; no code is run)."""
+    def load(
+        cls, path: str | Path, encoder: MiniLMEncoder | None = None, exploration: Exploration | None = None
+    ) -> ClassifierPolicy:
+        """Load a saved policy folder (safetensors + JSON; no code is run), served as ``exploration``."""
         folder = Path(path)
         meta_file = folder / "policy.json"
         if not meta_file.exists():
@@ -336,6 +356,7 @@ class ClassifierPolicy:
             version=meta["version"],
             in_dim=meta["in_dim"],
             backend=backend,
+            exploration=exploration,
         )
 
 

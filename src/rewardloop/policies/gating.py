@@ -8,6 +8,7 @@ rest (experts, sizes, temperature) in JSON — nothing loaded back can run code.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rewardloop.policies.contract import DecisionContext, draw
 from rewardloop.policies.router import FloatArray, RouterDecision, RouterInputError
+from rewardloop.types import Decision
 
 FORMAT_VERSION = 1
 
@@ -108,7 +111,21 @@ class GatingPolicy:
         else:
             cdf = np.cumsum(dist)
             i = min(int(np.searchsorted(cdf, self.rng_.random() * cdf[-1], side="right")), len(dist) - 1)
+        return self._routed(dist, i)
+
+    def _routed(self, dist: FloatArray, i: int) -> RouterDecision:
         return RouterDecision(self.experts[i], i, dist, float(dist[i]), dist, tuple(self.experts))
+
+    def decide(self, context: DecisionContext, rng: np.random.Generator) -> Decision:
+        """Draw an expert for ``context.features`` from the softmax, with ``rng`` (the policy contract);
+        the policy's own generator is not used or advanced."""
+        features = context.require_features()
+        start = time.perf_counter()
+        dist = self.probs(features)[0]  # (K,)
+        i = int(draw(dist[None], rng)[0])
+        routed = self._routed(dist, i)
+        latency = (time.perf_counter() - start) * 1000.0
+        return routed.to_record("gating", "0", features, context.text, context.metadata, latency_ms=latency)
 
     def save(self, path: str | Path) -> Path:
         """``gating.safetensors`` (weights) + ``gating.json`` (experts, sizes, random state) in ``path``."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -22,7 +25,13 @@ from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
 from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics, SecurityHeaders
-from rewardloop.service.providers import PolicyAdmin, PolicyProvider, ProviderError, default_providers
+from rewardloop.service.providers import (
+    PolicyAdmin,
+    PolicyProvider,
+    ProviderError,
+    WarmProvider,
+    default_providers,
+)
 from rewardloop.service.schemas import ErrorResponse, FeedbackCreateRequest, FeedbackResponse
 from rewardloop.service.security import KeyCache
 from rewardloop.service.state import AppState
@@ -74,6 +83,37 @@ async def _feedback_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FeedbackRejected)
     field_ = f"body.{exc.field}" if exc.field else None
     return JSONResponse({"detail": str(exc), "field": field_}, exc.status)
+
+
+@dataclass
+class Readiness:
+    """What ``/readyz`` answers: ready once the provider's models are loaded (``warm``)."""
+
+    ready: bool = False
+    loaded: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def answer(self) -> JSONResponse:
+        status = "ready" if self.ready and not self.failed else "failed" if self.failed else "warming"
+        body = {"status": status, "loaded": self.loaded, "failed": self.failed}
+        return JSONResponse(body, 200 if status == "ready" else 503)
+
+
+async def _warm(provider: PolicyProvider, readiness: Readiness) -> None:
+    """Load the provider's models in a thread (the event loop keeps answering ``/healthz``)."""
+    try:
+        if isinstance(provider, WarmProvider):
+            readiness.loaded, readiness.failed = await anyio.to_thread.run_sync(provider.warm)
+    except Exception as err:  # /readyz reports it; liveness and logging keep working
+        readiness.failed = [f"warm-up: {type(err).__name__}: {err}"]
+    readiness.ready = True
+
+
+async def _readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 once the policies in force are loaded and warmed, 503 before (or if one failed to
+    load, naming it). ``/healthz`` is liveness."""
+    readiness: Readiness = request.app.state.readiness
+    return readiness.answer()
 
 
 def _document_feedback(app: FastAPI) -> None:
@@ -209,9 +249,14 @@ def create_app(
         )
         await writer.start()
         await decisions.start()
+        # Models load in the background; /readyz answers 200 once they have (the first requests of a
+        # fresh worker used to race each other into the transformers import).
+        app.state.readiness = Readiness()
+        warming = asyncio.create_task(_warm(app.state.rl.provider, app.state.readiness))
         try:
             yield
         finally:
+            await warming
             await writer.stop()
             await decisions.stop()
             if owned:
@@ -239,6 +284,7 @@ def create_app(
     app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)
     # add_middleware puts each one outside the previous: FeedbackRoute innermost, metrics outermost.

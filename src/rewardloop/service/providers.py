@@ -7,18 +7,20 @@ Tests pass fakes.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from rewardloop.config import ProjectConfig
+from rewardloop.policies.contract import DecisionContext, Policy, PolicyInputError
 from rewardloop.store import Store
-from rewardloop.types import Decision
+from rewardloop.types import Decision, new_id
+
+if TYPE_CHECKING:
+    from rewardloop.loop.serving import ServingPath
 
 
 class ProviderError(RuntimeError):
@@ -56,6 +58,11 @@ class DecideInput:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     unit_id: str | None = None
     idempotency_key: str | None = None
+
+    @property
+    def context(self) -> DecisionContext:
+        """What the policy decides on (raises PolicyInputError naming a bad field)."""
+        return DecisionContext(self.text, self.features, self.candidates, self.actions, self.metadata)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,15 @@ class PolicyProvider(Protocol):
     def decide(self, request: DecideInput) -> DecideOutcome: ...
 
 
+@runtime_checkable
+class WarmProvider(Protocol):
+    """A provider that can load its models ahead of traffic: the service's lifespan calls ``warm`` and
+    answers ``/readyz`` once it returns. ``warm`` returns the versions loaded (``name@version``) and the
+    ones that failed, each with its error."""
+
+    def warm(self) -> tuple[list[str], list[str]]: ...
+
+
 class PolicyAdmin(Protocol):
     """The registry's and the experiments' operations the service exposes."""
 
@@ -155,10 +171,14 @@ class RegistryProviders:
     seconds), so a promotion or a ramp step reaches every worker within that time without a query per
     request. Loaded artifacts are verified against their checksum once per version.
 
-    Classifiers decide ε-greedy by default (``policies[].options``: ``explore`` = greedy | sample |
-    epsilon, ``epsilon``), so every served decision carries a propensity for off-policy evaluation.
-    Routers act on ``features`` with their own exploration; rerankers sample from a softmax over their
-    scores (``options.temperature``).
+    Every request goes through the one serving path, :class:`rewardloop.loop.serving.ServingPath`
+    (assign → decide → tag/shadow), with a generator seeded by the decision's id
+    (:func:`~rewardloop.loop.serving.request_rng`). Exploration comes from ``policies[].options``
+    (``explore`` = greedy | sample | epsilon, ``epsilon``, ``temperature``; read by
+    :func:`~rewardloop.loop.serving.exploration_for`): classifiers ε-greedy with ε = 0.1 by default,
+    rerankers sampling from the softmax of their scores, routers by their own algorithm. A classifier
+    version whose artifact holds an abstain gate is served behind it. Loading a version is thread-safe
+    and warms its encoder before the first decision uses it.
     """
 
     def __init__(self, config: ProjectConfig, store: Store, ttl: float = 2.0) -> None:
@@ -174,7 +194,7 @@ class RegistryProviders:
         self.ttl = ttl
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
         self._generations: dict[str, int | None] = {}
-        self._loaded: dict[tuple[str, str], Any] = {}
+        self._loaded: dict[tuple[str, str], Policy] = {}
         self._lock = threading.Lock()
 
     # -- cached lookups ----------------------------------------------------------------------------
@@ -188,11 +208,12 @@ class RegistryProviders:
         self._cache[key] = (now, value)
         return value
 
-    def _load(self, policy: str, version: str) -> Any:
+    def _load(self, policy: str, version: str) -> Policy:
+        from rewardloop.loop.serving import exploration_for, load_policy, served_kind, warm
         from rewardloop.registry import RegistryError
 
         key = (policy, version)
-        with self._lock:
+        with self._lock:  # one load at a time: concurrent first imports of transformers fail
             if key in self._loaded:
                 return self._loaded[key]
             try:
@@ -200,8 +221,39 @@ class RegistryProviders:
                 path = self.registry.artifact_path(f"{policy}@{version}")
             except RegistryError as err:
                 raise ProviderError("not_found", str(err), "policy") from None
-            self._loaded[key] = (pv.kind, _load_artifact(pv.kind, path))
-            return self._loaded[key]
+            kind = served_kind(pv.kind, path)
+            try:
+                loaded = load_policy(kind, path, exploration_for(kind, self._options(policy)))
+            except PolicyInputError as err:
+                raise ProviderError("unavailable", f"policies[{policy}].{err}", "policy") from None
+            warm(loaded)
+            self._loaded[key] = loaded
+            return loaded
+
+    def _champion(self, policy: str) -> str:
+        from rewardloop.registry import RegistryError
+
+        try:
+            version: str = self._cached(
+                ("champion", policy), lambda: self.registry.resolve(f"{policy}@champion").version
+            )
+        except RegistryError as err:
+            raise ProviderError("not_found", str(err), "policy") from None
+        return version
+
+    def _path(self, policy: str) -> ServingPath:
+        from rewardloop.loop.serving import ServingPath
+
+        # Built per request (a few attribute sets): no per-name state for names that do not exist.
+        return ServingPath(
+            policy,
+            self.experiment_ctl,
+            running=lambda: self._cached(
+                ("experiment", policy), lambda: self.experiment_ctl.running_for(policy)
+            ),
+            champion=lambda: self._champion(policy),
+            load=lambda version: self._load(policy, version),
+        )
 
     # -- PolicyProvider ----------------------------------------------------------------------------
 
@@ -217,77 +269,40 @@ class RegistryProviders:
             self._generations[policy] = generation
 
     def decide(self, request: DecideInput) -> DecideOutcome:
-        from rewardloop.registry import RegistryError
+        from rewardloop.loop.serving import request_rng
 
         self._invalidate_on_move(request.policy)
-        exp = self._cached(
-            ("experiment", request.policy), lambda: self.experiment_ctl.running_for(request.policy)
-        )
-        assignment = None
-        if exp is not None and request.unit_id is not None:
-            assignment = self.experiment_ctl.assign(exp, request.unit_id)
-        if assignment is not None:
-            version = assignment.version
-        else:
-            try:
-                version = self._cached(
-                    ("champion", request.policy),
-                    lambda: self.registry.resolve(f"{request.policy}@champion").version,
-                )
-            except RegistryError as err:
-                raise ProviderError("not_found", str(err), "policy") from None
-        decision = self._decide_with(request, version)
-        decision = dataclasses.replace(decision, idempotency_key=request.idempotency_key)
-        shadow = None
-        if assignment is not None:
-            decision = assignment.tag(decision)
-            for variant, shadow_version in assignment.shadow:
-                shadow = assignment.tag_shadow(self._decide_with(request, shadow_version), variant)
-        return DecideOutcome(decision, shadow)
-
-    def _decide_with(self, request: DecideInput, version: str) -> Decision:
-        kind, model = self._load(request.policy, version)
-        options = self._options(request.policy)
-        meta = dict(request.metadata)
-        if kind == "classifier":
-            if not request.text:
-                raise ProviderError("invalid", "a classifier decides on `text`", "text")
-            mode = options.get("explore", "epsilon")
-            d: Decision = model.decide(request.text, mode=mode, epsilon=float(options.get("epsilon", 0.1)))
-            return dataclasses.replace(d, policy=request.policy, policy_version=version, metadata=meta)
-        if kind == "router":
-            if request.features is None:
-                raise ProviderError("invalid", "a router decides on `features`", "features")
-            try:
-                routed = model.act(list(request.features))
-            except ValueError as err:
-                raise ProviderError("invalid", str(err), "features") from None
-            record: Decision = routed.to_record(
-                request.policy, version, features=request.features, text=request.text, metadata=meta
+        decision_id = new_id()
+        try:
+            served = self._path(request.policy).serve(
+                request.context,
+                request.unit_id,
+                request_rng(decision_id),
+                idempotency_key=request.idempotency_key,
+                decision_id=decision_id,
             )
-            return record
-        if not request.candidates:
-            raise ProviderError("invalid", "a reranker ranks `candidates`", "candidates")
-        actions = request.actions or tuple(f"c{i}" for i in range(len(request.candidates)))
-        dist = model.action_dist(
-            request.text or "", list(request.candidates), float(options.get("temperature", 1.0))
-        )
-        rng = np.random.default_rng()
-        top = int(rng.choice(len(dist), p=dist))
-        order = [top, *[i for i in np.argsort(-dist) if i != top]]
-        return Decision(
-            policy=request.policy,
-            policy_version=version,
-            kind="reranker",
-            actions=tuple(actions),
-            action=actions[top],
-            action_dist=tuple(float(p) for p in dist),
-            pscore=float(dist[top]),
-            text=request.text,
-            candidates=tuple(request.candidates),
-            ranking=tuple(actions[i] for i in order),
-            metadata=meta,
-        )
+        except PolicyInputError as err:
+            raise ProviderError("invalid", str(err), err.field) from None
+        return DecideOutcome(served.decision, served.shadow)
+
+    def warm(self) -> tuple[list[str], list[str]]:
+        """Load (and warm) every policy's champion and the versions of its running experiment."""
+        from rewardloop.registry import RegistryError
+
+        loaded, failed = [], []
+        for name in self.registry.policies():
+            versions = set()
+            with contextlib.suppress(RegistryError):  # no champion yet: /v1/decide answers 404
+                versions.add(self.registry.resolve(f"{name}@champion").version)
+            exp = self.experiment_ctl.running_for(name)
+            versions.update(exp.variants.values() if exp is not None else ())
+            for version in sorted(versions):
+                try:
+                    self._load(name, version)
+                    loaded.append(f"{name}@{version}")
+                except Exception as err:  # reported by /readyz; the service keeps running
+                    failed.append(f"{name}@{version}: {type(err).__name__}: {err}")
+        return loaded, failed
 
     def _options(self, policy: str) -> Mapping[str, Any]:
         return next((p.options for p in self.config.policies if p.name == policy), {})
@@ -339,20 +354,6 @@ class RegistryProviders:
         ]
 
 
-def _load_artifact(kind: str, path: Any) -> Any:
-    if kind == "classifier":
-        from rewardloop.policies.classifier import ClassifierPolicy
-
-        return ClassifierPolicy.load(path)
-    if kind == "router":
-        from rewardloop.learners.bandits import load_router
-
-        return load_router(path)
-    from rewardloop.policies.reranker import Reranker
-
-    return Reranker.load(path)
-
-
 def default_providers(config: ProjectConfig, store: Store) -> tuple[PolicyProvider, PolicyAdmin]:
     """The providers ``rewardloop serve`` uses: the registry, experiments and policies of the store."""
     wired = RegistryProviders(config, store)
@@ -370,5 +371,6 @@ __all__ = [
     "ProviderError",
     "RegistryProviders",
     "Unwired",
+    "WarmProvider",
     "default_providers",
 ]

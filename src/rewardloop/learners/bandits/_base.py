@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,13 +22,18 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.policies.contract import DecisionContext
 from rewardloop.policies.router import ArmStats, FloatArray, LeaderboardRow, RouterDecision, RouterInputError
+from rewardloop.types import Decision
 
 #: Version of the saved layout (``router.json`` + ``state.npz``).
 FORMAT_VERSION = 1
 IntArray = npt.NDArray[np.int64]
 
 PriorSpec = tuple[float, float] | Mapping[str, float]
+#: ``decide`` lends the caller's generator to the algorithm's ``_decide`` (which draws from ``rng_``);
+#: one decision at a time, so that concurrent requests never see each other's generator.
+_DECIDE_LOCK = threading.Lock()
 
 
 class BanditRouter:
@@ -227,6 +234,27 @@ class BanditRouter:
         xa = self._check_context(x, not self.checks_scores)
         i, dist, scores = self._decide(xa)
         return RouterDecision(self.arms_[i], i, dist, float(dist[i]), scores, tuple(self.arms_))
+
+    def decide(self, context: DecisionContext, rng: np.random.Generator) -> Decision:
+        """Choose an arm for ``context.features`` with draws from ``rng`` (the policy contract).
+
+        The loggable :class:`~rewardloop.types.Decision` (kind ``router``, named after the algorithm
+        until the serving path names it): the arm, the full action distribution, its propensity and
+        the latency. The router's own generator ``rng_`` is set aside, not advanced.
+        """
+        features = context.require_features() if self.needs_context else context.features
+        start = time.perf_counter()
+        with _DECIDE_LOCK:
+            self._ensure()
+            own, self.rng_ = self.rng_, rng
+            try:
+                routed = self.act(None if features is None else np.asarray(features, dtype=np.float64))
+            finally:
+                self.rng_ = own
+        latency = (time.perf_counter() - start) * 1000.0
+        return routed.to_record(
+            self.algorithm, "0", features, context.text, context.metadata, latency_ms=latency
+        )
 
     def learn(
         self, x: Any, arm: str, reward: float, category: str | None = None, weight: float = 1.0

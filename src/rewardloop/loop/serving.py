@@ -1,0 +1,197 @@
+"""One serving path for the service and the demo: assign → decide → tag/shadow.
+
+A request for policy ``name`` goes to the version its unit's experiment variant names (the champion
+when no experiment runs or the request names no unit), is decided by that version with
+``decide(context, rng)`` (:mod:`rewardloop.policies.contract`), named after the policy and version it
+came from, and tagged with the experiment, variant and variant share; in a shadow experiment the
+challenger decides the same context too (logged, never served).
+
+:func:`load_policy` loads an artifact of any policy kind, served with the exploration
+``policies[].options`` configure (:func:`exploration_for`: the one place those options are read).
+
+Randomness: the caller hands ``rng``. The demo passes its seeded generator; the service derives one per
+request from the decision's id (:func:`request_rng`), so a logged decision's draw can be replayed and
+concurrent requests share no generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardloop.loop.experiments import Assignment, Experiments
+from rewardloop.policies.contract import (
+    EXPLORATION_OPTIONS,
+    POLICY_KINDS,
+    DecisionContext,
+    Exploration,
+    Policy,
+    PolicyInputError,
+    Warmable,
+)
+from rewardloop.types import Decision, Experiment
+
+
+def exploration_for(kind: str, options: Mapping[str, Any]) -> Exploration | None:
+    """The exploration a policy of ``kind`` is served with, from its ``policies[].options``.
+
+    Classifiers (and gated ones) default to ε-greedy with ε = 0.1, rerankers to sampling from the
+    softmax of their scores; routers explore by their own algorithm (None), and refuse the options.
+    """
+    if kind == "router":
+        given = [k for k in EXPLORATION_OPTIONS if k in options]
+        if given:
+            raise PolicyInputError(
+                f"options.{given[0]}", "a router explores by its own algorithm; remove the option"
+            )
+        return None
+    return Exploration.from_options(options, "sample" if kind == "reranker" else "epsilon")
+
+
+def served_kind(kind: str, path: str | Path) -> str:
+    """The policy kind to load a registered artifact as: a classifier folder that holds a gate too
+    (``gate.json``, saved by :meth:`~rewardloop.policies.abstain.GatedClassifier.save`) is served
+    behind its abstain gate."""
+    return "abstain_gate" if kind == "classifier" and (Path(path) / "gate.json").is_file() else kind
+
+
+def load_policy(kind: str, path: str | Path, exploration: Exploration | None = None) -> Policy:
+    """Load a saved policy of ``kind`` (classifier, router, reranker or abstain_gate) from ``path``.
+
+    ``exploration`` sets how classifiers and rerankers are served (default: :func:`exploration_for`
+    with no options). A router folder holds a bandit (``router.json``) or a gating network
+    (``gating.json``). Nothing loaded runs code (safetensors, JSON, ``.npz`` without pickle).
+
+    >>> load_policy("generator", ".")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rewardloop.policies.contract.PolicyInputError: kind: must be one of classifier, ... got 'generator'
+    """
+    if kind not in POLICY_KINDS:
+        raise PolicyInputError("kind", f"must be one of {', '.join(POLICY_KINDS)}; got {kind!r}")
+    folder = Path(path)
+    served = exploration if exploration is not None else exploration_for(kind, {})
+    if kind == "classifier":
+        from rewardloop.policies.classifier import ClassifierPolicy
+
+        return ClassifierPolicy.load(folder, exploration=served)
+    if kind == "abstain_gate":
+        from rewardloop.policies.abstain import GatedClassifier
+
+        return GatedClassifier.load(folder, exploration=served)
+    if kind == "reranker":
+        from rewardloop.policies.reranker import Reranker
+
+        return Reranker.load(folder, exploration=served)
+    if (folder / "gating.json").is_file():
+        from rewardloop.policies.gating import GatingPolicy
+
+        return GatingPolicy.load(folder)
+    from rewardloop.learners.bandits import load_router
+
+    return load_router(folder)
+
+
+def warm(policy: Policy) -> None:
+    """Load what ``policy`` loads lazily (its encoder) now, ahead of the first request."""
+    if isinstance(policy, Warmable):
+        policy.warm()
+
+
+def request_rng(decision_id: str) -> np.random.Generator:
+    """The generator a served decision draws from, seeded by its id: replayable from the log."""
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(decision_id.encode()).digest()[:16], "big"))
+
+
+@dataclass(frozen=True)
+class Served:
+    """The decision served (named, tagged with its experiment and variant) and, in shadow mode, the
+    challenger's decision on the same context (its own id, no idempotency key: logged, not served)."""
+
+    decision: Decision
+    shadow: Decision | None = None
+
+
+class ServingPath:
+    """assign → decide → tag/shadow for one policy.
+
+    Parameters
+    ----------
+    policy : str
+        The policy's name: every decision is logged under it.
+    experiments : Experiments
+        Assigns a unit to a variant of the running experiment.
+    running : callable () -> Experiment or None
+        The policy's running experiment (the service caches it for a few seconds).
+    champion : callable () -> str
+        The champion's version.
+    load : callable (version) -> Policy
+        The loaded policy of a version (cached by the caller).
+    """
+
+    def __init__(
+        self,
+        policy: str,
+        experiments: Experiments,
+        running: Callable[[], Experiment | None],
+        champion: Callable[[], str],
+        load: Callable[[str], Policy],
+    ) -> None:
+        self.policy = policy
+        self.experiments = experiments
+        self.running = running
+        self.champion = champion
+        self.load = load
+
+    def assign(self, unit_id: str | None) -> Assignment | None:
+        """Where the unit's request goes in the running experiment (None: the champion serves it)."""
+        exp = self.running()
+        if exp is None or unit_id is None:
+            return None
+        return self.experiments.assign(exp, unit_id)
+
+    def decide_with(
+        self, version: str, context: DecisionContext, rng: np.random.Generator, decision_id: str | None = None
+    ) -> Decision:
+        """``version``'s decision on ``context``, named after this policy and that version."""
+        decision = self.load(version).decide(context, rng)
+        named = dataclasses.replace(decision, policy=self.policy, policy_version=version)
+        return named if decision_id is None else dataclasses.replace(named, id=decision_id)
+
+    def serve(
+        self,
+        context: DecisionContext,
+        unit_id: str | None,
+        rng: np.random.Generator,
+        *,
+        idempotency_key: str | None = None,
+        decision_id: str | None = None,
+    ) -> Served:
+        """Assign the request, decide with the assigned version, tag it; decide the shadows too."""
+        assignment = self.assign(unit_id)
+        version = assignment.version if assignment is not None else self.champion()
+        decision = self.decide_with(version, context, rng, decision_id)
+        decision = dataclasses.replace(decision, idempotency_key=idempotency_key)
+        if assignment is None:
+            return Served(decision)
+        shadow = None
+        for variant, shadow_version in assignment.shadow:
+            shadow = assignment.tag_shadow(self.decide_with(shadow_version, context, rng), variant)
+        return Served(assignment.tag(decision), shadow)
+
+
+__all__ = [
+    "Served",
+    "ServingPath",
+    "exploration_for",
+    "load_policy",
+    "request_rng",
+    "served_kind",
+    "warm",
+]
