@@ -33,28 +33,40 @@ PSCORE = torch.tensor([0.5, 0.25, 1.0])
 CORRECTION = torch.tensor([-1, -1, 1])
 
 
+def _loss(
+    baseline: float, logits: torch.Tensor = LOGITS, **options: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss on the 3 rows with the exact full-information term of the correction."""
+    return crm_loss(
+        logits, ACTIONS, REWARD, PSCORE, CORRECTION, baseline, correction_loss="expected", **options
+    )
+
+
 def test_loss_on_three_rows() -> None:
-    loss, m = crm_loss(LOGITS, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.5)
+    loss, m = _loss(baseline=0.5)
     assert loss.item() == pytest.approx(1 / 6, abs=1e-6)
     assert m["train/objective"] == pytest.approx(-1 / 6, abs=1e-6)
     assert m["train/snips"] == pytest.approx(1 / 3, abs=1e-6)
     assert m["train/mean_weight"] == pytest.approx(1.5)
     assert m["train/corrected_frac"] == pytest.approx(1 / 3)
     # λ = 0: only the thumbs-up row and the correction pull: u = (1, 0, .5), loss −.5
-    loss0, _ = crm_loss(LOGITS, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.0)
+    loss0, _ = _loss(baseline=0.0)
     assert loss0.item() == pytest.approx(-0.5, abs=1e-6)
+    # the default log form: row 3 enters as log π(1|x) = log .5, so u = (.5, −1, log .5)
+    logged, _ = crm_loss(LOGITS, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.5)
+    assert logged.item() == pytest.approx(-(0.5 - 1.0 + math.log(0.5)) / 3, abs=1e-6)
 
 
 def test_clipped_weights_and_variance_penalty() -> None:
     # M = 1.5 clips row 2's weight 2 → 1.5: u = (.5, −.75, 0), loss = .25 / 3
     logits = torch.zeros(3, 2, requires_grad=True)
-    loss, m = crm_loss(logits, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.5, max_weight=1.5)
+    loss, m = _loss(logits=logits, baseline=0.5, max_weight=1.5)
     assert loss.item() == pytest.approx(0.25 / 3, abs=1e-6)
     assert m["train/clip_frac"] == pytest.approx(0.5)
     loss.backward()
     assert logits.grad is not None and logits.grad[1].abs().sum() == 0  # the clipped row carries none
     # POEM: + 1 · sqrt(Var(u)/3), Var the unbiased variance of u = (.5, −1, 0): 7/12
-    penalised, _ = crm_loss(LOGITS, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.5, variance_penalty=1.0)
+    penalised, _ = _loss(baseline=0.5, variance_penalty=1.0)
     assert penalised.item() == pytest.approx(1 / 6 + math.sqrt(7 / 12 / 3), abs=1e-5)
 
 

@@ -22,9 +22,12 @@ w_i = min(π/p_i, M)), and a variance penalty ``variance_penalty`` · sqrt(Var(u
 
 **Corrections are full information.** A correction names the right label c_i: the reward is 1 for c_i
 and 0 for every other action, the logged one included, so π's expected reward on that row is known
-exactly, Σ_a π(a|x_i) · r_i(a) = π(c_i|x_i), with weight Σ_a π(a|x_i) = 1. Its row enters L_λ as
-``correction_weight`` · (π(c_i|x_i) − λ) in place of its bandit term (counting both would count the
-logged action twice).
+exactly, Σ_a π(a|x_i) · r_i(a) = π(c_i|x_i), with weight Σ_a π(a|x_i) = 1. Its row enters L_λ in
+place of its bandit term (counting both would count the logged action twice), as
+``correction_weight`` · (π(c_i|x_i) − λ) with ``correction_loss="expected"``, or by default as
+``correction_weight`` · log π(c_i|x_i), the same target through cross-entropy: corrections come
+mostly where π was wrong, π(c_i|x_i) is small there, and the exact term's gradient π(c)(1 − π(c))
+vanishes with it, where the log's, 1 − π(c), does not.
 """
 
 from __future__ import annotations
@@ -80,6 +83,15 @@ class CRMConfig(LearnerConfig):
     correction_weight: float = field(
         default=1.0, metadata={"help": "weight of a corrected row's full-information term π(c|x) − λ"}
     )
+    # log by default: a correction mostly comes where π was wrong, π(c|x) is small there, and the
+    # gradient of the exact value π(c|x) vanishes with it (measured in benchmarks/learning.py).
+    correction_loss: str = field(
+        default="log",
+        metadata={
+            "help": "a corrected row's term: log, log π(c|x) (cross-entropy, whose gradient does not "
+            "vanish where π(c|x) is small); or expected, π(c|x) − λ (its exact expected reward)"
+        },
+    )
     weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
     max_grad_norm: float = field(
         default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
@@ -91,6 +103,10 @@ class CRMConfig(LearnerConfig):
             raise LearnerConfigError(f"baseline: must be a finite number or None, got {self.baseline}")
         if self.max_weight != 0 and not self.max_weight >= 1.0:
             raise LearnerConfigError(f"max_weight: must be >= 1 (0: no clipping), got {self.max_weight}")
+        if self.correction_loss not in ("expected", "log"):
+            raise LearnerConfigError(
+                f"correction_loss: must be expected or log, got {self.correction_loss!r}"
+            )
         for key in ("variance_penalty", "correction_weight", "weight_decay", "max_grad_norm"):
             if getattr(self, key) < 0:
                 raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
@@ -157,11 +173,13 @@ def crm_loss(
     max_weight: float = 0.0,
     variance_penalty: float = 0.0,
     correction_weight: float = 1.0,
+    correction_loss: str = "log",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """−L_λ on one minibatch (+ POEM's variance penalty), and its metrics.
 
     u_i = (r_i − λ) · min(π(a_i|x_i)/p_i, M) for bandit rows, correction_weight · (π(c_i|x_i) − λ) for
-    corrected rows;  loss = −mean(u) + variance_penalty · sqrt(Var(u) / B).
+    corrected rows (``correction_loss="log"``: correction_weight · log π(c_i|x_i));
+    loss = −mean(u) + variance_penalty · sqrt(Var(u) / B).
 
     Parameters
     ----------
@@ -179,8 +197,9 @@ def crm_loss(
     ratio = torch.exp(logp - torch.log(pscore))  # (B,) π(a|x) / μ(a|x), with gradient
     w = ratio.clamp(max=max_weight) if max_weight > 0 else ratio  # clipped rows carry no gradient
     corrected = correction >= 0  # (B,)
-    p_correct = log_probs(logits, correction.clamp(min=0)).exp()  # (B,) π(c|x), used where corrected
-    u = torch.where(corrected, correction_weight * (p_correct - baseline), (reward - baseline) * w)  # (B,)
+    logp_correct = log_probs(logits, correction.clamp(min=0))  # (B,) log π(c|x), used where corrected
+    full = logp_correct if correction_loss == "log" else logp_correct.exp() - baseline
+    u = torch.where(corrected, correction_weight * full, (reward - baseline) * w)  # (B,)
     objective = u.mean()
     loss = -objective
     if variance_penalty > 0 and len(u) > 1:
@@ -276,6 +295,7 @@ class CRM:
                         cfg.max_weight,
                         cfg.variance_penalty,
                         cfg.correction_weight,
+                        cfg.correction_loss,
                     )
                     optimizer.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
