@@ -1,35 +1,48 @@
-"""Does bandit feedback improve a classifier? REINFORCE, PPO and A2C on Home Assistant intents.
+"""Which learner gets the most out of the same logged feedback? Home Assistant intents, honestly.
 
-The experiment (issue 4): start from a supervised head trained on a small labelled seed (a few
-examples per intent), then simulate production round after round — the policy decides on unseen
-texts by sampling from its own distribution, logs the propensity of what it chose, and only bandit
-feedback comes back (1 when the chosen intent is right, 0 when wrong: a user's thumbs). After each
-round each learner updates from that round's logged decisions (one on-policy iteration, warm-started
-from the policy that logged them). Accuracy on a held-out golden set is reported after every round,
-against the supervised start (the floor) and against supervised training on the same texts with
-full labels (the ceiling). Then a DQN abstain gate (option B) is learned for the final PPO policy
-from the run's logged decisions and scored by mean reward against always acting.
+Batch learning from logged bandit feedback (the setting of POEM and BanditNet): a supervised seed model
+(a few labelled examples per intent) serves unseen texts round after round, sampling each intent from
+its own distribution and logging the propensity. People give feedback on the decisions: a thumbs up
+when the intent is right, a thumbs down when it is wrong, and on some wrong ones a correction naming
+the right intent. After each round every learner trains, from the seed model, on **all** feedback
+gathered so far — the same texts, the same feedback, the same optimisation budget (``--epochs`` passes
+of minibatches of ``--batch-size``) — and is scored on a held-out golden set:
+
+- ``seed``: the seed model itself;
+- ``thumbs_up``: supervised cross-entropy on the thumbs-up rows (label = the chosen intent);
+- ``thumbs_up_corrections``: the same plus the corrected rows (label = the correction);
+- ``reinforce``, ``ppo``, ``a2c``: the policy-gradient learners on (action, reward, pscore);
+- ``crm``: counterfactual risk minimisation (BanditNet's λ-translated SNIPS), which also reads the
+  thumbs-down rows and takes corrections as full information;
+- ``full_labels``: supervision with the true label of every row that got feedback (the ceiling).
+
+Hyperparameters are chosen for every learner and every round on a validation split (25%) of the
+logged feedback, by the self-normalised IPS estimate V̂_SN (``rewardloop.learners.selection``), then
+refitted on all of it — never on the golden set. Two settings: clean raters giving feedback on every
+decision; and noisy raters (each thumb flipped with probability ``--noise``) giving feedback on only
+``--feedback-share`` of the decisions. Means ± sd over the seeds; each seed draws its own
+seed/golden/stream split and its own production samples.
+
+    PYTHONPATH=src python benchmarks/learning.py                   # 5 seeds, both settings
+    PYTHONPATH=src python benchmarks/learning.py --seeds 0 --rounds 2   # quicker
 
 Every text is embedded once with MiniLM (cached under ~/.cache/rewardloop); the heads train on the
-cached embeddings. Seeded: the same command prints the same figures. Each seed draws its own
-seed/golden/stream split and its own production samples; the figures are medians over the seeds.
-
-    PYTHONPATH=src python benchmarks/learning.py                    # 3 seeds: ~3 min on 2 cores
-    PYTHONPATH=src python benchmarks/learning.py --seeds 0 --rounds 4   # quicker
-
-The first run also embeds ~3,900 texts (1-4 minutes depending on the machine's load). Ends with one
-JSON line: golden_acc_seed, golden_acc_reinforce, golden_acc_ppo, golden_acc_a2c,
-golden_acc_full_labels (median golden accuracies after the last round).
+cached embeddings. Ends with one JSON line: golden_acc_seed, golden_acc_thumbs_up_only,
+golden_acc_thumbs_up_corrections, golden_acc_best_bandit, best_bandit_learner,
+golden_acc_full_labels (means over the seeds after the last round), every learner's mean and sd,
+seeds, and the same figures of the noisy setting under ``noisy``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +52,18 @@ import torch
 from rewardloop.datasets.intents import load_intent_pairs
 from rewardloop.learners import (
     A2C,
-    DQN,
+    CRM,
     PPO,
     A2CConfig,
-    DQNConfig,
+    CRMConfig,
     PPOConfig,
     Reinforce,
     ReinforceConfig,
     SupervisedConfig,
     SupervisedLearner,
 )
-from rewardloop.learners.base import BanditData
+from rewardloop.learners.crm import CorrectedBanditData
+from rewardloop.learners.selection import FitFn, select_and_fit, sweep
 from rewardloop.policies.classifier import ClassifierPolicy
 
 CACHE = Path(os.environ.get("REWARDLOOP_CACHE", Path.home() / ".cache" / "rewardloop"))
@@ -119,267 +133,287 @@ def split(
     return labels, y, np.array(seed_idx), np.array(golden_idx), np.array(stream_idx)
 
 
-# ---------------------------------------------------------------------------------- supervised
+# ---------------------------------------------------------------------------------- feedback
 
 
-def train_supervised(
-    X: np.ndarray, y: np.ndarray, labels: list[str], seed: int, epochs: int = 300, lr: float = 1e-2
-) -> ClassifierPolicy:
-    """Cross-entropy on full labels, full batch (the seed model and the ceiling): the supervised learner."""
-    config = SupervisedConfig(seed=seed, epochs=epochs, lr=lr, batch_size=max(len(y), 1), warm_start=False)
-    return SupervisedLearner(config).fit(X, [labels[i] for i in y], labels=labels)
+@dataclass(frozen=True)
+class Setting:
+    """Who rates what: the share of decisions with feedback, the thumbs' noise, the correction rate."""
+
+    name: str
+    feedback_share: float
+    noise: float
+    correction_share: float
+
+
+@dataclass(frozen=True)
+class Logged(CorrectedBanditData):
+    """Logged decisions with their feedback, and each row's true label (read by full-label supervision)."""
+
+    truth: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def log_feedback(
+    policy: ClassifierPolicy, X: np.ndarray, y: np.ndarray, setting: Setting, rng: np.random.Generator
+) -> Logged:
+    """Production: sample each intent from the policy, log pscore; the rated rows with their feedback.
+
+    A rated decision gets a thumb (1 right, 0 wrong; flipped with probability ``noise``); a wrong one
+    also gets a correction naming the right intent with probability ``correction_share`` (its thumb is 0).
+    """
+    proba = policy.predict_proba_embeddings(X)  # (n, K)
+    n = len(X)
+    action = np.minimum((proba.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1), proba.shape[1] - 1)
+    pscore = proba[np.arange(n), action]
+    right = action == y
+    rated = rng.random(n) < setting.feedback_share
+    thumbs = np.where(rng.random(n) < setting.noise, ~right, right).astype(np.float64)
+    corrected = ~right & (rng.random(n) < setting.correction_share)
+    thumbs[corrected] = 0.0
+    correction = np.where(corrected, y, -1).astype(np.int64)
+    return Logged(
+        X[rated],
+        action[rated].astype(np.int64),
+        thumbs[rated],
+        pscore[rated],
+        list(policy.labels),
+        correction[rated],
+        y[rated].astype(np.int64),
+    )
+
+
+def concat(logs: list[Logged]) -> Logged:
+    """All rounds' logs as one."""
+    arrays = {
+        f.name: np.concatenate([getattr(d, f.name) for d in logs])
+        for f in dataclasses.fields(Logged)
+        if f.name != "labels"
+    }
+    return Logged(labels=logs[0].labels, **arrays)
+
+
+# ---------------------------------------------------------------------------------- learners
+
+
+def supervised_fit(start: ClassifierPolicy, config: SupervisedConfig, source: str) -> FitFn:
+    """A fit of the supervised learner from ``start`` on the labels ``source`` reads from the logs."""
+
+    def fit(params: dict[str, Any], part: Any) -> tuple[Any, ClassifierPolicy]:
+        corrected = part.correction >= 0
+        if source == "full_labels":
+            rows, label = np.ones(len(part), bool), part.truth
+        else:
+            up = (part.reward == 1) & ~corrected
+            rows = up | corrected if source == "thumbs_up_corrections" else up
+            label = np.where(corrected, part.correction, part.action)
+        learner = SupervisedLearner(dataclasses.replace(config, **params))
+        names = [start.labels[i] for i in label[rows]]
+        return learner, learner.fit(part.X[rows], names, policy=start)
+
+    return fit
+
+
+SUPERVISED = ("thumbs_up", "thumbs_up_corrections", "full_labels")
+BANDIT: dict[str, tuple[Any, Any]] = {
+    "reinforce": (Reinforce, ReinforceConfig),
+    "ppo": (PPO, PPOConfig),
+    "a2c": (A2C, A2CConfig),
+    "crm": (CRM, CRMConfig),
+}
+#: The grid each learner's hyperparameters are chosen from (per round, on held-out logged feedback).
+LR_GRID = [3e-3, 1e-2, 3e-2, 1e-1]
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "thumbs_up": {"lr": LR_GRID},
+    "thumbs_up_corrections": {"lr": LR_GRID},
+    "full_labels": {"lr": LR_GRID},
+    "reinforce": {"lr": LR_GRID},
+    "ppo": {"lr": LR_GRID},
+    "a2c": {"lr": LR_GRID},
+    # BanditNet's λ, and POEM's weight clipping (0: off) against flipped thumbs on rare actions; lr 3e-2,
+    # corrections through log π(c|x) (CRMConfig's default)
+    "crm": {"baseline": [0.4, 0.6], "max_weight": [0.0, 3.0]},
+}
+CURVES = ("seed", *SUPERVISED[:2], *BANDIT, "full_labels")
+
+
+def train_all(start: ClassifierPolicy, data: Logged, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """Every learner's sweep and final fit on ``data``: name → (fitted policy, chosen params)."""
+    budget = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": seed}
+    out: dict[str, Any] = {}
+    for name in SUPERVISED:
+        fit = supervised_fit(start, SupervisedConfig(**budget), name)
+        _, policy, selection = sweep(fit, GRIDS[name], data, args.valid_fraction, seed)
+        out[name] = (policy, selection.params)
+    for name, (cls, config_cls) in BANDIT.items():
+        extra = {"lr": 3e-2} if name == "crm" else {}
+        learner = select_and_fit(
+            cls,
+            config_cls(**budget, **extra),
+            GRIDS[name],
+            data,
+            policy=start,
+            valid_fraction=args.valid_fraction,
+            seed=seed,
+        )
+        out[name] = (learner.policy_, learner.selection_.params)
+    return out
 
 
 def accuracy(policy: ClassifierPolicy, X: np.ndarray, y: np.ndarray) -> float:
     return float((policy.predict_proba_embeddings(X).argmax(axis=1) == y).mean())
 
 
-def decide_and_feedback(
-    policy: ClassifierPolicy, X: np.ndarray, y: np.ndarray, rng: np.random.Generator
-) -> BanditData:
-    """Production: sample each action from the policy's distribution, log pscore, reward = correct."""
-    proba = policy.predict_proba_embeddings(X)  # (n, K)
-    u = rng.random((len(X), 1))
-    action = np.minimum((proba.cumsum(axis=1) < u).sum(axis=1), proba.shape[1] - 1)
-    pscore = proba[np.arange(len(X)), action]
-    return BanditData(
-        X=X,
-        action=action.astype(np.int64),
-        reward=(action == y).astype(np.float64),
-        pscore=pscore,
-        labels=list(policy.labels),
-    )
-
-
-# ------------------------------------------------------------------------------------------ main
-
-
-LEARNERS = ("reinforce", "ppo", "a2c")
-#: Abstain-gate costs: a wrong automatic action (say, unlocking the wrong door) costs three times what
-#: a right one earns; a review costs half. Acting pays when P(right) > 0.625.
-GATE_COSTS = {"reward_correct": 1.0, "reward_wrong": -3.0, "review_cost": 0.5}
-
-
-def gate_experiment(
-    policy: ClassifierPolicy,
+def run_one(
+    seed: int,
+    setting: Setting,
     X_all: np.ndarray,
     y: np.ndarray,
-    log_idx: np.ndarray,
-    X_gold: np.ndarray,
-    y_gold: np.ndarray,
-    seed: int,
-    earlier: list[BanditData],
-) -> dict[str, float]:
-    """DQN abstain gate (option B) for ``policy``: trained on its decisions on the stream texts left
-    over plus the ``earlier`` rounds' logs (off-policy: a row counts when its logged action is
-    ``policy``'s arg-max, weighted by 1/pscore), scored on the golden set by mean reward against
-    always acting and against the best confidence threshold chosen in hindsight on the golden set."""
-    last = decide_and_feedback(policy, X_all[log_idx], y[log_idx], np.random.default_rng([seed, 99]))
-    logs = [*earlier, last]
-    data = BanditData(
-        X=np.concatenate([d.X for d in logs]),
-        action=np.concatenate([d.action for d in logs]),
-        reward=np.concatenate([d.reward for d in logs]),
-        pscore=np.concatenate([d.pscore for d in logs]),
-        labels=list(policy.labels),
-    )
-    gate = DQN(DQNConfig(seed=seed, **GATE_COSTS)).fit(data, policy)
-    proba = policy.predict_proba_embeddings(X_gold)  # (n, K)
-    act = np.where(proba.argmax(axis=1) == y_gold, GATE_COSTS["reward_correct"], GATE_COSTS["reward_wrong"])
-    abstain = -GATE_COSTS["review_cost"]
-    choice = gate.decide(proba)
-    thresholds = np.linspace(0.0, 1.0, 101)
-    best = max(float(np.where(proba.max(axis=1) >= t, act, abstain).mean()) for t in thresholds)
-    return {
-        "n_logs": float(len(data)),
-        "gated": float(np.where(choice == 0, act, abstain).mean()),
-        "always_act": float(act.mean()),
-        "best_threshold": best,
-        "abstain_share": float(choice.mean()),
-    }
-
-
-CURVES = (*LEARNERS, "full_labels")
-
-
-def run_one(seed: int, texts: list[str], intents: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """One seeded simulation: curves[name][round] of golden accuracy, online reward, throughput."""
-    labels, y, seed_idx, golden_idx, stream_idx = split(
-        intents,
-        seed,
-        args.seed_per_intent,
-        args.golden_frac,
-        args.max_per_intent,
-        min_count=args.seed_per_intent + 10,
-    )
-    used = np.concatenate([seed_idx, golden_idx, stream_idx])
-    X_all = np.zeros((len(texts), 384), np.float32)
-    X_all[used] = embed_cached([texts[i] for i in used])
-    n_stream = min(len(stream_idx), args.rounds * args.per_round)
-    rounds = -(-n_stream // args.per_round)
-    X_gold, y_gold = X_all[golden_idx], y[golden_idx]
-    seed_policy = train_supervised(X_all[seed_idx], y[seed_idx], labels, seed)
-    acc_seed = accuracy(seed_policy, X_gold, y_gold)
-
-    learners = {
-        "reinforce": Reinforce(ReinforceConfig(lr=5e-3, epochs=5, batch_size=32, seed=seed)),
-        "ppo": PPO(PPOConfig(lr=5e-3, epochs=5, batch_size=32, seed=seed)),
-        "a2c": A2C(A2CConfig(lr=5e-3, epochs=5, batch_size=32, seed=seed)),
-    }
-    policies = dict.fromkeys(learners, seed_policy)
-    curves: dict[str, list[float]] = {name: [acc_seed] for name in CURVES}
-    online_reward: dict[str, list[float]] = {name: [] for name in learners}
-    throughput: dict[str, list[float]] = {name: [] for name in learners}  # samples/s per fit
-    ppo_logs: list[BanditData] = []
-    seen = 0
-    for r in range(rounds):
-        batch = stream_idx[r * args.per_round : min((r + 1) * args.per_round, n_stream)]
-        seen += len(batch)
-        for i, (name, learner) in enumerate(learners.items()):
-            rng = np.random.default_rng([seed, r, i])
-            data = decide_and_feedback(policies[name], X_all[batch], y[batch], rng)
-            online_reward[name].append(float(data.reward.mean()))
-            if name == "ppo":
-                ppo_logs.append(data)
-            t0 = time.perf_counter()
-            policies[name] = learner.fit(data, policies[name])
-            throughput[name].append(len(data) * learner.config.epochs / (time.perf_counter() - t0))
-            curves[name].append(accuracy(policies[name], X_gold, y_gold))
-        full_idx = np.concatenate([seed_idx, stream_idx[:seen]])
-        ceiling = train_supervised(X_all[full_idx], y[full_idx], labels, seed)
-        curves["full_labels"].append(accuracy(ceiling, X_gold, y_gold))
-    gate = gate_experiment(policies["ppo"], X_all, y, stream_idx[n_stream:], X_gold, y_gold, seed, ppo_logs)
-    return {
-        "gate": gate,
-        "curves": curves,
-        "online_reward": online_reward,
-        "throughput": throughput,
-        "x": [min(r * args.per_round, n_stream) for r in range(rounds + 1)],
-        "n_golden": len(golden_idx),
-        "n_labels": len(labels),
-        "n_seed": len(seed_idx),
-    }
-
-
-def plot(
-    path: str,
-    x: list[int],
-    median: dict[str, np.ndarray],
-    lo: dict[str, np.ndarray],
-    hi: dict[str, np.ndarray],
+    labels: list[str],
+    split_rows: tuple,
     args: argparse.Namespace,
-    n_seeds: int,
-) -> None:
+) -> dict[str, Any]:
+    """One seeded simulation of one setting: curves[name][round] of golden accuracy, and the choices."""
+    seed_idx, golden_idx, stream_idx = split_rows
+    X_gold, y_gold = X_all[golden_idx], y[golden_idx]
+    config = SupervisedConfig(seed=seed, epochs=300, lr=1e-2, batch_size=len(seed_idx), warm_start=False)
+    start = SupervisedLearner(config).fit(X_all[seed_idx], [labels[i] for i in y[seed_idx]], labels=labels)
+    curves: dict[str, list[float]] = {name: [accuracy(start, X_gold, y_gold)] for name in CURVES}
+    choices: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    logs: list[Logged] = []
+    x = [0]
+    for r in range(args.rounds):
+        batch = stream_idx[r * args.per_round : (r + 1) * args.per_round]
+        rng = np.random.default_rng([seed, r, len(setting.name)])
+        logs.append(log_feedback(start, X_all[batch], y[batch], setting, rng))
+        data = concat(logs)
+        x.append(len(data))
+        curves["seed"].append(curves["seed"][0])
+        for name, (policy, params) in train_all(start, data, args, seed).items():
+            curves[name].append(accuracy(policy, X_gold, y_gold))
+            choices[name].append(params)
+    return {"curves": curves, "choices": dict(choices), "x": x}
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def summarise(runs: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Mean and sd over the seeds of each curve, shape (rounds + 1,)."""
+    stack = {n: np.array([run["curves"][n] for run in runs]) for n in CURVES}  # (n_seeds, rounds + 1)
+    mean = {n: v.mean(axis=0) for n, v in stack.items()}
+    sd = {n: v.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(v.shape[1]) for n, v in stack.items()}
+    return mean, sd
+
+
+def figures(mean: dict[str, np.ndarray], sd: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The JSON figures of one setting: final means (and sds) over the seeds."""
+    best = max(BANDIT, key=lambda n: mean[n][-1])
+    out: dict[str, Any] = {
+        "golden_acc_seed": round(float(mean["seed"][-1]), 4),
+        "golden_acc_thumbs_up_only": round(float(mean["thumbs_up"][-1]), 4),
+        "golden_acc_thumbs_up_corrections": round(float(mean["thumbs_up_corrections"][-1]), 4),
+        "golden_acc_best_bandit": round(float(mean[best][-1]), 4),
+        "best_bandit_learner": best,
+        "golden_acc_full_labels": round(float(mean["full_labels"][-1]), 4),
+    }
+    out.update({f"golden_acc_{n}": round(float(mean[n][-1]), 4) for n in BANDIT})
+    out["sd"] = {n: round(float(sd[n][-1]), 4) for n in CURVES}
+    return out
+
+
+def print_setting(setting: Setting, runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    mean, sd = summarise(runs)
+    x = runs[0]["x"]
+    print(
+        f"\n[{setting.name}] feedback on {setting.feedback_share:.0%} of decisions, thumbs flipped with "
+        f"p = {setting.noise:g}, corrections on {setting.correction_share:.0%} of wrong ones; "
+        f"golden-set accuracy, mean ± sd over seeds {seeds}"
+    )
+    print(f"{'round':>5} {'rows':>5} " + " ".join(f"{n:>21}" for n in CURVES))
+    for r in range(len(x)):
+        cells = " ".join(f"{mean[n][r]:>14.3f} ± {sd[n][r]:.3f}" for n in CURVES)
+        print(f"{r:>5} {x[r]:>5} {cells}")
+    print("hyperparameters chosen on held-out logged feedback (last round, per seed):")
+    for name in CURVES[1:]:
+        print(f"  {name:>21}: " + "; ".join(str(run["choices"][name][-1]) for run in runs))
+    return {"mean": mean, "sd": sd, "x": x, "figures": figures(mean, sd)}
+
+
+def plot(path: str, results: dict[str, dict[str, Any]], n_seeds: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name in CURVES:
-        style = "--" if name == "full_labels" else "-"
-        label = "supervised, full labels (ceiling)" if name == "full_labels" else f"{name} (bandit feedback)"
-        (line,) = ax.plot(x, median[name], style, marker="o", ms=3, label=label)
-        if n_seeds > 1:
-            ax.fill_between(x, lo[name], hi[name], color=line.get_color(), alpha=0.12, lw=0)
-    ax.axhline(
-        median["reinforce"][0],
-        color="grey",
-        lw=1,
-        ls=":",
-        label=f"seed model ({args.seed_per_intent}/intent)",
-    )
-    ax.set_xlabel("production texts with thumbs up/down feedback")
-    ax.set_ylabel("golden-set accuracy")
-    spread = f"median of {n_seeds} seeds, band: min-max" if n_seeds > 1 else "one seed"
-    ax.set_title(f"Home Assistant intents: learning from bandit feedback ({spread})", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(results), figsize=(12, 4.6), sharey=True)
+    for ax, (name, res) in zip(np.atleast_1d(axes), results.items(), strict=True):
+        for curve in CURVES:
+            style = "--" if curve in ("full_labels", "seed") else "-"
+            (line,) = ax.plot(res["x"], res["mean"][curve], style, marker="o", ms=3, label=curve)
+            lo, hi = res["mean"][curve] - res["sd"][curve], res["mean"][curve] + res["sd"][curve]
+            ax.fill_between(res["x"], lo, hi, color=line.get_color(), alpha=0.12, lw=0)
+        ax.set_title(f"{name} raters (mean ± sd of {n_seeds} seeds)", fontsize=10)
+        ax.set_xlabel("logged decisions with feedback")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("golden-set accuracy")
+    np.atleast_1d(axes)[-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Home Assistant intents: learning from the same logged feedback", fontsize=11)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=8, help="production rounds")
-    parser.add_argument("--per-round", type=int, default=300, help="unseen texts decided per round")
+    parser.add_argument("--rounds", type=int, default=3, help="production rounds")
+    parser.add_argument("--per-round", type=int, default=800, help="unseen texts decided per round")
+    parser.add_argument("--epochs", type=int, default=10, help="passes per fit: every learner's budget")
+    parser.add_argument("--batch-size", type=int, default=256, help="minibatch of every learner")
+    parser.add_argument("--valid-fraction", type=float, default=0.25, help="held-out share of the logs")
     parser.add_argument("--seed-per-intent", type=int, default=5, help="labelled seed examples per intent")
     parser.add_argument("--max-per-intent", type=int, default=150, help="cap of examples per intent")
     parser.add_argument("--golden-frac", type=float, default=0.2, help="share of each intent held out")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; figures are medians")
+    parser.add_argument("--noise", type=float, default=0.15, help="noisy setting: P(a thumb is flipped)")
+    parser.add_argument("--feedback-share", type=float, default=0.6, help="noisy setting: rated share")
+    parser.add_argument("--corrections", type=float, default=0.1, help="P(a wrong decision is corrected)")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
     parser.add_argument("--plot", default="docs/learning_curves.png", help="PNG of the curves ('' for none)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny heads: one thread is fastest, and kind to a shared machine
     start = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")]
-
+    settings = (
+        Setting("clean", 1.0, 0.0, args.corrections),
+        Setting("noisy", args.feedback_share, args.noise, args.corrections),
+    )
     texts, intents = load_texts()
-    runs = []
-    for seed in seeds:
-        run = run_one(seed, texts, intents, args)
-        runs.append(run)
-        finals = " ".join(f"{n} {run['curves'][n][-1]:.3f}" for n in CURVES)
-        print(f"seed {seed}: start {run['curves']['reinforce'][0]:.3f} → {finals}")
-    first = runs[0]
-    x = first["x"]
-    print(
-        f"\n{len(texts)} texts, {len(set(intents))} intents; {first['n_labels']} intents with ≥ "
-        f"{args.seed_per_intent + 10} examples: seed set {first['n_seed']}, golden {first['n_golden']}, "
-        f"stream {x[-1]} in {len(x) - 1} rounds of {args.per_round}"
-    )
-    stack = {n: np.array([run["curves"][n] for run in runs]) for n in CURVES}  # (n_seeds, rounds + 1)
-    median = {n: np.median(v, axis=0) for n, v in stack.items()}
-    lo = {n: v.min(axis=0) for n, v in stack.items()}
-    hi = {n: v.max(axis=0) for n, v in stack.items()}
-
-    print(f"\ngolden-set accuracy, median over seeds {seeds}; round 0 = the supervised seed model")
-    print(f"{'round':>5} {'texts':>6} " + " ".join(f"{n:>11}" for n in CURVES))
-    for r in range(len(x)):
-        print(f"{r:>5} {x[r]:>6} " + " ".join(f"{median[n][r]:>11.3f}" for n in CURVES))
-    print("online reward (share of production decisions that were right), median per round:")
-    for name in LEARNERS:
-        values = np.median([run["online_reward"][name] for run in runs], axis=0)
-        print(f"  {name:>9}: " + " ".join(f"{v:.2f}" for v in values))
-    print("training throughput on cached embeddings (samples × epochs per second, median of all fits):")
-    for name in LEARNERS:
-        values = np.concatenate([run["throughput"][name] for run in runs])
-        print(f"  {name:>9}: {np.median(values):,.0f} samples/s")
-    print(
-        "DQN abstain gate for the final PPO policy (option B), mean reward per golden text "
-        f"(right +{GATE_COSTS['reward_correct']:g}, wrong {GATE_COSTS['reward_wrong']:g}, "
-        f"review −{GATE_COSTS['review_cost']:g}):"
-    )
-    for seed, run in zip(seeds, runs, strict=True):
-        g = run["gate"]
-        print(
-            f"  seed {seed}: gate {g['gated']:+.3f} (abstains on {g['abstain_share']:.1%}), always act "
-            f"{g['always_act']:+.3f}, best threshold in hindsight {g['best_threshold']:+.3f}; "
-            f"trained on {g['n_logs']:.0f} logged decisions"
+    splits = {
+        s: split(
+            intents, s, args.seed_per_intent, args.golden_frac, args.max_per_intent, args.seed_per_intent + 10
         )
-    acc_seed = float(median["reinforce"][0])
-    gap = median["full_labels"][-1] - acc_seed
-    for name in LEARNERS:
-        closed = (median[name][-1] - acc_seed) / gap if gap > 0 else float("nan")
-        print(
-            f"  {name:>9}: {median[name][-1] - acc_seed:+.3f} over the seed model, "
-            f"{closed:.0%} of the seed → full-labels gap"
-        )
+        for s in seeds
+    }
+    labels, y = splits[seeds[0]][0], splits[seeds[0]][1]
+    used = np.unique(np.concatenate([np.concatenate(sp[2:]) for sp in splits.values()]))
+    X_all = np.zeros((len(texts), 384), np.float32)
+    X_all[used] = embed_cached([texts[i] for i in used])  # once per run (and cached on disk)
+    print(f"{len(texts)} texts, {len(labels)} intents, {len(used)} in the pool; rounds of {args.per_round}")
+    results: dict[str, dict[str, Any]] = {}
+    for setting in settings:
+        runs = []
+        for s in seeds:
+            run = run_one(s, setting, X_all, y, labels, splits[s][2:], args)
+            runs.append(run)
+            print(
+                f"  {setting.name} seed {s}: " + " ".join(f"{n} {run['curves'][n][-1]:.3f}" for n in CURVES)
+            )
+        results[setting.name] = print_setting(setting, runs, seeds)
     if args.plot:
-        plot(args.plot, x, median, lo, hi, args, len(seeds))
+        plot(args.plot, results, len(seeds))
         print(f"plot: {args.plot}")
     print(f"total {time.perf_counter() - start:.0f} s")
-    print(
-        json.dumps(
-            {
-                "golden_acc_seed": round(acc_seed, 4),
-                "golden_acc_reinforce": round(float(median["reinforce"][-1]), 4),
-                "golden_acc_ppo": round(float(median["ppo"][-1]), 4),
-                "golden_acc_a2c": round(float(median["a2c"][-1]), 4),
-                "golden_acc_full_labels": round(float(median["full_labels"][-1]), 4),
-            }
-        )
-    )
+    line = {**results["clean"]["figures"], "seeds": seeds, "noisy": results["noisy"]["figures"]}
+    print(json.dumps(line))
 
 
 if __name__ == "__main__":

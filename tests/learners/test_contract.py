@@ -51,6 +51,7 @@ DATA_FOR: dict[str, Callable[[], Any] | None] = {
     "a2c": _bandit,
     "dqn": _bandit,
     "dpo": _pairs,
+    "crm": _bandit,
 }
 
 NAMES = sorted(name for name in LEARNERS if DATA_FOR.get(name) is not None)

@@ -15,6 +15,7 @@ from rewardloop.learners.base import (
     bandit_data_from_batch,
     resolve_config,
 )
+from rewardloop.learners.crm import CRM, CRMConfig
 from rewardloop.learners.data import LabelledData, labelled_from_batch
 from rewardloop.learners.dpo import DPO, DPOConfig, PreferencePairs
 from rewardloop.learners.dqn import DQN, DQNConfig
@@ -31,16 +32,19 @@ LEARNERS: dict[str, type[Learner]] = {
     "a2c": A2C,
     "dqn": DQN,
     "dpo": DPO,
+    "crm": CRM,
 }
 
 __all__ = [
     "A2C",
+    "CRM",
     "DPO",
     "DQN",
     "LEARNERS",
     "PPO",
     "A2CConfig",
     "BanditData",
+    "CRMConfig",
     "Checkpointer",
     "DPOConfig",
     "DQNConfig",

@@ -1,26 +1,31 @@
 """Proximal Policy Optimization on logged single-step decisions.
 
-Schulman et al. (2017), "Proximal Policy Optimization Algorithms". The "old" policy of PPO's ratio
-is the **logging** policy μ whose propensities were stored with each decision, so
+Schulman et al. (2017), "Proximal Policy Optimization Algorithms". Training runs ``epochs`` outer
+iterations; each starts by freezing a copy of the current policy, π_old, and then makes
+``update_epochs`` passes of minibatches maximising
 
-    ratio_i = π(a_i|x_i) / μ(a_i|x_i) = exp(log π(a_i|x_i) − log pscore_i)
-    L^CLIP  = mean_i min(ratio_i · A_i, clip(ratio_i, 1 − ε, 1 + ε) · A_i)          (eq. 7)
+    ratio_i = π(a_i|x_i) / π_old(a_i|x_i)
+    ρ_i     = min(π_old(a_i|x_i) / μ(a_i|x_i), c)                                  (truncated IS)
+    L^CLIP  = mean_i ρ_i · min(ratio_i · A_i, clip(ratio_i, 1 − ε, 1 + ε) · A_i)   (eq. 7)
 
-is maximised over several epochs of minibatches; the clip keeps π close to μ where the logged
-data says anything about π, which is exactly the trust region an off-policy learner needs. The
-ratio is PPO's importance weight, clipped by construction.
+The ratio is against the policy at the start of the update, as in PPO, so every row starts inside
+the clip range (ratio = 1) and the clip bounds how far one iteration moves π. The decisions were
+logged by μ (``pscore``), not by π_old: the truncated importance weight ρ (``max_importance_weight``
+c; Ionides 2008, and V-trace's ρ̄ in IMPALA, Espeholt et al. 2018) corrects for that, without
+gradient. (Taking the ratio against μ itself, as this learner once did, puts many rows outside the
+clip range from the first step — 47% under ε-greedy logging — and those rows never move.)
 
 Advantages. Every decision is its own episode (done = 1), so the generalised advantage estimate
 (Schulman et al. 2016) with any discount γ and trace λ reduces to a one-step TD error with no
 bootstrap: A = r + γ·V(s')·(1 − done) − V(s) = r − V(s). ``gamma`` and ``gae_lambda`` are accepted
 (and passed through :func:`rewardloop.learners._math.gae`) so that multi-step configs validate,
 but they cannot change the result here. V(s) is a value head on the same embeddings trained jointly
-by squared error on the reward (``vf_coef``); the advantages of an epoch use its values at the start
-of that epoch (the "old" values, as in CleanRL), normalised per minibatch.
+by squared error on the reward (``vf_coef``); the advantages of an iteration use its values at the
+start of that iteration (the "old" values, as in CleanRL), normalised per minibatch.
 
-Metrics per step: ``approx_kl`` (KL(μ‖π), Schulman's k3 estimator) and ``clip_frac`` (the share of
-rows whose ratio left [1 − ε, 1 + ε]). Training stops early when an epoch's mean KL exceeds
-``target_kl`` (if set).
+Metrics per step: ``approx_kl`` (KL(π_old‖π), Schulman's k3 estimator), ``clip_frac`` (the share of
+rows whose ratio left [1 − ε, 1 + ε]) and ``is_weight`` (the mean ρ). Training stops early when an
+iteration's mean KL exceeds ``target_kl`` (if set).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from rewardloop.learners._common import (
     minibatches,
     seeded,
 )
-from rewardloop.learners._math import entropy, gae, log_probs
+from rewardloop.learners._math import entropy, gae, importance_weights, log_probs
 from rewardloop.learners.base import (
     BanditData,
     Checkpointer,
@@ -56,8 +61,17 @@ class PPOConfig(LearnerConfig):
     """PPO hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
 
     lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (policy and value heads)"})
-    epochs: int = field(default=4, metadata={"help": "update epochs over the logged decisions"})
-    clip_eps: float = field(default=0.2, metadata={"help": "PPO clip range ε of the ratio π/μ"})
+    epochs: int = field(
+        default=4, metadata={"help": "outer iterations; each freezes π_old and makes update_epochs passes"}
+    )
+    update_epochs: int = field(
+        default=1, metadata={"help": "passes over the logged decisions per outer iteration (per π_old)"}
+    )
+    clip_eps: float = field(default=0.2, metadata={"help": "PPO clip range ε of the ratio π/π_old"})
+    max_importance_weight: float = field(
+        default=1.0,
+        metadata={"help": "c of the truncated importance weight min(π_old/μ, c) (1: V-trace's ρ̄)"},
+    )
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the value head's squared error"})
     entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
     max_grad_norm: float = field(
@@ -83,6 +97,10 @@ class PPOConfig(LearnerConfig):
         super().validate()
         if not self.clip_eps > 0:
             raise LearnerConfigError(f"clip_eps: must be > 0, got {self.clip_eps}")
+        if self.update_epochs < 1:
+            raise LearnerConfigError(f"update_epochs: must be >= 1, got {self.update_epochs}")
+        if not self.max_importance_weight > 0:
+            raise LearnerConfigError(f"max_importance_weight: must be > 0, got {self.max_importance_weight}")
         for key in ("vf_coef", "entropy_coef", "max_grad_norm", "target_kl", "value_hidden"):
             if getattr(self, key) < 0:
                 raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
@@ -101,6 +119,7 @@ def ppo_loss(
     clip_eps: float,
     vf_coef: float = 0.5,
     entropy_coef: float = 0.0,
+    is_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO's loss on one minibatch: −L^CLIP + vf_coef · mean((V − R)²) − entropy_coef · mean(H).
 
@@ -111,20 +130,23 @@ def ppo_loss(
         V(s) from the value head.
     actions : tensor of shape (B,)
     old_logp : tensor of shape (B,)
-        log μ(a|x) of the logging policy (log pscore).
+        log π_old(a|x), the policy at the start of the update.
     adv, returns : tensors of shape (B,)
         Advantages (already normalised if wanted) and the value targets R (here the reward).
+    is_weight : tensor of shape (B,), optional
+        ρ = min(π_old/μ, c), the truncated importance weight of each row (default 1).
     """
     logp = log_probs(logits, actions)  # (B,)
     log_ratio = logp - old_logp
     ratio = log_ratio.exp()  # (B,)
-    surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv)
-    policy_loss = -surrogate.mean()  # eq. 7, negated to minimise
+    surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv)  # (B,)
+    rho = torch.ones_like(surrogate) if is_weight is None else is_weight.detach()
+    policy_loss = -(rho * surrogate).mean()  # eq. 7 with the off-policy weight, negated to minimise
     value_loss = F.mse_loss(values, returns)
     ent = entropy(logits).mean()
     loss = policy_loss + vf_coef * value_loss - entropy_coef * ent
     with torch.no_grad():
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator of KL(μ ‖ π)
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator of KL(π_old ‖ π)
         clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean()
     metrics = {
         "loss": float(loss.detach()),
@@ -133,12 +155,13 @@ def ppo_loss(
         "entropy": float(ent.detach()),
         "approx_kl": float(approx_kl),
         "clip_frac": float(clip_frac),
+        "is_weight": float(rho.mean()),
     }
     return loss, metrics
 
 
 class PPO:
-    """PPO with the logging policy as the old policy, for a :class:`ClassifierPolicy`.
+    """PPO with a frozen π_old per iteration and truncated importance weights to μ, for a classifier.
 
     Parameters
     ----------
@@ -153,7 +176,7 @@ class PPO:
     value_head_ : torch.nn.Module
         V(s): embeddings (B, d) → (B, 1).
     history_ : list of dict
-        Metrics of each optimisation step (``approx_kl``, ``clip_frac``, losses).
+        Metrics of each optimisation step (``approx_kl``, ``clip_frac``, ``is_weight``, losses).
     stopped_early_ : bool
         Whether ``target_kl`` ended training early.
 
@@ -188,57 +211,60 @@ class PPO:
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        old_logp = torch.log(pscore)  # log μ(a|x): the logging policy is PPO's old policy
         done = torch.ones_like(reward)  # each decision is a one-step episode
         checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
         generator = torch.Generator().manual_seed(cfg.seed)
-        n_batches = -(-len(data) // cfg.batch_size)
-        total = cfg.epochs * n_batches
+        total = cfg.epochs * cfg.update_epochs * -(-len(data) // cfg.batch_size)
         history: list[dict[str, Any]] = []
-        step = 0
         self.stopped_early_ = False
         with seeded(cfg.seed):
             value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
             params = [*head.parameters(), *value_head.parameters()]
             optimizer = torch.optim.Adam(params, lr=cfg.lr)
-            head.train()
-            value_head.train()
-            for epoch in range(cfg.epochs):
+            for iteration in range(cfg.epochs):
+                head.eval()
+                value_head.eval()
                 with torch.no_grad():
+                    # π_old: the policy at the start of this iteration, frozen (its log-probs, once).
+                    old_logp = log_probs(head(X) / fitted.temperature, actions)  # (n,)
+                    rho = importance_weights(old_logp, pscore, cfg.max_importance_weight)  # (n,)
                     old_values = value_head(X).squeeze(1)  # (n,)
+                head.train()
+                value_head.train()
                 # GAE over one-step episodes: A = r − V(s) whatever γ and λ (see the module docstring).
                 adv_all = gae(reward, old_values, torch.zeros_like(reward), done, cfg.gamma, cfg.gae_lambda)
                 returns_all = adv_all + old_values  # = reward
-                epoch_kl = []
-                for idx in minibatches(len(data), cfg.batch_size, generator):
-                    adv = adv_all[idx]
-                    if cfg.normalize_advantages and len(idx) > 1:
-                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                    logits = head(X[idx]) / fitted.temperature  # (B, K)
-                    values = value_head(X[idx]).squeeze(1)  # (B,)
-                    loss, metrics = ppo_loss(
-                        logits,
-                        values,
-                        actions[idx],
-                        old_logp[idx],
-                        adv,
-                        returns_all[idx],
-                        cfg.clip_eps,
-                        cfg.vf_coef,
-                        cfg.entropy_coef,
-                    )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
-                    optimizer.step()
-                    step += 1
-                    metrics["epoch"] = epoch
-                    epoch_kl.append(metrics["approx_kl"])
-                    history.append(metrics)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
-                if cfg.target_kl > 0 and sum(epoch_kl) / len(epoch_kl) > cfg.target_kl:
+                iteration_kl = []
+                for _ in range(cfg.update_epochs):
+                    for idx in minibatches(len(data), cfg.batch_size, generator):
+                        adv = adv_all[idx]
+                        if cfg.normalize_advantages and len(idx) > 1:
+                            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                        logits = head(X[idx]) / fitted.temperature  # (B, K)
+                        values = value_head(X[idx]).squeeze(1)  # (B,)
+                        loss, metrics = ppo_loss(
+                            logits,
+                            values,
+                            actions[idx],
+                            old_logp[idx],
+                            adv,
+                            returns_all[idx],
+                            cfg.clip_eps,
+                            cfg.vf_coef,
+                            cfg.entropy_coef,
+                            rho[idx],
+                        )
+                        optimizer.zero_grad()
+                        loss.backward()  # type: ignore[no-untyped-call]
+                        metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
+                        optimizer.step()
+                        metrics["epoch"] = iteration
+                        iteration_kl.append(metrics["approx_kl"])
+                        history.append(metrics)
+                        if progress is not None:
+                            progress(len(history), total, metrics)
+                        checkpointer.maybe_save(len(history), fitted.save)
+                if cfg.target_kl > 0 and sum(iteration_kl) / len(iteration_kl) > cfg.target_kl:
                     self.stopped_early_ = True
                     break
         head.eval()

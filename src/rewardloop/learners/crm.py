@@ -1,0 +1,317 @@
+"""Counterfactual risk minimisation (CRM) from logged bandit feedback: POEM and BanditNet.
+
+Swaminathan & Joachims (2015), "Batch learning from logged bandit feedback through counterfactual risk
+minimization" (POEM), and Joachims, Swaminathan & de Rijke (2018), "Deep learning with logged bandit
+feedback" (BanditNet). Each logged decision i has a context x_i, the logged action a_i drawn by the
+logging policy μ with propensity p_i = μ(a_i|x_i) (``pscore``) and a reward r_i — a thumbs up (1) as
+much as a thumbs down (0). The self-normalised IPS estimate of a policy π's value,
+
+    V̂_SN(π) = Σ_i r_i · w_i / Σ_i w_i,        w_i = π(a_i|x_i) / p_i,
+
+is not a sum over rows, so it cannot be optimised by minibatches. BanditNet rewrites it with a
+Lagrange multiplier: its maximiser is, for some baseline λ, the maximiser of
+
+    L_λ(π) = (1/n) Σ_i (r_i − λ) · w_i                                    (BanditNet, eq. 9, as a reward)
+
+a plain mean over rows. λ is a baseline: with λ = 0 only thumbs-up rows pull (and π may gain value by
+putting mass on every logged action, "propensity overfitting"); with λ > 0 a thumbs-down row pushes
+its action's probability down by λ · w_i. BanditNet chooses λ by a sweep, scoring each fit by V̂_SN on
+held-out logs (``learners.selection``). Two POEM options: the weights clipped at M (``max_weight``,
+w_i = min(π/p_i, M)), and a variance penalty ``variance_penalty`` · sqrt(Var(u)/n) on u_i = (r_i − λ)·w_i
+(the empirical-Bernstein bound POEM minimises).
+
+**Corrections are full information.** A correction names the right label c_i: the reward is 1 for c_i
+and 0 for every other action, the logged one included, so π's expected reward on that row is known
+exactly, Σ_a π(a|x_i) · r_i(a) = π(c_i|x_i), with weight Σ_a π(a|x_i) = 1. Its row enters L_λ in
+place of its bandit term (counting both would count the logged action twice), as
+``correction_weight`` · (π(c_i|x_i) − λ) with ``correction_loss="expected"``, or by default as
+``correction_weight`` · log π(c_i|x_i), the same target through cross-entropy: corrections come
+mostly where π was wrong, π(c_i|x_i) is small there, and the exact term's gradient π(c)(1 − π(c))
+vanishes with it, where the log's, 1 − π(c), does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from rewardloop.learners._common import (
+    LearnerDataError,
+    as_tensors,
+    check_bandit_data,
+    clip_grad,
+    copy_policy,
+    minibatches,
+    seeded,
+)
+from rewardloop.learners._math import log_probs
+from rewardloop.learners.base import (
+    BanditData,
+    Checkpointer,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+    checked_config,
+)
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types import DecisionBatch
+
+
+@dataclass
+class CRMConfig(LearnerConfig):
+    """CRM / BanditNet hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+
+    lr: float = field(default=1e-2, metadata={"help": "AdamW learning rate"})
+    epochs: int = field(default=20, metadata={"help": "passes over the logged decisions"})
+    baseline: float | None = field(
+        default=None,
+        metadata={
+            "help": "BanditNet's λ, subtracted from each reward (None: the mean logged reward, the "
+            "logging policy's value); choose it by a sweep on held-out logs"
+        },
+    )
+    max_weight: float = field(
+        default=0.0, metadata={"help": "clip the importance weights π/μ at this value (0: no clipping)"}
+    )
+    variance_penalty: float = field(
+        default=0.0, metadata={"help": "POEM's weight of sqrt(Var(u)/n) on the per-row terms u (0: off)"}
+    )
+    correction_weight: float = field(
+        default=1.0, metadata={"help": "weight of a corrected row's full-information term π(c|x) − λ"}
+    )
+    # log by default: a correction mostly comes where π was wrong, π(c|x) is small there, and the
+    # gradient of the exact value π(c|x) vanishes with it (measured in benchmarks/learning.py).
+    correction_loss: str = field(
+        default="log",
+        metadata={
+            "help": "a corrected row's term: log, log π(c|x) (cross-entropy, whose gradient does not "
+            "vanish where π(c|x) is small); or expected, π(c|x) − λ (its exact expected reward)"
+        },
+    )
+    weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.baseline is not None and not np.isfinite(self.baseline):
+            raise LearnerConfigError(f"baseline: must be a finite number or None, got {self.baseline}")
+        if self.max_weight != 0 and not self.max_weight >= 1.0:
+            raise LearnerConfigError(f"max_weight: must be >= 1 (0: no clipping), got {self.max_weight}")
+        if self.correction_loss not in ("expected", "log"):
+            raise LearnerConfigError(
+                f"correction_loss: must be expected or log, got {self.correction_loss!r}"
+            )
+        for key in ("variance_penalty", "correction_weight", "weight_decay", "max_grad_norm"):
+            if getattr(self, key) < 0:
+                raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class CorrectedBanditData(BanditData):
+    """:class:`BanditData` with the label a correction named for each row.
+
+    Attributes
+    ----------
+    correction : ndarray of shape (n_rounds,)
+        Index in ``labels`` of the corrected label, −1 where the row has no correction.
+    """
+
+    correction: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+def corrections_of(data: BanditData) -> npt.NDArray[np.int64]:
+    """The correction array of ``data`` (all −1 for plain BanditData), checked against its labels."""
+    n = len(data)
+    correction = getattr(data, "correction", None)
+    if correction is None or (len(correction) == 0 and n > 0):  # plain BanditData, or none given
+        return np.full(n, -1, np.int64)
+    correction = np.asarray(correction, dtype=np.int64)
+    if correction.shape != (n,):
+        raise LearnerDataError(f"correction: expected shape ({n},), got {correction.shape}")
+    bad = np.flatnonzero((correction < -1) | (correction >= len(data.labels)))
+    if bad.size:
+        raise LearnerDataError(
+            f"correction: row {bad[0]} is {correction[bad[0]]}, outside [-1, {len(data.labels)})"
+        )
+    return correction
+
+
+def crm_data_from_batch(
+    batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None
+) -> CorrectedBanditData:
+    """Decisions with a compiled reward, embedded by ``policy``, with their corrections (``data_from_batch``).
+
+    The last correction of a decision (store order) is its corrected label; one naming a label the
+    policy does not have is refused with the feedback id.
+    """
+    base = BanditData.from_batch(batch, policy.labels, policy.embed)
+    index = {label: i for i, label in enumerate(policy.labels)}
+    correction = np.full(len(base), -1, np.int64)
+    for row, d in enumerate(batch.with_rewards()):
+        for f in batch.feedback.get(d.id, []):
+            if f.kind != "correction" or f.label is None:
+                continue
+            if f.label not in index:
+                raise ValueError(f"feedback {f.id}: label {f.label!r} is not a label of the policy")
+            correction[row] = index[f.label]
+    return CorrectedBanditData(base.X, base.action, base.reward, base.pscore, base.labels, correction)
+
+
+def crm_loss(
+    logits: torch.Tensor,
+    actions: torch.Tensor,
+    reward: torch.Tensor,
+    pscore: torch.Tensor,
+    correction: torch.Tensor,
+    baseline: float,
+    max_weight: float = 0.0,
+    variance_penalty: float = 0.0,
+    correction_weight: float = 1.0,
+    correction_loss: str = "log",
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """−L_λ on one minibatch (+ POEM's variance penalty), and its metrics.
+
+    u_i = (r_i − λ) · min(π(a_i|x_i)/p_i, M) for bandit rows, correction_weight · (π(c_i|x_i) − λ) for
+    corrected rows (``correction_loss="log"``: correction_weight · log π(c_i|x_i));
+    loss = −mean(u) + variance_penalty · sqrt(Var(u) / B).
+
+    Parameters
+    ----------
+    logits : tensor of shape (B, K)
+    actions : tensor of shape (B,)
+        Logged action indices.
+    reward, pscore : tensors of shape (B,)
+        Reward and the logging policy's propensity of the logged action.
+    correction : tensor of shape (B,)
+        Corrected label index, −1 where none.
+    baseline : float
+        BanditNet's λ.
+    """
+    logp = log_probs(logits, actions)  # (B,)
+    ratio = torch.exp(logp - torch.log(pscore))  # (B,) π(a|x) / μ(a|x), with gradient
+    w = ratio.clamp(max=max_weight) if max_weight > 0 else ratio  # clipped rows carry no gradient
+    corrected = correction >= 0  # (B,)
+    logp_correct = log_probs(logits, correction.clamp(min=0))  # (B,) log π(c|x), used where corrected
+    full = logp_correct if correction_loss == "log" else logp_correct.exp() - baseline
+    u = torch.where(corrected, correction_weight * full, (reward - baseline) * w)  # (B,)
+    objective = u.mean()
+    loss = -objective
+    if variance_penalty > 0 and len(u) > 1:
+        loss = loss + variance_penalty * torch.sqrt(u.var() / len(u) + 1e-12)
+    with torch.no_grad():
+        bandit = ~corrected
+        wb = w[bandit]
+        snips = float((wb * reward[bandit]).sum() / wb.sum()) if bandit.any() else float("nan")
+        clip_frac = (
+            float((ratio[bandit] > max_weight).float().mean()) if max_weight > 0 and bandit.any() else 0.0
+        )
+    metrics = {
+        "train/loss": float(loss.detach()),
+        "train/objective": float(objective.detach()),
+        "train/snips": snips,
+        "train/mean_weight": float(wb.mean()) if bandit.any() else float("nan"),
+        "train/clip_frac": clip_frac,
+        "train/corrected_frac": float(corrected.float().mean()),
+    }
+    return loss, metrics
+
+
+class CRM:
+    """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
+
+    Parameters
+    ----------
+    config : CRMConfig, optional
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+
+    Attributes
+    ----------
+    policy_ : ClassifierPolicy
+        The fitted policy (also returned by :meth:`fit`).
+    baseline_ : float
+        The λ used (the config's, or the mean logged reward).
+    history_ : list of dict
+        Metrics of each optimisation step, namespaced (``train/loss``, ``train/snips``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(32, 4)).astype("float32")
+    >>> action = rng.integers(0, 2, 32)
+    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> fitted = CRM(CRMConfig(epochs=2)).fit(data, policy=ClassifierPolicy(["a", "b"], in_dim=4))
+    >>> fitted.labels
+    ['a', 'b']
+    """
+
+    name = "crm"
+    config_class = CRMConfig
+    #: Reads the corrections too (see ``learners.base.Learner``).
+    data_from_batch = staticmethod(crm_data_from_batch)
+
+    def __init__(self, config: CRMConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = checked_config(config, CRMConfig)
+        self.progress = progress
+
+    def fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+    ) -> ClassifierPolicy:
+        """Learn from logged decisions (and their corrections); return a new policy (``policy`` unchanged)."""
+        cfg = self.config
+        cfg.validate()
+        progress = progress if progress is not None else self.progress
+        check_bandit_data(data, policy)
+        correction = torch.as_tensor(corrections_of(data))  # (n,)
+        fitted = copy_policy(policy)
+        head = fitted.head
+        X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
+        baseline = float(reward.mean()) if cfg.baseline is None else cfg.baseline
+        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        total = cfg.epochs * -(-len(data) // cfg.batch_size)
+        history: list[dict[str, float]] = []
+        step = 0
+        with seeded(cfg.seed):
+            optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            head.train()
+            for epoch in range(cfg.epochs):
+                for idx in minibatches(len(data), cfg.batch_size, generator):
+                    logits = head(X[idx]) / fitted.temperature  # (B, K)
+                    loss, metrics = crm_loss(
+                        logits,
+                        actions[idx],
+                        reward[idx],
+                        pscore[idx],
+                        correction[idx],
+                        baseline,
+                        cfg.max_weight,
+                        cfg.variance_penalty,
+                        cfg.correction_weight,
+                        cfg.correction_loss,
+                    )
+                    optimizer.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    metrics["train/grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    step += 1
+                    metrics["train/epoch"] = epoch
+                    history.append(metrics)
+                    if progress is not None:
+                        progress(step, total, metrics)
+                    checkpointer.maybe_save(step, fitted.save)
+        head.eval()
+        self.policy_ = fitted
+        self.baseline_ = baseline
+        self.history_ = history
+        return fitted
+
+
+__all__ = ["CRM", "CRMConfig", "CorrectedBanditData", "corrections_of", "crm_data_from_batch", "crm_loss"]
