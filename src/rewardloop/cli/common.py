@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardloop.config import ConfigError, ProjectConfig, load_config
-from rewardloop.store import Store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by the commands that open one, not by --help
+    from rewardloop.store import Store
 
 console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 err_console = Console(stderr=True)
@@ -37,6 +39,8 @@ def project(config: Path | None) -> ProjectConfig:
 
 
 def open_store(cfg: ProjectConfig) -> Store:
+    from rewardloop.store import Store
+
     return Store.open(cfg.store.url, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
 
 
