@@ -378,12 +378,7 @@ def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title
                 "type": "bar",
                 "x": [_label(name) for name, _ in shown],
                 "y": [r["value"] for _, r in shown],
-                "error_y": {
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [r["high"] - r["value"] for _, r in shown],
-                    "arrayminus": [r["value"] - r["low"] for _, r in shown],
-                },
+                "error_y": _error_bars([r for _, r in shown if r is not None]),
                 "text": [f"n={r['n']}" for _, r in shown],
                 "marker": {"color": color},
             }
@@ -392,7 +387,18 @@ def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title
     }
 
 
+def _error_bars(rates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Plotly error bars from :func:`rate` dicts: each value's 95% interval."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [r["high"] - r["value"] for r in rates],
+        "arrayminus": [r["value"] - r["low"] for r in rates],
+    }
+
+
 def _calibration_figure(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    rates = [rate(round(b["accuracy"] * b["n"]), b["n"]) for b in bins]
     return {
         "data": [
             {
@@ -401,6 +407,7 @@ def _calibration_figure(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "name": "observed",
                 "x": [b["confidence"] for b in bins],
                 "y": [b["accuracy"] for b in bins],
+                "error_y": _error_bars([r for r in rates if r is not None]),
                 "text": [f"n={b['n']}" for b in bins],
             },
             {
