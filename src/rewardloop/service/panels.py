@@ -369,7 +369,9 @@ def _label(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title: str) -> dict[str, Any]:
+def _bars(
+    rows: Sequence[Mapping[str, Any] | None], x: Sequence[str], color: str, title: str
+) -> dict[str, Any]:
     """Bars of rates with their 95% intervals as error bars and ``n`` on hover (rows are :func:`rate`)."""
     shown = [(name, r) for name, r in zip(x, rows, strict=True) if r is not None]
     return {
@@ -378,7 +380,7 @@ def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title
                 "type": "bar",
                 "x": [_label(name) for name, _ in shown],
                 "y": [r["value"] for _, r in shown],
-                "error_y": _error_bars([r for _, r in shown if r is not None]),
+                "error_y": _error_bars([r for _, r in shown]),
                 "text": [f"n={r['n']}" for _, r in shown],
                 "marker": {"color": color},
             }
