@@ -104,3 +104,14 @@ def test_the_overview_page_shows_the_unbiased_headline(api: Api) -> None:
     assert '<div class="v" id="accuracy">80.0%</div>' in page
     assert "[49.0%, 94.3%] 95% CI, n=10" in page
     assert "66.7%" in page and "(biased)" in page  # the corrections-only figure, labelled
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    from rewardloop.evaluation import intervals
+    from rewardloop.service import dashboard
+
+    for module in (intervals, panels, dashboard):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

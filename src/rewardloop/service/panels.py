@@ -351,7 +351,9 @@ def _label(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title: str) -> dict[str, Any]:
+def _bars(
+    rows: Sequence[Mapping[str, Any] | None], x: Sequence[str], color: str, title: str
+) -> dict[str, Any]:
     """Bars of rates with their 95% intervals as error bars and ``n`` on hover (rows are :func:`rate`)."""
     shown = [(name, r) for name, r in zip(x, rows, strict=True) if r is not None]
     return {
@@ -360,12 +362,7 @@ def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title
                 "type": "bar",
                 "x": [_label(name) for name, _ in shown],
                 "y": [r["value"] for _, r in shown],
-                "error_y": {
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [r["high"] - r["value"] for _, r in shown],
-                    "arrayminus": [r["value"] - r["low"] for _, r in shown],
-                },
+                "error_y": _error_bars([r for _, r in shown]),
                 "text": [f"n={r['n']}" for _, r in shown],
                 "marker": {"color": color},
             }
@@ -374,7 +371,18 @@ def _bars(rows: Sequence[Mapping[str, Any]], x: Sequence[str], color: str, title
     }
 
 
+def _error_bars(rates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Plotly error bars from :func:`rate` dicts: each value's 95% interval."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [r["high"] - r["value"] for r in rates],
+        "arrayminus": [r["value"] - r["low"] for r in rates],
+    }
+
+
 def _calibration_figure(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    rates = [rate(round(b["accuracy"] * b["n"]), b["n"]) for b in bins]
     return {
         "data": [
             {
@@ -383,6 +391,7 @@ def _calibration_figure(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "name": "observed",
                 "x": [b["confidence"] for b in bins],
                 "y": [b["accuracy"] for b in bins],
+                "error_y": _error_bars([r for r in rates if r is not None]),
                 "text": [f"n={b['n']}" for b in bins],
             },
             {

@@ -264,8 +264,9 @@ class RegistryProviders:
 
         generation = policy_generation(self.registry.store, policy)
         if self._generations.get(policy, -1) != generation:
-            for key in [k for k in self._cache if k[1] == policy]:
-                self._cache.pop(key, None)
+            for key in list(self._cache):  # a snapshot: other threads may add entries meanwhile
+                if key[1] == policy:
+                    self._cache.pop(key, None)
             self._generations[policy] = generation
 
     def decide(self, request: DecideInput) -> DecideOutcome:
