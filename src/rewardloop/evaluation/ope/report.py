@@ -9,7 +9,12 @@ from typing import Any
 import numpy as np
 
 from rewardloop.evaluation.ope._common import FloatArray, OPEInputError
-from rewardloop.evaluation.ope.bootstrap import PolicyValueInterval
+from rewardloop.evaluation.ope.bootstrap import (
+    PolicyValueInterval,
+    bootstrap_means,
+    check_alpha,
+    percentile_interval,
+)
 from rewardloop.evaluation.ope.diagnostics import OPEDiagnostics, ope_diagnostics
 from rewardloop.evaluation.ope.estimators import (
     BaseOffPolicyEstimator,
@@ -18,7 +23,7 @@ from rewardloop.evaluation.ope.estimators import (
     InverseProbabilityWeighting,
     SelfNormalizedInverseProbabilityWeighting,
 )
-from rewardloop.evaluation.ope.inputs import as_1d, check_bandit_feedback
+from rewardloop.evaluation.ope.inputs import BanditFeedback, as_1d, check_bandit_feedback
 
 
 @dataclass(frozen=True)
@@ -78,24 +83,29 @@ def evaluate_off_policy(
     >>> round(report.value("snipw").value, 6)
     1.0
     """
-    inputs = {
-        "reward": reward,
-        "action": action,
-        "pscore": pscore,
-        "action_dist": action_dist,
-        "position": position,
-        "estimated_rewards_by_reg_model": estimated_rewards_by_reg_model,
-    }
-    bf = check_bandit_feedback(**inputs)  # validate once; fail before any work
+    check_alpha(alpha)
+    bf = check_bandit_feedback(
+        reward=reward,
+        action=action,
+        pscore=pscore,
+        action_dist=action_dist,
+        position=position,
+        estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
+    )  # validate once; fail before any work
     ests = (
         list(estimators)
         if estimators is not None
         else default_estimators(bf.estimated_rewards_by_reg_model is not None)
     )
+    terms = np.stack([_terms(est, bf) for est in ests]) if ests else np.empty((0, bf.n_rounds))
+    # (n_estimators, n_rounds). One set of resampling draws for every estimator: each estimator's own
+    # estimate_interval with this random_state draws exactly these, so the intervals are the same.
+    means = bootstrap_means(terms, n_bootstrap_samples, random_state) if ests else terms  # (n_est, B)
     estimates = {}
-    for est in ests:
-        estimates[est.name] = est.estimate_interval(
-            **inputs, alpha=alpha, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state
+    for est, row, replicates in zip(ests, terms, means, strict=True):
+        mean, lower, upper = percentile_interval(replicates, alpha)
+        estimates[est.name] = PolicyValueInterval(
+            est.name, float(row.mean()), mean, lower, upper, alpha, n_bootstrap_samples
         )
     diag = ope_diagnostics(
         action=bf.action,
@@ -134,12 +144,14 @@ def estimate_policy_values(
         if estimators is not None
         else default_estimators(bf.estimated_rewards_by_reg_model is not None)
     )
-    out = {}
-    for est in ests:
-        if est.needs_reward_model and bf.estimated_rewards_by_reg_model is None:
-            raise OPEInputError(f"estimated_rewards_by_reg_model: required by {est.name}")
-        out[est.name] = float(est._round_rewards(bf).mean())
-    return out
+    return {est.name: float(_terms(est, bf).mean()) for est in ests}
+
+
+def _terms(est: BaseOffPolicyEstimator, bf: BanditFeedback) -> FloatArray:
+    """``est``'s per-round terms (n_rounds,) on already validated inputs."""
+    if est.needs_reward_model and bf.estimated_rewards_by_reg_model is None:
+        raise OPEInputError(f"estimated_rewards_by_reg_model: required by {est.name}")
+    return est._round_rewards(bf)
 
 
 def tabular_reward_model(
