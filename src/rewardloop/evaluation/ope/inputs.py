@@ -44,7 +44,8 @@ class BanditFeedback:
         n, n_actions, len_list = x.shape
         if x.flags.c_contiguous:  # one flat gather: ~5x cheaper than numpy's 3-D fancy indexing
             flat = np.arange(0, n * n_actions * len_list, n_actions * len_list)
-            return x.reshape(-1).take(flat + self.action * len_list + self.position)
+            gathered: FloatArray = x.reshape(-1).take(flat + self.action * len_list + self.position)
+            return gathered
         return x[np.arange(n), self.action, self.position]  # e.g. a broadcast view: no copy
 
     def _at_position(self, x: FloatArray) -> FloatArray:
