@@ -33,7 +33,7 @@ class EncoderConfig(Section):
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "torch",
         description="what runs MiniLM: torch (fp32), onnx (the same fp32 graph in ONNX Runtime, faster; "
-        "needs the onnx extra) or onnx-int8 (int8 weights: faster again, cosine to fp32 about 0.98)",
+        "needs the onnx extra) or onnx-int8 (int8 weights: faster again, cosine to fp32 down to 0.96)",
     )
 
 

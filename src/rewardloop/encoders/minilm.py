@@ -5,7 +5,7 @@ Plain ``transformers`` + mean pooling + L2 normalisation, which agrees with sent
 
 Three backends compute the same vectors: ``torch`` (fp32, the reference), ``onnx`` (the same fp32 graph
 in ONNX Runtime: cosine 1.0 to 1e-6, about 1.5x faster on one thread) and ``onnx-int8`` (int8
-per-channel weights: faster again, but its cosine to fp32 falls to 0.98 on some real texts, below the
+per-channel weights: faster again, but its cosine to fp32 falls to 0.96 on some real texts, below the
 0.99 the project accepts, so it is opt-in). :func:`default_encoder` uses the configured one
 (``encoder.backend`` in ``rewardloop.yaml``, or ``REWARDLOOP_ENCODER__BACKEND``); see docs/classifier.md.
 """
