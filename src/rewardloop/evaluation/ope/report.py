@@ -84,18 +84,8 @@ def evaluate_off_policy(
     1.0
     """
     check_alpha(alpha)
-    bf = check_bandit_feedback(
-        reward=reward,
-        action=action,
-        pscore=pscore,
-        action_dist=action_dist,
-        position=position,
-        estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
-    )  # validate once; fail before any work
-    ests = (
-        list(estimators)
-        if estimators is not None
-        else default_estimators(bf.estimated_rewards_by_reg_model is not None)
+    bf, ests = _validated(
+        estimators, reward, action, pscore, action_dist, position, estimated_rewards_by_reg_model
     )
     terms = np.stack([_terms(est, bf) for est in ests]) if ests else np.empty((0, bf.n_rounds))
     # (n_estimators, n_rounds). One set of resampling draws for every estimator: each estimator's own
@@ -131,20 +121,22 @@ def estimate_policy_values(
 
     The fast path for sweeps: the per-estimator terms share one validated :class:`BanditFeedback`.
     """
-    bf = check_bandit_feedback(
-        reward=reward,
-        action=action,
-        pscore=pscore,
-        action_dist=action_dist,
-        position=position,
-        estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
-    )
-    ests = (
-        list(estimators)
-        if estimators is not None
-        else default_estimators(bf.estimated_rewards_by_reg_model is not None)
+    bf, ests = _validated(
+        estimators, reward, action, pscore, action_dist, position, estimated_rewards_by_reg_model
     )
     return {est.name: float(_terms(est, bf).mean()) for est in ests}
+
+
+def _validated(
+    estimators: Sequence[BaseOffPolicyEstimator] | None, *inputs: Any
+) -> tuple[BanditFeedback, list[BaseOffPolicyEstimator]]:
+    """The inputs validated once (reward, action, pscore, action_dist, position, q̂ in that order) and
+    the estimators to run on them (the defaults for the inputs when None)."""
+    names = ("reward", "action", "pscore", "action_dist", "position", "estimated_rewards_by_reg_model")
+    bf = check_bandit_feedback(**dict(zip(names, inputs, strict=True)))  # fail before any work
+    if estimators is not None:
+        return bf, list(estimators)
+    return bf, default_estimators(bf.estimated_rewards_by_reg_model is not None)
 
 
 def _terms(est: BaseOffPolicyEstimator, bf: BanditFeedback) -> FloatArray:
