@@ -34,6 +34,16 @@ class StoreConfig(Section):
     )
 
 
+class EncoderConfig(Section):
+    """The MiniLM sentence encoder that classifiers and reward models share."""
+
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="what runs MiniLM: torch (fp32), onnx (the same fp32 graph in ONNX Runtime, faster; "
+        "needs the onnx extra) or onnx-int8 (int8 weights: faster again, cosine to fp32 down to 0.96)",
+    )
+
+
 class PolicyConfig(Section):
     name: str = Field(description="the policy's name, as logged on its decisions")
     kind: Literal["classifier", "router", "reranker"] = Field(description="what it decides")
