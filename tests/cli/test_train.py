@@ -12,7 +12,13 @@ import yaml
 from typer.testing import CliRunner
 
 from rewardloop.cli.main import app
-from rewardloop.learners import LEARNERS, BanditData, LearnerConfig, LearnerConfigError
+from rewardloop.learners import (
+    LEARNERS,
+    BanditData,
+    LearnerConfig,
+    LearnerConfigError,
+    bandit_data_from_batch,
+)
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.store import Store, read_runs, write_decisions, write_feedback, write_rewards
 from rewardloop.types import Decision, Feedback, Reward
@@ -102,10 +108,14 @@ class StandInConfig(LearnerConfig):
 
 
 class StandInRL:
-    """What an RL learner looks like to the command: only name, config_class and fit(data, policy=)."""
+    """What an RL learner looks like to the command: the Learner contract and nothing else."""
 
     name = "standin"
     config_class = StandInConfig
+    needs_rewards = True
+    needs_policy = True
+    reads_texts = False
+    data_from_batch = staticmethod(bandit_data_from_batch)
     seen: ClassVar[dict] = {}
 
     def __init__(self, config=None, progress=None):
@@ -114,7 +124,7 @@ class StandInRL:
     def fit(self, data, *, policy=None):
         StandInRL.seen.update(data=data, policy=policy, config=self.config)
         self.progress(1, 1, {"loss": 0.0})
-        self.metrics_ = {"mean_reward": float(data.reward.mean())}
+        self.history_ = [{"train/mean_reward": float(data.reward.mean())}]
         return policy
 
 
@@ -184,7 +194,7 @@ def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, e
     assert data.reward.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0] and data.pscore.tolist() == [0.5] * 6
     assert standin.seen["config"].clip_eps == 0.3 and standin.seen["policy"].labels == LABELS
     (run,) = read_runs(store)
-    assert run.metrics["mean_reward"] == 0.5 and run.n_samples == len(decisions)
+    assert run.metrics["train/mean_reward"] == 0.5 and run.n_samples == len(decisions)
 
 
 def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, standin):

@@ -31,7 +31,7 @@ def test_clipped_loss_on_three_rows() -> None:
     loss, m = ppo_loss(LOGITS, values, ACTIONS, OLD_LOGP, ADV, RETURNS, clip_eps=0.2, vf_coef=0.0)
     assert m["policy_loss"] == pytest.approx(-(-0.8 + 1.0 + 1.2) / 3, abs=1e-6)
     assert loss.item() == pytest.approx(-1.4 / 3, abs=1e-6)
-    assert m["clip_frac"] == pytest.approx(2 / 3)
+    assert m["clip_fraction"] == pytest.approx(2 / 3)
     kl = ((-0.5 - math.log(0.5)) + 0.0 + (0.5 - math.log(1.5))) / 3
     assert m["approx_kl"] == pytest.approx(kl, abs=1e-6)
     # value loss: mean((0 − R)²) = 2/3, weighted by vf_coef
@@ -52,7 +52,7 @@ def test_clipped_rows_get_no_policy_gradient() -> None:
 def test_wider_clip_changes_the_result() -> None:
     _, m = ppo_loss(LOGITS, torch.zeros(3), ACTIONS, OLD_LOGP, ADV, RETURNS, clip_eps=0.6, vf_coef=0.0)
     assert m["policy_loss"] == pytest.approx(-(-0.5 + 1.0 + 1.5) / 3, abs=1e-6)
-    assert m["clip_frac"] == 0.0
+    assert m["clip_fraction"] == 0.0
 
 
 def test_gae_reduces_to_r_minus_v_for_one_step_episodes() -> None:
@@ -79,8 +79,10 @@ def test_metrics_and_target_kl_stop() -> None:
     data, _ = uniform_bandit_data(256)
     learner = PPO(PPOConfig(epochs=10, batch_size=64))
     learner.fit(data, fresh_policy())
-    assert {"approx_kl", "clip_frac", "value_loss"} <= set(learner.history_[0])
-    assert learner.history_[0]["approx_kl"] < learner.history_[-1]["approx_kl"]  # π moves away from μ
+    assert {"train/approx_kl", "train/clip_fraction", "train/value_loss"} <= set(learner.history_[0])
+    assert (
+        learner.history_[0]["train/approx_kl"] < learner.history_[-1]["train/approx_kl"]
+    )  # π moves away from μ
     early = PPO(PPOConfig(epochs=10, batch_size=64, target_kl=1e-4))
     early.fit(data, fresh_policy())
     assert early.stopped_early_ and len(early.history_) < len(learner.history_)

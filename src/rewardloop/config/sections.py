@@ -5,11 +5,15 @@ Fields carry a description: ``rewardloop init`` writes them as comments, and ``-
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_STORE_URL = "sqlite:///rewardloop.db"
+#: Old ``training`` key → its new name; the old ones are removed in rewardloop REMOVED_IN.
+DEPRECATED_TRAINING_KEYS = {"checkpoint_every": "save_frequency", "keep_checkpoints": "keep_last_n"}
+REMOVED_IN = "0.3.0"
 
 
 class Section(BaseModel):
@@ -73,7 +77,8 @@ class TrainingConfig(Section):
     learner: str = Field(
         "supervised",
         validation_alias=AliasChoices("learner", "algorithm"),
-        description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo",
+        description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo "
+        "(dqn learns an abstain gate; the loop saves it beside the classifier it gates)",
     )
     policy: str | None = Field(None, description="which policy to train (default: the first one)")
     reward_spec: str | None = Field(
@@ -96,9 +101,54 @@ class TrainingConfig(Section):
     ppo_eps_clip: float | None = Field(None, gt=0, description="PPO clip range ε (> 0)")
     ppo_lambda: float | None = Field(None, ge=0, le=1, description="PPO GAE λ")
     dqn_epsilon: float | None = Field(None, ge=0, le=1, description="DQN ε-greedy exploration")
+    baseline_decay: float | None = Field(
+        None, ge=0, lt=1, description="REINFORCE/gating: EMA decay of the reward baseline"
+    )
+    clip_grad_norm: float | None = Field(
+        None, ge=0, description="clip the gradient's global norm to this (0: off; max_grad_norm)"
+    )
+    entropy_coef: float | None = Field(
+        None, ge=0, description="entropy bonus β of the policy-gradient learners"
+    )
+    save_frequency: int | None = Field(
+        None, ge=0, description="save a checkpoint every N steps (0: never; old name checkpoint_every)"
+    )
+    keep_last_n: int | None = Field(
+        None, ge=1, description="keep the newest N checkpoints (old name keep_checkpoints)"
+    )
+    checkpoint_dir: str | None = Field(None, description="folder for the checkpoints")
+    min_feedback: int = Field(
+        1, ge=1, description="refuse to train on fewer training examples than this (says how many there are)"
+    )
+    max_episodes: int | None = Field(
+        None, ge=1, description="train on at most the newest N logged decisions (one decision: one episode)"
+    )
+    lookback_days: float | None = Field(
+        None, gt=0, description="data window: decisions of the last N days (default: all; --since wins)"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="any field of the learner's config, by name (checked)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """The old checkpoint keys, with a DeprecationWarning naming the version that removes them."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for old, new in DEPRECATED_TRAINING_KEYS.items():
+            if old in out:
+                if new in out:
+                    raise ValueError(f"{old}: the old name of {new}; set only {new}")
+                warnings.warn(
+                    f"training.{old} is deprecated and will be removed in rewardloop {REMOVED_IN}; "
+                    f"use training.{new}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                out[new] = out.pop(old)
+        return out
 
 
 class GateConfig(Section):

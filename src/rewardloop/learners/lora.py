@@ -27,15 +27,15 @@ import torch
 
 from rewardloop.encoders import MiniLMEncoder
 from rewardloop.learners.base import (
-    Checkpointer,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     checked_config,
 )
-from rewardloop.learners.data import LabelledData, labelled_for_learner
+from rewardloop.learners.data import LabelLearner, LabelledData
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.types.history import MetricsRecorder
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -98,7 +98,7 @@ def mean_pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-class LoRALearner:
+class LoRALearner(LabelLearner):
     """Fine-tune the MiniLM encoder with LoRA and a head on labelled texts; merge for inference.
 
     Parameters
@@ -111,6 +111,8 @@ class LoRALearner:
     ----------
     policy_ : ClassifierPolicy
         The fitted policy, backend ``"finetuned"`` (also what ``fit`` returns).
+    history_ : list of dict
+        Per-step metrics (``train/loss``, ``time/epoch``, ``time/step``).
     loss_history_ : list of float
         Mean training loss per epoch.
     n_trainable_ : int
@@ -126,13 +128,8 @@ class LoRALearner:
 
     name: ClassVar[str] = "lora"
     config_class: ClassVar[type[LearnerConfig]] = LoRAConfig
-    needs_rewards: ClassVar[bool] = False
-    needs_policy: ClassVar[bool] = False
     #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
     reads_texts: ClassVar[bool] = True
-
-    #: The examples it trains on, from a store batch with feedback (for the CLI).
-    data_from_batch = staticmethod(labelled_for_learner)
 
     def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = checked_config(config, LoRAConfig)
@@ -192,11 +189,12 @@ class LoRALearner:
         if policy.backend == "finetuned":
             encoder.model.load_state_dict(policy.encoder.model.state_dict())
         tokenizer = encoder.tokenizer
-        ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        ckpt = cfg.checkpointer()
         n = len(texts)
         total = -(-n // cfg.batch_size) * cfg.epochs
         y_t, w_t = torch.from_numpy(yi), torch.from_numpy(w).float()
         self.loss_history_: list[float] = []
+        recorder = MetricsRecorder()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             if warm:
@@ -232,7 +230,7 @@ class LoRALearner:
             step = 0
             model.train()
             head.train()
-            for _epoch in range(cfg.epochs):
+            for epoch in range(cfg.epochs):
                 order = torch.randperm(n, generator=gen)
                 total_loss = 0.0
                 for start in range(0, n, cfg.batch_size):
@@ -251,6 +249,9 @@ class LoRALearner:
                     opt.step()
                     step += 1
                     total_loss += float(loss.detach()) * len(idx)
+                    recorder.record("loss", float(loss.detach()))
+                    recorder.record("epoch", epoch)
+                    recorder.dump(step)
                     if self.progress is not None:
                         self.progress(step, total, {"loss": float(loss.detach())})
                     ckpt.maybe_save(step, save_checkpoint)
@@ -259,6 +260,7 @@ class LoRALearner:
             # W + (α/r)·B·A folded into W: a plain BertModel again, no peft at inference.
             encoder.model = model.merge_and_unload().eval()
         encoder._cache.clear()
+        self.history_ = recorder.history
         self.policy_ = ClassifierPolicy(
             policy.labels,
             head=head,

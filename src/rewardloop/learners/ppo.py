@@ -18,7 +18,7 @@ but they cannot change the result here. V(s) is a value head on the same embeddi
 by squared error on the reward (``vf_coef``); the advantages of an epoch use its values at the start
 of that epoch (the "old" values, as in CleanRL), normalised per minibatch.
 
-Metrics per step: ``approx_kl`` (KL(μ‖π), Schulman's k3 estimator) and ``clip_frac`` (the share of
+Metrics per step: ``approx_kl`` (KL(μ‖π), Schulman's k3 estimator) and ``clip_fraction`` (the share of
 rows whose ratio left [1 − ε, 1 + ε]). Training stops early when an epoch's mean KL exceeds
 ``target_kl`` (if set).
 """
@@ -26,7 +26,7 @@ rows whose ratio left [1 − ε, 1 + ε]). Training stops early when an epoch's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -43,12 +43,14 @@ from rewardloop.learners._common import (
 from rewardloop.learners._math import entropy, gae, log_probs
 from rewardloop.learners.base import (
     BanditData,
-    Checkpointer,
+    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -132,12 +134,12 @@ def ppo_loss(
         "value_loss": float(value_loss.detach()),
         "entropy": float(ent.detach()),
         "approx_kl": float(approx_kl),
-        "clip_frac": float(clip_frac),
+        "clip_fraction": float(clip_frac),
     }
     return loss, metrics
 
 
-class PPO:
+class PPO(BanditLearner):
     """PPO with the logging policy as the old policy, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -153,7 +155,7 @@ class PPO:
     value_head_ : torch.nn.Module
         V(s): embeddings (B, d) → (B, 1).
     history_ : list of dict
-        Metrics of each optimisation step (``approx_kl``, ``clip_frac``, losses).
+        Metrics of each optimisation step (``approx_kl``, ``clip_fraction``, losses).
     stopped_early_ : bool
         Whether ``target_kl`` ended training early.
 
@@ -170,19 +172,23 @@ class PPO:
     ['a', 'b']
     """
 
-    name = "ppo"
-    config_class = PPOConfig
+    name: ClassVar[str] = "ppo"
+    config_class: ClassVar[type[LearnerConfig]] = PPOConfig
 
     def __init__(self, config: PPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else PPOConfig()
         self.progress = progress
 
     def fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        data: BanditData,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
@@ -190,11 +196,11 @@ class PPO:
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
         old_logp = torch.log(pscore)  # log μ(a|x): the logging policy is PPO's old policy
         done = torch.ones_like(reward)  # each decision is a one-step episode
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         generator = torch.Generator().manual_seed(cfg.seed)
         n_batches = -(-len(data) // cfg.batch_size)
         total = cfg.epochs * n_batches
-        history: list[dict[str, Any]] = []
+        recorder = MetricsRecorder()
         step = 0
         self.stopped_early_ = False
         with seeded(cfg.seed):
@@ -234,7 +240,8 @@ class PPO:
                     step += 1
                     metrics["epoch"] = epoch
                     epoch_kl.append(metrics["approx_kl"])
-                    history.append(metrics)
+                    recorder.record_many(metrics)
+                    recorder.dump(step)
                     if progress is not None:
                         progress(step, total, metrics)
                     checkpointer.maybe_save(step, fitted.save)
@@ -245,5 +252,5 @@ class PPO:
         value_head.eval()
         self.policy_ = fitted
         self.value_head_ = value_head
-        self.history_ = history
+        self.history_ = recorder.history
         return fitted

@@ -18,14 +18,14 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.learners.base import (
-    Checkpointer,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     checked_config,
 )
-from rewardloop.learners.data import LabelledData, labelled_for_learner
+from rewardloop.learners.data import LabelLearner, LabelledData
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.types.history import MetricsRecorder
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -109,7 +109,7 @@ def balanced_weights(y: npt.NDArray[np.int64], n_labels: int) -> npt.NDArray[np.
 # ------------------------------------------------------------------------------------------------- fit
 
 
-class SupervisedLearner:
+class SupervisedLearner(LabelLearner):
     """Fit a classifier head with weighted cross-entropy over cached MiniLM embeddings.
 
     Parameters
@@ -123,6 +123,8 @@ class SupervisedLearner:
     ----------
     policy_ : ClassifierPolicy
         The fitted policy (also what ``fit`` returns).
+    history_ : list of dict
+        Per-step metrics (``train/loss``, ``time/epoch``, ``time/step``).
     loss_history_ : list of float
         Mean training loss per epoch.
     n_samples_ : int
@@ -139,12 +141,7 @@ class SupervisedLearner:
 
     name: ClassVar[str] = "supervised"
     config_class: ClassVar[type[LearnerConfig]] = SupervisedConfig
-    #: The CLI contract (see ``learners.base.Learner``): no rewards needed, may start from scratch.
-    needs_rewards: ClassVar[bool] = False
-    needs_policy: ClassVar[bool] = False
-
-    #: The examples it trains on, from a store batch with feedback (for the CLI).
-    data_from_batch = staticmethod(labelled_for_learner)
+    reads_texts: ClassVar[bool] = False
 
     def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = checked_config(config, SupervisedConfig)
@@ -215,12 +212,13 @@ class SupervisedLearner:
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
 
-        ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        ckpt = cfg.checkpointer()
         n = len(yi)
         steps_per_epoch = -(-n // cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
         X_t, y_t, w_t = torch.from_numpy(emb), torch.from_numpy(yi), torch.from_numpy(w).float()
         self.loss_history_: list[float] = []
+        recorder = MetricsRecorder()
         # fork_rng: the seed fixes init, shuffling and dropout without touching the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -244,7 +242,7 @@ class SupervisedLearner:
             gen = torch.Generator().manual_seed(cfg.seed)
             step = 0
             model.train()
-            for _epoch in range(cfg.epochs):
+            for epoch in range(cfg.epochs):
                 order = torch.randperm(n, generator=gen)
                 total_loss = 0.0
                 for start in range(0, n, cfg.batch_size):
@@ -256,6 +254,9 @@ class SupervisedLearner:
                     opt.step()
                     step += 1
                     total_loss += float(loss.detach()) * len(idx)
+                    recorder.record("loss", float(loss.detach()))
+                    recorder.record("epoch", epoch)
+                    recorder.dump(step)
                     if self.progress is not None:
                         self.progress(step, total, {"loss": float(loss.detach())})
                     if ckpt.every:
@@ -267,6 +268,7 @@ class SupervisedLearner:
         if held_out is not None:
             trained.fit_temperature(*held_out)
         self.policy_ = trained
+        self.history_ = recorder.history
         self.n_samples_ = n
         return trained
 

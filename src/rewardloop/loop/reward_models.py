@@ -24,25 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseRewardModel, PreferencePair, RewardError
+from rewardloop.rewards.logged_data import RatedData, preference_pairs_from_batch, rated_from_batch
 from rewardloop.store import Store, finish_run, read_decisions, start_run, write_decisions, write_feedback
 from rewardloop.types import Decision, Feedback, TrainingRun
-
-
-@dataclass
-class RatedData:
-    """Rated (prompt, answer) pairs, aligned lists of length n_samples."""
-
-    prompts: list[str]
-    answers: list[str]
-    ratings: npt.NDArray[np.float64]
-    weights: npt.NDArray[np.float64] | None = None
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
 
 # ---------------------------------------------------------------------------------------- sources
 
@@ -153,29 +139,13 @@ def pairs_from_jsonl(path: str | Path) -> list[PreferencePair]:
 def rated_from_store(store: Store, spec: str, spec_version: int = 1, policy: str | None = None) -> RatedData:
     """Reranker decisions with a compiled reward: (decision text, chosen candidate's text, reward)."""
     batch = read_decisions(store, policy=policy, kind="reranker", reward_spec=(spec, spec_version))
-    prompts, answers, ratings = [], [], []
-    for d in batch.decisions:
-        reward = batch.rewards.get(d.id)
-        if reward is None or d.text is None:
-            continue
-        prompts.append(d.text)
-        answers.append(d.candidates[d.action_index] if d.candidates else d.action)
-        ratings.append(reward.value)
-    return RatedData(prompts, answers, np.array(ratings, dtype=np.float64))
+    return rated_from_batch(batch)
 
 
 def pairs_from_store(store: Store, policy: str | None = None) -> list[PreferencePair]:
     """Preference feedback between two candidates of a reranker decision, weighted by rater authority."""
     batch = read_decisions(store, policy=policy, kind="reranker", with_feedback=True, include_feedback=True)
-    pairs = []
-    for d in batch.decisions:
-        if d.text is None:
-            continue
-        texts = dict(zip(d.actions, d.candidates or d.actions, strict=True))
-        for f in batch.feedback.get(d.id, []):
-            if f.kind == "preference" and f.preferred in texts and f.rejected in texts:
-                pairs.append(PreferencePair(d.text, texts[f.preferred], texts[f.rejected], f.authority))
-    return pairs
+    return preference_pairs_from_batch(batch)
 
 
 def log_vader(store: Store, snippets: Sequence[Any], policy: str = "vader") -> tuple[int, int]:

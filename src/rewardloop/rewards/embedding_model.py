@@ -23,6 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.rewards.functions import RewardError
+from rewardloop.rewards.logged_data import RatedData, rated_from_batch
+from rewardloop.types import DecisionBatch
+from rewardloop.types.history import MetricsRecorder
 
 ARTIFACT_KIND = "embedding_lr"
 FORMAT_VERSION = 1
@@ -85,6 +88,8 @@ class EmbeddingRewardModel:
     intercept_ : float
     metrics_ : dict
         ``accuracy``, ``roc_auc`` (held-out), ``n_train``, ``n_test``, ``pos_rate``, ``fit_seconds``.
+    history_ : list of dict
+        One row: ``train/n_train``, ``train/pos_rate``, ``eval/accuracy``, ``eval/roc_auc``, ...
     report_ : str
         scikit-learn's classification report on the held-out part.
     test_index_ : ndarray of shape (n_test,)
@@ -99,6 +104,16 @@ class EmbeddingRewardModel:
     """
 
     kind = ARTIFACT_KIND
+    #: The learner contract (``rewardloop.learners.base.Learner``): rated answers, no starting policy.
+    name = "embedding"
+    needs_rewards = True
+    needs_policy = False
+    reads_texts = True
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: Any = None) -> RatedData:
+        """Rated (prompt, answer) pairs from reranker decisions with a compiled reward."""
+        return rated_from_batch(batch)
 
     def __init__(
         self,
@@ -127,24 +142,35 @@ class EmbeddingRewardModel:
 
     def fit(
         self,
-        prompts: Sequence[str],
-        answers: Sequence[str],
-        ratings: npt.ArrayLike,
+        prompts: Sequence[str] | RatedData,
+        answers: Sequence[str] | None = None,
+        ratings: npt.ArrayLike | None = None,
         sample_weight: npt.ArrayLike | None = None,
+        *,
+        policy: Any = None,
     ) -> EmbeddingRewardModel:
         """Learn P(rating > threshold) from rated (prompt, answer) pairs.
 
         Parameters
         ----------
-        prompts, answers : sequence of str, length n_samples
+        prompts, answers : sequence of str, length n_samples (or a RatedData as ``prompts``)
         ratings : array of shape (n_samples,)
         sample_weight : array of shape (n_samples,), optional
             E.g. rater authority; multiplies the class-balancing weight.
+        policy : ignored
+            The learner contract's starting policy; a reward model always fits from scratch.
         """
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import accuracy_score, classification_report, roc_auc_score
         from sklearn.model_selection import train_test_split
 
+        if isinstance(prompts, RatedData):
+            data = prompts
+            if sample_weight is None:
+                sample_weight = data.weights
+            prompts, answers, ratings = data.prompts, data.answers, data.ratings
+        if answers is None or ratings is None:
+            raise RewardError("ratings: give prompts, answers and ratings (or a RatedData)")
         y_raw = np.asarray(ratings, dtype=np.float64)
         n = y_raw.size
         if len(prompts) != n or len(answers) != n:
@@ -202,6 +228,12 @@ class EmbeddingRewardModel:
                 )
             )
         self.metrics_["fit_seconds"] = time.perf_counter() - start
+        recorder = MetricsRecorder()
+        recorder.record_many(
+            {k if k.startswith("n_") or k == "pos_rate" else f"eval/{k}": v for k, v in self.metrics_.items()}
+        )
+        recorder.dump(1)
+        self.history_ = recorder.history
         return self
 
     # ----------------------------------------------------------------------------------- inference
