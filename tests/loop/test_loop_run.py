@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from rewardloop.cli.main import app
 from rewardloop.config.faults import ENV, EXIT_CODE
-from rewardloop.registry import Registry
 from rewardloop.learners import LEARNERS
+from rewardloop.registry import Registry
 from rewardloop.store import Store, read_runs, write_decisions, write_feedback
 from rewardloop.types import Decision, Feedback
 
