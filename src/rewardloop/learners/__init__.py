@@ -1,13 +1,17 @@
 """Training algorithms: each takes logged data and returns a fitted policy (DESIGN.md, STYLE.md).
 
 ``LEARNERS`` is the one explicit name map the CLI reads; each entry follows the contract of
-:class:`rewardloop.learners.base.Learner`. Add a learner with one line here.
+:class:`rewardloop.learners.base.ConfiguredLearner`. Add a learner with one line here. The bandit
+routers (``learners.bandits.ROUTERS``), the gating network (``learners.gating.GatingLearner``) and
+the reward models keep the same :class:`~rewardloop.learners.base.Learner` contract.
 """
 
 from rewardloop.learners.a2c import A2C, A2CConfig
 from rewardloop.learners.base import (
     BanditData,
     Checkpointer,
+    ConfiguredLearner,
+    DataSpec,
     Learner,
     LearnerConfig,
     LearnerConfigError,
@@ -23,7 +27,7 @@ from rewardloop.learners.ppo import PPO, PPOConfig
 from rewardloop.learners.reinforce import Reinforce, ReinforceConfig
 from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
 
-LEARNERS: dict[str, type[Learner]] = {
+LEARNERS: dict[str, type[ConfiguredLearner]] = {
     "supervised": SupervisedLearner,
     "lora": LoRALearner,
     "reinforce": Reinforce,
@@ -42,6 +46,8 @@ __all__ = [
     "A2CConfig",
     "BanditData",
     "Checkpointer",
+    "ConfiguredLearner",
+    "DataSpec",
     "DPOConfig",
     "DQNConfig",
     "LabelledData",

@@ -247,39 +247,46 @@ class DataSpec:
 
 @runtime_checkable
 class Learner(Protocol):
-    """The contract every learner, bandit and reward model keeps (DESIGN.md, "Two contracts").
+    """The contract every learner, bandit router, the gating network and the reward models keep
+    (DESIGN.md, "Two contracts").
 
     The orchestration (:mod:`rewardloop.loop.training`) does, for every one of them::
 
         data = cls.data_from_batch(batch, DataSpec(config=..., labels=..., embed=...))
-        fitted = cls(config).fit(data, policy=start)    # -> the fitted policy (DQN: its AbstainGate)
+        fitted = learner.fit(data, policy=start)      # -> the fitted policy (DQN: its AbstainGate)
         fitted.save(folder); run.metrics |= summarise(learner.history_)
 
-    Class attributes with their meaning:
+    Class attributes:
 
-    - ``name``: the name in ``learners.LEARNERS`` (and the TrainingRun's learner);
+    - ``name``: its name (in ``learners.LEARNERS``, ``ROUTERS``; the TrainingRun's learner);
     - ``needs_rewards``: it learns from compiled rewards, so a reward spec must be named;
     - ``needs_policy``: it improves a trained policy (``training.init_from``) and cannot start fresh;
-    - ``reads_texts``: it embeds texts itself (LoRA), so the caller does not pre-embed them.
+    - ``reads_texts``: it embeds texts itself (LoRA, reward models): the caller does not pre-embed.
 
     After ``fit``, ``history_`` holds one dict per step with namespaced keys (``train/loss``,
     ``train/approx_kl``, ``time/step``), written with :class:`~rewardloop.types.history.MetricsRecorder`.
     """
 
     name: ClassVar[str]
-    config_class: ClassVar[type[LearnerConfig]]
     needs_rewards: ClassVar[bool]
     needs_policy: ClassVar[bool]
     reads_texts: ClassVar[bool]
     history_: list[dict[str, float]]
 
-    # ``config``: the learner's own config class (None: its defaults); progress(step, total, metrics).
-    def __init__(self, config: Any = None, progress: ProgressCallback | None = None) -> None: ...
-
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any: ...
 
     def fit(self, data: Any, /, *, policy: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class ConfiguredLearner(Learner, Protocol):
+    """A learner of ``learners.LEARNERS``: built from its config dataclass (``training`` in the YAML)."""
+
+    config_class: ClassVar[type[LearnerConfig]]
+
+    # ``config``: the learner's own config class (None: its defaults); progress(step, total, metrics).
+    def __init__(self, config: Any = None, progress: ProgressCallback | None = None) -> None: ...
 
 
 def bandit_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> BanditData:

@@ -56,6 +56,12 @@ class BanditRouter:
     reads_texts: ClassVar[bool] = False
     history_: list[dict[str, float]]
     replay_report_: Any
+    #: The learner contract's name: the algorithm's (set for each subclass).
+    name: ClassVar[str] = "base"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.algorithm
     #: The algorithm's ``_decide`` refuses non-finite scores itself (so ``act`` skips the NaN/inf check
     #: of the context: a NaN or inf in x always reaches the scores).
     checks_scores: ClassVar[bool] = False
