@@ -10,8 +10,9 @@ The data sources:
 - **JSONL** — one object a line: ``{"prompt", "answer", "rating"}`` or
   ``{"prompt", "chosen", "rejected", "weight"?, "margin"?}``.
 
-:func:`train_logged` wraps a fit in a TrainingRun (``start_run`` / ``finish_run``) when a store is
-given, recording the data size, config, metrics and the artifact path, and a failed run as failed.
+:func:`train_logged` wraps a fit in a TrainingRun through the one orchestration
+(:func:`rewardloop.loop.training.fit_and_record`) when a store is given, recording the data size,
+config, metrics, history and the artifact path, and a failed run as failed.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.loop.training import fit_and_record
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseRewardModel, PreferencePair, RewardError
 from rewardloop.rewards.logged_data import RatedData, preference_pairs_from_batch, rated_from_batch
-from rewardloop.store import Store, finish_run, read_decisions, start_run, write_decisions, write_feedback
+from rewardloop.store import Store, read_decisions, write_decisions, write_feedback
 from rewardloop.types import Decision, Feedback, TrainingRun
 
 # ---------------------------------------------------------------------------------------- sources
@@ -220,28 +222,21 @@ def train_logged(
 ) -> TrainResult:
     """Run ``fit()``, then ``evaluate()`` (extra metrics), save the model to ``out``; log a TrainingRun.
 
-    With a store, the run is started before the fit and finished with the metrics and the artifact
-    path, or marked ``failed`` (and the error re-raised) if the fit fails.
+    Through :func:`rewardloop.loop.training.fit_and_record`: with a store, the run is started before
+    the fit and finished with the metrics (the model's ``metrics_``, its history's last values and
+    ``evaluate()``) and the artifact path, or marked ``failed`` (and the error re-raised).
     """
-    run = None
-    if store is not None:
-        run = start_run(
-            store,
-            TrainingRun(policy=policy, learner=model.kind, config=config or {}, n_samples=n_samples),
-        )
-    try:
+    run = TrainingRun(policy=policy, learner=model.kind, config=config or {}, n_samples=n_samples)
+
+    def run_fit() -> tuple[Any, list[dict[str, float]]]:
         fit()
-        metrics = dict(getattr(model, "metrics_", {}))
-        if evaluate is not None:
-            metrics.update(evaluate())
-        artifact = model.save(out)
-    except BaseException as err:
-        if store is not None and run is not None:
-            finish_run(store, run, {}, status="failed")
-        raise err
-    if store is not None and run is not None:
-        run = finish_run(store, run, metrics, artifact_path=str(artifact))
-    return TrainResult(model, artifact, metrics, run)
+        return model, list(model.history_)
+
+    def metrics(fitted: Any) -> dict[str, float]:
+        return {**fitted.metrics_, **(evaluate() if evaluate is not None else {})}
+
+    outcome = fit_and_record(store, run, run_fit, Path(out), evaluate=metrics)
+    return TrainResult(model, outcome.artifact, outcome.metrics, outcome.run if store is not None else None)
 
 
 def config_of(obj: Any) -> dict[str, Any]:

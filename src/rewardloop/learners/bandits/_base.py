@@ -62,6 +62,7 @@ class BanditRouter:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.name = cls.algorithm
+
     #: The algorithm's ``_decide`` refuses non-finite scores itself (so ``act`` skips the NaN/inf check
     #: of the context: a NaN or inf in x always reaches the scores).
     checks_scores: ClassVar[bool] = False
