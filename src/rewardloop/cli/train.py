@@ -19,7 +19,7 @@ import yaml
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, parse_config
 from rewardloop.encoders import default_encoder
-from rewardloop.learners import LEARNERS, BanditData, LabelledData
+from rewardloop.learners import LEARNERS, BanditData, LabelledData, learner_options
 from rewardloop.loop.training import (
     TrainingError,
     TrainingPlan,
@@ -119,12 +119,10 @@ def _summarise_data(data: Any, batch: DecisionBatch) -> list[str]:
 
 def _learner_help() -> str:
     """Every learner's config fields with their help texts (set them with --set training.options.KEY=V)."""
-    lines = ["Learner options (--set training.options.KEY=VALUE; help from the config dataclasses):", ""]
-    for name, cls in LEARNERS.items():
-        fields = dataclasses.fields(cls.config_class)
-        lines.append(f"{name}: " + "; ".join(f"{f.name} ({f.metadata.get('help', '')})" for f in fields))
-        lines.append("")
-    return "\n\n".join(line for line in lines if line)
+    lines = ["Learner options (--set training.options.KEY=VALUE; help from the config dataclasses):"]
+    for name, fields in learner_options().items():
+        lines.append(f"{name}: " + "; ".join(f"{key} ({text})" for key, text in fields.items()))
+    return "\n\n".join(lines)
 
 
 def _print_plan(plan: TrainingPlan, window: tuple[Any, Any], dry_run: bool) -> None:

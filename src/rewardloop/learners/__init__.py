@@ -37,6 +37,12 @@ LEARNERS: dict[str, type[ConfiguredLearner]] = {
     "dpo": DPO,
 }
 
+
+def learner_options() -> dict[str, dict[str, str]]:
+    """Learner name → {config field: help text}, for ``--help`` and the YAML template."""
+    return {name: cls.config_class.help() for name, cls in LEARNERS.items()}
+
+
 __all__ = [
     "A2C",
     "DPO",
@@ -65,5 +71,6 @@ __all__ = [
     "SupervisedLearner",
     "bandit_data_from_batch",
     "labelled_from_batch",
+    "learner_options",
     "resolve_config",
 ]
