@@ -6,6 +6,7 @@ Fields carry a description: ``rewardloop init`` writes them as comments, and ``-
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
@@ -14,6 +15,23 @@ DEFAULT_STORE_URL = "sqlite:///rewardloop.db"
 #: Old ``training`` key → its new name; the old ones are removed in rewardloop REMOVED_IN.
 DEPRECATED_TRAINING_KEYS = {"checkpoint_every": "save_frequency", "keep_checkpoints": "keep_last_n"}
 REMOVED_IN = "0.3.0"
+
+
+def renamed_keys(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``values`` with the old checkpoint keys renamed, a DeprecationWarning for each (naming the
+    version that removes them); a ValueError when both the old and the new name are set."""
+    out = dict(values)
+    for old, new in DEPRECATED_TRAINING_KEYS.items():
+        if old in out:
+            if new in out:
+                raise ValueError(f"{old}: the old name of {new}; set only {new}")
+            warnings.warn(
+                f"{prefix}{old} is deprecated and will be removed in rewardloop {REMOVED_IN}; use {new}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            out[new] = out.pop(old)
+    return out
 
 
 class Section(BaseModel):
@@ -134,21 +152,7 @@ class TrainingConfig(Section):
     @classmethod
     def _renamed_keys(cls, data: Any) -> Any:
         """The old checkpoint keys, with a DeprecationWarning naming the version that removes them."""
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for old, new in DEPRECATED_TRAINING_KEYS.items():
-            if old in out:
-                if new in out:
-                    raise ValueError(f"{old}: the old name of {new}; set only {new}")
-                warnings.warn(
-                    f"training.{old} is deprecated and will be removed in rewardloop {REMOVED_IN}; "
-                    f"use training.{new}",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                out[new] = out.pop(old)
-        return out
+        return renamed_keys(data, "training.") if isinstance(data, dict) else data
 
 
 class GateConfig(Section):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import typing
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 import numpy as np
 import numpy.typing as npt
 
-from rewardloop.config.sections import DEPRECATED_TRAINING_KEYS, REMOVED_IN
+from rewardloop.config.sections import renamed_keys
 from rewardloop.types import DecisionBatch
 
 if TYPE_CHECKING:
@@ -93,18 +92,10 @@ class LearnerConfig:
 
 def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` with the old checkpoint keys renamed (a DeprecationWarning for each)."""
-    out = dict(values)
-    for old, new in DEPRECATED_TRAINING_KEYS.items():
-        if old in out:
-            if new in out:
-                raise LearnerConfigError(f"{old}: the old name of {new}; set only {new}")
-            warnings.warn(
-                f"{old} is deprecated and will be removed in rewardloop {REMOVED_IN}; use {new}",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            out[new] = out.pop(old)
-    return out
+    try:
+        return renamed_keys(values)
+    except ValueError as err:
+        raise LearnerConfigError(str(err)) from None
 
 
 def _checked_value(key: str, value: Any, hint: Any) -> Any:

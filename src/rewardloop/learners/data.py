@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -150,6 +150,24 @@ def labelled_for_learner(batch: DecisionBatch, spec: DataSpec) -> LabelledData:
     )
 
 
+def unpack_labelled(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
+    """``(X, y, sample_weight)`` of a label learner's ``fit``: a LabelledData as ``X`` carries all three."""
+    if isinstance(X, LabelledData):
+        y, sample_weight, X = X.labels, X.sample_weight, X.texts
+    if y is None:
+        raise ValueError("y: labels are required (or pass a LabelledData as X)")
+    return X, y, sample_weight
+
+
+def label_names(y: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
+    """The label order of a fresh policy: ``labels``, or the sorted distinct string labels of ``y``."""
+    if labels is not None:
+        return list(labels)
+    if not all(isinstance(v, str) for v in y):
+        raise ValueError("labels: give the label names when y holds indices")
+    return sorted(set(y))
+
+
 class LabelLearner:
     """What the label learners (supervised, LoRA) share: they learn from corrections and
     confirmations (no compiled rewards), and may start from a fresh policy."""
@@ -163,4 +181,11 @@ class LabelLearner:
         return labelled_for_learner(batch, spec)
 
 
-__all__ = ["LabelLearner", "LabelledData", "labelled_for_learner", "labelled_from_batch"]
+__all__ = [
+    "LabelLearner",
+    "LabelledData",
+    "label_names",
+    "labelled_for_learner",
+    "labelled_from_batch",
+    "unpack_labelled",
+]

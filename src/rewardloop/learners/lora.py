@@ -32,7 +32,7 @@ from rewardloop.learners.base import (
     ProgressCallback,
     checked_config,
 )
-from rewardloop.learners.data import LabelLearner, LabelledData
+from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
 from rewardloop.types.history import MetricsRecorder
@@ -98,6 +98,34 @@ def mean_pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
+def _texts_and_labels(
+    cfg: LoRAConfig,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    policy: ClassifierPolicy | None,
+    labels: Sequence[str] | None,
+) -> tuple[ClassifierPolicy, list[str], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
+    """``fit``'s inputs checked: (policy, texts, label indices (n,), weights (n,), warm start)."""
+    X, y, sample_weight = unpack_labelled(X, y, sample_weight)
+    if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
+        raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
+    texts = list(X)
+    y_list = list(np.asarray(y).tolist())
+    if not texts or len(texts) != len(y_list):
+        raise ValueError(f"y: {len(y_list)} labels for {len(texts)} texts (need the same, and >= 1)")
+    warm = policy is not None and policy.head_fitted and cfg.warm_start
+    if policy is None:
+        policy = ClassifierPolicy(label_names(y_list, labels), hidden=cfg.hidden, encoder=None)
+    yi = policy.label_indices(y_list)  # (n,)
+    w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != yi.shape or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"sample_weight: need {len(yi)} finite weights >= 0, not all 0")
+    if cfg.class_weight == "balanced":
+        w = w * balanced_weights(yi, policy.n_labels)
+    return policy, texts, yi, w, bool(warm)
+
+
 class LoRALearner(LabelLearner):
     """Fine-tune the MiniLM encoder with LoRA and a head on labelled texts; merge for inference.
 
@@ -160,29 +188,7 @@ class LoRALearner(LabelLearner):
         from safetensors.torch import save_file
 
         cfg = self.config
-        if isinstance(X, LabelledData):
-            y, sample_weight, X = X.labels, X.sample_weight, X.texts
-        if y is None:
-            raise ValueError("y: labels are required (or pass a LabelledData as X)")
-        if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
-            raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
-        texts = list(X)
-        y_list = list(np.asarray(y).tolist())
-        if not texts or len(texts) != len(y_list):
-            raise ValueError(f"y: {len(y_list)} labels for {len(texts)} texts (need the same, and >= 1)")
-        warm = policy is not None and policy.head_fitted and cfg.warm_start
-        if policy is None:
-            if labels is None:
-                if not all(isinstance(v, str) for v in y_list):
-                    raise ValueError("labels: give the label names when y holds indices")
-                labels = sorted(set(y_list))
-            policy = ClassifierPolicy(labels, hidden=cfg.hidden, encoder=None)
-        yi = policy.label_indices(y_list)  # (n,)
-        w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != yi.shape or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"sample_weight: need {len(yi)} finite weights >= 0, not all 0")
-        if cfg.class_weight == "balanced":
-            w = w * balanced_weights(yi, policy.n_labels)
+        policy, texts, yi, w, warm = _texts_and_labels(cfg, X, y, sample_weight, policy, labels)
 
         # A fresh encoder object: the shared one (and its embedding cache) stays the frozen base.
         encoder = MiniLMEncoder()

@@ -23,7 +23,7 @@ from rewardloop.learners.base import (
     ProgressCallback,
     checked_config,
 )
-from rewardloop.learners.data import LabelLearner, LabelledData
+from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
 from rewardloop.types.history import MetricsRecorder
 
@@ -106,6 +106,53 @@ def balanced_weights(y: npt.NDArray[np.int64], n_labels: int) -> npt.NDArray[np.
     return result
 
 
+def _examples(
+    cfg: SupervisedConfig,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    policy: ClassifierPolicy | None,
+    labels: Sequence[str] | None,
+) -> tuple[ClassifierPolicy, npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
+    """``fit``'s inputs checked: (policy, embeddings (n, d), label indices (n,), weights (n,), warm)."""
+    X, y, sample_weight = unpack_labelled(X, y, sample_weight)
+    y_list = list(np.asarray(y).tolist())
+    if len(y_list) == 0:
+        raise ValueError("X: no training examples")
+    warm = policy is not None and policy.head_fitted and cfg.warm_start
+    if policy is None:
+        policy = ClassifierPolicy(label_names(y_list, labels), hidden=cfg.hidden)
+    texts = isinstance(X, list | tuple)
+    emb = policy.embed(list(X)) if texts else np.asarray(X, dtype=np.float32)  # (n, d)
+    if len(emb) != len(y_list):
+        raise ValueError(f"y: {len(y_list)} labels for {len(emb)} samples")
+    yi = policy.label_indices(y_list)  # (n,)
+    w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != yi.shape:
+        raise ValueError(f"sample_weight: shape {w.shape}, expected ({len(yi)},)")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
+    return policy, emb, yi, w, bool(warm)
+
+
+def _calibration_split(
+    cfg: SupervisedConfig, emb: Any, yi: Any, w: Any
+) -> tuple[Any, Any, Any, tuple[Any, Any] | None]:
+    """(train embeddings, labels, weights, held-out (embeddings, labels) or None)."""
+    if not cfg.calibration_fraction > 0:
+        return emb, yi, w, None
+    # A seeded random share for temperature scaling, never trained on (Guo et al. 2017).
+    perm = np.random.default_rng(cfg.seed).permutation(len(yi))
+    n_cal = round(cfg.calibration_fraction * len(yi))
+    if n_cal < 1 or n_cal >= len(yi):
+        raise ValueError(
+            f"calibration_fraction: {cfg.calibration_fraction} of {len(yi)} samples leaves "
+            "no calibration or no training data"
+        )
+    cal, keep = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+    return emb[keep], yi[keep], w[keep], (emb[cal], yi[cal])
+
+
 # ------------------------------------------------------------------------------------------------- fit
 
 
@@ -172,43 +219,8 @@ class SupervisedLearner(LabelLearner):
             The label order of a fresh policy; default: the sorted distinct labels of ``y``.
         """
         cfg = self.config
-        if isinstance(X, LabelledData):
-            y, sample_weight, X = X.labels, X.sample_weight, X.texts
-        if y is None:
-            raise ValueError("y: labels are required (or pass a LabelledData as X)")
-        y_list = list(np.asarray(y).tolist())
-        if len(y_list) == 0:
-            raise ValueError("X: no training examples")
-        warm = policy is not None and policy.head_fitted and cfg.warm_start
-        if policy is None:
-            if labels is None:
-                if not all(isinstance(v, str) for v in y_list):
-                    raise ValueError("labels: give the label names when y holds indices")
-                labels = sorted(set(y_list))
-            policy = ClassifierPolicy(labels, hidden=cfg.hidden)
-        texts = isinstance(X, list | tuple)
-        emb = policy.embed(list(X)) if texts else np.asarray(X, dtype=np.float32)  # (n, d)
-        if len(emb) != len(y_list):
-            raise ValueError(f"y: {len(y_list)} labels for {len(emb)} samples")
-        yi = policy.label_indices(y_list)  # (n,)
-        w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != yi.shape:
-            raise ValueError(f"sample_weight: shape {w.shape}, expected ({len(yi)},)")
-        if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
-        held_out = None
-        if cfg.calibration_fraction > 0:
-            # A seeded random share for temperature scaling, never trained on (Guo et al. 2017).
-            perm = np.random.default_rng(cfg.seed).permutation(len(yi))
-            n_cal = round(cfg.calibration_fraction * len(yi))
-            if n_cal < 1 or n_cal >= len(yi):
-                raise ValueError(
-                    f"calibration_fraction: {cfg.calibration_fraction} of {len(yi)} samples leaves "
-                    "no calibration or no training data"
-                )
-            cal, keep = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
-            held_out = (emb[cal], yi[cal])
-            emb, yi, w = emb[keep], yi[keep], w[keep]
+        policy, emb, yi, w, warm = _examples(cfg, X, y, sample_weight, policy, labels)
+        emb, yi, w, held_out = _calibration_split(cfg, emb, yi, w)
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
 

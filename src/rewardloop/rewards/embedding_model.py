@@ -62,6 +62,15 @@ def pair_features(
     return np.hstack([ep, ea, ep * ea]).astype(np.float32, copy=False)
 
 
+def _history(metrics: dict[str, float]) -> list[dict[str, float]]:
+    """One history row: sizes under ``train/``, held-out figures under ``eval/``."""
+    recorder = MetricsRecorder()
+    for key, value in metrics.items():
+        recorder.record(key if key.startswith("n_") or key == "pos_rate" else f"eval/{key}", value)
+    recorder.dump(1)
+    return recorder.history
+
+
 class EmbeddingRewardModel:
     """P(good | prompt, answer) from MiniLM embeddings and a class-balanced logistic regression.
 
@@ -165,10 +174,7 @@ class EmbeddingRewardModel:
         from sklearn.model_selection import train_test_split
 
         if isinstance(prompts, RatedData):
-            data = prompts
-            if sample_weight is None:
-                sample_weight = data.weights
-            prompts, answers, ratings = data.prompts, data.answers, data.ratings
+            prompts, answers, ratings, sample_weight = prompts.as_arrays(sample_weight)
         if answers is None or ratings is None:
             raise RewardError("ratings: give prompts, answers and ratings (or a RatedData)")
         y_raw = np.asarray(ratings, dtype=np.float64)
@@ -228,12 +234,7 @@ class EmbeddingRewardModel:
                 )
             )
         self.metrics_["fit_seconds"] = time.perf_counter() - start
-        recorder = MetricsRecorder()
-        recorder.record_many(
-            {k if k.startswith("n_") or k == "pos_rate" else f"eval/{k}": v for k, v in self.metrics_.items()}
-        )
-        recorder.dump(1)
-        self.history_ = recorder.history
+        self.history_ = _history(self.metrics_)
         return self
 
     # ----------------------------------------------------------------------------------- inference

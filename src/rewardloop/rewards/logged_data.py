@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,15 @@ class RatedData:
 
     def __len__(self) -> int:
         return len(self.prompts)
+
+    def as_arrays(self, sample_weight: Any = None) -> tuple[list[str], list[str], Any, Any]:
+        """(prompts, answers, ratings, weights); ``sample_weight`` given wins over ``weights``."""
+        return (
+            self.prompts,
+            self.answers,
+            self.ratings,
+            self.weights if sample_weight is None else sample_weight,
+        )
 
 
 def rated_from_batch(batch: DecisionBatch) -> RatedData:
