@@ -219,17 +219,8 @@ def train(
         if start is not None:
             router: BanditRouter = type(start)(**start.get_params())
         else:
-            kw: dict[str, Any] = {"reward_range": lo_hi, "random_state": seed}
-            if cls.needs_context:
-                assert feats is not None
-                kw |= {"dim": feats.dim, "l2": l2}
-            kw |= {
-                "linucb": {"alpha": alpha},
-                "epsilon_greedy": {"epsilon": epsilon},
-                "softmax": {"temperature": temperature},
-                "lin_thompson": {"v": v},
-            }.get(algorithm, {})
-            router = cls(arms_of(batch), **kw)
+            own = {"alpha": alpha, "epsilon": epsilon, "temperature": temperature, "v": v}
+            router = _new_router(algorithm, arms_of(batch), feats, lo_hi, seed, l2, own)
         with console.status("building contexts ..."):
             rows = router.data_from_batch(batch, DataSpec(features=feats))
         run = TrainingRun(
@@ -264,6 +255,31 @@ def train(
         f"{len(router.arms_)} arms, best {top.arm} at {top.mean:.3f}. "
         f"Saved to {out} (run {outcome.run.id[:8]})."
     )
+
+
+#: The hyperparameter each router takes from its own command-line option.
+_OWN_OPTION = {"linucb": "alpha", "epsilon_greedy": "epsilon", "softmax": "temperature", "lin_thompson": "v"}
+
+
+def _new_router(
+    algorithm: str,
+    arms: list[str],
+    feats: ContextFeatures | None,
+    reward_range: tuple[float, float],
+    seed: int,
+    l2: float,
+    options: dict[str, float],
+) -> BanditRouter:
+    """A fresh router at its priors, from the command's options."""
+    cls = ROUTERS[algorithm]
+    kw: dict[str, Any] = {"reward_range": reward_range, "random_state": seed}
+    if cls.needs_context:
+        assert feats is not None
+        kw |= {"dim": feats.dim, "l2": l2}
+    if algorithm in _OWN_OPTION:
+        key = _OWN_OPTION[algorithm]
+        kw[key] = options[key]
+    return cls(arms, **kw)
 
 
 def _router_metrics(router: BanditRouter) -> dict[str, float]:

@@ -160,6 +160,34 @@ def _pre_embed(batch: DecisionBatch, policy: ClassifierPolicy | None) -> None:
         encoder.encode(used, progress=lambda k: bar.advance(task, k))
 
 
+def _check(step: Any, *args: Any) -> Any:
+    """``step(*args)``, a TrainingError turned into a clean exit 2 naming the key."""
+    try:
+        return step(*args)
+    except TrainingError as err:
+        raise fail(str(err)) from None
+
+
+def _fit(store: Any, plan: TrainingPlan, data: Any, policy: Any, window: Any, dump: Any) -> Any:
+    """``train_plan`` with a progress bar; a failed fit exits 1 (the run is recorded as failed)."""
+    try:
+        with progress() as bar:
+            task = bar.add_task(f"training {plan.learner}", total=None)
+            return train_plan(
+                store,
+                plan,
+                data,
+                policy,
+                window,
+                dump,
+                progress=lambda step, total, _m: bar.update(task, completed=step, total=total),
+            )
+    except TrainingError as err:
+        raise fail(str(err)) from None
+    except Exception as err:
+        raise fail(f"training failed ({type(err).__name__}): {err}", code=1) from None
+
+
 def train(
     config: ConfigOption = None,
     learner: Annotated[
@@ -202,10 +230,7 @@ def train(
             zeros = lambda texts: np.zeros((len(texts), dim), np.float32)  # noqa: E731
         elif not plan.learner_cls.reads_texts:
             _pre_embed(batch, policy)
-        try:
-            data = build_data(plan, batch, policy, embed=zeros)
-        except TrainingError as err:
-            raise fail(str(err)) from None
+        data = _check(build_data, plan, batch, policy, zeros)
         created = [d.created_at for d in batch]
         window = (
             plan.since or (min(created) if created else None),
@@ -217,26 +242,8 @@ def train(
         if dry_run:
             console.print("dry run: nothing trained, nothing recorded")
             return
-        try:
-            check_enough(plan, data)
-        except TrainingError as err:
-            raise fail(str(err)) from None
-        try:
-            with progress() as bar:
-                task = bar.add_task(f"training {plan.learner}", total=None)
-                outcome = train_plan(
-                    store,
-                    plan,
-                    data,
-                    policy,
-                    window,
-                    cfg.training.model_dump(mode="json"),
-                    progress=lambda step, total, _m: bar.update(task, completed=step, total=total),
-                )
-        except TrainingError as err:
-            raise fail(str(err)) from None
-        except Exception as err:
-            raise fail(f"training failed ({type(err).__name__}): {err}", code=1) from None
+        _check(check_enough, plan, data)
+        outcome = _fit(store, plan, data, policy, window, cfg.training.model_dump(mode="json"))
     finally:
         store.close()
     console.print(

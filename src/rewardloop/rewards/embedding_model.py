@@ -170,7 +170,6 @@ class EmbeddingRewardModel:
             The learner contract's starting policy; a reward model always fits from scratch.
         """
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import accuracy_score, classification_report, roc_auc_score
         from sklearn.model_selection import train_test_split
 
         if isinstance(prompts, RatedData):
@@ -221,21 +220,22 @@ class EmbeddingRewardModel:
             "pos_rate": float(y.mean()),
             "threshold": float(self.threshold),
         }
-        self.report_ = ""
-        if te.size:
-            proba = self._proba(X[te])
-            pred = (proba > 0.5).astype(np.int64)
-            self.metrics_["accuracy"] = float(accuracy_score(y[te], pred))
-            if len(np.unique(y[te])) == 2:
-                self.metrics_["roc_auc"] = float(roc_auc_score(y[te], proba))
-            self.report_ = str(
-                classification_report(
-                    y[te], pred, labels=[0, 1], target_names=["poor", "good"], zero_division=0
-                )
-            )
+        self.report_ = self._evaluate_held_out(X[te], y[te]) if te.size else ""
         self.metrics_["fit_seconds"] = time.perf_counter() - start
         self.history_ = _history(self.metrics_)
         return self
+
+    def _evaluate_held_out(self, X: npt.NDArray[np.float32], y: npt.NDArray[np.int64]) -> str:
+        """Held-out accuracy and ROC AUC into ``metrics_``; returns the classification report."""
+        from sklearn.metrics import accuracy_score, classification_report, roc_auc_score
+
+        proba = self._proba(X)
+        pred = (proba > 0.5).astype(np.int64)
+        self.metrics_["accuracy"] = float(accuracy_score(y, pred))
+        if len(np.unique(y)) == 2:
+            self.metrics_["roc_auc"] = float(roc_auc_score(y, proba))
+        report = classification_report(y, pred, labels=[0, 1], target_names=["poor", "good"], zero_division=0)
+        return str(report)
 
     # ----------------------------------------------------------------------------------- inference
 
