@@ -70,6 +70,20 @@ def yaml_text(
     return "\n".join(lines) + "\n"
 
 
+def logged(text: str) -> Decision:
+    """A decision of the app's first version: always the first label, with its propensity."""
+    return Decision(
+        policy="intent",
+        policy_version="app-0",
+        kind="classifier",
+        actions=tuple(LABELS),
+        action=LABELS[0],
+        action_dist=(0.5, 0.25, 0.25),
+        pscore=0.5,
+        text=text,
+    )
+
+
 @pytest.fixture
 def project_dir(tmp_path, monkeypatch):
     torch.set_num_threads(1)
@@ -85,16 +99,7 @@ def project_dir(tmp_path, monkeypatch):
     decisions, feedback = [], []
     for label, texts in TEXTS.items():
         for t in texts[:-1]:
-            d = Decision(
-                policy="intent",
-                policy_version="app-0",
-                kind="classifier",
-                actions=tuple(LABELS),
-                action=LABELS[0],
-                action_dist=(0.5, 0.25, 0.25),
-                pscore=0.5,
-                text=t,
-            )
+            d = logged(t)
             decisions.append(d)
             feedback.append(Feedback(decision_id=d.id, kind="correction", label=label, rater_id="ann"))
     write_decisions(store, decisions)
@@ -211,16 +216,7 @@ def test_a_bad_correction_label_is_skipped_and_counted(project_dir):
     """Regression (issue 13 item 11): one correction naming an unknown label ('sports') made every
     later `loop run` and `train` exit 1; training now skips the row and records why."""
     store = Store.open(f"sqlite:///{project_dir / 'rl.db'}", migrate=False)
-    d = Decision(
-        policy="intent",
-        policy_version="app-0",
-        kind="classifier",
-        actions=tuple(LABELS),
-        action=LABELS[0],
-        action_dist=(0.5, 0.25, 0.25),
-        pscore=0.5,
-        text="who won the match",
-    )
+    d = logged("who won the match")
     write_decisions(store, [d])
     write_feedback(store, [Feedback(decision_id=d.id, kind="correction", label="sports", rater_id="ann")])
     result = runner.invoke(app, ["loop", "run", "--once"])

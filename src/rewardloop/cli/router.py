@@ -210,11 +210,7 @@ def train(
     feats: ContextFeatures | None = None
     with errors_as_messages(RouterInputError):
         if cls.needs_context:
-            first = next((d for d in batch if d.id in batch.rewards), None)
-            n_num = len(first.features) if first is not None and first.features else 0
-            if features not in ("numeric", "text", "both"):
-                raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
-            feats = ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
+            feats = _features(batch, features)
         start: BanditRouter | None = load_router(start_from) if start_from is not None else None
         if start is not None:
             router: BanditRouter = type(start)(**start.get_params())
@@ -246,6 +242,19 @@ def train(
             outcome = fit_and_record(store, run, fit, out, evaluate=_router_metrics)
         finally:
             store.close()
+    _print_replay(algorithm, router, out, outcome.run.id)
+
+
+def _features(batch: DecisionBatch, features: str) -> ContextFeatures:
+    """The context builder of ``--features`` (numeric width from the first rewarded decision)."""
+    first = next((d for d in batch if d.id in batch.rewards), None)
+    n_num = len(first.features) if first is not None and first.features else 0
+    if features not in ("numeric", "text", "both"):
+        raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
+    return ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
+
+
+def _print_replay(algorithm: str, router: BanditRouter, out: Path, run_id: str) -> None:
     report = router.replay_report_
     top = router.leaderboard()[0]
     console.print(
@@ -253,7 +262,7 @@ def train(
         f"({report.skipped_without_reward} without reward skipped; "
         f"{report.weighted_rows} importance-weighted, ESS {report.effective_sample_size:.0f}); "
         f"{len(router.arms_)} arms, best {top.arm} at {top.mean:.3f}. "
-        f"Saved to {out} (run {outcome.run.id[:8]})."
+        f"Saved to {out} (run {run_id[:8]})."
     )
 
 
@@ -330,7 +339,6 @@ def train_gating(
     """Train the gating policy (MLP → softmax over experts) by REINFORCE from logged traces + feedback."""
     from rewardloop.learners.base import DataSpec
     from rewardloop.learners.gating import GatingConfig, GatingLearner
-    from rewardloop.loop.training import fit_and_record
 
     cfg = project(config)
     store = open_store(cfg)
@@ -364,17 +372,28 @@ def train_gating(
     rc = GatingConfig(
         lr=lr, entropy_coef=entropy_coef, epochs=epochs, step_name=step_name, seed=seed, hidden=hidden
     )
+    _train_and_record_gating(cfg, out, policy, data, rc, {"experts": names, "features": features})
+
+
+def _train_and_record_gating(
+    cfg: Any, out: Path, policy: str, data: Any, rc: Any, extra: dict[str, Any]
+) -> None:
+    """Fit the gating learner on ``data``, save it and record the run; print the routing shares."""
+
+    from rewardloop.learners.gating import GatingLearner
+    from rewardloop.loop.training import fit_and_record
+
     learner = GatingLearner(rc)
     steps_per_epoch = -(-len(data) // rc.batch_size)
     run = TrainingRun(
         policy=policy,
         learner="gating.reinforce",
-        config={**dataclasses.asdict(rc), "experts": names, "features": features},
+        config={**dataclasses.asdict(rc), **extra},
         n_samples=len(data),
     )
 
     def fit() -> tuple[Any, list[dict[str, float]]]:
-        with console.status(f"REINFORCE: {epochs} epochs over {len(data)} logged decisions ..."):
+        with console.status(f"REINFORCE: {rc.epochs} epochs over {len(data)} logged decisions ..."):
             gate = learner.fit(data)
         return gate, learner.history_
 
@@ -391,9 +410,11 @@ def train_gating(
         outcome = fit_and_record(store, run, fit, out, evaluate=metrics)
     finally:
         store.close()
+    names = data.experts
     share = outcome.fitted.probs(data.X).mean(axis=0)
     top = ", ".join(f"{n} {p:.2f}" for n, p in sorted(zip(names, share, strict=True), key=lambda t: -t[1]))
     console.print(
         f"trained the gating policy on {len(data)} logged decisions ({data.traces.skipped} without reward "
-        f"skipped) for {epochs} epochs; mean routing share: {top}. Saved to {out} (run {outcome.run.id[:8]})."
+        f"skipped) for {rc.epochs} epochs; mean routing share: {top}. "
+        f"Saved to {out} (run {outcome.run.id[:8]})."
     )

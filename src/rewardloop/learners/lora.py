@@ -98,6 +98,52 @@ def mean_pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
+def _peft_model(cfg: LoRAConfig, encoder: MiniLMEncoder, head: torch.nn.Module) -> tuple[Any, Any, int]:
+    """(the encoder with LoRA adapters — base frozen —, AdamW over adapters and head, trainable count)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
+    )
+    with warnings.catch_warnings():  # transformers' deprecation notice, raised inside peft
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params) + sum(p.numel() for p in head.parameters())
+    opt = torch.optim.AdamW(
+        [{"params": params, "lr": cfg.lr}, {"params": list(head.parameters()), "lr": cfg.head_lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    return model, opt, n_trainable
+
+
+def _finetuned(policy: ClassifierPolicy, head: Any, hidden: int, encoder: MiniLMEncoder) -> ClassifierPolicy:
+    """The fitted policy: ``policy``'s labels and name, the trained head, the fine-tuned encoder."""
+    return ClassifierPolicy(
+        policy.labels,
+        head=head,
+        hidden=hidden,
+        encoder=encoder,
+        name=policy.name,
+        version=policy.version,
+        in_dim=policy.in_dim,
+        backend="finetuned",
+    )
+
+
+def _save_adapters(folder: Path, model: Any, head: torch.nn.Module) -> None:
+    """A checkpoint: the LoRA adapters and the head, as safetensors (no pickle)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    adapters = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    save_file(adapters, str(folder / "adapters.safetensors"))
+    save_file(
+        {k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(folder / "head.safetensors")
+    )
+
+
 def _texts_and_labels(
     cfg: LoRAConfig,
     X: Any,
@@ -184,9 +230,6 @@ class LoRALearner(LabelLearner):
         labels : sequence of str, optional
             Label order of a fresh policy; default the sorted distinct labels of ``y``.
         """
-        from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
-        from safetensors.torch import save_file
-
         cfg = self.config
         policy, texts, yi, w, warm = _texts_and_labels(cfg, X, y, sample_weight, policy, labels)
 
@@ -207,30 +250,10 @@ class LoRALearner(LabelLearner):
                 head, hidden = copy.deepcopy(policy.head), policy.hidden
             else:
                 head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden), cfg.hidden
-            lora = LoraConfig(
-                r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
-            )
-            with warnings.catch_warnings():  # transformers' deprecation notice, raised inside peft
-                warnings.simplefilter("ignore", FutureWarning)
-                model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
-            params = [p for p in model.parameters() if p.requires_grad]
-            self.n_trainable_ = sum(p.numel() for p in params) + sum(p.numel() for p in head.parameters())
-            opt = torch.optim.AdamW(
-                [
-                    {"params": params, "lr": cfg.lr},
-                    {"params": list(head.parameters()), "lr": cfg.head_lr},
-                ],
-                weight_decay=cfg.weight_decay,
-            )
+            model, opt, self.n_trainable_ = _peft_model(cfg, encoder, head)
 
             def save_checkpoint(folder: Path) -> None:
-                folder.mkdir(parents=True, exist_ok=True)
-                adapters = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-                save_file(adapters, str(folder / "adapters.safetensors"))
-                save_file(
-                    {k: v.detach().contiguous() for k, v in head.state_dict().items()},
-                    str(folder / "head.safetensors"),
-                )
+                _save_adapters(folder, model, head)
 
             gen = torch.Generator().manual_seed(cfg.seed)
             step = 0
@@ -255,11 +278,7 @@ class LoRALearner(LabelLearner):
                     opt.step()
                     step += 1
                     total_loss += float(loss.detach()) * len(idx)
-                    recorder.record("loss", float(loss.detach()))
-                    recorder.record("epoch", epoch)
-                    recorder.dump(step)
-                    if self.progress is not None:
-                        self.progress(step, total, {"loss": float(loss.detach())})
+                    self._report(recorder, step, total, epoch, float(loss.detach()))
                     ckpt.maybe_save(step, save_checkpoint)
                 self.loss_history_.append(total_loss / n)
             head.eval()
@@ -267,16 +286,7 @@ class LoRALearner(LabelLearner):
             encoder.model = model.merge_and_unload().eval()
         encoder._cache.clear()
         self.history_ = recorder.history
-        self.policy_ = ClassifierPolicy(
-            policy.labels,
-            head=head,
-            hidden=hidden,
-            encoder=encoder,
-            name=policy.name,
-            version=policy.version,
-            in_dim=policy.in_dim,
-            backend="finetuned",
-        )
+        self.policy_ = _finetuned(policy, head, hidden, encoder)
         return self.policy_
 
 

@@ -135,6 +135,22 @@ def _examples(
     return policy, emb, yi, w, bool(warm)
 
 
+def _like(policy: ClassifierPolicy, head: Any, hidden: int) -> ClassifierPolicy:
+    """A new policy like ``policy`` (labels, encoder, name, backend) with ``head``; temperature 1
+    (refit on held-out data after training)."""
+    return ClassifierPolicy(
+        policy.labels,
+        head=head,
+        hidden=hidden,
+        temperature=1.0,
+        encoder=policy._encoder,
+        name=policy.name,
+        version=policy.version,
+        in_dim=policy.in_dim,
+        backend=policy.backend,
+    )
+
+
 def _calibration_split(
     cfg: SupervisedConfig, emb: Any, yi: Any, w: Any
 ) -> tuple[Any, Any, Any, tuple[Any, Any] | None]:
@@ -238,17 +254,7 @@ class SupervisedLearner(LabelLearner):
                 head, hidden = copy.deepcopy(policy.head), policy.hidden
             else:
                 head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden, cfg.dropout), cfg.hidden
-            trained = ClassifierPolicy(
-                policy.labels,
-                head=head,
-                hidden=hidden,
-                temperature=1.0,  # refit it on held-out data after training
-                encoder=policy._encoder,
-                name=policy.name,
-                version=policy.version,
-                in_dim=policy.in_dim,
-                backend=policy.backend,
-            )
+            trained = _like(policy, head, hidden)
             model = trained.head
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             gen = torch.Generator().manual_seed(cfg.seed)
@@ -266,11 +272,7 @@ class SupervisedLearner(LabelLearner):
                     opt.step()
                     step += 1
                     total_loss += float(loss.detach()) * len(idx)
-                    recorder.record("loss", float(loss.detach()))
-                    recorder.record("epoch", epoch)
-                    recorder.dump(step)
-                    if self.progress is not None:
-                        self.progress(step, total, {"loss": float(loss.detach())})
+                    self._report(recorder, step, total, epoch, float(loss.detach()))
                     if ckpt.every:
                         model.eval()
                         ckpt.maybe_save(step, trained.save)
