@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import VariantStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
@@ -236,6 +237,7 @@ class Experiments:
             insert_experiment(self.store, exp)
         except (RecordError, ExperimentStoreError) as err:
             raise ExperimentError(str(err)) from None
+        fault_point("experiment.inserted")  # crash-safety tests only (no-op otherwise)
         reg = self.registry
         if reg is not None and len(others) == 1:
             (version,) = others.values()
