@@ -274,7 +274,7 @@ def test_the_shared_encoder_is_built_once_under_concurrent_first_calls(monkeypat
     built = []
 
     class SlowEncoder:
-        def __init__(self):
+        def __init__(self, backend: str = "torch"):
             time.sleep(0.2)  # an import of transformers and a weights load
             built.append(threading.get_ident())
 
