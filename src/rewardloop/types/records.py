@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-DecisionKind = Literal["classifier", "router", "reranker"]
+DecisionKind = Literal["classifier", "router", "reranker", "generator"]
 FeedbackKind = Literal["rating", "correction", "preference", "multilevel", "implicit"]
 FeedbackSource = Literal["human", "golden", "judge", "implicit"]
 ReviewStatus = Literal["open", "claimed", "resolved"]
@@ -124,7 +124,7 @@ class Decision:
     ----------
     policy, policy_version : str
         Which policy decided, and which version of it.
-    kind : {"classifier", "router", "reranker"}
+    kind : {"classifier", "router", "reranker", "generator"}
     actions : tuple of str
         The candidate actions, in the order of ``action_dist``: labels for a classifier, arms/experts for a
         router, candidate ids for a reranker.
