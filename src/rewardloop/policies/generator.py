@@ -552,13 +552,15 @@ class GeneratorPolicy:
 
 def classifier_messages(text: str, labels: Sequence[str], answer: str | None = None) -> list[dict[str, str]]:
     """The generative classifier's chat, as the store's ``openai`` export writes it."""
-    messages = [
-        {"role": "system", "content": f"Classify the request. Answer with one of: {', '.join(labels)}."},
-        {"role": "user", "content": text},
-    ]
+    messages = [{"role": "system", "content": classifier_system(labels)}, {"role": "user", "content": text}]
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
     return messages
+
+
+def classifier_system(labels: Sequence[str]) -> str:
+    """The generative classifier's system message (the store's ``openai`` export writes the same)."""
+    return f"Classify the request. Answer with one of: {', '.join(labels)}."
 
 
 def _norm(text: str) -> str:
@@ -575,6 +577,7 @@ __all__ = [
     "Int8Linear",
     "chat_messages",
     "classifier_messages",
+    "classifier_system",
     "context_parts",
     "quantize_model",
     "smollm2_gguf",
