@@ -215,6 +215,7 @@ class Generation:
     sampling_logp: float  # Σ log π(y_t) under the distribution it was drawn from (0 when greedy)
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str = "stop"  # "length": the token budget ran out before the end token
 
 
 # ------------------------------------------------------------------------------------------ policy
@@ -410,7 +411,7 @@ class GeneratorPolicy:
         seq_logp = float(raw[pick, ids].double().sum())
         samp_logp = float(warped[pick, ids].double().sum()) if sample else 0.0
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-        return Generation(text, seq_logp, samp_logp, n_prompt, n)
+        return Generation(text, seq_logp, samp_logp, n_prompt, n, "stop" if len(ends) else "length")
 
     def decide(self, context: Any, rng: np.random.Generator | None = None) -> Decision:
         """Answer ``context`` (text, optional ``metadata.passages``/``metadata.messages``) as a Decision."""
@@ -441,6 +442,7 @@ class GeneratorPolicy:
                 "sampling_logp": gen.sampling_logp,
                 "prompt_tokens": gen.prompt_tokens,
                 "completion_tokens": gen.completion_tokens,
+                "finish_reason": gen.finish_reason,
                 "decode": self.mode,
                 **({"quantization": self.quantization} if self.quantization else {}),
             },
