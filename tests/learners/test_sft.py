@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
 
+# tests/datasets/ (there is no tests/__init__.py) is collected as a top-level package named
+# ``datasets`` and shadows Hugging Face's, which TRL needs: drop the shadow before importing it.
+if "datasets" in sys.modules and not hasattr(sys.modules["datasets"], "Dataset"):
+    del sys.modules["datasets"]
+pytest.importorskip("datasets")
 pytest.importorskip("trl")
 pytest.importorskip("gguf")
 
