@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 from rewardloop.types.errors import RecordError
 from rewardloop.types.limits import check_json, check_text, check_texts, check_time
 
-DecisionKind = Literal["classifier", "router", "reranker"]
+DecisionKind = Literal["classifier", "router", "reranker", "generator"]
 FeedbackKind = Literal["rating", "correction", "preference", "multilevel", "implicit"]
 FeedbackSource = Literal["human", "golden", "judge", "implicit"]
 ReviewStatus = Literal["open", "claimed", "resolved"]
@@ -105,7 +105,7 @@ class Decision:
     ----------
     policy, policy_version : str
         Which policy decided, and which version of it.
-    kind : {"classifier", "router", "reranker"}
+    kind : {"classifier", "router", "reranker", "generator"}
     actions : tuple of str
         The candidate actions, in the order of ``action_dist``: labels for a classifier, arms/experts for a
         router, candidate ids for a reranker.

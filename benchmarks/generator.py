@@ -1,0 +1,214 @@
+"""The generative classifier on the Home Assistant intents: SmolLM2-135M-Instruct zero-shot, after LoRA
+SFT on the loop's chat export, and int8 against fp32 (tokens/s and peak memory in the same run).
+
+The loop's data: traffic decisions of a classifier (its answer a label drawn uniformly, so many are
+wrong) get a reviewer's correction or a thumbs-up naming the right intent; the SFT examples are what the
+store's ``openai`` chat export builds from them (:func:`rewardloop.learners.sft.chat_examples_from_batch`).
+Accuracy is on a golden set disjoint from the training texts, by decoding (the greedy answer is the
+intent's name) and by scoring (the intent whose name has the highest log-likelihood: ``*_scored``).
+
+Throughput and memory are measured in a fresh child process per model (so neither sees the other's
+memory): it loads the model, generates once to warm up, resets the peak-RSS counter
+(``/proc/self/clear_refs``), then times greedy generation of ``--gen-tokens`` tokens for a few prompts;
+``*_peak_mb`` is the peak resident memory while generating. int8 is torch dynamic quantisation with
+per-channel weights, ``lm_head`` (and ``--int8-skip`` modules) kept fp32.
+
+CPU budget: a stated subset of intents (``--intents``) and examples per intent, so the whole run takes
+about 10-15 minutes on 2 shared cores.
+
+    python benchmarks/generator.py [--per-intent 24 --golden 10 --epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+INTENTS = (
+    "HassTurnOn,HassTurnOff,HassGetWeather,HassLightSet,HassStartTimer,HassSetVolume,"
+    "HassMediaPause,HassShoppingListAddItem"
+)
+PROMPTS = ["What can you do?", "Tell me about the weather in spring.", "Explain what a timer is."]
+
+
+def accuracy(predicted: list[str], truth: list[str]) -> float:
+    return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
+
+
+def logged_batch(texts: list[str], truth: list[str], labels: list[str], seed: int):  # type: ignore[no-untyped-def]
+    """Classifier decisions on ``texts`` (a uniform random label each) with the reviewers' feedback:
+    a correction where the label was wrong, a thumbs-up (5 of 1..5) where it was right."""
+    from rewardloop.types import Decision, DecisionBatch, Feedback
+
+    rng = np.random.default_rng(seed)
+    decisions, feedback = [], {}
+    uniform = tuple([1.0 / len(labels)] * len(labels))
+    for i, (text, right) in enumerate(zip(texts, truth, strict=True)):
+        action = labels[int(rng.integers(len(labels)))]
+        d = Decision(
+            policy="intent",
+            policy_version="0",
+            kind="classifier",
+            actions=tuple(labels),
+            action=action,
+            action_dist=uniform,
+            pscore=uniform[0],
+            text=text,
+            id=f"d{i}",
+        )
+        decisions.append(d)
+        if action == right:
+            feedback[d.id] = [Feedback(decision_id=d.id, kind="rating", value=5, scale=(1, 5), rater_id="r1")]
+        else:
+            feedback[d.id] = [Feedback(decision_id=d.id, kind="correction", label=right, rater_id="r1")]
+    return DecisionBatch(decisions, feedback)
+
+
+def evaluate(policy, texts: list[str], truth: list[str], labels: list[str]) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    decoded = accuracy(policy.predict(texts, labels), truth)
+    scored = accuracy(policy.predict_scored(texts, labels), truth)
+    return decoded, scored
+
+
+def measure(path: str, quantization: str, skip: list[str], gen_tokens: int) -> dict[str, float]:
+    """In this (child) process: load, warm up, reset the peak RSS, time greedy generation."""
+    from rewardloop.policies.generator import GeneratorPolicy, quantize_model
+
+    policy = GeneratorPolicy.load(path)
+    if quantization != "none":
+        policy = GeneratorPolicy(
+            quantize_model(policy.model, quantization, skip=skip),  # type: ignore[arg-type]
+            policy.tokenizer,
+            **{**policy.options(), "quantization": quantization},
+        )
+    prompts = [policy.prompt([{"role": "user", "content": p}]) for p in PROMPTS]
+    policy.generate(prompts[:1], max_new_tokens=4)
+    import gc
+
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
+    tokens, start = 0, time.perf_counter()
+    for prompt in prompts:
+        tokens += policy.generate([prompt], max_new_tokens=gen_tokens)[0].completion_tokens
+    seconds = time.perf_counter() - start
+    status = Path("/proc/self/status").read_text().splitlines()
+    hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    return {"tokens_per_s": tokens / seconds, "peak_mb": hwm_kb / 1024.0, "tokens": float(tokens)}
+
+
+def measure_in_child(path: Path, quantization: str, skip: list[str], gen_tokens: int) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--measure",
+        str(path),
+        "--quant",
+        quantization,
+        "--int8-skip",
+        ",".join(skip),
+        "--gen-tokens",
+        str(gen_tokens),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--intents", default=INTENTS, help="comma-separated subset of the 42 intents")
+    parser.add_argument("--per-intent", type=int, default=24, help="logged (training) decisions per intent")
+    parser.add_argument("--golden", type=int, default=10, help="golden texts per intent")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--gen-tokens", type=int, default=32, help="tokens per prompt when timing")
+    parser.add_argument("--int8-skip", default="lm_head", help="modules int8 leaves in fp32")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--quant", default="none", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    skip = [s for s in args.int8_skip.split(",") if s]
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.quant, skip, args.gen_tokens)))
+        return
+    run(args, skip)
+
+
+def run(args: argparse.Namespace, skip: list[str]) -> None:
+    from rewardloop.datasets.intents import load_intents
+    from rewardloop.learners.sft import SFTConfig, SFTLearner, chat_examples_from_batch
+    from rewardloop.policies.generator import GeneratorPolicy, quantize_model
+
+    labels = sorted(args.intents.split(","))
+    data = load_intents(
+        seed=args.seed, seed_per_intent=args.per_intent, golden_per_intent=args.golden, intents=labels
+    )
+    train, golden = data.seed_set, data.golden
+    print(f"{len(labels)} intents; {len(train)} logged decisions; {len(golden)} golden texts")
+    base = GeneratorPolicy.smollm2(name="intent-gen", version="1")
+    zero = evaluate(base, golden.texts, golden.intents, labels)
+    print(f"zero-shot: decode {zero[0]:.3f}, scored {zero[1]:.3f}")
+
+    examples = chat_examples_from_batch(logged_batch(train.texts, train.intents, labels, args.seed))
+    learner = SFTLearner(
+        SFTConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    )
+    sft = learner.fit(examples, policy=base)
+    after = evaluate(sft, golden.texts, golden.intents, labels)
+    print(
+        f"SFT ({len(examples)} examples, {learner.seconds_:.0f} s): "
+        f"decode {after[0]:.3f}, scored {after[1]:.3f}"
+    )
+
+    int8 = GeneratorPolicy(
+        quantize_model(sft.model, "int8-dynamic", skip=skip),
+        sft.tokenizer,
+        **{**sft.options(), "quantization": "int8-dynamic"},
+    )
+    quant = evaluate(int8, golden.texts, golden.intents, labels)
+    print(f"int8 (dynamic, per-channel, fp32 {','.join(skip)}): decode {quant[0]:.3f}, scored {quant[1]:.3f}")
+
+    with tempfile.TemporaryDirectory(prefix="rewardloop-bench-") as tmp:
+        folder = sft.save(Path(tmp) / "sft")
+        fp32_speed = measure_in_child(folder, "none", skip, args.gen_tokens)
+        int8_speed = measure_in_child(folder, "int8-dynamic", skip, args.gen_tokens)
+    print(f"fp32: {fp32_speed['tokens_per_s']:.1f} tokens/s, peak {fp32_speed['peak_mb']:.0f} MB")
+    print(f"int8: {int8_speed['tokens_per_s']:.1f} tokens/s, peak {int8_speed['peak_mb']:.0f} MB")
+    result = {
+        "benchmark": "generator",
+        "intents": len(labels),
+        "n_train": len(examples),
+        "n_golden": len(golden),
+        "zero_shot_acc": zero[0],
+        "zero_shot_acc_scored": zero[1],
+        "sft_acc": after[0],
+        "sft_acc_scored": after[1],
+        "int8_acc": quant[0],
+        "int8_acc_scored": quant[1],
+        "fp32_tokens_per_s": fp32_speed["tokens_per_s"],
+        "int8_tokens_per_s": int8_speed["tokens_per_s"],
+        "fp32_peak_mb": fp32_speed["peak_mb"],
+        "int8_peak_mb": int8_speed["peak_mb"],
+        "sft_seconds": learner.seconds_,
+        "int8_skip": skip,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""Supervised fine-tuning of a generator on the loop's chat examples: TRL ``SFTTrainer`` with LoRA (peft).
+
+The examples are what the store's ``openai`` chat export holds — decisions whose right answer the
+feedback tells (:func:`rewardloop.store.files.known_label`: a reviewer's correction, a positive rating
+or implicit signal on the logged answer, a golden example) — for classifier decisions (the generative
+classifier: the answer is the label's name) and for generator decisions (the answer is the corrected or
+approved text). The loss is on the answer's tokens only (TRL's completion-only loss on
+prompt/completion examples). After training the LoRA adapters are merged into the weights, so the
+fitted :class:`~rewardloop.policies.generator.GeneratorPolicy` needs neither peft nor the adapters.
+
+Rater authority: kept per example in :attr:`ChatExamples.weights`, but TRL's ``SFTTrainer`` has no
+per-example loss weights, so it does not reach the loss (every example counts once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardloop.learners.base import LearnerConfig, LearnerConfigError, ProgressCallback, checked_config
+from rewardloop.policies.generator import GeneratorPolicy, chat_messages, classifier_system
+from rewardloop.store.files import known_label
+from rewardloop.types import Decision, DecisionBatch, Feedback
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class SFTConfig(LearnerConfig):
+    """SFT with LoRA. Defaults from the issue's trial on SmolLM2 (lr 1e-3 learnt; 2e-4 barely moved)."""
+
+    lr: float = field(default=1e-3, metadata={"help": "learning rate of the LoRA weights"})
+    epochs: int = field(default=1, metadata={"help": "passes over the chat examples"})
+    batch_size: int = field(default=16, metadata={"help": "examples per optimisation step"})
+    max_steps: int = field(
+        default=-1, metadata={"help": "stop after this many steps (-1: the epochs decide)"}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling α (the update is scaled by α/r)"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
+    target_modules: str = field(
+        default="q_proj,k_proj,v_proj,o_proj",
+        metadata={"help": "comma-separated module names given adapters"},
+    )
+    max_length: int = field(default=512, metadata={"help": "longest prompt + answer in tokens (longer: cut)"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps with a linear warm-up"})
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise LearnerConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if self.lora_r < 1 or self.lora_alpha < 1:
+            raise LearnerConfigError(f"lora_r/lora_alpha: must be >= 1, got {self.lora_r}, {self.lora_alpha}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise LearnerConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
+        if not self.target_modules.strip():
+            raise LearnerConfigError("target_modules: name at least one module")
+        if self.max_length < 8:
+            raise LearnerConfigError(f"max_length: must be >= 8, got {self.max_length}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise LearnerConfigError(f"max_steps: must be -1 or >= 1, got {self.max_steps}")
+
+
+@dataclass(frozen=True)
+class ChatExamples:
+    """Chat fine-tuning examples: a context and the answer to learn.
+
+    Attributes
+    ----------
+    systems : list of (str or None)
+        The system message of each example; None: the trained policy's own (generator decisions).
+        Classifier examples carry the classify instruction naming the labels.
+    texts : list of str
+        The user's request.
+    metadata : list of mapping
+        The logged context's metadata (``passages`` reach the prompt as for serving).
+    completions : list of str
+        The answer to learn.
+    weights : list of float
+        The authority of the feedback that named the answer (recorded; SFTTrainer does not weight).
+    decision_ids : list of str
+    """
+
+    systems: list[str | None]
+    texts: list[str]
+    metadata: list[Mapping[str, Any]]
+    completions: list[str]
+    weights: list[float]
+    decision_ids: list[str]
+
+    def __post_init__(self) -> None:
+        lengths = {len(getattr(self, f)) for f in ("systems", "texts", "metadata", "completions", "weights")}
+        if lengths != {len(self.decision_ids)}:
+            raise ValueError("ChatExamples: the fields differ in length")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def from_pairs(
+        cls, texts: Sequence[str], labels: Sequence[str], label_set: Sequence[str]
+    ) -> ChatExamples:
+        """The generative classifier's examples for labelled texts (golden examples, a seed set)."""
+        n = len(texts)
+        system = classifier_system(label_set)
+        ids = [f"pair-{i}" for i in range(n)]
+        return cls([system] * n, list(texts), [{}] * n, list(labels), [1.0] * n, ids)
+
+    def messages(self, i: int, system: str) -> Messages:
+        """Example ``i``'s prompt as served (``system`` when it has none of its own)."""
+        return chat_messages(self.systems[i] or system, self.texts[i], self.metadata[i])
+
+    def conversations(self, system: str) -> list[dict[str, Messages]]:
+        """TRL's conversational prompt/completion rows."""
+        return [
+            {"prompt": self.messages(i, system), "completion": [{"role": "assistant", "content": answer}]}
+            for i, answer in enumerate(self.completions)
+        ]
+
+
+def _authority(d: Decision, feedback: list[Feedback], answer: str) -> float:
+    """The highest authority among the feedback that names ``answer`` (a correction or an approval)."""
+    weights = [
+        f.authority
+        for f in feedback
+        if (f.kind == "correction" and f.label == answer)
+        or (f.kind in ("rating", "implicit") and d.action == answer)
+    ]
+    return max(weights, default=1.0)
+
+
+def chat_examples_from_batch(batch: DecisionBatch) -> ChatExamples:
+    """The examples of the ``openai`` export (classifier decisions), plus generator decisions.
+
+    A classifier example is the export's row (:func:`rewardloop.store.files.openai_rows`); a generator
+    example is the logged context (passages too) answered by the corrected or approved text.
+    """
+    rows: list[tuple[str | None, str, Mapping[str, Any], str, float, str]] = []
+    for d in batch:
+        if d.kind not in ("classifier", "generator") or not d.text:
+            continue
+        feedback = batch.feedback.get(d.id, [])
+        answer = known_label(d, feedback)
+        if answer is None:
+            continue
+        system = classifier_system(d.actions) if d.kind == "classifier" else None
+        metadata = {} if d.kind == "classifier" else d.metadata
+        rows.append((system, d.text, metadata, answer, _authority(d, feedback, answer), d.id))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return ChatExamples(*(list(c) for c in columns))
+
+
+def trainer_history(log_history: Sequence[Mapping[str, Any]], prefix: str) -> list[dict[str, float]]:
+    """TRL's ``state.log_history`` as namespaced ``history_`` rows (``train/loss``, ``train/lr``...)."""
+    rename = {
+        "loss": "loss",
+        "learning_rate": "lr",
+        "grad_norm": "grad_norm",
+        "mean_token_accuracy": "token_accuracy",
+    }
+    rows: list[dict[str, float]] = []
+    for entry in log_history:
+        row = {f"{prefix}/{rename[k]}": float(v) for k, v in entry.items() if k in rename}
+        if row:
+            row[f"{prefix}/step"] = float(entry.get("step", len(rows) + 1))
+            rows.append(row)
+    return rows
+
+
+def lora_config(cfg: Any) -> Any:
+    """The peft LoRA config of a learner config with ``lora_r``, ``lora_alpha``... fields."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=[m.strip() for m in cfg.target_modules.split(",") if m.strip()],
+        task_type="CAUSAL_LM",
+    )
+
+
+def trl_args(cfg: Any, output_dir: str) -> dict[str, Any]:
+    """The TrainingArguments fields every TRL trainer here shares: CPU, seeded, no saving or reporting."""
+    return {
+        "output_dir": output_dir,
+        "learning_rate": cfg.lr,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "warmup_steps": cfg.warmup_ratio,  # a float in [0, 1) is a share of the steps
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "bf16": False,  # TRL turns bf16 on where it can; on a CPU it is several times slower than fp32
+        "fp16": False,
+    }
+
+
+class ProgressBridge:
+    """A transformers ``TrainerCallback`` that calls a :data:`ProgressCallback` after each step."""
+
+    def __new__(cls, progress: ProgressCallback) -> Any:
+        from transformers import TrainerCallback
+
+        class _Bridge(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+                metrics = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+                progress(int(state.global_step), int(state.max_steps), metrics)
+
+        return _Bridge()
+
+
+def merged_policy(policy: GeneratorPolicy, model: Any, version_suffix: str) -> GeneratorPolicy:
+    """``policy`` with the trained peft ``model``'s adapters merged into plain weights."""
+    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    return GeneratorPolicy(
+        merged.eval(),
+        policy.tokenizer,
+        **{**policy.options(), "version": f"{policy.version}+{version_suffix}"},
+    )
+
+
+class SFTLearner:
+    """Fine-tune a generator on chat examples with LoRA (TRL ``SFTTrainer``, completion-only loss).
+
+    Examples
+    --------
+    >>> policy = GeneratorPolicy.random(seed=0)                                      # doctest: +SKIP
+    >>> data = ChatExamples.from_pairs(["turn on the fan"], ["HassTurnOn"], ["HassTurnOn", "HassTurnOff"])
+    >>> fitted = SFTLearner(SFTConfig(max_steps=2)).fit(data, policy=policy)       # doctest: +SKIP
+    """
+
+    name = "sft"
+    config_class = SFTConfig
+    needs_rewards = False
+    needs_policy = True
+    reads_texts = True
+
+    def __init__(self, config: SFTConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = checked_config(config, SFTConfig)
+        self.progress = progress
+        self.history_: list[dict[str, float]] = []
+
+    @classmethod
+    def data_from_batch(cls, batch: DecisionBatch, spec: Any = None) -> ChatExamples:
+        """The chat examples of ``batch`` (:func:`chat_examples_from_batch`); ``spec`` is not read."""
+        return chat_examples_from_batch(batch)
+
+    def fit(self, data: ChatExamples, *, policy: GeneratorPolicy | None = None) -> GeneratorPolicy:
+        """Train LoRA adapters on ``data`` from ``policy``'s weights; return the merged, fine-tuned policy."""
+        import tempfile
+
+        from trl.trainer.sft_config import SFTConfig as TRLSFTConfig
+        from trl.trainer.sft_trainer import SFTTrainer
+
+        from datasets import Dataset
+
+        if policy is None:
+            raise LearnerConfigError("policy: SFT fine-tunes a generator; give training.init_from")
+        if len(data) == 0:
+            raise ValueError(
+                "SFT: no chat examples (no decision has a correction, approval or golden answer)"
+            )
+        cfg = self.config
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="rewardloop-sft-") as tmp:
+            args = TRLSFTConfig(
+                **trl_args(cfg, tmp), max_length=cfg.max_length, completion_only_loss=True, packing=False
+            )
+            trainer = SFTTrainer(
+                model=_trainable_copy(policy.model),
+                args=args,
+                train_dataset=Dataset.from_list(data.conversations(policy.system)),
+                processing_class=policy.tokenizer,
+                peft_config=lora_config(cfg),
+                callbacks=[ProgressBridge(self.progress)] if self.progress else None,
+            )
+            trainer.train()
+        self.history_ = trainer_history(trainer.state.log_history, "train")
+        self.seconds_ = time.perf_counter() - start
+        self.n_examples_ = len(data)
+        return merged_policy(policy, trainer.model, "sft")
+
+
+def _trainable_copy(model: Any) -> Any:
+    """A deep copy of ``model`` to train, so the starting policy is never changed."""
+    import copy
+
+    return copy.deepcopy(model).train()
+
+
+__all__ = ["ChatExamples", "SFTConfig", "SFTLearner", "chat_examples_from_batch", "lora_config", "trl_args"]
