@@ -66,7 +66,7 @@ from rewardloop.store.review import (
     resolve_review_item,
     review_counts,
 )
-from rewardloop.types import Decision, RecordError, TraceStep
+from rewardloop.types import Decision
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
@@ -153,17 +153,7 @@ async def log_external_decision(
     await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
-    fields = body.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
-    for name in ("actions", "action_dist", "features", "candidates", "ranking"):
-        if name in fields:
-            fields[name] = tuple(fields[name])
-    fields["trace"] = tuple(TraceStep(s.name, s.action, s.logp) for s in body.trace)
-    fields["metadata"] = {**body.metadata, "project": key.project}
-    if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
-        fields["client_time"] = fields.pop("created_at")
-    decision = Decision(**fields)  # RecordError → 422 naming the field
-    if body.shadow_action is not None and body.shadow_action not in decision.actions:
-        raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")
+    decision = body.to_decision(key.project)  # RecordError → 422 naming the field
     logged = await state.decisions.submit(
         DecisionJob(decision, key.project, "log", shadow_action=body.shadow_action)
     )

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from rewardloop.service.errors import PROBLEM_JSON, as_problem
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -72,14 +74,17 @@ class Metrics:
 async def send_json(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    """Answer with a JSON body (plain ASGI)."""
+    """Answer with a JSON body (plain ASGI); an error (status >= 400) as an RFC 9457 problem."""
+    media = b"application/json"
+    if status >= 400:
+        body, media = as_problem(status, body), PROBLEM_JSON.encode()
     payload = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media),
                 (b"content-length", str(len(payload)).encode()),
                 *(headers or []),
             ],
