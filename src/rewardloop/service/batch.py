@@ -10,6 +10,7 @@ problem body. The request itself answers 200 whenever it was well-formed.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -119,7 +120,7 @@ async def log_decisions(body: DecisionBatchRequest, key: DecideKey, state: State
             where = f"items.{i}.metadata.project"
             results[i] = _failed(i, 422, f"{where}: must be this key's project or absent", where)
         else:
-            decision = _record(i, lambda p=p: p.to_decision(key.project))
+            decision = _record(i, functools.partial(p.to_decision, key.project))
             if isinstance(decision, BatchItemResult):
                 results[i] = decision
                 continue
