@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from tests.service.conftest import Api
 
 from rewardloop.client import ApiError, Client, Decided, LogReport, RetryPolicy
 from rewardloop.client import sync as sync_module
 from rewardloop.client.models import parse_retry_after
 from rewardloop.client.wire import retry_delay
-from tests.service.conftest import Api
 
 DECISION = dict(
     policy="intent",
@@ -47,7 +47,9 @@ def test_decide_log_feedback_review_export(api: Api) -> None:
     with pytest.raises(ApiError) as err:
         client.feedback(ids[0], "rating", value=0, scale=(0, 1), id="f-1")
     assert err.value.status == 409 and err.value.field == "body.id"
-    many = client.feedback_many([{"decision_id": i, "kind": "rating", "value": 1, "scale": [0, 1]} for i in ids[1:]])
+    many = client.feedback_many(
+        [{"decision_id": i, "kind": "rating", "value": 1, "scale": [0, 1]} for i in ids[1:]]
+    )
     assert (many.stored, many.failed) == (2, [])
     queue = client.review_queue()
     assert [i.decision_id for i in queue.items] == [decided.decision_id]
