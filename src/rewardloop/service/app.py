@@ -20,12 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.service import feedback_void
+from rewardloop.service import openapi as openapi_document
 from rewardloop.service.admission import Admission
 from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import PROBLEM_JSON, as_problem, problem_response, validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
-from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics, SecurityHeaders
+from rewardloop.service.middleware import BodyLimit, Metrics, RequestId, RequestMetrics, SecurityHeaders
 from rewardloop.service.providers import (
     PolicyAdmin,
     PolicyProvider,
@@ -47,7 +48,9 @@ DESCRIPTION = """
 Log decisions and feedback, decide with the policy in force, review unsure decisions, read stats and
 export the data — per project. Every `/v1` route needs an API key (`Authorization: Bearer <key>` or
 `X-API-Key`) with the scope it names: `decide`, `feedback`, `read`, `review`, `export` or `admin`.
-Errors are JSON `{"detail": ..., "field": ...}` naming the offending field.
+Errors are RFC 9457 problems (`application/problem+json`): `{"type", "title", "status", "detail",
+"field"}`, `field` naming the offending field. Every answer carries `X-Request-ID` (the caller's, or a
+fresh one).
 """
 
 
@@ -180,7 +183,7 @@ def _document_feedback(app: FastAPI) -> None:
                     },
                 }
             }
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_document.finish(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -273,9 +276,8 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses={
-            401: {"model": None, "description": "missing, invalid or revoked API key"},
-        },
+        docs_url=None,  # served from local assets (service/docs.py), never from a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -285,13 +287,14 @@ def create_app(
     app.add_exception_handler(ApiKeyError, _key_error)
     app.add_exception_handler(FeedbackRejected, _feedback_rejected)
 
-    from rewardloop.service import api, batch, dashboard
+    from rewardloop.service import api, batch, dashboard, docs
 
     app.include_router(api.v1)
     app.include_router(batch.router)
     app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    docs.mount(app)
     app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)
@@ -302,7 +305,8 @@ def create_app(
     app.add_middleware(
         Admission, max_in_flight=cfg.service.max_in_flight, body_timeout=cfg.service.body_timeout_s
     )
-    app.add_middleware(SecurityHeaders)  # outermost: every answer, the size limit's 413 too
+    app.add_middleware(SecurityHeaders)  # every answer, the size limit's 413 too
+    app.add_middleware(RequestId)  # outermost: every answer carries X-Request-ID
     return app
 
 

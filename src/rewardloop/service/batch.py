@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ValidationError
 
 from rewardloop.service.decision_writer import DecisionJob, Logged
-from rewardloop.service.errors import field_name, problem
+from rewardloop.service.errors import BODY, KEYED, error_responses, field_name, problem
 from rewardloop.service.group_commit import Rejected
 from rewardloop.service.schemas import (
     BatchItemResult,
@@ -36,7 +36,7 @@ from rewardloop.types import RecordError
 
 M = TypeVar("M", bound=BaseModel)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=error_responses(*KEYED, *BODY))
 
 
 def _failed(index: int, status: int, detail: str, field: str | None) -> BatchItemResult:

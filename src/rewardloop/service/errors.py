@@ -19,6 +19,31 @@ TYPE_BASE = "/docs/errors#"
 _FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
+#: What each error status means, for the OpenAPI document's responses.
+_MEANING = {
+    400: "malformed JSON",
+    401: "missing, invalid or revoked API key",
+    403: "the key lacks the route's scope",
+    404: "not found in this project (named)",
+    409: "a conflict: an id or idempotency key reused with another body, a refused move (named)",
+    413: "request body too large",
+    422: "a field failed validation (named)",
+    503: "the store is unreachable or the service is at capacity",
+}
+
+#: The errors of every ``/v1`` route: the key checks, and the admission limit / store failures.
+KEYED = (401, 403, 503)
+#: The errors of every route that takes a JSON body.
+BODY = (400, 413, 422)
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error statuses (problem bodies)."""
+    from rewardloop.service.schemas import ErrorResponse
+
+    return {code: {"model": ErrorResponse, "description": _MEANING[code]} for code in sorted(set(codes))}
+
+
 def problem(
     status: int, detail: str, field: str | None = None, errors: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

@@ -6,8 +6,11 @@ request, which shows at thousands of requests a second.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -213,3 +216,46 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+REQUEST_LOG = logging.getLogger("rewardloop.service.requests")
+
+
+class RequestId:
+    """``X-Request-ID`` in and out: the caller's (1-128 of ``A-Za-z0-9._:-``), else a fresh one; kept in
+    ``scope["state"]["request_id"]``, sent back on every answer, and in the request log line
+    (logger ``rewardloop.service.requests``, INFO)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = given if given is not None and _REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = rid.decode()
+        start = time.perf_counter()
+        status = 500
+
+        async def with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            if REQUEST_LOG.isEnabledFor(logging.INFO):
+                REQUEST_LOG.info(
+                    "%s %s %d %.1fms request_id=%s",
+                    scope.get("method", ""),
+                    scope.get("path", ""),
+                    status,
+                    1000 * (time.perf_counter() - start),
+                    rid.decode(),
+                )
