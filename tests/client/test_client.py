@@ -139,3 +139,9 @@ def test_giving_up_raises_status_zero() -> None:
     with pytest.raises(ApiError) as err:
         client.feedback("d1", "rating", value=1, scale=(0, 1))
     assert err.value.status == 0 and "ConnectError" in err.value.detail
+
+
+@pytest.mark.parametrize(("option", "value"), [("batch_size", 0), ("queue_size", 0), ("linger", -1.0)])
+def test_bad_logging_options_are_refused_naming_them(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"{option}={value}"):
+        Client(**{option: value})  # type: ignore[arg-type]

@@ -7,20 +7,12 @@ import logging
 
 import pytest
 from openapi_spec_validator import validate
+from tests.client.test_client import DECISION
 from tests.service.conftest import Api
 
 from rewardloop.service import docs
 
-LOGGED = dict(
-    policy="intent",
-    policy_version="1",
-    kind="classifier",
-    actions=["lights_on", "lights_off", "weather"],
-    action="lights_on",
-    action_dist=[0.9, 0.05, 0.05],
-    pscore=0.9,
-    id="d1",
-)
+LOGGED = {**DECISION, "id": "d1"}
 PROBLEM_KEYS = {"type", "title", "status", "detail", "field"}
 
 

@@ -23,7 +23,7 @@ from rewardloop.client.models import (
 )
 
 
-class AsyncClient:
+class AsyncClient(wire.Settings):
     """An asyncio client of a rewardloop service; parameters as :class:`~rewardloop.client.Client`
     (``http``: an ``httpx.AsyncClient``, e.g. on ``httpx.ASGITransport(app)``)."""
 
@@ -39,20 +39,14 @@ class AsyncClient:
         linger: float = 0.05,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.retry = retry or RetryPolicy()
-        self.batch_size = batch_size
-        self.linger = linger
-        self._queue_size = queue_size
+        super().__init__(api_key, retry, batch_size, queue_size, linger)
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
-        self._headers = wire.headers(api_key)
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._report = LogReport()
 
     async def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         attempt = 0
-        headers = self._headers if body is None else {**self._headers, **wire.JSON}
-        content = None if body is None else wire.dumps(body)
+        headers, content = self._request_parts(body)
         while True:
             response, error = None, None
             try:
@@ -73,8 +67,7 @@ class AsyncClient:
 
     async def _batches(self, path: str, items: list[dict[str, Any]]) -> LogReport:
         report = LogReport()
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
+        for chunk in self._chunks(items):
             report.add(wire.batch_report(chunk, await self._call("POST", path, {"items": chunk})))
         return report
 
@@ -85,7 +78,7 @@ class AsyncClient:
         """Queue a decision for background logging (waits while the queue is full); its id."""
         item = wire.decision_body(fields)
         if self._queue is None:
-            self._queue = asyncio.Queue(maxsize=self._queue_size)
+            self._queue = asyncio.Queue(maxsize=self.queue_size)
             self._worker = asyncio.create_task(self._drain(self._queue), name="rewardloop-sdk-log")
         await self._queue.put(item)
         return str(item["id"])

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _STOP = object()
 
 
-class Client:
+class Client(wire.Settings):
     """A client of a rewardloop service.
 
     Parameters
@@ -63,13 +63,9 @@ class Client:
         linger: float = 0.05,
         http: httpx.Client | None = None,
     ) -> None:
-        self.retry = retry or RetryPolicy()
-        self.batch_size = batch_size
-        self.linger = linger
+        super().__init__(api_key, retry, batch_size, queue_size, linger)
         self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
-        self._headers = wire.headers(api_key)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._report = LogReport()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
@@ -85,8 +81,7 @@ class Client:
     def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         """Send (again, on 429/503/connection errors, as the retry policy says); the last answer."""
         attempt = 0
-        headers = self._headers if body is None else {**self._headers, **wire.JSON}
-        content = None if body is None else wire.dumps(body)
+        headers, content = self._request_parts(body)
         while True:
             response, error = None, None
             try:
@@ -110,8 +105,7 @@ class Client:
 
     def _batches(self, path: str, items: list[dict[str, Any]]) -> LogReport:
         report = LogReport()
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
+        for chunk in self._chunks(items):
             report.add(wire.batch_report(chunk, self._call("POST", path, {"items": chunk})))
         return report
 

@@ -27,6 +27,32 @@ RETRIED_ERRORS = (httpx.TransportError,)
 JSON = {"content-type": "application/json"}
 
 
+class Settings:
+    """What :class:`~rewardloop.client.Client` and :class:`~rewardloop.client.AsyncClient` share: the
+    retry policy, the background batching and the request headers."""
+
+    def __init__(
+        self, api_key: str | None, retry: RetryPolicy | None, batch_size: int, queue_size: int, linger: float
+    ) -> None:
+        if batch_size < 1 or queue_size < 1 or linger < 0:
+            given = f"batch_size={batch_size}, queue_size={queue_size}, linger={linger}"
+            raise ValueError(f"batch_size and queue_size must be >= 1 and linger >= 0; got {given}")
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self.queue_size = queue_size
+        self.linger = linger
+        self._headers = headers(api_key)
+        self._report = LogReport()
+
+    def _chunks(self, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        return [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+
+    def _request_parts(self, body: Any) -> tuple[dict[str, str], bytes | None]:
+        if body is None:
+            return self._headers, None
+        return {**self._headers, **JSON}, dumps(body)
+
+
 def headers(api_key: str | None) -> dict[str, str]:
     out = {"accept": "application/json, application/problem+json", "user-agent": "rewardloop-sdk/0.1"}
     if api_key:
