@@ -108,3 +108,29 @@ def test_bad_dsjson_lines_are_refused_naming_field_and_row(line: str, field: str
     with pytest.raises(RecordError) as err:
         read_dsjson([good, "", line], policy="p")
     assert err.value.field == field and err.value.row == 3
+
+
+def test_cli_imports_and_exports_dsjson(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from rewardloop.cli.main import app
+
+    runner = CliRunner()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REWARDLOOP_STORE__URL", raising=False)
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    lines = vw_file(30)
+    (tmp_path / "log.json").write_text("\n".join(lines) + "\n")
+    args = ["import", "decisions", "log.json", "--format", "dsjson", "--policy", "pz"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "decisions: 30 stored" in done.output and "rewards: 30 stored" in done.output
+    again = runner.invoke(app, args)
+    assert "decisions: 0 stored, 30 duplicates skipped" in again.output
+    refused = runner.invoke(app, ["import", "feedback", "log.json", "--format", "dsjson"])
+    assert refused.exit_code != 0 and "--policy NAME" in " ".join(refused.output.split())
+    out = runner.invoke(app, ["export", "out.jsonl", "--view", "dsjson", "--policy", "pz"])
+    assert out.exit_code == 0, out.output
+    exported = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert vw_reads(exported) == vw_reads(lines)
+    assert sorted(orjson.loads(x)["EventId"] for x in exported) == sorted(f"ev{i}" for i in range(30))

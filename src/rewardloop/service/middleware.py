@@ -96,6 +96,22 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+class Answering:
+    """A ``send`` that records the answer's status and adds ``headers`` to it."""
+
+    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.send = send
+        self.headers = headers or []
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            if self.headers:
+                message["headers"] = [*message.get("headers", []), *self.headers]
+        await self.send(message)
+
+
 class BodyLimit:
     """Refuse bodies larger than ``max_bytes`` with 413 before the route runs (so nothing is written):
     at once from ``Content-Length``; a body without one (chunked) is read up to the limit first, and
@@ -162,20 +178,13 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
-
-        async def status_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        answer = Answering(send)
         try:
-            await self.app(scope, receive, status_send)
+            await self.app(scope, receive, answer)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(unmatched)"
-            self.metrics.requests.labels(path, scope.get("method", ""), str(status)).inc()
+            self.metrics.requests.labels(path, scope.get("method", ""), str(answer.status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
@@ -186,8 +195,8 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-#: FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN with an inline bootstrap script and show
-#: only the OpenAPI document (no stored data): they get the framing and sniffing headers, not the CSP.
+#: /docs and /redoc (service/docs.py: Swagger UI / ReDoc from local assets) have an inline bootstrap
+#: script and show only the OpenAPI document (no stored data): framing and sniffing headers, no CSP.
 _DOC_PATHS = ("/docs", "/redoc")
 
 
@@ -210,12 +219,7 @@ class SecurityHeaders:
         if not str(scope.get("path", "")).startswith(_DOC_PATHS):
             extra.append((b"content-security-policy", CSP.encode()))
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+        await self.app(scope, receive, Answering(send, extra))
 
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -238,24 +242,16 @@ class RequestId:
         rid = given if given is not None and _REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
         scope.setdefault("state", {})["request_id"] = rid.decode()
         start = time.perf_counter()
-        status = 500
-
-        async def with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
-            await send(message)
-
+        answer = Answering(send, [(b"x-request-id", rid)])
         try:
-            await self.app(scope, receive, with_id)
+            await self.app(scope, receive, answer)
         finally:
             if REQUEST_LOG.isEnabledFor(logging.INFO):
                 REQUEST_LOG.info(
                     "%s %s %d %.1fms request_id=%s",
                     scope.get("method", ""),
                     scope.get("path", ""),
-                    status,
+                    answer.status,
                     1000 * (time.perf_counter() - start),
                     rid.decode(),
                 )

@@ -26,7 +26,9 @@ from typing import Any
 
 import orjson
 
-from rewardloop.types import Decision, Feedback, RecordError
+from rewardloop.store import Store
+from rewardloop.store.writing import WriteReport, write_decisions, write_feedback
+from rewardloop.types import Decision, DecisionBatch, Feedback, RecordError
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,25 @@ def write_dsjson(rows: Iterable[tuple[Decision, float | None]]) -> Iterator[byte
     """DSJSON lines of ``(decision, reward)`` pairs."""
     for d, reward in rows:
         yield orjson.dumps(dsjson_event(d, reward)) + b"\n"
+
+
+def _reward(feedback: list[Feedback]) -> float | None:
+    """The newest rating or implicit value of a decision (its reward in the export), if any."""
+    valued = [f for f in feedback if f.kind in ("rating", "implicit") and f.value is not None]
+    return max(valued, key=lambda f: f.created_at).value if valued else None
+
+
+def dsjson_rows(batch: DecisionBatch) -> Iterator[dict[str, Any]]:
+    """The export view ``dsjson``: one event per decision, labelled with its reward when it has one."""
+    for d in batch.decisions:
+        yield dsjson_event(d, _reward(batch.feedback.get(d.id, [])))
+
+
+def import_dsjson(
+    store: Store, lines: Iterable[str], policy: str, version: str = "dsjson", skip_invalid: bool = False
+) -> tuple[WriteReport, WriteReport]:
+    """Store a DSJSON file's decisions, then their rewards as feedback; (decisions, feedback) reports.
+    Importing the same file again stores nothing twice (the ids come from ``EventId``)."""
+    events = read_dsjson(lines, policy, version)
+    decisions = write_decisions(store, events.decisions, skip_invalid=skip_invalid)
+    return decisions, write_feedback(store, events.feedback, skip_invalid=skip_invalid)
