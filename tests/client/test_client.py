@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
 import httpx
@@ -145,3 +146,20 @@ def test_giving_up_raises_status_zero() -> None:
 def test_bad_logging_options_are_refused_naming_them(option: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"{option}={value}"):
         Client(**{option: value})  # type: ignore[arg-type]
+
+
+def test_a_batch_whose_answer_cannot_be_read_is_reported_and_flush_returns() -> None:
+    """Regression: an unexpected error in the background logger killed it, and flush() waited for ever."""
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, text="<html>")), base_url="http://t"
+    )
+    client = Client(http=http, linger=0.0)
+    ids = client.log_decisions([DECISION, DECISION])
+    done: list[LogReport] = []
+    worker = threading.Thread(target=lambda: done.append(client.flush()), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert done, "flush() did not return"
+    assert sorted(f.id for f in done[0].failed) == sorted(ids)
+    assert {f.status for f in done[0].failed} == {0}
+    client.close()

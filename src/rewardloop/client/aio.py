@@ -13,7 +13,6 @@ import httpx
 
 from rewardloop.client import wire
 from rewardloop.client.models import (
-    ApiError,
     Decided,
     FeedbackReceipt,
     LogReport,
@@ -98,7 +97,7 @@ class AsyncClient(wire.Settings):
                     break
             try:
                 report = await self.log_decisions_now(batch)
-            except ApiError as err:
+            except Exception as err:  # whatever went wrong, flush() must not wait for ever: report the batch
                 report = LogReport(failed=wire.failures(batch, err))
             self._report.add(report)
             for _ in batch:

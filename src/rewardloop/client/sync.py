@@ -14,7 +14,6 @@ import httpx
 
 from rewardloop.client import wire
 from rewardloop.client.models import (
-    ApiError,
     Decided,
     FeedbackReceipt,
     LogReport,
@@ -161,7 +160,7 @@ class Client(wire.Settings):
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         try:
             report = self.log_decisions_now(batch)
-        except ApiError as err:
+        except Exception as err:  # whatever went wrong, flush() must not wait for ever: report the batch
             report = LogReport(failed=wire.failures(batch, err))
         with self._lock:
             self._report.add(report)

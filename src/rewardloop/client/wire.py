@@ -98,8 +98,10 @@ def last(response: httpx.Response | None, error: Exception | None) -> httpx.Resp
     return response
 
 
-def failures(items: list[dict[str, Any]], err: ApiError) -> list[ItemFailure]:
-    """Every item of a batch whose request failed as a whole."""
+def failures(items: list[dict[str, Any]], err: Exception) -> list[ItemFailure]:
+    """Every item of a batch whose request failed as a whole (status 0: no usable answer)."""
+    if not isinstance(err, ApiError):
+        err = ApiError(0, f"{type(err).__name__}: {err}")
     return [ItemFailure(item.get("id"), err.status, err.detail, err.field) for item in items]
 
 
