@@ -15,6 +15,7 @@ from rewardloop.cli.common import ConfigOption, console, fail, open_store, progr
 from rewardloop.config import DEFAULT_PATH
 from rewardloop.config.template import render_template
 from rewardloop.store import BatchError, Store, store_stats
+from rewardloop.store.dsjson import import_dsjson
 from rewardloop.store.files import VIEWS, FileFormatError, count_rows, file_format, read_rows, write_rows
 from rewardloop.store.imports import import_rows
 from rewardloop.store.repository import iter_decisions
@@ -30,6 +31,7 @@ class View(StrEnum):
     rows = "rows"
     openai = "openai"
     pairs = "pairs"
+    dsjson = "dsjson"
 
 
 def init(
@@ -64,11 +66,17 @@ def import_records(
         str, typer.Argument(help="a .jsonl, .csv or .parquet file, or - for JSON lines on stdin")
     ],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="jsonl, csv or parquet (default: by suffix)")
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl, csv or parquet (default: by suffix); dsjson: VW / Personalizer joined events "
+            "(decisions and their rewards; needs --policy)",
+        ),
     ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="write the valid rows and report the invalid ones")
     ] = False,
+    policy: Annotated[str | None, typer.Option(help="with --format dsjson: the events' policy")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Validate and store decisions or feedback from a file, all or nothing.
@@ -81,6 +89,9 @@ def import_records(
     `client_time`.
     """
     cfg = project(config)
+    if fmt == "dsjson":
+        _import_dsjson(kind, file, policy, skip_invalid, cfg)
+        return
     try:
         if file == "-":
             path, fmt_ = Path("/dev/stdin"), file_format("-", "jsonl")
@@ -114,6 +125,26 @@ def import_records(
         f"{kind.value}: {report.written} stored, {report.duplicates} duplicates skipped, "
         f"{len(report.invalid)} invalid" + (" (skipped)" if report.invalid else "")
     )
+
+
+def _import_dsjson(kind: RecordKind, file: str, policy: str | None, skip_invalid: bool, cfg: Any) -> None:
+    """``import decisions FILE --format dsjson --policy P``: the events and their rewards."""
+    if kind is not RecordKind.decisions or policy is None:
+        raise fail("--format dsjson: use `import decisions FILE --format dsjson --policy NAME`")
+    path = Path("/dev/stdin" if file == "-" else file)
+    if not path.exists():
+        raise fail(f"{file}: no such file")
+    store = open_store(cfg)
+    try:
+        with path.open(encoding="utf-8") as lines:
+            decisions, feedback = import_dsjson(store, lines, policy, skip_invalid=skip_invalid)
+    except RecordError as err:
+        raise fail(f"{path.name} {err}; nothing was stored") from None
+    except BatchError as err:
+        _report_bad(err.errors, path)
+        raise fail(f"{len(err.errors)} invalid event(s) in {file}") from None
+    for what, report in (("decisions", decisions), ("rewards", feedback)):
+        console.print(f"{what}: {report.written} stored, {report.duplicates} duplicates skipped")
 
 
 def _report_bad(bad: list[RecordError], path: Path) -> None:
@@ -170,7 +201,10 @@ def _time(value: str | None, name: str) -> datetime | None:
 def export(
     out: Annotated[Path, typer.Argument(help="output file: .jsonl, .csv or .parquet")],
     view: Annotated[
-        View, typer.Option(help="rows: decisions + feedback; openai: chat fine-tuning; pairs")
+        View,
+        typer.Option(
+            help="rows: decisions + feedback; openai: chat fine-tuning; pairs; dsjson: VW / Personalizer"
+        ),
     ] = (View.rows),
     fmt: Annotated[
         str | None, typer.Option("--format", help="jsonl, csv or parquet (default: by suffix)")
@@ -211,7 +245,12 @@ def export(
                 bar.advance(task, len(page))
 
         n = write_rows(rows(), out, fmt_)
-    what = {"rows": "decision rows", "openai": "chat examples", "pairs": "preference pairs"}[view.value]
+    what = {
+        "rows": "decision rows",
+        "openai": "chat examples",
+        "pairs": "preference pairs",
+        "dsjson": "DSJSON events",
+    }[view.value]
     console.print(f"wrote {n:,} {what} from {decisions:,} decisions to {out}")
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 from rewardloop.service import panels
 from rewardloop.service.decision_writer import DecisionJob
+from rewardloop.service.errors import BODY, KEYED, error_responses
 from rewardloop.service.providers import DecideInput
 from rewardloop.service.schemas import (
     AliasMoveResponse,
@@ -31,7 +32,6 @@ from rewardloop.service.schemas import (
     DecisionLogRequest,
     DecisionLogResponse,
     DecisionResponse,
-    ErrorResponse,
     ExperimentModel,
     GroupStatsModel,
     KeyCreateRequest,
@@ -66,16 +66,13 @@ from rewardloop.store.review import (
     resolve_review_item,
     review_counts,
 )
-from rewardloop.types import Decision, RecordError, TraceStep
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
-}
+from rewardloop.types import Decision
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
-# on every request. POST /v1/feedback is served below the router (service/ingest.py).
-v1 = APIRouter(prefix="/v1", responses=ERRORS)
-router = APIRouter(responses=ERRORS)
+# on every request. POST /v1/feedback is served below the router (service/ingest.py). Each route lists
+# the errors it really gives beyond the key checks (401, 403) and the admission limit (503).
+v1 = APIRouter(prefix="/v1", responses=error_responses(*KEYED))
+router = APIRouter()
 
 
 def _own_policy(state: AppState, key: ApiKey, policy: str) -> None:
@@ -101,7 +98,12 @@ def _stamp(decision: Decision, project: str) -> Decision:
 # ---------------------------------------------------------------------------------------- decisions
 
 
-@v1.post("/decide", response_model=DecisionResponse, tags=["decisions"])
+@v1.post(
+    "/decide",
+    response_model=DecisionResponse,
+    responses=error_responses(*BODY, 404, 409),
+    tags=["decisions"],
+)
 async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
     """Decide with the version the policy's alias points at, in the caller's experiment variant; the
     decision is logged (with its propensity) and queued for review when the review policy says so.
@@ -144,7 +146,13 @@ async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decisi
     )
 
 
-@v1.post("/decisions", response_model=DecisionLogResponse, status_code=201, tags=["decisions"])
+@v1.post(
+    "/decisions",
+    response_model=DecisionLogResponse,
+    status_code=201,
+    responses=error_responses(*BODY, 404, 409),
+    tags=["decisions"],
+)
 async def log_external_decision(
     body: DecisionLogRequest, key: DecideKey, state: StateDep
 ) -> DecisionLogResponse:
@@ -153,17 +161,7 @@ async def log_external_decision(
     await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
-    fields = body.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
-    for name in ("actions", "action_dist", "features", "candidates", "ranking"):
-        if name in fields:
-            fields[name] = tuple(fields[name])
-    fields["trace"] = tuple(TraceStep(s.name, s.action, s.logp) for s in body.trace)
-    fields["metadata"] = {**body.metadata, "project": key.project}
-    if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
-        fields["client_time"] = fields.pop("created_at")
-    decision = Decision(**fields)  # RecordError → 422 naming the field
-    if body.shadow_action is not None and body.shadow_action not in decision.actions:
-        raise RecordError("shadow_action", f"{body.shadow_action!r} is not among the candidate actions")
+    decision = body.to_decision(key.project)  # RecordError → 422 naming the field
     logged = await state.decisions.submit(
         DecisionJob(decision, key.project, "log", shadow_action=body.shadow_action)
     )
@@ -173,7 +171,7 @@ async def log_external_decision(
 # ---------------------------------------------------------------------------------------- reading
 
 
-@v1.get("/stats", response_model=StatsResponse, tags=["insight"])
+@v1.get("/stats", response_model=StatsResponse, responses=error_responses(404, 422), tags=["insight"])
 def stats(
     key: ReadKey, state: StateDep, policy: Annotated[str | None, Query(max_length=200)] = None
 ) -> StatsResponse:
@@ -207,7 +205,9 @@ def stats(
     )
 
 
-@v1.get("/leaderboard", response_model=LeaderboardResponse, tags=["insight"])
+@v1.get(
+    "/leaderboard", response_model=LeaderboardResponse, responses=error_responses(404, 422), tags=["insight"]
+)
 def leaderboard(
     key: ReadKey,
     state: StateDep,
@@ -246,7 +246,7 @@ def _review_item(e: ReviewEntry) -> ReviewItemResponse:
     )
 
 
-@v1.get("/review", response_model=ReviewListResponse, tags=["review"])
+@v1.get("/review", response_model=ReviewListResponse, responses=error_responses(422), tags=["review"])
 def review_queue(
     key: ReviewKey,
     state: StateDep,
@@ -262,14 +262,24 @@ def review_queue(
     )
 
 
-@v1.post("/review/{item_id}/claim", response_model=ReviewItemResponse, tags=["review"])
+@v1.post(
+    "/review/{item_id}/claim",
+    response_model=ReviewItemResponse,
+    responses=error_responses(404, 409),
+    tags=["review"],
+)
 def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
     """Claim an open item, so that two reviewers do not resolve the same one."""
     claim_review_item(state.store, item_id, key.id, key.project)
     return _review_item(get_review_entry(state.store, item_id, key.project))
 
 
-@v1.post("/review/{item_id}/resolve", response_model=ReviewItemResponse, tags=["review"])
+@v1.post(
+    "/review/{item_id}/resolve",
+    response_model=ReviewItemResponse,
+    responses=error_responses(*BODY, 404, 409),
+    tags=["review"],
+)
 def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
     """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
     id: names are not unique), with the configured reviewer authority, in the same transaction that
@@ -315,10 +325,11 @@ def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     "/export",
     tags=["export"],
     responses={
+        **error_responses(404, 422),
         200: {
             "description": "one row per feedback, joined with its decision",
             "content": {"application/x-ndjson": {}, "text/csv": {}, "application/vnd.apache.parquet": {}},
-        }
+        },
     },
 )
 def export(
@@ -380,7 +391,12 @@ def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
     ]
 
 
-@v1.post("/policies/{policy}/promote", response_model=AliasMoveResponse, tags=["policies"])
+@v1.post(
+    "/policies/{policy}/promote",
+    response_model=AliasMoveResponse,
+    responses=error_responses(*BODY, 404, 409),
+    tags=["policies"],
+)
 def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
     """Point an alias (default ``champion``) at a version; refused (409) when the gate fails, unless
     ``force`` (recorded as forced)."""
@@ -391,7 +407,12 @@ def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
-@v1.post("/policies/{policy}/rollback", response_model=AliasMoveResponse, tags=["policies"])
+@v1.post(
+    "/policies/{policy}/rollback",
+    response_model=AliasMoveResponse,
+    responses=error_responses(*BODY, 404, 409),
+    tags=["policies"],
+)
 def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
     """Move the alias back to the version it pointed at before."""
     _own_policy(state, key, policy)
@@ -442,7 +463,13 @@ def _key_model(k: ApiKey) -> KeyModel:
     )
 
 
-@v1.post("/keys", response_model=KeyCreateResponse, status_code=201, tags=["keys"])
+@v1.post(
+    "/keys",
+    response_model=KeyCreateResponse,
+    status_code=201,
+    responses=error_responses(*BODY),
+    tags=["keys"],
+)
 def create_key(body: KeyCreateRequest, key: AdminKey, state: StateDep) -> KeyCreateResponse:
     """Create a key in the caller's project; the secret is in this answer only."""
     created, secret = create_api_key(state.store, body.name, key.project, body.scopes, body.role)
@@ -455,7 +482,7 @@ def list_keys(key: AdminKey, state: StateDep) -> list[KeyModel]:
     return [_key_model(k) for k in list_api_keys(state.store, key.project)]
 
 
-@v1.delete("/keys/{key_id}", response_model=KeyModel, tags=["keys"])
+@v1.delete("/keys/{key_id}", response_model=KeyModel, responses=error_responses(404), tags=["keys"])
 def revoke_key(key_id: str, key: AdminKey, state: StateDep) -> KeyModel:
     """Revoke a key of the project (other workers stop accepting it within `key_cache_seconds`)."""
     try:
@@ -469,7 +496,7 @@ def revoke_key(key_id: str, key: AdminKey, state: StateDep) -> KeyModel:
 # ------------------------------------------------------------------------------------------ operations
 
 
-@router.get("/healthz", tags=["operations"])
+@router.get("/healthz", tags=["operations"], responses=error_responses(503))
 def healthz(state: StateDep) -> dict[str, str]:
     """Liveness and store reachability (no key needed)."""
     try:

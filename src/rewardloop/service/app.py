@@ -15,16 +15,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rewardloop.config import ProjectConfig
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.service import feedback_void
+from rewardloop.service import openapi as openapi_document
 from rewardloop.service.admission import Admission
 from rewardloop.service.decision_writer import DecisionWriter
-from rewardloop.service.errors import validation_payload
+from rewardloop.service.errors import PROBLEM_JSON, as_problem, problem_response, validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
-from rewardloop.service.middleware import BodyLimit, Metrics, RequestMetrics, SecurityHeaders
+from rewardloop.service.middleware import BodyLimit, Metrics, RequestId, RequestMetrics, SecurityHeaders
 from rewardloop.service.providers import (
     PolicyAdmin,
     PolicyProvider,
@@ -46,19 +48,27 @@ DESCRIPTION = """
 Log decisions and feedback, decide with the policy in force, review unsure decisions, read stats and
 export the data — per project. Every `/v1` route needs an API key (`Authorization: Bearer <key>` or
 `X-API-Key`) with the scope it names: `decide`, `feedback`, `read`, `review`, `export` or `admin`.
-Errors are JSON `{"detail": ..., "field": ...}` naming the offending field.
+Errors are RFC 9457 problems (`application/problem+json`): `{"type", "title", "status", "detail",
+"field"}`, `field` naming the offending field. Every answer carries `X-Request-ID` (the caller's, or a
+fresh one).
 """
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     status, body = validation_payload(list(exc.errors()))
-    return JSONResponse(body, status)
+    return JSONResponse(body, status, media_type=PROBLEM_JSON)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    body = as_problem(exc.status_code, {"detail": str(exc.detail)})
+    return JSONResponse(body, exc.status_code, headers=exc.headers, media_type=PROBLEM_JSON)
 
 
 async def _record_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RecordError)
-    return JSONResponse({"detail": f"body.{exc.field}: {exc.reason}", "field": f"body.{exc.field}"}, 422)
+    return problem_response(422, f"body.{exc.field}: {exc.reason}", f"body.{exc.field}")
 
 
 _PROVIDER_STATUS = {"not_found": 404, "refused": 409, "invalid": 422, "unavailable": 503}
@@ -67,22 +77,21 @@ _REVIEW_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
 
 async def _provider_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProviderError)
-    return JSONResponse({"detail": str(exc), "field": exc.field}, _PROVIDER_STATUS[exc.kind])
+    return problem_response(_PROVIDER_STATUS[exc.kind], str(exc), exc.field)
 
 
 async def _review_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReviewError)
-    return JSONResponse({"detail": str(exc), "field": exc.field}, _REVIEW_STATUS[exc.kind])
+    return problem_response(_REVIEW_STATUS[exc.kind], str(exc), exc.field)
 
 
 async def _key_error(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc), "field": str(exc).split(":")[0]}, 422)
+    return problem_response(422, str(exc), str(exc).split(":")[0])
 
 
 async def _feedback_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FeedbackRejected)
-    field_ = f"body.{exc.field}" if exc.field else None
-    return JSONResponse({"detail": str(exc), "field": field_}, exc.status)
+    return problem_response(exc.status, str(exc), f"body.{exc.field}" if exc.field else None)
 
 
 @dataclass
@@ -174,7 +183,7 @@ def _document_feedback(app: FastAPI) -> None:
                     },
                 }
             }
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_document.finish(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -267,23 +276,25 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses={
-            401: {"model": None, "description": "missing, invalid or revoked API key"},
-        },
+        docs_url=None,  # served from local assets (service/docs.py), never from a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RecordError, _record_error)
     app.add_exception_handler(ProviderError, _provider_error)
     app.add_exception_handler(ReviewError, _review_error)
     app.add_exception_handler(ApiKeyError, _key_error)
     app.add_exception_handler(FeedbackRejected, _feedback_rejected)
 
-    from rewardloop.service import api, dashboard
+    from rewardloop.service import api, batch, dashboard, docs
 
     app.include_router(api.v1)
+    app.include_router(batch.router)
     app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    docs.mount(app)
     app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)
@@ -292,7 +303,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(Admission, limit=cfg.service.max_in_flight, timeout=cfg.service.body_timeout_s)
-    app.add_middleware(SecurityHeaders)  # outermost: every answer, the size limit's 413 too
+    app.add_middleware(SecurityHeaders)  # every answer, the size limit's 413 too
+    app.add_middleware(RequestId)  # outermost: every answer carries X-Request-ID
     return app
 
 

@@ -26,7 +26,7 @@ from rewardloop.service.schemas import FeedbackCreateRequest
 from rewardloop.service.security import COOKIE, check_key, secret_from
 from rewardloop.service.state import AppState
 from rewardloop.store.apikeys import ApiKey, hash_key
-from rewardloop.types import Feedback, RecordError
+from rewardloop.types import RecordError
 
 PATH = "/v1/feedback"
 ROUTE = SimpleNamespace(path=PATH)  # what the metrics middleware labels requests with
@@ -61,11 +61,8 @@ async def store_feedback(state: AppState, headers: Headers, raw: bytes) -> tuple
         body = FeedbackCreateRequest.model_validate_json(raw)
     except ValidationError as err:
         return validation_payload([{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)])
-    fields = body.model_dump(exclude_none=True)
-    if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
-        fields["client_time"] = fields.pop("created_at")
     try:
-        feedback = Feedback(**fields)
+        feedback = body.to_feedback()
     except RecordError as err:
         return 422, {"detail": f"body.{err.field}: {err.reason}", "field": f"body.{err.field}"}
     try:

@@ -6,13 +6,18 @@ request, which shows at thousands of requests a second.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from rewardloop.service.errors import PROBLEM_JSON, as_problem
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -72,20 +77,39 @@ class Metrics:
 async def send_json(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    """Answer with a JSON body (plain ASGI)."""
+    """Answer with a JSON body (plain ASGI); an error (status >= 400) as an RFC 9457 problem."""
+    media = b"application/json"
+    if status >= 400:
+        body, media = as_problem(status, body), PROBLEM_JSON.encode()
     payload = orjson.dumps(body)
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media),
                 (b"content-length", str(len(payload)).encode()),
                 *(headers or []),
             ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+class Answering:
+    """A ``send`` that records the answer's status and adds ``headers`` to it."""
+
+    def __init__(self, send: Send, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.send = send
+        self.headers = headers or []
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            if self.headers:
+                message["headers"] = [*message.get("headers", []), *self.headers]
+        await self.send(message)
 
 
 class BodyLimit:
@@ -154,20 +178,13 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
-
-        async def status_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        answer = Answering(send)
         try:
-            await self.app(scope, receive, status_send)
+            await self.app(scope, receive, answer)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(unmatched)"
-            self.metrics.requests.labels(path, scope.get("method", ""), str(status)).inc()
+            self.metrics.requests.labels(path, scope.get("method", ""), str(answer.status)).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
 
@@ -178,8 +195,8 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-#: FastAPI's /docs and /redoc load Swagger UI / ReDoc from a CDN with an inline bootstrap script and show
-#: only the OpenAPI document (no stored data): they get the framing and sniffing headers, not the CSP.
+#: /docs and /redoc (service/docs.py: Swagger UI / ReDoc from local assets) have an inline bootstrap
+#: script and show only the OpenAPI document (no stored data): framing and sniffing headers, no CSP.
 _DOC_PATHS = ("/docs", "/redoc")
 
 
@@ -202,9 +219,39 @@ class SecurityHeaders:
         if not str(scope.get("path", "")).startswith(_DOC_PATHS):
             extra.append((b"content-security-policy", CSP.encode()))
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
+        await self.app(scope, receive, Answering(send, extra))
 
-        await self.app(scope, receive, with_headers)
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+REQUEST_LOG = logging.getLogger("rewardloop.service.requests")
+
+
+class RequestId:
+    """``X-Request-ID`` in and out: the caller's (1-128 of ``A-Za-z0-9._:-``), else a fresh one; kept in
+    ``scope["state"]["request_id"]``, sent back on every answer, and in the request log line
+    (logger ``rewardloop.service.requests``, INFO)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = given if given is not None and _REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
+        scope.setdefault("state", {})["request_id"] = rid.decode()
+        start = time.perf_counter()
+        answer = Answering(send, [(b"x-request-id", rid)])
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            if REQUEST_LOG.isEnabledFor(logging.INFO):
+                REQUEST_LOG.info(
+                    "%s %s %d %.1fms request_id=%s",
+                    scope.get("method", ""),
+                    scope.get("path", ""),
+                    answer.status,
+                    1000 * (time.perf_counter() - start),
+                    rid.decode(),
+                )

@@ -10,6 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+
+#: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
+MAX_BATCH_ITEMS = 5000
+
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -20,6 +25,11 @@ class Response(BaseModel):
 
 
 class ErrorResponse(Response):
+    """An RFC 9457 problem (``application/problem+json``): the one shape of every error."""
+
+    type: str = Field("about:blank", description="a URI naming the kind of problem")
+    title: str = Field("", description="the HTTP status phrase (`Not Found`)")
+    status: int = Field(0, description="the HTTP status code")
     detail: str = Field(description="what was wrong, naming the field")
     field: str | None = Field(None, description="the offending field, dotted (`body.kind`)")
     errors: list[dict[str, Any]] | None = Field(None, description="every validation error, when several")
@@ -84,6 +94,22 @@ class DecisionLogRequest(Request):
         None, description="what a shadow challenger chose on the same request (for the review queue)"
     )
 
+    def to_decision(self, project: str) -> Decision:
+        """The Decision record this body describes, stamped with ``project`` (RecordError naming the
+        field if the record's own checks refuse it)."""
+        fields = self.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
+        for name in ("actions", "action_dist", "features", "candidates", "ranking"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        fields["trace"] = tuple(TraceStep(s.name, s.action, s.logp) for s in self.trace)
+        fields["metadata"] = {**self.metadata, "project": project}
+        if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
+            fields["client_time"] = fields.pop("created_at")
+        decision = Decision(**fields)
+        if self.shadow_action is not None and self.shadow_action not in decision.actions:
+            raise RecordError("shadow_action", f"{self.shadow_action!r} is not among the candidate actions")
+        return decision
+
 
 class DecisionLogResponse(Response):
     decision_id: str
@@ -108,10 +134,51 @@ class FeedbackCreateRequest(Request):
         None, min_length=1, max_length=64, description="client id: a retried request is stored once"
     )
 
+    def to_feedback(self) -> Feedback:
+        """The Feedback record of this body (RecordError naming the field if its checks refuse it)."""
+        fields = self.model_dump(exclude_none=True)
+        if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
+            fields["client_time"] = fields.pop("created_at")
+        return Feedback(**fields)
+
 
 class FeedbackResponse(Response):
     id: str
     decision_id: str
+
+
+def _batch_of(model: str) -> Any:
+    return Field(
+        min_length=1,
+        max_length=MAX_BATCH_ITEMS,
+        description=f"each item a `{model}` body, validated and stored on its own",
+        json_schema_extra={"items": {"$ref": f"#/components/schemas/{model}"}},
+    )
+
+
+class DecisionBatchRequest(Request):
+    items: list[dict[str, Any]] = _batch_of("DecisionLogRequest")
+
+
+class FeedbackBatchRequest(Request):
+    items: list[dict[str, Any]] = _batch_of("FeedbackCreateRequest")
+
+
+class BatchItemResult(Response):
+    """One item's outcome: its own status (201 stored, 200 a replay of a stored row) and error."""
+
+    index: int = Field(description="the item's position in `items`, from 0")
+    status: int
+    id: str | None = Field(None, description="the stored row's id (the first one's, for a replay)")
+    queued_for_review: str | None = None
+    error: ErrorResponse | None = None
+
+
+class BatchResponse(Response):
+    results: list[BatchItemResult]
+    stored: int = Field(description="items newly stored")
+    replayed: int = Field(description="items that replayed a stored row")
+    failed: int
 
 
 class GroupStatsModel(Response):

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import orjson
 
+from rewardloop.store.dsjson import dsjson_rows
 from rewardloop.types import Decision, DecisionBatch, Feedback, record_to_dict
 
 FileFormat = Literal["jsonl", "csv", "parquet"]
@@ -318,4 +319,4 @@ def preference_rows(batch: DecisionBatch) -> Iterator[dict[str, Any]]:
             }
 
 
-VIEWS = {"rows": decision_rows, "openai": openai_rows, "pairs": preference_rows}
+VIEWS = {"rows": decision_rows, "openai": openai_rows, "pairs": preference_rows, "dsjson": dsjson_rows}

@@ -1,0 +1,150 @@
+"""The asynchronous client: :class:`AsyncClient`, the same calls as :class:`~rewardloop.client.Client`
+awaited (request bodies, retries and answers are :mod:`~rewardloop.client.wire`'s, shared with it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from rewardloop.client import wire
+from rewardloop.client.models import (
+    Decided,
+    FeedbackReceipt,
+    LogReport,
+    RetryPolicy,
+    ReviewItem,
+    ReviewQueue,
+)
+
+
+class AsyncClient(wire.Settings):
+    """An asyncio client of a rewardloop service; parameters as :class:`~rewardloop.client.Client`
+    (``http``: an ``httpx.AsyncClient``, e.g. on ``httpx.ASGITransport(app)``)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 500,
+        queue_size: int = 10_000,
+        linger: float = 0.05,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(api_key, retry, batch_size, queue_size, linger)
+        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        headers, content = self._request_parts(body)
+        while True:
+            response, error = None, None
+            try:
+                response = await self._http.request(method, path, headers=headers, content=content, **kwargs)
+            except wire.RETRIED_ERRORS as err:
+                error = err
+            delay = wire.retry_delay(self.retry, attempt, response, error)
+            if delay is None:
+                return wire.last(response, error)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return wire.answer(await self._send(method, path, body, **kwargs))
+
+    async def decide(self, policy: str, **fields: Any) -> Decided:
+        return wire.decided(await self._call("POST", "/v1/decide", wire.decide_body(policy, fields)))
+
+    async def _batches(self, path: str, items: list[dict[str, Any]]) -> LogReport:
+        report = LogReport()
+        for chunk in self._chunks(items):
+            report.add(wire.batch_report(chunk, await self._call("POST", path, {"items": chunk})))
+        return report
+
+    async def log_decisions_now(self, decisions: Iterable[Mapping[str, Any]]) -> LogReport:
+        return await self._batches("/v1/decisions/batch", [wire.decision_body(d) for d in decisions])
+
+    async def log_decision(self, **fields: Any) -> str:
+        """Queue a decision for background logging (waits while the queue is full); its id."""
+        item = wire.decision_body(fields)
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self.queue_size)
+            self._worker = asyncio.create_task(self._drain(self._queue), name="rewardloop-sdk-log")
+        await self._queue.put(item)
+        return str(item["id"])
+
+    async def log_decisions(self, decisions: Iterable[Mapping[str, Any]]) -> list[str]:
+        return [await self.log_decision(**d) for d in decisions]
+
+    async def _drain(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.linger
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
+                except TimeoutError:
+                    break
+            try:
+                report = await self.log_decisions_now(batch)
+            except Exception as err:  # whatever went wrong, flush() must not wait for ever: report the batch
+                report = LogReport(failed=wire.failures(batch, err))
+            self._report.add(report)
+            for _ in batch:
+                queue.task_done()
+
+    async def flush(self) -> LogReport:
+        if self._queue is not None:
+            await self._queue.join()
+        report, self._report = self._report, LogReport()
+        return report
+
+    async def close(self) -> LogReport:
+        report = await self.flush()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker, self._queue = None, None
+        await self._http.aclose()
+        return report
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def feedback(self, decision_id: str, kind: str, **fields: Any) -> FeedbackReceipt:
+        body = wire.feedback_body({"decision_id": decision_id, "kind": kind, **fields})
+        return wire.receipt(await self._call("POST", "/v1/feedback", body))
+
+    async def feedback_many(self, rows: Iterable[Mapping[str, Any]]) -> LogReport:
+        return await self._batches("/v1/feedback/batch", [wire.feedback_body(r) for r in rows])
+
+    async def review_queue(self, status: Iterable[str] = ("open", "claimed"), limit: int = 50) -> ReviewQueue:
+        params = {"status": list(status), "limit": limit}
+        return wire.review_queue(await self._call("GET", "/v1/review", params=params))
+
+    async def claim(self, item_id: str) -> ReviewItem:
+        return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/claim"))
+
+    async def resolve(self, item_id: str, label: str, comment: str | None = None) -> ReviewItem:
+        body = {"label": label, **({"comment": comment} if comment is not None else {})}
+        return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/resolve", body))
+
+    async def export_rows(
+        self, policy: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        params = wire.export_params("jsonl", policy, since, until)
+        return wire.jsonl(await self._send("GET", "/v1/export", params=params))

@@ -1,0 +1,168 @@
+"""The SDK's typed answers (dataclasses), its error, and its retry policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """An answer the SDK does not retry (or that it gave up retrying): an RFC 9457 problem's fields.
+
+    ``status`` is 0 when no answer arrived (connection refused or timed out after the last attempt).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        field: str | None = None,
+        title: str = "",
+        request_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.field = field
+        self.title = title
+        self.request_id = request_id
+        super().__init__(f"{status} {title}: {detail}".strip() if status else detail)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What ``decide`` answers: the action taken and the distribution it was drawn from."""
+
+    decision_id: str
+    policy: str
+    policy_version: str
+    kind: str
+    action: str
+    probabilities: dict[str, float]
+    confidence: float
+    ranking: list[str] | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    queued_for_review: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    id: str
+    decision_id: str
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One logged item the service refused (not retried: retrying cannot fix it)."""
+
+    id: str | None
+    status: int
+    detail: str
+    field: str | None = None
+
+
+@dataclass
+class LogReport:
+    """What background logging delivered since the last ``flush``: rows newly stored, rows that replayed a
+    stored one (a retry of a write whose answer was lost), and the refused items."""
+
+    stored: int = 0
+    replayed: int = 0
+    failed: list[ItemFailure] = field(default_factory=list)
+
+    def add(self, other: LogReport) -> None:
+        self.stored += other.stored
+        self.replayed += other.replayed
+        self.failed.extend(other.failed)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    id: str
+    decision_id: str
+    reason: str
+    priority: float
+    status: str
+    claimed_by: str | None
+    feedback_id: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    policy: str
+    text: str | None
+    action: str
+    confidence: float
+    actions: list[str]
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    items: list[ReviewItem]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt ``n`` (from 0) waits a uniform draw in
+    ``[0, min(max_delay, base_delay * 2**n)]``, or what ``Retry-After`` asks (capped at ``max_delay``).
+
+    >>> RetryPolicy(base_delay=0.1, max_delay=1.0).cap(5)
+    1.0
+    """
+
+    max_attempts: int = 8
+    base_delay: float = 0.05
+    max_delay: float = 5.0
+    retry_statuses: frozenset[int] = frozenset({429, 503})
+
+    def cap(self, attempt: int) -> float:
+        return float(min(self.max_delay, self.base_delay * 2**attempt))
+
+    def delay(self, attempt: int, retry_after: str | None = None, rng: random.Random | None = None) -> float:
+        asked = parse_retry_after(retry_after)
+        if asked is not None:
+            return min(self.max_delay, asked)
+        return (rng or random).uniform(0.0, self.cap(attempt))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delay-seconds or an HTTP date); None if absent or unreadable.
+
+    >>> parse_retry_after("3")
+    3.0
+    >>> now = datetime.fromisoformat("2015-10-21T07:27:58+00:00")
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now)
+    2.0
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    start = now or datetime.now(when.tzinfo)
+    return max(0.0, (when - start).total_seconds())
+
+
+def new_key() -> str:
+    """A fresh id / idempotency key (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def build(cls: type[T], data: dict[str, Any]) -> T:
+    """An answer dataclass from a JSON object (unknown keys ignored: a newer service may add fields)."""
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {k: v for k, v in data.items() if k in names}
+    for time_field in ("created_at", "resolved_at"):
+        if isinstance(values.get(time_field), str):
+            values[time_field] = datetime.fromisoformat(values[time_field])
+    return cls(**values)

@@ -1,0 +1,183 @@
+"""What the sync and async clients share: request bodies, the retry decision, and reading answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from rewardloop.client.models import (
+    ApiError,
+    Decided,
+    FeedbackReceipt,
+    ItemFailure,
+    LogReport,
+    RetryPolicy,
+    ReviewItem,
+    ReviewQueue,
+    build,
+    new_key,
+)
+
+#: Errors on which a request is sent again (the write is idempotent, so a lost answer is harmless).
+RETRIED_ERRORS = (httpx.TransportError,)
+JSON = {"content-type": "application/json"}
+
+
+class Settings:
+    """What :class:`~rewardloop.client.Client` and :class:`~rewardloop.client.AsyncClient` share: the
+    retry policy, the background batching and the request headers."""
+
+    def __init__(
+        self, api_key: str | None, retry: RetryPolicy | None, batch_size: int, queue_size: int, linger: float
+    ) -> None:
+        if batch_size < 1 or queue_size < 1 or linger < 0:
+            given = f"batch_size={batch_size}, queue_size={queue_size}, linger={linger}"
+            raise ValueError(f"batch_size and queue_size must be >= 1 and linger >= 0; got {given}")
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self.queue_size = queue_size
+        self.linger = linger
+        self._headers = headers(api_key)
+        self._report = LogReport()
+
+    def _chunks(self, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        return [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+
+    def _request_parts(self, body: Any) -> tuple[dict[str, str], bytes | None]:
+        if body is None:
+            return self._headers, None
+        return {**self._headers, **JSON}, dumps(body)
+
+
+def headers(api_key: str | None) -> dict[str, str]:
+    out = {"accept": "application/json, application/problem+json", "user-agent": "rewardloop-sdk/0.1"}
+    if api_key:
+        out["authorization"] = f"Bearer {api_key}"
+    return out
+
+
+def retry_delay(
+    policy: RetryPolicy, attempt: int, response: httpx.Response | None, error: Exception | None
+) -> float | None:
+    """Seconds to wait before sending again, or None to stop (answer or raise now)."""
+    if attempt + 1 >= policy.max_attempts:
+        return None
+    if error is not None:
+        return policy.delay(attempt) if isinstance(error, RETRIED_ERRORS) else None
+    assert response is not None
+    if response.status_code in policy.retry_statuses:
+        return policy.delay(attempt, response.headers.get("retry-after"))
+    return None
+
+
+def answer(response: httpx.Response) -> Any:
+    """The JSON of a successful answer; ApiError from a problem body otherwise."""
+    if response.status_code < 400:
+        return response.json() if response.content else None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500]}
+    raise ApiError(
+        response.status_code,
+        str(body.get("detail", "")),
+        body.get("field"),
+        str(body.get("title", response.reason_phrase)),
+        response.headers.get("x-request-id"),
+    )
+
+
+def last(response: httpx.Response | None, error: Exception | None) -> httpx.Response:
+    """The answer to return once retrying stops; ApiError(0, ...) if there was none."""
+    if response is None:
+        raise ApiError(0, f"no answer after retrying: {type(error).__name__}: {error}") from error
+    return response
+
+
+def failures(items: list[dict[str, Any]], err: Exception) -> list[ItemFailure]:
+    """Every item of a batch whose request failed as a whole (status 0: no usable answer)."""
+    if not isinstance(err, ApiError):
+        err = ApiError(0, f"{type(err).__name__}: {err}")
+    return [ItemFailure(item.get("id"), err.status, err.detail, err.field) for item in items]
+
+
+def jsonl(response: httpx.Response) -> list[dict[str, Any]]:
+    """The rows of a JSONL answer (ApiError for an error answer)."""
+    if response.status_code >= 400:
+        answer(response)
+    return [orjson.loads(line) for line in response.content.splitlines() if line.strip()]
+
+
+def decide_body(policy: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``/v1/decide`` body; every decide carries an idempotency key (a retry decides once)."""
+    body = {"policy": policy, **{k: v for k, v in fields.items() if v is not None}}
+    body.setdefault("idempotency_key", new_key())
+    return body
+
+
+def decision_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``/v1/decisions`` item with a client id and idempotency key (kept when given)."""
+    body = {k: _plain(v) for k, v in fields.items() if v is not None}
+    body.setdefault("id", new_key())
+    body.setdefault("idempotency_key", body["id"])
+    return body
+
+
+def feedback_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``/v1/feedback`` body with a client-generated ``id``: a retried write is stored once."""
+    body = {k: _plain(v) for k, v in fields.items() if v is not None}
+    body.setdefault("id", new_key())
+    return body
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def dumps(body: Any) -> bytes:
+    return orjson.dumps(body)
+
+
+def batch_report(items: list[dict[str, Any]], data: dict[str, Any]) -> LogReport:
+    """The report of one ``/v1/decisions/batch`` answer."""
+    report = LogReport(int(data["stored"]), int(data["replayed"]))
+    for r in data["results"]:
+        if r["status"] >= 400:
+            err = r.get("error") or {}
+            item_id = items[r["index"]].get("id")
+            report.failed.append(ItemFailure(item_id, r["status"], err.get("detail", ""), err.get("field")))
+    return report
+
+
+def decided(data: dict[str, Any]) -> Decided:
+    return build(Decided, data)
+
+
+def receipt(data: dict[str, Any]) -> FeedbackReceipt:
+    return build(FeedbackReceipt, data)
+
+
+def review_queue(data: dict[str, Any]) -> ReviewQueue:
+    return ReviewQueue([build(ReviewItem, i) for i in data["items"]], dict(data["counts"]))
+
+
+def review_item(data: dict[str, Any]) -> ReviewItem:
+    return build(ReviewItem, data)
+
+
+def export_params(
+    format: str, policy: str | None, since: datetime | None, until: datetime | None
+) -> dict[str, str]:
+    params = {"format": format}
+    for name, value in (("policy", policy), ("since", since), ("until", until)):
+        if value is not None:
+            params[name] = value.isoformat() if isinstance(value, datetime) else value
+    return params
