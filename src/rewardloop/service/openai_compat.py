@@ -20,13 +20,14 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardloop.service.api import ERRORS, _own_policy_async, _stamp
+from rewardloop.service.api import _own_policy_async, _stamp
 from rewardloop.service.decision_writer import DecisionJob
+from rewardloop.service.errors import BODY, KEYED, error_responses
 from rewardloop.service.providers import DecideInput
 from rewardloop.service.security import DecideKey
 from rewardloop.service.state import StateDep
 
-router = APIRouter(prefix="/v1", responses=ERRORS, tags=["openai"])
+router = APIRouter(prefix="/v1", responses=error_responses(*KEYED, *BODY, 404), tags=["openai"])
 
 
 class ChatMessage(BaseModel):
