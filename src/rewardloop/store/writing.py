@@ -17,15 +17,25 @@ The bulk path is the driver's own: ``executemany`` on SQLite, ``COPY`` into a te
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import orjson
 from sqlalchemy import Connection, select
 
+from rewardloop.store.bulk import (
+    DECISION_COLUMNS,
+    FEEDBACK_COLUMNS,
+    REWARD_COLUMNS,
+    bulk_insert,
+    decision_params,
+    feedback_params,
+    fetch_in,
+    reward_params,
+    time_adapter,
+)
 from rewardloop.store.engine import Store
 from rewardloop.store.rows import decision_from_row, feedback_from_row
 from rewardloop.store.tables import DecisionRow, FeedbackRow
@@ -40,8 +50,6 @@ from rewardloop.types import (
 
 R = TypeVar("R", Decision, Feedback)
 
-#: Below this many rows PostgreSQL takes executemany (pipelined); above, COPY.
-_COPY_MIN_ROWS = 64
 #: Ids per IN (...) list when checking that feedback references stored decisions.
 _ID_CHUNK = 5000
 #: The project of a decision logged without ``metadata["project"]`` (as store.insights reads it).
@@ -90,23 +98,6 @@ class Outcome:
     stored: Decision | Feedback | None = None
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _sqlite_time(t: datetime) -> str:
-    # The format SQLAlchemy's SQLite DateTime reads back; times are stored in UTC.
-    return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _pg_time(t: datetime) -> datetime:
-    return t.astimezone(UTC)
-
-
-def _optional(time: Callable[[datetime], Any], t: datetime | None) -> Any:
-    return None if t is None else time(t)
-
-
 def _validate(
     rows: Iterable[R | Mapping[str, Any]],
     parse: Callable[[Mapping[str, Any]], R],
@@ -129,177 +120,6 @@ def _validate(
         except (TypeError, ValueError) as err:
             bad.append(RecordError("(row)", str(err), i))
     return good, where, bad
-
-
-_DECISION_COLUMNS = [
-    "id",
-    "policy",
-    "policy_version",
-    "kind",
-    "actions",
-    "action",
-    "action_dist",
-    "pscore",
-    "confidence",
-    "latency_ms",
-    "text",
-    "features",
-    "candidates",
-    "meta",
-    "ranking",
-    "experiment",
-    "variant",
-    "variant_share",
-    "trace",
-    "idempotency_key",
-    "created_at",
-    "client_time",
-]
-
-
-def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
-    return (
-        d.id,
-        d.policy,
-        d.policy_version,
-        d.kind,
-        _json(d.actions),
-        d.action,
-        _json(d.action_dist),
-        d.pscore,
-        d.confidence,
-        d.latency_ms,
-        d.text,
-        _json(d.features),
-        _json(d.candidates),
-        _json(dict(d.metadata)) if d.metadata else None,
-        _json(d.ranking),
-        d.experiment,
-        d.variant,
-        d.variant_share,
-        _json([dataclasses.asdict(s) for s in d.trace]) if d.trace else None,
-        d.idempotency_key,
-        time(d.created_at),
-        _optional(time, d.client_time),
-    )
-
-
-_FEEDBACK_COLUMNS = [
-    "project",
-    "id",
-    "decision_id",
-    "kind",
-    "value",
-    "scale_low",
-    "scale_high",
-    "label",
-    "preferred",
-    "rejected",
-    "scores",
-    "rater_id",
-    "authority",
-    "source",
-    "comment",
-    "created_at",
-    "client_time",
-]
-
-
-def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
-    low, high = f.scale if f.scale is not None else (None, None)
-    return (
-        project,
-        f.id,
-        f.decision_id,
-        f.kind,
-        f.value,
-        low,
-        high,
-        f.label,
-        f.preferred,
-        f.rejected,
-        _json(dict(f.scores)) if f.scores else None,
-        f.rater_id,
-        f.authority,
-        f.source,
-        f.comment,
-        time(f.created_at),
-        _optional(time, f.client_time),
-    )
-
-
-_REWARD_COLUMNS = [
-    "decision_id",
-    "spec",
-    "spec_version",
-    "value",
-    "components",
-    "feedback_ids",
-    "disagreement",
-    "created_at",
-]
-
-
-def _reward_params(r: Reward, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
-    return (
-        r.decision_id,
-        r.spec,
-        r.spec_version,
-        r.value,
-        _json(dict(r.components)),
-        _json(list(r.feedback_ids)),
-        r.disagreement,
-        time(r.created_at),
-    )
-
-
-def _time_adapter(dialect: str) -> Callable[[datetime], Any]:
-    return _sqlite_time if dialect == "sqlite" else _pg_time
-
-
-def _bulk_insert(
-    conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], upsert_keys: str = ""
-) -> int:
-    """Insert ``rows`` with the driver's bulk path; conflicting rows are skipped (or updated).
-
-    Returns the number of rows inserted or updated. ``upsert_keys`` (a column list) turns "skip" into
-    "update every other column".
-    """
-    if not rows:
-        return 0
-    cols = ", ".join(columns)
-    if upsert_keys:
-        keys = {k.strip() for k in upsert_keys.split(",")}
-        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
-        conflict = f"ON CONFLICT ({upsert_keys}) DO UPDATE SET {sets}"
-    else:
-        conflict = "ON CONFLICT DO NOTHING"
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cur = dbapi.cursor()
-    try:
-        if conn.dialect.name == "sqlite":
-            marks = ", ".join("?" * len(columns))
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
-            return int(cur.rowcount)
-        if len(rows) < _COPY_MIN_ROWS:
-            marks = ", ".join(["%s"] * len(columns))
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
-            return int(cur.rowcount)
-        staging = f"_rl_stage_{table}"
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
-            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} {conflict}")
-        inserted = int(cur.rowcount)
-        cur.execute(f"TRUNCATE {staging}")
-        return inserted
-    finally:
-        cur.close()
 
 
 # ------------------------------------------------------------------------------------------ decisions
@@ -364,8 +184,18 @@ def _stored_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
-        found.update(conn.scalars(select(DecisionRow.id).where(DecisionRow.id.in_(chunk))))
+        found.update(i for (i,) in fetch_in(conn, "SELECT id FROM decisions WHERE id IN ({})", chunk))
     return found
+
+
+def _key_owners(conn: Connection, keys: Iterable[str | None]) -> dict[str, str]:
+    """The stored decision id of each idempotency key among ``keys`` (None entries are skipped)."""
+    wanted = list(dict.fromkeys(k for k in keys if k is not None))
+    if not wanted:
+        return {}
+    sql = "SELECT idempotency_key, id FROM decisions WHERE idempotency_key IN ({})"
+    return {str(k): i for start in range(0, len(wanted), _ID_CHUNK)
+            for k, i in fetch_in(conn, sql, wanted[start : start + _ID_CHUNK])}  # fmt: skip
 
 
 def _stored_decisions(conn: Connection, ids: Iterable[str]) -> dict[str, Decision]:
@@ -385,30 +215,25 @@ def insert_decisions(
     """
     ids = list(dict.fromkeys(d.id for d in rows))
     before = _stored_ids(conn, ids)
-    _bulk_insert(
-        conn,
-        "decisions",
-        _DECISION_COLUMNS,
-        [_decision_params(d, _time_adapter(conn.dialect.name)) for d in rows],
-    )
-    after = _stored_ids(conn, ids)
-    keys = list(dict.fromkeys(d.idempotency_key for d in rows if d.idempotency_key is not None))
-    owner: dict[str, str] = {}
-    if keys:
-        query = select(DecisionRow.idempotency_key, DecisionRow.id).where(
-            DecisionRow.idempotency_key.in_(keys)
-        )
-        owner = {str(k): i for k, i in conn.execute(query)}
-    seen: set[str] = set()
-    outcomes: list[Outcome | None] = []
-    for d in rows:
-        first = d.id not in seen
-        seen.add(d.id)
-        key = d.idempotency_key
-        if first and d.id in after and d.id not in before and (key is None or owner.get(key) == d.id):
-            outcomes.append(Outcome("new", d.id))
-        else:
-            outcomes.append(None)
+    time = time_adapter(conn.dialect.name)
+    inserted = bulk_insert(conn, "decisions", DECISION_COLUMNS, [decision_params(d, time) for d in rows])
+    outcomes: list[Outcome | None]
+    if len(ids) == len(rows) and inserted == len(ids) - len(before):
+        # Every row not stored before went in, so each is new and owns its (unique) key: no second
+        # look at the table, only the keys of the rows already stored are read.
+        outcomes = [None if d.id in before else Outcome("new", d.id) for d in rows]
+        owner = _key_owners(conn, (d.idempotency_key for d in rows if d.id in before))
+    else:
+        after = _stored_ids(conn, ids)
+        owner = _key_owners(conn, (d.idempotency_key for d in rows))
+        seen: set[str] = set()
+        outcomes = []
+        for d in rows:
+            first = d.id not in seen
+            seen.add(d.id)
+            key = d.idempotency_key
+            new = first and d.id in after and d.id not in before and (key is None or owner.get(key) == d.id)
+            outcomes.append(Outcome("new", d.id) if new else None)
     earlier = _stored_decisions(
         conn,
         (owner.get(d.idempotency_key or "", d.id) for d, o in zip(rows, outcomes, strict=True) if o is None),
@@ -497,13 +322,25 @@ def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str,
     """For each stored decision among ``ids``: (its project, its actions)."""
     wanted = list(dict.fromkeys(ids))
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    d = DecisionRow
+    # The JSON columns as text, decoded by orjson: the JSON type's stdlib decoder was most of the time of
+    # a feedback batch.
+    sql = "SELECT id, CAST(meta AS TEXT), CAST(actions AS TEXT) FROM decisions WHERE id IN ({})"
     for start in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[start : start + _ID_CHUNK]
-        for i, meta, actions in conn.execute(select(d.id, d.meta, d.actions).where(d.id.in_(chunk))):
-            project = (meta or {}).get("project") or DEFAULT_PROJECT
-            found[i] = (str(project), tuple(actions))
+        for i, meta, actions in fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
+            project = (_loads(meta) or {}).get("project") or DEFAULT_PROJECT
+            found[i] = (str(project), tuple(_loads(actions)))
     return found
+
+
+def _loads(text: str | None) -> Any:
+    """A stored JSON value (SQL NULL and JSON null are both None); stdlib json for what orjson refuses
+    (NaN, which the ORM's encoder may have written)."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def check_references(
@@ -567,8 +404,8 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
         return []
     keys = [(p, f.id) for f, p in rows]
     before = _feedback_keys(conn, keys)
-    time = _time_adapter(conn.dialect.name)
-    _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, [_feedback_params(f, p, time) for f, p in rows])
+    time = time_adapter(conn.dialect.name)
+    bulk_insert(conn, "feedback", FEEDBACK_COLUMNS, [feedback_params(f, p, time) for f, p in rows])
     seen: set[tuple[str, str]] = set()
     fresh = []
     for key in keys:
@@ -595,9 +432,10 @@ def _feedback_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tup
     """The stored ``(project, id)`` keys among ``keys``."""
     wanted = set(keys)
     found: set[tuple[str, str]] = set()
+    sql = "SELECT project, id FROM feedback WHERE project IN ({}) AND id IN ({})"  # see _key_filter
     for chunk in _key_chunks(wanted):
-        query = select(FeedbackRow.project, FeedbackRow.id).where(*_key_filter(chunk))
-        found.update((p, i) for p, i in conn.execute(query) if (p, i) in wanted)
+        projects, ids = sorted({p for p, _ in chunk}), [i for _, i in chunk]
+        found.update((p, i) for p, i in fetch_in(conn, sql, projects, ids) if (p, i) in wanted)
     return found
 
 
@@ -627,9 +465,9 @@ def write_feedback(
 
 def write_rewards(store: Store, rewards: Iterable[Reward]) -> int:
     """Write compiled rewards; a reward for the same (decision, spec, version) is replaced."""
-    time = _time_adapter(store.dialect)
-    params = [_reward_params(r, time) for r in rewards]
+    time = time_adapter(store.dialect)
+    params = [reward_params(r, time) for r in rewards]
     with store.engine.begin() as conn:
-        return _bulk_insert(
-            conn, "rewards", _REWARD_COLUMNS, params, upsert_keys="decision_id, spec, spec_version"
+        return bulk_insert(
+            conn, "rewards", REWARD_COLUMNS, params, upsert_keys="decision_id, spec, spec_version"
         )
