@@ -33,11 +33,11 @@ from sqlalchemy import create_engine, text
 
 from rewardloop.store import Store, write_decisions, write_feedback
 from rewardloop.store.bulk import (
-    DECISION_COLUMNS,
-    FEEDBACK_COLUMNS,
-    decision_params,
-    feedback_params,
-    time_adapter,
+    _DECISION_COLUMNS,
+    _FEEDBACK_COLUMNS,
+    _decision_params,
+    _feedback_params,
+    _time_adapter,
 )
 from rewardloop.types import decision_from_dict, feedback_from_dict
 
@@ -155,11 +155,11 @@ def bench_database(store: Store, n: int, repeats: int) -> dict[str, float]:
     out: dict[str, float] = {}
     decisions = decision_rows(n, "bench")
     feedback = feedback_rows(decisions)
-    time_of = time_adapter(store.dialect)
+    time_of = _time_adapter(store.dialect)
     d_records = [decision_from_dict(r) for r in decisions]
     f_records = [feedback_from_dict(r) for r in feedback]
-    d_params = [decision_params(d, time_of) for d in d_records]
-    f_params = [feedback_params(f, "default", time_of) for f in f_records]
+    d_params = [_decision_params(d, time_of) for d in d_records]
+    f_params = [_feedback_params(f, "default", time_of) for f in f_records]
 
     def reset_all() -> None:
         empty(store)
@@ -178,11 +178,11 @@ def bench_database(store: Store, n: int, repeats: int) -> dict[str, float]:
             ours(store, write_decisions, decisions[:size], batch), repeats, reset_all
         )
         out[f"decisions_b{batch}_driver"] = rate(
-            driver(store, "decisions", DECISION_COLUMNS, dp, batch), repeats, reset_all
+            driver(store, "decisions", _DECISION_COLUMNS, dp, batch), repeats, reset_all
         )
         out[f"feedback_b{batch}_ours"] = rate(ours(store, write_feedback, fr, batch), repeats, reset_fb)
         out[f"feedback_b{batch}_driver"] = rate(
-            driver(store, "feedback", FEEDBACK_COLUMNS, fp, batch), repeats, reset_fb
+            driver(store, "feedback", _FEEDBACK_COLUMNS, fp, batch), repeats, reset_fb
         )
     return out
 

@@ -93,7 +93,7 @@ def bench_factory():  # type: ignore[no-untyped-def]
     return create_app(cfg, provider=stub, admin=stub, migrate=False)  # type: ignore[arg-type]
 
 
-class RealProvider:
+class RealProvider(StubPolicy):
     """The real intents classifier (MiniLM + a linear head over its labels) behind the one serving path,
     micro-batched unless ``BENCH_BATCH=0`` (the unbatched reference)."""
 
@@ -126,12 +126,6 @@ class RealProvider:
         ident = new_id()
         served = self.path.serve(request.context, request.unit_id, request_rng(ident), decision_id=ident)
         return DecideOutcome(served.decision)
-
-    def list_policies(self):  # type: ignore[no-untyped-def]
-        return []
-
-    def experiments(self):  # type: ignore[no-untyped-def]
-        return []
 
 
 def real_factory():  # type: ignore[no-untyped-def]

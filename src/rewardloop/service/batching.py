@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,15 +33,8 @@ class BatchScorer(Protocol):
 
     def predict_proba(self, texts: list[str]) -> npt.NDArray[np.float64]: ...
 
-    def decisions_from_proba(
-        self,
-        texts: Sequence[str],
-        proba: npt.NDArray[np.float64],
-        exploration: Exploration,
-        rng: np.random.Generator | None,
-        latency_ms: float | None = None,
-        metadata: Sequence[Any] | None = None,
-    ) -> list[Decision]: ...
+    def decisions_from_proba(self, *args: Any, **kwargs: Any) -> list[Decision]:
+        """(texts, proba, exploration, rng, latency_ms, metadata) -> one decision per text."""
 
 
 class _Batch:

@@ -1,9 +1,5 @@
-"""The rows of the write path as driver parameters, and the driver's bulk insert.
-
-Records become tuples in the tables' column order (JSON as orjson text, times in the dialect's form),
-then go in with the driver's own bulk path: one multi-row ``INSERT ... VALUES`` per chunk on SQLite,
-``COPY`` into a temporary table then one ``INSERT ... SELECT`` on PostgreSQL (pipelined
-``executemany`` for small batches). No ORM loop.
+"""The driver's own bulk path: ``executemany`` on SQLite, ``COPY`` into a temporary table then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` on PostgreSQL; and the rows' column values.
 """
 
 from __future__ import annotations
@@ -19,27 +15,27 @@ from sqlalchemy import Connection
 from rewardloop.types import Decision, Feedback, Reward
 
 #: Below this many rows PostgreSQL takes executemany (pipelined); above, COPY.
-COPY_MIN_ROWS = 64
+_COPY_MIN_ROWS = 64
 
 
-def to_json(value: Any) -> str | None:
+def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def sqlite_time(t: datetime) -> str:
+def _sqlite_time(t: datetime) -> str:
     # The format SQLAlchemy's SQLite DateTime reads back; times are stored in UTC.
     return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def pg_time(t: datetime) -> datetime:
+def _pg_time(t: datetime) -> datetime:
     return t.astimezone(UTC)
 
 
-def optional_time(time: Callable[[datetime], Any], t: datetime | None) -> Any:
+def _optional(time: Callable[[datetime], Any], t: datetime | None) -> Any:
     return None if t is None else time(t)
 
 
-DECISION_COLUMNS = [
+_DECISION_COLUMNS = [
     "id",
     "policy",
     "policy_version",
@@ -65,34 +61,34 @@ DECISION_COLUMNS = [
 ]
 
 
-def decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
     return (
         d.id,
         d.policy,
         d.policy_version,
         d.kind,
-        to_json(d.actions),
+        _json(d.actions),
         d.action,
-        to_json(d.action_dist),
+        _json(d.action_dist),
         d.pscore,
         d.confidence,
         d.latency_ms,
         d.text,
-        to_json(d.features),
-        to_json(d.candidates),
-        to_json(dict(d.metadata)) if d.metadata else None,
-        to_json(d.ranking),
+        _json(d.features),
+        _json(d.candidates),
+        _json(dict(d.metadata)) if d.metadata else None,
+        _json(d.ranking),
         d.experiment,
         d.variant,
         d.variant_share,
-        to_json([dataclasses.asdict(s) for s in d.trace]) if d.trace else None,
+        _json([dataclasses.asdict(s) for s in d.trace]) if d.trace else None,
         d.idempotency_key,
         time(d.created_at),
-        optional_time(time, d.client_time),
+        _optional(time, d.client_time),
     )
 
 
-FEEDBACK_COLUMNS = [
+_FEEDBACK_COLUMNS = [
     "project",
     "id",
     "decision_id",
@@ -113,7 +109,7 @@ FEEDBACK_COLUMNS = [
 ]
 
 
-def feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
     low, high = f.scale if f.scale is not None else (None, None)
     return (
         project,
@@ -126,17 +122,17 @@ def feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) 
         f.label,
         f.preferred,
         f.rejected,
-        to_json(dict(f.scores)) if f.scores else None,
+        _json(dict(f.scores)) if f.scores else None,
         f.rater_id,
         f.authority,
         f.source,
         f.comment,
         time(f.created_at),
-        optional_time(time, f.client_time),
+        _optional(time, f.client_time),
     )
 
 
-REWARD_COLUMNS = [
+_REWARD_COLUMNS = [
     "decision_id",
     "spec",
     "spec_version",
@@ -148,24 +144,24 @@ REWARD_COLUMNS = [
 ]
 
 
-def reward_params(r: Reward, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+def _reward_params(r: Reward, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
     return (
         r.decision_id,
         r.spec,
         r.spec_version,
         r.value,
-        to_json(dict(r.components)),
-        to_json(list(r.feedback_ids)),
+        _json(dict(r.components)),
+        _json(list(r.feedback_ids)),
         r.disagreement,
         time(r.created_at),
     )
 
 
-def time_adapter(dialect: str) -> Callable[[datetime], Any]:
-    return sqlite_time if dialect == "sqlite" else pg_time
+def _time_adapter(dialect: str) -> Callable[[datetime], Any]:
+    return _sqlite_time if dialect == "sqlite" else _pg_time
 
 
-def bulk_insert(
+def _bulk_insert(
     conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], upsert_keys: str = ""
 ) -> int:
     """Insert ``rows`` with the driver's bulk path; conflicting rows are skipped (or updated).
@@ -190,7 +186,7 @@ def bulk_insert(
             marks = ", ".join("?" * len(columns))
             cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
             return int(cur.rowcount)
-        if len(rows) < COPY_MIN_ROWS:
+        if len(rows) < _COPY_MIN_ROWS:
             marks = ", ".join(["%s"] * len(columns))
             cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
             return int(cur.rowcount)
@@ -210,7 +206,7 @@ def bulk_insert(
         cur.close()
 
 
-def fetch_in(conn: Connection, sql: str, *lists: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _fetch_in(conn: Connection, sql: str, *lists: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Rows of ``sql``, whose ``{}`` stand for the ``IN (...)`` lists ``lists`` (each non-empty), run on
     the driver's cursor in the caller's transaction: SQLAlchemy's compilation of a thousand-value ``IN``
     costs more than the query."""

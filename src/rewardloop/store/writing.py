@@ -11,8 +11,7 @@ replay (nothing is written; it answers the stored row); the same id or key with 
 a conflict, reported (and refused with the batch) instead of silently dropped. Feedback ids are unique
 per project (the project of the row's decision), not globally.
 
-The bulk path is the driver's own: ``executemany`` on SQLite, ``COPY`` into a temporary table then one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` on PostgreSQL. No ORM loop.
+The bulk path is the driver's own (:mod:`rewardloop.store.bulk`). No ORM loop.
 """
 
 from __future__ import annotations
@@ -26,15 +25,15 @@ import orjson
 from sqlalchemy import Connection, select
 
 from rewardloop.store.bulk import (
-    DECISION_COLUMNS,
-    FEEDBACK_COLUMNS,
-    REWARD_COLUMNS,
-    bulk_insert,
-    decision_params,
-    feedback_params,
-    fetch_in,
-    reward_params,
-    time_adapter,
+    _DECISION_COLUMNS,
+    _FEEDBACK_COLUMNS,
+    _REWARD_COLUMNS,
+    _bulk_insert,
+    _decision_params,
+    _feedback_params,
+    _fetch_in,
+    _reward_params,
+    _time_adapter,
 )
 from rewardloop.store.engine import Store
 from rewardloop.store.rows import decision_from_row, feedback_from_row
@@ -184,7 +183,7 @@ def _stored_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
-        found.update(i for (i,) in fetch_in(conn, "SELECT id FROM decisions WHERE id IN ({})", chunk))
+        found.update(i for (i,) in _fetch_in(conn, "SELECT id FROM decisions WHERE id IN ({})", chunk))
     return found
 
 
@@ -195,7 +194,7 @@ def _key_owners(conn: Connection, keys: Iterable[str | None]) -> dict[str, str]:
         return {}
     sql = "SELECT idempotency_key, id FROM decisions WHERE idempotency_key IN ({})"
     return {str(k): i for start in range(0, len(wanted), _ID_CHUNK)
-            for k, i in fetch_in(conn, sql, wanted[start : start + _ID_CHUNK])}  # fmt: skip
+            for k, i in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK])}  # fmt: skip
 
 
 def _stored_decisions(conn: Connection, ids: Iterable[str]) -> dict[str, Decision]:
@@ -215,8 +214,8 @@ def insert_decisions(
     """
     ids = list(dict.fromkeys(d.id for d in rows))
     before = _stored_ids(conn, ids)
-    time = time_adapter(conn.dialect.name)
-    inserted = bulk_insert(conn, "decisions", DECISION_COLUMNS, [decision_params(d, time) for d in rows])
+    time = _time_adapter(conn.dialect.name)
+    inserted = _bulk_insert(conn, "decisions", _DECISION_COLUMNS, [_decision_params(d, time) for d in rows])
     outcomes: list[Outcome | None]
     if len(ids) == len(rows) and inserted == len(ids) - len(before):
         # Every row not stored before went in, so each is new and owns its (unique) key: no second
@@ -326,7 +325,7 @@ def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str,
     # a feedback batch.
     sql = "SELECT id, CAST(meta AS TEXT), CAST(actions AS TEXT) FROM decisions WHERE id IN ({})"
     for start in range(0, len(wanted), _ID_CHUNK):
-        for i, meta, actions in fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
+        for i, meta, actions in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
             project = (_loads(meta) or {}).get("project") or DEFAULT_PROJECT
             found[i] = (str(project), tuple(_loads(actions)))
     return found
@@ -404,8 +403,8 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
         return []
     keys = [(p, f.id) for f, p in rows]
     before = _feedback_keys(conn, keys)
-    time = time_adapter(conn.dialect.name)
-    bulk_insert(conn, "feedback", FEEDBACK_COLUMNS, [feedback_params(f, p, time) for f, p in rows])
+    time = _time_adapter(conn.dialect.name)
+    _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, [_feedback_params(f, p, time) for f, p in rows])
     seen: set[tuple[str, str]] = set()
     fresh = []
     for key in keys:
@@ -435,7 +434,7 @@ def _feedback_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tup
     sql = "SELECT project, id FROM feedback WHERE project IN ({}) AND id IN ({})"  # see _key_filter
     for chunk in _key_chunks(wanted):
         projects, ids = sorted({p for p, _ in chunk}), [i for _, i in chunk]
-        found.update((p, i) for p, i in fetch_in(conn, sql, projects, ids) if (p, i) in wanted)
+        found.update((p, i) for p, i in _fetch_in(conn, sql, projects, ids) if (p, i) in wanted)
     return found
 
 
@@ -465,9 +464,9 @@ def write_feedback(
 
 def write_rewards(store: Store, rewards: Iterable[Reward]) -> int:
     """Write compiled rewards; a reward for the same (decision, spec, version) is replaced."""
-    time = time_adapter(store.dialect)
-    params = [reward_params(r, time) for r in rewards]
+    time = _time_adapter(store.dialect)
+    params = [_reward_params(r, time) for r in rewards]
     with store.engine.begin() as conn:
-        return bulk_insert(
-            conn, "rewards", REWARD_COLUMNS, params, upsert_keys="decision_id, spec, spec_version"
+        return _bulk_insert(
+            conn, "rewards", _REWARD_COLUMNS, params, upsert_keys="decision_id, spec, spec_version"
         )
