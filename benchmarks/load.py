@@ -12,7 +12,13 @@ For each store (a SQLite file; PostgreSQL at REWARDLOOP_TEST_PG_URL, in a fresh 
    (2xx): ``lost_rows`` is how many of them are missing.
 
 As a reference in the same run, the SQLite feedback phase is repeated (shorter) with group commit off.
-Ends with one JSON line: ``feedback_rps``, ``feedback_p99_ms``, ``errors``, ``lost_rows`` per store.
+Then the real-model decide phases (SQLite): the intents classifier (MiniLM + a linear head) behind the
+one serving path, micro-batched, then one request per encoder pass as the reference: closed-loop
+throughput over ``--connections``, and p99 latency of an open-loop 100 req/s; the bare encoder's
+texts/s in this process is the physical ceiling they are held against.
+
+Ends with one JSON line: ``feedback_rps``, ``feedback_p99_ms``, ``errors``, ``lost_rows`` per store, and
+under ``sqlite`` ``decide_real_rps`` and ``decide_real_p99_ms_at_100rps``.
 
     PYTHONPATH=src python benchmarks/load.py [--seconds 60] [--skip-postgres]
 """
@@ -87,26 +93,74 @@ def bench_factory():  # type: ignore[no-untyped-def]
     return create_app(cfg, provider=stub, admin=stub, migrate=False)  # type: ignore[arg-type]
 
 
+class RealProvider(StubPolicy):
+    """The real intents classifier (MiniLM + a linear head over its labels) behind the one serving path,
+    micro-batched unless ``BENCH_BATCH=0`` (the unbatched reference)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from rewardloop.datasets.intents import load_intents
+        from rewardloop.encoders import MiniLMEncoder
+        from rewardloop.loop.serving import ServingPath
+        from rewardloop.policies.classifier import ClassifierPolicy
+        from rewardloop.policies.contract import Exploration
+        from rewardloop.service.batching import MicroBatcher
+
+        torch.manual_seed(0)
+        # A seeded, untrained head: the encoder pass dominates, so the cost equals a trained head's.
+        # cache_size=0: every request really runs the encoder.
+        labels = load_intents(seed=0).labels
+        policy = ClassifierPolicy(
+            labels, encoder=MiniLMEncoder(cache_size=0), exploration=Exploration("sample")
+        )
+        policy.warm()
+        batcher = MicroBatcher() if os.environ.get("BENCH_BATCH", "1") == "1" else MicroBatcher(max_batch=1)
+        self.path = ServingPath("bench", None, lambda: None, lambda: "1", lambda v: policy, batcher.decide)  # type: ignore[arg-type]
+
+    def decide(self, request):  # type: ignore[no-untyped-def]
+        from rewardloop.loop.serving import request_rng
+        from rewardloop.service import DecideOutcome
+        from rewardloop.types import new_id
+
+        ident = new_id()
+        served = self.path.serve(request.context, request.unit_id, request_rng(ident), decision_id=ident)
+        return DecideOutcome(served.decision)
+
+
+def real_factory():  # type: ignore[no-untyped-def]
+    """The app with the real classifier (settings from the environment)."""
+    from rewardloop.config import ProjectConfig
+    from rewardloop.service import create_app
+
+    real = RealProvider()
+    return create_app(ProjectConfig(), provider=real, admin=real, migrate=False)  # type: ignore[arg-type]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, port: int, workers: int, group_commit: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, port: int, workers: int, group_commit: bool, factory: str = "bench_factory", batch: bool = True
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "REWARDLOOP_STORE__URL": url,
         "BENCH_GROUP_COMMIT": "1" if group_commit else "0",
+        "BENCH_BATCH": "1" if batch else "0",
+        "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [
-        sys.executable, "-m", "uvicorn", "load:bench_factory", "--factory", "--app-dir", str(HERE),
+        sys.executable, "-m", "uvicorn", f"load:{factory}", "--factory", "--app-dir", str(HERE),
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
         "--http", "httptools", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the real model loads MiniLM first
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
@@ -116,7 +170,7 @@ def start_server(url: str, port: int, workers: int, group_commit: bool) -> subpr
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("the server did not start within 60 s")
+    raise RuntimeError("the server did not start within 180 s")
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -206,6 +260,98 @@ async def run_phase(port: int, key: str, path: str, make_body, seconds: float, c
     await asyncio.gather(*(connection(i) for i in range(connections)))
     phase.seconds = time.perf_counter() - t0
     return phase
+
+
+async def run_paced(port: int, key: str, make_body, rate: float, seconds: float, connections: int) -> Phase:  # type: ignore[no-untyped-def]
+    """Open loop: requests scheduled at ``rate`` per second whatever the answers; a request's latency
+    runs from its scheduled time (waiting for a free connection counts, so a slow server cannot hide)."""
+    phase = Phase()
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    rng = random.Random(0)
+
+    async def one(due: float, body: bytes) -> None:
+        conn = await pool.get()
+        try:
+            status, _ = await _request(*conn, "/v1/decide", key, body)
+        finally:
+            pool.put_nowait(conn)
+        phase.latencies.append(time.perf_counter() - due)
+        phase.errors += not 200 <= status < 300
+
+    start = time.perf_counter()
+    tasks = []
+    for k in range(int(rate * seconds)):
+        due = start + k / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(due, make_body(rng)[1])))
+    await asyncio.gather(*tasks)
+    phase.seconds = time.perf_counter() - start
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    return phase
+
+
+def intents_body():  # type: ignore[no-untyped-def]
+    from rewardloop.datasets.intents import load_intents
+
+    texts = load_intents(seed=0).traffic.texts
+
+    def make(rng: random.Random) -> tuple[None, bytes]:
+        return None, json.dumps({"policy": "bench", "text": rng.choice(texts)}).encode()
+
+    return make
+
+
+def encoder_ceiling(seconds: float = 5.0) -> float:
+    """Texts/s of the bare MiniLM encoder on batches of 32 intents texts in this process, one torch
+    thread: the most one server worker could decide if everything but the encoder were free."""
+    import torch
+
+    from rewardloop.datasets.intents import load_intents
+    from rewardloop.encoders import MiniLMEncoder
+
+    torch.set_num_threads(1)
+    texts, encoder = load_intents(seed=0).traffic.texts, MiniLMEncoder(cache_size=0)
+    encoder.encode(texts[:32])  # load and warm
+    done, start, k = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        encoder.encode(texts[k : k + 32])
+        done, k = done + 32, (k + 32) % (len(texts) - 32)
+    return done / (time.perf_counter() - start)
+
+
+def run_real(url: str, args: argparse.Namespace, batch: bool) -> dict[str, float | int]:
+    """The decide phases with the real classifier: closed-loop throughput, then open loop at 100 req/s."""
+    from rewardloop.store import Store
+    from rewardloop.store.apikeys import create_api_key
+
+    store = Store.open(url)
+    _, key = create_api_key(store, "load", "bench", role="client")
+    store.close()
+    port = free_port()
+    server = start_server(url, port, 1, True, factory="real_factory", batch=batch)
+    make = intents_body()
+    try:
+        asyncio.run(run_phase(port, key, "/v1/decide", make, 2.0, args.connections))  # warm-up
+        peak = asyncio.run(run_phase(port, key, "/v1/decide", make, args.decide_seconds, args.connections))
+        paced = asyncio.run(run_paced(port, key, make, 100.0, args.decide_seconds, args.connections))
+    finally:
+        server.terminate()
+        server.wait(30)
+    label = "micro-batched" if batch else "one request per encoder pass (reference)"
+    print(f"\nreal intents classifier (MiniLM), SQLite, 1 worker, {label}")
+    print(f"  closed loop, {args.connections} connections: {peak.rps:.0f} req/s, p50 {peak.pct(50):.1f} ms, "
+          f"p99 {peak.pct(99):.1f} ms, errors {peak.errors}")  # fmt: skip
+    print(f"  open loop at 100 req/s: {paced.rps:.0f} req/s done, p50 {paced.pct(50):.1f} ms, "
+          f"p99 {paced.pct(99):.1f} ms, errors {paced.errors}")  # fmt: skip
+    return {
+        "rps": round(peak.rps, 1),
+        "p99_ms": round(peak.pct(99), 1),
+        "p99_ms_at_100rps": round(paced.pct(99), 1),
+        "errors": peak.errors + paced.errors,
+    }
 
 
 def feedback_maker(decision_ids: list[str]):  # type: ignore[no-untyped-def]
@@ -347,13 +493,40 @@ def main() -> None:
     parser.add_argument("--pg-workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-reference", action="store_true", help="skip the group-commit-off run")
+    parser.add_argument("--skip-real", action="store_true", help="skip the real-model decide phases")
+    parser.add_argument("--only-real", action="store_true", help="run only the real-model decide phases")
     args = parser.parse_args()
     print(
         f"load run: {args.connections} connections, loopback, {os.cpu_count()} CPUs; stub policy (no model)"
     )
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
     out: dict[str, dict[str, float | int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out["sqlite"] = run_store("SQLite (WAL)", f"sqlite:///{tmp}/load.db", 1, args)
+        out["sqlite"] = (
+            {} if args.only_real else run_store("SQLite (WAL)", f"sqlite:///{tmp}/load.db", 1, args)
+        )
+        if not args.skip_real:
+            ceiling = encoder_ceiling()
+            print(
+                f"\nphysical limit: the bare encoder does {ceiling:.0f} texts/s here now (batch 32, 1 thread)"
+            )
+            real = run_real(f"sqlite:///{tmp}/real.db", args, batch=True)
+            alone = run_real(f"sqlite:///{tmp}/alone.db", args, batch=False)
+            out["sqlite"].update(
+                decide_real_rps=real["rps"],
+                decide_real_p99_ms_at_100rps=real["p99_ms_at_100rps"],
+                decide_real_errors=real["errors"],
+                decide_real_unbatched_rps=alone["rps"],
+                decide_real_unbatched_p99_ms_at_100rps=alone["p99_ms_at_100rps"],
+                decide_real_vs_unbatched=round(real["rps"] / max(alone["rps"], 1e-9), 2),
+                encoder_ceiling_texts_per_s=round(ceiling, 1),
+                decide_real_vs_encoder_ceiling=round(real["rps"] / ceiling, 2),
+            )
+            print(f"\nmicro-batching: {out['sqlite']['decide_real_vs_unbatched']}x the unbatched req/s "
+                  "(targets: >= 200 req/s, p99 <= 100 ms at 100 req/s)")  # fmt: skip
+        if args.only_real:
+            print(json.dumps(out))
+            return
         if not args.skip_reference:
             ref = run_store("SQLite (WAL)", f"sqlite:///{tmp}/ref.db", 1, args, group_commit=False,
                             seconds=min(args.seconds, 10.0))  # fmt: skip

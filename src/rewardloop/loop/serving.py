@@ -133,6 +133,9 @@ class ServingPath:
         The champion's version.
     load : callable (version) -> Policy
         The loaded policy of a version (cached by the caller).
+    decide : callable (policy, context, rng) -> Decision, optional
+        How a loaded policy decides; default ``policy.decide(context, rng)``. The service passes its
+        micro-batcher (:class:`rewardloop.service.batching.MicroBatcher`), which draws the same.
     """
 
     def __init__(
@@ -142,12 +145,14 @@ class ServingPath:
         running: Callable[[], Experiment | None],
         champion: Callable[[], str],
         load: Callable[[str], Policy],
+        decide: Callable[[Policy, DecisionContext, np.random.Generator], Decision] | None = None,
     ) -> None:
         self.policy = policy
         self.experiments = experiments
         self.running = running
         self.champion = champion
         self.load = load
+        self.decide = decide
 
     def assign(self, unit_id: str | None) -> Assignment | None:
         """Where the unit's request goes in the running experiment (None: the champion serves it)."""
@@ -160,7 +165,8 @@ class ServingPath:
         self, version: str, context: DecisionContext, rng: np.random.Generator, decision_id: str | None = None
     ) -> Decision:
         """``version``'s decision on ``context``, named after this policy and that version."""
-        decision = self.load(version).decide(context, rng)
+        loaded = self.load(version)
+        decision = loaded.decide(context, rng) if self.decide is None else self.decide(loaded, context, rng)
         named = dataclasses.replace(decision, policy=self.policy, policy_version=version)
         return named if decision_id is None else dataclasses.replace(named, id=decision_id)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from rewardloop.config import ProjectConfig
 from rewardloop.policies.contract import DecisionContext, Policy, PolicyInputError
+from rewardloop.service.batching import MicroBatcher
 from rewardloop.store import Store
 from rewardloop.types import Decision, new_id
 
@@ -178,10 +179,15 @@ class RegistryProviders:
     :func:`~rewardloop.loop.serving.exploration_for`): classifiers ε-greedy with ε = 0.1 by default,
     rerankers sampling from the softmax of their scores, routers by their own algorithm. A classifier
     version whose artifact holds an abstain gate is served behind it. Loading a version is thread-safe
-    and warms its encoder before the first decision uses it.
+    and warms its encoder before the first decision uses it. Concurrent decisions of one classifier
+    version share one encoder pass (``batcher``, by default a
+    :class:`~rewardloop.service.batching.MicroBatcher` waiting ≤ 5 ms for ≤ 32 requests; ``max_batch=1``
+    decides one at a time), each drawn from its own generator as if alone.
     """
 
-    def __init__(self, config: ProjectConfig, store: Store, ttl: float = 2.0) -> None:
+    def __init__(
+        self, config: ProjectConfig, store: Store, ttl: float = 2.0, batcher: MicroBatcher | None = None
+    ) -> None:
         from rewardloop.loop.experiments import Experiments
         from rewardloop.registry import Registry
 
@@ -196,6 +202,7 @@ class RegistryProviders:
         self._generations: dict[str, int | None] = {}
         self._loaded: dict[tuple[str, str], Policy] = {}
         self._lock = threading.Lock()
+        self.batcher = MicroBatcher() if batcher is None else batcher
 
     # -- cached lookups ----------------------------------------------------------------------------
 
@@ -253,6 +260,7 @@ class RegistryProviders:
             ),
             champion=lambda: self._champion(policy),
             load=lambda version: self._load(policy, version),
+            decide=self.batcher.decide,
         )
 
     # -- PolicyProvider ----------------------------------------------------------------------------

@@ -16,10 +16,12 @@ The bulk path is the driver's own (:mod:`rewardloop.store.bulk`). No ORM loop.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import orjson
 from sqlalchemy import Connection, select
 
 from rewardloop.store.bulk import (
@@ -29,6 +31,7 @@ from rewardloop.store.bulk import (
     _bulk_insert,
     _decision_params,
     _feedback_params,
+    _fetch_in,
     _reward_params,
     _time_adapter,
 )
@@ -180,8 +183,18 @@ def _stored_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
-        found.update(conn.scalars(select(DecisionRow.id).where(DecisionRow.id.in_(chunk))))
+        found.update(i for (i,) in _fetch_in(conn, "SELECT id FROM decisions WHERE id IN ({})", chunk))
     return found
+
+
+def _key_owners(conn: Connection, keys: Iterable[str | None]) -> dict[str, str]:
+    """The stored decision id of each idempotency key among ``keys`` (None entries are skipped)."""
+    wanted = list(dict.fromkeys(k for k in keys if k is not None))
+    if not wanted:
+        return {}
+    sql = "SELECT idempotency_key, id FROM decisions WHERE idempotency_key IN ({})"
+    return {str(k): i for start in range(0, len(wanted), _ID_CHUNK)
+            for k, i in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK])}  # fmt: skip
 
 
 def _stored_decisions(conn: Connection, ids: Iterable[str]) -> dict[str, Decision]:
@@ -201,30 +214,25 @@ def insert_decisions(
     """
     ids = list(dict.fromkeys(d.id for d in rows))
     before = _stored_ids(conn, ids)
-    _bulk_insert(
-        conn,
-        "decisions",
-        _DECISION_COLUMNS,
-        [_decision_params(d, _time_adapter(conn.dialect.name)) for d in rows],
-    )
-    after = _stored_ids(conn, ids)
-    keys = list(dict.fromkeys(d.idempotency_key for d in rows if d.idempotency_key is not None))
-    owner: dict[str, str] = {}
-    if keys:
-        query = select(DecisionRow.idempotency_key, DecisionRow.id).where(
-            DecisionRow.idempotency_key.in_(keys)
-        )
-        owner = {str(k): i for k, i in conn.execute(query)}
-    seen: set[str] = set()
-    outcomes: list[Outcome | None] = []
-    for d in rows:
-        first = d.id not in seen
-        seen.add(d.id)
-        key = d.idempotency_key
-        if first and d.id in after and d.id not in before and (key is None or owner.get(key) == d.id):
-            outcomes.append(Outcome("new", d.id))
-        else:
-            outcomes.append(None)
+    time = _time_adapter(conn.dialect.name)
+    inserted = _bulk_insert(conn, "decisions", _DECISION_COLUMNS, [_decision_params(d, time) for d in rows])
+    outcomes: list[Outcome | None]
+    if len(ids) == len(rows) and inserted == len(ids) - len(before):
+        # Every row not stored before went in, so each is new and owns its (unique) key: no second
+        # look at the table, only the keys of the rows already stored are read.
+        outcomes = [None if d.id in before else Outcome("new", d.id) for d in rows]
+        owner = _key_owners(conn, (d.idempotency_key for d in rows if d.id in before))
+    else:
+        after = _stored_ids(conn, ids)
+        owner = _key_owners(conn, (d.idempotency_key for d in rows))
+        seen: set[str] = set()
+        outcomes = []
+        for d in rows:
+            first = d.id not in seen
+            seen.add(d.id)
+            key = d.idempotency_key
+            new = first and d.id in after and d.id not in before and (key is None or owner.get(key) == d.id)
+            outcomes.append(Outcome("new", d.id) if new else None)
     earlier = _stored_decisions(
         conn,
         (owner.get(d.idempotency_key or "", d.id) for d, o in zip(rows, outcomes, strict=True) if o is None),
@@ -313,13 +321,25 @@ def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str,
     """For each stored decision among ``ids``: (its project, its actions)."""
     wanted = list(dict.fromkeys(ids))
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
-    d = DecisionRow
+    # The JSON columns as text, decoded by orjson: the JSON type's stdlib decoder was most of the time of
+    # a feedback batch.
+    sql = "SELECT id, CAST(meta AS TEXT), CAST(actions AS TEXT) FROM decisions WHERE id IN ({})"
     for start in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[start : start + _ID_CHUNK]
-        for i, meta, actions in conn.execute(select(d.id, d.meta, d.actions).where(d.id.in_(chunk))):
-            project = (meta or {}).get("project") or DEFAULT_PROJECT
-            found[i] = (str(project), tuple(actions))
+        for i, meta, actions in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
+            project = (_loads(meta) or {}).get("project") or DEFAULT_PROJECT
+            found[i] = (str(project), tuple(_loads(actions)))
     return found
+
+
+def _loads(text: str | None) -> Any:
+    """A stored JSON value (SQL NULL and JSON null are both None); stdlib json for what orjson refuses
+    (NaN, which the ORM's encoder may have written)."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def check_references(
@@ -411,9 +431,10 @@ def _feedback_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tup
     """The stored ``(project, id)`` keys among ``keys``."""
     wanted = set(keys)
     found: set[tuple[str, str]] = set()
+    sql = "SELECT project, id FROM feedback WHERE project IN ({}) AND id IN ({})"  # see _key_filter
     for chunk in _key_chunks(wanted):
-        query = select(FeedbackRow.project, FeedbackRow.id).where(*_key_filter(chunk))
-        found.update((p, i) for p, i in conn.execute(query) if (p, i) in wanted)
+        projects, ids = sorted({p for p, _ in chunk}), [i for _, i in chunk]
+        found.update((p, i) for p, i in _fetch_in(conn, sql, projects, ids) if (p, i) in wanted)
     return found
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg.blas import dger
 
+from rewardloop.learners.bandits import _kernels
 from rewardloop.learners.bandits._base import BanditRouter, IntArray, PriorSpec
 from rewardloop.policies.router import FloatArray, RouterInputError
 
@@ -81,6 +82,7 @@ class RidgeRouter(BanditRouter):
         self._d = int(self.dim)
         self._D = self._d + 1 if self.fit_intercept else self._d  # augmented length
         self._one = np.ones(1)  # the intercept's input
+        _kernels.load()
 
     def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
         mean, strength = super()._check_prior(where, spec)
@@ -171,6 +173,11 @@ class RidgeRouter(BanditRouter):
     # --------------------------------------------------------------------------------------- updates
 
     def _update(self, xa: FloatArray, i: int, r: float, w: float) -> None:
+        kernel = _kernels.sherman_morrison
+        if kernel is not None:  # the same update, compiled into one call
+            if not kernel(self.A_inv_, self.theta_, i, xa, r, w):
+                raise _not_finite()
+            return
         a_inv = self.A_inv_[i]  # (D, D) view into the packed buffer, C-contiguous and symmetric
         ax = a_inv @ xa  # (D,) A⁻¹x before the update
         denom = 1.0 / w + float(ax @ xa)

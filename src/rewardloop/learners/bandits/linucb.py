@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.learners.bandits import _kernels
 from rewardloop.learners.bandits._base import PriorSpec, argmax_ties
 from rewardloop.learners.bandits._ridge import RidgeRouter
 from rewardloop.policies.router import FloatArray, RouterInputError
@@ -103,6 +104,14 @@ class LinUCB(RidgeRouter):
             raise RouterInputError("alpha", f"must be >= 0, got {self.alpha}")
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
+        kernel = _kernels.ucb_scores
+        if kernel is not None:  # the same scores as below (with var clipped at 0), in one call
+            ucb = kernel(self.A_inv_, self.theta_, xa, float(self.alpha))
+            i = int(ucb.argmax())
+            if not math.isfinite(ucb[i]) and not np.isfinite(xa).all():
+                raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
+            i, dist = argmax_ties(ucb, self.rng_, i)
+            return i, dist, ucb
         mean, var = self._mean_var(xa)  # (K,), (K,); var is a fresh array, reused in place below
         np.sqrt(var, out=var)  # NaN only for a non-finite x, or var rounded to -1e-17 (handled below)
         var *= self.alpha
