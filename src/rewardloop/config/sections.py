@@ -217,6 +217,11 @@ class MonitorConfig(Section):
     webhook_backoff_s: float = Field(
         1.0, ge=0, description="first retry waits up to this (full jitter), doubling each retry"
     )
+    metrics_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="the service runs the monitor this often for the /metrics quality gauges (0: off)",
+    )
     drift: bool = Field(True, description="also run the input-drift checks (label mix, confidence, ...)")
     drift_alpha: float = Field(
         0.01,

@@ -32,6 +32,7 @@ from rewardloop.service.providers import (
     WarmProvider,
     default_providers,
 )
+from rewardloop.service.quality import QualityGauges, monitor_forever
 from rewardloop.service.schemas import ErrorResponse, FeedbackCreateRequest, FeedbackResponse
 from rewardloop.service.security import KeyCache
 from rewardloop.service.state import AppState
@@ -212,6 +213,7 @@ def create_app(
     """
     cfg = source if isinstance(source, ProjectConfig) else (config or ProjectConfig())
     metrics = Metrics()
+    gauges = QualityGauges(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -253,9 +255,15 @@ def create_app(
         # fresh worker used to race each other into the transformers import).
         app.state.readiness = Readiness()
         warming = asyncio.create_task(_warm(app.state.rl.provider, app.state.readiness))
+        mcfg = cfg.evaluation.monitor
+        gauging = (
+            asyncio.create_task(monitor_forever(store, mcfg, gauges)) if mcfg.metrics_interval_s else None
+        )
         try:
             yield
         finally:
+            if gauging is not None:
+                gauging.cancel()
             await warming
             await writer.stop()
             await decisions.stop()
