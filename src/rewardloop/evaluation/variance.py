@@ -22,10 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 from scipy.stats import norm
+
+from rewardloop.evaluation.monitor import feedback_outcome
+from rewardloop.store import Store, read_decisions
+from rewardloop.types.records import utcnow
 
 
 def _pvalues(pvalues: Sequence[float]) -> npt.NDArray[np.float64]:
@@ -173,4 +178,42 @@ def plan_two_proportions(
     return PowerPlan(base_rate, mde, alpha, power, share, n, total, decisions_per_day, days)
 
 
-__all__ = ["CupedResult", "PowerPlan", "benjamini_hochberg", "cuped", "holm", "plan_two_proportions"]
+@dataclass(frozen=True)
+class Traffic:
+    """A policy's recent traffic: decisions a day, and its success rate where feedback tells."""
+
+    days: float
+    decisions: int
+    outcomes: int
+    success_rate: float | None
+
+    @property
+    def decisions_per_day(self) -> float:
+        return self.decisions / self.days
+
+
+def current_traffic(store: Store, policy: str, *, days: float = 7.0, now: datetime | None = None) -> Traffic:
+    """Decisions of ``policy`` in the last ``days`` days and the share of those with an outcome
+    (:func:`~rewardloop.evaluation.monitor.feedback_outcome`) that were right."""
+    if days <= 0:
+        raise ValueError("days: must be > 0")
+    end = now or utcnow()
+    batch = read_decisions(
+        store, policy=policy, since=end - timedelta(days=days), until=end, include_feedback=True
+    )
+    outcomes = [feedback_outcome(d, batch.feedback.get(d.id, [])) for d in batch.decisions]
+    known = [o for o in outcomes if o is not None]
+    rate = sum(known) / len(known) if known else None
+    return Traffic(days, len(batch), len(known), rate)
+
+
+__all__ = [
+    "CupedResult",
+    "PowerPlan",
+    "Traffic",
+    "benjamini_hochberg",
+    "cuped",
+    "current_traffic",
+    "holm",
+    "plan_two_proportions",
+]
