@@ -54,12 +54,13 @@ def _crowd(seed=0, n_items=300, error_rates=(0.02, 0.05, 0.05, 0.08, 0.2)):
 def test_the_unreliable_rater_is_ranked_last():
     rows, truth = _crowd()
     golden = dict(list(truth.items())[:60])
-    audit = dict(list(truth.items())[60:100])
+    audit = list(truth)[60:100]
     reports = rate_raters(rows, golden=golden, audit=audit)
     assert [r.rater for r in reports][-1] == "r4"
     bad = reports[-1]
     assert bad.basis == "truth" and bad.suggested_authority < min(r.suggested_authority for r in reports[:-1])
     assert bad.golden_n >= 10 and 0.7 < bad.golden_accuracy < 0.9
+    assert bad.audit_n >= 10 and bad.audit_accuracy < min(r.audit_accuracy for r in reports[:-1])
     # without any truth, peers alone still single it out
     by_peers = rate_raters(rows)
     assert by_peers[-1].rater == "r4" and by_peers[-1].basis == "peers"
@@ -84,3 +85,30 @@ def test_pairwise_and_overall():
 
 def test_doctests():
     assert doctest.testmod(raters).failed == 0
+
+
+def test_rate_stored_raters_takes_truth_from_golden_feedback_and_the_golden_file():
+    from datetime import UTC, datetime
+
+    from rewardloop.evaluation.raters import rate_stored_raters
+    from rewardloop.store.raters import RaterLabel, RaterLabels
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    labels = [RaterLabel(r, d, lab, 1.0, "human", t) for r, d, lab in [
+        ("ann", "d1", "x"), ("ann", "d2", "y"), ("bob", "d1", "x"), ("bob", "d2", "x"),
+    ]]  # fmt: skip
+    data = RaterLabels(labels, golden={"d1": "x"}, texts={"d1": "hello", "d2": "bye"})
+    by = {
+        r.rater: r
+        for r in rate_stored_raters(
+            data, golden_texts={"bye": "y"}, in_audit=lambda i: i == "d2", min_items=1
+        )
+    }
+    assert (by["ann"].golden_n, by["ann"].golden_accuracy) == (2, 1.0)
+    assert (by["bob"].golden_n, by["bob"].golden_accuracy) == (2, 0.5)
+    # on the audit item d2 each is compared with the other: they disagree
+    assert (by["ann"].audit_n, by["ann"].audit_accuracy) == (1, 0.0)
+    assert [r.rater for r in rate_stored_raters(data, golden_texts={"bye": "y"}, min_items=1)] == [
+        "ann",
+        "bob",
+    ]

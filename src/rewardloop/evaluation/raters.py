@@ -5,12 +5,15 @@
 - :func:`krippendorff_alpha` — Krippendorff's α for nominal labels over every rater at once, any number
   of raters per item, items with one label ignored: ``α = 1 − D_o / D_e`` from the coincidence matrix
   (Krippendorff 2011, *Computing Krippendorff's Alpha-Reliability*, section C).
-- :func:`rate_raters` — per rater: accuracy and κ against the golden set and the audit sample, mean
-  pairwise κ with the other raters, and a suggested authority, ranked most reliable first.
+- :func:`rate_raters` — per rater: accuracy and κ against the golden set, agreement with the other
+  raters' majority on the audit sample (the hashed, confidence-blind draw of ``review.audit_rate``:
+  items nobody chose), mean pairwise κ with the other raters, and a suggested authority, ranked most
+  reliable first. :func:`rate_stored_raters` reads it all from the store.
 
 The suggested authority is the rater's chance-corrected agreement with the truth (κ against the
-golden set and audit sample pooled; against the other raters' majority when neither covers
-``min_items`` of the rater's items), clipped to [0, 1] and rounded to 0.05. A rater at chance gets 0.
+golden set; against the other raters' majority when the golden set covers fewer than ``min_items`` of
+the rater's items), clipped to [0, 1] and rounded to 0.05. A rater at chance gets 0. A person applies
+it (``POST /v1/raters/{rater}/authority``); nothing changes by itself.
 
 >>> cohen_kappa(["a", "a", "b", "b"], ["a", "b", "b", "b"])
 0.5
@@ -19,9 +22,11 @@ golden set and audit sample pooled; against the other raters' majority when neit
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+
+from rewardloop.store.raters import RaterLabels
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
@@ -112,24 +117,25 @@ def rate_raters(
     labels: Sequence[tuple[str, str, Hashable]],
     *,
     golden: Mapping[str, Hashable] | None = None,
-    audit: Mapping[str, Hashable] | None = None,
+    audit: Collection[str] | None = None,
     min_items: int = 10,
 ) -> list[RaterReport]:
     """Per rater figures from ``labels`` — (rater, item, label) rows, the latest row per pair wins —
-    against ``golden`` and ``audit`` (item → true label). Most reliable first (by suggested authority,
-    then truth κ, then peer κ); a rater without enough evidence keeps authority 1.0 (basis "none")."""
+    against ``golden`` (item → true label) and the other raters on the ``audit`` items. Most reliable
+    first (by suggested authority, then golden κ, then peer κ); a rater without enough evidence keeps
+    authority 1.0 (basis "none")."""
     by_rater: dict[str, dict[str, Hashable]] = defaultdict(dict)
     for rater, item, label in labels:
         by_rater[rater][item] = label
-    golden, audit = golden or {}, audit or {}
-    truth = {**audit, **golden}
+    golden, drawn = golden or {}, set(audit or ())
     out = []
     for rater in sorted(by_rater):
         mine = by_rater[rater]
+        majority = _majority(by_rater, rater)
         ga, gb = _vs(mine, golden)
-        aa, ab = _vs(mine, audit)
-        ta, tb = _vs(mine, truth)
-        pa, pb = _vs(mine, _majority(by_rater, rater))
+        aa, ab = _vs(mine, {i: v for i, v in majority.items() if i in drawn})
+        ta, tb = ga, gb
+        pa, pb = _vs(mine, majority)
         pair_k = [
             cohen_kappa(*_vs(mine, by_rater[other]))
             for other in sorted(by_rater)
@@ -187,6 +193,29 @@ def pairwise_kappa(
     return out
 
 
+def rate_stored_raters(
+    data: RaterLabels,
+    *,
+    golden_texts: Mapping[str, str] | None = None,
+    in_audit: Callable[[str], bool] | None = None,
+    min_items: int = 10,
+) -> list[RaterReport]:
+    """:func:`rate_raters` on labels read with :func:`~rewardloop.store.raters.read_rater_labels`.
+
+    The golden truth of a decision is its ``source="golden"`` feedback, else the label of its text in
+    ``golden_texts`` (a golden set file, text → label); ``in_audit`` says whether a decision id is in
+    the audit sample.
+    """
+    golden: dict[str, Hashable] = {}
+    for decision_id, text in data.texts.items():
+        if golden_texts is not None and text in golden_texts:
+            golden[decision_id] = golden_texts[text]
+    golden.update(data.golden)
+    rows = [(x.rater, x.decision_id, x.label) for x in data.labels]
+    audit = {x.decision_id for x in data.labels if in_audit is not None and in_audit(x.decision_id)}
+    return rate_raters(rows, golden=golden, audit=audit, min_items=min_items)
+
+
 __all__ = [
     "RaterReport",
     "cohen_kappa",
@@ -194,4 +223,5 @@ __all__ = [
     "overall_alpha",
     "pairwise_kappa",
     "rate_raters",
+    "rate_stored_raters",
 ]

@@ -286,12 +286,13 @@ def create_app(
     app.add_exception_handler(ApiKeyError, _key_error)
     app.add_exception_handler(FeedbackRejected, _feedback_rejected)
 
-    from rewardloop.service import api, dashboard
+    from rewardloop.service import api, dashboard, raters_api
 
     app.include_router(api.v1)
     app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(raters_api.router)
     app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)
