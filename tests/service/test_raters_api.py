@@ -64,3 +64,17 @@ def test_read_rater_labels_keeps_the_latest_and_sets_golden_apart(api: Api) -> N
     assert len(data.labels) == 36 and len(data.golden) == 12
     assert next(x.label for x in data.labels if x.rater == "ann" and x.decision_id == ids[0]) == "lights_off"
     assert data.texts[ids[0]] == "is it dark 0"
+
+
+def test_raters_page_marks_the_unreliable_rater(api: Api) -> None:
+    _label(api)
+    api.client.cookies.set("rl_key", api.keys["reviewer"])
+    page = api.client.get("/raters", params={"min_items": 5})
+    assert page.status_code == 200 and "<script>" not in page.text.split("</head>")[1]
+    rows = page.text.split('<tr data-rater="')[1:]
+    assert [r.split('"')[0] for r in rows] == ["ann", "cy", "bob"]
+    assert 'class="err"' in rows[2] and "(unreliable)" in rows[2] and "(unreliable)" not in rows[0]
+    assert "50.0% (12)" in rows[2]
+    assert api.client.get("/raters", params={"days": -1}).status_code == 422
+    api.client.cookies.clear()
+    assert api.client.get("/raters", follow_redirects=False).headers["location"] == "/login?next=/raters"

@@ -366,7 +366,7 @@ def monitor_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Check stored decisions and feedback for regressions and input drift, per policy version and window.
+    """Check stored decisions and feedback for regressions, per policy version and time window.
 
     Checks accuracy drop vs the previous window, p95 latency, calibration and one category dominating;
     and drift vs the previous window: the predicted-label mix and confidence (PSI), the embeddings
