@@ -191,10 +191,16 @@ def test_monitor_command_exit_code_and_json(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'rl.db'}")
     fill_monitor_logs(store)
     store.close()
-    res = runner.invoke(app, ["monitor", "-c", str(config), "--now", MONITOR_NOW.isoformat(), "--json"])
+    at = ["monitor", "-c", str(config), "--now", MONITOR_NOW.isoformat(), "--json"]
+    res = runner.invoke(app, [*at, "--no-drift"])
     assert res.exit_code == 1, res.output
     body = json.loads(res.output)
     assert len(body["alerts"]) == 4
+    # with the drift checks (the default), the one-category take-over is also a label-mix shift
+    res = runner.invoke(app, at)
+    alerts = {(a["version"], a["check"]) for a in json.loads(res.output)["alerts"]}
+    assert res.exit_code == 1 and len(alerts) == 5 and ("1", "label_psi") in alerts
+    assert json.loads(res.output)["text"].startswith("rewardloop monitor: 5 alert(s)")
     quiet = runner.invoke(
         app, ["monitor", "-c", str(config), "--now", datetime(2020, 1, 1, tzinfo=UTC).isoformat()]
     )

@@ -281,7 +281,8 @@ def test_markup_in_every_stored_string_stays_inert_on_every_page(sqlite_store: S
                 assert page.evaluate("window.__pwned") is None, "a stored string ran as script on /"
                 page.wait_for_selector("#fig-ab .main-svg")
                 body = page.inner_text("body")
-                # (A decision's variant and the rater id are stored but no page shows them.)
+                # (A decision's variant and the rater id are stored but / does not show them; /raters shows
+                # the rater id, checked below.)
                 for field in set(HOSTILE) - {"variant", "rater"}:
                     assert HOSTILE[field] in body, f"{field} is not shown literally on /"
                 charts = " ".join(page.locator(".main-svg text").all_text_contents())
@@ -297,6 +298,12 @@ def test_markup_in_every_stored_string_stays_inert_on_every_page(sqlite_store: S
                 page.goto(f"{base}/review?error={IMG}")
                 assert IMG in page.inner_text(".err")
                 assert page.evaluate("window.__pwned") is None
+                page.goto(f"{base}/raters?min_items=1")  # the raters page shows rater ids
+                page.wait_for_selector("#raters")
+                assert HOSTILE["rater"] in page.inner_text("#raters"), (
+                    "rater is not shown literally on /raters"
+                )
+                assert page.evaluate("window.__pwned") is None, "/raters"
             finally:
                 browser.close()
     assert violations == []

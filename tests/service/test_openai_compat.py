@@ -24,7 +24,6 @@ from rewardloop.service import (
     PolicyInfo,
     ProviderError,
     create_app,
-    openai_compat,
 )
 from rewardloop.store import Store, read_decisions
 from rewardloop.store.apikeys import create_api_key
@@ -68,7 +67,6 @@ def policy() -> GeneratorPolicy:
 def served(store: Store, policy: GeneratorPolicy) -> Iterator[tuple[openai.OpenAI, Store, TestClient, str]]:
     provider = GeneratorProvider(policy)
     app = create_app(store, config=ProjectConfig(), provider=provider, admin=provider)  # type: ignore[arg-type]
-    app.include_router(openai_compat.router)
     key = create_api_key(store, "client", "acme", role="client")[1]
     with TestClient(app) as http:
         client = openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=http, max_retries=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -346,6 +346,12 @@ def gate_cmd(
     raise typer.Exit(report.exit_code)
 
 
+def _encoder() -> Callable[[list[str]], Any]:
+    from rewardloop.encoders import default_encoder  # heavy: only when asked for
+
+    return default_encoder().encode
+
+
 def monitor_cmd(
     policy: Annotated[str | None, typer.Option(help="only this policy (default: all)")] = None,
     window_hours: Annotated[
@@ -355,13 +361,22 @@ def monitor_cmd(
     webhook: Annotated[
         str | None, typer.Option(help="POST alerts here (default: evaluation.monitor)")
     ] = None,
+    drift: Annotated[
+        bool | None,
+        typer.Option("--drift/--no-drift", help="run the input-drift checks (default: evaluation.monitor)"),
+    ] = None,
+    embeddings: Annotated[
+        bool, typer.Option(help="also test the request texts' embeddings for drift (loads the encoder)")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Check stored decisions and feedback for regressions, per policy version and time window.
 
-    Checks accuracy drop vs the previous window, p95 latency, calibration and one category dominating.
-    Alerts go to the log and the webhook; exit code 1 when any alert fires.
+    Checks accuracy drop vs the previous window, p95 latency, calibration and one category dominating;
+    and drift vs the previous window: the predicted-label mix and confidence (PSI), the embeddings
+    (MMD, with --embeddings) and the feedback rate, each with a permutation or z-test p-value.
+    Alerts go to the log and the webhook (retried, Slack-compatible); exit code 1 when any alert fires.
     """
     cfg = project(config)
     mcfg = cfg.evaluation.monitor
@@ -370,6 +385,8 @@ def monitor_cmd(
         updates["window_hours"] = window_hours
     if webhook is not None:
         updates["webhook_url"] = webhook
+    if drift is not None:
+        updates["drift"] = drift
     mcfg = mcfg.model_copy(update=updates)
     end = None
     if now is not None:
@@ -379,7 +396,7 @@ def monitor_cmd(
             raise fail(f"--now: not an ISO time: {now!r}") from None
     store = open_store(cfg)
     try:
-        report = run_monitor(store, mcfg, now=end, policy=policy)
+        report = run_monitor(store, mcfg, now=end, policy=policy, embed=_encoder() if embeddings else None)
     finally:
         store.close()
     sent = send_alerts(report, mcfg)

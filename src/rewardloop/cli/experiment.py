@@ -46,6 +46,45 @@ def _ramp(text: str | None) -> list[float] | None:
         raise fail(f"--ramp: expected comma-separated shares such as 0.05,0.25,0.5,1, got {text!r}") from None
 
 
+def _plan(
+    config: ConfigOption,
+    policy: str,
+    *,
+    mde: float,
+    base_rate: float | None,
+    power: float,
+    ramp: list[float] | None,
+) -> None:
+    from rewardloop.evaluation.variance import current_traffic, plan_two_proportions
+
+    cfg = project(config)
+    store = open_store(cfg)
+    try:
+        traffic = current_traffic(store, policy)
+    finally:
+        store.close()
+    rate = base_rate if base_rate is not None else traffic.success_rate
+    if rate is None:
+        raise fail(f"--base-rate: {policy!r} has no feedback outcomes in the last 7 days; give one")
+    per_day = traffic.decisions_per_day
+    table = Table("challenger share", "decisions per variant", "decisions in all", "days at current traffic")
+    for share in [s for s in (ramp or cfg.experiments.ramp) if s < 1]:
+        try:
+            p = plan_two_proportions(
+                rate, mde, alpha=cfg.experiments.alpha, power=power, share=share, decisions_per_day=per_day
+            )
+        except ValueError as err:
+            raise fail(f"--plan: {err}") from None
+        days = "never (no traffic)" if p.days is None else f"{p.days:.1f}"
+        table.add_row(f"{share:.0%}", f"{p.n_per_variant:,}", f"{p.n_total:,}", days)
+    console.print(table)
+    source = "given" if base_rate is not None else f"from {traffic.outcomes:,} feedback outcomes"
+    console.print(
+        f"{policy}: {per_day:,.0f} decisions a day (last 7 days); success rate {rate:.3f} ({source}); "
+        f"detect {mde:+.3f} with power {power:.0%} at α {cfg.experiments.alpha:g}"
+    )
+
+
 @app.command()
 def start(
     name: Annotated[str, typer.Argument(help="a name for the experiment (logged on each decision)")],
@@ -63,11 +102,31 @@ def start(
         typer.Option("--shadow/--live", help="shadow: challenger decides and is logged, champion serves"),
     ] = None,
     salt: Annotated[str | None, typer.Option("--salt", help="hash salt (default: random, recorded)")] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="only say how many decisions and days --mde needs; start nothing")
+    ] = False,
+    mde: Annotated[
+        float, typer.Option("--mde", help="with --plan: the absolute change of success rate to detect")
+    ] = 0.02,
+    base_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--base-rate", help="with --plan: success rate now (default: from the last 7 days' feedback)"
+        ),
+    ] = None,
+    power: Annotated[float, typer.Option("--power", help="with --plan: chance to detect --mde")] = 0.8,
     actor: Actor = None,
     project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
-    """Start a canary (or shadow) experiment of a challenger version against the champion."""
+    """Start a canary (or shadow) experiment of a challenger version against the champion.
+
+    With --plan: how many decisions, and days at the policy's traffic of the last 7 days, each ramp
+    stage needs to detect a change of --mde in the success rate (two-sided test at experiments.alpha).
+    """
+    if plan:
+        _plan(config, policy, mde=mde, base_rate=base_rate, power=power, ramp=_ramp(ramp))
+        return
     ex = _experiments(config, project_name)
     with _errors():
         exp = ex.start(

@@ -275,6 +275,28 @@ class MonitorConfig(Section):
     min_samples: int = Field(20, ge=1, description="fewer decisions (or outcomes) than this: check skipped")
     webhook_url: str | None = Field(None, description="POST alerts as JSON to this URL (none: log only)")
     webhook_timeout_s: float = Field(5.0, gt=0, description="webhook request timeout in seconds")
+    webhook_retries: int = Field(
+        3, ge=0, le=10, description="retries of a failed webhook POST (network error, HTTP 429 or 5xx)"
+    )
+    webhook_backoff_s: float = Field(
+        1.0, ge=0, description="first retry waits up to this (full jitter), doubling each retry"
+    )
+    metrics_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="the service runs the monitor this often for the /metrics quality gauges (0: off)",
+    )
+    drift: bool = Field(True, description="also run the input-drift checks (label mix, confidence, ...)")
+    drift_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="alert on input drift (label mix, confidence, embeddings, feedback rate) when its "
+        "p-value vs the previous window is below this",
+    )
+    drift_permutations: int = Field(
+        200, ge=10, le=10_000, description="permutations of the drift tests' p-values (seeded)"
+    )
 
 
 class EvaluationConfig(Section):

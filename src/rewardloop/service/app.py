@@ -34,6 +34,7 @@ from rewardloop.service.providers import (
     WarmProvider,
     default_providers,
 )
+from rewardloop.service.quality import QualityGauges, monitor_forever
 from rewardloop.service.schemas import ErrorResponse, FeedbackCreateRequest, FeedbackResponse
 from rewardloop.service.security import KeyCache
 from rewardloop.service.state import AppState
@@ -221,6 +222,7 @@ def create_app(
     """
     cfg = source if isinstance(source, ProjectConfig) else (config or ProjectConfig())
     metrics = Metrics()
+    gauges = QualityGauges(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -262,9 +264,15 @@ def create_app(
         # fresh worker used to race each other into the transformers import).
         app.state.readiness = Readiness()
         warming = asyncio.create_task(_warm(app.state.rl.provider, app.state.readiness))
+        mcfg = cfg.evaluation.monitor
+        gauging = (
+            asyncio.create_task(monitor_forever(store, mcfg, gauges)) if mcfg.metrics_interval_s else None
+        )
         try:
             yield
         finally:
+            if gauging is not None:
+                gauging.cancel()
             await warming
             await writer.stop()
             await decisions.stop()
@@ -287,14 +295,16 @@ def create_app(
     app.add_exception_handler(ApiKeyError, _key_error)
     app.add_exception_handler(FeedbackRejected, _feedback_rejected)
 
-    from rewardloop.service import api, batch, dashboard, docs
+    from rewardloop.service import api, batch, dashboard, docs, openai_compat, raters_api
 
     app.include_router(api.v1)
     app.include_router(batch.router)
+    app.include_router(openai_compat.router)
     app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     docs.mount(app)
+    app.include_router(raters_api.router)
     app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)

@@ -2,7 +2,7 @@
 plotly package (no CDN, works offline).
 
 A person signs in once with an API key (kept in an HttpOnly, SameSite=Strict cookie); the overview needs
-the ``read`` scope, the review page the ``review`` scope.
+the ``read`` scope (so does the raters page), the review page the ``review`` scope.
 
 Nothing a client sent is ever written into a page unescaped: templates autoescape, and data for the
 charts travels as JSON in a ``<script type="application/json">`` element (``<``, ``>``, ``&`` and
@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from rewardloop.service import panels
+from rewardloop.service.raters_api import rater_figures
 from rewardloop.service.security import COOKIE, check_key, csrf_ok, csrf_token, set_csrf_cookie
 from rewardloop.service.state import AppState, StateDep
 from rewardloop.store.apikeys import ApiKey
@@ -222,6 +223,26 @@ def review_page(
         counts=review_counts(state.store, key.project),
         done=done,
         error=error,
+    )
+
+
+#: Raters whose suggested authority is below this are marked unreliable on the raters page.
+UNRELIABLE_BELOW = 0.8
+
+
+@router.get("/raters", response_class=HTMLResponse, response_model=None)
+def raters_page(
+    request: Request,
+    state: StateDep,
+    days: Annotated[float, Query(gt=0, le=3650)] = 30.0,
+    min_items: Annotated[int, Query(ge=1, le=10_000)] = 10,
+) -> Response:
+    key = _gate(request, state, "read")
+    if isinstance(key, Response):
+        return key
+    data = rater_figures(state, key.project, None, days, min_items)
+    return _page(
+        state, request, "raters.html", key=key, data=data, min_items=min_items, flag_below=UNRELIABLE_BELOW
     )
 
 
