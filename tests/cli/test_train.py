@@ -361,5 +361,5 @@ def test_learner_help_texts_reach_help_and_the_template():
     assert result.exit_code == 0
     assert "clip_eps (PPO clip range ε of the ratio π/π_old)" in flat(result.output)
     text = render_template(None, learner_options())
-    assert "#     clip_eps: PPO clip range ε of the ratio π/μ" in text
+    assert "#     clip_eps: PPO clip range ε of the ratio π/π_old" in text
     assert "min_feedback: 1  # refuse to train on fewer training examples than this" in text
