@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 
 import pyarrow.parquet as pq
 import pytest
@@ -383,8 +385,36 @@ def test_export_jsonl_csv_parquet_agree(api: Api) -> None:
         == [r["feedback_id"] for r in table]
     )
     assert [r["label"] for r in jl] == ["lights_on", "weather"]
+
     assert [r["action"] for r in table] == ["lights_on", "lights_on"]
     assert api.client.get("/v1/export?format=xml", headers=api.h("admin")).status_code == 422
+
+
+def test_parquet_export_is_written_a_row_group_at_a_time(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 13 item 10): the HTTP Parquet export built the whole table in memory; it now
+    writes row groups of ``PARQUET_GROUP_ROWS`` into a temporary file that is deleted once sent."""
+    from rewardloop.store import files
+
+    monkeypatch.setattr(files, "PARQUET_GROUP_ROWS", 2)
+    for i in range(5):
+        d = decide(api, f"turn on the lights {i}")
+        api.client.post(
+            "/v1/feedback",
+            json={"decision_id": d["decision_id"], "kind": "correction", "label": "lights_on"},
+            headers=api.h("client"),
+        )
+    made: list[str] = []
+    real_mkstemp = tempfile.mkstemp
+    monkeypatch.setattr(
+        tempfile,
+        "mkstemp",
+        lambda **kw: made.append(real_mkstemp(**kw)[1]) or (os.open(made[-1], os.O_RDWR), made[-1]),
+    )
+    answer = api.client.get("/v1/export?format=parquet", headers=api.h("admin"))
+    assert answer.status_code == 200
+    parquet = pq.ParquetFile(io.BytesIO(answer.content))
+    assert parquet.metadata.num_rows == 5 and parquet.num_row_groups == 3  # 2 + 2 + 1
+    assert made and not any(os.path.exists(p) for p in made)  # the temporary file is gone
 
 
 def test_leaderboard_ranks_router_arms_by_feedback(api: Api) -> None:

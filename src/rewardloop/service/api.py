@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
+import os
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,9 +21,10 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.background import BackgroundTask
 
 from rewardloop.service import panels
 from rewardloop.service.decision_writer import DecisionJob
@@ -357,20 +361,38 @@ def export(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
+    path = _parquet_file(rows)
+    return FileResponse(
+        path,
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+def _parquet_file(rows: Iterator[dict[str, Any]]) -> str:
+    """The rows as a temporary Parquet file, written a row group of ``PARQUET_GROUP_ROWS`` at a time so
+    an export holds one group in memory, not the table; the caller deletes the file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    listed = list(rows)
-    for row in listed:
-        row["scores"] = orjson.dumps(row["scores"]).decode() if row["scores"] is not None else None
-    table = pa.Table.from_pylist(listed, schema=_parquet_schema(pa))
-    out = io.BytesIO()
-    pq.write_table(table, out)
-    return Response(
-        out.getvalue(),
-        media_type="application/vnd.apache.parquet",
-        headers={"Content-Disposition": f'attachment; filename="{name}.parquet"'},
-    )
+    from rewardloop.store import files
+
+    schema = _parquet_schema(pa)
+    fd, path = tempfile.mkstemp(prefix="rewardloop-export-", suffix=".parquet")
+    os.close(fd)
+    try:
+        with pq.ParquetWriter(path, schema) as writer:
+            while group := list(itertools.islice(rows, files.PARQUET_GROUP_ROWS)):
+                for row in group:
+                    row["scores"] = (
+                        orjson.dumps(row["scores"]).decode() if row["scores"] is not None else None
+                    )
+                writer.write_table(pa.Table.from_pylist(group, schema=schema))
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
 
 
 def _parquet_schema(pa: Any) -> Any:
