@@ -25,11 +25,12 @@ from torch.nn import functional as F
 
 from rewardloop.learners._common import (
     as_tensors,
-    check_bandit_data,
-    clip_grad,
+    begin_fit,
     copy_policy,
+    end_step,
     make_value_head,
     minibatches,
+    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import advantages, entropy, importance_weights, log_probs
@@ -39,7 +40,6 @@ from rewardloop.learners.base import (
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types.history import MetricsRecorder
@@ -115,7 +115,7 @@ def a2c_loss(
     return loss, metrics
 
 
-class A2C(BanditLearner):
+class A2C(BanditLearner[A2CConfig]):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -150,10 +150,6 @@ class A2C(BanditLearner):
     name: ClassVar[str] = "a2c"
     config_class: ClassVar[type[LearnerConfig]] = A2CConfig
 
-    def __init__(self, config: A2CConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = config if config is not None else A2CConfig()
-        self.progress = progress
-
     def fit(
         self,
         data: BanditData,
@@ -162,10 +158,7 @@ class A2C(BanditLearner):
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
@@ -196,17 +189,10 @@ class A2C(BanditLearner):
                         cfg.max_importance_weight,
                         cfg.importance_weighting,
                     )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
-                    optimizer.step()
+                    metrics["grad_norm"] = optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
                     step += 1
                     metrics["epoch"] = epoch
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
         head.eval()
         value_head.eval()
         self.policy_ = fitted

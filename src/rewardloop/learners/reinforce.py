@@ -24,10 +24,11 @@ import torch
 
 from rewardloop.learners._common import (
     as_tensors,
-    check_bandit_data,
-    clip_grad,
+    begin_fit,
     copy_policy,
+    end_step,
     minibatches,
+    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import advantages, ema_update, entropy, importance_weights, log_probs
@@ -37,7 +38,6 @@ from rewardloop.learners.base import (
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types.history import MetricsRecorder
@@ -122,7 +122,7 @@ def reinforce_loss(
     return loss, metrics
 
 
-class Reinforce(BanditLearner):
+class Reinforce(BanditLearner[ReinforceConfig]):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -157,12 +157,6 @@ class Reinforce(BanditLearner):
     name: ClassVar[str] = "reinforce"
     config_class: ClassVar[type[LearnerConfig]] = ReinforceConfig
 
-    def __init__(
-        self, config: ReinforceConfig | None = None, progress: ProgressCallback | None = None
-    ) -> None:
-        self.config = config if config is not None else ReinforceConfig()
-        self.progress = progress
-
     def fit(
         self,
         data: BanditData,
@@ -171,10 +165,7 @@ class Reinforce(BanditLearner):
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
@@ -202,10 +193,9 @@ class Reinforce(BanditLearner):
                         cfg.max_importance_weight,
                         cfg.importance_weighting,
                     )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
+                    metrics["grad_norm"] = optimizer_step(
+                        optimizer, loss, head.parameters(), cfg.max_grad_norm
+                    )
                     # b tracks π's value: the self-normalised importance-weighted batch reward.
                     with torch.no_grad():
                         w = (
@@ -219,11 +209,7 @@ class Reinforce(BanditLearner):
                     baseline = ema_update(baseline, batch_value, cfg.baseline_decay)
                     step += 1
                     metrics.update(baseline=baseline, epoch=epoch)
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
         head.eval()
         self.policy_ = fitted
         self.baseline_ = baseline
