@@ -39,6 +39,7 @@ from rewardloop.learners.base import (
     BanditLearner,
     LearnerConfig,
     LearnerConfigError,
+    PolicyGradientConfig,
     ProgressCallback,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
@@ -46,32 +47,19 @@ from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
-class A2CConfig(LearnerConfig):
-    """A2C hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class A2CConfig(PolicyGradientConfig):
+    """A2C hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
     lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (actor and critic)"})
     epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
-    entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
-    )
-    importance_weighting: bool = field(
-        default=True,
-        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
-    )
-    max_importance_weight: float = field(
-        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
-    )
     value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
 
     def validate(self) -> None:
         super().validate()
-        for key in ("vf_coef", "entropy_coef", "max_grad_norm", "value_hidden"):
+        for key in ("vf_coef", "value_hidden"):
             if getattr(self, key) < 0:
                 raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
-        if not self.max_importance_weight >= 1.0:
-            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
 
 
 def a2c_loss(

@@ -37,6 +37,7 @@ from rewardloop.learners.base import (
     BanditLearner,
     LearnerConfig,
     LearnerConfigError,
+    PolicyGradientConfig,
     ProgressCallback,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
@@ -44,8 +45,8 @@ from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
-class ReinforceConfig(LearnerConfig):
-    """REINFORCE hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class ReinforceConfig(PolicyGradientConfig):
+    """REINFORCE hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
     lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
     epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
@@ -53,30 +54,11 @@ class ReinforceConfig(LearnerConfig):
         default=0.9,
         metadata={"help": "EMA decay of the reward baseline b (0: the last batch's reward only)"},
     )
-    entropy_coef: float = field(
-        default=0.01, metadata={"help": "weight of the entropy bonus (keeps some exploration)"}
-    )
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
-    )
-    importance_weighting: bool = field(
-        default=True,
-        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
-    )
-    max_importance_weight: float = field(
-        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
-    )
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.baseline_decay < 1.0:
             raise LearnerConfigError(f"baseline_decay: must be in [0, 1), got {self.baseline_decay}")
-        if self.entropy_coef < 0:
-            raise LearnerConfigError(f"entropy_coef: must be >= 0, got {self.entropy_coef}")
-        if self.max_grad_norm < 0:
-            raise LearnerConfigError(f"max_grad_norm: must be >= 0 (0: off), got {self.max_grad_norm}")
-        if not self.max_importance_weight >= 1.0:
-            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
 
 
 def reinforce_loss(
