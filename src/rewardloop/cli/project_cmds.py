@@ -5,21 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress, project
 from rewardloop.config import DEFAULT_PATH
-from rewardloop.config.template import render_template
-from rewardloop.store import BatchError, Store, store_stats
-from rewardloop.store.dsjson import import_dsjson
-from rewardloop.store.files import VIEWS, FileFormatError, count_rows, file_format, read_rows, write_rows
-from rewardloop.store.imports import import_rows
-from rewardloop.store.repository import iter_decisions
-from rewardloop.types import RecordError
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, pyarrow) is imported by the commands, not by --help
+    from rewardloop.types import RecordError
 
 
 class RecordKind(StrEnum):
@@ -42,6 +36,11 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing rewardloop.yaml")] = False,
 ) -> None:
     """Write a commented rewardloop.yaml and create (or migrate) the database it names."""
+    from sqlalchemy.engine import make_url
+
+    from rewardloop.config.template import render_template
+    from rewardloop.store import Store
+
     path = directory / DEFAULT_PATH
     if path.exists() and not force:
         console.print(f"{path} exists; keeping it (use --force to overwrite)")
@@ -88,6 +87,10 @@ def import_records(
     counted as duplicates. `created_at` is the time of the import; a time a row gives is kept as its
     `client_time`.
     """
+    from rewardloop.store import BatchError
+    from rewardloop.store.files import FileFormatError, count_rows, file_format, read_rows
+    from rewardloop.store.imports import import_rows
+
     cfg = project(config)
     if fmt == "dsjson":
         _import_dsjson(kind, file, policy, skip_invalid, cfg)
@@ -129,6 +132,9 @@ def import_records(
 
 def _import_dsjson(kind: RecordKind, file: str, policy: str | None, skip_invalid: bool, cfg: Any) -> None:
     """``import decisions FILE --format dsjson --policy P``: the events and their rewards."""
+    from rewardloop.store import BatchError
+    from rewardloop.store.dsjson import import_dsjson
+
     if kind is not RecordKind.decisions or policy is None:
         raise fail("--format dsjson: use `import decisions FILE --format dsjson --policy NAME`")
     path = Path("/dev/stdin" if file == "-" else file)
@@ -159,6 +165,10 @@ def stats(
     config: ConfigOption = None,
 ) -> None:
     """Counts per policy and version, feedback per kind, feedback coverage and exploration health."""
+    from rich.table import Table
+
+    from rewardloop.store import store_stats
+
     store = open_store(project(config))
     s = store_stats(store, policy)
     table = Table(title="decisions per policy version")
@@ -217,6 +227,9 @@ def export(
 ) -> None:
     """Export stored decisions joined with their feedback (rows), as OpenAI chat fine-tuning JSONL
     (openai), or as preference pairs (pairs)."""
+    from rewardloop.store.files import VIEWS, FileFormatError, file_format, write_rows
+    from rewardloop.store.repository import iter_decisions
+
     try:
         fmt_ = file_format(out, fmt)
     except FileFormatError as err:

@@ -6,7 +6,7 @@ import warnings
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -21,8 +21,12 @@ from rewardloop.cli.common import (
     project,
 )
 from rewardloop.config import ConfigError
-from rewardloop.datasets import DataMissingError
-from rewardloop.rewards import RewardError, RewardSpec
+
+if TYPE_CHECKING:
+    from rewardloop.config import ProjectConfig
+    from rewardloop.loop.reward_models import TrainResult
+    from rewardloop.rewards import PairwiseConfig
+    from rewardloop.store import Store
 
 rewards_app = typer.Typer(
     help="Compile rewards from feedback with the reward specs of rewardloop.yaml.", no_args_is_help=True
@@ -32,7 +36,13 @@ rm_app = typer.Typer(
     no_args_is_help=True,
 )
 
-USER_ERRORS = (RewardError, ConfigError, DataMissingError, ValueError, OSError)
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors a command reports as a message (imported here: the reward specs load numpy)."""
+    from rewardloop.datasets import DataMissingError
+    from rewardloop.rewards import RewardError
+
+    return (RewardError, ConfigError, DataMissingError, ValueError, OSError)
 
 
 def _time(value: str | None, option: str) -> datetime | None:
@@ -73,6 +83,7 @@ def compile_cmd(
     from, and the raters' disagreement. Decisions without usable feedback get no reward (never 0).
     """
     from rewardloop.loop.compile import compile_rewards
+    from rewardloop.rewards import RewardSpec
     from rewardloop.rewards.spec import find_spec
 
     cfg = project(config)
@@ -81,7 +92,7 @@ def compile_cmd(
             "rewardloop.yaml declares no reward specs: add one under `rewards:` (see `rewardloop init`)"
         )
     lo, hi = _time(since, "--since"), _time(until, "--until")
-    with errors_as_messages(*USER_ERRORS):
+    with errors_as_messages(*_user_errors()):
         specs = (
             [find_spec(cfg.rewards, n) for n in spec]
             if spec
@@ -146,64 +157,100 @@ def train_cmd(
     Reports held-out accuracy and ROC AUC (lr) or pairwise accuracy (pairwise). The model is saved
     without pickle: coefficients + JSON (lr) or safetensors (pairwise).
     """
-    from rewardloop.loop import reward_models as rmod
-    from rewardloop.rewards import EmbeddingRewardModel, PairwiseConfig, PairwiseRewardModel
+    from rewardloop.rewards import PairwiseConfig
 
     cfg = project(config)
-    with errors_as_messages(*USER_ERRORS):
+    with errors_as_messages(*_user_errors()):
         store = open_store(cfg)
         if model is ModelKind.lr:
-            if source == "vader":
-                data = rmod.rated_from_vader(limit=limit, seed=seed)
-            elif source == "store":
-                if spec is None:
-                    raise fail("--source store needs --spec: the reward spec whose rewards are the ratings")
-                s = RewardSpec.from_config(cfg.reward_spec(spec))
-                data = rmod.rated_from_store(store, s.name, s.version)
-            else:
-                data = rmod.rated_from_jsonl(source)
-            lr = EmbeddingRewardModel(threshold=threshold, min_samples=min_samples, random_state=seed)
-            with console.status(f"encoding {len(data)} answers and fitting ..."):
-                result = rmod.train_logged(
-                    lr,
-                    lambda: lr.fit(data.prompts, data.answers, data.ratings, data.weights),
-                    out,
-                    n_samples=len(data),
-                    store=store,
-                    policy=policy,
-                    config={**rmod.config_of(lr), "source": source},
-                )
-            console.print(lr.report_.rstrip())
+            result = _train_lr(store, cfg, source, spec, threshold, min_samples, limit, seed, out, policy)
         else:
-            if source == "vader":
-                train, test = rmod.pairs_from_vader(
-                    limit=limit, seed=seed, max_pairs=max_pairs, test_size=0.25
-                )
-            else:
-                pairs = rmod.pairs_from_store(store) if source == "store" else rmod.pairs_from_jsonl(source)
-                cut = int(len(pairs) * 0.8)
-                train, test = pairs[:cut], pairs[cut:]
-            if not train:
-                raise fail(f"no preference pairs to train on from {source}")
             pcfg = PairwiseConfig(max_steps=steps, margin_scale=margin_scale, lora=lora, random_state=seed)
-            bt = PairwiseRewardModel(pcfg)
-            n_steps = steps or -(-len(train) // pcfg.batch_size) * pcfg.epochs
-            with progress() as bar:
-                task = bar.add_task("training", total=n_steps)
-                result = rmod.train_logged(
-                    bt,
-                    lambda: bt.fit(train, callback=lambda step, loss: bar.update(task, completed=step)),
-                    out,
-                    n_samples=len(train),
-                    store=store,
-                    policy=policy,
-                    config={**rmod.config_of(bt), "source": source},
-                    evaluate=lambda: {"pairwise_accuracy": bt.pairwise_accuracy(test)} if test else {},
-                )
+            result = _train_pairwise(store, source, pcfg, limit, max_pairs, out, policy)
     shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(result.metrics.items()))
     console.print(f"saved {model.value} reward model to {result.artifact}: {shown}")
     if result.run is not None:
         console.print(f"logged training run {result.run.id}")
+
+
+def _train_lr(
+    store: Store,
+    cfg: ProjectConfig,
+    source: str,
+    spec: str | None,
+    threshold: float,
+    min_samples: int,
+    limit: int,
+    seed: int,
+    out: Path,
+    policy: str,
+) -> TrainResult:
+    """``rm train --model lr``: rated answers from ``source``, a logistic regression on embeddings."""
+    from rewardloop.loop import reward_models as rmod
+    from rewardloop.rewards import EmbeddingRewardModel
+
+    if source == "vader":
+        data = rmod.rated_from_vader(limit=limit, seed=seed)
+    elif source == "store":
+        if spec is None:
+            raise fail("--source store needs --spec: the reward spec whose rewards are the ratings")
+        from rewardloop.rewards import RewardSpec
+
+        s = RewardSpec.from_config(cfg.reward_spec(spec))
+        data = rmod.rated_from_store(store, s.name, s.version)
+    else:
+        data = rmod.rated_from_jsonl(source)
+    lr = EmbeddingRewardModel(threshold=threshold, min_samples=min_samples, random_state=seed)
+    with console.status(f"encoding {len(data)} answers and fitting ..."):
+        result = rmod.train_logged(
+            lr,
+            lambda: lr.fit(data.prompts, data.answers, data.ratings, data.weights),
+            out,
+            n_samples=len(data),
+            store=store,
+            policy=policy,
+            config={**rmod.config_of(lr), "source": source},
+        )
+    console.print(lr.report_.rstrip())
+    return result
+
+
+def _train_pairwise(
+    store: Store,
+    source: str,
+    pcfg: PairwiseConfig,
+    limit: int,
+    max_pairs: int,
+    out: Path,
+    policy: str,
+) -> TrainResult:
+    """``rm train --model pairwise``: preference pairs from ``source``, a Bradley–Terry MiniLM."""
+    from rewardloop.loop import reward_models as rmod
+    from rewardloop.rewards import PairwiseRewardModel
+
+    seed = pcfg.random_state
+    if source == "vader":
+        train, test = rmod.pairs_from_vader(limit=limit, seed=seed, max_pairs=max_pairs, test_size=0.25)
+    else:
+        pairs = rmod.pairs_from_store(store) if source == "store" else rmod.pairs_from_jsonl(source)
+        cut = int(len(pairs) * 0.8)
+        train, test = pairs[:cut], pairs[cut:]
+    if not train:
+        raise fail(f"no preference pairs to train on from {source}")
+    bt = PairwiseRewardModel(pcfg)
+    n_steps = pcfg.max_steps or -(-len(train) // pcfg.batch_size) * pcfg.epochs
+    with progress() as bar:
+        task = bar.add_task("training", total=n_steps)
+        return rmod.train_logged(
+            bt,
+            lambda: bt.fit(train, callback=lambda step, loss: bar.update(task, completed=step)),
+            out,
+            n_samples=len(train),
+            store=store,
+            policy=policy,
+            config={**rmod.config_of(bt), "source": source},
+            evaluate=lambda: {"pairwise_accuracy": bt.pairwise_accuracy(test)} if test else {},
+        )
 
 
 @rm_app.command("score")
@@ -217,7 +264,7 @@ def score_cmd(
     """Score and rank candidate answers to a prompt with a trained reward model."""
     from rewardloop.policies.reranker import Reranker
 
-    with errors_as_messages(*USER_ERRORS):
+    with errors_as_messages(*_user_errors()):
         texts = list(candidates)
         if file is not None:
             texts += [line for line in file.read_text().splitlines() if line.strip()]

@@ -6,19 +6,37 @@ seeded minibatches and seeded module construction. The math lives in ``_math.py`
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from rewardloop.learners.base import BanditData
+from rewardloop.learners.base import BanditData, BanditLearner, Checkpointer, ProgressCallback, require_policy
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.types.history import MetricsRecorder
 
 
 class LearnerDataError(ValueError):
     """The training data does not fit the learner or the policy; the message names the field and row."""
+
+
+def begin_fit(
+    learner: BanditLearner[Any],
+    data: BanditData,
+    policy: ClassifierPolicy | None,
+    progress: ProgressCallback | None,
+) -> tuple[ClassifierPolicy, ProgressCallback | None]:
+    """The start of every bandit learner's ``fit``: check the config, require the policy to improve
+    and check the data against it; returns the policy and the progress callback (``fit``'s, else the
+    learner's)."""
+    learner.config.validate()
+    checked = require_policy(policy, learner.name)
+    check_bandit_data(data, checked)
+    return checked, progress if progress is not None else learner.progress
 
 
 def check_bandit_data(data: BanditData, policy: ClassifierPolicy) -> None:
@@ -109,3 +127,32 @@ def make_value_head(in_dim: int, hidden: int, init_value: float) -> nn.Module:
     with torch.no_grad():
         last.bias.fill_(init_value)
     return head
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: Iterable[nn.Parameter], max_norm: float
+) -> float:
+    """One gradient step on ``loss`` (zero, back-propagate, clip to ``max_norm``, step); returns the
+    gradient's total norm before clipping."""
+    optimizer.zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    norm = clip_grad(params, max_norm)
+    optimizer.step()
+    return norm
+
+
+def end_step(
+    recorder: MetricsRecorder,
+    step: int,
+    metrics: Mapping[str, float],
+    progress: ProgressCallback | None,
+    total: int,
+    checkpointer: Checkpointer,
+    save: Callable[[Path], Any],
+) -> None:
+    """After optimisation step ``step``: record its metrics, report progress, checkpoint if due."""
+    recorder.record_many(metrics)
+    recorder.dump(step)
+    if progress is not None:
+        progress(step, total, metrics)
+    checkpointer.maybe_save(step, save)

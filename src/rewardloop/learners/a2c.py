@@ -25,11 +25,12 @@ from torch.nn import functional as F
 
 from rewardloop.learners._common import (
     as_tensors,
-    check_bandit_data,
-    clip_grad,
+    begin_fit,
     copy_policy,
+    end_step,
     make_value_head,
     minibatches,
+    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import advantages, entropy, importance_weights, log_probs
@@ -38,40 +39,27 @@ from rewardloop.learners.base import (
     BanditLearner,
     LearnerConfig,
     LearnerConfigError,
+    PolicyGradientConfig,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
-class A2CConfig(LearnerConfig):
-    """A2C hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class A2CConfig(PolicyGradientConfig):
+    """A2C hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
     lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (actor and critic)"})
     epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
-    entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
-    )
-    importance_weighting: bool = field(
-        default=True,
-        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
-    )
-    max_importance_weight: float = field(
-        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
-    )
     value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
 
     def validate(self) -> None:
         super().validate()
-        for key in ("vf_coef", "entropy_coef", "max_grad_norm", "value_hidden"):
+        for key in ("vf_coef", "value_hidden"):
             if getattr(self, key) < 0:
                 raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
-        if not self.max_importance_weight >= 1.0:
-            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
 
 
 def a2c_loss(
@@ -115,7 +103,7 @@ def a2c_loss(
     return loss, metrics
 
 
-class A2C(BanditLearner):
+class A2C(BanditLearner[A2CConfig]):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -150,10 +138,6 @@ class A2C(BanditLearner):
     name: ClassVar[str] = "a2c"
     config_class: ClassVar[type[LearnerConfig]] = A2CConfig
 
-    def __init__(self, config: A2CConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = config if config is not None else A2CConfig()
-        self.progress = progress
-
     def fit(
         self,
         data: BanditData,
@@ -162,10 +146,7 @@ class A2C(BanditLearner):
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
@@ -196,17 +177,10 @@ class A2C(BanditLearner):
                         cfg.max_importance_weight,
                         cfg.importance_weighting,
                     )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
-                    optimizer.step()
+                    metrics["grad_norm"] = optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
                     step += 1
                     metrics["epoch"] = epoch
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
         head.eval()
         value_head.eval()
         self.policy_ = fitted

@@ -123,6 +123,33 @@ def _checked_value(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+@dataclass
+class PolicyGradientConfig(LearnerConfig):
+    """The fields of the importance-weighted policy-gradient learners (REINFORCE, A2C)."""
+
+    entropy_coef: float = field(
+        default=0.01, metadata={"help": "weight of the entropy bonus (keeps some exploration)"}
+    )
+    max_grad_norm: float = field(
+        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
+    )
+    importance_weighting: bool = field(
+        default=True,
+        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
+    )
+    max_importance_weight: float = field(
+        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("entropy_coef", "max_grad_norm"):
+            if getattr(self, key) < 0:
+                raise LearnerConfigError(f"{key}: must be >= 0 (0: off), got {getattr(self, key)}")
+        if not self.max_importance_weight >= 1.0:
+            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
+
+
 def checked_config(config: LearnerConfig | None, config_cls: type[C]) -> C:
     """``config``, or the defaults of ``config_cls`` when None; another config class is refused."""
     if config is None:
@@ -287,13 +314,23 @@ def bandit_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> BanditData:
     return BanditData.from_batch(batch, spec.labels, spec.embed)
 
 
-class BanditLearner:
+class BanditLearner(typing.Generic[C]):
     """What the RL learners share (SB3's thin base): they improve a trained classifier from the
-    compiled rewards of its logged decisions, embedded by the policy's encoder."""
+    compiled rewards of its logged decisions, embedded by the policy's encoder.
 
+    ``config`` is the learner's own config class (None: its defaults); ``progress(step, total,
+    metrics)`` is called after each step (one given to ``fit`` wins).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[LearnerConfig]]
     needs_rewards: ClassVar[bool] = True
     needs_policy: ClassVar[bool] = True
     reads_texts: ClassVar[bool] = False
+
+    def __init__(self, config: C | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config: C = config if config is not None else typing.cast(C, self.config_class())
+        self.progress = progress
 
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any:

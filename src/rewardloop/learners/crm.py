@@ -42,10 +42,11 @@ import torch
 from rewardloop.learners._common import (
     LearnerDataError,
     as_tensors,
-    check_bandit_data,
-    clip_grad,
+    begin_fit,
     copy_policy,
+    end_step,
     minibatches,
+    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import log_probs
@@ -58,7 +59,6 @@ from rewardloop.learners.base import (
     ProgressCallback,
     bandit_data_from_batch,
     checked_config,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
@@ -232,7 +232,7 @@ def crm_loss(
     return loss, metrics
 
 
-class CRM(BanditLearner):
+class CRM(BanditLearner[CRMConfig]):
     """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
 
     Parameters
@@ -282,10 +282,7 @@ class CRM(BanditLearner):
     ) -> ClassifierPolicy:
         """Learn from logged decisions (and their corrections); return a new policy (``policy`` unchanged)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         correction = torch.as_tensor(corrections_of(data))  # (n,)
         fitted = copy_policy(policy)
         head = fitted.head
@@ -314,17 +311,12 @@ class CRM(BanditLearner):
                         cfg.correction_weight,
                         cfg.correction_loss,
                     )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["train/grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
+                    metrics["train/grad_norm"] = optimizer_step(
+                        optimizer, loss, head.parameters(), cfg.max_grad_norm
+                    )
                     step += 1
                     metrics["epoch"] = epoch
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
         head.eval()
         self.policy_ = fitted
         self.baseline_ = baseline

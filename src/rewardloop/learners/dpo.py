@@ -23,7 +23,14 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from rewardloop.learners._common import LearnerDataError, clip_grad, copy_policy, minibatches, seeded
+from rewardloop.learners._common import (
+    LearnerDataError,
+    copy_policy,
+    end_step,
+    minibatches,
+    optimizer_step,
+    seeded,
+)
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
     DataSpec,
@@ -316,17 +323,12 @@ class DPO:
                     loss, metrics = dpo_loss(
                         logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx]
                     )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
+                    metrics["grad_norm"] = optimizer_step(
+                        optimizer, loss, head.parameters(), cfg.max_grad_norm
+                    )
                     step += 1
                     metrics["epoch"] = epoch
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
         head.eval()
         self.policy_ = fitted
         self.history_ = recorder.history

@@ -34,14 +34,13 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from rewardloop.learners._common import LearnerDataError, check_bandit_data, clip_grad, seeded
+from rewardloop.learners._common import LearnerDataError, begin_fit, end_step, optimizer_step, seeded
 from rewardloop.learners.base import (
     BanditData,
     BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.abstain import ABSTAIN, ACT, AbstainGate, confidence_features, make_q_head
 from rewardloop.policies.classifier import ClassifierPolicy
@@ -205,7 +204,7 @@ def gate_outcomes(
     )
 
 
-class DQN(BanditLearner):
+class DQN(BanditLearner[DQNConfig]):
     """Learn an :class:`AbstainGate` for a classifier from its logged bandit feedback.
 
     ``fit(data, policy)`` returns the gate; ``policy`` is the classifier whose predictions are gated.
@@ -242,10 +241,6 @@ class DQN(BanditLearner):
     name: ClassVar[str] = "dqn"
     config_class: ClassVar[type[LearnerConfig]] = DQNConfig
 
-    def __init__(self, config: DQNConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = config if config is not None else DQNConfig()
-        self.progress = progress
-
     def fit(
         self,
         data: BanditData,
@@ -254,10 +249,7 @@ class DQN(BanditLearner):
     ) -> AbstainGate:
         """Learn the gate from logged decisions; return it (``policy`` is not changed)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         features, right, weight, _ = gate_outcomes(
             data, policy, cfg.correct_threshold, cfg.max_importance_weight
         )
@@ -299,19 +291,12 @@ class DQN(BanditLearner):
                         with torch.no_grad():
                             next_q = target_net(s_next)  # (B, 2)
                         loss = dqn_loss(q_net(s), a, rew, next_q, done, cfg.gamma, w)
-                        optimizer.zero_grad()
-                        loss.backward()  # type: ignore[no-untyped-call]
-                        clip_grad(q_net.parameters(), cfg.max_grad_norm)
-                        optimizer.step()
+                        optimizer_step(optimizer, loss, q_net.parameters(), cfg.max_grad_norm)
                         updates += 1
                         if updates % cfg.target_update_every == 0:
                             target_net.load_state_dict(q_net.state_dict())
                         metrics["loss"] = float(loss.detach())
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, gate.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, gate.save)
         q_net.eval()
         self.gate_ = gate
         self.n_used_ = m

@@ -38,11 +38,12 @@ from torch.nn import functional as F
 
 from rewardloop.learners._common import (
     as_tensors,
-    check_bandit_data,
-    clip_grad,
+    begin_fit,
     copy_policy,
+    end_step,
     make_value_head,
     minibatches,
+    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import entropy, gae, importance_weights, log_probs
@@ -52,7 +53,6 @@ from rewardloop.learners.base import (
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types.history import MetricsRecorder
@@ -162,7 +162,7 @@ def ppo_loss(
     return loss, metrics
 
 
-class PPO(BanditLearner):
+class PPO(BanditLearner[PPOConfig]):
     """PPO with a frozen π_old per iteration and truncated importance weights to μ, for a classifier.
 
     Parameters
@@ -198,10 +198,6 @@ class PPO(BanditLearner):
     name: ClassVar[str] = "ppo"
     config_class: ClassVar[type[LearnerConfig]] = PPOConfig
 
-    def __init__(self, config: PPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = config if config is not None else PPOConfig()
-        self.progress = progress
-
     def fit(
         self,
         data: BanditData,
@@ -210,10 +206,7 @@ class PPO(BanditLearner):
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
@@ -261,18 +254,11 @@ class PPO(BanditLearner):
                             cfg.entropy_coef,
                             rho[idx],
                         )
-                        optimizer.zero_grad()
-                        loss.backward()  # type: ignore[no-untyped-call]
-                        metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
-                        optimizer.step()
+                        metrics["grad_norm"] = optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
                         step += 1
                         metrics["epoch"] = iteration
                         iteration_kl.append(metrics["approx_kl"])
-                        recorder.record_many(metrics)
-                        recorder.dump(step)
-                        if progress is not None:
-                            progress(step, total, metrics)
-                        checkpointer.maybe_save(step, fitted.save)
+                        end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
                 if cfg.target_kl > 0 and sum(iteration_kl) / len(iteration_kl) > cfg.target_kl:
                     self.stopped_early_ = True
                     break

@@ -24,10 +24,11 @@ import torch
 
 from rewardloop.learners._common import (
     as_tensors,
-    check_bandit_data,
-    clip_grad,
+    begin_fit,
     copy_policy,
+    end_step,
     minibatches,
+    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import advantages, ema_update, entropy, importance_weights, log_probs
@@ -36,16 +37,16 @@ from rewardloop.learners.base import (
     BanditLearner,
     LearnerConfig,
     LearnerConfigError,
+    PolicyGradientConfig,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
-class ReinforceConfig(LearnerConfig):
-    """REINFORCE hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class ReinforceConfig(PolicyGradientConfig):
+    """REINFORCE hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
     lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
     epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
@@ -53,30 +54,11 @@ class ReinforceConfig(LearnerConfig):
         default=0.9,
         metadata={"help": "EMA decay of the reward baseline b (0: the last batch's reward only)"},
     )
-    entropy_coef: float = field(
-        default=0.01, metadata={"help": "weight of the entropy bonus (keeps some exploration)"}
-    )
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
-    )
-    importance_weighting: bool = field(
-        default=True,
-        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
-    )
-    max_importance_weight: float = field(
-        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
-    )
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.baseline_decay < 1.0:
             raise LearnerConfigError(f"baseline_decay: must be in [0, 1), got {self.baseline_decay}")
-        if self.entropy_coef < 0:
-            raise LearnerConfigError(f"entropy_coef: must be >= 0, got {self.entropy_coef}")
-        if self.max_grad_norm < 0:
-            raise LearnerConfigError(f"max_grad_norm: must be >= 0 (0: off), got {self.max_grad_norm}")
-        if not self.max_importance_weight >= 1.0:
-            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
 
 
 def reinforce_loss(
@@ -122,7 +104,7 @@ def reinforce_loss(
     return loss, metrics
 
 
-class Reinforce(BanditLearner):
+class Reinforce(BanditLearner[ReinforceConfig]):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -157,12 +139,6 @@ class Reinforce(BanditLearner):
     name: ClassVar[str] = "reinforce"
     config_class: ClassVar[type[LearnerConfig]] = ReinforceConfig
 
-    def __init__(
-        self, config: ReinforceConfig | None = None, progress: ProgressCallback | None = None
-    ) -> None:
-        self.config = config if config is not None else ReinforceConfig()
-        self.progress = progress
-
     def fit(
         self,
         data: BanditData,
@@ -171,10 +147,7 @@ class Reinforce(BanditLearner):
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        check_bandit_data(data, policy)
+        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
@@ -202,10 +175,9 @@ class Reinforce(BanditLearner):
                         cfg.max_importance_weight,
                         cfg.importance_weighting,
                     )
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    metrics["grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
+                    metrics["grad_norm"] = optimizer_step(
+                        optimizer, loss, head.parameters(), cfg.max_grad_norm
+                    )
                     # b tracks π's value: the self-normalised importance-weighted batch reward.
                     with torch.no_grad():
                         w = (
@@ -219,11 +191,7 @@ class Reinforce(BanditLearner):
                     baseline = ema_update(baseline, batch_value, cfg.baseline_decay)
                     step += 1
                     metrics.update(baseline=baseline, epoch=epoch)
-                    recorder.record_many(metrics)
-                    recorder.dump(step)
-                    if progress is not None:
-                        progress(step, total, metrics)
-                    checkpointer.maybe_save(step, fitted.save)
+                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
         head.eval()
         self.policy_ = fitted
         self.baseline_ = baseline

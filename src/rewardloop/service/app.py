@@ -190,6 +190,73 @@ def _document_feedback(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _app_state(
+    source: ProjectConfig | Store | str | None,
+    cfg: ProjectConfig,
+    provider: PolicyProvider | None,
+    admin: PolicyAdmin | None,
+    migrate: bool,
+    metrics: Metrics,
+) -> AppState:
+    """What the running app holds: the store (``source``'s, or opened from its URL), the providers,
+    the review policy and the two writers (not started yet)."""
+    if isinstance(source, Store):
+        store = source
+    else:
+        url = source if isinstance(source, str) else cfg.store.url
+        store = Store.open(url, migrate=migrate, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
+    default_provider, default_admin = (
+        default_providers(cfg, store) if provider is None or admin is None else (provider, admin)
+    )
+    writer = FeedbackWriter(
+        store, group_commit=cfg.service.group_commit, max_batch=cfg.service.max_batch, metrics=metrics
+    )
+    review = ReviewPolicy.from_config(cfg.review)
+    decisions = DecisionWriter(
+        store,
+        review,
+        group_commit=cfg.service.group_commit,
+        max_batch=cfg.service.max_batch,
+        metrics=metrics,
+    )
+    return AppState(
+        store=store,
+        config=cfg,
+        provider=provider or default_provider,
+        admin=admin or default_admin,
+        review=review,
+        writer=writer,
+        decisions=decisions,
+        keys=KeyCache(cfg.service.key_cache_seconds),
+        metrics=metrics,
+        templates=Jinja2Templates(directory=str(TEMPLATES)),
+    )
+
+
+def _add_routes(app: FastAPI) -> None:
+    """The error handlers and the routers: the API and its batches, the OpenAI-compatible chat route,
+    feedback voids, operations, the dashboard, the raters and the local API docs."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RecordError, _record_error)
+    app.add_exception_handler(ProviderError, _provider_error)
+    app.add_exception_handler(ReviewError, _review_error)
+    app.add_exception_handler(ApiKeyError, _key_error)
+    app.add_exception_handler(FeedbackRejected, _feedback_rejected)
+
+    from rewardloop.service import api, batch, dashboard, docs, openai_compat, raters_api
+
+    app.include_router(api.v1)
+    app.include_router(batch.router)
+    app.include_router(openai_compat.router)
+    app.include_router(feedback_void.router)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    docs.mount(app)
+    app.include_router(raters_api.router)
+    app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
+
+
 def create_app(
     source: ProjectConfig | Store | str | None = None,
     *,
@@ -226,38 +293,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = not isinstance(source, Store)
-        if isinstance(source, Store):
-            store = source
-        else:
-            url = source if isinstance(source, str) else cfg.store.url
-            store = Store.open(url, migrate=migrate, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
-        default_provider, default_admin = (
-            default_providers(cfg, store) if provider is None or admin is None else (provider, admin)
-        )
-        writer = FeedbackWriter(
-            store, group_commit=cfg.service.group_commit, max_batch=cfg.service.max_batch, metrics=metrics
-        )
-        review = ReviewPolicy.from_config(cfg.review)
-        decisions = DecisionWriter(
-            store,
-            review,
-            group_commit=cfg.service.group_commit,
-            max_batch=cfg.service.max_batch,
-            metrics=metrics,
-        )
-        app.state.rl = AppState(
-            store=store,
-            config=cfg,
-            provider=provider or default_provider,
-            admin=admin or default_admin,
-            review=review,
-            writer=writer,
-            decisions=decisions,
-            keys=KeyCache(cfg.service.key_cache_seconds),
-            metrics=metrics,
-            templates=Jinja2Templates(directory=str(TEMPLATES)),
-        )
+        state = _app_state(source, cfg, provider, admin, migrate, metrics)
+        app.state.rl = state
+        writer, decisions, store = state.writer, state.decisions, state.store
         await writer.start()
         await decisions.start()
         # Models load in the background; /readyz answers 200 once they have (the first requests of a
@@ -276,7 +314,7 @@ def create_app(
             await warming
             await writer.stop()
             await decisions.stop()
-            if owned:
+            if not isinstance(source, Store):  # opened here: closed here
                 store.close()
 
     app = FastAPI(
@@ -287,25 +325,7 @@ def create_app(
         docs_url=None,  # served from local assets (service/docs.py), never from a CDN
         redoc_url=None,
     )
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RecordError, _record_error)
-    app.add_exception_handler(ProviderError, _provider_error)
-    app.add_exception_handler(ReviewError, _review_error)
-    app.add_exception_handler(ApiKeyError, _key_error)
-    app.add_exception_handler(FeedbackRejected, _feedback_rejected)
-
-    from rewardloop.service import api, batch, dashboard, docs, openai_compat, raters_api
-
-    app.include_router(api.v1)
-    app.include_router(batch.router)
-    app.include_router(openai_compat.router)
-    app.include_router(feedback_void.router)
-    app.include_router(api.router)
-    app.include_router(dashboard.router)
-    docs.mount(app)
-    app.include_router(raters_api.router)
-    app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
+    _add_routes(app)
     # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)
     # add_middleware puts each one outside the previous: FeedbackRoute innermost, metrics outermost.
