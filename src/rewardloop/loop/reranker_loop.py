@@ -26,32 +26,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rewardloop.evaluation.gate import GateCheck, GateReport
-from rewardloop.loop.compile import compile_rewards
-from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.steps import (
     LOOP_SOURCE,
     IterationResult,
+    KindLoop,
     LoopError,
-    advance_running,
-    bootstrap,
     champion_version,
-    gated_or_canary,
     next_version,
-    recover,
+    registrar,
 )
 from rewardloop.loop.training import fit_and_record
 from rewardloop.policies.contract import EXPLORATION_OPTIONS
 from rewardloop.policies.reranker import Reranker
-from rewardloop.registry import Registry
-from rewardloop.rewards import EmbeddingRewardModel, PreferencePair, RewardError, RewardSpec
+from rewardloop.rewards import EmbeddingRewardModel, PreferencePair, RewardError
 from rewardloop.rewards.logged_data import preference_pairs_from_batch, rated_from_batch
-from rewardloop.store import Store, read_decisions
+from rewardloop.store import read_decisions
 from rewardloop.types import DecisionBatch, TrainingRun
 
 #: The ``policies[].options`` keys a reranker reads (besides its serving exploration).
@@ -67,19 +61,11 @@ def pairwise_accuracy(model: Any, pairs: Sequence[PreferencePair]) -> float:
     return float(np.average(hits, weights=weights))
 
 
-@dataclass
-class RerankerLoopRunner:
+@dataclass(kw_only=True)
+class RerankerLoopRunner(KindLoop):
     """The loop's steps over one reranker policy in a store (see the module docstring)."""
 
-    store: Store
-    registry: Registry
-    experiments: Experiments
-    policy: str
-    spec: RewardSpec
-    artifacts: Path
     options: Mapping[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    actor: str = "rewardloop-loop"
     encoder: Any = None
 
     def __post_init__(self) -> None:
@@ -142,18 +128,6 @@ class RerankerLoopRunner:
                 "heldout/pairs": len(pairs),
             }
 
-        def register(fitted: Reranker, folder: Path, run: TrainingRun, metrics: dict[str, float]) -> str:
-            pv = self.registry.register(
-                self.policy,
-                folder,
-                "reranker",
-                version=version,
-                metrics=metrics,
-                parent_version=parent,
-                training_run_id=run.id,
-            )
-            return pv.version
-
         outcome = fit_and_record(
             self.store,
             run,
@@ -161,7 +135,7 @@ class RerankerLoopRunner:
             self.artifacts / f"{self.policy}-{version}",
             skipped=data.skipped,
             evaluate=evaluate,
-            register=register,
+            register=registrar(self.registry, self.policy, "reranker", version, parent),
         )
         return outcome.fitted, str(outcome.version)
 
@@ -189,28 +163,16 @@ class RerankerLoopRunner:
         )
         return GateReport(version, champion, [check])
 
-    def iterate(self) -> IterationResult:
-        """Run one iteration (see the module docstring), after the shared repair."""
-        repaired = recover(self.store, self.registry, self.experiments, self.policy, self.actor)
-        compile_rewards(self.store, self.spec, policy=self.policy, incremental=True)
-        result = self._step()
-        if repaired:
-            result.details["recovered"] = repaired
-        return result
+    def first_version(self) -> str:
+        """The reward model trained on the ratings present, recorded and registered."""
+        return self.train(*self.held_out(), note="first version")[1]
 
-    def _step(self) -> IterationResult:
-        advanced = advance_running(self.experiments, self.policy, self.actor)
-        if advanced is not None:
-            return advanced
+    def challenge(self, champion: str) -> IterationResult:
+        """Retrain the reward model, gate it on the held-out pairs against ``champion``, canary it."""
         pairs, held = self.held_out()
-        champion = champion_version(self.registry, self.policy)
-        if champion is None:
-            return bootstrap(
-                self.registry, self.policy, self.actor, lambda: self.train(pairs, held, "first version")[1]
-            )
         candidate, version = self.train(pairs, held)
         report = self.gate_report(candidate, version, champion, pairs)
-        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+        return self.decided(version, report)
 
 
 __all__ = ["RERANKER_OPTIONS", "RerankerLoopRunner", "pairwise_accuracy"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,45 +36,31 @@ from rewardloop.evaluation.ope import DoublyRobust, logged_feedback_from_decisio
 from rewardloop.learners.bandits import ROUTERS, BanditRouter
 from rewardloop.learners.bandits.replay import logged_rows
 from rewardloop.learners.base import DataSpec
-from rewardloop.loop.compile import compile_rewards
-from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.steps import (
     LOOP_SOURCE,
     IterationResult,
+    KindLoop,
     LoopError,
-    advance_running,
-    bootstrap,
     champion_version,
-    gated_or_canary,
     next_version,
-    recover,
+    registrar,
 )
 from rewardloop.loop.training import fit_and_record
 from rewardloop.policies.router import ContextFeatures, RouterInputError
-from rewardloop.registry import Registry
-from rewardloop.rewards import RewardSpec
-from rewardloop.store import Store, read_decisions
+from rewardloop.store import read_decisions
 from rewardloop.types import DecisionBatch, TrainingRun
 
 #: The ``policies[].options`` keys a router reads.
 ROUTER_OPTIONS = ("algorithm", "features", "n_features", "priors", "default_prior", "params")
 
 
-@dataclass
-class RouterLoopRunner:
+@dataclass(kw_only=True)
+class RouterLoopRunner(KindLoop):
     """The loop's steps over one router policy in a store (see the module docstring)."""
 
-    store: Store
-    registry: Registry
-    experiments: Experiments
-    policy: str
-    spec: RewardSpec
     gate: GateConfig
-    artifacts: Path
     arms: Sequence[str]
     options: Mapping[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    actor: str = "rewardloop-loop"
     n_bootstrap: int = 300
 
     def __post_init__(self) -> None:
@@ -153,20 +138,12 @@ class RouterLoopRunner:
             fitted = router.fit(rows, own_policy=self.policy, add_unknown_arms=False)
             return fitted, list(fitted.history_)
 
-        def register(fitted: BanditRouter, folder: Path, run: TrainingRun, metrics: dict[str, float]) -> str:
-            pv = self.registry.register(
-                self.policy,
-                folder,
-                "router",
-                version=version,
-                metrics=metrics,
-                parent_version=parent,
-                training_run_id=run.id,
-            )
-            return pv.version
-
         outcome = fit_and_record(
-            self.store, run, fit, self.artifacts / f"{self.policy}-{version}", register=register
+            self.store,
+            run,
+            fit,
+            self.artifacts / f"{self.policy}-{version}",
+            register=registrar(self.registry, self.policy, "router", version, parent),
         )
         return outcome.fitted, str(outcome.version)
 
@@ -214,30 +191,15 @@ class RouterLoopRunner:
 
     # ----------------------------------------------------------------------------------- iteration
 
-    def iterate(self) -> IterationResult:
-        """Run one iteration (see the module docstring), after the shared repair."""
-        repaired = recover(self.store, self.registry, self.experiments, self.policy, self.actor)
-        compile_rewards(self.store, self.spec, policy=self.policy, incremental=True)
-        result = self._step()
-        if repaired:
-            result.details["recovered"] = repaired
-        return result
+    def first_version(self) -> str:
+        """The router at its priors, recorded and registered."""
+        return self.train(replay=False, note="first version, at its priors")[1]
 
-    def _step(self) -> IterationResult:
-        advanced = advance_running(self.experiments, self.policy, self.actor)
-        if advanced is not None:
-            return advanced
-        champion = champion_version(self.registry, self.policy)
-        if champion is None:
-            return bootstrap(
-                self.registry,
-                self.policy,
-                self.actor,
-                lambda: self.train(replay=False, note="first version, at its priors")[1],
-            )
+    def challenge(self, champion: str) -> IterationResult:
+        """Replay a challenger, gate it by OPE on ``champion``'s traffic, canary it when it passes."""
         router, version = self.train()
         report = self.gate_report(router, version, champion)
-        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+        return self.decided(version, report)
 
 
 __all__ = ["ROUTER_OPTIONS", "RouterLoopRunner"]

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rewardloop.config.faults import fault_point
 from rewardloop.evaluation.gate import GateReport
+from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from rewardloop.registry.artifacts import MANIFEST_SUFFIX
 from rewardloop.registry.registry import semver_key
+from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store, finish_run, read_runs
+from rewardloop.types import DecisionKind, TrainingRun
 
 #: ``TrainingRun.config["source"]`` of the loop's runs (what :func:`recover` closes).
 LOOP_SOURCE = "loop"
@@ -154,6 +159,89 @@ def gated_or_canary(
     return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
 
 
+def registrar(
+    registry: Registry, policy: str, kind: DecisionKind, version: str, parent: str | None
+) -> Callable[[Any, Path, TrainingRun, dict[str, float]], str]:
+    """The ``register`` step of :func:`rewardloop.loop.training.fit_and_record`: the saved folder
+    registered as ``version`` of ``policy`` with the run's metrics, its parent and its run."""
+
+    def register(_fitted: Any, folder: Path, run: TrainingRun, metrics: dict[str, float]) -> str:
+        pv = registry.register(
+            policy,
+            folder,
+            kind,
+            version=version,
+            metrics=metrics,
+            parent_version=parent,
+            training_run_id=run.id,
+        )
+        return pv.version
+
+    return register
+
+
+def run_iteration(
+    store: Store,
+    registry: Registry,
+    experiments: Experiments,
+    spec: RewardSpec,
+    policy: str,
+    actor: str,
+    train_first: Callable[[], str],
+    challenge: Callable[[str], IterationResult],
+) -> IterationResult:
+    """One iteration of a non-classifier loop: repair, compile rewards, then advance the running
+    experiment, or bootstrap (``train_first()``), or ``challenge(champion)``."""
+    repaired = recover(store, registry, experiments, policy, actor)
+    compile_rewards(store, spec, policy=policy, incremental=True)
+    result = advance_running(experiments, policy, actor)
+    if result is None:
+        champion = champion_version(registry, policy)
+        result = bootstrap(registry, policy, actor, train_first) if champion is None else challenge(champion)
+    if repaired:
+        result.details["recovered"] = repaired
+    return result
+
+
+@dataclass(kw_only=True)
+class KindLoop(ABC):
+    """What the router and reranker loops share: where they read and record, and :meth:`iterate`."""
+
+    store: Store
+    registry: Registry
+    experiments: Experiments
+    policy: str
+    spec: RewardSpec
+    artifacts: Path
+    seed: int = 0
+    actor: str = "rewardloop-loop"
+
+    @abstractmethod
+    def first_version(self) -> str:
+        """Train and register the first version (no champion yet); returns it."""
+
+    @abstractmethod
+    def challenge(self, champion: str) -> IterationResult:
+        """Train a challenger, gate it against ``champion`` and act on the verdict."""
+
+    def iterate(self) -> IterationResult:
+        """Run one iteration (see :func:`run_iteration`)."""
+        return run_iteration(
+            self.store,
+            self.registry,
+            self.experiments,
+            self.spec,
+            self.policy,
+            self.actor,
+            self.first_version,
+            self.challenge,
+        )
+
+    def decided(self, version: str, report: GateReport) -> IterationResult:
+        """The gate's verdict on ``version`` acted on (:func:`gated_or_canary`)."""
+        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+
+
 def bootstrap(registry: Registry, policy: str, actor: str, train_first: Callable[[], str]) -> IterationResult:
     """No champion yet: ``train_first()`` (or take the version an interrupted run registered) and
     activate it as the first champion."""
@@ -171,6 +259,7 @@ def bootstrap(registry: Registry, policy: str, actor: str, train_first: Callable
 __all__ = [
     "LOOP_SOURCE",
     "IterationResult",
+    "KindLoop",
     "LoopError",
     "advance_running",
     "bootstrap",
@@ -178,5 +267,7 @@ __all__ = [
     "gated_or_canary",
     "next_version",
     "recover",
+    "registrar",
+    "run_iteration",
     "start_canary",
 ]
