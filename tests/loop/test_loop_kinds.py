@@ -270,3 +270,32 @@ def test_a_reranker_gate_without_held_out_pairs_fails_and_says_so(project):
     log_rated(store, 4, truthful=True, start=12)
     output = run_once("gated: 1.0.1 stopped at the gate (pairwise_accuracy_vs_champion)")
     assert "pairwise_accuracy_vs_champion: None (threshold 0.0)" in output
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("reranker", {"treshold": 0.5}, "policies (p): options.treshold: not a reranker option"),
+        (
+            "router",
+            {"algorithm": "epsilon_greedy", "n_features": 1, "params": {"alfa": 1}},
+            "options: cannot build",
+        ),
+        ("router", {"algorithm": "epsilon_greedy"}, "options.n_features: no logged decision has features"),
+    ],
+)
+def test_bad_options_are_named(project, kind, options, message):
+    (project / "rewardloop.yaml").write_text(yaml_text(kind, ARMS if kind == "router" else [], options))
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split()), result.output
+
+
+def test_too_few_ratings_is_an_error_and_the_run_is_recorded_failed(project):
+    (project / "rewardloop.yaml").write_text(yaml_text("reranker", [], {"min_samples": 20}))
+    store = open_store(project)
+    log_rated(store, 12, truthful=True)
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    assert result.exit_code != 0
+    assert "needs at least 20 rated samples" in " ".join(result.output.split()), result.output
+    assert [r.status for r in read_runs(store, policy="p")] == ["failed"]
