@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, project
 from rewardloop.config import ConfigError, ProjectConfig
+from rewardloop.config.sections import PolicyConfig
 from rewardloop.evaluation.golden import GoldenError, load_golden
 from rewardloop.learners import LEARNERS, LearnerConfigError
 from rewardloop.learners.base import resolve_config
 from rewardloop.loop.experiments import ExperimentError, Experiments
-from rewardloop.loop.iteration import LABEL_LEARNERS, LoopError, LoopRunner
+from rewardloop.loop.iteration import LABEL_LEARNERS, LoopRunner
+from rewardloop.loop.reranker_loop import RerankerLoopRunner
+from rewardloop.loop.router_loop import RouterLoopRunner
+from rewardloop.loop.steps import LoopError
 from rewardloop.registry import Registry, RegistryError
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store
@@ -22,18 +26,49 @@ from rewardloop.store import Store
 app = typer.Typer(help="Run the closed loop on your own store.", no_args_is_help=True)
 
 
-def build_runner(cfg: ProjectConfig, store: Store) -> LoopRunner:
-    """The loop's runner from the project file; a ConfigError naming the missing key otherwise."""
+Runner = LoopRunner | RouterLoopRunner | RerankerLoopRunner
+
+
+def build_runner(cfg: ProjectConfig, store: Store) -> Runner:
+    """The loop's runner for the kind of ``training.policy``; a ConfigError naming the missing key."""
     policy = cfg.policy(cfg.training.policy)
-    if policy.kind != "classifier":
-        raise ConfigError(f"training.policy: the loop trains classifiers; {policy.name} is a {policy.kind}")
+    if cfg.training.reward_spec is None:
+        raise ConfigError("training.reward_spec: name the reward spec (from `rewards:`) the loop compiles")
+    spec = RewardSpec.from_config(cfg.reward_spec(cfg.training.reward_spec))
+    registry = Registry(store, Path(cfg.experiments.registry_root), keep_last=cfg.experiments.keep_last)
+    experiments = Experiments(store, registry, cfg.experiments)
+    common: dict[str, Any] = {
+        "store": store,
+        "registry": registry,
+        "experiments": experiments,
+        "policy": policy.name,
+        "spec": spec,
+        "artifacts": Path(cfg.training.output_dir),
+        "options": policy.options,
+        "seed": cfg.training.seed,
+    }
+    try:
+        if policy.kind == "router":
+            return RouterLoopRunner(**common, gate=cfg.evaluation.gate, arms=policy.labels)
+        if policy.kind == "reranker":
+            return RerankerLoopRunner(**common)
+    except LoopError as err:
+        raise ConfigError(f"policies ({policy.name}): {err}") from None
+    return _classifier_runner(cfg, policy, spec, store, registry, experiments)
+
+
+def _classifier_runner(
+    cfg: ProjectConfig,
+    policy: PolicyConfig,
+    spec: RewardSpec,
+    store: Store,
+    registry: Registry,
+    experiments: Experiments,
+) -> LoopRunner:
     if cfg.evaluation.golden is None:
         raise ConfigError(
             "evaluation.golden: the loop scores every challenger on a golden set; name the file"
         )
-    if cfg.training.reward_spec is None:
-        raise ConfigError("training.reward_spec: name the reward spec (from `rewards:`) the loop compiles")
-    spec = RewardSpec.from_config(cfg.reward_spec(cfg.training.reward_spec))
     labels = policy.labels or None
     golden = load_golden(cfg.evaluation.golden, labels)
     learner = cfg.training.learner
@@ -44,11 +79,10 @@ def build_runner(cfg: ProjectConfig, store: Store) -> LoopRunner:
     except LearnerConfigError as err:
         raise ConfigError(str(err)) from None
     labels_only = learner in LABEL_LEARNERS
-    registry = Registry(store, Path(cfg.experiments.registry_root), keep_last=cfg.experiments.keep_last)
     return LoopRunner(
         store=store,
         registry=registry,
-        experiments=Experiments(store, registry, cfg.experiments),
+        experiments=experiments,
         policy=policy.name,
         golden=golden,
         spec=spec,
@@ -74,11 +108,14 @@ def run(
 ) -> None:
     """Compile rewards; advance the running experiment, or train, evaluate, gate and canary a challenger.
 
-    Reads the project file: `training.policy` (the classifier), `training.reward_spec`, `training.learner`
-    with its hyperparameters (supervised or lora train on corrections; an RL learner runs after
-    supervised training; dqn's abstain gate is saved beside the classifier), `evaluation.golden` and
-    `evaluation.gate`, and `experiments` (ramp, statistics, registry folder). Every step is recorded in
-    the store: training runs, versions, gate reports, experiment verdicts and alias history.
+    Reads the project file: `training.policy` and its `kind`, `training.reward_spec`, and `experiments`
+    (ramp, statistics, registry folder). A classifier: `training.learner` with its hyperparameters
+    (supervised or lora train on corrections; an RL learner runs after supervised training; dqn's
+    abstain gate is saved beside the classifier), `evaluation.golden` and `evaluation.gate`. A router
+    replays its logged rewards from the priors of `policies[].options` and is gated by OPE on the
+    champion's traffic (`evaluation.gate.min_ope_lower_vs_champion`). A reranker retrains its reward
+    model on the ratings and is gated on the raters' preference pairs. Every step is recorded in the
+    store: training runs, versions, gate reports, experiment verdicts and alias history.
     """
     cfg = project(config)
     store = open_store(cfg)

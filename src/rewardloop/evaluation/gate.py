@@ -150,6 +150,19 @@ def largest_class_drop(
     return (worst, worst_label) if worst_label is not None else (math.nan, None)
 
 
+def ope_check(ope: OPEComparison | None, threshold: float) -> GateCheck:
+    """``ope_lower_vs_champion``: the candidate's OPE lower bound − the champion's value ≥ ``threshold``."""
+    if ope is None:
+        return _check("ope_lower_vs_champion", None, threshold, True, "no OPE estimate given")
+    iv = ope.candidate
+    served = f" (candidate served {ope.served_as})" if ope.served_as else ""
+    detail = (
+        f"{iv.estimator} {iv.value:.4f} [{iv.lower:.4f}, {iv.upper:.4f}]{served} vs champion "
+        f"{ope.champion_value:.4f}"
+    )
+    return _check("ope_lower_vs_champion", ope.lower_minus_champion, threshold, True, detail)
+
+
 def run_gate(
     candidate: GoldenReport,
     champion: GoldenReport | None,
@@ -197,29 +210,8 @@ def run_gate(
             )
             checks.append(_check("max_class_drop", drop, t.max_class_drop, False, detail))
     if t.min_ope_lower_vs_champion is not None:
-        if ope is None:
-            checks.append(
-                _check(
-                    "ope_lower_vs_champion", None, t.min_ope_lower_vs_champion, True, "no OPE estimate given"
-                )
-            )
-        else:
-            iv = ope.candidate
-            served = f" (candidate served {ope.served_as})" if ope.served_as else ""
-            detail = (
-                f"{iv.estimator} {iv.value:.4f} [{iv.lower:.4f}, {iv.upper:.4f}]{served} vs champion "
-                f"{ope.champion_value:.4f}"
-            )
-            checks.append(
-                _check(
-                    "ope_lower_vs_champion",
-                    ope.lower_minus_champion,
-                    t.min_ope_lower_vs_champion,
-                    True,
-                    detail,
-                )
-            )
+        checks.append(ope_check(ope, t.min_ope_lower_vs_champion))
     return GateReport(candidate.policy, None if champion is None else champion.policy, checks)
 
 
-__all__ = ["GateCheck", "GateReport", "OPEComparison", "largest_class_drop", "run_gate"]
+__all__ = ["GateCheck", "GateReport", "OPEComparison", "largest_class_drop", "ope_check", "run_gate"]

@@ -119,6 +119,29 @@ def evaluate_candidate_on_logs(
     logged = logged_feedback_from_decisions(batch)
     served = serving_exploration(policy, exploration)
     action_dist = candidate_action_dist(policy, batch, logged, served)
+    return evaluate_dist_on_logs(
+        logged,
+        action_dist,
+        served.describe(),
+        estimators=estimators,
+        alpha=alpha,
+        n_bootstrap_samples=n_bootstrap_samples,
+        random_state=random_state,
+    )
+
+
+def evaluate_dist_on_logs(
+    logged: LoggedFeedback,
+    action_dist: np.ndarray,
+    served_as: str,
+    *,
+    estimators: list[BaseOffPolicyEstimator] | None = None,
+    alpha: float = 0.05,
+    n_bootstrap_samples: int = 1000,
+    random_state: int | None = 0,
+) -> OfflineEvaluation:
+    """The estimators for a candidate's served distribution over the logged actions, shape (n, K), on
+    ``logged`` (any policy kind: a router gives its own distribution per logged context)."""
     q_hat = tabular_reward_model(
         reward=logged.reward, action=logged.action, n_actions=len(logged.actions), random_state=random_state
     )[:, :, 0]
@@ -134,7 +157,13 @@ def evaluate_candidate_on_logs(
         n_bootstrap_samples=n_bootstrap_samples,
         random_state=random_state,
     )
-    return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds, served.describe())
+    return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds, served_as)
 
 
-__all__ = ["OfflineEvaluation", "candidate_action_dist", "evaluate_candidate_on_logs", "serving_exploration"]
+__all__ = [
+    "OfflineEvaluation",
+    "candidate_action_dist",
+    "evaluate_candidate_on_logs",
+    "evaluate_dist_on_logs",
+    "serving_exploration",
+]

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,37 +41,28 @@ from rewardloop.learners import LEARNERS, LabelledData, labelled_from_batch
 from rewardloop.learners.base import DataSpec, LearnerConfig
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
+from rewardloop.loop.steps import (
+    LOOP_SOURCE,
+    IterationResult,
+    LoopError,
+    bootstrap,
+    champion_version,
+    next_version,
+    recover,
+    start_canary,
+)
 from rewardloop.loop.training import fit_and_record
 from rewardloop.policies.abstain import AbstainGate
 from rewardloop.policies.classifier import ClassifierPolicy
-from rewardloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
-from rewardloop.registry.artifacts import MANIFEST_SUFFIX
-from rewardloop.registry.registry import semver_key
+from rewardloop.registry import Registry
 from rewardloop.rewards import RewardSpec
-from rewardloop.store import Store, finish_run, read_decisions, read_runs
+from rewardloop.store import Store, read_decisions
 from rewardloop.types import DecisionBatch, TrainingRun
 
 #: The label learners (the loop's first step); any other learner runs after one of them.
 LABEL_LEARNERS = ("supervised", "lora")
-#: ``TrainingRun.config["source"]`` of the loop's runs (what :meth:`LoopRunner.recover` closes).
-LOOP_SOURCE = "loop"
 #: Folder inside a challenger's artifact that holds DQN's learned abstain gate.
 ABSTAIN_GATE_DIR = "abstain_gate"
-
-
-class LoopError(ValueError):
-    """The loop cannot run on this store as configured; the message says what is missing."""
-
-
-@dataclass
-class IterationResult:
-    """What one iteration did, in words and figures."""
-
-    action: str  # "advanced", "held", "promoted", "rolled_back", "canary", "gated", "bootstrapped", "idle"
-    summary: str
-    challenger: str | None = None
-    gate: GateReport | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,10 +136,7 @@ class LoopRunner:
         return self._policies[version]
 
     def champion_version(self) -> str | None:
-        try:
-            return self.registry.resolve(f"{self.policy}@{CHAMPION}").version
-        except RegistryError:
-            return None
+        return champion_version(self.registry, self.policy)
 
     def evaluate(self, policy: ClassifierPolicy, name: str) -> GoldenReport:
         proba = policy.predict_proba(self.golden.texts)  # (n_golden, K)
@@ -166,7 +152,7 @@ class LoopRunner:
         return self._register_folder(policy, folder, report, parent, run_id)
 
     def _next_version(self) -> str:
-        return self.registry.next_version(self.policy) if self.registry.versions(self.policy) else "1.0.0"
+        return next_version(self.registry, self.policy)
 
     def _register_folder(
         self,
@@ -356,72 +342,13 @@ class LoopRunner:
 
     def start_canary(self, version: str, report: GateReport) -> None:
         """Start the champion-vs-``version`` experiment the gate ``report`` allowed."""
-        # A salt of its own per experiment (independent assignments), derived from the seed so that
-        # a rerun assigns every user the same way.
-        salt = hashlib.sha256(f"{self.policy}:{version}:{self.seed}".encode()).hexdigest()[:16]
-        self.experiments.start(
-            f"{self.policy}-{version}", self.policy, version, gate_report=report, actor=self.actor, salt=salt
-        )
-        fault_point("canary_started")
+        start_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
 
     # ------------------------------------------------------------------------------------ recovery
 
     def recover(self) -> list[str]:
-        """Repair what a killed iteration left half-done; returns what was repaired, in words.
-
-        Each step of an iteration is either idempotent or repaired here, so that a rerun after a kill
-        at any step completes with a consistent history (one loop process per policy is assumed):
-
-        - a TrainingRun of the loop left ``running`` is closed: ``succeeded`` if the version it
-          registered exists (with that version's metrics and artifact), else ``failed``;
-        - a registry folder or manifest of this policy that no registered version owns (killed
-          between the artifact copy and the registry insert) is removed, so the version is free again;
-        - a running experiment whose challenger has no ``challenger`` alias gets it.
-        """
-        return [*self._close_interrupted_runs(), *self._remove_orphan_artifacts(), *self._repair_alias()]
-
-    def _close_interrupted_runs(self) -> list[str]:
-        done = []
-        by_run = {v.training_run_id: v for v in self.registry.versions(self.policy) if v.training_run_id}
-        for run in read_runs(self.store, policy=self.policy):
-            if run.status != "running" or run.config.get("source") != LOOP_SOURCE:
-                continue
-            pv = by_run.get(run.id)
-            if pv is not None:
-                finish_run(self.store, run, {**pv.metrics, "recovered": 1.0}, artifact_path=pv.artifact_path)
-                done.append(f"run {run.id[:8]} closed: it registered {pv.version} before it was interrupted")
-            else:
-                finish_run(self.store, run, {"interrupted": 1.0}, status="failed")
-                done.append(f"run {run.id[:8]} closed as failed: interrupted before it registered a version")
-        return done
-
-    def _remove_orphan_artifacts(self) -> list[str]:
-        folder = self.registry.root / self.policy
-        if not folder.is_dir():
-            return []
-        known = {v.version for v in self.registry.versions(self.policy)}
-        done = []
-        for path in sorted(folder.iterdir()):
-            version = path.name.removesuffix(MANIFEST_SUFFIX)
-            if version in known:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            done.append(f"removed {path}: no registered version owns it (an interrupted registration)")
-        return done
-
-    def _repair_alias(self) -> list[str]:
-        running = self.experiments.running_for(self.policy)
-        version = running.variants.get(CHALLENGER) if running is not None else None
-        if version is None or self.registry.aliases(self.policy).get(CHALLENGER) == version:
-            return []
-        reason = (
-            f"experiment {running.name if running else ''} started (alias repaired after an interruption)"
-        )
-        self.registry.set_alias(f"{self.policy}@{version}", CHALLENGER, actor=self.actor, reason=reason)
-        return [f"challenger alias set to {version} for the running experiment"]
+        """Repair what a killed iteration left half-done (:func:`rewardloop.loop.steps.recover`)."""
+        return recover(self.store, self.registry, self.experiments, self.policy, self.actor)
 
     # ----------------------------------------------------------------------------------- iteration
 
@@ -461,16 +388,6 @@ class LoopRunner:
 
     def _bootstrap(self) -> IterationResult:
         """No champion yet: train the first version (or take the one an interrupted run registered)."""
-        versions = self.registry.versions(self.policy)
-        if versions:
-            version = max((v.version for v in versions), key=semver_key)
-            note = "registered by an interrupted iteration"
-        else:
-            _, version, _ = self.train_challenger(note="first version")
-            note = "trained"
-        self.registry.activate(
-            f"{self.policy}@{version}", actor=self.actor, reason="first version of the policy"
-        )
-        return IterationResult(
-            "bootstrapped", f"{version} {note} and activated as the first champion", version
+        return bootstrap(
+            self.registry, self.policy, self.actor, lambda: self.train_challenger(note="first version")[1]
         )

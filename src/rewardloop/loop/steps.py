@@ -1,0 +1,273 @@
+"""The loop's steps every policy kind shares: repair a killed iteration, advance the running
+experiment, start a canary, activate the first champion.
+
+:class:`rewardloop.loop.iteration.LoopRunner` (classifiers),
+:class:`rewardloop.loop.router_loop.RouterLoopRunner` and
+:class:`rewardloop.loop.reranker_loop.RerankerLoopRunner` all call these, so that one kill at any step
+is repaired the same way whatever the kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardloop.config.faults import fault_point
+from rewardloop.evaluation.gate import GateReport
+from rewardloop.loop.compile import compile_rewards
+from rewardloop.loop.experiments import Experiments
+from rewardloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
+from rewardloop.registry.artifacts import MANIFEST_SUFFIX
+from rewardloop.registry.registry import semver_key
+from rewardloop.rewards import RewardSpec
+from rewardloop.store import Store, finish_run, read_runs
+from rewardloop.types import DecisionKind, TrainingRun
+
+#: ``TrainingRun.config["source"]`` of the loop's runs (what :func:`recover` closes).
+LOOP_SOURCE = "loop"
+
+
+class LoopError(ValueError):
+    """The loop cannot run on this store as configured; the message says what is missing."""
+
+
+@dataclass
+class IterationResult:
+    """What one iteration did, in words and figures."""
+
+    action: str  # "advanced", "held", "promoted", "rolled_back", "canary", "gated", "bootstrapped", "idle"
+    summary: str
+    challenger: str | None = None
+    gate: GateReport | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def champion_version(registry: Registry, policy: str) -> str | None:
+    """The version the ``champion`` alias names, or None before the first one."""
+    try:
+        return registry.resolve(f"{policy}@{CHAMPION}").version
+    except RegistryError:
+        return None
+
+
+def next_version(registry: Registry, policy: str) -> str:
+    """The version the next registration gets (``1.0.0`` for the first)."""
+    return registry.next_version(policy) if registry.versions(policy) else "1.0.0"
+
+
+def recover(store: Store, registry: Registry, experiments: Experiments, policy: str, actor: str) -> list[str]:
+    """Repair what a killed iteration left half-done; returns what was repaired, in words.
+
+    Each step of an iteration is either idempotent or repaired here, so that a rerun after a kill
+    at any step completes with a consistent history (one loop process per policy is assumed):
+
+    - a TrainingRun of the loop left ``running`` is closed: ``succeeded`` if the version it
+      registered exists (with that version's metrics and artifact), else ``failed``;
+    - a registry folder or manifest of this policy that no registered version owns (killed
+      between the artifact copy and the registry insert) is removed, so the version is free again;
+    - a running experiment whose challenger has no ``challenger`` alias gets it.
+    """
+    return [
+        *close_interrupted_runs(store, registry, policy),
+        *remove_orphan_artifacts(registry, policy),
+        *repair_alias(registry, experiments, policy, actor),
+    ]
+
+
+def close_interrupted_runs(store: Store, registry: Registry, policy: str) -> list[str]:
+    done = []
+    by_run = {v.training_run_id: v for v in registry.versions(policy) if v.training_run_id}
+    for run in read_runs(store, policy=policy):
+        if run.status != "running" or run.config.get("source") != LOOP_SOURCE:
+            continue
+        pv = by_run.get(run.id)
+        if pv is not None:
+            finish_run(store, run, {**pv.metrics, "recovered": 1.0}, artifact_path=pv.artifact_path)
+            done.append(f"run {run.id[:8]} closed: it registered {pv.version} before it was interrupted")
+        else:
+            finish_run(store, run, {"interrupted": 1.0}, status="failed")
+            done.append(f"run {run.id[:8]} closed as failed: interrupted before it registered a version")
+    return done
+
+
+def remove_orphan_artifacts(registry: Registry, policy: str) -> list[str]:
+    folder = registry.root / policy
+    if not folder.is_dir():
+        return []
+    known = {v.version for v in registry.versions(policy)}
+    done = []
+    for path in sorted(folder.iterdir()):
+        version = path.name.removesuffix(MANIFEST_SUFFIX)
+        if version in known:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        done.append(f"removed {path}: no registered version owns it (an interrupted registration)")
+    return done
+
+
+def repair_alias(registry: Registry, experiments: Experiments, policy: str, actor: str) -> list[str]:
+    running = experiments.running_for(policy)
+    version = running.variants.get(CHALLENGER) if running is not None else None
+    if version is None or registry.aliases(policy).get(CHALLENGER) == version:
+        return []
+    reason = f"experiment {running.name if running else ''} started (alias repaired after an interruption)"
+    registry.set_alias(f"{policy}@{version}", CHALLENGER, actor=actor, reason=reason)
+    return [f"challenger alias set to {version} for the running experiment"]
+
+
+def start_canary(
+    experiments: Experiments, policy: str, version: str, report: GateReport, seed: int, actor: str
+) -> None:
+    """Start the champion-vs-``version`` experiment the gate ``report`` allowed."""
+    # A salt of its own per experiment (independent assignments), derived from the seed so that
+    # a rerun assigns every user the same way.
+    salt = hashlib.sha256(f"{policy}:{version}:{seed}".encode()).hexdigest()[:16]
+    experiments.start(f"{policy}-{version}", policy, version, gate_report=report, actor=actor, salt=salt)
+    fault_point("canary_started")
+
+
+def advance_running(experiments: Experiments, policy: str, actor: str) -> IterationResult | None:
+    """Advance the policy's running experiment (ramp, promote or roll back); None when none runs."""
+    running = experiments.running_for(policy)
+    if running is None:
+        return None
+    step = experiments.advance(running, actor=actor)
+    return IterationResult(
+        step.action,
+        step.summary(),
+        running.variants.get(CHALLENGER),
+        details={"verdict": step.verdict.to_dict()},
+    )
+
+
+def gated_or_canary(
+    experiments: Experiments, policy: str, version: str, report: GateReport, seed: int, actor: str
+) -> IterationResult:
+    """The gate's verdict acted on: a canary of ``version`` when ``report`` passed, else stopped."""
+    if not report.passed:
+        failed = ", ".join(c.name for c in report.failed)
+        return IterationResult("gated", f"{version} stopped at the gate ({failed})", version, report)
+    start_canary(experiments, policy, version, report, seed, actor)
+    return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
+
+
+def registrar(
+    registry: Registry, policy: str, kind: DecisionKind, version: str, parent: str | None
+) -> Callable[[Any, Path, TrainingRun, dict[str, float]], str]:
+    """The ``register`` step of :func:`rewardloop.loop.training.fit_and_record`: the saved folder
+    registered as ``version`` of ``policy`` with the run's metrics, its parent and its run."""
+
+    def register(_fitted: Any, folder: Path, run: TrainingRun, metrics: dict[str, float]) -> str:
+        pv = registry.register(
+            policy,
+            folder,
+            kind,
+            version=version,
+            metrics=metrics,
+            parent_version=parent,
+            training_run_id=run.id,
+        )
+        return pv.version
+
+    return register
+
+
+def run_iteration(
+    store: Store,
+    registry: Registry,
+    experiments: Experiments,
+    spec: RewardSpec,
+    policy: str,
+    actor: str,
+    train_first: Callable[[], str],
+    challenge: Callable[[str], IterationResult],
+) -> IterationResult:
+    """One iteration of a non-classifier loop: repair, compile rewards, then advance the running
+    experiment, or bootstrap (``train_first()``), or ``challenge(champion)``."""
+    repaired = recover(store, registry, experiments, policy, actor)
+    compile_rewards(store, spec, policy=policy, incremental=True)
+    result = advance_running(experiments, policy, actor)
+    if result is None:
+        champion = champion_version(registry, policy)
+        result = bootstrap(registry, policy, actor, train_first) if champion is None else challenge(champion)
+    if repaired:
+        result.details["recovered"] = repaired
+    return result
+
+
+@dataclass(kw_only=True)
+class KindLoop(ABC):
+    """What the router and reranker loops share: where they read and record, and :meth:`iterate`."""
+
+    store: Store
+    registry: Registry
+    experiments: Experiments
+    policy: str
+    spec: RewardSpec
+    artifacts: Path
+    seed: int = 0
+    actor: str = "rewardloop-loop"
+
+    @abstractmethod
+    def first_version(self) -> str:
+        """Train and register the first version (no champion yet); returns it."""
+
+    @abstractmethod
+    def challenge(self, champion: str) -> IterationResult:
+        """Train a challenger, gate it against ``champion`` and act on the verdict."""
+
+    def iterate(self) -> IterationResult:
+        """Run one iteration (see :func:`run_iteration`)."""
+        return run_iteration(
+            self.store,
+            self.registry,
+            self.experiments,
+            self.spec,
+            self.policy,
+            self.actor,
+            self.first_version,
+            self.challenge,
+        )
+
+    def decided(self, version: str, report: GateReport) -> IterationResult:
+        """The gate's verdict on ``version`` acted on (:func:`gated_or_canary`)."""
+        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+
+
+def bootstrap(registry: Registry, policy: str, actor: str, train_first: Callable[[], str]) -> IterationResult:
+    """No champion yet: ``train_first()`` (or take the version an interrupted run registered) and
+    activate it as the first champion."""
+    versions = registry.versions(policy)
+    if versions:
+        version = max((v.version for v in versions), key=semver_key)
+        note = "registered by an interrupted iteration"
+    else:
+        version = train_first()
+        note = "trained"
+    registry.activate(f"{policy}@{version}", actor=actor, reason="first version of the policy")
+    return IterationResult("bootstrapped", f"{version} {note} and activated as the first champion", version)
+
+
+__all__ = [
+    "LOOP_SOURCE",
+    "IterationResult",
+    "KindLoop",
+    "LoopError",
+    "advance_running",
+    "bootstrap",
+    "champion_version",
+    "gated_or_canary",
+    "next_version",
+    "recover",
+    "registrar",
+    "run_iteration",
+    "start_canary",
+]
