@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+from tests.loop._streams import serve_batch
 
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.loop.experiments import (
@@ -141,28 +142,9 @@ def simulate(
     rng = np.random.default_rng(seed)
     steps = []
     for _b in range(max_batches):
-        exp = ex.get(name)
-        if exp.status != "running":
+        if ex.get(name).status != "running":
             break
-        decisions, rewards = [], []
-        for uid in rng.integers(0, 50_000, size=batch):
-            a = ex.assign(exp, f"user-{uid}")
-            d = a.tag(
-                Decision(
-                    policy="intent",
-                    policy_version=a.version,
-                    kind="classifier",
-                    actions=("on", "off"),
-                    action="on",
-                    action_dist=(0.9, 0.1),
-                    pscore=0.9,
-                    latency_ms=float(rng.normal(20, 2)),
-                )
-            )
-            decisions.append(d)
-            rewards.append(Reward(d.id, "ctr", 1, float(rng.random() < rates[a.variant])))
-        write_decisions(ex.store, decisions)
-        write_rewards(ex.store, rewards)
+        serve_batch(ex, name, rates, rng, batch, latency=True)
         steps.append(ex.advance(name, actor="sim"))
     return steps
 

@@ -264,6 +264,15 @@ class ExperimentsConfig(Section):
         ge=0,
         description="step up the ramp only while the challenger's Bayesian expected loss is at most this",
     )
+    non_inferiority_margin: float | None = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="a canary is non-inferior while its always-valid interval says it is worse by less "
+        "than this success rate; it ramps while non-inferior, and is promoted once non-inferior when "
+        "its offline evidence (golden set, OPE) says it is better (none: only a significant gain "
+        "promotes)",
+    )
     success_at: float = Field(0.5, description="a reward at or above this counts as a success")
     reward_spec: str | None = Field(
         None, description="reward spec the verdict reads (default: the only one with rewards)"
