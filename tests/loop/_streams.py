@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from rewardloop.loop.experiments import Experiments
-from rewardloop.store import write_decisions, write_rewards
+from rewardloop.registry import Registry
+from rewardloop.store import Store, write_decisions, write_rewards
 from rewardloop.types import Decision, Reward
 
 
@@ -34,3 +37,15 @@ def serve_batch(
         rewards.append(Reward(d.id, "ctr", 1, float(rng.random() < rates[a.variant])))
     write_decisions(ex.store, decisions)
     write_rewards(ex.store, rewards)
+
+
+def seeded_registry(store: Store, tmp_path: Path, versions: tuple[str, ...]) -> Registry:
+    """A registry of policy ``intent`` with one tiny artifact per version; the first is the champion."""
+    reg = Registry(store, tmp_path / "registry")
+    for i, v in enumerate(versions):
+        art = tmp_path / f"art{i}"
+        art.mkdir()
+        (art / "state.json").write_text(f'{{"v": "{v}"}}')
+        reg.register("intent", art, kind="classifier", version=v)
+    reg.activate(f"intent@{versions[0]}", reason="seed model")
+    return reg

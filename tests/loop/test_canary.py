@@ -7,12 +7,11 @@ import dataclasses
 
 import numpy as np
 import pytest
-from tests.loop._streams import serve_batch
+from tests.loop._streams import seeded_registry, serve_batch
 
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.loop.experiments import ExperimentError, Experiments
-from rewardloop.registry import Registry
 
 CFG = ExperimentsConfig(min_samples=100, max_samples=3000, non_inferiority_margin=0.05)
 BETTER = OfflineEvidence(0.93, 0.90, ope_value=0.86, champion_value=0.85)
@@ -21,14 +20,7 @@ NOT_BETTER = OfflineEvidence(0.90, 0.90)
 
 @pytest.fixture
 def reg(store, tmp_path):
-    reg = Registry(store, tmp_path / "registry")
-    for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0", "1.3.0")):
-        art = tmp_path / f"art{i}"
-        art.mkdir()
-        (art / "state.json").write_text(f'{{"v": "{v}"}}')
-        reg.register("intent", art, kind="classifier", version=v)
-    reg.activate("intent@1.0.0", reason="seed model")
-    return reg
+    return seeded_registry(store, tmp_path, ("1.0.0", "1.1.0", "1.2.0", "1.3.0"))
 
 
 def run(ex: Experiments, name: str, rates: dict[str, float], seed: int, batch: int = 500) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from tests.loop._streams import serve_batch
+from tests.loop._streams import seeded_registry, serve_batch
 
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.loop.experiments import (
@@ -21,7 +21,6 @@ from rewardloop.loop.experiments import (
     bucket,
     stage_shares,
 )
-from rewardloop.registry import Registry
 from rewardloop.store import read_decisions, write_decisions, write_rewards
 from rewardloop.types import Decision, Experiment, Reward
 
@@ -111,14 +110,7 @@ class Gate:
 
 
 def _seeded_registry(store, tmp_path):
-    reg = Registry(store, tmp_path / "registry")
-    for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0")):
-        art = tmp_path / f"art{i}"
-        art.mkdir()
-        (art / "state.json").write_text(f'{{"v": "{v}"}}')
-        reg.register("intent", art, kind="classifier", version=v)
-    reg.activate("intent@1.0.0", reason="seed model")
-    return reg
+    return seeded_registry(store, tmp_path, ("1.0.0", "1.1.0", "1.2.0"))
 
 
 @pytest.fixture
