@@ -98,7 +98,7 @@ def _logged(store: Store, n: int, action: str = "on") -> list[Decision]:
 
 
 def test_enqueue_spends_the_daily_budget_on_what_is_not_answered(store: Store) -> None:
-    now = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     policy = ReviewPolicy(budget_per_day=4, enough_authority=0.8)
     ds = _logged(store, 6)
     write_feedback(
@@ -112,14 +112,14 @@ def test_enqueue_spends_the_daily_budget_on_what_is_not_answered(store: Store) -
         ],
     )
     assert set(answering_feedback(store, [d.id for d in ds], 0.8)) == {ds[0].id, ds[1].id}
-    assert policy.enqueue(store, [(d, None) for d in ds], now=now) == 4  # ds[2..5]
+    assert policy.enqueue(store, [(d, None) for d in ds]) == 4  # ds[2..5]
     queued = {e.decision.id for e in read_review_queue(store, "acme")}
     assert queued == {d.id for d in ds[2:]}
-    # the day's budget is spent: nothing more today, the budget is back tomorrow
+    # the day's budget is spent: nothing more today; a new round (a new day) has a budget again
     more = _logged(store, 3, action="off")
-    assert queued_since(store, "acme", datetime(2026, 12, 1, tzinfo=UTC)) == 4
-    assert policy.enqueue(store, [(d, None) for d in more], now=now + timedelta(hours=1)) == 0
-    assert policy.enqueue(store, [(d, None) for d in more], now=now + timedelta(days=1)) == 3
+    assert queued_since(store, "acme", today) == 4
+    assert policy.enqueue(store, [(d, None) for d in more]) == 0
+    assert policy.enqueue(store, [(d, None) for d in more], round_start=today + timedelta(days=1)) == 3
 
 
 def test_feedback_that_answers_an_open_item_closes_it(store: Store) -> None:

@@ -105,7 +105,8 @@ def _summary(result: DemoResult, report: Path) -> None:
     console.print(f"bad challenger: {result.bad_challenger_outcome}")
     console.print(
         f"golden accuracy: seed {result.seed_golden_acc:.3f} → final champion {result.final_golden_acc:.3f} "
-        f"in {result.seconds:.0f} s"
+        f"(every true label: {result.full_labels_golden_acc:.3f}; {result.gain_captured:.0%} of the gain "
+        f"captured) in {result.seconds:.0f} s"
     )
     console.print(f"report: {report}")
     env = f"REWARDLOOP_STORE__URL={result.store_url}"
@@ -115,6 +116,9 @@ def _summary(result: DemoResult, report: Path) -> None:
     summary: dict[str, Any] = {
         "seed_golden_acc": round(result.seed_golden_acc, 4),
         "final_golden_acc": round(result.final_golden_acc, 4),
+        "golden_acc_full_labels": round(result.full_labels_golden_acc, 4),
+        "gain_captured": round(result.gain_captured, 4),
+        "rounds_without_promotion": result.rounds_without_promotion,
         "bad_challenger_promoted": result.bad_challenger_promoted,
         "rounds": len(result.rounds),
         "seconds": round(result.seconds, 1),

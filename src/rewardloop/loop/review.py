@@ -85,7 +85,8 @@ class ReviewPolicy:
     margin_below : float, default 0.1
         Decisions whose top two actions are closer than this are queued (``low_margin``).
     budget_per_day : int or None, default 200
-        Most items :meth:`enqueue` queues per project and UTC day (None: no budget).
+        Most items :meth:`enqueue` queues per project and round: a UTC day, or from the
+        ``round_start`` it is given (None: no budget).
     enough_authority : float, default 0.8
         A correction or positive rating from a rater at least this trusted answers a decision.
 
@@ -168,21 +169,26 @@ class ReviewPolicy:
         return chosen[:limit]
 
     def enqueue(
-        self, store: Store, decisions: Iterable[tuple[Decision, str | None]], now: datetime | None = None
+        self,
+        store: Store,
+        decisions: Iterable[tuple[Decision, str | None]],
+        round_start: datetime | None = None,
     ) -> int:
         """Assess (decision, shadow action or None) pairs of stored decisions; queue what helps most.
 
         Per project: open items whose decision the feedback has answered are closed; candidates whose
-        feedback already says enough are left out; the rest fill what is left of the day's budget
-        (``now``'s UTC day), class-balanced (:meth:`select`). Returns how many were newly queued (a
-        decision already queued is not queued again).
+        feedback already says enough are left out; the rest fill what is left of the budget of the
+        round that began at ``round_start`` (default: the current UTC day), class-balanced
+        (:meth:`select`). Returns how many were newly queued (a decision already queued is not
+        queued again).
         """
         by_project: dict[str, list[tuple[Decision, ReviewItem]]] = {}
         for d, s in decisions:
             if (item := self.assess(d, s)) is not None:
                 by_project.setdefault(str(d.metadata.get("project", DEFAULT_PROJECT)), []).append((d, item))
-        now = now or utcnow()
-        day = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+        if round_start is None:
+            now = utcnow()
+            round_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
         queued = 0
         for project, candidates in by_project.items():
             close_answered_items(store, project, self.enough_authority)
@@ -191,7 +197,7 @@ class ReviewPolicy:
             left = (
                 None
                 if self.budget_per_day is None
-                else self.budget_per_day - queued_since(store, project, day)
+                else self.budget_per_day - queued_since(store, project, round_start)
             )
             queued += enqueue_review(store, self.select(fresh, left))
         return queued
