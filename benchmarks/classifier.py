@@ -15,6 +15,15 @@ machine: two threads then wait on each other); both settings are printed for sin
 Pairs are interleaved (bare, ours, bare, ours...) so that the load of a busy machine hits both alike;
 medians are quoted. Run: ``PYTHONPATH=src python benchmarks/classifier.py [--pairs 300]``.
 Ends with one JSON line.
+
+``eval_1000_s`` (issue 19, target ≤ 15 s including the model load): a subprocess running the real
+``rewardloop eval`` on 1,000 Home Assistant intents golden texts with a trained classifier folder,
+timed from process start to exit (median of 3). References in the same run: the same command with
+``--batch-size 1`` (one text per call, the old default), with ``encoder.backend: onnx``, and on 1 text
+(process start + imports + model load: the part batching cannot shrink). The limit: MiniLM costs
+2 FLOPs per matrix weight per token (≈ 21 MFLOP, see ``benchmarks/_machine.py``); the script prints the
+golden set's real token count, the FLOPs, the measured one-thread fp32 matmul peak and the time that
+would take.
 """
 
 from __future__ import annotations
@@ -23,12 +32,17 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
+from _machine import fp32_peak_gflops, load, minilm_flops
 
 from rewardloop.datasets.intents import load_intents
 from rewardloop.encoders import MiniLMEncoder
@@ -87,6 +101,81 @@ def batch64(
     return statistics.median(bare), statistics.median(ours)
 
 
+# ------------------------------------------------------------------------------ rewardloop eval on 1,000
+
+
+def _eval_run(folder: Path, golden: Path, out: Path, *extra: str) -> float:
+    """Seconds of one `rewardloop eval` subprocess, from its start to its exit."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path("src").resolve()), *sys.path[1:]])}
+    cmd = [sys.executable, "-m", "rewardloop.cli.main", "eval", "--policy", str(folder)]
+    t0 = time.perf_counter()
+    subprocess.run(
+        [*cmd, "--golden", str(golden), "-o", str(out), *extra], check=True, env=env, capture_output=True
+    )
+    return time.perf_counter() - t0
+
+
+def eval_1000(encoder: MiniLMEncoder, repeats: int = 3) -> dict[str, float]:
+    """`rewardloop eval` on 1,000 intents golden texts: batched (default), one by one, onnx, 1 text."""
+    data = load_intents(seed=0, golden_per_intent=50)
+    texts, intents = data.golden.texts[:1000], data.golden.intents[:1000]
+    policy = SupervisedLearner(SupervisedConfig(epochs=30, seed=0)).fit(
+        encoder.encode(list(data.seed_set.texts)), list(data.seed_set.intents), labels=data.labels
+    )
+    with tempfile.TemporaryDirectory(prefix="rl-eval-bench-") as tmp:
+        root = Path(tmp)
+        folder = policy.save(root / "policy")
+        golden, one = root / "golden.jsonl", root / "one.jsonl"
+        rows = [
+            json.dumps({"id": f"g{i}", "text": t, "label": y})
+            for i, (t, y) in enumerate(zip(texts, intents, strict=True))
+        ]
+        golden.write_text("\n".join(rows) + "\n")
+        one.write_text(rows[0] + "\n")
+        onnx_cfg = root / "onnx.yaml"
+        onnx_cfg.write_text("encoder:\n  backend: onnx\n")
+        out = root / "out"
+        batched, startup, onnx = [], [], []
+        for _ in range(repeats):  # interleaved, so that the machine's load hits each alike
+            batched.append(_eval_run(folder, golden, out))
+            startup.append(_eval_run(folder, one, out))
+            try:
+                onnx.append(_eval_run(folder, golden, out, "-c", str(onnx_cfg)))
+            except subprocess.CalledProcessError:  # no onnx extra here
+                onnx.append(float("nan"))
+        one_by_one = _eval_run(folder, golden, out, "--batch-size", "1")
+        accuracy = json.loads((out / "report.json").read_text())["accuracy"]
+    tokens = [len(ids) for ids in encoder.tokenizer(list(texts), truncation=True)["input_ids"]]
+    return {
+        "eval_1000_s": statistics.median(batched),
+        "eval_1000_onnx_s": statistics.median(onnx),
+        "eval_1000_one_by_one_s": one_by_one,
+        "eval_1_text_s": statistics.median(startup),
+        "eval_1000_accuracy": accuracy,
+        "eval_1000_gflop": minilm_flops(tokens) / 1e9,
+        "eval_1000_tokens": float(sum(tokens)),
+    }
+
+
+def report_eval(e: dict[str, float]) -> None:
+    peak = fp32_peak_gflops(1)
+    compute = e["eval_1000_s"] - e["eval_1_text_s"]
+    print(
+        f"  rewardloop eval, 1,000 intents golden texts (subprocess, model load included): "
+        f"median {e['eval_1000_s']:.1f} s (target <= 15 s); onnx backend {e['eval_1000_onnx_s']:.1f} s; "
+        f"--batch-size 1 (the old default) {e['eval_1000_one_by_one_s']:.1f} s "
+        f"({e['eval_1000_one_by_one_s'] / e['eval_1000_s']:.1f}x); "
+        f"accuracy {e['eval_1000_accuracy']:.3f} {load()}"
+    )
+    print(
+        f"  of which process start + imports + model load (eval on 1 text) {e['eval_1_text_s']:.1f} s; "
+        f"the other {compute:.1f} s encode {e['eval_1000_tokens']:.0f} tokens = "
+        f"{e['eval_1000_gflop']:.0f} GFLOP, "
+        f"{e['eval_1000_gflop'] / max(compute, 1e-9):.0f} GFLOP/s vs a one-thread fp32 matmul peak of "
+        f"{peak:.0f} GFLOP/s now ({e['eval_1000_gflop'] / peak:.1f} s at that peak) {load()}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -94,7 +183,14 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=12, help="interleaved batch-64 pairs")
     parser.add_argument("--skip-lora", action="store_true", help="skip the (slow) LoRA training figure")
+    parser.add_argument("--eval-only", action="store_true", help="only the `rewardloop eval` figure")
     args = parser.parse_args()
+    print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (timings scale with it)")
+    if args.eval_only:
+        e = eval_1000(MiniLMEncoder())
+        report_eval(e)
+        print(json.dumps({**{k: round(v, 3) for k, v in e.items()}, "load_average": os.getloadavg()[0]}))
+        return
 
     data = load_intents(seed=0)
     texts = data.traffic.texts[:1024]  # distinct texts (the pairs are deduplicated), as in production
@@ -144,9 +240,13 @@ def main() -> None:
         lora_sps = n / (time.perf_counter() - t0)
         print(f"  LoRA fine-tuning (r=8, batch 16, 1 thread, incl. merge): {lora_sps:,.1f} samples/s")
 
+    e = eval_1000(MiniLMEncoder())
+    report_eval(e)
     print(
         json.dumps(
             {
+                **{k: round(v, 3) for k, v in e.items()},
+                "load_average": round(os.getloadavg()[0], 2),
                 "classify_p50_vs_encoder": round(single["ours_ms"] / single["encoder_ms"], 4),
                 "batch64_vs_encoder": round(our_tps / enc_tps, 4),
                 "classify_p50_ms": round(single["ours_ms"], 3),

@@ -113,7 +113,8 @@ def main() -> None:
         "import_over_baseline_mb": round(import_mb - baseline, 1),
     }
     print(
-        f"baseline {baseline:.0f} MB; export {export_mb:.0f} MB; import of a {file_mb:.0f} MB file {import_mb:.0f} MB"
+        f"baseline {baseline:.0f} MB; export {export_mb:.0f} MB; "
+        f"import of a {file_mb:.0f} MB file {import_mb:.0f} MB"
     )
     print(json.dumps(result))
 

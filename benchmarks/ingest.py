@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 from rewardloop.store import Store, write_decisions, write_feedback
-from rewardloop.store.writing import (
+from rewardloop.store.bulk import (
     _DECISION_COLUMNS,
     _FEEDBACK_COLUMNS,
     _decision_params,

@@ -177,8 +177,8 @@ def log_feedback(
         thumbs[rated],
         pscore[rated],
         list(policy.labels),
-        correction[rated],
-        y[rated].astype(np.int64),
+        correction=correction[rated],
+        truth=y[rated].astype(np.int64),
     )
 
 
@@ -187,7 +187,7 @@ def concat(logs: list[Logged]) -> Logged:
     arrays = {
         f.name: np.concatenate([getattr(d, f.name) for d in logs])
         for f in dataclasses.fields(Logged)
-        if f.name != "labels"
+        if f.name not in ("labels", "skipped")
     }
     return Logged(labels=logs[0].labels, **arrays)
 

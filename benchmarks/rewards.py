@@ -17,6 +17,18 @@ Figures, each with a reference measured in the same run:
   derived within a corpus at a mean-rating gap ≥ 1, from snippets disjoint from training; references:
   the LR model's P(good) and the untrained model on the same pairs.
 
+- ``onnx`` part (issue 19), each backend against torch fp32 in the same run:
+  ``rm_score_10_ms``: median ms to score 10 fresh candidates with the fastest encoder backend whose
+  embeddings keep cosine ≥ 0.99 to torch fp32 (named in ``rm_score_10_backend``; target ≤ 25 ms), the
+  backends interleaved on the same candidates; ``rm_score_10_torch_ms`` etc. per backend.
+  ``onnx_cosine_min``: min cosine of ONNX fp32 embeddings to torch fp32 over 1,000 Home Assistant
+  intents golden texts and 1,000 VADER snippets (``onnx_int8_cosine_min``: the int8 graph).
+  ``onnx_auc_delta``: held-out AUC of the LR reward model fit on ONNX embeddings minus the one fit on
+  torch embeddings, same snippets (1,000 per VADER corpus) and split (``onnx_int8_auc_delta``: int8).
+  The limit: the FLOPs of the 10 candidates (their real token counts × MiniLM's 21 MFLOP per token,
+  ``benchmarks/_machine.py``) at this machine's one-thread fp32 matmul and int8 MatMulInteger peaks,
+  measured in the same run.
+
 MiniLM embeddings of the VADER snippets are cached in ``$REWARDLOOP_DATA/bench_vader_minilm.npz``
 (a plain array file) so that reruns skip the encoding; delete it to re-encode.
 """
@@ -35,8 +47,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import fp32_peak_gflops, int8_peak_gops, load, minilm_flops
 
 from rewardloop.datasets import data_dir
+from rewardloop.datasets.intents import load_intents
 from rewardloop.datasets.vader import load_vader
 from rewardloop.encoders import MiniLMEncoder
 from rewardloop.loop.compile import compile_rewards
@@ -273,6 +287,110 @@ def bench_vader_pairwise(
     return acc, untrained, float(np.mean(pc > pr)), fit_s
 
 
+# ---------------------------------------------------------------------------------------- backends
+
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+
+
+def real_texts() -> list[str]:
+    """1,000 Home Assistant intents golden texts and 1,000 VADER snippets: the cosine test set."""
+    intents = load_intents(seed=0, golden_per_intent=50).golden.texts[:1000]
+    vader = [s.text for s in load_vader(limit=250, seed=5)][:1000]
+    return list(intents) + vader
+
+
+def bench_backends(torch_encoder: MiniLMEncoder, threads: int) -> dict[str, float | str | None]:
+    """Cosine to torch fp32, LR AUC delta and 10-candidate scoring time of each ONNX backend."""
+    encoders = {"torch": torch_encoder}
+    for name in ONNX_BACKENDS:
+        t0 = time.perf_counter()
+        encoders[name] = MiniLMEncoder(backend=name, num_threads=threads)
+        say(
+            f"  {name}: session ready in {time.perf_counter() - t0:.1f} s "
+            "(the export is cached in $REWARDLOOP_DATA/onnx)"
+        )
+    out: dict[str, float | str | None] = {}
+    texts = real_texts()
+    reference = torch_encoder.encode(texts)
+    cosines = {}
+    for name in ONNX_BACKENDS:
+        cos = (encoders[name].encode(texts) * reference).sum(1)
+        cosines[name] = float(cos.min())
+        say(
+            f"  {name}: cosine to torch fp32 over {len(texts)} real texts: min {cos.min():.4f}, "
+            f"p1 {np.percentile(cos, 1):.4f}, median {np.median(cos):.4f} (target min >= 0.99) {load()}"
+        )
+    out["onnx_cosine_min"], out["onnx_int8_cosine_min"] = cosines["onnx"], cosines["onnx-int8"]
+    aucs = {name: lr_auc(enc) for name, enc in encoders.items()}
+    for name in ONNX_BACKENDS:
+        say(
+            f"  {name}: LR reward model AUC {aucs[name]:.4f} vs torch {aucs['torch']:.4f} "
+            "(target |delta| <= 0.005)"
+        )
+    out["onnx_auc_delta"] = aucs["onnx"] - aucs["torch"]
+    out["onnx_int8_auc_delta"] = aucs["onnx-int8"] - aucs["torch"]
+    out.update(score_10(encoders, threads, cosines))
+    return out
+
+
+def lr_auc(encoder: MiniLMEncoder) -> float:
+    snippets = [s for s in load_vader(limit=1000, seed=1) if abs(s.mean) > 0.5]
+    rm = EmbeddingRewardModel(threshold=0.0, test_size=0.25, random_state=0, encoder=encoder).fit(
+        [s.prompt for s in snippets], [s.text for s in snippets], np.array([s.mean for s in snippets])
+    )
+    return float(rm.metrics_["roc_auc"])
+
+
+def score_10(
+    encoders: dict[str, MiniLMEncoder], threads: int, cosines: dict[str, float], repeats: int = 25
+) -> dict[str, float | str | None]:
+    """Median ms per backend to score 10 fresh candidates, interleaved; the FLOP bound beside them."""
+    pool = [s for s in load_vader(limit=1500, seed=11) if abs(s.mean) > 0.5]
+    model = EmbeddingRewardModel(encoder=encoders["torch"], random_state=0).fit(
+        [s.prompt for s in pool[:200]], [s.text for s in pool[:200]], np.array([s.mean for s in pool[:200]])
+    )
+    reranker = Reranker(model)
+    times: dict[str, list[float]] = {name: [] for name in encoders}
+    tokens: list[int] = []
+    for r in range(repeats):
+        cands = [s.text for s in pool[200 + r * 10 : 210 + r * 10]]
+        tokens += [len(ids) for ids in encoders["torch"].tokenizer(cands, truncation=True)["input_ids"]]
+        for name, enc in encoders.items():
+            enc._cache.clear()
+            enc.encode(["Write a tweet."])  # the prompt is the same on every call: cached, as in use
+            model.encoder = enc
+            t0 = time.perf_counter()
+            reranker.score("Write a tweet.", cands)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    model.encoder = encoders["torch"]
+    per_call = minilm_flops(tokens) / repeats  # FLOPs of one call's 10 candidates
+    fp32, int8 = fp32_peak_gflops(threads), int8_peak_gops(threads)
+    say(
+        f"  10 candidates: {np.mean(tokens) * 10:.0f} tokens, {per_call / 1e9:.2f} GFLOP; "
+        f"one-thread peaks now: fp32 matmul {fp32:.0f} GFLOP/s, int8 MatMulInteger "
+        f"{int8 or float('nan'):.0f} GOP/s {load()}"
+    )
+    int8_bound = per_call / (int8 or float("nan")) / 1e6
+    say(f"  FLOP bound: fp32 {per_call / fp32 / 1e6:.1f} ms, int8 {int8_bound:.1f} ms")
+    out: dict[str, float | str | None] = {}
+    for name, ts in times.items():
+        ms = statistics.median(ts)
+        peak = int8 if name == "onnx-int8" else fp32
+        rate = per_call / (ms / 1e3) / 1e9  # GFLOP/s achieved
+        say(
+            f"  score 10 candidates, {name:9s}: median {ms:6.1f} ms (target <= 25 ms); "
+            f"{rate:.0f} GFLOP/s = {rate / (peak or float('nan')):.0%} of its peak {load()}"
+        )
+        out[f"rm_score_10_{name.replace('-', '_')}_ms"] = ms
+    accurate = [n for n in encoders if n == "torch" or cosines[n] >= 0.99]
+    best = min(accurate, key=lambda n: statistics.median(times[n]))
+    out["rm_score_10_ms"], out["rm_score_10_backend"] = statistics.median(times[best]), best
+    out["rm_score_10_fp32_bound_ms"] = per_call / fp32 / 1e6
+    out["rm_score_10_int8_bound_ms"] = None if int8 is None else per_call / int8 / 1e6
+    out["fp32_peak_gflops"], out["int8_peak_gops"] = fp32, int8
+    return out
+
+
 def _round(x: float, n: int) -> float | None:
     return None if x != x else round(x, n)  # NaN (a part not run) → null
 
@@ -282,7 +400,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller VADER runs (about 2x faster)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     ap.add_argument(
-        "--parts", default="speed,compile,lr,pairwise", help="comma-separated parts (default: all)"
+        "--parts", default="speed,compile,lr,pairwise,onnx", help="comma-separated parts (default: all)"
     )
     ap.add_argument("--steps", type=int, default=None, help="pairwise training steps (default 150; quick 80)")
     ap.add_argument("--compile-decisions", type=int, default=50_000, help="decisions (2 feedback rows each)")
@@ -342,13 +460,20 @@ def main() -> None:
             f"untrained {untrained:.4f}; LR reward model on the same pairs {lr_acc:.4f}"
         )
 
-    load = os.getloadavg()[0]
-    say(f"\nmachine load average at the end {load:.1f} on {os.cpu_count()} CPUs")
+    backends: dict[str, float | str | None] = {}
+    if "onnx" in parts:
+        say("\n[5] encoder backends: ONNX Runtime fp32 and int8 against torch fp32")
+        backends = bench_backends(encoder, args.threads)
+    load_now = os.getloadavg()[0]
+    say(f"\nmachine load average at the end {load_now:.1f} on {os.cpu_count()} CPUs")
+    rounded = {k: (_round(v, 4) if isinstance(v, float) else v) for k, v in backends.items()}
     print(
         json.dumps(
             {
+                **rounded,
                 "rm_train_200_s": _round(train_s, 3),
-                "rm_score_10_ms": _round(score_ms, 2),
+                "rm_score_10_ms": rounded.get("rm_score_10_ms", _round(score_ms, 2)),
+                "rm_score_10_speed_part_ms": _round(score_ms, 2),
                 "compile_100k_s": _round(compile_s, 3),
                 "vader_rm_auc": _round(auc, 4),
                 "vader_pairwise_acc": _round(acc, 4),
@@ -358,7 +483,7 @@ def main() -> None:
                 "compile_ref_rows_per_s": _round(ref_rows_per_s, 1),
                 "rm_train_200_ref_s": _round(train_ref_s, 3),
                 "rm_score_10_ref_ms": _round(score_ref_ms, 2),
-                "load_average": round(load, 2),
+                "load_average": round(load_now, 2),
                 "parts": sorted(parts),
             }
         )

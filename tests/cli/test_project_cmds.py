@@ -232,3 +232,9 @@ def test_an_import_killed_midway_leaves_nothing_and_a_rerun_stores_each_row_once
     ok = runner.invoke(app, ["import", "feedback", "f.jsonl"])
     assert "1400 stored, 0 duplicates skipped" in ok.output, ok.output
     assert feedback_count(on_store) == 1_400
+
+
+def test_init_template_names_the_store_and_service_bounds(project_dir):
+    text = (project_dir / "rewardloop.yaml").read_text()
+    assert "max_actions: 1000  # most candidate actions one decision may list" in text
+    assert "max_in_flight: 256" in text and "body_timeout_s: 10.0" in text

@@ -12,7 +12,13 @@ import yaml
 from typer.testing import CliRunner
 
 from rewardloop.cli.main import app
-from rewardloop.learners import LEARNERS, BanditData, LearnerConfig, LearnerConfigError
+from rewardloop.learners import (
+    LEARNERS,
+    BanditData,
+    LearnerConfig,
+    LearnerConfigError,
+    bandit_data_from_batch,
+)
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.store import Store, read_runs, write_decisions, write_feedback, write_rewards
 from rewardloop.types import Decision, Feedback, Reward
@@ -102,10 +108,14 @@ class StandInConfig(LearnerConfig):
 
 
 class StandInRL:
-    """What an RL learner looks like to the command: only name, config_class and fit(data, policy=)."""
+    """What an RL learner looks like to the command: the Learner contract and nothing else."""
 
     name = "standin"
     config_class = StandInConfig
+    needs_rewards = True
+    needs_policy = True
+    reads_texts = False
+    data_from_batch = staticmethod(bandit_data_from_batch)
     seen: ClassVar[dict] = {}
 
     def __init__(self, config=None, progress=None):
@@ -114,7 +124,7 @@ class StandInRL:
     def fit(self, data, *, policy=None):
         StandInRL.seen.update(data=data, policy=policy, config=self.config)
         self.progress(1, 1, {"loss": 0.0})
-        self.metrics_ = {"mean_reward": float(data.reward.mean())}
+        self.history_ = [{"train/mean_reward": float(data.reward.mean())}]
         return policy
 
 
@@ -184,7 +194,7 @@ def test_rl_learners_get_bandit_data_and_the_mapped_flat_keys(store, tmp_path, e
     assert data.reward.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0] and data.pscore.tolist() == [0.5] * 6
     assert standin.seen["config"].clip_eps == 0.3 and standin.seen["policy"].labels == LABELS
     (run,) = read_runs(store)
-    assert run.metrics["mean_reward"] == 0.5 and run.n_samples == len(decisions)
+    assert run.metrics["train/mean_reward"] == 0.5 and run.n_samples == len(decisions)
 
 
 def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, standin):
@@ -265,3 +275,91 @@ def test_help_names_the_options():
     assert result.exit_code == 0
     for option in ("--learner", "--set", "--dry-run", "--since", "--until", "--config"):
         assert option in result.output
+
+
+# ------------------------------------------------------------------------------ the training surface
+
+
+def test_min_feedback_refuses_saying_how_many_there_are(store, tmp_path, encoder):
+    fill(store)
+    result = runner.invoke(app, ["train", "-c", project(tmp_path, url_of(store), min_feedback=10)])
+    assert result.exit_code == 2, result.output
+    assert "training.min_feedback: 5 training examples in the window, fewer than the 10 required" in flat(
+        result.output
+    )
+    assert read_runs(store) == []
+
+
+def test_max_episodes_and_lookback_days_bound_the_window(store, tmp_path, encoder):
+    fill(store)  # six decisions logged on 2026-01-01
+    result = runner.invoke(
+        app, ["train", "-c", project(tmp_path, url_of(store), max_episodes=3), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "decisions read: 3" in flat(result.output) and "max_episodes = 3" in flat(result.output)
+    result = runner.invoke(
+        app, ["train", "-c", project(tmp_path, url_of(store), lookback_days=7), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "decisions read: 0" in flat(result.output)  # the last 7 days hold none of them
+
+
+def test_flat_training_keys_reach_each_learners_own_field(tmp_path):
+    from rewardloop.config import parse_config
+    from rewardloop.learners import resolve_config
+
+    cfg = parse_config(
+        {
+            "training": {
+                "clip_grad_norm": 0.5,
+                "entropy_coef": 0.03,
+                "baseline_decay": 0.8,
+                "save_frequency": 4,
+                "keep_last_n": 2,
+            }
+        },
+        "test",
+    )
+    ppo, ignored = resolve_config(LEARNERS["ppo"].config_class, cfg.training)
+    assert (ppo.max_grad_norm, ppo.entropy_coef, ppo.save_frequency, ppo.keep_last_n) == (0.5, 0.03, 4, 2)
+    assert "baseline_decay" in ignored
+    reinforce, _ = resolve_config(LEARNERS["reinforce"].config_class, cfg.training)
+    assert reinforce.baseline_decay == 0.8
+
+
+def test_each_hyperparameter_is_set_one_way(tmp_path):
+    from rewardloop.config import parse_config
+    from rewardloop.learners import resolve_config
+
+    cfg = parse_config({"training": {"lr": 0.1, "options": {"lr": 0.2}}}, "test")
+    with pytest.raises(LearnerConfigError, match=r"training\.options\.lr: set by training\.lr already"):
+        resolve_config(LEARNERS["supervised"].config_class, cfg.training)
+
+
+def test_old_checkpoint_keys_map_with_a_deprecation_warning_naming_the_version():
+    from rewardloop.config import parse_config
+    from rewardloop.learners import resolve_config
+
+    with pytest.warns(
+        DeprecationWarning, match=r"checkpoint_every is deprecated .* removed in rewardloop 0.3.0"
+    ):
+        cfg = parse_config({"training": {"checkpoint_every": 5}}, "test")
+    assert cfg.training.save_frequency == 5
+    with pytest.warns(DeprecationWarning, match=r"keep_checkpoints is deprecated .* 0.3.0; use keep_last_n"):
+        config = LEARNERS["ppo"].config_class.from_dict({"keep_checkpoints": 4})
+    assert config.keep_last_n == 4
+    training = parse_config({"training": {"options": {"checkpoint_every": 3}}}, "test").training
+    with pytest.warns(DeprecationWarning):
+        assert resolve_config(LEARNERS["dqn"].config_class, training)[0].save_frequency == 3
+
+
+def test_learner_help_texts_reach_help_and_the_template():
+    from rewardloop.config.template import render_template
+    from rewardloop.learners import learner_options
+
+    result = runner.invoke(app, ["train", "--help"], terminal_width=400)
+    assert result.exit_code == 0
+    assert "clip_eps (PPO clip range ε of the ratio π/π_old)" in flat(result.output)
+    text = render_template(None, learner_options())
+    assert "#     clip_eps: PPO clip range ε of the ratio π/μ" in text
+    assert "min_feedback: 1  # refuse to train on fewer training examples than this" in text

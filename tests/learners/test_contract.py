@@ -127,7 +127,7 @@ def test_same_seed_same_result_other_seed_other_result(name: str) -> None:
 def test_progress_and_checkpoints_keep_the_last_n(name: str, tmp_path: Any) -> None:
     cls = LEARNERS[name]
     calls: list[tuple[int, int]] = []
-    config = cls.config_class(checkpoint_every=1, keep_checkpoints=2, checkpoint_dir=str(tmp_path), **SMALL)
+    config = cls.config_class(save_frequency=1, keep_last_n=2, checkpoint_dir=str(tmp_path), **SMALL)
     # the CLI's way: progress given at construction, the policy by keyword
     learner = cls(config, progress=lambda s, t, m: calls.append((s, t)))
     result = _fit(learner, name, fresh_policy())

@@ -11,7 +11,7 @@ import torch
 
 from rewardloop.learners import LEARNERS
 from rewardloop.learners._common import LearnerDataError
-from rewardloop.learners.base import BanditData, LearnerConfigError
+from rewardloop.learners.base import BanditData, DataSpec, LearnerConfigError
 from rewardloop.learners.crm import CRM, CorrectedBanditData, CRMConfig, crm_data_from_batch, crm_loss
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch, Feedback
@@ -113,7 +113,9 @@ def test_corrections_add_what_the_bandit_rows_lack() -> None:
     # Few rows; a correction on each wrong one turns it into a label: better than the same rows without.
     data, y = uniform_bandit_data(160, seed=5)
     correction = np.where(data.reward == 0, y, -1).astype(np.int64)
-    corrected = CorrectedBanditData(data.X, data.action, data.reward, data.pscore, data.labels, correction)
+    corrected = CorrectedBanditData(
+        data.X, data.action, data.reward, data.pscore, data.labels, correction=correction
+    )
     X_test, y_test = linear_task(1000, seed=99)
     config = CRMConfig(epochs=30, batch_size=32, lr=0.05)
     plain = accuracy(CRM(config).fit(data, policy=fresh_policy()), X_test, y_test)
@@ -123,10 +125,14 @@ def test_corrections_add_what_the_bandit_rows_lack() -> None:
 
 def test_bad_corrections_and_config_are_named() -> None:
     data, _ = uniform_bandit_data(16)
-    bad = CorrectedBanditData(data.X, data.action, data.reward, data.pscore, data.labels, np.full(16, 7))
+    bad = CorrectedBanditData(
+        data.X, data.action, data.reward, data.pscore, data.labels, correction=np.full(16, 7)
+    )
     with pytest.raises(LearnerDataError, match=r"^correction: row 0 is 7, outside \[-1, 4\)"):
         CRM().fit(bad, policy=fresh_policy())
-    short = CorrectedBanditData(data.X, data.action, data.reward, data.pscore, data.labels, np.full(3, -1))
+    short = CorrectedBanditData(
+        data.X, data.action, data.reward, data.pscore, data.labels, correction=np.full(3, -1)
+    )
     with pytest.raises(LearnerDataError, match=r"^correction: expected shape \(16,\)"):
         CRM().fit(short, policy=fresh_policy())
     for values, key in [
@@ -161,12 +167,16 @@ def test_data_from_batch_reads_rewards_and_corrections() -> None:
         decisions[1].id: [Feedback(decision_id=decisions[1].id, kind="correction", label="c", rater_id="r")],
         decisions[3].id: [Feedback(decision_id=decisions[3].id, kind="correction", label="a", rater_id="r")],
     }
-    data = crm_data_from_batch(DecisionBatch(decisions, feedback, rewards), policy)
+    spec = DataSpec(labels=policy.labels, embed=policy.embed)
+    data = crm_data_from_batch(DecisionBatch(decisions, feedback, rewards), spec)
     assert len(data) == 3  # decision 3 has no reward yet
     assert data.correction.tolist() == [-1, 2, -1]
-    assert LEARNERS["crm"].data_from_batch is crm_data_from_batch
+    via_learner = LEARNERS["crm"].data_from_batch(DecisionBatch(decisions, feedback, rewards), spec)
+    assert via_learner.correction.tolist() == [-1, 2, -1]
+    # a correction naming a label the policy lacks is left out and counted (issue 13, item 11)
     unknown = {
         decisions[0].id: [Feedback(decision_id=decisions[0].id, kind="correction", label="zz", rater_id="r")]
     }
-    with pytest.raises(ValueError, match="label 'zz' is not a label of the policy"):
-        crm_data_from_batch(DecisionBatch(decisions, unknown, rewards), policy)
+    skipped = crm_data_from_batch(DecisionBatch(decisions, unknown, rewards), spec)
+    assert skipped.correction.tolist() == [-1, -1, -1]
+    assert skipped.skipped == {"correction label not a label of the policy": 1}

@@ -89,7 +89,7 @@ def test_it_learns_from_preferences_only() -> None:
     fitted = learner.fit(pairs, policy)
     end = accuracy(fitted, X_test, y_test)
     assert start < 0.4 and end > 0.7, (start, end)
-    assert learner.history_[-1]["pref_acc"] > 0.8
+    assert learner.history_[-1]["train/pref_acc"] > 0.8
 
 
 def test_pairs_from_stored_feedback() -> None:

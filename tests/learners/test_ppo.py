@@ -34,7 +34,7 @@ def test_clipped_loss_on_three_rows() -> None:
     loss, m = ppo_loss(LOGITS, values, ACTIONS, OLD_LOGP, ADV, RETURNS, clip_eps=0.2, vf_coef=0.0)
     assert m["policy_loss"] == pytest.approx(-(-0.8 + 1.0 + 1.2) / 3, abs=1e-6)
     assert loss.item() == pytest.approx(-1.4 / 3, abs=1e-6)
-    assert m["clip_frac"] == pytest.approx(2 / 3)
+    assert m["clip_fraction"] == pytest.approx(2 / 3)
     kl = ((-0.5 - math.log(0.5)) + 0.0 + (0.5 - math.log(1.5))) / 3
     assert m["approx_kl"] == pytest.approx(kl, abs=1e-6)
     # value loss: mean((0 − R)²) = 2/3, weighted by vf_coef
@@ -55,7 +55,7 @@ def test_clipped_rows_get_no_policy_gradient() -> None:
 def test_wider_clip_changes_the_result() -> None:
     _, m = ppo_loss(LOGITS, torch.zeros(3), ACTIONS, OLD_LOGP, ADV, RETURNS, clip_eps=0.6, vf_coef=0.0)
     assert m["policy_loss"] == pytest.approx(-(-0.5 + 1.0 + 1.5) / 3, abs=1e-6)
-    assert m["clip_frac"] == 0.0
+    assert m["clip_fraction"] == 0.0
 
 
 def test_truncated_importance_weights_scale_each_row() -> None:
@@ -90,12 +90,12 @@ def test_first_step_starts_inside_the_clip_range_under_epsilon_greedy_logging() 
     learner = PPO(PPOConfig(epochs=2, batch_size=len(data), max_importance_weight=1.0))
     learner.fit(data, fresh_policy())
     first = learner.history_[0]
-    assert first["clip_frac"] == 0.0 and first["approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    assert first["train/clip_fraction"] == 0.0 and first["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
     # ρ = min(π_old / μ, 1) with π_old the starting policy, one minibatch holding every row
     rho = np.minimum(proba[np.arange(len(data)), data.action] / data.pscore, 1.0)
-    assert first["is_weight"] == pytest.approx(rho.mean(), rel=1e-5)
+    assert first["train/is_weight"] == pytest.approx(rho.mean(), rel=1e-5)
     # each iteration refreshes π_old: the second iteration's first step starts at ratio 1 again
-    assert learner.history_[1]["approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    assert learner.history_[1]["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
 
 
 def test_gae_reduces_to_r_minus_v_for_one_step_episodes() -> None:
@@ -122,8 +122,10 @@ def test_metrics_and_target_kl_stop() -> None:
     data, _ = uniform_bandit_data(256)
     learner = PPO(PPOConfig(epochs=10, batch_size=64))
     learner.fit(data, fresh_policy())
-    assert {"approx_kl", "clip_frac", "value_loss"} <= set(learner.history_[0])
-    assert learner.history_[0]["approx_kl"] < learner.history_[-1]["approx_kl"]  # π moves away from μ
+    assert {"train/approx_kl", "train/clip_fraction", "train/is_weight", "train/value_loss"} <= set(
+        learner.history_[0]
+    )
+    assert learner.history_[0]["train/approx_kl"] < learner.history_[-1]["train/approx_kl"]  # π moves
     # π_old is refreshed each iteration: the KL within one grows with its update passes
     early = PPO(PPOConfig(epochs=10, update_epochs=4, batch_size=64, target_kl=1e-4))
     early.fit(data, fresh_policy())

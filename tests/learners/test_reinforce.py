@@ -74,7 +74,7 @@ def test_baseline_tracks_the_reward() -> None:
     learner.fit(data, fresh_policy())
     # with w = 1 the baseline is an EMA of batch means, so it stays near the logged mean reward
     assert abs(learner.baseline_ - data.reward.mean()) < 0.15
-    assert [h["baseline"] for h in learner.history_][-1] == learner.baseline_
+    assert [h["train/baseline"] for h in learner.history_][-1] == learner.baseline_
 
 
 def test_it_learns_from_bandit_feedback_only() -> None:

@@ -19,7 +19,9 @@ torch.set_num_threads(1)
 def _corrected(n: int = 40) -> CorrectedBanditData:
     data, y = uniform_bandit_data(n, seed=4)
     correction = np.where(np.arange(n) % 5 == 0, y, -1).astype(np.int64)
-    return CorrectedBanditData(data.X, data.action, data.reward, data.pscore, data.labels, correction)
+    return CorrectedBanditData(
+        data.X, data.action, data.reward, data.pscore, data.labels, correction=correction
+    )
 
 
 def test_split_is_seeded_disjoint_and_keeps_every_field() -> None:

@@ -152,7 +152,7 @@ def test_weight_two_equals_a_duplicate_and_weight_zero_equals_absence():
 def test_progress_and_checkpoints_keep_the_newest(tmp_path):
     calls = []
     cfg = SupervisedConfig(
-        epochs=3, batch_size=4, checkpoint_every=2, keep_checkpoints=2, checkpoint_dir=str(tmp_path)
+        epochs=3, batch_size=4, save_frequency=2, keep_last_n=2, checkpoint_dir=str(tmp_path)
     )
     SupervisedLearner(cfg, progress=lambda s, t, m: calls.append((s, t, set(m)))).fit(
         rand_X(), ["a", "b"] * 6

@@ -53,8 +53,8 @@ def fitted():
 
 
 def test_two_steps_lower_the_loss_and_score(fitted):
-    assert len(fitted.history_) == 2 and fitted.metrics_["steps"] == 2.0
-    assert fitted.history_[1] < fitted.history_[0]
+    assert len(fitted.loss_history_) == 2 and fitted.metrics_["steps"] == 2.0
+    assert fitted.loss_history_[1] < fitted.loss_history_[0]
     scores = fitted.score("Write a tweet.", ["Great news!", "Terrible news.", "ok"])
     assert scores.shape == (3,) and np.all(np.isfinite(scores))
     assert fitted.pairwise_accuracy(PAIRS) == np.mean(
@@ -98,7 +98,7 @@ def test_lora_trains_adapters_then_merges(tmp_path):
     torch.set_num_threads(1)
     cfg = PairwiseConfig(epochs=2, batch_size=4, lr=1e-3, lora=True, num_threads=1)
     rm = PairwiseRewardModel(cfg).fit(PAIRS)
-    assert len(rm.history_) == 2 and rm.history_[1] < rm.history_[0]
+    assert len(rm.loss_history_) == 2 and rm.loss_history_[1] < rm.loss_history_[0]
     assert not hasattr(rm.model_, "peft_config")  # merged into a plain model before saving
     back = PairwiseRewardModel.load(rm.save(tmp_path / "lora"))
     cands = ["Great news!", "Terrible news."]

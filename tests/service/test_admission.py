@@ -62,7 +62,7 @@ async def call(
 def test_requests_over_the_bound_get_503_with_retry_after_and_health_checks_pass() -> None:
     async def run() -> None:
         held = Held()
-        app = Admission(held, max_in_flight=2, body_timeout=5.0, retry_after=2.0)
+        app = Admission(held, limit=2, timeout=5.0, retry_after=2.0)
         first = [asyncio.create_task(call(app, "/v1/decide")) for _ in range(2)]
         while held.running < 2:
             await asyncio.sleep(0.01)
@@ -83,7 +83,7 @@ def test_a_body_that_stops_arriving_gets_408_and_frees_its_slot() -> None:
     async def run() -> None:
         held = Held()
         held.release.set()
-        app = Admission(held, max_in_flight=1, body_timeout=0.1)
+        app = Admission(held, limit=1, timeout=0.1)
         status, headers = await asyncio.wait_for(call(app, "/v1/feedback", [b'{"deci'], stall=True), 5)
         assert status == 408 and headers[b"connection"] == b"close"
         assert app.in_flight == 0

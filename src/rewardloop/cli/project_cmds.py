@@ -45,7 +45,9 @@ def init(
         console.print(f"{path} exists; keeping it (use --force to overwrite)")
     else:
         directory.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_template(store_url))
+        from rewardloop.learners import learner_options  # torch: only when init runs
+
+        path.write_text(render_template(store_url, learner_options()))
         console.print(f"wrote {path}")
     url = project(path).store.url
     shown = make_url(url).render_as_string(hide_password=True)

@@ -6,6 +6,7 @@ one reward spec.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,13 +21,12 @@ from rewardloop.cli.common import (
     errors_as_messages,
     fail,
     open_store,
-    progress,
     project,
 )
 from rewardloop.learners.bandits import ROUTERS, BanditRouter, load_router
-from rewardloop.learners.bandits.replay import arms_of, logged_rows, replay
+from rewardloop.learners.bandits.replay import arms_of
 from rewardloop.policies.router import ArmStats, ContextFeatures, LeaderboardRow, RouterInputError
-from rewardloop.store import finish_run, read_decisions, start_run
+from rewardloop.store import read_decisions
 from rewardloop.types import DecisionBatch, TrainingRun
 
 app = typer.Typer(
@@ -195,6 +195,9 @@ def train(
     config: ConfigOption = None,
 ) -> None:
     """Replay a router policy's logged decisions + rewards into a router (vectorised) and save it."""
+    from rewardloop.learners.base import DataSpec
+    from rewardloop.loop.training import fit_and_record
+
     if algorithm not in ROUTERS:
         raise fail(f"--algorithm: unknown router {algorithm!r}; choose from {', '.join(ROUTERS)}")
     if weighting not in ("auto", "ipw", "none"):
@@ -207,58 +210,91 @@ def train(
     feats: ContextFeatures | None = None
     with errors_as_messages(RouterInputError):
         if cls.needs_context:
-            first = next((d for d in batch if d.id in batch.rewards), None)
-            n_num = len(first.features) if first is not None and first.features else 0
-            if features not in ("numeric", "text", "both"):
-                raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
-            feats = ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
-        if start_from is not None:
-            router: BanditRouter = load_router(start_from)
+            feats = _features(batch, features)
+        start: BanditRouter | None = load_router(start_from) if start_from is not None else None
+        if start is not None:
+            router: BanditRouter = type(start)(**start.get_params())
         else:
-            kw: dict[str, Any] = {"reward_range": lo_hi, "random_state": seed}
-            if cls.needs_context:
-                assert feats is not None
-                kw |= {"dim": feats.dim, "l2": l2}
-            kw |= {
-                "linucb": {"alpha": alpha},
-                "epsilon_greedy": {"epsilon": epsilon},
-                "softmax": {"temperature": temperature},
-                "lin_thompson": {"v": v},
-            }.get(algorithm, {})
-            router = cls(arms_of(batch), **kw)
-        with progress() as bar:
-            task = bar.add_task("building contexts", total=None)
-            rows = logged_rows(batch, feats)
-            bar.update(task, description="replaying")
-            report = replay(
-                router,
-                rows,
-                weighting=weighting,  # type: ignore[arg-type]
-                policy=policy,
-                max_weight=max_weight,
-                add_unknown_arms=add_unknown_arms or start_from is None,
-            )
-    store = open_store(cfg)
-    run = start_run(
-        store,
-        TrainingRun(
+            own = {"alpha": alpha, "epsilon": epsilon, "temperature": temperature, "v": v}
+            router = _new_router(algorithm, arms_of(batch), feats, lo_hi, seed, l2, own)
+        with console.status("building contexts ..."):
+            rows = router.data_from_batch(batch, DataSpec(features=feats))
+        run = TrainingRun(
             policy=policy,
             learner=f"router.{algorithm}",
             config={"reward_spec": f"{name}:{version}", "weighting": weighting, **router.get_params()},
-            n_samples=report.rows,
-        ),
-    )
-    router.save(out)
+            n_samples=len(rows),
+        )
+
+        def fit() -> tuple[BanditRouter, list[dict[str, float]]]:
+            fitted = router.fit(
+                rows,
+                policy=start,
+                weighting=weighting,
+                own_policy=policy,
+                max_weight=max_weight,
+                add_unknown_arms=add_unknown_arms or start is None,
+            )
+            return fitted, fitted.history_
+
+        store = open_store(cfg)
+        try:
+            outcome = fit_and_record(store, run, fit, out, evaluate=_router_metrics)
+        finally:
+            store.close()
+    _print_replay(algorithm, router, out, outcome.run.id)
+
+
+def _features(batch: DecisionBatch, features: str) -> ContextFeatures:
+    """The context builder of ``--features`` (numeric width from the first rewarded decision)."""
+    first = next((d for d in batch if d.id in batch.rewards), None)
+    n_num = len(first.features) if first is not None and first.features else 0
+    if features not in ("numeric", "text", "both"):
+        raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
+    return ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
+
+
+def _print_replay(algorithm: str, router: BanditRouter, out: Path, run_id: str) -> None:
+    report = router.replay_report_
     top = router.leaderboard()[0]
-    metrics = {"rows": float(report.rows), "ess": report.effective_sample_size, "best_arm_mean": top.mean}
-    finish_run(store, run, metrics, artifact_path=str(out))
-    store.close()
     console.print(
         f"trained {algorithm} on {report.rows} logged decisions "
         f"({report.skipped_without_reward} without reward skipped; "
         f"{report.weighted_rows} importance-weighted, ESS {report.effective_sample_size:.0f}); "
-        f"{len(router.arms_)} arms, best {top.arm} at {top.mean:.3f}. Saved to {out} (run {run.id[:8]})."
+        f"{len(router.arms_)} arms, best {top.arm} at {top.mean:.3f}. "
+        f"Saved to {out} (run {run_id[:8]})."
     )
+
+
+#: The hyperparameter each router takes from its own command-line option.
+_OWN_OPTION = {"linucb": "alpha", "epsilon_greedy": "epsilon", "softmax": "temperature", "lin_thompson": "v"}
+
+
+def _new_router(
+    algorithm: str,
+    arms: list[str],
+    feats: ContextFeatures | None,
+    reward_range: tuple[float, float],
+    seed: int,
+    l2: float,
+    options: dict[str, float],
+) -> BanditRouter:
+    """A fresh router at its priors, from the command's options."""
+    cls = ROUTERS[algorithm]
+    kw: dict[str, Any] = {"reward_range": reward_range, "random_state": seed}
+    if cls.needs_context:
+        assert feats is not None
+        kw |= {"dim": feats.dim, "l2": l2}
+    if algorithm in _OWN_OPTION:
+        key = _OWN_OPTION[algorithm]
+        kw[key] = options[key]
+    return cls(arms, **kw)
+
+
+def _router_metrics(router: BanditRouter) -> dict[str, float]:
+    report = router.replay_report_
+    top = router.leaderboard()[0]
+    return {"rows": float(report.rows), "ess": report.effective_sample_size, "best_arm_mean": top.mean}
 
 
 def _reward_range(cfg: Any, spec: str, text: str | None) -> tuple[float, float]:
@@ -301,8 +337,8 @@ def train_gating(
     config: ConfigOption = None,
 ) -> None:
     """Train the gating policy (MLP → softmax over experts) by REINFORCE from logged traces + feedback."""
-    from rewardloop.learners.gating import GatingConfig, GatingTrainer, traces_from_batch
-    from rewardloop.policies.gating import GatingPolicy
+    from rewardloop.learners.base import DataSpec
+    from rewardloop.learners.gating import GatingConfig, GatingLearner
 
     cfg = project(config)
     store = open_store(cfg)
@@ -320,49 +356,65 @@ def train_gating(
         raise fail(f"no decisions of policy {policy!r} in the store")
     names = [e.strip() for e in experts.split(",") if e.strip()] if experts else arms_of(batch)
     with errors_as_messages(RouterInputError):
-        traces = traces_from_batch(batch, names, step_name=step_name)
-        if not traces.ids:
+        if features not in ("numeric", "text", "both"):
+            raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
+        scored = [d for d in batch if d.id in batch.rewards or batch.feedback.get(d.id)]
+        first = scored[0] if scored else batch.decisions[0]
+        feats = ContextFeatures(features, n_numeric=len(first.features or ()))  # type: ignore[arg-type]
+        with console.status(f"building contexts ({features}) ..."):
+            data = GatingLearner.data_from_batch(
+                batch, DataSpec(labels=names, features=feats, step_name=step_name)
+            )
+        if not len(data):
             raise RouterInputError(
                 "rewards", f"none of the {len(batch)} decisions has a reward or scored feedback"
             )
-        kept = DecisionBatch([d for d in batch if d.id in set(traces.ids)])
-        first = kept.decisions[0]
-        if features not in ("numeric", "text", "both"):
-            raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
-        feats = ContextFeatures(features, n_numeric=len(first.features or ()))  # type: ignore[arg-type]
-        with console.status(f"building {len(kept)} contexts ({features}) ..."):
-            X = feats.from_batch(kept)
-    gate = GatingPolicy(names, in_dim=X.shape[1], hidden=hidden, random_state=seed)
-    rc = GatingConfig(lr=lr, entropy_coef=entropy_coef, epochs=epochs, step_name=step_name, seed=seed)
-    trainer = GatingTrainer(gate, rc)
-    steps_per_epoch = -(-len(traces.ids) // rc.batch_size)
-    with progress() as bar:
-        task = bar.add_task("REINFORCE", total=epochs)
-        trainer.fit_logged(
-            X, traces.actions, traces.rewards, traces.behaviour_logp, on_epoch=lambda _: bar.advance(task)
-        )
-    store = open_store(cfg)
-    run = start_run(
-        store,
-        TrainingRun(
-            policy=policy,
-            learner="gating.reinforce",
-            config={**trainer.config_dict(), "experts": names, "features": features},
-            n_samples=len(traces.ids),
-        ),
+    rc = GatingConfig(
+        lr=lr, entropy_coef=entropy_coef, epochs=epochs, step_name=step_name, seed=seed, hidden=hidden
     )
-    gate.save(out)
-    recent = trainer.history_[-steps_per_epoch:]
-    metrics = {
-        "rows": float(len(traces.ids)),
-        "mean_reward": float(np.mean(traces.rewards)),
-        "final_entropy": float(np.mean([h["entropy"] for h in recent])),
-    }
-    finish_run(store, run, metrics, artifact_path=str(out))
-    store.close()
-    share = gate.probs(X).mean(axis=0)
+    _train_and_record_gating(cfg, out, policy, data, rc, {"experts": names, "features": features})
+
+
+def _train_and_record_gating(
+    cfg: Any, out: Path, policy: str, data: Any, rc: Any, extra: dict[str, Any]
+) -> None:
+    """Fit the gating learner on ``data``, save it and record the run; print the routing shares."""
+
+    from rewardloop.learners.gating import GatingLearner
+    from rewardloop.loop.training import fit_and_record
+
+    learner = GatingLearner(rc)
+    steps_per_epoch = -(-len(data) // rc.batch_size)
+    run = TrainingRun(
+        policy=policy,
+        learner="gating.reinforce",
+        config={**dataclasses.asdict(rc), **extra},
+        n_samples=len(data),
+    )
+
+    def fit() -> tuple[Any, list[dict[str, float]]]:
+        with console.status(f"REINFORCE: {rc.epochs} epochs over {len(data)} logged decisions ..."):
+            gate = learner.fit(data)
+        return gate, learner.history_
+
+    def metrics(gate: Any) -> dict[str, float]:
+        recent = learner.history_[-steps_per_epoch:]
+        return {
+            "rows": float(len(data)),
+            "mean_reward": float(np.mean(data.traces.rewards)),
+            "final_entropy": float(np.mean([h["train/entropy"] for h in recent])),
+        }
+
+    store = open_store(cfg)
+    try:
+        outcome = fit_and_record(store, run, fit, out, evaluate=metrics)
+    finally:
+        store.close()
+    names = data.experts
+    share = outcome.fitted.probs(data.X).mean(axis=0)
     top = ", ".join(f"{n} {p:.2f}" for n, p in sorted(zip(names, share, strict=True), key=lambda t: -t[1]))
     console.print(
-        f"trained the gating policy on {len(traces.ids)} logged decisions ({traces.skipped} without reward "
-        f"skipped) for {epochs} epochs; mean routing share: {top}. Saved to {out} (run {run.id[:8]})."
+        f"trained the gating policy on {len(data)} logged decisions ({data.traces.skipped} without reward "
+        f"skipped) for {rc.epochs} epochs; mean routing share: {top}. "
+        f"Saved to {out} (run {outcome.run.id[:8]})."
     )

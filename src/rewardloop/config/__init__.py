@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from rewardloop.config.sections import (
     DEFAULT_STORE_URL,
+    EncoderConfig,
     EvaluationConfig,
     ExperimentsConfig,
     GateConfig,
@@ -39,6 +40,7 @@ class ProjectConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REWARDLOOP_", env_nested_delimiter="__", extra="forbid")
 
     store: StoreConfig = Field(default_factory=StoreConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     policies: list[PolicyConfig] = Field(default_factory=list)
     rewards: list[RewardSpecConfig] = Field(default_factory=list)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -182,6 +184,7 @@ __all__ = [
     "DEFAULT_PATH",
     "DEFAULT_STORE_URL",
     "ConfigError",
+    "EncoderConfig",
     "EvaluationConfig",
     "ExperimentsConfig",
     "GateConfig",

@@ -6,6 +6,8 @@ Fields carry a description: ``rewardloop init`` writes them as comments, and ``-
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +16,26 @@ DEFAULT_STORE_URL = "sqlite:///rewardloop.db"
 #: Calibration bins of the ECE and reliability diagram, wherever they are computed (eval, gate, dashboard):
 #: 15 equal-width bins, as Guo et al. 2017.
 DEFAULT_N_BINS = 15
+#: Old ``training`` key → its new name; the old ones are removed in rewardloop REMOVED_IN.
+DEPRECATED_TRAINING_KEYS = {"checkpoint_every": "save_frequency", "keep_checkpoints": "keep_last_n"}
+REMOVED_IN = "0.3.0"
+
+
+def renamed_keys(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``values`` with the old checkpoint keys renamed, a DeprecationWarning for each (naming the
+    version that removes them); a ValueError when both the old and the new name are set."""
+    out = dict(values)
+    for old, new in DEPRECATED_TRAINING_KEYS.items():
+        if old in out:
+            if new in out:
+                raise ValueError(f"{old}: the old name of {new}; set only {new}")
+            warnings.warn(
+                f"{prefix}{old} is deprecated and will be removed in rewardloop {REMOVED_IN}; use {new}",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            out[new] = out.pop(old)
+    return out
 
 
 class Section(BaseModel):
@@ -31,6 +53,16 @@ class StoreConfig(Section):
     echo: bool = Field(False, description="log every SQL statement (debugging)")
     max_actions: int = Field(
         1000, ge=1, description="most candidate actions one decision may list (more is refused with a 422)"
+    )
+
+
+class EncoderConfig(Section):
+    """The MiniLM sentence encoder that classifiers and reward models share."""
+
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="what runs MiniLM: torch (fp32), onnx (the same fp32 graph in ONNX Runtime, faster; "
+        "needs the onnx extra) or onnx-int8 (int8 weights: faster again, cosine to fp32 down to 0.96)",
     )
 
 
@@ -148,7 +180,8 @@ class TrainingConfig(Section):
     learner: str = Field(
         "supervised",
         validation_alias=AliasChoices("learner", "algorithm"),
-        description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo",
+        description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo "
+        "(dqn learns an abstain gate; the loop saves it beside the classifier it gates)",
     )
     policy: str | None = Field(None, description="which policy to train (default: the first one)")
     reward_spec: str | None = Field(
@@ -171,9 +204,40 @@ class TrainingConfig(Section):
     ppo_eps_clip: float | None = Field(None, gt=0, description="PPO clip range ε (> 0)")
     ppo_lambda: float | None = Field(None, ge=0, le=1, description="PPO GAE λ")
     dqn_epsilon: float | None = Field(None, ge=0, le=1, description="DQN ε-greedy exploration")
+    baseline_decay: float | None = Field(
+        None, ge=0, lt=1, description="REINFORCE/gating: EMA decay of the reward baseline"
+    )
+    clip_grad_norm: float | None = Field(
+        None, ge=0, description="clip the gradient's global norm to this (0: off; max_grad_norm)"
+    )
+    entropy_coef: float | None = Field(
+        None, ge=0, description="entropy bonus β of the policy-gradient learners"
+    )
+    save_frequency: int | None = Field(
+        None, ge=0, description="save a checkpoint every N steps (0: never; old name checkpoint_every)"
+    )
+    keep_last_n: int | None = Field(
+        None, ge=1, description="keep the newest N checkpoints (old name keep_checkpoints)"
+    )
+    checkpoint_dir: str | None = Field(None, description="folder for the checkpoints")
+    min_feedback: int = Field(
+        1, ge=1, description="refuse to train on fewer training examples than this (says how many there are)"
+    )
+    max_episodes: int | None = Field(
+        None, ge=1, description="train on at most the newest N logged decisions (one decision: one episode)"
+    )
+    lookback_days: float | None = Field(
+        None, gt=0, description="data window: decisions of the last N days (default: all; --since wins)"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="any field of the learner's config, by name (checked)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """The old checkpoint keys, with a DeprecationWarning naming the version that removes them."""
+        return renamed_keys(data, "training.") if isinstance(data, dict) else data
 
 
 class GateConfig(Section):

@@ -5,6 +5,7 @@ Generated, so that the file and the schema cannot drift apart: every key carries
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -44,8 +45,24 @@ def _model_lines(model: BaseModel, indent: int) -> list[str]:
     return lines
 
 
-def render_template(store_url: str | None = None) -> str:
-    """The text of a fresh, commented project file (valid: it parses back to the defaults)."""
+def _learner_option_lines(learner_options: Mapping[str, Mapping[str, str]], indent: int) -> list[str]:
+    """Comments listing every learner's config fields with their help texts (``training.options``)."""
+    pad = " " * indent
+    lines = [f"{pad}# options: any field of the learner's config, e.g. options: {{clip_eps: 0.1}}"]
+    for learner, fields in learner_options.items():
+        lines.append(f"{pad}#   {learner}:")
+        lines.extend(f"{pad}#     {key}: {help_text}" for key, help_text in fields.items())
+    return lines
+
+
+def render_template(
+    store_url: str | None = None, learner_options: Mapping[str, Mapping[str, str]] | None = None
+) -> str:
+    """The text of a fresh, commented project file (valid: it parses back to the defaults).
+
+    ``learner_options`` (learner → {field: help}, ``rewardloop.learners.learner_options()``; the
+    config layer cannot import the learners) are listed as comments under ``training``.
+    """
     cfg = ProjectConfig()
     if store_url:
         cfg.store.url = store_url
@@ -66,6 +83,8 @@ def render_template(store_url: str | None = None) -> str:
         else:
             out.append(f"{name}:")
             out.extend(_model_lines(getattr(cfg, name), 2))
+            if name == "training" and learner_options:
+                out.extend(_learner_option_lines(learner_options, 2))
         out.append("")
     text = "\n".join(out)
     parse_config(yaml.safe_load(text), "template")  # the template must always validate

@@ -29,7 +29,7 @@ import itertools
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -381,9 +381,10 @@ class ClosedLoop:
     def _try_bad_challenger(self, since: datetime) -> str:
         """A broken training pipeline (labels shuffled) produces a challenger: the gate must stop it."""
         rng = np.random.default_rng(self.cfg.seed + 99)
-        policy, version, _ = self.runner.train_challenger(
-            corrupt_labels=lambda labels: [str(x) for x in rng.permutation(labels)], note="shuffled labels"
-        )
+        logged = read_decisions(self.store, policy=POLICY, include_feedback=True)
+        good = self.runner.labelled_data(logged)
+        shuffled = replace(good, labels=[str(x) for x in rng.permutation(good.labels)])
+        policy, version, _ = self.runner.train_challenger(labelled=shuffled, rl=False, note="shuffled labels")
         self.bad_version = version
         report = self.runner.gate_report(policy, self.runner.champion_logs(since))
         self.history.append(

@@ -1,13 +1,17 @@
 """Training algorithms: each takes logged data and returns a fitted policy (DESIGN.md, STYLE.md).
 
 ``LEARNERS`` is the one explicit name map the CLI reads; each entry follows the contract of
-:class:`rewardloop.learners.base.Learner`. Add a learner with one line here.
+:class:`rewardloop.learners.base.ConfiguredLearner`. Add a learner with one line here. The bandit
+routers (``learners.bandits.ROUTERS``), the gating network (``learners.gating.GatingLearner``) and
+the reward models keep the same :class:`~rewardloop.learners.base.Learner` contract.
 """
 
 from rewardloop.learners.a2c import A2C, A2CConfig
 from rewardloop.learners.base import (
     BanditData,
     Checkpointer,
+    ConfiguredLearner,
+    DataSpec,
     Learner,
     LearnerConfig,
     LearnerConfigError,
@@ -24,7 +28,7 @@ from rewardloop.learners.ppo import PPO, PPOConfig
 from rewardloop.learners.reinforce import Reinforce, ReinforceConfig
 from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
 
-LEARNERS: dict[str, type[Learner]] = {
+LEARNERS: dict[str, type[ConfiguredLearner]] = {
     "supervised": SupervisedLearner,
     "lora": LoRALearner,
     "reinforce": Reinforce,
@@ -34,6 +38,12 @@ LEARNERS: dict[str, type[Learner]] = {
     "dpo": DPO,
     "crm": CRM,
 }
+
+
+def learner_options() -> dict[str, dict[str, str]]:
+    """Learner name → {config field: help text}, for ``--help`` and the YAML template."""
+    return {name: cls.config_class.help() for name, cls in LEARNERS.items()}
+
 
 __all__ = [
     "A2C",
@@ -46,8 +56,10 @@ __all__ = [
     "BanditData",
     "CRMConfig",
     "Checkpointer",
+    "ConfiguredLearner",
     "DPOConfig",
     "DQNConfig",
+    "DataSpec",
     "LabelledData",
     "Learner",
     "LearnerConfig",
@@ -63,5 +75,6 @@ __all__ = [
     "SupervisedLearner",
     "bandit_data_from_batch",
     "labelled_from_batch",
+    "learner_options",
     "resolve_config",
 ]

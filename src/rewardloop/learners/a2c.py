@@ -18,7 +18,7 @@ lower variance.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -35,12 +35,14 @@ from rewardloop.learners._common import (
 from rewardloop.learners._math import advantages, entropy, importance_weights, log_probs
 from rewardloop.learners.base import (
     BanditData,
-    Checkpointer,
+    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -113,7 +115,7 @@ def a2c_loss(
     return loss, metrics
 
 
-class A2C:
+class A2C(BanditLearner):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -145,29 +147,33 @@ class A2C:
     torch.Size([1, 1])
     """
 
-    name = "a2c"
-    config_class = A2CConfig
+    name: ClassVar[str] = "a2c"
+    config_class: ClassVar[type[LearnerConfig]] = A2CConfig
 
     def __init__(self, config: A2CConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else A2CConfig()
         self.progress = progress
 
     def fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        data: BanditData,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         generator = torch.Generator().manual_seed(cfg.seed)
         n_batches = -(-len(data) // cfg.batch_size)
         total = cfg.epochs * n_batches
-        history: list[dict[str, Any]] = []
+        recorder = MetricsRecorder()
         step = 0
         with seeded(cfg.seed):
             value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
@@ -196,7 +202,8 @@ class A2C:
                     optimizer.step()
                     step += 1
                     metrics["epoch"] = epoch
-                    history.append(metrics)
+                    recorder.record_many(metrics)
+                    recorder.dump(step)
                     if progress is not None:
                         progress(step, total, metrics)
                     checkpointer.maybe_save(step, fitted.save)
@@ -204,5 +211,5 @@ class A2C:
         value_head.eval()
         self.policy_ = fitted
         self.value_head_ = value_head
-        self.history_ = history
+        self.history_ = recorder.history
         return fitted

@@ -1,6 +1,6 @@
 """What every learner shares: the config base, config parsing with errors naming the key, progress
-callbacks, checkpointing, the typed training data built from logged decisions, and the contract the
-``rewardloop train`` command relies on (:class:`Learner`).
+callbacks, checkpointing, the typed training data built from logged decisions, and the contract every
+learner, bandit and reward model keeps (:class:`Learner`, :class:`DataSpec`).
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.config.sections import renamed_keys
 from rewardloop.types import DecisionBatch
 
 if TYPE_CHECKING:
     from rewardloop.config import TrainingConfig
-    from rewardloop.policies.classifier import ClassifierPolicy
 
 #: Called as ``progress(step, total_steps, metrics)`` after each optimisation step.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
@@ -40,8 +40,8 @@ class LearnerConfig:
     epochs: int = field(default=10, metadata={"help": "passes over the training data"})
     batch_size: int = field(default=64, metadata={"help": "samples per optimisation step"})
     seed: int = field(default=0, metadata={"help": "random seed; the same seed gives the same result"})
-    checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
-    keep_checkpoints: int = field(default=3, metadata={"help": "how many of the newest checkpoints to keep"})
+    save_frequency: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
+    keep_last_n: int = field(default=3, metadata={"help": "how many of the newest checkpoints to keep"})
     checkpoint_dir: str | None = field(default=None, metadata={"help": "folder for checkpoints"})
 
     def __post_init__(self) -> None:
@@ -54,12 +54,23 @@ class LearnerConfig:
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 raise LearnerConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        if self.checkpoint_every < 0 or self.keep_checkpoints < 1:
-            raise LearnerConfigError("checkpoint_every must be >= 0 and keep_checkpoints >= 1")
+        if self.save_frequency < 0:
+            raise LearnerConfigError(f"save_frequency: must be >= 0, got {self.save_frequency}")
+        if self.keep_last_n < 1:
+            raise LearnerConfigError(f"keep_last_n: must be >= 1, got {self.keep_last_n}")
+
+    def checkpointer(self) -> Checkpointer:
+        """Checkpoints every ``save_frequency`` steps into ``checkpoint_dir``, keeping ``keep_last_n``."""
+        return Checkpointer(self.checkpoint_dir, self.save_frequency, self.keep_last_n)
 
     @classmethod
     def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
-        """Build from a mapping (YAML, ``--set``), naming any unknown key and the known ones."""
+        """Build from a mapping (YAML, ``--set``), naming any unknown key and the known ones.
+
+        The old checkpoint keys (``checkpoint_every``, ``keep_checkpoints``) still work, with a
+        DeprecationWarning naming the version that removes them.
+        """
+        values = _renamed(values)
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(names))
         if unknown:
@@ -77,6 +88,14 @@ class LearnerConfig:
     def help(cls) -> dict[str, str]:
         """Field name → help text (for the CLI and the YAML schema)."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _renamed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the old checkpoint keys renamed (a DeprecationWarning for each)."""
+    try:
+        return renamed_keys(values)
+    except ValueError as err:
+        raise LearnerConfigError(str(err)) from None
 
 
 def _checked_value(key: str, value: Any, hint: Any) -> Any:
@@ -146,6 +165,8 @@ class BanditData:
     pscore : ndarray of shape (n_rounds,)
         Propensity of the logged action under the logging policy.
     labels : list of str
+    skipped : dict of str to int
+        Rewarded decisions that gave no row, by reason (an action that is not a label).
     """
 
     X: npt.NDArray[np.float32]
@@ -153,6 +174,7 @@ class BanditData:
     reward: npt.NDArray[np.float64]
     pscore: npt.NDArray[np.float64]
     labels: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.action)
@@ -166,73 +188,128 @@ class BanditData:
     ) -> BanditData:
         """Arrays from the decisions of ``batch`` that have a compiled reward.
 
-        Decisions whose action is not in ``labels`` are refused with the decision id.
+        Decisions whose action is not in ``labels`` are skipped and counted in ``skipped``: one bad
+        row must not stop every later training run.
         """
-        rows = batch.with_rewards()
+        rewarded = batch.with_rewards()
         index = {label: i for i, label in enumerate(labels)}
-        actions = []
-        for d in rows:
-            if d.action not in index:
-                raise ValueError(f"decision {d.id}: action {d.action!r} is not a label of this policy")
-            actions.append(index[d.action])
+        keep = [d for d in rewarded if d.action in index]
+        n_bad = len(rewarded) - len(keep)
+        skipped = {"action not a label of the policy": n_bad} if n_bad else {}
+        rows = DecisionBatch(keep, rewards=rewarded.rewards) if skipped else rewarded
         texts = [d.text or "" for d in rows]
         return cls(
             X=embed(texts) if texts else np.zeros((0, 0), np.float32),
-            action=np.asarray(actions, dtype=np.int64),
+            action=np.asarray([index[d.action] for d in rows], dtype=np.int64),
             reward=rows.reward_array(),
             pscore=rows.pscore,
             labels=list(labels),
+            skipped=skipped,
         )
 
 
 # ------------------------------------------------------------------------------- the learner contract
 
 
-class Learner(Protocol):
-    """What ``rewardloop train`` (and the loop) expect of a learner class in ``learners.LEARNERS``.
+@dataclass(frozen=True)
+class DataSpec:
+    """What a learner's ``data_from_batch`` needs besides the batch; each learner reads what it uses.
 
-    The command does, in order::
-
-        config = resolve_config(cls.config_class, cfg.training)         # YAML + --set, keys checked
-        learner = cls(config, progress=callback)
-        data = cls.data_from_batch(batch, policy, config)                # or bandit_data_from_batch
-        fitted = learner.fit(data, policy=policy)                        # -> policy (DQN: a gate)
-
-    ``batch`` is ``read_decisions(include_feedback=True, reward_spec=...)`` for the policy and window;
-    ``policy`` the starting policy (``training.init_from``), or None when ``needs_policy`` is False and
-    none is given. Class attributes the command reads, with their defaults when absent:
-
-    - ``name`` and ``config_class`` (a :class:`LearnerConfig` subclass) — required;
-    - ``needs_rewards = True``: the command refuses to run without ``training.reward_spec``;
-    - ``needs_policy = True``: the command refuses to run without ``training.init_from``;
-    - ``data_from_batch``: default :func:`bandit_data_from_batch` (decisions with a compiled reward);
-    - ``reads_texts = False``: when False, the command embeds the texts first (one progress bar, and
-      the learner's embedding calls hit the encoder's cache).
+    Attributes
+    ----------
+    config : LearnerConfig or None
+        The learner's resolved config (e.g. ``use_confirmations`` of the supervised learner).
+    labels : list of str or None
+        The policy's label (or arm) order; None: the labels seen in the data.
+    embed : callable or None
+        ``embed(texts) -> (n, d) float32`` context embeddings (classifier learners).
+    features : object or None
+        A router's context builder (``policies.router.ContextFeatures``), for the bandits and gating.
+    step_name : str
+        The trace step that holds the expert choice (gating).
     """
 
-    # Read-only members, so that plain class attributes (``name = "ppo"``, ``config_class = PPOConfig``)
-    # satisfy the protocol without ClassVar annotations.
-    @property
-    def name(self) -> str: ...
+    config: Any = None
+    labels: Sequence[str] | None = None
+    embed: Callable[[list[str]], npt.NDArray[np.float32]] | None = None
+    features: Any = None
+    step_name: str = "expert"
 
-    @property
-    def config_class(self) -> type[LearnerConfig]: ...
 
-    # ``config`` is the learner's own config_class (None: its defaults); ``policy`` is passed by keyword,
-    # and may be required (RL learners) or optional (supervised ones).
+@runtime_checkable
+class Learner(Protocol):
+    """The contract every learner, bandit router, the gating network and the reward models keep
+    (DESIGN.md, "Two contracts").
+
+    The orchestration (:mod:`rewardloop.loop.training`) does, for every one of them::
+
+        data = cls.data_from_batch(batch, DataSpec(config=..., labels=..., embed=...))
+        fitted = learner.fit(data, policy=start)      # -> the fitted policy (DQN: its AbstainGate)
+        fitted.save(folder); run.metrics |= summarise(learner.history_)
+
+    Class attributes:
+
+    - ``name``: its name (in ``learners.LEARNERS``, ``ROUTERS``; the TrainingRun's learner);
+    - ``needs_rewards``: it learns from compiled rewards, so a reward spec must be named;
+    - ``needs_policy``: it improves a trained policy (``training.init_from``) and cannot start fresh;
+    - ``reads_texts``: it embeds texts itself (LoRA, reward models): the caller does not pre-embed.
+
+    After ``fit``, ``history_`` holds one dict per step with namespaced keys (``train/loss``,
+    ``train/approx_kl``, ``time/step``), written with :class:`~rewardloop.types.history.MetricsRecorder`.
+    """
+
+    name: ClassVar[str]
+    needs_rewards: ClassVar[bool]
+    needs_policy: ClassVar[bool]
+    reads_texts: ClassVar[bool]
+    history_: list[dict[str, float]]
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any: ...
+
+    def fit(self, data: Any, /, *, policy: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class ConfiguredLearner(Learner, Protocol):
+    """A learner of ``learners.LEARNERS``: built from its config dataclass (``training`` in the YAML)."""
+
+    config_class: ClassVar[type[LearnerConfig]]
+
+    # ``config``: the learner's own config class (None: its defaults); progress(step, total, metrics).
     def __init__(self, config: Any = None, progress: ProgressCallback | None = None) -> None: ...
 
-    # The fitted ClassifierPolicy; DQN returns the AbstainGate it learned over one. Both have save().
-    def fit(self, data: Any, *, policy: Any) -> Any: ...
+
+def bandit_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> BanditData:
+    """The data of the RL learners: decisions with a compiled reward, embedded with ``spec.embed``."""
+    if spec.labels is None or spec.embed is None:
+        raise ValueError("data: the RL learners need the policy's labels and encoder (training.init_from)")
+    return BanditData.from_batch(batch, spec.labels, spec.embed)
 
 
-def bandit_data_from_batch(batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None) -> BanditData:
-    """The default training data of a learner: decisions with a compiled reward, embedded by ``policy``."""
-    return BanditData.from_batch(batch, policy.labels, policy.embed)
+class BanditLearner:
+    """What the RL learners share (SB3's thin base): they improve a trained classifier from the
+    compiled rewards of its logged decisions, embedded by the policy's encoder."""
+
+    needs_rewards: ClassVar[bool] = True
+    needs_policy: ClassVar[bool] = True
+    reads_texts: ClassVar[bool] = False
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any:
+        return bandit_data_from_batch(batch, spec)
+
+
+def require_policy(policy: Any, name: str) -> Any:
+    """``policy``, or a ValueError saying that the ``name`` learner improves a trained policy."""
+    if policy is None:
+        raise ValueError(f"policy: the {name} learner improves a trained policy; pass policy=")
+    return policy
 
 
 #: ``training.<key>`` in rewardloop.yaml → the learner-config fields it sets, first match wins. The
-#: issue's flat YAML names (``ppo_eps_clip``, ``dqn_epsilon``...) map onto each learner's own field names.
+#: flat YAML names (``ppo_eps_clip``, ``dqn_epsilon``, ``clip_grad_norm``...) map onto each learner's
+#: own field names; a flat key the learner has no field for is reported as not used.
 FLAT_TRAINING_KEYS: dict[str, tuple[str, ...]] = {
     "lr": ("lr",),
     "batch_size": ("batch_size",),
@@ -243,6 +320,12 @@ FLAT_TRAINING_KEYS: dict[str, tuple[str, ...]] = {
     "ppo_eps_clip": ("clip_eps", "eps_clip", "ppo_eps_clip"),
     "ppo_lambda": ("gae_lambda", "lam", "ppo_lambda"),
     "dqn_epsilon": ("epsilon", "dqn_epsilon"),
+    "baseline_decay": ("baseline_decay",),
+    "clip_grad_norm": ("max_grad_norm", "clip_grad_norm"),
+    "entropy_coef": ("entropy_coef", "beta_entropy"),
+    "save_frequency": ("save_frequency",),
+    "keep_last_n": ("keep_last_n",),
+    "checkpoint_dir": ("checkpoint_dir",),
 }
 
 
@@ -250,8 +333,9 @@ def resolve_config(config_cls: type[C], training: TrainingConfig) -> tuple[C, li
     """The learner config from the ``training`` section; also the flat keys this learner does not use.
 
     Flat keys (``lr``, ``ppo_eps_clip``...) that are set fill the learner field they map to
-    (:data:`FLAT_TRAINING_KEYS`); ``training.options`` then sets any field by its own name and wins.
-    Errors name the YAML key: ``training.options.clip: not a field of PPOConfig (fields: ...)``.
+    (:data:`FLAT_TRAINING_KEYS`); ``training.options`` sets any other field by its own name. Each
+    hyperparameter is set one way: a field set both by a flat key and in ``options`` is an error
+    naming both. Errors name the YAML key: ``training.options.clip: not a field of PPOConfig ...``.
     """
     names = {f.name for f in dataclasses.fields(config_cls)}
     values: dict[str, Any] = {}
@@ -267,15 +351,16 @@ def resolve_config(config_cls: type[C], training: TrainingConfig) -> tuple[C, li
             continue
         values[target] = value
         source[target] = f"training.{key}"
-    for key, value in training.options.items():
+    for key, value in _renamed(training.options).items():
+        if key in values and key in source:
+            raise LearnerConfigError(
+                f"training.options.{key}: set by {source[key]} already; set each hyperparameter one way"
+            )
         values[key] = value
         source[key] = f"training.options.{key}"
     try:
         return config_cls.from_dict(values), ignored
     except LearnerConfigError as err:
-        message = str(err)
-        key = message.split(":", 1)[0]
+        key, sep, rest = str(err).partition(":")
         where = source.get(key, f"training.options.{key}" if key in values else "training")
-        raise LearnerConfigError(
-            f"{where}:{message.split(':', 1)[1]}" if ":" in message else message
-        ) from None
+        raise LearnerConfigError(f"{where}:{rest}" if sep else str(err)) from None

@@ -33,7 +33,7 @@ vanishes with it, where the log's, 1 − π(c), does not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -51,14 +51,18 @@ from rewardloop.learners._common import (
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
     BanditData,
-    Checkpointer,
+    BanditLearner,
+    DataSpec,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    bandit_data_from_batch,
     checked_config,
+    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -142,25 +146,31 @@ def corrections_of(data: BanditData) -> npt.NDArray[np.int64]:
     return correction
 
 
-def crm_data_from_batch(
-    batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None
-) -> CorrectedBanditData:
-    """Decisions with a compiled reward, embedded by ``policy``, with their corrections (``data_from_batch``).
+def crm_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> CorrectedBanditData:
+    """Decisions with a compiled reward, embedded with ``spec.embed``, with their corrections.
 
     The last correction of a decision (store order) is its corrected label; one naming a label the
-    policy does not have is refused with the feedback id.
+    policy does not have is left out and counted in ``skipped`` (one bad row must not stop training).
     """
-    base = BanditData.from_batch(batch, policy.labels, policy.embed)
-    index = {label: i for i, label in enumerate(policy.labels)}
+    base = bandit_data_from_batch(batch, spec)
+    index = {label: i for i, label in enumerate(base.labels)}
+    kept = [d for d in batch.with_rewards() if d.action in index]  # the rows of ``base``, in order
     correction = np.full(len(base), -1, np.int64)
-    for row, d in enumerate(batch.with_rewards()):
+    unknown = 0
+    for row, d in enumerate(kept):
         for f in batch.feedback.get(d.id, []):
             if f.kind != "correction" or f.label is None:
                 continue
             if f.label not in index:
-                raise ValueError(f"feedback {f.id}: label {f.label!r} is not a label of the policy")
+                unknown += 1
+                continue
             correction[row] = index[f.label]
-    return CorrectedBanditData(base.X, base.action, base.reward, base.pscore, base.labels, correction)
+    skipped = dict(base.skipped)
+    if unknown:
+        skipped["correction label not a label of the policy"] = unknown
+    return CorrectedBanditData(
+        base.X, base.action, base.reward, base.pscore, base.labels, skipped, correction=correction
+    )
 
 
 def crm_loss(
@@ -222,7 +232,7 @@ def crm_loss(
     return loss, metrics
 
 
-class CRM:
+class CRM(BanditLearner):
     """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
 
     Parameters
@@ -252,21 +262,28 @@ class CRM:
     ['a', 'b']
     """
 
-    name = "crm"
-    config_class = CRMConfig
-    #: Reads the corrections too (see ``learners.base.Learner``).
-    data_from_batch = staticmethod(crm_data_from_batch)
+    name: ClassVar[str] = "crm"
+    config_class: ClassVar[type[LearnerConfig]] = CRMConfig
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> CorrectedBanditData:
+        """Reads the corrections too (see :func:`crm_data_from_batch`)."""
+        return crm_data_from_batch(batch, spec)
 
     def __init__(self, config: CRMConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = checked_config(config, CRMConfig)
         self.progress = progress
 
     def fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        data: BanditData,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ClassifierPolicy:
         """Learn from logged decisions (and their corrections); return a new policy (``policy`` unchanged)."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         correction = torch.as_tensor(corrections_of(data))  # (n,)
@@ -274,10 +291,10 @@ class CRM:
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
         baseline = float(reward.mean()) if cfg.baseline is None else cfg.baseline
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         generator = torch.Generator().manual_seed(cfg.seed)
         total = cfg.epochs * -(-len(data) // cfg.batch_size)
-        history: list[dict[str, float]] = []
+        recorder = MetricsRecorder()
         step = 0
         with seeded(cfg.seed):
             optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -302,15 +319,16 @@ class CRM:
                     metrics["train/grad_norm"] = clip_grad(head.parameters(), cfg.max_grad_norm)
                     optimizer.step()
                     step += 1
-                    metrics["train/epoch"] = epoch
-                    history.append(metrics)
+                    metrics["epoch"] = epoch
+                    recorder.record_many(metrics)
+                    recorder.dump(step)
                     if progress is not None:
                         progress(step, total, metrics)
                     checkpointer.maybe_save(step, fitted.save)
         head.eval()
         self.policy_ = fitted
         self.baseline_ = baseline
-        self.history_ = history
+        self.history_ = recorder.history
         return fitted
 
 

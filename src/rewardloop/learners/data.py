@@ -19,12 +19,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from rewardloop.types import DecisionBatch, Feedback
+
+if TYPE_CHECKING:
+    from rewardloop.learners.base import DataSpec, ProgressCallback
+    from rewardloop.types.history import MetricsRecorder
+
+#: The skip reason of feedback naming a label the policy does not have.
+UNKNOWN_LABEL = "label not a label of the policy"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ def labelled_from_batch(
     labels: Sequence[str] | None = None,
     use_confirmations: bool = True,
     golden_weight: float = 1.0,
+    unknown_labels: Literal["raise", "skip"] = "raise",
 ) -> LabelledData:
     """Supervised examples from the feedback loaded in ``batch`` (``read_decisions(include_feedback=True)``).
 
@@ -78,7 +86,8 @@ def labelled_from_batch(
     batch : DecisionBatch
         Classifier decisions with their feedback.
     labels : sequence of str, optional
-        The policy's labels. A correction naming another label raises ValueError with the feedback id.
+        The policy's labels. A correction naming another label raises ValueError with the feedback id,
+        or with ``unknown_labels="skip"`` (what training does) is skipped and counted in ``skipped``.
     use_confirmations : bool
         Whether top-of-scale ratings make the chosen action a label.
     golden_weight : float
@@ -107,7 +116,10 @@ def labelled_from_batch(
                 skipped[f"{f.kind} without a label"] += 1
                 continue
             if known is not None and label not in known:
-                raise ValueError(f"feedback {f.id}: label {label!r} is not a label of the policy")
+                if unknown_labels == "raise":
+                    raise ValueError(f"feedback {f.id}: label {label!r} is not a label of the policy")
+                skipped[UNKNOWN_LABEL] += 1
+                continue
             w = f.authority * (golden_weight if f.source == "golden" else 1.0)
             if w <= 0:
                 skipped["zero authority"] += 1
@@ -124,17 +136,65 @@ def labelled_from_batch(
     return LabelledData(texts, out_labels, np.asarray(weights, dtype=np.float64), ids, dict(skipped))
 
 
-__all__ = ["LabelledData", "labelled_from_batch"]
+def labelled_for_learner(batch: DecisionBatch, spec: DataSpec) -> LabelledData:
+    """``data_from_batch`` of the learners that train on labels (supervised, LoRA).
 
-
-def labelled_for_learner(batch: DecisionBatch, policy: Any, config: Any) -> LabelledData:
-    """``data_from_batch`` of the learners that train on labels (supervised, LoRA), for the CLI.
-
-    ``config`` carries ``use_confirmations`` and ``golden_weight``; ``policy`` (or None) the label order.
+    ``spec.config`` carries ``use_confirmations`` and ``golden_weight``; ``spec.labels`` (or None) the
+    label order. Feedback naming a label the policy does not have is skipped and counted.
     """
     return labelled_from_batch(
         batch,
-        labels=policy.labels if policy is not None else None,
-        use_confirmations=config.use_confirmations,
-        golden_weight=config.golden_weight,
+        labels=spec.labels,
+        use_confirmations=spec.config.use_confirmations if spec.config is not None else True,
+        golden_weight=spec.config.golden_weight if spec.config is not None else 1.0,
+        unknown_labels="skip",
     )
+
+
+def unpack_labelled(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
+    """``(X, y, sample_weight)`` of a label learner's ``fit``: a LabelledData as ``X`` carries all three."""
+    if isinstance(X, LabelledData):
+        y, sample_weight, X = X.labels, X.sample_weight, X.texts
+    if y is None:
+        raise ValueError("y: labels are required (or pass a LabelledData as X)")
+    return X, y, sample_weight
+
+
+def label_names(y: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
+    """The label order of a fresh policy: ``labels``, or the sorted distinct string labels of ``y``."""
+    if labels is not None:
+        return list(labels)
+    if not all(isinstance(v, str) for v in y):
+        raise ValueError("labels: give the label names when y holds indices")
+    return sorted(set(y))
+
+
+class LabelLearner:
+    """What the label learners (supervised, LoRA) share: they learn from corrections and
+    confirmations (no compiled rewards), and may start from a fresh policy."""
+
+    needs_rewards: ClassVar[bool] = False
+    needs_policy: ClassVar[bool] = False
+    progress: ProgressCallback | None
+
+    def _report(self, recorder: MetricsRecorder, step: int, total: int, epoch: int, loss: float) -> None:
+        """One optimisation step into ``history_`` (``train/loss``, ``time/epoch``) and ``progress``."""
+        recorder.record_many({"loss": loss}, epoch=epoch)
+        recorder.dump(step)
+        if self.progress is not None:
+            self.progress(step, total, {"loss": loss})
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> LabelledData:
+        """The examples it trains on: corrections and confirmations of a batch with feedback."""
+        return labelled_for_learner(batch, spec)
+
+
+__all__ = [
+    "LabelLearner",
+    "LabelledData",
+    "label_names",
+    "labelled_for_learner",
+    "labelled_from_batch",
+    "unpack_labelled",
+]

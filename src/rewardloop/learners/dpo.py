@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,9 +25,16 @@ from torch.nn import functional as F
 
 from rewardloop.learners._common import LearnerDataError, clip_grad, copy_policy, minibatches, seeded
 from rewardloop.learners._math import log_probs
-from rewardloop.learners.base import Checkpointer, LearnerConfig, LearnerConfigError, ProgressCallback
+from rewardloop.learners.base import (
+    DataSpec,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+    require_policy,
+)
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -66,6 +73,8 @@ class PreferencePairs:
         Non-negative pair weights (e.g. rater authority); ones when not given.
     texts : list of str, optional
         The texts, kept for reports.
+    skipped : dict of str to int
+        Feedback rows that gave no pair, by reason.
     """
 
     X: npt.NDArray[np.float32]
@@ -74,6 +83,7 @@ class PreferencePairs:
     labels: list[str]
     weight: npt.NDArray[np.float64] = field(default_factory=lambda: np.ones(0))
     texts: list[str] | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.chosen)
@@ -132,20 +142,25 @@ class PreferencePairs:
 
 
 def pairs_from_batch(
-    batch: DecisionBatch, labels: Sequence[str], embed: Callable[[list[str]], npt.NDArray[np.float32]]
+    batch: DecisionBatch,
+    labels: Sequence[str],
+    embed: Callable[[list[str]], npt.NDArray[np.float32]],
+    unknown_labels: Literal["raise", "skip"] = "raise",
 ) -> PreferencePairs:
     """Preference pairs from stored feedback; each pair is weighted by its rater's authority.
 
     - ``preference`` feedback: ``preferred`` over ``rejected`` (both must be labels);
     - ``correction`` feedback: the corrected ``label`` over the decision's own action (when they differ).
 
-    Other feedback gives no pair. A label that is not one of ``labels`` is refused with the decision id.
+    Other feedback gives no pair. A label that is not one of ``labels`` is refused with the decision id,
+    or with ``unknown_labels="skip"`` (what training does) skipped and counted in ``skipped``.
     """
     index = {label: i for i, label in enumerate(labels)}
     texts: list[str] = []
     chosen: list[int] = []
     rejected: list[int] = []
     weight: list[float] = []
+    skipped: dict[str, int] = {}
     for d in batch.decisions:
         for fb in batch.feedback.get(d.id, []):
             if fb.kind == "preference":
@@ -154,11 +169,19 @@ def pairs_from_batch(
                 pair = (fb.label, d.action)
             else:
                 continue
-            for name, label in zip(("preferred", "rejected"), pair, strict=True):
-                if label not in index:
-                    raise LearnerDataError(
-                        f"decision {d.id}: {name} label {label!r} is not a label of this policy"
-                    )
+            bad = [
+                (n, lab) for n, lab in zip(("preferred", "rejected"), pair, strict=True) if lab not in index
+            ]
+            if bad and unknown_labels == "skip":
+                skipped["label not a label of the policy"] = (
+                    skipped.get("label not a label of the policy", 0) + 1
+                )
+                continue
+            if bad:
+                name, label = bad[0]
+                raise LearnerDataError(
+                    f"decision {d.id}: {name} label {label!r} is not a label of this policy"
+                )
             texts.append(d.text or "")
             chosen.append(index[str(pair[0])])
             rejected.append(index[str(pair[1])])
@@ -170,6 +193,7 @@ def pairs_from_batch(
         labels=list(labels),
         weight=np.asarray(weight, dtype=np.float64),
         texts=texts,
+        skipped=skipped,
     )
 
 
@@ -233,27 +257,33 @@ class DPO:
     [0, 1]
     """
 
-    name = "dpo"
-    config_class = DPOConfig
-    needs_rewards = False  # learns from preference and correction feedback, not compiled rewards
+    name: ClassVar[str] = "dpo"
+    config_class: ClassVar[type[LearnerConfig]] = DPOConfig
+    needs_rewards: ClassVar[bool] = False  # learns from preference and correction feedback
+    needs_policy: ClassVar[bool] = True  # π_ref is the starting policy
+    reads_texts: ClassVar[bool] = False
 
     @staticmethod
-    def data_from_batch(
-        batch: DecisionBatch, policy: ClassifierPolicy, config: Any = None
-    ) -> PreferencePairs:
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> PreferencePairs:
         """The pairs ``fit`` takes, from a batch read with its feedback (see :func:`pairs_from_batch`)."""
-        return pairs_from_batch(batch, policy.labels, policy.encoder.encode)
+        if spec.labels is None or spec.embed is None:
+            raise ValueError("data: DPO needs the policy's labels and encoder (training.init_from)")
+        return pairs_from_batch(batch, spec.labels, spec.embed, unknown_labels="skip")
 
     def __init__(self, config: DPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else DPOConfig()
         self.progress = progress
 
     def fit(
-        self, pairs: PreferencePairs, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        pairs: PreferencePairs,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ClassifierPolicy:
         """Learn from preference pairs; return a new fitted policy."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         if len(pairs) == 0:
             raise LearnerDataError("pairs: no preference pairs to learn from")
@@ -272,10 +302,10 @@ class DPO:
         weight = torch.as_tensor(pairs.weight, dtype=torch.float32)
         with torch.no_grad():
             ref_logits = reference(X) / policy.temperature  # (n, K), computed once
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         generator = torch.Generator().manual_seed(cfg.seed)
         total = cfg.epochs * -(-len(pairs) // cfg.batch_size)
-        history: list[dict[str, Any]] = []
+        recorder = MetricsRecorder()
         step = 0
         with seeded(cfg.seed):
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
@@ -292,11 +322,12 @@ class DPO:
                     optimizer.step()
                     step += 1
                     metrics["epoch"] = epoch
-                    history.append(metrics)
+                    recorder.record_many(metrics)
+                    recorder.dump(step)
                     if progress is not None:
                         progress(step, total, metrics)
                     checkpointer.maybe_save(step, fitted.save)
         head.eval()
         self.policy_ = fitted
-        self.history_ = history
+        self.history_ = recorder.history
         return fitted

@@ -27,7 +27,7 @@ result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,13 +37,15 @@ from torch.nn import functional as F
 from rewardloop.learners._common import LearnerDataError, check_bandit_data, clip_grad, seeded
 from rewardloop.learners.base import (
     BanditData,
-    Checkpointer,
+    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    require_policy,
 )
 from rewardloop.policies.abstain import ABSTAIN, ACT, AbstainGate, confidence_features, make_q_head
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -203,7 +205,7 @@ def gate_outcomes(
     )
 
 
-class DQN:
+class DQN(BanditLearner):
     """Learn an :class:`AbstainGate` for a classifier from its logged bandit feedback.
 
     ``fit(data, policy)`` returns the gate; ``policy`` is the classifier whose predictions are gated.
@@ -237,19 +239,23 @@ class DQN:
     (3,)
     """
 
-    name = "dqn"
-    config_class = DQNConfig
+    name: ClassVar[str] = "dqn"
+    config_class: ClassVar[type[LearnerConfig]] = DQNConfig
 
     def __init__(self, config: DQNConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else DQNConfig()
         self.progress = progress
 
     def fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        data: BanditData,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> AbstainGate:
         """Learn the gate from logged decisions; return it (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         features, right, weight, _ = gate_outcomes(
@@ -262,11 +268,11 @@ class DQN:
         ).astype(np.float32)  # (m, 2): columns ACT, ABSTAIN
         rng = np.random.default_rng(cfg.seed)
         buffer = ReplayBuffer(cfg.buffer_size, features.shape[1], np.random.default_rng(cfg.seed + 1))
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         n_batches = -(-m // cfg.batch_size)
         total = cfg.epochs * n_batches
         anneal_steps = max(1, int(cfg.exploration_fraction * total))
-        history: list[dict[str, Any]] = []
+        recorder = MetricsRecorder()
         with seeded(cfg.seed):
             q_net = make_q_head(cfg.hidden)
             target_net = make_q_head(cfg.hidden)
@@ -301,14 +307,15 @@ class DQN:
                         if updates % cfg.target_update_every == 0:
                             target_net.load_state_dict(q_net.state_dict())
                         metrics["loss"] = float(loss.detach())
-                    history.append(metrics)
+                    recorder.record_many(metrics)
+                    recorder.dump(step)
                     if progress is not None:
                         progress(step, total, metrics)
                     checkpointer.maybe_save(step, gate.save)
         q_net.eval()
         self.gate_ = gate
         self.n_used_ = m
-        self.history_ = history
+        self.history_ = recorder.history
         self.target_net_ = target_net
         return gate
 

@@ -17,23 +17,26 @@ Rewards come from the store's compiled rewards, or are rolled up here from multi
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from rewardloop.learners.base import DataSpec, LearnerConfig, ProgressCallback, checked_config
 from rewardloop.policies.gating import GatingPolicy
 from rewardloop.policies.router import FloatArray, RouterInputError
 from rewardloop.rewards import scores
 from rewardloop.types import DecisionBatch, Feedback
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
-class GatingConfig:
-    """Hyperparameters of REINFORCE for the gating policy."""
+class GatingConfig(LearnerConfig):
+    """Hyperparameters of REINFORCE for the gating policy (and the shared ones of LearnerConfig)."""
 
     lr: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
     entropy_coef: float = field(default=0.01, metadata={"help": "entropy bonus β (keeps exploring)"})
@@ -44,6 +47,7 @@ class GatingConfig:
     epochs: int = field(default=5, metadata={"help": "passes over logged traces in fit_logged"})
     step_name: str = field(default="expert", metadata={"help": "trace step that holds the expert choice"})
     seed: int = field(default=0, metadata={"help": "random seed (batch order)"})
+    hidden: int = field(default=64, metadata={"help": "hidden units of a fresh gating MLP"})
 
 
 def gating_loss(
@@ -225,6 +229,77 @@ def traces_from_batch(
         logps.append(logp)
         rews.append(reward)
     return LoggedTraces(ids, np.array(acts, dtype=np.int64), np.array(logps), np.array(rews), skipped)
+
+
+# ------------------------------------------------------------------------------- the learner contract
+
+
+@dataclass(frozen=True)
+class GatingData:
+    """Logged traces with their contexts: ``X`` (n, in_dim) aligned with ``traces``; ``experts`` in order."""
+
+    X: FloatArray
+    traces: LoggedTraces
+    experts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.traces.ids)
+
+
+class GatingLearner:
+    """The gating network's learner: REINFORCE over logged traces (:meth:`GatingTrainer.fit_logged`).
+
+    ``fit(data, policy=None)`` trains a copy of ``policy`` (or a fresh :class:`GatingPolicy` over the
+    data's experts) and returns it; ``history_`` has ``train/loss``, ``train/entropy``,
+    ``train/reward``, ``train/baseline`` per step.
+    """
+
+    name: ClassVar[str] = "gating"
+    config_class: ClassVar[type[LearnerConfig]] = GatingConfig
+    needs_rewards: ClassVar[bool] = False  # compiled rewards or the roll-up of multi-level feedback
+    needs_policy: ClassVar[bool] = False
+    reads_texts: ClassVar[bool] = False
+
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = checked_config(config, GatingConfig)
+        self.progress = progress
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> GatingData:
+        """Traces of ``spec.labels`` (the experts; default: every action logged) with ``spec.features``."""
+        experts = (
+            list(spec.labels) if spec.labels else list(dict.fromkeys(a for d in batch for a in d.actions))
+        )
+        traces = traces_from_batch(batch, experts, step_name=spec.step_name)
+        keep = set(traces.ids)
+        kept = DecisionBatch([d for d in batch if d.id in keep])
+        if spec.features is None:
+            raise RouterInputError("features", "the gating learner needs a context builder (spec.features)")
+        X = spec.features.from_batch(kept) if len(kept) else np.zeros((0, spec.features.dim))
+        return GatingData(np.asarray(X, dtype=np.float64), traces, experts)
+
+    def fit(self, data: GatingData, *, policy: GatingPolicy | None = None) -> GatingPolicy:
+        cfg = self.config
+        if len(data) == 0:
+            raise RouterInputError("rewards", "no logged decision has a reward or scored feedback")
+        if policy is None:
+            gate = GatingPolicy(
+                data.experts, in_dim=data.X.shape[1], hidden=cfg.hidden, random_state=cfg.seed
+            )
+        else:
+            gate = copy.deepcopy(policy)
+        trainer = GatingTrainer(gate, cfg)
+        t = data.traces
+        trainer.fit_logged(data.X, t.actions, t.rewards, t.behaviour_logp)
+        recorder = MetricsRecorder()
+        for step, stats in enumerate(trainer.history_, 1):
+            recorder.record_many(stats)
+            row = recorder.dump(step)
+            if self.progress is not None:
+                self.progress(step, len(trainer.history_), row)
+        self.history_ = recorder.history
+        self.policy_ = gate
+        return gate
 
 
 # ------------------------------------------------------------------------------------ learning curve

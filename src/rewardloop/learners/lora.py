@@ -27,15 +27,15 @@ import torch
 
 from rewardloop.encoders import MiniLMEncoder
 from rewardloop.learners.base import (
-    Checkpointer,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     checked_config,
 )
-from rewardloop.learners.data import LabelledData, labelled_for_learner
+from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.types.history import MetricsRecorder
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -98,7 +98,81 @@ def mean_pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-class LoRALearner:
+def _peft_model(cfg: LoRAConfig, encoder: MiniLMEncoder, head: torch.nn.Module) -> tuple[Any, Any, int]:
+    """(the encoder with LoRA adapters — base frozen —, AdamW over adapters and head, trainable count)."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
+    )
+    with warnings.catch_warnings():  # transformers' deprecation notice, raised inside peft
+        warnings.simplefilter("ignore", FutureWarning)
+        model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params) + sum(p.numel() for p in head.parameters())
+    opt = torch.optim.AdamW(
+        [{"params": params, "lr": cfg.lr}, {"params": list(head.parameters()), "lr": cfg.head_lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    return model, opt, n_trainable
+
+
+def _finetuned(policy: ClassifierPolicy, head: Any, hidden: int, encoder: MiniLMEncoder) -> ClassifierPolicy:
+    """The fitted policy: ``policy``'s labels and name, the trained head, the fine-tuned encoder."""
+    return ClassifierPolicy(
+        policy.labels,
+        head=head,
+        hidden=hidden,
+        encoder=encoder,
+        name=policy.name,
+        version=policy.version,
+        in_dim=policy.in_dim,
+        backend="finetuned",
+    )
+
+
+def _save_adapters(folder: Path, model: Any, head: torch.nn.Module) -> None:
+    """A checkpoint: the LoRA adapters and the head, as safetensors (no pickle)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    adapters = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    save_file(adapters, str(folder / "adapters.safetensors"))
+    save_file(
+        {k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(folder / "head.safetensors")
+    )
+
+
+def _texts_and_labels(
+    cfg: LoRAConfig,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    policy: ClassifierPolicy | None,
+    labels: Sequence[str] | None,
+) -> tuple[ClassifierPolicy, list[str], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
+    """``fit``'s inputs checked: (policy, texts, label indices (n,), weights (n,), warm start)."""
+    X, y, sample_weight = unpack_labelled(X, y, sample_weight)
+    if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
+        raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
+    texts = list(X)
+    y_list = list(np.asarray(y).tolist())
+    if not texts or len(texts) != len(y_list):
+        raise ValueError(f"y: {len(y_list)} labels for {len(texts)} texts (need the same, and >= 1)")
+    warm = policy is not None and policy.head_fitted and cfg.warm_start
+    if policy is None:
+        policy = ClassifierPolicy(label_names(y_list, labels), hidden=cfg.hidden, encoder=None)
+    yi = policy.label_indices(y_list)  # (n,)
+    w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != yi.shape or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"sample_weight: need {len(yi)} finite weights >= 0, not all 0")
+    if cfg.class_weight == "balanced":
+        w = w * balanced_weights(yi, policy.n_labels)
+    return policy, texts, yi, w, bool(warm)
+
+
+class LoRALearner(LabelLearner):
     """Fine-tune the MiniLM encoder with LoRA and a head on labelled texts; merge for inference.
 
     Parameters
@@ -111,6 +185,8 @@ class LoRALearner:
     ----------
     policy_ : ClassifierPolicy
         The fitted policy, backend ``"finetuned"`` (also what ``fit`` returns).
+    history_ : list of dict
+        Per-step metrics (``train/loss``, ``time/epoch``, ``time/step``).
     loss_history_ : list of float
         Mean training loss per epoch.
     n_trainable_ : int
@@ -126,13 +202,8 @@ class LoRALearner:
 
     name: ClassVar[str] = "lora"
     config_class: ClassVar[type[LearnerConfig]] = LoRAConfig
-    needs_rewards: ClassVar[bool] = False
-    needs_policy: ClassVar[bool] = False
     #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
     reads_texts: ClassVar[bool] = True
-
-    #: The examples it trains on, from a store batch with feedback (for the CLI).
-    data_from_batch = staticmethod(labelled_for_learner)
 
     def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = checked_config(config, LoRAConfig)
@@ -159,80 +230,36 @@ class LoRALearner:
         labels : sequence of str, optional
             Label order of a fresh policy; default the sorted distinct labels of ``y``.
         """
-        from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
-        from safetensors.torch import save_file
-
         cfg = self.config
-        if isinstance(X, LabelledData):
-            y, sample_weight, X = X.labels, X.sample_weight, X.texts
-        if y is None:
-            raise ValueError("y: labels are required (or pass a LabelledData as X)")
-        if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
-            raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
-        texts = list(X)
-        y_list = list(np.asarray(y).tolist())
-        if not texts or len(texts) != len(y_list):
-            raise ValueError(f"y: {len(y_list)} labels for {len(texts)} texts (need the same, and >= 1)")
-        warm = policy is not None and policy.head_fitted and cfg.warm_start
-        if policy is None:
-            if labels is None:
-                if not all(isinstance(v, str) for v in y_list):
-                    raise ValueError("labels: give the label names when y holds indices")
-                labels = sorted(set(y_list))
-            policy = ClassifierPolicy(labels, hidden=cfg.hidden, encoder=None)
-        yi = policy.label_indices(y_list)  # (n,)
-        w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != yi.shape or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"sample_weight: need {len(yi)} finite weights >= 0, not all 0")
-        if cfg.class_weight == "balanced":
-            w = w * balanced_weights(yi, policy.n_labels)
+        policy, texts, yi, w, warm = _texts_and_labels(cfg, X, y, sample_weight, policy, labels)
 
         # A fresh encoder object: the shared one (and its embedding cache) stays the frozen base.
         encoder = MiniLMEncoder()
         if policy.backend == "finetuned":
             encoder.model.load_state_dict(policy.encoder.model.state_dict())
         tokenizer = encoder.tokenizer
-        ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        ckpt = cfg.checkpointer()
         n = len(texts)
         total = -(-n // cfg.batch_size) * cfg.epochs
         y_t, w_t = torch.from_numpy(yi), torch.from_numpy(w).float()
         self.loss_history_: list[float] = []
+        recorder = MetricsRecorder()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             if warm:
                 head, hidden = copy.deepcopy(policy.head), policy.hidden
             else:
                 head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden), cfg.hidden
-            lora = LoraConfig(
-                r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
-            )
-            with warnings.catch_warnings():  # transformers' deprecation notice, raised inside peft
-                warnings.simplefilter("ignore", FutureWarning)
-                model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
-            params = [p for p in model.parameters() if p.requires_grad]
-            self.n_trainable_ = sum(p.numel() for p in params) + sum(p.numel() for p in head.parameters())
-            opt = torch.optim.AdamW(
-                [
-                    {"params": params, "lr": cfg.lr},
-                    {"params": list(head.parameters()), "lr": cfg.head_lr},
-                ],
-                weight_decay=cfg.weight_decay,
-            )
+            model, opt, self.n_trainable_ = _peft_model(cfg, encoder, head)
 
             def save_checkpoint(folder: Path) -> None:
-                folder.mkdir(parents=True, exist_ok=True)
-                adapters = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-                save_file(adapters, str(folder / "adapters.safetensors"))
-                save_file(
-                    {k: v.detach().contiguous() for k, v in head.state_dict().items()},
-                    str(folder / "head.safetensors"),
-                )
+                _save_adapters(folder, model, head)
 
             gen = torch.Generator().manual_seed(cfg.seed)
             step = 0
             model.train()
             head.train()
-            for _epoch in range(cfg.epochs):
+            for epoch in range(cfg.epochs):
                 order = torch.randperm(n, generator=gen)
                 total_loss = 0.0
                 for start in range(0, n, cfg.batch_size):
@@ -251,24 +278,15 @@ class LoRALearner:
                     opt.step()
                     step += 1
                     total_loss += float(loss.detach()) * len(idx)
-                    if self.progress is not None:
-                        self.progress(step, total, {"loss": float(loss.detach())})
+                    self._report(recorder, step, total, epoch, float(loss.detach()))
                     ckpt.maybe_save(step, save_checkpoint)
                 self.loss_history_.append(total_loss / n)
             head.eval()
             # W + (α/r)·B·A folded into W: a plain BertModel again, no peft at inference.
             encoder.model = model.merge_and_unload().eval()
         encoder._cache.clear()
-        self.policy_ = ClassifierPolicy(
-            policy.labels,
-            head=head,
-            hidden=hidden,
-            encoder=encoder,
-            name=policy.name,
-            version=policy.version,
-            in_dim=policy.in_dim,
-            backend="finetuned",
-        )
+        self.history_ = recorder.history
+        self.policy_ = _finetuned(policy, head, hidden, encoder)
         return self.policy_
 
 

@@ -23,15 +23,15 @@ but they cannot change the result here. V(s) is a value head on the same embeddi
 by squared error on the reward (``vf_coef``); the advantages of an iteration use its values at the
 start of that iteration (the "old" values, as in CleanRL), normalised per minibatch.
 
-Metrics per step: ``approx_kl`` (KL(π_old‖π), Schulman's k3 estimator), ``clip_frac`` (the share of
-rows whose ratio left [1 − ε, 1 + ε]) and ``is_weight`` (the mean ρ). Training stops early when an
+Metrics per step: ``approx_kl`` (KL(π_old‖π), Schulman's k3 estimator), ``clip_fraction`` (the share
+of rows whose ratio left [1 − ε, 1 + ε]) and ``is_weight`` (the mean ρ). Training stops early when an
 iteration's mean KL exceeds ``target_kl`` (if set).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch.nn import functional as F
@@ -48,12 +48,14 @@ from rewardloop.learners._common import (
 from rewardloop.learners._math import entropy, gae, importance_weights, log_probs
 from rewardloop.learners.base import (
     BanditData,
-    Checkpointer,
+    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -154,13 +156,13 @@ def ppo_loss(
         "value_loss": float(value_loss.detach()),
         "entropy": float(ent.detach()),
         "approx_kl": float(approx_kl),
-        "clip_frac": float(clip_frac),
+        "clip_fraction": float(clip_frac),
         "is_weight": float(rho.mean()),
     }
     return loss, metrics
 
 
-class PPO:
+class PPO(BanditLearner):
     """PPO with a frozen π_old per iteration and truncated importance weights to μ, for a classifier.
 
     Parameters
@@ -176,7 +178,7 @@ class PPO:
     value_head_ : torch.nn.Module
         V(s): embeddings (B, d) → (B, 1).
     history_ : list of dict
-        Metrics of each optimisation step (``approx_kl``, ``clip_frac``, ``is_weight``, losses).
+        Metrics of each optimisation step (``approx_kl``, ``clip_fraction``, ``is_weight``, losses).
     stopped_early_ : bool
         Whether ``target_kl`` ended training early.
 
@@ -193,29 +195,34 @@ class PPO:
     ['a', 'b']
     """
 
-    name = "ppo"
-    config_class = PPOConfig
+    name: ClassVar[str] = "ppo"
+    config_class: ClassVar[type[LearnerConfig]] = PPOConfig
 
     def __init__(self, config: PPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = config if config is not None else PPOConfig()
         self.progress = progress
 
     def fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        data: BanditData,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
         done = torch.ones_like(reward)  # each decision is a one-step episode
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         generator = torch.Generator().manual_seed(cfg.seed)
         total = cfg.epochs * cfg.update_epochs * -(-len(data) // cfg.batch_size)
-        history: list[dict[str, Any]] = []
+        recorder = MetricsRecorder()
+        step = 0
         self.stopped_early_ = False
         with seeded(cfg.seed):
             value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
@@ -258,12 +265,14 @@ class PPO:
                         loss.backward()  # type: ignore[no-untyped-call]
                         metrics["grad_norm"] = clip_grad(params, cfg.max_grad_norm)
                         optimizer.step()
+                        step += 1
                         metrics["epoch"] = iteration
                         iteration_kl.append(metrics["approx_kl"])
-                        history.append(metrics)
+                        recorder.record_many(metrics)
+                        recorder.dump(step)
                         if progress is not None:
-                            progress(len(history), total, metrics)
-                        checkpointer.maybe_save(len(history), fitted.save)
+                            progress(step, total, metrics)
+                        checkpointer.maybe_save(step, fitted.save)
                 if cfg.target_kl > 0 and sum(iteration_kl) / len(iteration_kl) > cfg.target_kl:
                     self.stopped_early_ = True
                     break
@@ -271,5 +280,5 @@ class PPO:
         value_head.eval()
         self.policy_ = fitted
         self.value_head_ = value_head
-        self.history_ = history
+        self.history_ = recorder.history
         return fitted

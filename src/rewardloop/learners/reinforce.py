@@ -18,7 +18,7 @@ bonus keeps the policy from collapsing early; gradient norms are clipped at ``ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import torch
 
@@ -33,12 +33,14 @@ from rewardloop.learners._common import (
 from rewardloop.learners._math import advantages, ema_update, entropy, importance_weights, log_probs
 from rewardloop.learners.base import (
     BanditData,
-    Checkpointer,
+    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -120,7 +122,7 @@ def reinforce_loss(
     return loss, metrics
 
 
-class Reinforce:
+class Reinforce(BanditLearner):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
 
     Parameters
@@ -152,8 +154,8 @@ class Reinforce:
     True
     """
 
-    name = "reinforce"
-    config_class = ReinforceConfig
+    name: ClassVar[str] = "reinforce"
+    config_class: ClassVar[type[LearnerConfig]] = ReinforceConfig
 
     def __init__(
         self, config: ReinforceConfig | None = None, progress: ProgressCallback | None = None
@@ -162,23 +164,27 @@ class Reinforce:
         self.progress = progress
 
     def fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None = None
+        self,
+        data: BanditData,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
     ) -> ClassifierPolicy:
         """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
         cfg.validate()
+        policy = require_policy(policy, self.name)
         progress = progress if progress is not None else self.progress
         check_bandit_data(data, policy)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        checkpointer = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        checkpointer = cfg.checkpointer()
         generator = torch.Generator().manual_seed(cfg.seed)
         n_batches = -(-len(data) // cfg.batch_size)
         total = cfg.epochs * n_batches
         # Start b at the logging policy's mean reward: an unbiased first guess of the policy's value.
         baseline = float(reward.mean())
-        history: list[dict[str, Any]] = []
+        recorder = MetricsRecorder()
         step = 0
         with seeded(cfg.seed):
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
@@ -213,12 +219,13 @@ class Reinforce:
                     baseline = ema_update(baseline, batch_value, cfg.baseline_decay)
                     step += 1
                     metrics.update(baseline=baseline, epoch=epoch)
-                    history.append(metrics)
+                    recorder.record_many(metrics)
+                    recorder.dump(step)
                     if progress is not None:
                         progress(step, total, metrics)
                     checkpointer.maybe_save(step, fitted.save)
         head.eval()
         self.policy_ = fitted
         self.baseline_ = baseline
-        self.history_ = history
+        self.history_ = recorder.history
         return fitted

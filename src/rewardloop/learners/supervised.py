@@ -18,14 +18,14 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.learners.base import (
-    Checkpointer,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     checked_config,
 )
-from rewardloop.learners.data import LabelledData, labelled_for_learner
+from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.types.history import MetricsRecorder
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -106,10 +106,73 @@ def balanced_weights(y: npt.NDArray[np.int64], n_labels: int) -> npt.NDArray[np.
     return result
 
 
+def _examples(
+    cfg: SupervisedConfig,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    policy: ClassifierPolicy | None,
+    labels: Sequence[str] | None,
+) -> tuple[ClassifierPolicy, npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
+    """``fit``'s inputs checked: (policy, embeddings (n, d), label indices (n,), weights (n,), warm)."""
+    X, y, sample_weight = unpack_labelled(X, y, sample_weight)
+    y_list = list(np.asarray(y).tolist())
+    if len(y_list) == 0:
+        raise ValueError("X: no training examples")
+    warm = policy is not None and policy.head_fitted and cfg.warm_start
+    if policy is None:
+        policy = ClassifierPolicy(label_names(y_list, labels), hidden=cfg.hidden)
+    texts = isinstance(X, list | tuple)
+    emb = policy.embed(list(X)) if texts else np.asarray(X, dtype=np.float32)  # (n, d)
+    if len(emb) != len(y_list):
+        raise ValueError(f"y: {len(y_list)} labels for {len(emb)} samples")
+    yi = policy.label_indices(y_list)  # (n,)
+    w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != yi.shape:
+        raise ValueError(f"sample_weight: shape {w.shape}, expected ({len(yi)},)")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
+    return policy, emb, yi, w, bool(warm)
+
+
+def _like(policy: ClassifierPolicy, head: Any, hidden: int) -> ClassifierPolicy:
+    """A new policy like ``policy`` (labels, encoder, name, backend) with ``head``; temperature 1
+    (refit on held-out data after training)."""
+    return ClassifierPolicy(
+        policy.labels,
+        head=head,
+        hidden=hidden,
+        temperature=1.0,
+        encoder=policy._encoder,
+        name=policy.name,
+        version=policy.version,
+        in_dim=policy.in_dim,
+        backend=policy.backend,
+    )
+
+
+def _calibration_split(
+    cfg: SupervisedConfig, emb: Any, yi: Any, w: Any
+) -> tuple[Any, Any, Any, tuple[Any, Any] | None]:
+    """(train embeddings, labels, weights, held-out (embeddings, labels) or None)."""
+    if not cfg.calibration_fraction > 0:
+        return emb, yi, w, None
+    # A seeded random share for temperature scaling, never trained on (Guo et al. 2017).
+    perm = np.random.default_rng(cfg.seed).permutation(len(yi))
+    n_cal = round(cfg.calibration_fraction * len(yi))
+    if n_cal < 1 or n_cal >= len(yi):
+        raise ValueError(
+            f"calibration_fraction: {cfg.calibration_fraction} of {len(yi)} samples leaves "
+            "no calibration or no training data"
+        )
+    cal, keep = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+    return emb[keep], yi[keep], w[keep], (emb[cal], yi[cal])
+
+
 # ------------------------------------------------------------------------------------------------- fit
 
 
-class SupervisedLearner:
+class SupervisedLearner(LabelLearner):
     """Fit a classifier head with weighted cross-entropy over cached MiniLM embeddings.
 
     Parameters
@@ -123,6 +186,8 @@ class SupervisedLearner:
     ----------
     policy_ : ClassifierPolicy
         The fitted policy (also what ``fit`` returns).
+    history_ : list of dict
+        Per-step metrics (``train/loss``, ``time/epoch``, ``time/step``).
     loss_history_ : list of float
         Mean training loss per epoch.
     n_samples_ : int
@@ -139,12 +204,7 @@ class SupervisedLearner:
 
     name: ClassVar[str] = "supervised"
     config_class: ClassVar[type[LearnerConfig]] = SupervisedConfig
-    #: The CLI contract (see ``learners.base.Learner``): no rewards needed, may start from scratch.
-    needs_rewards: ClassVar[bool] = False
-    needs_policy: ClassVar[bool] = False
-
-    #: The examples it trains on, from a store batch with feedback (for the CLI).
-    data_from_batch = staticmethod(labelled_for_learner)
+    reads_texts: ClassVar[bool] = False
 
     def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
         self.config = checked_config(config, SupervisedConfig)
@@ -175,52 +235,18 @@ class SupervisedLearner:
             The label order of a fresh policy; default: the sorted distinct labels of ``y``.
         """
         cfg = self.config
-        if isinstance(X, LabelledData):
-            y, sample_weight, X = X.labels, X.sample_weight, X.texts
-        if y is None:
-            raise ValueError("y: labels are required (or pass a LabelledData as X)")
-        y_list = list(np.asarray(y).tolist())
-        if len(y_list) == 0:
-            raise ValueError("X: no training examples")
-        warm = policy is not None and policy.head_fitted and cfg.warm_start
-        if policy is None:
-            if labels is None:
-                if not all(isinstance(v, str) for v in y_list):
-                    raise ValueError("labels: give the label names when y holds indices")
-                labels = sorted(set(y_list))
-            policy = ClassifierPolicy(labels, hidden=cfg.hidden)
-        texts = isinstance(X, list | tuple)
-        emb = policy.embed(list(X)) if texts else np.asarray(X, dtype=np.float32)  # (n, d)
-        if len(emb) != len(y_list):
-            raise ValueError(f"y: {len(y_list)} labels for {len(emb)} samples")
-        yi = policy.label_indices(y_list)  # (n,)
-        w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != yi.shape:
-            raise ValueError(f"sample_weight: shape {w.shape}, expected ({len(yi)},)")
-        if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
-        held_out = None
-        if cfg.calibration_fraction > 0:
-            # A seeded random share for temperature scaling, never trained on (Guo et al. 2017).
-            perm = np.random.default_rng(cfg.seed).permutation(len(yi))
-            n_cal = round(cfg.calibration_fraction * len(yi))
-            if n_cal < 1 or n_cal >= len(yi):
-                raise ValueError(
-                    f"calibration_fraction: {cfg.calibration_fraction} of {len(yi)} samples leaves "
-                    "no calibration or no training data"
-                )
-            cal, keep = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
-            held_out = (emb[cal], yi[cal])
-            emb, yi, w = emb[keep], yi[keep], w[keep]
+        policy, emb, yi, w, warm = _examples(cfg, X, y, sample_weight, policy, labels)
+        emb, yi, w, held_out = _calibration_split(cfg, emb, yi, w)
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
 
-        ckpt = Checkpointer(cfg.checkpoint_dir, cfg.checkpoint_every, cfg.keep_checkpoints)
+        ckpt = cfg.checkpointer()
         n = len(yi)
         steps_per_epoch = -(-n // cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
         X_t, y_t, w_t = torch.from_numpy(emb), torch.from_numpy(yi), torch.from_numpy(w).float()
         self.loss_history_: list[float] = []
+        recorder = MetricsRecorder()
         # fork_rng: the seed fixes init, shuffling and dropout without touching the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
@@ -228,23 +254,13 @@ class SupervisedLearner:
                 head, hidden = copy.deepcopy(policy.head), policy.hidden
             else:
                 head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden, cfg.dropout), cfg.hidden
-            trained = ClassifierPolicy(
-                policy.labels,
-                head=head,
-                hidden=hidden,
-                temperature=1.0,  # refit it on held-out data after training
-                encoder=policy._encoder,
-                name=policy.name,
-                version=policy.version,
-                in_dim=policy.in_dim,
-                backend=policy.backend,
-            )
+            trained = _like(policy, head, hidden)
             model = trained.head
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             gen = torch.Generator().manual_seed(cfg.seed)
             step = 0
             model.train()
-            for _epoch in range(cfg.epochs):
+            for epoch in range(cfg.epochs):
                 order = torch.randperm(n, generator=gen)
                 total_loss = 0.0
                 for start in range(0, n, cfg.batch_size):
@@ -256,8 +272,7 @@ class SupervisedLearner:
                     opt.step()
                     step += 1
                     total_loss += float(loss.detach()) * len(idx)
-                    if self.progress is not None:
-                        self.progress(step, total, {"loss": float(loss.detach())})
+                    self._report(recorder, step, total, epoch, float(loss.detach()))
                     if ckpt.every:
                         model.eval()
                         ckpt.maybe_save(step, trained.save)
@@ -267,6 +282,7 @@ class SupervisedLearner:
         if held_out is not None:
             trained.fit_temperature(*held_out)
         self.policy_ = trained
+        self.history_ = recorder.history
         self.n_samples_ = n
         return trained
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import VariantStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.evaluation.evidence import OfflineEvidence
@@ -243,6 +244,7 @@ class Experiments:
             insert_experiment(self.store, exp)
         except (RecordError, ExperimentStoreError) as err:
             raise ExperimentError(str(err)) from None
+        fault_point("experiment.inserted")  # crash-safety tests only (no-op otherwise)
         reg = self.registry
         if reg is not None and len(others) == 1:
             (version,) = others.values()

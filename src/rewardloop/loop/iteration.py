@@ -3,27 +3,35 @@
 1. compile rewards from the feedback that came in;
 2. if an experiment of the policy is running: advance it (ramp up, promote or roll back by the
    statistics and guardrails) and stop there;
-3. otherwise train a challenger from the store — supervised on every correction and confirmation
-   (weighted by rater authority), then optionally an RL learner on the bandit feedback — evaluate it on
-   the golden set and by off-policy evaluation (doubly robust) on the champion's logged traffic, gate it
-   against the champion, and start a canary experiment when it passes.
+3. otherwise train a challenger from the store — the label learner (supervised or LoRA) on every
+   correction and confirmation (weighted by rater authority), then optionally an RL learner with the
+   YAML hyperparameters on the data its ``data_from_batch`` builds — evaluate it on the golden set and
+   by off-policy evaluation (doubly robust) on the champion's logged traffic, gate it against the
+   champion, and start a canary experiment when it passes.
 
-Every step is recorded: the TrainingRun, the registered version with its metrics and lineage, the gate
-report (in the experiment's log and the alias history), the experiment's verdicts.
+Every step is recorded: the TrainingRun (through :func:`rewardloop.loop.training.fit_and_record`),
+the registered version with its metrics and lineage, the gate report (in the experiment's log and the
+alias history), the experiment's verdicts. A kill at any step is repaired by the next iteration
+(:meth:`LoopRunner.recover`); ``REWARDLOOP_FAULT=<step>`` kills the process at a named step for the
+tests: ``trained``, ``registered``, ``run_finished``, ``canary_started`` (and, inside the registry and
+the experiments, ``registry.artifact_copied`` and ``experiment.inserted``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import GateConfig
 from rewardloop.encoders import MiniLMEncoder, default_encoder
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
@@ -31,15 +39,26 @@ from rewardloop.evaluation.golden import GoldenSet
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_predictions
 from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import DoublyRobust
-from rewardloop.learners import LEARNERS, SupervisedConfig, SupervisedLearner, labelled_from_batch
-from rewardloop.learners.base import BanditData, LearnerConfig
+from rewardloop.learners import LEARNERS, LabelledData, labelled_from_batch
+from rewardloop.learners.base import DataSpec, LearnerConfig
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
+from rewardloop.loop.training import fit_and_record
+from rewardloop.policies.abstain import AbstainGate
 from rewardloop.policies.classifier import ClassifierPolicy
-from rewardloop.registry import CHAMPION, Registry, RegistryError
+from rewardloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
+from rewardloop.registry.artifacts import MANIFEST_SUFFIX
+from rewardloop.registry.registry import semver_key
 from rewardloop.rewards import RewardSpec
-from rewardloop.store import Store, finish_run, read_decisions, start_run
+from rewardloop.store import Store, finish_run, read_decisions, read_runs
 from rewardloop.types import DecisionBatch, TrainingRun
+
+#: The label learners (the loop's first step); any other learner runs after one of them.
+LABEL_LEARNERS = ("supervised", "lora")
+#: ``TrainingRun.config["source"]`` of the loop's runs (what :meth:`LoopRunner.recover` closes).
+LOOP_SOURCE = "loop"
+#: Folder inside a challenger's artifact that holds DQN's learned abstain gate.
+ABSTAIN_GATE_DIR = "abstain_gate"
 
 
 class LoopError(ValueError):
@@ -76,7 +95,13 @@ class LoopRunner:
     labels : sequence of str, optional
         The policy's labels; default: the champion's.
     rl_learner : str or None
-        A name in ``learners.LEARNERS`` applied after supervised training (None: supervised only).
+        A name in ``learners.LEARNERS`` applied after the label learner (None: labels only). DQN learns
+        an abstain gate over the challenger: it is saved beside it (``abstain_gate/``) and registered
+        with it; the classifier is what the gate and the canary judge.
+    rl_config : LearnerConfig, optional
+        The RL learner's config (the YAML ``training`` section resolved); default: its defaults + seed.
+    label_learner, label_config
+        The learner of the label step (``supervised`` or ``lora``) and its config (default + seed).
     base_texts, base_labels
         Labelled examples always trained on besides the store's feedback (e.g. the seed set).
     """
@@ -91,18 +116,24 @@ class LoopRunner:
     artifacts: Path
     labels: Sequence[str] | None = None
     rl_learner: str | None = "ppo"
+    rl_config: LearnerConfig | None = None
+    label_learner: str = "supervised"
+    label_config: LearnerConfig | None = None
     base_texts: Sequence[str] = ()
     base_labels: Sequence[str] = ()
     seed: int = 0
     encoder: MiniLMEncoder | None = None
     actor: str = "rewardloop-loop"
+    #: The last label step's per-step metrics (namespaced, with ``stage`` 0).
+    history_: list[dict[str, float]] = field(default_factory=list, init=False)
     _policies: dict[str, ClassifierPolicy] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        if self.rl_learner is not None and self.rl_learner not in LEARNERS:
-            raise LoopError(
-                f"training.learner: unknown learner {self.rl_learner!r} (known: {', '.join(LEARNERS)})"
-            )
+        for name in (self.rl_learner, self.label_learner):
+            if name is not None and name not in LEARNERS:
+                raise LoopError(f"training.learner: unknown learner {name!r} (known: {', '.join(LEARNERS)})")
+        if self.label_learner not in LABEL_LEARNERS:
+            raise LoopError(f"label_learner: {self.label_learner!r} does not learn from labels")
         if self.encoder is None:
             self.encoder = default_encoder()
 
@@ -128,21 +159,35 @@ class LoopRunner:
     def register(
         self, policy: ClassifierPolicy, report: GoldenReport, parent: str | None, run_id: str | None
     ) -> str:
-        version = self.registry.next_version(self.policy) if parent else "1.0.0"
+        """Save ``policy`` and register it as the next version; returns the version."""
+        version = self._next_version()
         policy.name, policy.version = self.policy, version
         folder = policy.save(self.artifacts / f"{self.policy}-{version}")
+        return self._register_folder(policy, folder, report, parent, run_id)
+
+    def _next_version(self) -> str:
+        return self.registry.next_version(self.policy) if self.registry.versions(self.policy) else "1.0.0"
+
+    def _register_folder(
+        self,
+        policy: ClassifierPolicy,
+        folder: Path,
+        report: GoldenReport,
+        parent: str | None,
+        run_id: str | None,
+    ) -> str:
         metrics = {"golden_accuracy": report.accuracy, "ece": report.ece, "macro_f1": report.macro_f1}
-        self.registry.register(
+        pv = self.registry.register(
             self.policy,
             folder,
             "classifier",
-            version=version,
+            version=policy.version,
             metrics=metrics,
             parent_version=parent,
             training_run_id=run_id,
         )
-        self._policies[version] = policy
-        return version
+        self._policies[pv.version] = policy
+        return pv.version
 
     # ------------------------------------------------------------------------------------ training
 
@@ -153,83 +198,130 @@ class LoopRunner:
         weights: Any = None,
         start: ClassifierPolicy | None = None,
     ) -> ClassifierPolicy:
-        """Supervised training on texts and labels (optionally continuing from ``start``'s head)."""
-        learner = SupervisedLearner(SupervisedConfig(seed=self.seed, warm_start=start is not None))
-        if start is not None:
+        """The label learner on texts and labels (optionally continuing from ``start``'s head)."""
+        cls = LEARNERS[self.label_learner]
+        config: Any = self.label_config or cls.config_class.from_dict({"seed": self.seed})
+        if start is not None:  # both label learners' configs have warm_start
+            config = dataclasses.replace(config, warm_start=True)
             start = ClassifierPolicy(
                 start.labels, head=copy.deepcopy(start.head), hidden=start.hidden, encoder=self.encoder
             )
             start.head_fitted = True
-        labels_order = list(self.labels) if self.labels is not None else None
-        policy = learner.fit(list(texts), list(labels), weights, policy=start, labels=labels_order)
-        policy._encoder = self.encoder
+        elif self.labels is not None:  # a fresh policy in the configured label order
+            start = ClassifierPolicy(list(self.labels), encoder=self.encoder)
+        w = np.ones(len(texts)) if weights is None else np.asarray(weights, dtype=np.float64)
+        learner = cls(config)
+        policy: ClassifierPolicy = learner.fit(LabelledData(list(texts), list(labels), w), policy=start)
+        if policy.backend != "finetuned":
+            policy._encoder = self.encoder
+        self.history_ = [{**row, "stage": 0.0} for row in learner.history_]
         return policy
+
+    def labelled_data(self, logged: DecisionBatch) -> LabelledData:
+        """The base examples and the store's labelled feedback (unknown labels skipped and counted)."""
+        store = labelled_from_batch(logged, self.labels, unknown_labels="skip")
+        return LabelledData(
+            list(self.base_texts) + store.texts,
+            list(self.base_labels) + store.labels,
+            np.concatenate([np.ones(len(self.base_texts)), store.sample_weight]),
+            [""] * len(self.base_texts) + store.decision_ids,
+            store.skipped,
+        )
 
     def train_challenger(
         self,
         *,
         since: datetime | None = None,
-        corrupt_labels: Callable[[list[str]], list[str]] | None = None,
+        labelled: LabelledData | None = None,
+        rl: bool = True,
         note: str = "",
     ) -> tuple[ClassifierPolicy, str, DecisionBatch]:
         """Train, evaluate and register a challenger from the store; returns it, its version, its data.
 
-        ``corrupt_labels`` deliberately breaks the labels (the demo's bad challenger: a broken pipeline).
+        ``labelled`` replaces the labelled examples (default: :meth:`labelled_data` of the store's
+        feedback since ``since``); ``rl=False`` skips the RL step. Recorded through
+        :func:`rewardloop.loop.training.fit_and_record`: the run is closed whatever happens.
         """
         parent = self.champion_version()
         logged = read_decisions(
             self.store, policy=self.policy, since=since, include_feedback=True, reward_spec=self.spec.key
         )
-        labelled = labelled_from_batch(logged, self.labels)
-        texts = list(self.base_texts) + labelled.texts
-        labels = list(self.base_labels) + labelled.labels
-        if not texts:
+        data = labelled if labelled is not None else self.labelled_data(logged)
+        if not len(data):
             raise LoopError(
                 f"no labelled data for {self.policy}: send corrections (or ratings at the top of their scale)"
             )
-        weights = np.concatenate([np.ones(len(self.base_texts)), labelled.sample_weight])
-        if corrupt_labels is not None:
-            labels = corrupt_labels(labels)
-        learner = "supervised" + (f"+{self.rl_learner}" if self.rl_learner and corrupt_labels is None else "")
-        run = start_run(
-            self.store,
-            TrainingRun(
-                policy=self.policy,
-                learner=learner + (f" ({note})" if note else ""),
-                config={"rl_learner": self.rl_learner, "seed": self.seed, "parent": parent, "note": note},
-                data_window=(since, None),
-                n_samples=len(texts),
-            ),
+        rl_name = self.rl_learner if rl else None
+        learner = self.label_learner + (f"+{rl_name}" if rl_name else "")
+        run = TrainingRun(
+            policy=self.policy,
+            learner=learner + (f" ({note})" if note else ""),
+            config={
+                "source": LOOP_SOURCE,
+                "rl_learner": rl_name,
+                "seed": self.seed,
+                "parent": parent,
+                "note": note,
+                "rl_config": dataclasses.asdict(self.rl_config) if self.rl_config else None,
+            },
+            data_window=(since, None),
+            n_samples=len(data),
         )
-        try:
-            policy = self.fit_supervised(texts, labels, weights)
-            if self.rl_learner is not None and corrupt_labels is None:
-                policy = self._fit_rl(policy, logged)
-            report = self.evaluate(policy, "challenger")
-            version = self.register(policy, report, parent, run.id)
-        except Exception:
-            finish_run(self.store, run, {}, status="failed")
-            raise
-        finish_run(
+        reports: dict[str, GoldenReport] = {}
+        gates: list[AbstainGate] = []
+
+        def fit() -> tuple[ClassifierPolicy, list[dict[str, float]]]:
+            policy = self.fit_supervised(data.texts, data.labels, data.sample_weight)
+            history = list(self.history_)
+            if rl_name is not None:
+                policy, rl_history, gate = self._fit_rl(policy, logged)
+                history += rl_history
+                gates.extend([gate] if gate is not None else [])
+            policy.name, policy.version = self.policy, self._next_version()
+            return policy, history
+
+        def evaluate(policy: ClassifierPolicy) -> dict[str, float]:
+            reports["challenger"] = report = self.evaluate(policy, "challenger")
+            return {"golden_accuracy": report.accuracy, "ece": report.ece, "n_labelled": float(len(data))}
+
+        def register(policy: ClassifierPolicy, folder: Path, run: TrainingRun, _m: dict[str, float]) -> str:
+            for gate in gates:  # DQN's abstain gate is registered with the classifier it gates
+                gate.save(folder / ABSTAIN_GATE_DIR)
+            return self._register_folder(policy, folder, reports["challenger"], parent, run.id)
+
+        outcome = fit_and_record(
             self.store,
             run,
-            {"golden_accuracy": report.accuracy, "ece": report.ece, "n_labelled": float(len(labelled.texts))},
-            str(self.registry.artifact_path(f"{self.policy}@{version}")),
+            fit,
+            self.artifacts / f"{self.policy}-{self._next_version()}",
+            skipped=data.skipped,
+            evaluate=evaluate,
+            register=register,
         )
-        return policy, version, logged
+        fault_point("run_finished")
+        return outcome.fitted, str(outcome.version), logged
 
-    def _fit_rl(self, policy: ClassifierPolicy, logged: DecisionBatch) -> ClassifierPolicy:
+    def _fit_rl(
+        self, policy: ClassifierPolicy, logged: DecisionBatch
+    ) -> tuple[ClassifierPolicy, list[dict[str, float]], AbstainGate | None]:
+        """The RL learner with the YAML config on the data its ``data_from_batch`` builds.
+
+        Returns the policy, the learner's history and DQN's abstain gate (None for the others).
+        """
         assert self.rl_learner is not None
-        learner_cls = LEARNERS[self.rl_learner]
-        data = BanditData.from_batch(logged, policy.labels, policy.embed)
+        cls = LEARNERS[self.rl_learner]
+        config = self.rl_config or cls.config_class.from_dict({"seed": self.seed})
+        spec = DataSpec(config=config, labels=policy.labels, embed=policy.embed)
+        data = cls.data_from_batch(logged, spec)
         if not len(data):
-            return policy
-        config_cls = cast(type[LearnerConfig], learner_cls.config_class)
-        config = config_cls.from_dict({"seed": self.seed})
-        learner = learner_cls(config)
-        fitted: ClassifierPolicy = learner.fit(data, policy=policy)
+            return policy, [], None
+        learner = cls(config)
+        fitted = learner.fit(data, policy=policy)
+        history = [{**row, "stage": 1.0} for row in learner.history_]
+        if isinstance(fitted, AbstainGate):  # DQN: the classifier stays; its learned gate rides along
+            return policy, history, fitted
         fitted._encoder = self.encoder
-        return fitted
+        return fitted, history, None
 
     # ---------------------------------------------------------------------------------- evaluation
 
@@ -270,16 +362,83 @@ class LoopRunner:
         self.experiments.start(
             f"{self.policy}-{version}", self.policy, version, gate_report=report, actor=self.actor, salt=salt
         )
+        fault_point("canary_started")
+
+    # ------------------------------------------------------------------------------------ recovery
+
+    def recover(self) -> list[str]:
+        """Repair what a killed iteration left half-done; returns what was repaired, in words.
+
+        Each step of an iteration is either idempotent or repaired here, so that a rerun after a kill
+        at any step completes with a consistent history (one loop process per policy is assumed):
+
+        - a TrainingRun of the loop left ``running`` is closed: ``succeeded`` if the version it
+          registered exists (with that version's metrics and artifact), else ``failed``;
+        - a registry folder or manifest of this policy that no registered version owns (killed
+          between the artifact copy and the registry insert) is removed, so the version is free again;
+        - a running experiment whose challenger has no ``challenger`` alias gets it.
+        """
+        return [*self._close_interrupted_runs(), *self._remove_orphan_artifacts(), *self._repair_alias()]
+
+    def _close_interrupted_runs(self) -> list[str]:
+        done = []
+        by_run = {v.training_run_id: v for v in self.registry.versions(self.policy) if v.training_run_id}
+        for run in read_runs(self.store, policy=self.policy):
+            if run.status != "running" or run.config.get("source") != LOOP_SOURCE:
+                continue
+            pv = by_run.get(run.id)
+            if pv is not None:
+                finish_run(self.store, run, {**pv.metrics, "recovered": 1.0}, artifact_path=pv.artifact_path)
+                done.append(f"run {run.id[:8]} closed: it registered {pv.version} before it was interrupted")
+            else:
+                finish_run(self.store, run, {"interrupted": 1.0}, status="failed")
+                done.append(f"run {run.id[:8]} closed as failed: interrupted before it registered a version")
+        return done
+
+    def _remove_orphan_artifacts(self) -> list[str]:
+        folder = self.registry.root / self.policy
+        if not folder.is_dir():
+            return []
+        known = {v.version for v in self.registry.versions(self.policy)}
+        done = []
+        for path in sorted(folder.iterdir()):
+            version = path.name.removesuffix(MANIFEST_SUFFIX)
+            if version in known:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            done.append(f"removed {path}: no registered version owns it (an interrupted registration)")
+        return done
+
+    def _repair_alias(self) -> list[str]:
+        running = self.experiments.running_for(self.policy)
+        version = running.variants.get(CHALLENGER) if running is not None else None
+        if version is None or self.registry.aliases(self.policy).get(CHALLENGER) == version:
+            return []
+        reason = (
+            f"experiment {running.name if running else ''} started (alias repaired after an interruption)"
+        )
+        self.registry.set_alias(f"{self.policy}@{version}", CHALLENGER, actor=self.actor, reason=reason)
+        return [f"challenger alias set to {version} for the running experiment"]
 
     # ----------------------------------------------------------------------------------- iteration
 
     def iterate(self, *, since: datetime | None = None, ope_since: datetime | None = None) -> IterationResult:
-        """Run one iteration (see the module docstring).
+        """Run one iteration (see the module docstring), after :meth:`recover`.
 
         ``since`` limits the training data to decisions from then on (default: all); ``ope_since`` the
         champion's logged decisions the off-policy check reads (default: ``since``).
         """
+        repaired = self.recover()
         compile_rewards(self.store, self.spec, policy=self.policy, incremental=True)
+        result = self._step(since, ope_since)
+        if repaired:
+            result.details["recovered"] = repaired
+        return result
+
+    def _step(self, since: datetime | None, ope_since: datetime | None) -> IterationResult:
         running = self.experiments.running_for(self.policy)
         if running is not None:
             step = self.experiments.advance(running, actor=self.actor)
@@ -289,15 +448,8 @@ class LoopRunner:
             return IterationResult(
                 step.action, step.summary(), challenger, details={"verdict": step.verdict.to_dict()}
             )
-        champion = self.champion_version()
-        if champion is None:
-            policy, version, _ = self.train_challenger(note="first version")
-            self.registry.activate(
-                f"{self.policy}@{version}", actor=self.actor, reason="first version of the policy"
-            )
-            return IterationResult(
-                "bootstrapped", f"{version} trained and activated as the first champion", version
-            )
+        if self.champion_version() is None:
+            return self._bootstrap()
         policy, version, _ = self.train_challenger(since=since)
         logged = self.champion_logs(ope_since or since)
         report = self.gate_report(policy, logged)
@@ -306,3 +458,19 @@ class LoopRunner:
             return IterationResult("gated", f"{version} stopped at the gate ({failed})", version, report)
         self.start_canary(version, report)
         return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
+
+    def _bootstrap(self) -> IterationResult:
+        """No champion yet: train the first version (or take the one an interrupted run registered)."""
+        versions = self.registry.versions(self.policy)
+        if versions:
+            version = max((v.version for v in versions), key=semver_key)
+            note = "registered by an interrupted iteration"
+        else:
+            _, version, _ = self.train_challenger(note="first version")
+            note = "trained"
+        self.registry.activate(
+            f"{self.policy}@{version}", actor=self.actor, reason="first version of the policy"
+        )
+        return IterationResult(
+            "bootstrapped", f"{version} {note} and activated as the first champion", version
+        )

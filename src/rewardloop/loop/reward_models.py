@@ -10,8 +10,9 @@ The data sources:
 - **JSONL** — one object a line: ``{"prompt", "answer", "rating"}`` or
   ``{"prompt", "chosen", "rejected", "weight"?, "margin"?}``.
 
-:func:`train_logged` wraps a fit in a TrainingRun (``start_run`` / ``finish_run``) when a store is
-given, recording the data size, config, metrics and the artifact path, and a failed run as failed.
+:func:`train_logged` wraps a fit in a TrainingRun through the one orchestration
+(:func:`rewardloop.loop.training.fit_and_record`) when a store is given, recording the data size,
+config, metrics, history and the artifact path, and a failed run as failed.
 """
 
 from __future__ import annotations
@@ -24,25 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from rewardloop.loop.training import fit_and_record
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseRewardModel, PreferencePair, RewardError
-from rewardloop.store import Store, finish_run, read_decisions, start_run, write_decisions, write_feedback
+from rewardloop.rewards.logged_data import RatedData, preference_pairs_from_batch, rated_from_batch
+from rewardloop.store import Store, read_decisions, write_decisions, write_feedback
 from rewardloop.types import Decision, Feedback, TrainingRun
-
-
-@dataclass
-class RatedData:
-    """Rated (prompt, answer) pairs, aligned lists of length n_samples."""
-
-    prompts: list[str]
-    answers: list[str]
-    ratings: npt.NDArray[np.float64]
-    weights: npt.NDArray[np.float64] | None = None
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
 
 # ---------------------------------------------------------------------------------------- sources
 
@@ -153,29 +141,13 @@ def pairs_from_jsonl(path: str | Path) -> list[PreferencePair]:
 def rated_from_store(store: Store, spec: str, spec_version: int = 1, policy: str | None = None) -> RatedData:
     """Reranker decisions with a compiled reward: (decision text, chosen candidate's text, reward)."""
     batch = read_decisions(store, policy=policy, kind="reranker", reward_spec=(spec, spec_version))
-    prompts, answers, ratings = [], [], []
-    for d in batch.decisions:
-        reward = batch.rewards.get(d.id)
-        if reward is None or d.text is None:
-            continue
-        prompts.append(d.text)
-        answers.append(d.candidates[d.action_index] if d.candidates else d.action)
-        ratings.append(reward.value)
-    return RatedData(prompts, answers, np.array(ratings, dtype=np.float64))
+    return rated_from_batch(batch)
 
 
 def pairs_from_store(store: Store, policy: str | None = None) -> list[PreferencePair]:
     """Preference feedback between two candidates of a reranker decision, weighted by rater authority."""
     batch = read_decisions(store, policy=policy, kind="reranker", with_feedback=True, include_feedback=True)
-    pairs = []
-    for d in batch.decisions:
-        if d.text is None:
-            continue
-        texts = dict(zip(d.actions, d.candidates or d.actions, strict=True))
-        for f in batch.feedback.get(d.id, []):
-            if f.kind == "preference" and f.preferred in texts and f.rejected in texts:
-                pairs.append(PreferencePair(d.text, texts[f.preferred], texts[f.rejected], f.authority))
-    return pairs
+    return preference_pairs_from_batch(batch)
 
 
 def log_vader(store: Store, snippets: Sequence[Any], policy: str = "vader") -> tuple[int, int]:
@@ -250,28 +222,21 @@ def train_logged(
 ) -> TrainResult:
     """Run ``fit()``, then ``evaluate()`` (extra metrics), save the model to ``out``; log a TrainingRun.
 
-    With a store, the run is started before the fit and finished with the metrics and the artifact
-    path, or marked ``failed`` (and the error re-raised) if the fit fails.
+    Through :func:`rewardloop.loop.training.fit_and_record`: with a store, the run is started before
+    the fit and finished with the metrics (the model's ``metrics_``, its history's last values and
+    ``evaluate()``) and the artifact path, or marked ``failed`` (and the error re-raised).
     """
-    run = None
-    if store is not None:
-        run = start_run(
-            store,
-            TrainingRun(policy=policy, learner=model.kind, config=config or {}, n_samples=n_samples),
-        )
-    try:
+    run = TrainingRun(policy=policy, learner=model.kind, config=config or {}, n_samples=n_samples)
+
+    def run_fit() -> tuple[Any, list[dict[str, float]]]:
         fit()
-        metrics = dict(getattr(model, "metrics_", {}))
-        if evaluate is not None:
-            metrics.update(evaluate())
-        artifact = model.save(out)
-    except BaseException as err:
-        if store is not None and run is not None:
-            finish_run(store, run, {}, status="failed")
-        raise err
-    if store is not None and run is not None:
-        run = finish_run(store, run, metrics, artifact_path=str(artifact))
-    return TrainResult(model, artifact, metrics, run)
+        return model, list(model.history_)
+
+    def metrics(fitted: Any) -> dict[str, float]:
+        return {**fitted.metrics_, **(evaluate() if evaluate is not None else {})}
+
+    outcome = fit_and_record(store, run, run_fit, Path(out), evaluate=metrics)
+    return TrainResult(model, outcome.artifact, outcome.metrics, outcome.run if store is not None else None)
 
 
 def config_of(obj: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from rewardloop.config.faults import fault_point
 from rewardloop.registry.artifacts import (
     MANIFEST_SUFFIX,
     ArtifactError,
@@ -286,6 +287,7 @@ class Registry:
             if copy:
                 copy_artifact(src, dest)
                 created.append(dest)
+                fault_point("registry.artifact_copied")  # crash-safety tests only (no-op otherwise)
             files = manifest(dest)
             if not files:
                 raise RegistryError(f"artifact: {src} holds no files")

@@ -23,6 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.rewards.functions import RewardError
+from rewardloop.rewards.logged_data import RatedData, rated_from_batch
+from rewardloop.types import DecisionBatch
+from rewardloop.types.history import MetricsRecorder
 
 ARTIFACT_KIND = "embedding_lr"
 FORMAT_VERSION = 1
@@ -59,6 +62,15 @@ def pair_features(
     return np.hstack([ep, ea, ep * ea]).astype(np.float32, copy=False)
 
 
+def _history(metrics: dict[str, float]) -> list[dict[str, float]]:
+    """One history row: sizes under ``train/``, held-out figures under ``eval/``."""
+    recorder = MetricsRecorder()
+    for key, value in metrics.items():
+        recorder.record(key if key.startswith("n_") or key == "pos_rate" else f"eval/{key}", value)
+    recorder.dump(1)
+    return recorder.history
+
+
 class EmbeddingRewardModel:
     """P(good | prompt, answer) from MiniLM embeddings and a class-balanced logistic regression.
 
@@ -85,6 +97,8 @@ class EmbeddingRewardModel:
     intercept_ : float
     metrics_ : dict
         ``accuracy``, ``roc_auc`` (held-out), ``n_train``, ``n_test``, ``pos_rate``, ``fit_seconds``.
+    history_ : list of dict
+        One row: ``train/n_train``, ``train/pos_rate``, ``eval/accuracy``, ``eval/roc_auc``, ...
     report_ : str
         scikit-learn's classification report on the held-out part.
     test_index_ : ndarray of shape (n_test,)
@@ -99,6 +113,16 @@ class EmbeddingRewardModel:
     """
 
     kind = ARTIFACT_KIND
+    #: The learner contract (``rewardloop.learners.base.Learner``): rated answers, no starting policy.
+    name = "embedding"
+    needs_rewards = True
+    needs_policy = False
+    reads_texts = True
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: Any = None) -> RatedData:
+        """Rated (prompt, answer) pairs from reranker decisions with a compiled reward."""
+        return rated_from_batch(batch)
 
     def __init__(
         self,
@@ -127,24 +151,31 @@ class EmbeddingRewardModel:
 
     def fit(
         self,
-        prompts: Sequence[str],
-        answers: Sequence[str],
-        ratings: npt.ArrayLike,
+        prompts: Sequence[str] | RatedData,
+        answers: Sequence[str] | None = None,
+        ratings: npt.ArrayLike | None = None,
         sample_weight: npt.ArrayLike | None = None,
+        *,
+        policy: Any = None,
     ) -> EmbeddingRewardModel:
         """Learn P(rating > threshold) from rated (prompt, answer) pairs.
 
         Parameters
         ----------
-        prompts, answers : sequence of str, length n_samples
+        prompts, answers : sequence of str, length n_samples (or a RatedData as ``prompts``)
         ratings : array of shape (n_samples,)
         sample_weight : array of shape (n_samples,), optional
             E.g. rater authority; multiplies the class-balancing weight.
+        policy : ignored
+            The learner contract's starting policy; a reward model always fits from scratch.
         """
         from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import accuracy_score, classification_report, roc_auc_score
         from sklearn.model_selection import train_test_split
 
+        if isinstance(prompts, RatedData):
+            prompts, answers, ratings, sample_weight = prompts.as_arrays(sample_weight)
+        if answers is None or ratings is None:
+            raise RewardError("ratings: give prompts, answers and ratings (or a RatedData)")
         y_raw = np.asarray(ratings, dtype=np.float64)
         n = y_raw.size
         if len(prompts) != n or len(answers) != n:
@@ -189,20 +220,22 @@ class EmbeddingRewardModel:
             "pos_rate": float(y.mean()),
             "threshold": float(self.threshold),
         }
-        self.report_ = ""
-        if te.size:
-            proba = self._proba(X[te])
-            pred = (proba > 0.5).astype(np.int64)
-            self.metrics_["accuracy"] = float(accuracy_score(y[te], pred))
-            if len(np.unique(y[te])) == 2:
-                self.metrics_["roc_auc"] = float(roc_auc_score(y[te], proba))
-            self.report_ = str(
-                classification_report(
-                    y[te], pred, labels=[0, 1], target_names=["poor", "good"], zero_division=0
-                )
-            )
+        self.report_ = self._evaluate_held_out(X[te], y[te]) if te.size else ""
         self.metrics_["fit_seconds"] = time.perf_counter() - start
+        self.history_ = _history(self.metrics_)
         return self
+
+    def _evaluate_held_out(self, X: npt.NDArray[np.float32], y: npt.NDArray[np.int64]) -> str:
+        """Held-out accuracy and ROC AUC into ``metrics_``; returns the classification report."""
+        from sklearn.metrics import accuracy_score, classification_report, roc_auc_score
+
+        proba = self._proba(X)
+        pred = (proba > 0.5).astype(np.int64)
+        self.metrics_["accuracy"] = float(accuracy_score(y, pred))
+        if len(np.unique(y)) == 2:
+            self.metrics_["roc_auc"] = float(roc_auc_score(y, proba))
+        report = classification_report(y, pred, labels=[0, 1], target_names=["poor", "good"], zero_division=0)
+        return str(report)
 
     # ----------------------------------------------------------------------------------- inference
 

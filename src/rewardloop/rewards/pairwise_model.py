@@ -30,6 +30,8 @@ import numpy.typing as npt
 
 from rewardloop.rewards.embedding_model import read_meta
 from rewardloop.rewards.functions import RewardError
+from rewardloop.types import DecisionBatch
+from rewardloop.types.history import MetricsRecorder
 
 ARTIFACT_KIND = "pairwise_bt"
 FORMAT_VERSION = 1
@@ -105,7 +107,9 @@ class PairwiseRewardModel:
     Attributes
     ----------
     model_, tokenizer_ : the fitted transformers model and tokenizer
-    history_ : list of float
+    history_ : list of dict
+        ``train/loss`` (and ``time/step``) of every step.
+    loss_history_ : list of float
         The training loss of every step.
 
     Examples
@@ -117,6 +121,18 @@ class PairwiseRewardModel:
     """
 
     kind = ARTIFACT_KIND
+    #: The learner contract (``rewardloop.learners.base.Learner``): preference pairs, fits from the base.
+    name = "pairwise"
+    needs_rewards = False
+    needs_policy = False
+    reads_texts = True
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: Any = None) -> list[PreferencePair]:
+        """Preference pairs between candidates of logged reranker decisions (feedback loaded)."""
+        from rewardloop.rewards.logged_data import preference_pairs_from_batch
+
+        return preference_pairs_from_batch(batch)
 
     def __init__(self, config: PairwiseConfig | None = None, model_path: str | None = None) -> None:
         self.config = config if config is not None else PairwiseConfig()
@@ -166,8 +182,13 @@ class PairwiseRewardModel:
         self,
         pairs: Sequence[PreferencePair],
         callback: Callable[[int, float], Any] | None = None,
+        *,
+        policy: Any = None,
     ) -> PairwiseRewardModel:
-        """Train on preference pairs; ``callback(step, loss)`` is called after each step."""
+        """Train on preference pairs; ``callback(step, loss)`` is called after each step.
+
+        ``policy`` (the learner contract's starting policy) is ignored: training starts from the base.
+        """
         if not pairs:
             raise RewardError("pairs: no preference pairs to train on")
         for i, p in enumerate(pairs):
@@ -179,7 +200,9 @@ class PairwiseRewardModel:
         params = [p for p in self.model_.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.random_state)
-        self.history_: list[float] = []
+        self.loss_history_: list[float] = []
+        recorder = MetricsRecorder()
+        self.history_ = recorder.history
         start = time.perf_counter()
         step = 0
         self.model_.train()
@@ -200,9 +223,11 @@ class PairwiseRewardModel:
                 loss.backward()
                 opt.step()
                 step += 1
-                self.history_.append(float(loss.detach()))
+                self.loss_history_.append(float(loss.detach()))
+                recorder.record("loss", self.loss_history_[-1])
+                recorder.dump(step)
                 if callback is not None:
-                    callback(step, self.history_[-1])
+                    callback(step, self.loss_history_[-1])
         self.model_.eval()
         if cfg.lora:
             self.model_ = self.model_.merge_and_unload()
@@ -210,7 +235,7 @@ class PairwiseRewardModel:
             "n_pairs": float(len(pairs)),
             "steps": float(step),
             "fit_seconds": time.perf_counter() - start,
-            "final_loss": self.history_[-1] if self.history_ else float("nan"),
+            "final_loss": self.loss_history_[-1] if self.loss_history_ else float("nan"),
         }
         return self
 

@@ -32,20 +32,18 @@ class Admission:
 
     Parameters
     ----------
-    max_in_flight : int
-        Requests of this worker that may run at once.
-    body_timeout : float
-        Seconds to wait for each chunk of a request body.
+    limit : int
+        Requests of this worker that may run at once (``service.max_in_flight``).
+    timeout : float
+        Seconds to wait for each chunk of a request body (``service.body_timeout_s``).
     retry_after : float
         What ``Retry-After`` tells a refused client, in seconds (rounded up).
     """
 
-    def __init__(
-        self, app: ASGIApp, max_in_flight: int, body_timeout: float, retry_after: float = 1.0
-    ) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float, retry_after: float = 1.0) -> None:
         self.app = app
-        self.max_in_flight = max_in_flight
-        self.body_timeout = body_timeout
+        self.max_in_flight = limit
+        self.body_timeout = timeout
         self.retry_after = str(max(1, math.ceil(retry_after))).encode()
         self.in_flight = 0
 

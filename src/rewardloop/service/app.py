@@ -291,9 +291,7 @@ def create_app(
     app.add_middleware(FeedbackRoute)
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
-    app.add_middleware(
-        Admission, max_in_flight=cfg.service.max_in_flight, body_timeout=cfg.service.body_timeout_s
-    )
+    app.add_middleware(Admission, limit=cfg.service.max_in_flight, timeout=cfg.service.body_timeout_s)
     app.add_middleware(SecurityHeaders)  # outermost: every answer, the size limit's 413 too
     return app
 

@@ -220,14 +220,19 @@ def _write_parquet(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
 
 
 def _write_group(writer: Any, schema: Any, group: list[dict[str, Any]], path: str | Path) -> tuple[Any, Any]:
-    """Append one row group. The first group fixes the schema (a column empty throughout it becomes
-    text); later groups are cast to it column by column."""
+    """Append one row group. The first group fixes the schema (a column empty throughout it becomes a
+    number column for the records' number fields, else text); later groups are cast to it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist(group)
     if schema is None:
-        fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+        fields = [
+            pa.field(f.name, pa.float64() if f.name in _NUMBER_CELLS else pa.string())
+            if pa.types.is_null(f.type)
+            else f
+            for f in table.schema
+        ]
         schema = pa.schema(fields)
         writer = pq.ParquetWriter(path, schema)
     columns = [

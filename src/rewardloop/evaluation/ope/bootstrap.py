@@ -52,21 +52,38 @@ def bootstrap_means(
 
     Draws exactly what OBP's loop of ``RandomState(random_state).choice(samples, size=n)`` calls draws
     (the legacy generator fills a (B, n) request in the same order), in chunks to bound memory.
+    ``samples`` of shape (m, n) resamples m series of n rounds with the *same* draws (what m separate
+    calls with one ``random_state`` draw, at the cost of one draw): the result is then (m, B).
     """
     x = np.asarray(samples, dtype=np.float64)
-    n = x.shape[0]
-    if n == 0:
+    stacked = x.ndim == 2
+    x2 = x if stacked else x[None, :]  # (m, n)
+    n = x2.shape[1]
+    if x2.ndim != 2 or n == 0:
         raise OPEInputError("samples: cannot bootstrap an empty array")
     if n_bootstrap_samples < 1:
         raise OPEInputError(f"n_bootstrap_samples: must be >= 1, got {n_bootstrap_samples}")
     rng = np.random.RandomState(random_state)
-    out = np.empty(n_bootstrap_samples, dtype=np.float64)
+    out = np.empty((x2.shape[0], n_bootstrap_samples), dtype=np.float64)
     chunk = max(1, 4_000_000 // n)  # ≤ 4M indices (32 MB) at a time
     for start in range(0, n_bootstrap_samples, chunk):
         b = min(chunk, n_bootstrap_samples - start)
         idx = rng.randint(0, n, size=(b, n))  # what RandomState.choice(x, size=n) draws, b times
-        out[start : start + b] = x[idx].mean(axis=1)
-    return out
+        for row, series in zip(out, x2, strict=True):  # per series: the same sums as a lone call
+            row[start : start + b] = series[idx].mean(axis=1)
+    return out if stacked else out[0]
+
+
+def percentile_interval(means: FloatArray, alpha: float) -> tuple[float, float, float]:
+    """(mean, lower, upper) of bootstrap replicate means: the ``alpha/2`` and ``1 − alpha/2`` percentiles."""
+    lower = float(np.percentile(means, 100 * (alpha / 2)))
+    upper = float(np.percentile(means, 100 * (1.0 - alpha / 2)))
+    return float(np.mean(means)), lower, upper
+
+
+def check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise OPEInputError(f"alpha: must be in (0, 1), got {alpha}")
 
 
 def bootstrap_interval(
@@ -77,9 +94,5 @@ def bootstrap_interval(
     random_state: int | None = None,
 ) -> tuple[float, float, float]:
     """(mean, lower, upper) of the nonparametric percentile bootstrap of the sample mean."""
-    if not 0 < alpha < 1:
-        raise OPEInputError(f"alpha: must be in (0, 1), got {alpha}")
-    means = bootstrap_means(samples, n_bootstrap_samples, random_state)
-    lower = float(np.percentile(means, 100 * (alpha / 2)))
-    upper = float(np.percentile(means, 100 * (1.0 - alpha / 2)))
-    return float(np.mean(means)), lower, upper
+    check_alpha(alpha)
+    return percentile_interval(bootstrap_means(samples, n_bootstrap_samples, random_state), alpha)

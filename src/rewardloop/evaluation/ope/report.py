@@ -9,7 +9,12 @@ from typing import Any, Unpack
 import numpy as np
 
 from rewardloop.evaluation.ope._common import FloatArray, OPEInputError
-from rewardloop.evaluation.ope.bootstrap import PolicyValueInterval
+from rewardloop.evaluation.ope.bootstrap import (
+    PolicyValueInterval,
+    bootstrap_means,
+    check_alpha,
+    percentile_interval,
+)
 from rewardloop.evaluation.ope.diagnostics import OPEDiagnostics, ope_diagnostics
 from rewardloop.evaluation.ope.estimators import (
     BaseOffPolicyEstimator,
@@ -52,15 +57,6 @@ def default_estimators(with_reward_model: bool) -> list[BaseOffPolicyEstimator]:
     return ests
 
 
-def _chosen(
-    estimators: Sequence[BaseOffPolicyEstimator] | None, bf: BanditFeedback
-) -> list[BaseOffPolicyEstimator]:
-    """The estimators asked for, or the defaults for these logs."""
-    if estimators is not None:
-        return list(estimators)
-    return default_estimators(bf.estimated_rewards_by_reg_model is not None)
-
-
 def evaluate_off_policy(
     *,
     behavior_action_dist: Any = None,
@@ -82,12 +78,17 @@ def evaluate_off_policy(
     >>> round(report.value("snipw").value, 6)
     1.0
     """
-    bf = check_bandit_feedback(**inputs)  # validate once; fail before any work
-    ests = _chosen(estimators, bf)
+    check_alpha(alpha)
+    bf, ests = _validated(estimators, inputs)
+    terms = np.stack([_terms(est, bf) for est in ests]) if ests else np.empty((0, bf.n_rounds))
+    # (n_estimators, n_rounds). One set of resampling draws for every estimator: each estimator's own
+    # estimate_interval with this random_state draws exactly these, so the intervals are the same.
+    means = bootstrap_means(terms, n_bootstrap_samples, random_state) if ests else terms  # (n_est, B)
     estimates = {}
-    for est in ests:
-        estimates[est.name] = est.estimate_interval(
-            **inputs, alpha=alpha, n_bootstrap_samples=n_bootstrap_samples, random_state=random_state
+    for est, row, replicates in zip(ests, terms, means, strict=True):
+        mean, lower, upper = percentile_interval(replicates, alpha)
+        estimates[est.name] = PolicyValueInterval(
+            est.name, float(row.mean()), mean, lower, upper, alpha, n_bootstrap_samples
         )
     diag = ope_diagnostics(
         action=bf.action,
@@ -106,14 +107,25 @@ def estimate_policy_values(
 
     The fast path for sweeps: the per-estimator terms share one validated :class:`BanditFeedback`.
     """
-    bf = check_bandit_feedback(**logs)
-    ests = _chosen(estimators, bf)
-    out = {}
-    for est in ests:
-        if est.needs_reward_model and bf.estimated_rewards_by_reg_model is None:
-            raise OPEInputError(f"estimated_rewards_by_reg_model: required by {est.name}")
-        out[est.name] = float(est._round_rewards(bf).mean())
-    return out
+    bf, ests = _validated(estimators, logs)
+    return {est.name: float(_terms(est, bf).mean()) for est in ests}
+
+
+def _validated(
+    estimators: Sequence[BaseOffPolicyEstimator] | None, logs: BanditLogs
+) -> tuple[BanditFeedback, list[BaseOffPolicyEstimator]]:
+    """The logs validated once and the estimators to run on them (the defaults for the logs when None)."""
+    bf = check_bandit_feedback(**logs)  # fail before any work
+    if estimators is not None:
+        return bf, list(estimators)
+    return bf, default_estimators(bf.estimated_rewards_by_reg_model is not None)
+
+
+def _terms(est: BaseOffPolicyEstimator, bf: BanditFeedback) -> FloatArray:
+    """``est``'s per-round terms (n_rounds,) on already validated inputs."""
+    if est.needs_reward_model and bf.estimated_rewards_by_reg_model is None:
+        raise OPEInputError(f"estimated_rewards_by_reg_model: required by {est.name}")
+    return est._round_rewards(bf)
 
 
 def tabular_reward_model(

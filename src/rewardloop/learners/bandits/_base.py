@@ -57,6 +57,19 @@ class BanditRouter:
 
     algorithm: ClassVar[str] = "base"
     needs_context: ClassVar[bool] = True
+    #: The learner contract: replay of logged rewards; a fresh router starts at its priors.
+    needs_rewards: ClassVar[bool] = True
+    needs_policy: ClassVar[bool] = False
+    reads_texts: ClassVar[bool] = False
+    history_: list[dict[str, float]]
+    replay_report_: Any
+    #: The learner contract's name: the algorithm's (set for each subclass).
+    name: ClassVar[str] = "base"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.algorithm
+
     #: The algorithm's ``_decide`` refuses non-finite scores itself (so ``act`` skips the NaN/inf check
     #: of the context: a NaN or inf in x always reaches the scores).
     checks_scores: ClassVar[bool] = False
@@ -373,14 +386,38 @@ class BanditRouter:
     def fit(
         self,
         X: Any,
-        arms: Sequence[str] | npt.ArrayLike,
-        rewards: npt.ArrayLike,
+        arms: Sequence[str] | npt.ArrayLike | None = None,
+        rewards: npt.ArrayLike | None = None,
         sample_weight: npt.ArrayLike | None = None,
         categories: Sequence[str | None] | None = None,
+        *,
+        policy: BanditRouter | None = None,
+        **replay_options: Any,
     ) -> BanditRouter:
-        """Start from the priors and learn a whole batch of logged rows (see :meth:`partial_fit`)."""
+        """Start from the priors and learn a whole batch of logged rows (see :meth:`partial_fit`).
+
+        The learner contract: given :class:`~rewardloop.learners.bandits.replay.LoggedRows` as ``X``
+        (what :meth:`data_from_batch` builds), replay them — from ``policy`` (a saved router to
+        continue) or from the priors; ``replay_options`` go to
+        :func:`~rewardloop.learners.bandits.replay.fit_logged`. Returns the router.
+        """
+        if arms is None:
+            from rewardloop.learners.bandits.replay import fit_logged
+
+            return fit_logged(self, X, policy=policy, **replay_options)
+        if rewards is None:
+            raise RouterInputError("rewards", "give one reward per row")
         self._init_state()
-        return self.partial_fit(X, arms, rewards, sample_weight, categories)
+        self.partial_fit(X, arms, rewards, sample_weight, categories)
+        self.history_ = [{"time/step": 1.0, "train/rows": float(len(np.asarray(rewards)))}]
+        return self
+
+    @staticmethod
+    def data_from_batch(batch: Any, spec: Any = None) -> Any:
+        """Logged rows (contexts by ``spec.features``) of the batch's rewarded decisions."""
+        from rewardloop.learners.bandits.replay import logged_rows
+
+        return logged_rows(batch, getattr(spec, "features", None))
 
     def _add_stats(
         self, idx: IntArray, r: FloatArray, counts: IntArray, categories: Sequence[str | None] | None

@@ -182,6 +182,52 @@ def replay(
     )
 
 
+def fit_logged(
+    router: BanditRouter,
+    rows: LoggedRows,
+    *,
+    policy: BanditRouter | None = None,
+    weighting: Weighting = "auto",
+    own_policy: str | None = None,
+    max_weight: float = 10.0,
+    add_unknown_arms: bool | None = None,
+) -> BanditRouter:
+    """``router.fit(rows)``: replay ``rows`` from ``policy``'s state (a copy) or from the priors.
+
+    ``add_unknown_arms`` defaults to True from the priors (the logs name the arms) and False when
+    continuing from ``policy``. ``router.history_`` gets one row (``train/rows``, ``train/ess``...);
+    ``router.replay_report_`` the :class:`ReplayReport`.
+    """
+    if not isinstance(rows, LoggedRows):
+        raise RouterInputError(
+            "data", f"expected LoggedRows (from data_from_batch), got {type(rows).__name__}"
+        )
+    if policy is not None:
+        router.__dict__.update(copy.deepcopy(policy).__dict__)
+    else:
+        router.reset()
+    report = replay(
+        router,
+        rows,
+        weighting=weighting,
+        policy=own_policy,
+        max_weight=max_weight,
+        add_unknown_arms=(policy is None) if add_unknown_arms is None else add_unknown_arms,
+    )
+    router.replay_report_ = report
+    router.history_ = [
+        {
+            "time/step": 1.0,
+            "train/rows": float(report.rows),
+            "train/skipped_without_reward": float(report.skipped_without_reward),
+            "train/weighted_rows": float(report.weighted_rows),
+            "train/ess": report.effective_sample_size,
+            "train/mean_reward": float(np.mean(rows.rewards)) if len(rows) else float("nan"),
+        }
+    ]
+    return router
+
+
 def arms_of(batch: DecisionBatch) -> list[str]:
     """Every arm named in a batch's candidate actions, in first-seen order."""
     seen: dict[str, None] = {}
@@ -195,6 +241,7 @@ __all__: Sequence[str] = [
     "LoggedRows",
     "ReplayReport",
     "arms_of",
+    "fit_logged",
     "logged_rows",
     "replay",
     "replay_weights",

@@ -1,0 +1,322 @@
+"""One orchestration for every learner: resolve the config, read the window, build the data, fit,
+save, record the TrainingRun (metrics and history), optionally register.
+
+``rewardloop train``, ``rewardloop router train`` / ``train-gating``, ``rewardloop rm train``, the
+reward-model helpers of :mod:`rewardloop.loop.reward_models` and the loop's challenger
+(:class:`rewardloop.loop.iteration.LoopRunner`) all end in :func:`fit_and_record`; the classifier
+learners of ``learners.LEARNERS`` get there through :func:`resolve_plan` → :func:`read_window` →
+:func:`build_data` → :func:`train_plan`.
+
+What every run records: the config, the data window, the number of examples, the rows the data
+builder skipped (``skipped/<reason>``, so that one bad correction does not stop training), the last
+value of every ``history_`` key (``train/loss``, ``train/approx_kl``, ``train/clip_fraction``...),
+and the whole history in ``training_history.json`` beside the artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardloop.config import ConfigError, ProjectConfig
+from rewardloop.config.faults import fault_point
+from rewardloop.config.sections import PolicyConfig, RewardSpecConfig
+from rewardloop.learners import LEARNERS, LabelledData
+from rewardloop.learners.base import DataSpec, LearnerConfig, LearnerConfigError, resolve_config
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.store import Store, finish_run, read_decisions, start_run
+from rewardloop.types import DecisionBatch, TrainingRun, utcnow
+from rewardloop.types.history import summarise
+
+HISTORY_FILE = "training_history.json"
+
+
+class TrainingError(ValueError):
+    """Training cannot run as configured or on this data; the message names the key or the count."""
+
+
+@dataclass
+class TrainingOutcome:
+    """What one training run produced: the fitted policy, its run record, metrics and artifact."""
+
+    fitted: Any
+    run: TrainingRun
+    metrics: dict[str, float]
+    artifact: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    version: str | None = None
+
+
+def skipped_metrics(skipped: Mapping[str, int]) -> dict[str, float]:
+    """``{"skipped/<reason>": n}`` for the TrainingRun (rows the data builder could not use)."""
+    return {f"skipped/{reason}": float(n) for reason, n in sorted(skipped.items()) if n}
+
+
+def fit_and_record(
+    store: Store | None,
+    run: TrainingRun,
+    fit: Callable[[], tuple[Any, list[dict[str, float]]]],
+    out: Path,
+    *,
+    skipped: Mapping[str, int] | None = None,
+    evaluate: Callable[[Any], Mapping[str, float]] | None = None,
+    register: Callable[[Any, Path, TrainingRun, dict[str, float]], str] | None = None,
+) -> TrainingOutcome:
+    """Start ``run``, ``fit()`` → (fitted, history), save it to ``out``, register it, finish the run.
+
+    The metrics are the last value of every history key, ``n_samples``, ``seconds``, the skipped
+    rows and ``evaluate(fitted)``. ``register(fitted, folder, run, metrics)`` returns the registered
+    version. Any failure marks the run ``failed`` (with the skipped counts) and re-raises: no run
+    stays ``running``.
+    """
+    extra = skipped_metrics(skipped or {})
+    if store is not None:
+        start_run(store, run)
+    try:
+        started = time.perf_counter()
+        fitted, history = fit()
+        seconds = time.perf_counter() - started
+        metrics = {**summarise(history), "n_samples": float(run.n_samples), "seconds": round(seconds, 3)}
+        metrics |= extra
+        if evaluate is not None:
+            metrics |= {k: float(v) for k, v in evaluate(fitted).items()}
+        folder = Path(fitted.save(out) or out)
+        (folder / HISTORY_FILE).write_text(json.dumps(history))
+        fault_point("trained")
+        version = register(fitted, folder, run, metrics) if register is not None else None
+        fault_point("registered")
+    except BaseException:
+        if store is not None:
+            finish_run(store, run, extra, status="failed")
+        raise
+    done = finish_run(store, run, metrics, artifact_path=str(folder)) if store is not None else run
+    return TrainingOutcome(fitted, done, metrics, folder, history, version)
+
+
+# ------------------------------------------------------------------------ classifier learners, by config
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The resolved ``training`` section: the learner, its config, the policy, the data window."""
+
+    learner: str
+    learner_cls: Any
+    config: LearnerConfig
+    ignored: list[str]
+    policy: PolicyConfig
+    spec: RewardSpecConfig | None
+    since: datetime | None
+    until: datetime | None
+    min_feedback: int
+    max_episodes: int | None
+    init_from: Path | None
+    output_dir: Path
+
+
+def resolve_plan(
+    cfg: ProjectConfig,
+    base: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> TrainingPlan:
+    """Check and resolve the ``training`` section; a TrainingError naming the key otherwise.
+
+    ``since`` defaults to ``now - training.lookback_days`` when that is set.
+    """
+    training = cfg.training
+    cls = LEARNERS.get(training.learner)
+    if cls is None:
+        raise TrainingError(
+            f"training.learner: unknown learner {training.learner!r} (known: {', '.join(LEARNERS)})"
+        )
+    try:
+        config, ignored = resolve_config(cls.config_class, training)
+    except LearnerConfigError as err:
+        raise TrainingError(str(err)) from None
+    if not cfg.policies:
+        raise TrainingError(
+            "policies: no policy is defined; add one to the project file (see `rewardloop init`)"
+        )
+    try:
+        policy = cfg.policy(training.policy)
+        spec = cfg.reward_spec(training.reward_spec) if training.reward_spec else None
+    except ConfigError as err:
+        raise TrainingError(
+            f"training.{'policy' if 'policies' in str(err) else 'reward_spec'}: {err}"
+        ) from None
+    if policy.kind != "classifier":
+        command = "router train" if policy.kind == "router" else "rm train"
+        raise TrainingError(
+            f"training.policy: {policy.name!r} is a {policy.kind}; `rewardloop train` trains classifiers "
+            f"(a {policy.kind} trains with `rewardloop {command}`)"
+        )
+    if cls.needs_rewards and spec is None:
+        known = ", ".join(s.name for s in cfg.rewards) or "none defined"
+        raise TrainingError(
+            f"training.reward_spec: the {training.learner} learner learns from compiled rewards; "
+            f"name a reward spec (known: {known})"
+        )
+    if since is None and training.lookback_days is not None:
+        since = (now or utcnow()) - timedelta(days=training.lookback_days)
+    init = Path(training.init_from) if training.init_from else None
+    out = Path(training.output_dir)
+    return TrainingPlan(
+        learner=training.learner,
+        learner_cls=cls,
+        config=config,
+        ignored=ignored,
+        policy=policy,
+        spec=spec,
+        since=since,
+        until=until,
+        min_feedback=training.min_feedback,
+        max_episodes=training.max_episodes,
+        init_from=None if init is None else (init if init.is_absolute() else base / init),
+        output_dir=out if out.is_absolute() else base / out,
+    )
+
+
+def start_policy(plan: TrainingPlan) -> ClassifierPolicy | None:
+    """``training.init_from`` loaded, a fresh policy over the configured labels, or None."""
+    if plan.init_from is not None:
+        try:
+            return ClassifierPolicy.load(plan.init_from)
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            raise TrainingError(
+                f"training.init_from: cannot load a policy from {plan.init_from}: {err}"
+            ) from None
+    if plan.learner_cls.needs_policy:
+        raise TrainingError(
+            f"training.init_from: the {plan.learner} learner improves a trained policy; "
+            "set it to a saved policy folder (e.g. one from `rewardloop train --learner supervised`)"
+        )
+    return ClassifierPolicy(plan.policy.labels, name=plan.policy.name) if plan.policy.labels else None
+
+
+def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
+    """The policy's decisions in the window with feedback (and rewards); the newest ``max_episodes``."""
+    batch = read_decisions(
+        store,
+        policy=plan.policy.name,
+        since=plan.since,
+        until=plan.until,
+        kind="classifier",
+        include_feedback=True,
+        reward_spec=(plan.spec.name, plan.spec.version) if plan.spec is not None else None,
+    )
+    if plan.max_episodes is not None and len(batch) > plan.max_episodes:
+        kept = list(batch.decisions)[-plan.max_episodes :]
+        ids = {d.id for d in kept}
+        batch = DecisionBatch(
+            kept,
+            {k: v for k, v in batch.feedback.items() if k in ids},
+            {k: v for k, v in batch.rewards.items() if k in ids},
+        )
+    return batch
+
+
+def build_data(
+    plan: TrainingPlan, batch: DecisionBatch, policy: ClassifierPolicy | None, embed: Any = None
+) -> Any:
+    """The learner's data from the batch (``data_from_batch``); ``embed`` overrides the policy's."""
+    spec = DataSpec(
+        config=plan.config,
+        labels=policy.labels if policy is not None else None,
+        embed=embed if embed is not None else (policy.embed if policy is not None else None),
+    )
+    try:
+        return plan.learner_cls.data_from_batch(batch, spec)
+    except ValueError as err:
+        raise TrainingError(f"data: {err}") from None
+
+
+def check_enough(plan: TrainingPlan, data: Any) -> None:
+    """Refuse to train on fewer than ``training.min_feedback`` examples, saying how many there are."""
+    n = len(data)
+    if n == 0:
+        raise TrainingError(
+            "data: no training examples in the window (supervised learners need label corrections or "
+            "confirmations; RL learners need decisions with compiled rewards)"
+        )
+    if n < plan.min_feedback:
+        raise TrainingError(
+            f"training.min_feedback: {n} training examples in the window, fewer than the {plan.min_feedback} "
+            "required; wait for more feedback or lower min_feedback"
+        )
+
+
+def train_plan(
+    store: Store,
+    plan: TrainingPlan,
+    data: Any,
+    policy: ClassifierPolicy | None,
+    window: tuple[datetime | None, datetime | None],
+    training_dump: Mapping[str, Any],
+    progress: Any = None,
+) -> TrainingOutcome:
+    """Fit the plan's learner on ``data`` from ``policy``; save and record it (see :func:`fit_and_record`)."""
+    if policy is None:  # no labels configured: the labels seen in the data
+        try:
+            policy = ClassifierPolicy(sorted(set(data.labels)), name=plan.policy.name)
+        except ValueError as err:
+            raise TrainingError(f"policies.labels: none configured, and the data gives: {err}") from None
+    run = TrainingRun(
+        policy=plan.policy.name,
+        learner=plan.learner,
+        config={"training": dict(training_dump), "learner": dataclasses.asdict(plan.config)},
+        data_window=window,
+        n_samples=len(data),
+    )
+    start = policy
+
+    def fit() -> tuple[Any, list[dict[str, float]]]:
+        learner = plan.learner_cls(plan.config, progress=progress)
+        fitted = learner.fit(data, policy=start)
+        fitted.name, fitted.version = plan.policy.name, run.id[:12]
+        return fitted, list(learner.history_)
+
+    return fit_and_record(
+        store,
+        run,
+        fit,
+        plan.output_dir / plan.policy.name / run.id,
+        skipped=data.skipped,
+        evaluate=lambda fitted: train_accuracy(fitted, data),
+    )
+
+
+def train_accuracy(fitted: Any, data: Any) -> dict[str, float]:
+    """``train_accuracy`` of a classifier on its labelled training data (weighted); nothing otherwise."""
+    if not isinstance(data, LabelledData) or not isinstance(fitted, ClassifierPolicy):
+        return {}
+    pred = fitted.predict(data.texts)
+    hit = np.array([p == t for p, t in zip(pred, data.labels, strict=True)], dtype=float)
+    return {"train_accuracy": float(np.average(hit, weights=data.sample_weight))}
+
+
+__all__ = [
+    "HISTORY_FILE",
+    "TrainingError",
+    "TrainingOutcome",
+    "TrainingPlan",
+    "build_data",
+    "check_enough",
+    "fit_and_record",
+    "read_window",
+    "resolve_plan",
+    "skipped_metrics",
+    "start_policy",
+    "train_accuracy",
+    "train_plan",
+]

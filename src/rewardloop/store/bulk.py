@@ -1,0 +1,206 @@
+"""The driver's own bulk path: ``executemany`` on SQLite, ``COPY`` into a temporary table then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` on PostgreSQL; and the rows' column values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from rewardloop.types import Decision, Feedback, Reward
+
+#: Below this many rows PostgreSQL takes executemany (pipelined); above, COPY.
+_COPY_MIN_ROWS = 64
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _sqlite_time(t: datetime) -> str:
+    # The format SQLAlchemy's SQLite DateTime reads back; times are stored in UTC.
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _pg_time(t: datetime) -> datetime:
+    return t.astimezone(UTC)
+
+
+def _optional(time: Callable[[datetime], Any], t: datetime | None) -> Any:
+    return None if t is None else time(t)
+
+
+_DECISION_COLUMNS = [
+    "id",
+    "policy",
+    "policy_version",
+    "kind",
+    "actions",
+    "action",
+    "action_dist",
+    "pscore",
+    "confidence",
+    "latency_ms",
+    "text",
+    "features",
+    "candidates",
+    "meta",
+    "ranking",
+    "experiment",
+    "variant",
+    "variant_share",
+    "trace",
+    "idempotency_key",
+    "created_at",
+    "client_time",
+]
+
+
+def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    return (
+        d.id,
+        d.policy,
+        d.policy_version,
+        d.kind,
+        _json(d.actions),
+        d.action,
+        _json(d.action_dist),
+        d.pscore,
+        d.confidence,
+        d.latency_ms,
+        d.text,
+        _json(d.features),
+        _json(d.candidates),
+        _json(dict(d.metadata)) if d.metadata else None,
+        _json(d.ranking),
+        d.experiment,
+        d.variant,
+        d.variant_share,
+        _json([dataclasses.asdict(s) for s in d.trace]) if d.trace else None,
+        d.idempotency_key,
+        time(d.created_at),
+        _optional(time, d.client_time),
+    )
+
+
+_FEEDBACK_COLUMNS = [
+    "project",
+    "id",
+    "decision_id",
+    "kind",
+    "value",
+    "scale_low",
+    "scale_high",
+    "label",
+    "preferred",
+    "rejected",
+    "scores",
+    "rater_id",
+    "authority",
+    "source",
+    "comment",
+    "created_at",
+    "client_time",
+]
+
+
+def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    low, high = f.scale if f.scale is not None else (None, None)
+    return (
+        project,
+        f.id,
+        f.decision_id,
+        f.kind,
+        f.value,
+        low,
+        high,
+        f.label,
+        f.preferred,
+        f.rejected,
+        _json(dict(f.scores)) if f.scores else None,
+        f.rater_id,
+        f.authority,
+        f.source,
+        f.comment,
+        time(f.created_at),
+        _optional(time, f.client_time),
+    )
+
+
+_REWARD_COLUMNS = [
+    "decision_id",
+    "spec",
+    "spec_version",
+    "value",
+    "components",
+    "feedback_ids",
+    "disagreement",
+    "created_at",
+]
+
+
+def _reward_params(r: Reward, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    return (
+        r.decision_id,
+        r.spec,
+        r.spec_version,
+        r.value,
+        _json(dict(r.components)),
+        _json(list(r.feedback_ids)),
+        r.disagreement,
+        time(r.created_at),
+    )
+
+
+def _time_adapter(dialect: str) -> Callable[[datetime], Any]:
+    return _sqlite_time if dialect == "sqlite" else _pg_time
+
+
+def _bulk_insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]], upsert_keys: str = ""
+) -> int:
+    """Insert ``rows`` with the driver's bulk path; conflicting rows are skipped (or updated).
+
+    Returns the number of rows inserted or updated. ``upsert_keys`` (a column list) turns "skip" into
+    "update every other column".
+    """
+    if not rows:
+        return 0
+    cols = ", ".join(columns)
+    if upsert_keys:
+        keys = {k.strip() for k in upsert_keys.split(",")}
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+        conflict = f"ON CONFLICT ({upsert_keys}) DO UPDATE SET {sets}"
+    else:
+        conflict = "ON CONFLICT DO NOTHING"
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cur = dbapi.cursor()
+    try:
+        if conn.dialect.name == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+            return int(cur.rowcount)
+        if len(rows) < _COPY_MIN_ROWS:
+            marks = ", ".join(["%s"] * len(columns))
+            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+            return int(cur.rowcount)
+        staging = f"_rl_stage_{table}"
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} {conflict}")
+        inserted = int(cur.rowcount)
+        cur.execute(f"TRUNCATE {staging}")
+        return inserted
+    finally:
+        cur.close()
