@@ -23,7 +23,9 @@ def demo(
         "demo-output"
     ),
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same run")] = 0,
-    rl_learner: Annotated[str, typer.Option(help="RL learner applied after supervised training")] = "ppo",
+    rl_learner: Annotated[
+        str, typer.Option(help="bandit learner trained beside supervision; the logs pick the winner")
+    ] = "crm",
     small: Annotated[
         bool, typer.Option(help="a quick run on 8 intents (for a first look or a test)")
     ] = False,

@@ -95,7 +95,9 @@ class DemoConfig:
     #: Every decision so carries a propensity of at least ε/K for off-policy evaluation.
     epsilon: float = 0.1
     bad_challenger_round: int = 2
-    rl_learner: str = "ppo"
+    #: The bandit learner trained beside plain supervision each round (CRM: the best by
+    #: benchmarks/learning.py); the loop keeps whichever the held-out logs and OPE prefer.
+    rl_learner: str = "crm"
     vader_snippets: int = 1500
     vader_heldout: int = 500
     seed: int = 0
@@ -106,6 +108,9 @@ class DemoConfig:
             # A short ramp: each demo round is a day of traffic; production keeps 5 → 25 → 50 → 100.
             ramp=[0.5, 1.0],
             min_samples=300,
+            # 1,000 outcomes per arm a round: the always-valid interval is about ±0.05 at an 85%
+            # success rate, so a challenger as good as the champion is shown non-inferior in a round.
+            non_inferiority_margin=0.05,
             reward_spec="thumbs",
             success_at=0.5,
         )
@@ -253,6 +258,7 @@ class ClosedLoop:
             seed=cfg.seed,
             encoder=encoder,
             actor="demo",
+            candidates=True,
         )
         first = self.runner.iterate()  # no champion yet: trains on the seed set and activates it
         self.seed_version = str(first.challenger)

@@ -266,6 +266,7 @@ class Experiments:
         *,
         gate_report: GateEvidence | None = None,
         actor: str | None = None,
+        salt: str | None = None,
     ) -> tuple[Experiment | None, str]:
         """Start ``challenger``'s canary, replacing the policy's running one if its evidence is beaten.
 
@@ -288,7 +289,9 @@ class Experiments:
                 f"{held.summary() if held is not None else 'no offline evidence'}"
             )
             self.stop(running, actor=actor, reason=why)
-        exp = self.start(name, policy, challenger, gate_report=gate_report, offline=offline, actor=actor)
+        exp = self.start(
+            name, policy, challenger, gate_report=gate_report, offline=offline, actor=actor, salt=salt
+        )
         return exp, f"{name} started" if running is None else f"{name} started; {running.name} {why}"
 
     def _registry_move(self, move: Callable[[], object], exp: Experiment) -> None:
