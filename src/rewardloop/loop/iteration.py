@@ -7,7 +7,11 @@
    correction and confirmation (weighted by rater authority), then optionally an RL learner with the
    YAML hyperparameters on the data its ``data_from_batch`` builds — evaluate it on the golden set and
    by off-policy evaluation (doubly robust) on the champion's logged traffic, gate it against the
-   champion, and start a canary experiment when it passes.
+   champion, and start a canary experiment when it passes — with its offline evidence (golden set,
+   OPE), which lets a non-inferior canary be promoted. With ``candidates=True`` (the demo) step 3
+   trains several candidates and keeps the one the held-out logs and OPE prefer
+   (:mod:`rewardloop.loop.candidates`), and also runs in the round a canary ends and while one runs
+   (a newer challenger whose evidence beats the canary's replaces it).
 
 Every step is recorded: the TrainingRun (through :func:`rewardloop.loop.training.fit_and_record`),
 the registered version with its metrics and lineage, the gate report (in the experiment's log and the
