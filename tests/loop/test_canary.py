@@ -66,11 +66,15 @@ def test_a_better_challenger_is_promoted_and_a_worse_one_rolled_back(store, reg)
     ex.start("good", "intent", challenger="1.1.0", salt="g", ramp=[0.5, 1.0])
     assert run(ex, "good", {"champion": 0.70, "challenger": 0.80}, seed=4)[-1] == "promoted"
     assert "challenger better by at least" in ex.get("good").verdict["last"]["reasons"][0]
+    # significantly better and better offline: the reason is the significant gain (it was the margin)
+    ex.start("both", "intent", challenger="1.3.0", salt="g2", ramp=[0.5, 1.0], offline=BETTER)
+    assert run(ex, "both", {"champion": 0.70, "challenger": 0.85}, seed=4)[-1] == "promoted"
+    assert "challenger better by at least" in ex.get("both").verdict["last"]["reasons"][0]
     # better offline is not enough: online it is worse by more than the margin
     ex.start("bad", "intent", challenger="1.2.0", salt="b", ramp=[0.5, 1.0], offline=BETTER)
     assert run(ex, "bad", {"champion": 0.80, "challenger": 0.65}, seed=5)[-1] == "rolled_back"
     assert "lower by" in ex.get("bad").verdict["last"]["reasons"][0]
-    assert reg.aliases("intent") == {"champion": "1.1.0"}
+    assert reg.aliases("intent") == {"champion": "1.3.0"}
 
 
 def test_a_non_inferior_canary_ramps_through_every_stage(store, reg):

@@ -506,7 +506,8 @@ def _judge(
     better = seq.reject and seq.direction > 0
     margin = rules.non_inferiority_margin
     non_inferior = fewest >= rules.min_samples and margin is not None and non_inferior_by(seq, margin)
-    if non_inferior and offline_better:
+    significant = better and bayes.expected_loss <= rules.max_expected_loss  # rule 4's first case
+    if non_inferior and offline_better and not significant:
         why = (
             f"non-inferior online: worse by less than the margin {margin} ({cs}), and better offline "
             "(golden set and OPE)"
