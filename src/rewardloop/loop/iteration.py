@@ -504,7 +504,9 @@ class LoopRunner:
             return IterationResult(
                 "gated", f"{version} stopped at the gate ({failed})", version, report, details
             )
-        self.start_canary(version, report, self.offline_evidence(policy, logged))
+        exp, why = self.start_canary(version, report, self.offline_evidence(policy, logged))
+        if exp is None:  # a running canary's evidence is not beaten: it keeps running
+            return IterationResult("kept", f"{version} passed the gate; {why}", version, report, details)
         return IterationResult(
             "canary", f"{version} passed the gate; canary started", version, report, details
         )
