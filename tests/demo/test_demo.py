@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -31,6 +32,12 @@ def test_shortened_demo_runs_the_whole_loop_and_reruns_identically(tmp_path):
     assert summary["rounds"] == 3
     assert summary["bad_challenger_promoted"] is False
     assert 0.0 < summary["seed_golden_acc"] <= 1.0
+    # the ceiling the loop is measured against: supervision with every true label of the same texts
+    assert summary["golden_acc_full_labels"] > summary["seed_golden_acc"]
+    room = summary["golden_acc_full_labels"] - summary["seed_golden_acc"]
+    gain = (summary["final_golden_acc"] - summary["seed_golden_acc"]) / room
+    assert summary["gain_captured"] == pytest.approx(gain, abs=1e-3)
+    assert 0 <= summary["rounds_without_promotion"] <= 3
     assert "stopped at the gate" in output
     assert (out / "report.html").read_text().count("<img") == 3
 

@@ -309,3 +309,42 @@ def test_welch_on_constant_samples_is_exact():
     assert welch_t(10.0, 0.0, 50, 10.0, 0.0, 50).p_value == 1.0
     v = ab_verdict(_arm(2000, 400, 10.0, 0.0, 2000), _arm(2000, 400, 20.0, 0.0, 2000))
     assert v.action == "rollback" and "latency" in " ".join(v.reasons)
+
+
+# -- non-inferiority (issue 14, part 5) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ci", "margin", "expected"),
+    [
+        ((-0.049, 0.03), 0.05, True),
+        ((-0.05, 0.03), 0.05, False),  # on the margin is not above it
+        ((-0.06, 0.03), 0.05, False),
+        ((0.01, 0.03), 0.0, True),
+        ((0.02, 0.01), 0.05, False),  # an empty sequence proves nothing
+        ((-math.inf, math.inf), 0.05, False),
+    ],
+)
+def test_non_inferiority_reads_the_confidence_sequence(ci, margin, expected):
+    from rewardloop.evaluation.sequential import SequentialResult, non_inferior_by
+
+    assert non_inferior_by(SequentialResult(1.0, 1.0, 0.0, False, 0.05, ci), margin) is expected
+    with pytest.raises(ValueError, match="margin: the non-inferiority margin must be >= 0"):
+        non_inferior_by(SequentialResult(1.0, 1.0, 0.0, False, 0.05, ci), -0.1)
+
+
+def test_equal_arms_are_promoted_only_with_a_margin_and_better_offline_evidence():
+    a, b = VariantStats(2000, 2000, 1600), VariantStats(2000, 2000, 1600)
+    # 0.8 vs 0.8, n = 2000: the look's interval is ±0.0387 (V = 1.6e-4, τ = 0.05, α = 0.05)
+    lo = ab_verdict(a, b).sequential.ci[0]
+    assert lo == pytest.approx(-0.038711, abs=1e-6)
+    loose = VerdictRules(min_samples=100, non_inferiority_margin=0.05)
+    assert ab_verdict(a, b, loose, offline_better=True).action == "promote"
+    held = ab_verdict(a, b, loose)
+    assert (held.action, held.ramp_ok) == ("continue", True)
+    assert "non-inferior by the margin 0.05; no offline evidence" in " ".join(held.reasons)
+    tight = VerdictRules(min_samples=100, non_inferiority_margin=0.03, max_ramp_loss=0.0)
+    strict = ab_verdict(a, b, tight, offline_better=True)
+    assert (strict.action, strict.ramp_ok) == ("continue", False)
+    # without a margin the old rule stands: no significant gain, no promotion
+    assert ab_verdict(a, b, VerdictRules(min_samples=100), offline_better=True).action == "continue"

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+from tests.loop._streams import seeded_registry, serve_batch
 
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.loop.experiments import (
@@ -20,7 +21,6 @@ from rewardloop.loop.experiments import (
     bucket,
     stage_shares,
 )
-from rewardloop.registry import Registry
 from rewardloop.store import read_decisions, write_decisions, write_rewards
 from rewardloop.types import Decision, Experiment, Reward
 
@@ -110,14 +110,7 @@ class Gate:
 
 
 def _seeded_registry(store, tmp_path):
-    reg = Registry(store, tmp_path / "registry")
-    for i, v in enumerate(("1.0.0", "1.1.0", "1.2.0")):
-        art = tmp_path / f"art{i}"
-        art.mkdir()
-        (art / "state.json").write_text(f'{{"v": "{v}"}}')
-        reg.register("intent", art, kind="classifier", version=v)
-    reg.activate("intent@1.0.0", reason="seed model")
-    return reg
+    return seeded_registry(store, tmp_path, ("1.0.0", "1.1.0", "1.2.0"))
 
 
 @pytest.fixture
@@ -141,28 +134,9 @@ def simulate(
     rng = np.random.default_rng(seed)
     steps = []
     for _b in range(max_batches):
-        exp = ex.get(name)
-        if exp.status != "running":
+        if ex.get(name).status != "running":
             break
-        decisions, rewards = [], []
-        for uid in rng.integers(0, 50_000, size=batch):
-            a = ex.assign(exp, f"user-{uid}")
-            d = a.tag(
-                Decision(
-                    policy="intent",
-                    policy_version=a.version,
-                    kind="classifier",
-                    actions=("on", "off"),
-                    action="on",
-                    action_dist=(0.9, 0.1),
-                    pscore=0.9,
-                    latency_ms=float(rng.normal(20, 2)),
-                )
-            )
-            decisions.append(d)
-            rewards.append(Reward(d.id, "ctr", 1, float(rng.random() < rates[a.variant])))
-        write_decisions(ex.store, decisions)
-        write_rewards(ex.store, rewards)
+        serve_batch(ex, name, rates, rng, batch, latency=True)
         steps.append(ex.advance(name, actor="sim"))
     return steps
 

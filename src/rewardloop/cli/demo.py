@@ -23,7 +23,9 @@ def demo(
         "demo-output"
     ),
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same run")] = 0,
-    rl_learner: Annotated[str, typer.Option(help="RL learner applied after supervised training")] = "ppo",
+    rl_learner: Annotated[
+        str, typer.Option(help="bandit learner trained beside supervision; the logs pick the winner")
+    ] = "crm",
     small: Annotated[
         bool, typer.Option(help="a quick run on 8 intents (for a first look or a test)")
     ] = False,
@@ -105,7 +107,8 @@ def _summary(result: DemoResult, report: Path) -> None:
     console.print(f"bad challenger: {result.bad_challenger_outcome}")
     console.print(
         f"golden accuracy: seed {result.seed_golden_acc:.3f} → final champion {result.final_golden_acc:.3f} "
-        f"in {result.seconds:.0f} s"
+        f"(every true label: {result.full_labels_golden_acc:.3f}; {result.gain_captured:.0%} of the gain "
+        f"captured) in {result.seconds:.0f} s"
     )
     console.print(f"report: {report}")
     env = f"REWARDLOOP_STORE__URL={result.store_url}"
@@ -115,6 +118,9 @@ def _summary(result: DemoResult, report: Path) -> None:
     summary: dict[str, Any] = {
         "seed_golden_acc": round(result.seed_golden_acc, 4),
         "final_golden_acc": round(result.final_golden_acc, 4),
+        "golden_acc_full_labels": round(result.full_labels_golden_acc, 4),
+        "gain_captured": round(result.gain_captured, 4),
+        "rounds_without_promotion": result.rounds_without_promotion,
         "bad_challenger_promoted": result.bad_challenger_promoted,
         "rounds": len(result.rounds),
         "seconds": round(result.seconds, 1),

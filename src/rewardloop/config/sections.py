@@ -350,6 +350,15 @@ class ExperimentsConfig(Section):
         ge=0,
         description="step up the ramp only while the challenger's Bayesian expected loss is at most this",
     )
+    non_inferiority_margin: float | None = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="a canary is non-inferior while its always-valid interval says it is worse by less "
+        "than this success rate; it ramps while non-inferior, and is promoted once non-inferior when "
+        "its offline evidence (golden set, OPE) says it is better (none: only a significant gain "
+        "promotes)",
+    )
     success_at: float = Field(0.5, description="a reward at or above this counts as a success")
     reward_spec: str | None = Field(
         None, description="reward spec the verdict reads (default: the only one with rewards)"
@@ -370,7 +379,12 @@ class ExperimentsConfig(Section):
 
 
 class ReviewConfig(Section):
-    confidence_below: float = Field(0.7, ge=0, le=1, description="queue decisions less confident than this")
+    confidence_below: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="queue decisions less confident than this (0.7 queued 85% of a seed model's traffic)",
+    )
     audit_rate: float = Field(0.0, ge=0, le=1, description="share of other decisions queued at random")
     audit_salt: str = Field(
         "audit", description="salt of the audit draw: a decision is sampled when hash(salt, id) < audit_rate"
@@ -380,6 +394,22 @@ class ReviewConfig(Section):
     )
     reviewer_authority: float = Field(
         1.0, ge=0, le=1, description="authority weight of the feedback a reviewer's resolution writes"
+    )
+    margin_below: float = Field(
+        0.1, ge=0, le=1, description="queue decisions whose two most probable actions are closer than this"
+    )
+    budget_per_day: int | None = Field(
+        200,
+        ge=0,
+        description="most decisions queued per project and UTC day, the most uncertain first, "
+        "class-balanced (200: a day's work for one reviewer at ~2 minutes an item; none: no budget)",
+    )
+    enough_authority: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="a correction or positive rating from a rater at least this trusted answers a "
+        "decision: it is not queued, and its open item is closed",
     )
 
 

@@ -88,7 +88,10 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 img{{max-width:100%}}.bad{{color:#b00}}.good{{color:#070}}</style></head><body>
 <h1>rewardloop demo</h1>
 <p>Golden accuracy went from <b>{result.seed_golden_acc:.3f}</b> (seed model) to
-<b>{result.final_golden_acc:.3f}</b> (final champion) in {len(result.rounds)} rounds ({result.seconds:.0f} s).
+<b>{result.final_golden_acc:.3f}</b> (final champion) in {len(result.rounds)} rounds ({result.seconds:.0f} s);
+supervision with every true label of the same texts reaches {result.full_labels_golden_acc:.3f}, so the
+loop captured {result.gain_captured:.0%} of the reachable gain ({result.rounds_without_promotion} of
+{len(result.rounds)} rounds without a promotion).
 Bad challenger: <span class="{"bad" if result.bad_challenger_promoted else "good"}">
 {html.escape(result.bad_challenger_outcome)}</span>.</p>
 {img_tag(accuracy_by_round(result), "accuracy by round")}

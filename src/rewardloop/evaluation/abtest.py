@@ -41,6 +41,7 @@ from rewardloop.evaluation.sequential import (
     _rate_args,
     msprt,
     msprt_proportions,
+    non_inferior_by,
 )
 
 VerdictAction = Literal["promote", "continue", "rollback"]
@@ -320,6 +321,7 @@ class VerdictRules:
     srm_threshold: float = 0.001
     max_samples: int | None = None  # no budget; every Experiments run has one (ExperimentsConfig)
     max_ramp_loss: float = 0.01
+    non_inferiority_margin: float | None = None  # None: only a significant gain promotes
 
 
 @dataclass(frozen=True)
@@ -387,6 +389,7 @@ def ab_verdict(
     prev_p: float = 1.0,
     prev_ci: tuple[float, float] = NO_BOUNDS,
     spent: int | None = None,
+    offline_better: bool = False,
 ) -> Verdict:
     """Decide what to do with the challenger from both arms' numbers.
 
@@ -402,7 +405,9 @@ def ab_verdict(
        +40% on a 1 ms model is noise no user feels, and would otherwise roll back on timer jitter);
     4. **promote** with ``min_samples`` outcomes per arm, when the mSPRT finds it significantly better
        (the confidence sequence above 0) and the Bayesian expected loss of switching is at most
-       ``max_expected_loss``;
+       ``max_expected_loss``; or, with a ``non_inferiority_margin`` m, when it is non-inferior (the
+       confidence sequence's lower bound above −m: always valid, like the test) and
+       ``offline_better`` (its golden-set and OPE evidence say it is better than the champion);
     5. **rollback** when the sample budget is spent: ``spent`` (outcomes per arm over the whole
        experiment; default: this look's) reached ``max_samples`` without a promotion. The experiment
        ends and the champion stays: a challenger no better than it is never held forever;
@@ -411,7 +416,8 @@ def ab_verdict(
     7. **continue** otherwise.
 
     ``ramp_ok`` says whether a ramp may step up: after ``min_samples``, for a promote verdict, or for
-    a continue whose Bayesian expected loss of the challenger is at most ``max_ramp_loss``. A
+    a continue whose Bayesian expected loss of the challenger is at most ``max_ramp_loss`` or that is
+    non-inferior by the margin. A
     challenger that looks worse (but not yet significantly) is held at its share until the sequential
     test decides, instead of being exposed to more users meanwhile.
 
@@ -450,7 +456,7 @@ def ab_verdict(
     broken = _broken_guardrail(a, b, rules, seq, latency, srm)
     if broken is not None:
         return Verdict("rollback", (broken,), a, b, seq, chi, z, bayes, latency, srm, False)
-    action, reasons, ramp_ok = _judge(a, b, rules, seq, bayes, spent)
+    action, reasons, ramp_ok = _judge(a, b, rules, seq, bayes, spent, offline_better)
     return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm, ramp_ok)
 
 
@@ -492,11 +498,21 @@ def _judge(
     seq: SequentialResult,
     bayes: BayesResult,
     spent: int | None,
+    offline_better: bool = False,
 ) -> tuple[VerdictAction, list[str], bool]:
     """(action, reasons, ramp_ok) when the guardrails hold (rules 4–7 of :func:`ab_verdict`)."""
     cs = _cs(seq)
     fewest = min(a.n_outcomes, b.n_outcomes)
     better = seq.reject and seq.direction > 0
+    margin = rules.non_inferiority_margin
+    non_inferior = fewest >= rules.min_samples and margin is not None and non_inferior_by(seq, margin)
+    significant = better and bayes.expected_loss <= rules.max_expected_loss  # rule 4's first case
+    if non_inferior and offline_better and not significant:
+        why = (
+            f"non-inferior online: worse by less than the margin {margin} ({cs}), and better offline "
+            "(golden set and OPE)"
+        )
+        return "promote", [why], True
     if fewest >= rules.min_samples and better and bayes.expected_loss <= rules.max_expected_loss:
         return (
             "promote",
@@ -524,8 +540,10 @@ def _judge(
         return "continue", [why], False
     reasons = [f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})"]
     # Stepping up the ramp exposes more users: only while the challenger is unlikely to cost much.
-    ramp_ok = bayes.expected_loss <= rules.max_ramp_loss
-    if not ramp_ok:
+    ramp_ok = bayes.expected_loss <= rules.max_ramp_loss or non_inferior
+    if non_inferior:
+        reasons.append(f"non-inferior by the margin {margin}; no offline evidence that it is better")
+    elif not ramp_ok:
         reasons.append(f"ramp held: expected loss {bayes.expected_loss:.3g} > {rules.max_ramp_loss}")
     return "continue", reasons, ramp_ok
 
@@ -545,6 +563,7 @@ __all__ = [
     "chi_square",
     "msprt",
     "msprt_proportions",
+    "non_inferior_by",
     "prob_b_beats_a_closed_form",
     "srm_check",
     "two_proportion_z",

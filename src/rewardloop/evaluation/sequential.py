@@ -2,7 +2,8 @@
 and its confidence sequence (Johari, Koomen, Pekelis & Walsh, "Peeking at A/B Tests", KDD 2017;
 Johari, Pekelis & Walsh, "Always Valid Inference", Operations Research 2022).
 
-:mod:`rewardloop.evaluation.abtest` re-exports everything here; its verdict reads the sequence.
+:mod:`rewardloop.evaluation.abtest` re-exports everything here; its verdict reads the sequence, both
+for the test and for non-inferiority (:func:`non_inferior_by`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,24 @@ class SequentialResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "direction": self.direction}
+
+
+def non_inferior_by(result: SequentialResult, margin: float) -> bool:
+    """Always-valid non-inferiority: the challenger is worse by less than ``margin`` (on the effect's
+    scale), i.e. the confidence sequence's lower bound lies above −margin.
+
+    The sequence covers the effect at every look at once with probability 1 − α, so reading this at
+    any look, as often as wanted, wrongly calls a challenger worse by ``margin`` or more non-inferior
+    with probability at most α. An empty sequence (the effect changed within the stage) proves nothing.
+
+    >>> r = msprt(-0.01, 0.0001, 0.05)
+    >>> round(r.ci[0], 4), non_inferior_by(r, 0.05), non_inferior_by(r, 0.02)
+    (-0.041, True, False)
+    """
+    if not margin >= 0:
+        raise ValueError(f"margin: the non-inferiority margin must be >= 0, got {margin}")
+    lo, hi = result.ci
+    return lo <= hi and lo > -margin
 
 
 def _halfwidth(var_effect: float, tau: float, alpha: float) -> float:

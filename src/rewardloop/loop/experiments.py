@@ -38,6 +38,7 @@ from typing import Any, Literal
 from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import VariantStats, Verdict, VerdictRules, ab_verdict
+from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
 from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateEvidence, Registry, RegistryError
 from rewardloop.store import Store
@@ -178,6 +179,7 @@ class Experiments:
         shadow: bool | None = None,
         salt: str | None = None,
         gate_report: GateEvidence | None = None,
+        offline: OfflineEvidence | None = None,
         actor: str | None = None,
         reason: str = "",
     ) -> Experiment:
@@ -186,6 +188,8 @@ class Experiments:
         ``challenger`` may map variant names to versions for an N-variant test. ``champion``
         defaults to the registry's champion. ``salt`` defaults to a fresh random one (recorded, so
         assignment is reproducible). Refused while another experiment of the policy is running.
+        ``offline`` is the challenger's gate evidence (golden set, OPE), stored with the gate report:
+        with it, a non-inferior canary that is better offline is promoted (``non_inferiority_margin``).
         """
         ramp_t = _check_ramp(ramp if ramp is not None else self.config.ramp)
         shadow = self.config.shadow if shadow is None else shadow
@@ -220,6 +224,9 @@ class Experiments:
         started: dict[str, Any] = {"at": now.isoformat(), "stage": 0, "step": "started", "actor": actor}
         if gate_report is not None:
             started["gate_report"] = dict(gate_report.to_dict())
+        state: dict[str, Any] = {"stage_started_at": now.isoformat(), "p_always_valid": 1.0, "log": [started]}
+        if offline is not None:
+            state["offline"] = offline.to_dict()
         try:
             exp = Experiment(
                 name=name,
@@ -230,7 +237,7 @@ class Experiments:
                 ramp=ramp_t,
                 stage=0,
                 shadow=shadow,
-                verdict={"stage_started_at": now.isoformat(), "p_always_valid": 1.0, "log": [started]},
+                verdict=state,
                 created_at=now,
                 updated_at=now,
             )
@@ -249,6 +256,43 @@ class Experiments:
                     update_experiment(self.store, dataclasses.replace(exp, status="stopped"))
                     raise ExperimentError(f"registry: {err} (experiment {name} not started)") from None
         return exp
+
+    def supersede(
+        self,
+        name: str,
+        policy: str,
+        challenger: str,
+        offline: OfflineEvidence,
+        *,
+        gate_report: GateEvidence | None = None,
+        actor: str | None = None,
+        salt: str | None = None,
+    ) -> tuple[Experiment | None, str]:
+        """Start ``challenger``'s canary, replacing the policy's running one if its evidence is beaten.
+
+        With no running experiment this is :meth:`start`. A running canary is stopped (with the
+        reason logged) and replaced only when ``offline`` :meth:`~OfflineEvidence.beats` the evidence
+        it started with (a canary started without any is replaced by a challenger better offline);
+        otherwise it keeps running and nothing changes. Returns (the new experiment or None, why).
+        """
+        running = self.running_for(policy)
+        if running is not None:
+            held = self.offline_evidence(running)
+            if not (offline.beats(held) if held is not None else offline.better):
+                against = held.summary() if held is not None else "no offline evidence"
+                return None, (
+                    f"{running.name} keeps running: {challenger}'s {offline.summary()} does not beat "
+                    f"{running.variants.get(CHALLENGER)}'s {against}"
+                )
+            why = (
+                f"replaced by {challenger} ({name}): {offline.summary()} beats "
+                f"{held.summary() if held is not None else 'no offline evidence'}"
+            )
+            self.stop(running, actor=actor, reason=why)
+        exp = self.start(
+            name, policy, challenger, gate_report=gate_report, offline=offline, actor=actor, salt=salt
+        )
+        return exp, f"{name} started" if running is None else f"{name} started; {running.name} {why}"
 
     def _registry_move(self, move: Callable[[], object], exp: Experiment) -> None:
         try:
@@ -324,7 +368,17 @@ class Experiments:
         whole = self.outcomes(exp, whole=True)
         spent = min(_arm(whole.get(CHAMPION)).n_outcomes, _arm(whole.get(variant)).n_outcomes)
         champion, challenger = _arm(out.get(CHAMPION)), _arm(out.get(variant))
-        return ab_verdict(champion, challenger, _rules(self.config), shares, prev_p, prev_ci, spent)
+        offline = self.offline_evidence(exp)
+        better = offline is not None and offline.better
+        return ab_verdict(champion, challenger, _rules(self.config), shares, prev_p, prev_ci, spent, better)
+
+    def offline_evidence(self, experiment: str | Experiment) -> OfflineEvidence | None:
+        """The challenger's offline evidence stored when the experiment started (None: none given)."""
+        exp = self.get(experiment) if isinstance(experiment, str) else experiment
+        try:
+            return OfflineEvidence.from_mapping((exp.verdict or {}).get("offline"), f"{exp.name}.offline")
+        except ValueError as err:
+            raise ExperimentError(str(err)) from None
 
     # -- acting --------------------------------------------------------------------------------------
 

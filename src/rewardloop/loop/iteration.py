@@ -7,7 +7,11 @@
    correction and confirmation (weighted by rater authority), then optionally an RL learner with the
    YAML hyperparameters on the data its ``data_from_batch`` builds — evaluate it on the golden set and
    by off-policy evaluation (doubly robust) on the champion's logged traffic, gate it against the
-   champion, and start a canary experiment when it passes.
+   champion, and start a canary experiment when it passes — with its offline evidence (golden set,
+   OPE), which lets a non-inferior canary be promoted. With ``candidates=True`` (the demo) step 3
+   trains several candidates and keeps the one the held-out logs and OPE prefer
+   (:mod:`rewardloop.loop.candidates`), and also runs in the round a canary ends and while one runs
+   (a newer challenger whose evidence beats the canary's replaces it).
 
 Every step is recorded: the TrainingRun (through :func:`rewardloop.loop.training.fit_and_record`),
 the registered version with its metrics and lineage, the gate report (in the experiment's log and the
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +37,7 @@ import numpy as np
 from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import GateConfig
 from rewardloop.encoders import MiniLMEncoder, default_encoder
+from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
 from rewardloop.evaluation.golden import GoldenSet
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_predictions
@@ -39,6 +45,7 @@ from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import DoublyRobust
 from rewardloop.learners import LEARNERS, LabelledData, labelled_from_batch
 from rewardloop.learners.base import DataSpec, LearnerConfig
+from rewardloop.loop.candidates import challenger_on_evidence
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.steps import (
@@ -57,7 +64,7 @@ from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.registry import Registry
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store, read_decisions
-from rewardloop.types import DecisionBatch, TrainingRun
+from rewardloop.types import DecisionBatch, Experiment, TrainingRun
 
 #: The label learners (the loop's first step); any other learner runs after one of them.
 LABEL_LEARNERS = ("supervised", "lora")
@@ -113,6 +120,10 @@ class LoopRunner:
     seed: int = 0
     encoder: MiniLMEncoder | None = None
     actor: str = "rewardloop-loop"
+    #: Train every candidate and keep the one the held-out logs and OPE prefer, and train again in
+    #: the round a canary ends or while one runs (it may replace it); False: the one configured
+    #: learner, and no training while a canary runs (``rewardloop loop run``).
+    candidates: bool = False
     #: The last label step's per-step metrics (namespaced, with ``stage`` 0).
     history_: list[dict[str, float]] = field(default_factory=list, init=False)
     _policies: dict[str, ClassifierPolicy] = field(default_factory=dict, init=False)
@@ -221,13 +232,18 @@ class LoopRunner:
         labelled: LabelledData | None = None,
         rl: bool = True,
         note: str = "",
+        rl_config: LearnerConfig | None = None,
+        record: dict[str, Any] | None = None,
     ) -> tuple[ClassifierPolicy, str, DecisionBatch]:
         """Train, evaluate and register a challenger from the store; returns it, its version, its data.
 
         ``labelled`` replaces the labelled examples (default: :meth:`labelled_data` of the store's
-        feedback since ``since``); ``rl=False`` skips the RL step. Recorded through
-        :func:`rewardloop.loop.training.fit_and_record`: the run is closed whatever happens.
+        feedback since ``since``); ``rl=False`` skips the RL step; ``rl_config`` replaces the RL
+        learner's config (the candidates' chosen hyperparameters); ``record`` is added to the run's
+        config. Recorded through :func:`rewardloop.loop.training.fit_and_record`: the run is closed
+        whatever happens.
         """
+        rl_config = rl_config or self.rl_config
         parent = self.champion_version()
         logged = read_decisions(
             self.store, policy=self.policy, since=since, include_feedback=True, reward_spec=self.spec.key
@@ -248,7 +264,8 @@ class LoopRunner:
                 "seed": self.seed,
                 "parent": parent,
                 "note": note,
-                "rl_config": dataclasses.asdict(self.rl_config) if self.rl_config else None,
+                "rl_config": dataclasses.asdict(rl_config) if rl_config else None,
+                **(record or {}),
             },
             data_window=(since, None),
             n_samples=len(data),
@@ -260,7 +277,7 @@ class LoopRunner:
             policy = self.fit_supervised(data.texts, data.labels, data.sample_weight)
             history = list(self.history_)
             if rl_name is not None:
-                policy, rl_history, gate = self._fit_rl(policy, logged)
+                policy, rl_history, gate = self._fit_rl(policy, logged, rl_config)
                 history += rl_history
                 gates.extend([gate] if gate is not None else [])
             policy.name, policy.version = self.policy, self._next_version()
@@ -288,7 +305,7 @@ class LoopRunner:
         return outcome.fitted, str(outcome.version), logged
 
     def _fit_rl(
-        self, policy: ClassifierPolicy, logged: DecisionBatch
+        self, policy: ClassifierPolicy, logged: DecisionBatch, config: LearnerConfig | None = None
     ) -> tuple[ClassifierPolicy, list[dict[str, float]], AbstainGate | None]:
         """The RL learner with the YAML config on the data its ``data_from_batch`` builds.
 
@@ -296,7 +313,7 @@ class LoopRunner:
         """
         assert self.rl_learner is not None
         cls = LEARNERS[self.rl_learner]
-        config = self.rl_config or cls.config_class.from_dict({"seed": self.seed})
+        config = config or self.rl_config or cls.config_class.from_dict({"seed": self.seed})
         spec = DataSpec(config=config, labels=policy.labels, embed=policy.embed)
         data = cls.data_from_batch(logged, spec)
         if not len(data):
@@ -340,9 +357,16 @@ class LoopRunner:
         report = self.evaluate(candidate, "candidate")
         return run_gate(report, champion_report, self.gate, ope=self.ope(candidate, logged))
 
-    def start_canary(self, version: str, report: GateReport) -> None:
-        """Start the champion-vs-``version`` experiment the gate ``report`` allowed."""
-        start_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+    def start_canary(
+        self, version: str, report: GateReport, offline: OfflineEvidence | None = None
+    ) -> tuple[Experiment | None, str]:
+        """Start the champion-vs-``version`` experiment the gate ``report`` allowed, with the
+        candidate's ``offline`` evidence (which lets a non-inferior canary be promoted). With a canary
+        running already, ``version`` replaces it only if its evidence beats the canary's
+        (:meth:`Experiments.supersede`). Returns (the experiment started or None, why)."""
+        return start_canary(
+            self.experiments, self.policy, version, report, self.seed, self.actor, offline=offline
+        )
 
     # ------------------------------------------------------------------------------------ recovery
 
@@ -372,19 +396,54 @@ class LoopRunner:
             challenger = running.variants.get("challenger")
             if step.action == "rolled_back" and challenger is not None:
                 self._policies.pop(challenger, None)
-            return IterationResult(
+            result = IterationResult(
                 step.action, step.summary(), challenger, details={"verdict": step.verdict.to_dict()}
             )
+            if not self.candidates:
+                return result
+            # No round idle: a challenger right after the canary ended, or one that may replace it.
+            nxt = self._challenge(since, ope_since)
+            nxt.summary = f"{result.summary}; then {nxt.summary}"
+            nxt.details |= {"experiment": result.action, "verdict": result.details["verdict"]}
+            return nxt
         if self.champion_version() is None:
             return self._bootstrap()
-        policy, version, _ = self.train_challenger(since=since)
+        return self._challenge(since, ope_since)
+
+    def _challenge(self, since: datetime | None, ope_since: datetime | None) -> IterationResult:
+        """Train a challenger (on evidence, or the one configured learner), gate it, start its canary."""
         logged = self.champion_logs(ope_since or since)
+        if self.candidates:
+            policy, version, candidates = challenger_on_evidence(self, since, logged)
+        else:
+            policy, version, _ = self.train_challenger(since=since)
+            candidates = []
         report = self.gate_report(policy, logged)
+        details = {"candidates": [c.to_dict() for c in candidates]} if candidates else {}
         if not report.passed:
             failed = ", ".join(c.name for c in report.failed)
-            return IterationResult("gated", f"{version} stopped at the gate ({failed})", version, report)
-        self.start_canary(version, report)
-        return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
+            return IterationResult(
+                "gated", f"{version} stopped at the gate ({failed})", version, report, details
+            )
+        exp, why = self.start_canary(version, report, self.offline_evidence(policy, logged))
+        if exp is None:  # a running canary's evidence is not beaten: it keeps running
+            return IterationResult("kept", f"{version} passed the gate; {why}", version, report, details)
+        return IterationResult(
+            "canary", f"{version} passed the gate; canary started", version, report, details
+        )
+
+    def offline_evidence(self, candidate: ClassifierPolicy, logged: DecisionBatch) -> OfflineEvidence:
+        """Golden accuracy of ``candidate`` and the champion, and the candidate's DR value on the
+        champion's traffic vs the champion's logged value: what the canary's promotion reads."""
+        champion = self.champion_version()
+        champ = self.evaluate(self.load(champion), "champion").accuracy if champion else math.nan
+        ope = self.ope(candidate, logged)
+        return OfflineEvidence(
+            self.evaluate(candidate, "candidate").accuracy,
+            champ,
+            ope.candidate.value if ope is not None else None,
+            ope.champion_value if ope is not None else None,
+        )
 
     def _bootstrap(self) -> IterationResult:
         """No champion yet: train the first version (or take the one an interrupted run registered)."""

@@ -1,36 +1,71 @@
 """The review-queue policy: which decisions wait for a person, and in which order.
 
-A decision enters the queue for the first of these reasons that holds:
+A decision is a candidate for the first of these reasons that holds:
 
-=============== ======================================================== ======
-reason          when                                                     weight
-=============== ======================================================== ======
-disagreement    a shadow challenger decided the same request differently 2.0
-abstain         the abstain gate abstained (metadata ``abstain_gate``)   1.5
-low_confidence  the model's confidence is below ``confidence_below``     1.0
-audit           a random sample of the rest, at ``audit_rate``           0.0
-=============== ======================================================== ======
+=============== ============================================================== ======
+reason          when                                                           weight
+=============== ============================================================== ======
+disagreement    a shadow challenger decided the same request differently       2.0
+abstain         the abstain gate abstained (metadata ``abstain_gate``)         1.5
+low_confidence  the model's confidence is below ``confidence_below``           1.0
+low_margin      the two most probable actions are within ``margin_below``      1.0
+audit           a random sample of the rest, at ``audit_rate``                 0.0
+=============== ============================================================== ======
 
 Its priority is ``weight + (1 - confidence)``: disagreements first, then abstentions, then the least
-confident; the audit sample last. The audit draw is a salted hash of the decision id, so every worker
-makes the same choice for a decision without sharing state, and a re-sent decision is drawn the same way.
-A decision is queued at most once (the ``review_items`` table has a unique ``decision_id``).
+confident (uncertainty sampling); the audit sample last. The margin is read from the logged
+``action_dist`` (top-1 minus top-2). The audit draw is a salted hash of the decision id, so every
+worker makes the same choice for a decision without sharing state, and a re-sent decision is drawn
+the same way. A decision is queued at most once (the ``review_items`` table has a unique
+``decision_id``).
+
+An **exploration pick** (the served action is not the arg-max of ``action_dist``: ε-greedy's uniform
+draw) is never a candidate but for the audit: its low confidence is the exploration's, not the
+model's doubt, and its feedback already teaches the learners what they need from it.
+
+:meth:`ReviewPolicy.enqueue` asks for what helps most, under ``budget_per_day`` items a day per
+project (a small team's day; a demo round is a day): it leaves out decisions whose feedback already
+says enough (a correction, or a positive rating of authority at least ``enough_authority``), closes
+open items that such feedback has answered since, and fills the day's remaining budget
+class-balanced (:meth:`ReviewPolicy.select`): round-robin over the predicted actions, each action's
+highest-priority candidate first, so the queue does not spend a day on the one intent the model
+confuses most. A reviewer's answer is feedback like any other, weighted by ``review.reviewer_authority``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, time
 
 from rewardloop.config import ReviewConfig
 from rewardloop.policies.contract import GATE_KEY
 from rewardloop.store import Store
-from rewardloop.store.review import enqueue_review
-from rewardloop.types import Decision, ReviewItem
+from rewardloop.store.insights import DEFAULT_PROJECT
+from rewardloop.store.review import answering_feedback, close_answered_items, enqueue_review, queued_since
+from rewardloop.types import Decision, ReviewItem, utcnow
 
 #: Base priority of each reason (see the module docstring).
-REASON_WEIGHT: dict[str, float] = {"disagreement": 2.0, "abstain": 1.5, "low_confidence": 1.0, "audit": 0.0}
+REASON_WEIGHT: dict[str, float] = {
+    "disagreement": 2.0,
+    "abstain": 1.5,
+    "low_confidence": 1.0,
+    "low_margin": 1.0,
+    "audit": 0.0,
+}
+
+
+def margin(decision: Decision) -> float:
+    """Top-1 minus top-2 probability of the decision's ``action_dist`` (1.0 with a single action)."""
+    top = sorted(decision.action_dist, reverse=True)
+    return top[0] - top[1] if len(top) > 1 else 1.0
+
+
+def exploration_pick(decision: Decision) -> bool:
+    """The served action is not the distribution's most probable one (ties count as exploited)."""
+    dist = decision.action_dist
+    return bool(dist) and dist[decision.actions.index(decision.action)] < max(dist)
 
 
 @dataclass(frozen=True)
@@ -39,7 +74,7 @@ class ReviewPolicy:
 
     Parameters
     ----------
-    confidence_below : float, default 0.7
+    confidence_below : float, default 0.5
         Decisions whose confidence is strictly below this are queued (``low_confidence``).
     audit_rate : float, default 0.0
         Share of the other decisions queued at random (``audit``), for an unbiased accuracy estimate.
@@ -47,6 +82,13 @@ class ReviewPolicy:
         Salt of the audit hash; change it to draw a fresh sample.
     disagreement : bool, default True
         Queue decisions on which the champion and a shadow challenger chose different actions.
+    margin_below : float, default 0.1
+        Decisions whose top two actions are closer than this are queued (``low_margin``).
+    budget_per_day : int or None, default 200
+        Most items :meth:`enqueue` queues per project and round: a UTC day, or from the
+        ``round_start`` it is given (None: no budget).
+    enough_authority : float, default 0.8
+        A correction or positive rating from a rater at least this trusted answers a decision.
 
     Examples
     --------
@@ -58,14 +100,25 @@ class ReviewPolicy:
     ('low_confidence', 1.4)
     """
 
-    confidence_below: float = 0.7
+    confidence_below: float = 0.5
     audit_rate: float = 0.0
     audit_salt: str = "audit"
     disagreement: bool = True
+    margin_below: float = 0.1
+    budget_per_day: int | None = 200
+    enough_authority: float = 0.8
 
     @classmethod
     def from_config(cls, cfg: ReviewConfig) -> ReviewPolicy:
-        return cls(cfg.confidence_below, cfg.audit_rate, cfg.audit_salt, cfg.disagreement)
+        return cls(
+            cfg.confidence_below,
+            cfg.audit_rate,
+            cfg.audit_salt,
+            cfg.disagreement,
+            cfg.margin_below,
+            cfg.budget_per_day,
+            cfg.enough_authority,
+        )
 
     def audit_draw(self, decision_id: str) -> float:
         """A uniform number in [0, 1) fixed by the salt and the decision id."""
@@ -75,13 +128,16 @@ class ReviewPolicy:
     def reason(self, decision: Decision, shadow_action: str | None = None) -> str | None:
         """Why the decision should be reviewed, or None; ``shadow_action`` is what a shadow challenger
         chose on the same request, if one ran."""
-        if self.disagreement and shadow_action is not None and shadow_action != decision.action:
-            return "disagreement"
-        if decision.metadata.get(GATE_KEY) == "abstain":
-            return "abstain"
-        confidence = decision.confidence if decision.confidence is not None else decision.pscore
-        if confidence < self.confidence_below:
-            return "low_confidence"
+        if not exploration_pick(decision):
+            if self.disagreement and shadow_action is not None and shadow_action != decision.action:
+                return "disagreement"
+            if decision.metadata.get(GATE_KEY) == "abstain":
+                return "abstain"
+            confidence = decision.confidence if decision.confidence is not None else decision.pscore
+            if confidence < self.confidence_below:
+                return "low_confidence"
+            if margin(decision) < self.margin_below:
+                return "low_margin"
         if self.audit_rate > 0 and self.audit_draw(decision.id) < self.audit_rate:
             return "audit"
         return None
@@ -94,13 +150,57 @@ class ReviewPolicy:
         confidence = decision.confidence if decision.confidence is not None else decision.pscore
         return ReviewItem(decision_id=decision.id, reason=why, priority=REASON_WEIGHT[why] + 1.0 - confidence)
 
-    def enqueue(self, store: Store, decisions: Iterable[tuple[Decision, str | None]]) -> int:
-        """Assess (decision, shadow action or None) pairs of stored decisions; queue those that need review.
+    def select(
+        self, candidates: Sequence[tuple[Decision, ReviewItem]], budget: int | None
+    ) -> list[ReviewItem]:
+        """At most ``budget`` of the candidates (None: all), class-balanced: round-robin over the
+        predicted actions, in each action its highest priority first (ties: the order given); the
+        actions take turns in the order of their best candidate's priority."""
+        by_action: dict[str, list[ReviewItem]] = {}
+        for d, item in sorted(candidates, key=lambda c: -c[1].priority):
+            by_action.setdefault(d.action, []).append(item)
+        queues = list(by_action.values())  # in order of each action's best priority
+        chosen: list[ReviewItem] = []
+        limit = len(candidates) if budget is None else max(budget, 0)
+        depth = 0
+        while len(chosen) < limit and any(depth < len(q) for q in queues):
+            chosen.extend(q[depth] for q in queues if depth < len(q))
+            depth += 1
+        return chosen[:limit]
 
-        Returns how many were newly queued (a decision already queued is not queued again).
+    def enqueue(
+        self,
+        store: Store,
+        decisions: Iterable[tuple[Decision, str | None]],
+        round_start: datetime | None = None,
+    ) -> int:
+        """Assess (decision, shadow action or None) pairs of stored decisions; queue what helps most.
+
+        Per project: open items whose decision the feedback has answered are closed; candidates whose
+        feedback already says enough are left out; the rest fill what is left of the budget of the
+        round that began at ``round_start`` (default: the current UTC day), class-balanced
+        (:meth:`select`). Returns how many were newly queued (a decision already queued is not
+        queued again).
         """
-        items = [i for d, s in decisions if (i := self.assess(d, s)) is not None]
-        return enqueue_review(store, items)
+        by_project: dict[str, list[tuple[Decision, ReviewItem]]] = {}
+        for d, s in decisions:
+            if (item := self.assess(d, s)) is not None:
+                by_project.setdefault(str(d.metadata.get("project", DEFAULT_PROJECT)), []).append((d, item))
+        if round_start is None:
+            now = utcnow()
+            round_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
+        queued = 0
+        for project, candidates in by_project.items():
+            close_answered_items(store, project, self.enough_authority)
+            answered = answering_feedback(store, [d.id for d, _ in candidates], self.enough_authority)
+            fresh = [(d, i) for d, i in candidates if d.id not in answered]
+            left = (
+                None
+                if self.budget_per_day is None
+                else self.budget_per_day - queued_since(store, project, round_start)
+            )
+            queued += enqueue_review(store, self.select(fresh, left))
+        return queued
 
 
-__all__ = ["REASON_WEIGHT", "ReviewPolicy"]
+__all__ = ["REASON_WEIGHT", "ReviewPolicy", "exploration_pick", "margin"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardloop.config.faults import fault_point
+from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.evaluation.gate import GateReport
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
@@ -26,7 +27,7 @@ from rewardloop.registry.artifacts import MANIFEST_SUFFIX
 from rewardloop.registry.registry import semver_key
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import Store, finish_run, read_runs
-from rewardloop.types import DecisionKind, TrainingRun
+from rewardloop.types import DecisionKind, Experiment, TrainingRun
 
 #: ``TrainingRun.config["source"]`` of the loop's runs (what :func:`recover` closes).
 LOOP_SOURCE = "loop"
@@ -124,14 +125,32 @@ def repair_alias(registry: Registry, experiments: Experiments, policy: str, acto
 
 
 def start_canary(
-    experiments: Experiments, policy: str, version: str, report: GateReport, seed: int, actor: str
-) -> None:
-    """Start the champion-vs-``version`` experiment the gate ``report`` allowed."""
+    experiments: Experiments,
+    policy: str,
+    version: str,
+    report: GateReport,
+    seed: int,
+    actor: str,
+    offline: OfflineEvidence | None = None,
+) -> tuple[Experiment | None, str]:
+    """Start the champion-vs-``version`` experiment the gate ``report`` allowed; returns it and why.
+
+    With the candidate's ``offline`` evidence, a canary already running is replaced only when the
+    evidence beats the canary's (:meth:`Experiments.supersede`; None and the reason otherwise).
+    """
     # A salt of its own per experiment (independent assignments), derived from the seed so that
     # a rerun assigns every user the same way.
     salt = hashlib.sha256(f"{policy}:{version}:{seed}".encode()).hexdigest()[:16]
-    experiments.start(f"{policy}-{version}", policy, version, gate_report=report, actor=actor, salt=salt)
+    name = f"{policy}-{version}"
+    if offline is not None:
+        exp, why = experiments.supersede(
+            name, policy, version, offline, gate_report=report, actor=actor, salt=salt
+        )
+    else:
+        exp = experiments.start(name, policy, version, gate_report=report, actor=actor, salt=salt)
+        why = f"{name} started"
     fault_point("canary_started")
+    return exp, why
 
 
 def advance_running(experiments: Experiments, policy: str, actor: str) -> IterationResult | None:

@@ -1,7 +1,9 @@
 """The review queue's persistence: enqueue (deduplicated per decision), list, claim, resolve.
 
 Resolving writes the reviewer's correction as feedback and closes the item in one transaction, so an
-item is never resolved without its feedback, nor the feedback written twice.
+item is never resolved without its feedback, nor the feedback written twice. An open item whose
+decision has since got feedback that says enough (:func:`answering_feedback`) is closed by
+:func:`close_answered_items`: resolved, pointing at that feedback, with no reviewer's time spent.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rewardloop.store.engine import Store
 from rewardloop.store.insights import project_of_decision
-from rewardloop.store.repository import decision_from_row, insert_feedback
+from rewardloop.store.repository import decision_from_row, insert_feedback, read_feedback
 from rewardloop.store.tables import DecisionRow, ReviewItemRow
 from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
 
@@ -95,6 +97,67 @@ def insert_review_items(conn: Connection, items: Iterable[ReviewItem]) -> int:
     )
     # Counted from RETURNING: the driver's rowcount is -1 here on psycopg.
     return sum(len(conn.execute(stmt, row).all()) for row in rows)
+
+
+def queued_since(store: Store, project: str, since: datetime) -> int:
+    """How many items of the project were queued at or after ``since`` (what a daily budget counts)."""
+    r = ReviewItemRow
+    query = (
+        select(func.count())
+        .select_from(r)
+        .join(DecisionRow, DecisionRow.id == r.decision_id)
+        .where(project_of_decision() == project, r.created_at >= since)
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def answering_feedback(store: Store, decision_ids: Sequence[str], min_authority: float) -> dict[str, str]:
+    """For each decision whose feedback already says enough, the id of the first such feedback.
+
+    Enough is the right label, known: a correction, or a positive rating (a value above the middle
+    of its scale: "this was right"), from a rater of authority at least ``min_authority``. A
+    negative rating is not enough: it says the label was wrong, not which one is right, and that is
+    what a reviewer adds. Voided feedback does not count.
+    """
+    if not decision_ids:
+        return {}
+    found: dict[str, str] = {}
+    for fb in read_feedback(store, decision_ids=list(decision_ids)):
+        if fb.decision_id in found or fb.authority < min_authority:
+            continue
+        positive = (
+            fb.kind == "rating"
+            and fb.value is not None
+            and (fb.scale is None or fb.value > (fb.scale[0] + fb.scale[1]) / 2)
+        )
+        if fb.kind == "correction" or positive:
+            found[fb.decision_id] = fb.id
+    return found
+
+
+def close_answered_items(store: Store, project: str, min_authority: float) -> int:
+    """Close the project's open items whose decision's feedback says enough (see
+    :func:`answering_feedback`): resolved, ``feedback_id`` the answering feedback. Returns how many."""
+    r = ReviewItemRow
+    query = (
+        select(r.id, r.decision_id)
+        .join(DecisionRow, DecisionRow.id == r.decision_id)
+        .where(project_of_decision() == project, r.status == "open")
+    )
+    with store.engine.connect() as conn:
+        open_items = {str(d): str(i) for i, d in conn.execute(query)}
+    answered = answering_feedback(store, list(open_items), min_authority)
+    now = utcnow()
+    closed = 0
+    with store.engine.begin() as conn:
+        for decision_id, feedback_id in answered.items():
+            closed += conn.execute(
+                update(r)
+                .where(r.id == open_items[decision_id], r.status == "open")
+                .values(status="resolved", feedback_id=feedback_id, resolved_at=now)
+            ).rowcount
+    return closed
 
 
 def read_review_queue(
@@ -229,10 +292,13 @@ __all__ = [
     "REVIEW_STATUSES",
     "ReviewEntry",
     "ReviewError",
+    "answering_feedback",
     "claim_review_item",
+    "close_answered_items",
     "enqueue_review",
     "get_review_entry",
     "insert_review_items",
+    "queued_since",
     "read_review_queue",
     "resolve_review_item",
     "review_counts",

@@ -1,0 +1,123 @@
+"""The loop's challenger chosen on evidence: the held-out split, the ranking, the recorded figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from tests.loop.test_loop_run import LABELS, TEXTS, logged
+
+from rewardloop.config.sections import ExperimentsConfig, GateConfig
+from rewardloop.evaluation.gate import OPEComparison
+from rewardloop.evaluation.golden import GoldenItem, GoldenSet
+from rewardloop.evaluation.ope import PolicyValueInterval
+from rewardloop.learners import CRMConfig
+from rewardloop.loop.candidates import Candidate, split_logged
+from rewardloop.loop.experiments import Experiments
+from rewardloop.loop.iteration import LoopRunner
+from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.registry import Registry
+from rewardloop.rewards import RewardSpec
+from rewardloop.store import Store, read_runs, write_decisions, write_feedback
+from rewardloop.types import Decision, DecisionBatch, Feedback, Reward
+
+
+def _batch(n: int, rewarded: int) -> DecisionBatch:
+    ds = [
+        Decision(policy="p", policy_version="1", kind="classifier", actions=("a", "b"), action="a",
+                 action_dist=(0.9, 0.1), pscore=0.9, id=f"d{i}")
+        for i in range(n)
+    ]  # fmt: skip
+    return DecisionBatch(ds, {}, {d.id: Reward(d.id, "r", 1, 1.0) for d in ds[:rewarded]})
+
+
+def test_split_holds_out_a_seeded_share_of_the_rewarded_decisions():
+    logged = _batch(8, 4)
+    train, valid = split_logged(logged, 0.5, seed=0)
+    assert len(valid) == 2 and set(valid.ids) <= {"d0", "d1", "d2", "d3"}
+    assert set(train.ids) == set(logged.ids) - set(valid.ids)  # unrewarded ones stay in training
+    assert train.ids == [i for i in logged.ids if i not in valid.ids]  # store order kept
+    again, _ = split_logged(logged, 0.5, seed=0)
+    assert again.ids == train.ids
+    assert split_logged(_batch(3, 0), 0.5)[1].ids == []  # nothing rewarded: nothing held out
+
+
+def _ope(value: float) -> OPEComparison:
+    return OPEComparison(PolicyValueInterval("dr", value, value, value - 0.02, value + 0.02, 0.01, 100), 0.5)
+
+
+def test_candidates_rank_by_held_out_snips_then_ope():
+    policy = ClassifierPolicy(["a", "b"])
+    a = Candidate("supervised", policy, [], snips=0.80, ope=_ope(0.70))
+    b = Candidate("supervised+crm", policy, [], snips=0.82, ope=_ope(0.60))
+    c = Candidate("other", policy, [], snips=0.82, ope=_ope(0.65))
+    assert max([a, b, c], key=Candidate.rank) is c  # equal V̂_SN: the OPE value decides
+    assert max([a, b], key=Candidate.rank) is b
+    unscored = Candidate("x", policy, [])
+    assert unscored.rank() == (-math.inf, -math.inf)
+    assert b.figures() == {
+        "valid/snips": 0.82,
+        "golden_accuracy": pytest.approx(math.nan, nan_ok=True),
+        "ope/dr": 0.60,
+        "ope/dr_lower": pytest.approx(0.58),
+    }
+    assert unscored.to_dict() == {"name": "x", "params": None, "valid/snips": None, "golden_accuracy": None}
+
+
+def test_the_loop_trains_candidates_and_records_every_ones_figures(tmp_path):
+    torch.set_num_threads(1)
+    store = Store.open(f"sqlite:///{tmp_path / 'rl.db'}")
+    registry = Registry(store, tmp_path / "registry")
+    golden = GoldenSet([GoldenItem(f"g{i}", ts[-1], label) for i, (label, ts) in enumerate(TEXTS.items())])
+    loop = LoopRunner(
+        store=store,
+        registry=registry,
+        experiments=Experiments(store, registry, ExperimentsConfig(min_samples=5)),
+        policy="intent",
+        golden=golden,
+        spec=RewardSpec("thumbs", function="accuracy", scale="unit"),
+        gate=GateConfig(min_accuracy=0.0),
+        artifacts=tmp_path / "artifacts",
+        labels=LABELS,
+        rl_learner="crm",
+        rl_config=CRMConfig(epochs=3, seed=0),
+        base_texts=[t for ts in TEXTS.values() for t in ts[:-1]],
+        base_labels=[label for label, ts in TEXTS.items() for _ in ts[:-1]],
+        candidates=True,
+    )
+    assert loop.iterate().action == "bootstrapped"
+    rng = np.random.default_rng(0)
+    decisions, feedback = [], []
+    for _ in range(4):  # the app's thumbs on 36 decisions, a third of them corrected
+        for label, texts in TEXTS.items():
+            for t in texts[:-1]:
+                d = dataclasses.replace(logged(t), policy_version="1.0.0")  # served by the champion
+                decisions.append(d)
+                right = d.action == label
+                feedback.append(
+                    Feedback(decision_id=d.id, kind="rating", value=float(right), scale=(0.0, 1.0))
+                )
+                if not right and rng.random() < 0.3:
+                    feedback.append(Feedback(decision_id=d.id, kind="correction", label=label))
+    write_decisions(store, decisions)
+    write_feedback(store, feedback)
+    result = loop.iterate()
+    assert result.action == "canary", result.summary
+    names = [c["name"] for c in result.details["candidates"]]
+    assert names == ["supervised", "supervised+crm"]
+    runs = read_runs(store, policy="intent")
+    candidate_runs = [r for r in runs if r.config.get("source") == "loop-candidate"]
+    assert [r.config["candidate"] for r in candidate_runs] == names
+    assert sum(r.config["chosen"] for r in candidate_runs) == 1
+    for r in candidate_runs:
+        assert {"valid/snips", "ope/dr", "ope/dr_lower", "golden_accuracy"} <= set(r.metrics)
+    crm_run = candidate_runs[1]
+    assert set(crm_run.config["params"]) == {"baseline", "max_weight"}  # chosen on held-out logs
+    chosen = runs[-1]
+    assert chosen.config["chosen"] in names and len(chosen.config["candidates"]) == 2
+    assert registry.get("intent", str(result.challenger)).training_run_id == chosen.id
+    exp = Experiments(store, registry).running_for("intent")
+    assert exp is not None and exp.verdict["offline"]["golden_accuracy"] >= 0.0
