@@ -197,24 +197,7 @@ class Experiments:
         if running:
             raise ExperimentError(f"policy: {policy} already has a running experiment ({', '.join(running)})")
         others = {CHALLENGER: challenger} if isinstance(challenger, str) else dict(challenger)
-        if not others or CHAMPION in others:
-            raise ExperimentError("challenger: name at least one challenger version, and not 'champion'")
-        if champion is None:
-            if self.registry is None:
-                raise ExperimentError("champion: give the champion version (no registry to look it up in)")
-            try:
-                champion = self.registry.resolve(f"{policy}@{CHAMPION}").version
-            except RegistryError as err:
-                raise ExperimentError(f"champion: {err}") from None
-        if self.registry is not None:
-            for variant, version in others.items():
-                try:
-                    self.registry.verify(self.registry.get(policy, version))
-                except (RegistryError, ArtifactError) as err:
-                    raise ExperimentError(f"challenger.{variant}: {err}") from None
-        if champion in others.values():
-            raise ExperimentError(f"challenger: {champion} is the champion already")
-        variants = {CHAMPION: champion, **others}
+        variants = self._variants(policy, champion, others)
         shares = (
             {v: (1.0 if v == CHAMPION else 0.0) for v in variants}
             if shadow
@@ -256,6 +239,27 @@ class Experiments:
                     update_experiment(self.store, dataclasses.replace(exp, status="stopped"))
                     raise ExperimentError(f"registry: {err} (experiment {name} not started)") from None
         return exp
+
+    def _variants(self, policy: str, champion: str | None, others: dict[str, str]) -> dict[str, str]:
+        """Variant → version: the champion (the registry's when None) and the checked challengers."""
+        if not others or CHAMPION in others:
+            raise ExperimentError("challenger: name at least one challenger version, and not 'champion'")
+        if champion is None:
+            if self.registry is None:
+                raise ExperimentError("champion: give the champion version (no registry to look it up in)")
+            try:
+                champion = self.registry.resolve(f"{policy}@{CHAMPION}").version
+            except RegistryError as err:
+                raise ExperimentError(f"champion: {err}") from None
+        if self.registry is not None:
+            for variant, version in others.items():
+                try:
+                    self.registry.verify(self.registry.get(policy, version))
+                except (RegistryError, ArtifactError) as err:
+                    raise ExperimentError(f"challenger.{variant}: {err}") from None
+        if champion in others.values():
+            raise ExperimentError(f"challenger: {champion} is the champion already")
+        return {CHAMPION: champion, **others}
 
     def supersede(
         self,
