@@ -156,6 +156,7 @@ def api(store: Store) -> Iterator[Api]:
     cfg = ProjectConfig()
     cfg.service.max_body_bytes = 20_000
     cfg.service.key_cache_seconds = 0.0
+    cfg.review.confidence_below = 0.7  # the threshold these tests' "unsure" decision (0.5) is written for
     registry = FakeRegistry()
     app = create_app(store, config=cfg, provider=registry, admin=registry)
     keys = make_keys(store)
