@@ -20,8 +20,9 @@ the same way. A decision is queued at most once (the ``review_items`` table has 
 ``decision_id``).
 
 An **exploration pick** (the served action is not the arg-max of ``action_dist``: ε-greedy's uniform
-draw) is never a candidate but for the audit: its low confidence is the exploration's, not the
-model's doubt, and its feedback already teaches the learners what they need from it.
+draw) is never a candidate but for the audit, or when the abstain gate abstained on its input: its low
+confidence is the exploration's, not the model's doubt, and its feedback already teaches the learners
+what they need from it; an abstention judges the input, whichever action was drawn.
 
 :meth:`ReviewPolicy.enqueue` asks for what helps most, under ``budget_per_day`` items a day per
 project (a small team's day; a demo round is a day): it leaves out decisions whose feedback already
@@ -128,11 +129,13 @@ class ReviewPolicy:
     def reason(self, decision: Decision, shadow_action: str | None = None) -> str | None:
         """Why the decision should be reviewed, or None; ``shadow_action`` is what a shadow challenger
         chose on the same request, if one ran."""
+        if decision.metadata.get(GATE_KEY) == "abstain":
+            # The gate judged the input, not the action drawn: an exploration pick it abstained on waits
+            # for a person like any other.
+            return "abstain"
         if not exploration_pick(decision):
             if self.disagreement and shadow_action is not None and shadow_action != decision.action:
                 return "disagreement"
-            if decision.metadata.get(GATE_KEY) == "abstain":
-                return "abstain"
             confidence = decision.confidence if decision.confidence is not None else decision.pscore
             if confidence < self.confidence_below:
                 return "low_confidence"
