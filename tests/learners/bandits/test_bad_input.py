@@ -124,6 +124,34 @@ def test_bad_hyperparameters_name_the_field(kwargs, field, message):
     assert err.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "field", "message"),
+    [
+        (LinUCB, dict(l2=0.0), "l2", "must be > 0, got 0.0"),
+        (LinUCB, dict(dim=2.5), "dim", "must be an integer >= 1, got 2.5"),
+        (EpsilonGreedy, dict(epsilon=1.5), "epsilon", r"must be in \[0, 1\], got 1.5"),
+        (EpsilonGreedy, dict(epsilon="high"), "epsilon", r"must be in \[0, 1\], got 'high'"),
+        (Softmax, dict(temperature=0.0), "temperature", "must be > 0, got 0.0"),
+        (LinearThompson, dict(v=math.inf), "v", "must be > 0, got inf"),
+        (LinearThompson, dict(n_draws=2.0), "n_draws", "must be an integer >= 0, got 2.0"),
+        (LinearThompson, dict(pscore_rtol=1), "pscore_rtol", r"must be in \(0, 1\), got 1"),
+        (BetaThompson, dict(n_draws=-1), "n_draws", "must be an integer >= 0, got -1"),
+    ],
+)
+def test_every_hyperparameter_is_checked_against_its_range(cls, kwargs, field, message):
+    # the same declared check for every router (not a string fed to np.isfinite: a TypeError before)
+    args = {"dim": 3, **kwargs} if cls.needs_context else kwargs
+    with pytest.raises(RouterInputError, match=message) as err:
+        cls(["a", "b"], **args).reset()
+    assert err.value.field == field
+
+
+def test_unknown_hyperparameter_is_a_type_error():
+    # what router_loop turns into "options: cannot build the ... router"
+    with pytest.raises(TypeError, match="alpha"):
+        EpsilonGreedy(["a", "b"], dim=3, alpha=1.0)
+
+
 def test_arm_management_errors(snap):
     router = BetaThompson(["a"], random_state=0)
     before = snap(router)

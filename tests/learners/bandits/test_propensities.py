@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import norm
 
 from rewardloop.learners.bandits import BetaThompson, EpsilonGreedy, LinearThompson, Softmax
-from rewardloop.learners.bandits._base import monte_carlo_dist
+from rewardloop.learners.bandits._choice import monte_carlo_dist
 
 
 def test_epsilon_greedy_distribution_is_exact_and_choices_follow_it():

@@ -5,23 +5,30 @@ A router is one object with ``act`` (decide) and ``learn`` (one rank-one update 
 :class:`BanditRouter` and fill in five hooks: the per-arm state of a new arm, deleting an arm's state,
 the decision on a checked context, the update from one reward, and the batch update.
 
+The hyperparameters are dataclass fields, each with its help text and, where it has one, its allowed
+range (``_params.Bound``, scikit-learn's ``Interval``): ``__init__``, ``get_params`` and the range
+checks come from them, so an algorithm declares its own fields and writes only what makes it different.
+
 Every public method validates its whole input before touching any state, so a bad call raises
 :class:`~rewardloop.policies.router.RouterInputError` and leaves the router exactly as it was.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.learners.bandits._params import hyperparameter, plain
 from rewardloop.policies.contract import DecisionContext
 from rewardloop.policies.router import ArmStats, FloatArray, LeaderboardRow, RouterDecision, RouterInputError
 from rewardloop.types import Decision
@@ -36,6 +43,7 @@ PriorSpec = tuple[float, float] | Mapping[str, float]
 _DECIDE_LOCK = threading.Lock()
 
 
+@dataclass(eq=False, kw_only=True)
 class BanditRouter:
     """Base class of the bandit routers (not used directly).
 
@@ -55,14 +63,28 @@ class BanditRouter:
         Seed of the router's random generator (tie-breaking, exploration, Thompson draws).
     """
 
+    arms: Sequence[str] = field(kw_only=False)
+    priors: Mapping[str, PriorSpec] | None = hyperparameter(
+        None, "per-arm prior (mean, strength in pseudo-observations); arms not named take default_prior"
+    )
+    default_prior: tuple[float, float] = hyperparameter(
+        (0.0, 0.0), "prior (mean, strength) of arms without one; strength 0: no prior information"
+    )
+    reward_range: tuple[float, float] = hyperparameter(
+        (0.0, 1.0), "declared (low, high) range of rewards; learn refuses rewards outside it"
+    )
+    random_state: int | None = hyperparameter(
+        None, "seed of the router's generator (tie-breaking, exploration, Thompson draws)"
+    )
+
     algorithm: ClassVar[str] = "base"
     needs_context: ClassVar[bool] = True
     #: The learner contract: replay of logged rewards; a fresh router starts at its priors.
     needs_rewards: ClassVar[bool] = True
     needs_policy: ClassVar[bool] = False
     reads_texts: ClassVar[bool] = False
-    history_: list[dict[str, float]]
-    replay_report_: Any
+    history_: list[dict[str, float]] = field(init=False, repr=False)
+    replay_report_: Any = field(init=False, repr=False)
     #: The learner contract's name: the algorithm's (set for each subclass).
     name: ClassVar[str] = "base"
 
@@ -74,32 +96,24 @@ class BanditRouter:
     #: of the context: a NaN or inf in x always reaches the scores).
     checks_scores: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        arms: Sequence[str],
-        *,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        self.arms = arms
-        self.priors = priors
-        self.default_prior = default_prior
-        self.reward_range = reward_range
-        self.random_state = random_state
+    def __post_init__(self) -> None:
         self._ready = False
 
     # ------------------------------------------------------------------------------------- parameters
 
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Hyperparameter name → help text (for the CLI and the YAML schema)."""
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if "help" in f.metadata}
+
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as JSON-able values (scikit-learn convention)."""
-        return {
+        params = {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
+        return params | {
             "arms": list(self.arms),
             "priors": {a: list(_prior_pair(f"priors.{a}", p)) for a, p in (self.priors or {}).items()},
             "default_prior": list(self.default_prior),
             "reward_range": list(self.reward_range),
-            "random_state": self.random_state,
         }
 
     def _check_prior(self, where: str, spec: PriorSpec) -> tuple[float, float]:
@@ -114,7 +128,11 @@ class BanditRouter:
         return mean, strength
 
     def _validate_params(self) -> None:
-        """Check hyperparameters (subclasses extend)."""
+        """Check every hyperparameter that has a bound (``_params.Bound``; subclasses extend)."""
+        for f in dataclasses.fields(self):
+            bound = f.metadata.get("bound")
+            if bound is not None:
+                bound.check(f.name, getattr(self, f.name))
 
     def _init_state(self) -> None:
         """Build the state from the hyperparameters: every arm at its prior."""
@@ -555,32 +573,3 @@ def _prior_pair(where: str, spec: PriorSpec) -> tuple[float, float]:
         raise RouterInputError(
             where, f"a prior is (mean, strength) or {{'mean', 'strength'}}, got {spec!r}"
         ) from None
-
-
-def argmax_ties(scores: FloatArray, rng: np.random.Generator, i: int | None = None) -> tuple[int, FloatArray]:
-    """The index of the highest score (ties broken uniformly at random) and the distribution of that
-    choice: uniform over the tied arms, shape (n_actions,). ``i`` is ``scores.argmax()`` if known."""
-    if i is None:
-        i = int(scores.argmax())
-    dist = np.zeros(len(scores))
-    is_top = scores == scores[i]
-    if np.count_nonzero(is_top) > 1:
-        ties = np.flatnonzero(is_top)
-        i = int(ties[rng.integers(len(ties))])
-        dist[ties] = 1.0 / len(ties)
-    else:
-        dist[i] = 1.0
-    return i, dist
-
-
-def monte_carlo_dist(winners: IntArray, chosen: int, k: int) -> FloatArray:
-    """Action distribution estimated from ``n_draws`` independent re-draws of the randomised choice
-    (their argmax ``winners``), with the draw actually used (``chosen``) counted as one more draw:
-    ``p̂_k = (#{winners == k} + [chosen == k]) / (n_draws + 1)``.
-
-    Each term is an unbiased estimate of the true probability, and the chosen arm's estimate is never
-    zero (at least ``1 / (n_draws + 1)``), so importance weights stay finite.
-    """
-    counts = np.bincount(winners, minlength=k).astype(np.float64)
-    counts[chosen] += 1.0
-    return counts / (len(winners) + 1)

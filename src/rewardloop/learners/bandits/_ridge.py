@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,11 @@ from scipy.linalg.blas import dger
 
 from rewardloop.learners.bandits import _kernels
 from rewardloop.learners.bandits._base import BanditRouter, IntArray, PriorSpec
+from rewardloop.learners.bandits._params import Bound, hyperparameter
 from rewardloop.policies.router import FloatArray, RouterInputError
 
 
+@dataclass(eq=False, kw_only=True)
 class RidgeRouter(BanditRouter):
     """Base of the linear routers: per-arm ridge state and its updates (not used directly).
 
@@ -48,37 +51,18 @@ class RidgeRouter(BanditRouter):
         See :class:`~rewardloop.learners.bandits._base.BanditRouter`.
     """
 
-    def __init__(
-        self,
-        arms: Any,
-        dim: int,
-        *,
-        l2: float = 1.0,
-        fit_intercept: bool = True,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(
-            arms,
-            priors=priors,
-            default_prior=default_prior,
-            reward_range=reward_range,
-            random_state=random_state,
-        )
-        self.dim = dim
-        self.l2 = l2
-        self.fit_intercept = fit_intercept
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "dim": self.dim, "l2": self.l2, "fit_intercept": self.fit_intercept}
+    dim: int = field(
+        kw_only=False, metadata={"help": "length of the context vectors", "bound": Bound(1.0, integer=True)}
+    )
+    l2: float = hyperparameter(
+        1.0, "ridge penalty λ (the prior precision of every coefficient)", Bound(0.0, closed="neither")
+    )
+    fit_intercept: bool = hyperparameter(
+        True, "append a constant 1 to each context (priors with strength > 0 sit on it)"
+    )
 
     def _validate_params(self) -> None:
-        if not (isinstance(self.dim, int | np.integer) and self.dim >= 1):
-            raise RouterInputError("dim", f"must be an integer >= 1, got {self.dim!r}")
-        if not (math.isfinite(self.l2) and self.l2 > 0):
-            raise RouterInputError("l2", f"must be > 0, got {self.l2}")
+        super()._validate_params()
         self._d = int(self.dim)
         self._D = self._d + 1 if self.fit_intercept else self._d  # augmented length
         self._one = np.ones(1)  # the intercept's input

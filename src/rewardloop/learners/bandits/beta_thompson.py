@@ -11,29 +11,32 @@ pseudo-observations) and the weighted rewards. Fractional rewards enter as fract
 posterior of the "Bernoulli trick" of Agrawal & Goyal 2012 in expectation.
 
 Propensity: Monte-Carlo, as for linear Thompson sampling — ``n_draws`` re-draws of the K Beta samples
-plus the draw actually used (see :func:`~rewardloop.learners.bandits._base.monte_carlo_dist`).
+plus the draw actually used (see :func:`~rewardloop.learners.bandits._choice.monte_carlo_dist`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rewardloop.learners.bandits._base import BanditRouter, IntArray, PriorSpec, monte_carlo_dist
-from rewardloop.policies.router import FloatArray, RouterInputError
+from rewardloop.learners.bandits._base import BanditRouter, IntArray
+from rewardloop.learners.bandits._choice import monte_carlo_dist, one_hot
+from rewardloop.learners.bandits._params import Bound, hyperparameter
+from rewardloop.policies.router import FloatArray
 
 
+@dataclass(eq=False, kw_only=True)
 class BetaThompson(BanditRouter):
     """Context-free Beta–Bernoulli Thompson sampling router.
 
     Parameters
     ----------
-    arms : sequence of str
     n_draws : int, default 256
         Monte-Carlo draws for the action distribution.
-    priors, default_prior, reward_range, random_state
+    arms, priors, default_prior, reward_range, random_state
         As in :class:`~rewardloop.learners.bandits.LinUCB`; a prior ``(m, s)`` adds ``s·m`` successes
         and ``s·(1 − m)`` failures (``m`` mapped to [0, 1] by the reward range).
 
@@ -55,31 +58,9 @@ class BetaThompson(BanditRouter):
     algorithm = "beta_thompson"
     needs_context = False
 
-    def __init__(
-        self,
-        arms: Any,
-        *,
-        n_draws: int = 256,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(
-            arms,
-            priors=priors,
-            default_prior=default_prior,
-            reward_range=reward_range,
-            random_state=random_state,
-        )
-        self.n_draws = n_draws
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "n_draws": self.n_draws}
-
-    def _validate_params(self) -> None:
-        if not (isinstance(self.n_draws, int) and self.n_draws >= 0):
-            raise RouterInputError("n_draws", f"must be an integer >= 0, got {self.n_draws!r}")
+    n_draws: int = hyperparameter(
+        256, "Monte-Carlo draws for the action distribution (0: one-hot)", Bound(0.0, integer=True)
+    )
 
     def _unit(self, r: Any) -> Any:
         lo, hi = self._range
@@ -105,17 +86,12 @@ class BetaThompson(BanditRouter):
         self.alpha_ = np.array(arrays["alpha"], dtype=np.float64)
         self.beta_ = np.array(arrays["beta"], dtype=np.float64)
 
-    def _check_contexts(self, X: Any, n: int) -> None:
-        return None
-
     def _decide(self, xa: None) -> tuple[int, FloatArray, FloatArray]:
         k = len(self.alpha_)
         sample = self.rng_.beta(self.alpha_, self.beta_)  # (K,)
         i = int(sample.argmax())
         if self.n_draws == 0:
-            dist = np.zeros(k)
-            dist[i] = 1.0
-            return i, dist, sample
+            return i, one_hot(i, k), sample
         redraws = self.rng_.beta(self.alpha_, self.beta_, size=(self.n_draws, k))  # (n_draws, K)
         return i, monte_carlo_dist(redraws.argmax(axis=1), i, k), sample
 

@@ -9,26 +9,24 @@ arm uniformly at random. The action distribution is exact::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from rewardloop.learners.bandits._base import PriorSpec
+from rewardloop.learners.bandits._params import Bound, hyperparameter
 from rewardloop.learners.bandits._ridge import RidgeRouter
-from rewardloop.policies.router import FloatArray, RouterInputError
+from rewardloop.policies.router import FloatArray
 
 
+@dataclass(eq=False, kw_only=True)
 class EpsilonGreedy(RidgeRouter):
     """ε-greedy router on ridge estimates, with per-arm priors and exact propensities.
 
     Parameters
     ----------
-    arms : sequence of str
-    dim : int
     epsilon : float, default 0.1
         Share of decisions explored uniformly at random.
-    l2, fit_intercept, priors, default_prior, reward_range, random_state
+    arms, dim, l2, fit_intercept, priors, default_prior, reward_range, random_state
         As in :class:`~rewardloop.learners.bandits.LinUCB`.
 
     Examples
@@ -40,38 +38,9 @@ class EpsilonGreedy(RidgeRouter):
 
     algorithm = "epsilon_greedy"
 
-    def __init__(
-        self,
-        arms: Any,
-        dim: int,
-        *,
-        epsilon: float = 0.1,
-        l2: float = 1.0,
-        fit_intercept: bool = True,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(
-            arms,
-            dim,
-            l2=l2,
-            fit_intercept=fit_intercept,
-            priors=priors,
-            default_prior=default_prior,
-            reward_range=reward_range,
-            random_state=random_state,
-        )
-        self.epsilon = epsilon
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "epsilon": self.epsilon}
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        if not (np.isfinite(self.epsilon) and 0.0 <= self.epsilon <= 1.0):
-            raise RouterInputError("epsilon", f"must be in [0, 1], got {self.epsilon}")
+    epsilon: float = hyperparameter(
+        0.1, "share of decisions explored uniformly at random", Bound(0.0, 1.0, closed="both")
+    )
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
         est = self.theta_ @ xa  # (K,)

@@ -21,25 +21,23 @@ read as "no support".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import log_ndtr
 
-from rewardloop.learners.bandits._base import PriorSpec
+from rewardloop.learners.bandits._choice import one_hot
+from rewardloop.learners.bandits._params import Bound, hyperparameter
 from rewardloop.learners.bandits._ridge import RidgeRouter
-from rewardloop.policies.router import FloatArray, RouterInputError
+from rewardloop.policies.router import FloatArray
 
 
+@dataclass(eq=False, kw_only=True)
 class LinearThompson(RidgeRouter):
     """Linear Thompson sampling router with per-arm priors and Monte-Carlo propensities.
 
     Parameters
     ----------
-    arms : sequence of str
-    dim : int
-        Length of the context vectors.
     v : float, default 0.25
         Posterior scale ``v`` (Agrawal & Goyal's exploration parameter): samples are drawn from
         ``N(θ, v² A⁻¹)``. Larger explores more.
@@ -49,7 +47,7 @@ class LinearThompson(RidgeRouter):
         for off-policy evaluation.
     pscore_rtol : float, default 1e-4
         Relative error bound of each arm's propensity (:func:`win_probabilities`).
-    l2, fit_intercept, priors, default_prior, reward_range, random_state
+    arms, dim, l2, fit_intercept, priors, default_prior, reward_range, random_state
         As in :class:`~rewardloop.learners.bandits.LinUCB`.
 
     Examples
@@ -62,46 +60,17 @@ class LinearThompson(RidgeRouter):
 
     algorithm = "lin_thompson"
 
-    def __init__(
-        self,
-        arms: Any,
-        dim: int,
-        *,
-        v: float = 0.25,
-        n_draws: int = 256,
-        pscore_rtol: float = 1e-4,
-        l2: float = 1.0,
-        fit_intercept: bool = True,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(
-            arms,
-            dim,
-            l2=l2,
-            fit_intercept=fit_intercept,
-            priors=priors,
-            default_prior=default_prior,
-            reward_range=reward_range,
-            random_state=random_state,
-        )
-        self.v = v
-        self.n_draws = n_draws
-        self.pscore_rtol = pscore_rtol
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "v": self.v, "n_draws": self.n_draws, "pscore_rtol": self.pscore_rtol}
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        if not (np.isfinite(self.v) and self.v > 0):
-            raise RouterInputError("v", f"must be > 0, got {self.v}")
-        if not (isinstance(self.n_draws, int) and self.n_draws >= 0):
-            raise RouterInputError("n_draws", f"must be an integer >= 0, got {self.n_draws!r}")
-        if not (isinstance(self.pscore_rtol, int | float) and 0 < self.pscore_rtol < 1):
-            raise RouterInputError("pscore_rtol", f"must be in (0, 1), got {self.pscore_rtol!r}")
+    v: float = hyperparameter(
+        0.25, "posterior scale v: draws from N(θ, v² A⁻¹); larger explores more", Bound(0.0, closed="neither")
+    )
+    n_draws: int = hyperparameter(
+        256,
+        "quadrature intervals of the propensity's first pass (0: one-hot, no propensity)",
+        Bound(0.0, integer=True),
+    )
+    pscore_rtol: float = hyperparameter(
+        1e-4, "relative error bound of each arm's propensity", Bound(0.0, 1.0, closed="neither")
+    )
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
         mean, var = self._mean_var(xa)  # (K,), (K,)
@@ -110,9 +79,7 @@ class LinearThompson(RidgeRouter):
         sample = mean + sd * self.rng_.standard_normal(k)  # (K,) the draw that decides
         i = int(sample.argmax())
         if self.n_draws == 0:
-            dist = np.zeros(k)
-            dist[i] = 1.0
-            return i, dist, sample
+            return i, one_hot(i, k), sample
         dist, _ = win_probabilities(mean, sd, self.pscore_rtol, self.n_draws)
         return i, dist, sample
 

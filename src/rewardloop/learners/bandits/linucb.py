@@ -12,17 +12,18 @@ LinUCB policy carry propensity 1 and support no off-policy evaluation of other p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from rewardloop.learners.bandits import _kernels
-from rewardloop.learners.bandits._base import PriorSpec, argmax_ties
+from rewardloop.learners.bandits._choice import argmax_ties
+from rewardloop.learners.bandits._params import Bound, hyperparameter
 from rewardloop.learners.bandits._ridge import RidgeRouter
 from rewardloop.policies.router import FloatArray, RouterInputError
 
 
+@dataclass(eq=False, kw_only=True)
 class LinUCB(RidgeRouter):
     """Disjoint LinUCB router with per-arm priors, Sherman–Morrison updates and a batched score.
 
@@ -70,38 +71,9 @@ class LinUCB(RidgeRouter):
     algorithm = "linucb"
     checks_scores = True
 
-    def __init__(
-        self,
-        arms: Any,
-        dim: int,
-        *,
-        alpha: float = 1.0,
-        l2: float = 1.0,
-        fit_intercept: bool = True,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(
-            arms,
-            dim,
-            l2=l2,
-            fit_intercept=fit_intercept,
-            priors=priors,
-            default_prior=default_prior,
-            reward_range=reward_range,
-            random_state=random_state,
-        )
-        self.alpha = alpha
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "alpha": self.alpha}
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        if not (np.isfinite(self.alpha) and self.alpha >= 0):
-            raise RouterInputError("alpha", f"must be >= 0, got {self.alpha}")
+    alpha: float = hyperparameter(
+        1.0, "width of the confidence bonus α (0: greedy on the ridge estimate)", Bound(0.0)
+    )
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
         kernel = _kernels.ucb_scores

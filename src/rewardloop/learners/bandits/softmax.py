@@ -7,26 +7,24 @@ distribution, so propensities need no estimate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from rewardloop.learners.bandits._base import PriorSpec
+from rewardloop.learners.bandits._params import Bound, hyperparameter
 from rewardloop.learners.bandits._ridge import RidgeRouter
-from rewardloop.policies.router import FloatArray, RouterInputError
+from rewardloop.policies.router import FloatArray
 
 
+@dataclass(eq=False, kw_only=True)
 class Softmax(RidgeRouter):
     """Softmax-exploration router on ridge estimates, with per-arm priors and exact propensities.
 
     Parameters
     ----------
-    arms : sequence of str
-    dim : int
     temperature : float, default 0.1
         τ: lower is greedier. In units of reward.
-    l2, fit_intercept, priors, default_prior, reward_range, random_state
+    arms, dim, l2, fit_intercept, priors, default_prior, reward_range, random_state
         As in :class:`~rewardloop.learners.bandits.LinUCB`.
 
     Examples
@@ -38,38 +36,9 @@ class Softmax(RidgeRouter):
 
     algorithm = "softmax"
 
-    def __init__(
-        self,
-        arms: Any,
-        dim: int,
-        *,
-        temperature: float = 0.1,
-        l2: float = 1.0,
-        fit_intercept: bool = True,
-        priors: Mapping[str, PriorSpec] | None = None,
-        default_prior: tuple[float, float] = (0.0, 0.0),
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        random_state: int | None = None,
-    ) -> None:
-        super().__init__(
-            arms,
-            dim,
-            l2=l2,
-            fit_intercept=fit_intercept,
-            priors=priors,
-            default_prior=default_prior,
-            reward_range=reward_range,
-            random_state=random_state,
-        )
-        self.temperature = temperature
-
-    def get_params(self) -> dict[str, Any]:
-        return {**super().get_params(), "temperature": self.temperature}
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        if not (np.isfinite(self.temperature) and self.temperature > 0):
-            raise RouterInputError("temperature", f"must be > 0, got {self.temperature}")
+    temperature: float = hyperparameter(
+        0.1, "τ of softmax(θᵀx / τ): lower is greedier; in units of reward", Bound(0.0, closed="neither")
+    )
 
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
         est = self.theta_ @ xa  # (K,)
