@@ -85,20 +85,17 @@ def test_project_config_sets_the_encoder_backend(tmp_path, golden_and_policy):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "line 2: not valid JSON"),
-        ("[1, 2]", "line 2: expected a JSON object, got list"),
-        ('{"text": "x"}', 'line 2: expected {"text": ..., "proba": [...]}'),
-        ('{"text": "x", "proba": [1.0]}', "line 2: 'proba' must list 2 probabilities"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"text": "x"}', 'expected {"text": ..., "proba": [...]}'),
+        ('{"text": "x", "proba": [1.0]}', "'proba' must list 2 probabilities"),
     ],
 )
-def test_predictions_file_errors_name_the_line(tmp_path, line, message):
+def test_predictions_file_errors_name_the_line(golden_and_policy, line, message):
     from rewardloop.cli.evaluate import PolicyLoadError, _predictions_policy
 
-    folder = tmp_path / "pol"
-    folder.mkdir()
-    (folder / "labels.json").write_text(json.dumps(LABELS))
-    (folder / "predictions.jsonl").write_text(
-        json.dumps({"text": "t", "proba": [0.5, 0.5]}) + "\n" + line + "\n"
-    )
-    with pytest.raises(PolicyLoadError, match=re.escape(message)):
+    _, folder = golden_and_policy
+    with (folder / "predictions.jsonl").open("a") as fh:  # after the fixture's 150 good lines
+        fh.write(line + "\n")
+    with pytest.raises(PolicyLoadError, match=re.escape(f"predictions.jsonl line 151: {message}")):
         _predictions_policy(str(folder))
