@@ -4,6 +4,7 @@ and the configured encoder backend reaches the shared encoder."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -79,3 +80,22 @@ def test_project_config_sets_the_encoder_backend(tmp_path, golden_and_policy):
     cfg.write_text(yaml.safe_dump({"encoder": {"backend": "tpu"}}))
     res = runner.invoke(app, ["eval", "-c", str(cfg), "-g", str(golden), "--policy", str(folder)])
     assert res.exit_code == 2 and "encoder.backend" in res.output
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"text": "x"}', 'expected {"text": ..., "proba": [...]}'),
+        ('{"text": "x", "proba": [1.0]}', "'proba' must list 2 probabilities"),
+    ],
+)
+def test_predictions_file_errors_name_the_line(golden_and_policy, line, message):
+    from rewardloop.cli.evaluate import PolicyLoadError, _predictions_policy
+
+    _, folder = golden_and_policy
+    with (folder / "predictions.jsonl").open("a") as fh:  # after the fixture's 150 good lines
+        fh.write(line + "\n")
+    with pytest.raises(PolicyLoadError, match=re.escape(f"predictions.jsonl line 151: {message}")):
+        _predictions_policy(str(folder))

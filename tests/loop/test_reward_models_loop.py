@@ -106,8 +106,8 @@ def test_a_failed_fit_is_logged_failed_and_re_raised(store, tmp_path):
         (['{"prompt": "p", "answer": "a"}'], "row 1: missing key 'rating'"),
         (['{"prompt": "p", "answer": "a", "rating": "high"}'], "row 1: 'rating' must be a finite number"),
         (['{"prompt": "p", "answer": "", "rating": 1}'], "row 1: 'answer' must be a non-empty string"),
-        (["{not json"], "line 1: not JSON"),
-        (["[1, 2]"], "line 1: expected an object"),
+        (["{not json"], "line 1: not valid JSON"),
+        (["[1, 2]"], "line 1: expected a JSON object"),
     ],
 )
 def test_jsonl_errors_name_the_row(tmp_path, lines, message):

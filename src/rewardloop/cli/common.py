@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rewardloop.config import ConfigError, ProjectConfig, load_config
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by the commands that open one, not by --help
+    from rewardloop.registry import Registry
     from rewardloop.store import Store
 
 console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
@@ -46,6 +47,16 @@ def open_store(cfg: ProjectConfig) -> Store:
     from rewardloop.store import Store
 
     return Store.open(cfg.store.url, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
+
+
+def open_registry(cfg: ProjectConfig, project_name: str) -> tuple[Store, Registry]:
+    """The project's store and its policy registry (``experiments.registry_root``), seen as the
+    project ``project_name``."""
+    from rewardloop.registry import Registry
+
+    store = open_store(cfg)
+    root, keep = cfg.experiments.registry_root, cfg.experiments.keep_last
+    return store, Registry(store, root, keep_last=keep, project=project_name)
 
 
 def progress() -> Progress:

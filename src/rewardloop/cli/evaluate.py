@@ -21,7 +21,7 @@ from rewardloop.cli.common import ConfigOption, console, err_console, fail, open
 from rewardloop.config import ProjectConfig
 from rewardloop.config.sections import GateConfig
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
-from rewardloop.evaluation.golden import GoldenError, GoldenSet, load_golden
+from rewardloop.evaluation.golden import GoldenError, GoldenSet, jsonl_objects, load_golden
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_golden
 from rewardloop.evaluation.monitor import run_monitor, send_alerts
 from rewardloop.evaluation.offline import evaluate_candidate_on_logs
@@ -122,20 +122,13 @@ def _predictions_policy(ref: str) -> PrecomputedPolicy:
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
         raise PolicyLoadError(f"{labels_file}: must be a non-empty JSON list of label strings")
     table: dict[str, tuple[list[float], float | None]] = {}
-    with preds_file.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text, proba = row["text"], row["proba"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise PolicyLoadError(
-                    f'{preds_file} line {n}: expected {{"text": ..., "proba": [...]}}'
-                ) from None
-            if not isinstance(proba, list) or len(proba) != len(labels):
-                raise PolicyLoadError(f"{preds_file} line {n}: 'proba' must list {len(labels)} probabilities")
-            table[str(text)] = ([float(p) for p in proba], row.get("latency_ms"))
+    for n, row in jsonl_objects(preds_file, PolicyLoadError):
+        if "text" not in row or "proba" not in row:
+            raise PolicyLoadError(f'{preds_file} line {n}: expected {{"text": ..., "proba": [...]}}')
+        text, proba = row["text"], row["proba"]
+        if not isinstance(proba, list) or len(proba) != len(labels):
+            raise PolicyLoadError(f"{preds_file} line {n}: 'proba' must list {len(labels)} probabilities")
+        table[str(text)] = ([float(p) for p in proba], row.get("latency_ms"))
     return PrecomputedPolicy(folder.name, labels, table)
 
 

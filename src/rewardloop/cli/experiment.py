@@ -8,10 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_store, project
+from rewardloop.cli.common import (
+    ConfigOption,
+    console,
+    errors_as_messages,
+    fail,
+    open_registry,
+    open_store,
+    project,
+)
 from rewardloop.cli.policies import Project
 from rewardloop.loop.experiments import ExperimentError, Experiments
-from rewardloop.registry import ArtifactError, Registry, RegistryError, attributed_actor
+from rewardloop.registry import ArtifactError, RegistryError, attributed_actor
 from rewardloop.store.insights import DEFAULT_PROJECT
 
 app = typer.Typer(
@@ -32,9 +40,8 @@ def _errors() -> AbstractContextManager[None]:
 
 def _experiments(config: ConfigOption, project_name: str = DEFAULT_PROJECT) -> Experiments:
     cfg = project(config)
-    store = open_store(cfg)
-    root, keep = cfg.experiments.registry_root, cfg.experiments.keep_last
-    return Experiments(store, Registry(store, root, keep_last=keep, project=project_name), cfg.experiments)
+    store, registry = open_registry(cfg, project_name)
+    return Experiments(store, registry, cfg.experiments)
 
 
 def _ramp(text: str | None) -> list[float] | None:

@@ -10,10 +10,8 @@ from typing import Annotated, cast
 import typer
 from rich.table import Table
 
-from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_store, project
-from rewardloop.config import ProjectConfig
-from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError, attributed_actor
-from rewardloop.store import Store
+from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_registry, project
+from rewardloop.registry import ArtifactError, JsonGateEvidence, RegistryError, attributed_actor
 from rewardloop.store.insights import DEFAULT_PROJECT
 from rewardloop.types import DECISION_KINDS, DecisionKind
 
@@ -35,12 +33,6 @@ Project = Annotated[
     ),
 ]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
-
-
-def _registry(cfg: ProjectConfig, project_name: str = DEFAULT_PROJECT) -> tuple[Store, Registry]:
-    store = open_store(cfg)
-    root, keep = cfg.experiments.registry_root, cfg.experiments.keep_last
-    return store, Registry(store, root, keep_last=keep, project=project_name)
 
 
 def _errors() -> AbstractContextManager[None]:
@@ -66,7 +58,7 @@ def register_cmd(
     """Register an artifact as a new version (checksummed; later edits of the copy are refused on load)."""
     cfg = project(config)
     values = _read_json(metrics, "metrics") if metrics else {}
-    store, reg = _registry(cfg, project_name)
+    store, reg = open_registry(cfg, project_name)
     with _errors():
         if kind not in DECISION_KINDS:
             raise RegistryError(f"--kind: must be one of {', '.join(DECISION_KINDS)}; got {kind!r}")
@@ -104,7 +96,7 @@ def list_cmd(
     config: ConfigOption = None,
 ) -> None:
     """List registered versions, newest last, with their aliases and metrics."""
-    store, reg = _registry(project(config), project_name)
+    store, reg = open_registry(project(config), project_name)
     versions = reg.versions(policy)
     table = Table("policy", "version", "kind", "aliases", "metrics", "parent", "registered (UTC)", "sha256")
     aliases = {p: reg.aliases(p) for p in {v.policy for v in versions}}
@@ -133,7 +125,7 @@ def show(
     config: ConfigOption = None,
 ) -> None:
     """Show one version: metrics, config, lineage, aliases, and whether its artifact verifies."""
-    store, reg = _registry(project(config), project_name)
+    store, reg = open_registry(project(config), project_name)
     with _errors():
         pv = reg.resolve(ref)
         try:
@@ -175,7 +167,7 @@ def promote(
     if gate_report is not None:
         with _errors():
             report = JsonGateEvidence.from_mapping(_read_json(gate_report, "--gate-report"), str(gate_report))
-    store, reg = _registry(project(config), project_name)
+    store, reg = open_registry(project(config), project_name)
     with _errors():
         event = reg.promote(ref, report, force=force, actor=attributed_actor(actor), reason=reason)
     store.close()
@@ -194,7 +186,7 @@ def activate(
     config: ConfigOption = None,
 ) -> None:
     """Make the first version of a policy (or a former champion) the champion, without a new gate report."""
-    store, reg = _registry(project(config), project_name)
+    store, reg = open_registry(project(config), project_name)
     with _errors():
         event = reg.activate(ref, actor=attributed_actor(actor), reason=reason)
     store.close()
@@ -218,7 +210,7 @@ def rollback(
     from rewardloop.loop.rollback import rollback_champion
 
     cfg = project(config)
-    store, reg = _registry(cfg, project_name)
+    store, reg = open_registry(cfg, project_name)
     with errors_as_messages(RegistryError, ArtifactError, ExperimentError):
         out = rollback_champion(
             reg,
@@ -243,7 +235,7 @@ def history(
     config: ConfigOption = None,
 ) -> None:
     """Every alias move of a policy, oldest first: when, who, what, from → to, why, gate."""
-    store, reg = _registry(project(config), project_name)
+    store, reg = open_registry(project(config), project_name)
     with _errors():
         events = reg.history(policy, alias)
         champion = reg.aliases(policy).get("champion", "-")

@@ -31,22 +31,13 @@ from typing import Any
 import numpy as np
 
 from rewardloop.evaluation.gate import GateCheck, GateReport
-from rewardloop.loop.steps import (
-    LOOP_SOURCE,
-    IterationResult,
-    KindLoop,
-    LoopError,
-    champion_version,
-    next_version,
-    registrar,
-)
-from rewardloop.loop.training import fit_and_record
+from rewardloop.loop.steps import IterationResult, KindLoop, LoopError
 from rewardloop.policies.contract import EXPLORATION_OPTIONS
 from rewardloop.policies.reranker import Reranker
 from rewardloop.rewards import EmbeddingRewardModel, PreferencePair, RewardError
 from rewardloop.rewards.logged_data import preference_pairs_from_batch, rated_from_batch
 from rewardloop.store import read_decisions
-from rewardloop.types import DecisionBatch, TrainingRun
+from rewardloop.types import DecisionBatch
 
 #: The ``policies[].options`` keys a reranker reads (besides its serving exploration).
 RERANKER_OPTIONS = ("threshold", "min_samples", "min_pairwise_accuracy_vs_champion")
@@ -92,7 +83,6 @@ class RerankerLoopRunner(KindLoop):
     def train(self, pairs: Sequence[PreferencePair], held: set[str], note: str = "") -> tuple[Reranker, str]:
         """Fit the reward model on every rating so far (the held-out decisions left out); record,
         save and register it as a reranker."""
-        parent = champion_version(self.registry, self.policy)
         batch = read_decisions(self.store, policy=self.policy, kind="reranker", reward_spec=self.spec.key)
         kept = [d for d in batch.decisions if d.id not in held]
         data = rated_from_batch(
@@ -104,13 +94,6 @@ class RerankerLoopRunner(KindLoop):
             test_size=0.0,
             random_state=self.seed,
             encoder=self.encoder,
-        )
-        version = next_version(self.registry, self.policy)
-        run = TrainingRun(
-            policy=self.policy,
-            learner=f"reranker.{model.name}" + (f" ({note})" if note else ""),
-            config={"source": LOOP_SOURCE, "parent": parent, "note": note, "threshold": model.threshold},
-            n_samples=len(data),
         )
 
         def fit() -> tuple[Reranker, list[dict[str, float]]]:
@@ -128,16 +111,16 @@ class RerankerLoopRunner(KindLoop):
                 "heldout/pairs": len(pairs),
             }
 
-        outcome = fit_and_record(
-            self.store,
-            run,
+        return self.train_and_register(
+            "reranker",
+            f"reranker.{model.name}",
             fit,
-            self.artifacts / f"{self.policy}-{version}",
+            n_samples=len(data),
+            note=note,
+            config={"threshold": model.threshold},
             skipped=data.skipped,
             evaluate=evaluate,
-            register=registrar(self.registry, self.policy, "reranker", version, parent),
         )
-        return outcome.fitted, str(outcome.version)
 
     def gate_report(
         self, candidate: Reranker, version: str, champion: str, pairs: Sequence[PreferencePair]

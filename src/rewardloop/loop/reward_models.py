@@ -18,7 +18,6 @@ config, metrics, history and the artifact path, and a failed run as failed.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardloop.evaluation.golden import jsonl_objects
 from rewardloop.loop.training import fit_and_record
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseRewardModel, PreferencePair, RewardError
 from rewardloop.rewards.logged_data import RatedData, preference_pairs_from_batch, rated_from_batch
@@ -81,18 +81,7 @@ def pairs_from_vader(
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise RewardError(f"{path}: no such file")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise RewardError(f"{path} line {n}: not JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise RewardError(f"{path} line {n}: expected an object")
-        rows.append(row)
-    return rows
+    return [row for _, row in jsonl_objects(path, RewardError)]
 
 
 def _field(path: Path, n: int, row: dict[str, Any], key: str, kind: type) -> Any:

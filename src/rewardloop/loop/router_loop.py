@@ -36,19 +36,10 @@ from rewardloop.evaluation.ope import DoublyRobust, logged_feedback_from_decisio
 from rewardloop.learners.bandits import ROUTERS, BanditRouter
 from rewardloop.learners.bandits.replay import logged_rows
 from rewardloop.learners.base import DataSpec
-from rewardloop.loop.steps import (
-    LOOP_SOURCE,
-    IterationResult,
-    KindLoop,
-    LoopError,
-    champion_version,
-    next_version,
-    registrar,
-)
-from rewardloop.loop.training import fit_and_record
+from rewardloop.loop.steps import IterationResult, KindLoop, LoopError
 from rewardloop.policies.router import ContextFeatures, RouterInputError
 from rewardloop.store import read_decisions
-from rewardloop.types import DecisionBatch, TrainingRun
+from rewardloop.types import DecisionBatch
 
 #: The ``policies[].options`` keys a router reads.
 ROUTER_OPTIONS = ("algorithm", "features", "n_features", "priors", "default_prior", "params")
@@ -119,18 +110,10 @@ class RouterLoopRunner(KindLoop):
     def train(self, *, replay: bool = True, note: str = "") -> tuple[BanditRouter, str]:
         """Replay the logs into a router from its priors (``replay=False``: the priors only); record,
         save and register it. Returns it and its version."""
-        parent = champion_version(self.registry, self.policy)
         batch = self.logs()
         feats = self.features(batch)
         router = self.new_router(feats)
         rows = router.data_from_batch(batch, DataSpec(features=feats)) if replay else None
-        version = next_version(self.registry, self.policy)
-        run = TrainingRun(
-            policy=self.policy,
-            learner=f"router.{self.algorithm}" + (f" ({note})" if note else ""),
-            config={"source": LOOP_SOURCE, "parent": parent, "note": note, **router.get_params()},
-            n_samples=len(rows) if rows is not None else 0,
-        )
 
         def fit() -> tuple[BanditRouter, list[dict[str, float]]]:
             if rows is None or not len(rows):
@@ -138,14 +121,14 @@ class RouterLoopRunner(KindLoop):
             fitted = router.fit(rows, own_policy=self.policy, add_unknown_arms=False)
             return fitted, list(fitted.history_)
 
-        outcome = fit_and_record(
-            self.store,
-            run,
+        return self.train_and_register(
+            "router",
+            f"router.{self.algorithm}",
             fit,
-            self.artifacts / f"{self.policy}-{version}",
-            register=registrar(self.registry, self.policy, "router", version, parent),
+            n_samples=len(rows) if rows is not None else 0,
+            note=note,
+            config=router.get_params(),
         )
-        return outcome.fitted, str(outcome.version)
 
     # ---------------------------------------------------------------------------------- evaluation
 

@@ -118,6 +118,7 @@ class Served:
     shadow: Decision | None = None
 
 
+@dataclass(eq=False)
 class ServingPath:
     """assign → decide → tag/shadow for one policy.
 
@@ -138,21 +139,12 @@ class ServingPath:
         micro-batcher (:class:`rewardloop.service.batching.MicroBatcher`), which draws the same.
     """
 
-    def __init__(
-        self,
-        policy: str,
-        experiments: Experiments,
-        running: Callable[[], Experiment | None],
-        champion: Callable[[], str],
-        load: Callable[[str], Policy],
-        decide: Callable[[Policy, DecisionContext, np.random.Generator], Decision] | None = None,
-    ) -> None:
-        self.policy = policy
-        self.experiments = experiments
-        self.running = running
-        self.champion = champion
-        self.load = load
-        self.decide = decide
+    policy: str
+    experiments: Experiments
+    running: Callable[[], Experiment | None]
+    champion: Callable[[], str]
+    load: Callable[[str], Policy]
+    decide: Callable[[Policy, DecisionContext, np.random.Generator], Decision] | None = None
 
     def assign(self, unit_id: str | None) -> Assignment | None:
         """Where the unit's request goes in the running experiment (None: the champion serves it)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.evaluation.gate import GateReport
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
+from rewardloop.loop.training import fit_and_record
 from rewardloop.registry import CHALLENGER, CHAMPION, Registry, RegistryError
 from rewardloop.registry.artifacts import MANIFEST_SUFFIX
 from rewardloop.registry.registry import semver_key
@@ -259,6 +260,40 @@ class KindLoop(ABC):
     def decided(self, version: str, report: GateReport) -> IterationResult:
         """The gate's verdict on ``version`` acted on (:func:`gated_or_canary`)."""
         return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+
+    def train_and_register(
+        self,
+        kind: DecisionKind,
+        learner: str,
+        fit: Callable[[], tuple[Any, list[dict[str, float]]]],
+        *,
+        n_samples: int,
+        note: str = "",
+        config: Mapping[str, Any] | None = None,
+        skipped: Mapping[str, int] | None = None,
+        evaluate: Callable[[Any], Mapping[str, float]] | None = None,
+    ) -> tuple[Any, str]:
+        """``fit()`` recorded as a loop TrainingRun of ``learner`` (``note`` in its name and config),
+        saved and registered as the next version of the policy, the champion its parent
+        (:func:`rewardloop.loop.training.fit_and_record`). Returns the fitted policy and its version."""
+        parent = champion_version(self.registry, self.policy)
+        version = next_version(self.registry, self.policy)
+        run = TrainingRun(
+            policy=self.policy,
+            learner=learner + (f" ({note})" if note else ""),
+            config={"source": LOOP_SOURCE, "parent": parent, "note": note, **(config or {})},
+            n_samples=n_samples,
+        )
+        outcome = fit_and_record(
+            self.store,
+            run,
+            fit,
+            self.artifacts / f"{self.policy}-{version}",
+            skipped=skipped,
+            evaluate=evaluate,
+            register=registrar(self.registry, self.policy, kind, version, parent),
+        )
+        return outcome.fitted, str(outcome.version)
 
 
 def bootstrap(registry: Registry, policy: str, actor: str, train_first: Callable[[], str]) -> IterationResult:

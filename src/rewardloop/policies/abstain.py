@@ -18,16 +18,16 @@ classifier's files and the gate's.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from rewardloop.policies.artifacts import read_meta, save_weights, write_meta
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.policies.contract import GATE_KEY, DecisionContext, Exploration
 from rewardloop.types import Decision
@@ -98,22 +98,17 @@ class AbstainGate:
         """Write ``gate.safetensors`` and ``gate.json`` into the folder ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(folder / "gate.safetensors"))
-        meta = {"kind": self.kind, "hidden": self.hidden, "actions": list(GATE_ACTIONS)}
-        (folder / "gate.json").write_text(json.dumps(meta, indent=2))
+        save_weights(self.head, folder / "gate.safetensors")
+        write_meta(
+            folder / "gate.json", {"kind": self.kind, "hidden": self.hidden, "actions": list(GATE_ACTIONS)}
+        )
         return folder
 
     @classmethod
     def load(cls, path: str | Path) -> AbstainGate:
         """Load a saved gate folder (safetensors + JSON; no code is run)."""
         folder = Path(path)
-        meta_file = folder / "gate.json"
-        if not meta_file.exists():
-            raise FileNotFoundError(f"{folder}: not an abstain gate folder (no gate.json)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("kind") != cls.kind:
-            raise ValueError(f"{meta_file}: kind is {meta.get('kind')!r}, not an abstain gate")
+        meta = read_meta(folder, "gate.json", cls.kind, "an abstain gate")
         head = make_q_head(meta["hidden"])
         head.load_state_dict(load_file(str(folder / "gate.safetensors")))
         return cls(head=head, hidden=meta["hidden"])

@@ -16,7 +16,6 @@ Saved as ``head.safetensors`` + ``policy.json`` (labels, head shape, temperature
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,12 +24,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 from torch import nn
 
 from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder, default_encoder
+from rewardloop.policies.artifacts import read_meta, save_weights, write_meta
 from rewardloop.policies.contract import DecisionContext, Exploration, ExploreMode, PolicyInputError, draw
 from rewardloop.types import Decision
 
@@ -308,11 +308,9 @@ class ClassifierPolicy:
         """Write ``head.safetensors`` and ``policy.json`` into the folder ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(folder / "head.safetensors"))
+        save_weights(self.head, folder / "head.safetensors")
         if self.backend == "finetuned":
-            enc = {k: v.detach().contiguous() for k, v in self.encoder.model.state_dict().items()}
-            save_file(enc, str(folder / "encoder.safetensors"))
+            save_weights(self.encoder.model, folder / "encoder.safetensors")
         meta = {
             "kind": self.kind,
             "backend": self.backend,
@@ -323,7 +321,7 @@ class ClassifierPolicy:
             "name": self.name,
             "version": self.version,
         }
-        (folder / "policy.json").write_text(json.dumps(meta, indent=2))
+        write_meta(folder / "policy.json", meta)
         return folder
 
     @classmethod
@@ -332,12 +330,7 @@ class ClassifierPolicy:
     ) -> ClassifierPolicy:
         """Load a saved policy folder (safetensors + JSON; no code is run), served as ``exploration``."""
         folder = Path(path)
-        meta_file = folder / "policy.json"
-        if not meta_file.exists():
-            raise FileNotFoundError(f"{folder}: not a classifier policy folder (no policy.json)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("kind") != cls.kind:
-            raise ValueError(f"{meta_file}: kind is {meta.get('kind')!r}, not a classifier")
+        meta = read_meta(folder, "policy.json", cls.kind, "a classifier policy")
         head = make_head(meta["in_dim"], len(meta["labels"]), meta["hidden"])
         head.load_state_dict(load_file(str(folder / "head.safetensors")))
         backend = meta.get("backend", "embedding")

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from rewardloop.policies.artifacts import save_weights
 from rewardloop.policies.contract import DecisionContext, draw
 from rewardloop.policies.router import FloatArray, RouterDecision, RouterInputError
 from rewardloop.types import Decision
@@ -131,10 +132,7 @@ class GatingPolicy:
         """``gating.safetensors`` (weights) + ``gating.json`` (experts, sizes, random state) in ``path``."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: v.detach().contiguous() for k, v in self.net.state_dict().items()},
-            folder / "gating.safetensors",
-        )
+        save_weights(self.net, folder / "gating.safetensors")
         meta = {
             "format": FORMAT_VERSION,
             "experts": self.experts,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -255,11 +255,7 @@ class EmbeddingRewardModel:
 
     def score(self, prompt: str, candidates: Sequence[str]) -> npt.NDArray[np.float64]:
         """P(good) of each candidate answer to one prompt, shape (n_candidates,)."""
-        if isinstance(candidates, str):
-            raise RewardError("candidates: a sequence of answers, not one string")
-        if not candidates:
-            return np.zeros(0)
-        return self.predict_proba([prompt] * len(candidates), list(candidates))
+        return score_candidates(self.predict_proba, prompt, candidates)
 
     # ---------------------------------------------------------------------------------- save/load
 
@@ -303,6 +299,17 @@ class EmbeddingRewardModel:
         return model
 
 
+def score_candidates(
+    reward: Callable[[list[str], list[str]], npt.NDArray[np.float64]], prompt: str, candidates: Sequence[str]
+) -> npt.NDArray[np.float64]:
+    """``reward(prompts, answers)`` of each candidate answer to one prompt, shape (n_candidates,)."""
+    if isinstance(candidates, str):
+        raise RewardError("candidates: a sequence of answers, not one string")
+    if not candidates:
+        return np.zeros(0)
+    return reward([prompt] * len(candidates), list(candidates))
+
+
 def read_meta(folder: Path, kind: str | None = None) -> dict[str, Any]:
     """The ``meta.json`` of a reward-model folder, checked to be of ``kind`` when given."""
     file = folder / "meta.json"
@@ -317,4 +324,11 @@ def read_meta(folder: Path, kind: str | None = None) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["ARTIFACT_KIND", "EmbeddingRewardModel", "NotEnoughDataError", "pair_features", "read_meta"]
+__all__ = [
+    "ARTIFACT_KIND",
+    "EmbeddingRewardModel",
+    "NotEnoughDataError",
+    "pair_features",
+    "read_meta",
+    "score_candidates",
+]

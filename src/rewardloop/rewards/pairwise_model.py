@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rewardloop.rewards.embedding_model import read_meta
+from rewardloop.rewards.embedding_model import read_meta, score_candidates
 from rewardloop.rewards.functions import RewardError
 from rewardloop.types import DecisionBatch
 from rewardloop.types.history import MetricsRecorder
@@ -260,11 +260,7 @@ class PairwiseRewardModel:
 
     def score(self, prompt: str, candidates: Sequence[str]) -> npt.NDArray[np.float64]:
         """Reward of each candidate answer to one prompt, shape (n_candidates,)."""
-        if isinstance(candidates, str):
-            raise RewardError("candidates: a sequence of answers, not one string")
-        if not candidates:
-            return np.zeros(0)
-        return self.reward([prompt] * len(candidates), list(candidates))
+        return score_candidates(self.reward, prompt, candidates)
 
     def pairwise_accuracy(self, pairs: Sequence[PreferencePair]) -> float:
         """Share of pairs where ``r(chosen) > r(rejected)``."""

@@ -8,6 +8,7 @@ is always served).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -36,24 +37,28 @@ def mount(app: FastAPI) -> bool:
     app.mount(PREFIX, StaticFiles(directory=folder), name="docs-static")
     title = f"{app.title} API"
 
-    async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=title,
-            swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
-            swagger_css_url=f"{PREFIX}/swagger-ui.css",
-            swagger_favicon_url=f"{PREFIX}/favicon.png",
-        )
+    def page(
+        render: Callable[..., HTMLResponse], **files: str | bool
+    ) -> Callable[[], Awaitable[HTMLResponse]]:
+        """The route that renders one viewer of the app's OpenAPI document, with its asset URLs."""
 
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=title,
-            redoc_js_url=f"{PREFIX}/redoc.standalone.js",
-            redoc_favicon_url=f"{PREFIX}/favicon.png",
-            with_google_fonts=False,
-        )
+        async def route() -> HTMLResponse:
+            return render(openapi_url=app.openapi_url or "/openapi.json", title=title, **files)
 
+        return route
+
+    swagger = page(
+        get_swagger_ui_html,
+        swagger_js_url=f"{PREFIX}/swagger-ui-bundle.js",
+        swagger_css_url=f"{PREFIX}/swagger-ui.css",
+        swagger_favicon_url=f"{PREFIX}/favicon.png",
+    )
+    redoc = page(
+        get_redoc_html,
+        redoc_js_url=f"{PREFIX}/redoc.standalone.js",
+        redoc_favicon_url=f"{PREFIX}/favicon.png",
+        with_google_fonts=False,
+    )
     app.add_api_route("/docs", swagger, methods=["GET"], include_in_schema=False)
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
     return True

@@ -11,6 +11,7 @@ import os
 import re
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -112,22 +113,37 @@ class Answering:
         await self.send(message)
 
 
-class BodyLimit:
-    """Refuse bodies larger than ``max_bytes`` with 413 before the route runs (so nothing is written):
-    at once from ``Content-Length``; a body without one (chunked) is read up to the limit first, and
-    refused as soon as it passes it."""
+class HttpMiddleware(ABC):
+    """What each middleware here shares: it wraps ``app`` and handles HTTP requests in :meth:`http`;
+    other scopes (lifespan, websockets) pass through untouched."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
-
-    def _message(self) -> dict[str, Any]:
-        return {"detail": f"request body too large: the limit is {self.max_bytes} bytes", "field": "body"}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    @abstractmethod
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one HTTP request (``scope["type"] == "http"``)."""
+
+
+class BodyLimit(HttpMiddleware):
+    """Refuse bodies larger than ``max_bytes`` with 413 before the route runs (so nothing is written):
+    at once from ``Content-Length``; a body without one (chunked) is read up to the limit first, and
+    refused as soon as it passes it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    def _message(self) -> dict[str, Any]:
+        return {"detail": f"request body too large: the limit is {self.max_bytes} bytes", "field": "body"}
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         length: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -166,17 +182,14 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """Count and time every request by route template (``/v1/review/{item_id}/claim``), not raw path."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         answer = Answering(send)
         try:
@@ -200,17 +213,11 @@ CSP = (
 _DOC_PATHS = ("/docs", "/redoc")
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """Add the browser-hardening headers to every answer: ``Content-Security-Policy`` (see :data:`CSP`),
     ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: same-origin``."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra = [
             (b"x-frame-options", b"DENY"),
             (b"x-content-type-options", b"nosniff"),
@@ -226,18 +233,12 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 REQUEST_LOG = logging.getLogger("rewardloop.service.requests")
 
 
-class RequestId:
+class RequestId(HttpMiddleware):
     """``X-Request-ID`` in and out: the caller's (1-128 of ``A-Za-z0-9._:-``), else a fresh one; kept in
     ``scope["state"]["request_id"]``, sent back on every answer, and in the request log line
     (logger ``rewardloop.service.requests``, INFO)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         rid = given if given is not None and _REQUEST_ID.match(given) else uuid.uuid4().hex.encode()
         scope.setdefault("state", {})["request_id"] = rid.decode()

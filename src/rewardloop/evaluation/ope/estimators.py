@@ -217,10 +217,12 @@ class DoublyRobustWithShrinkage(DoublyRobust):
 
     Examples
     --------
-    >>> DoublyRobustWithShrinkage(lambda_=4.0).estimate_policy_value(
-    ...     reward=[1.0], action=[0], pscore=[0.5], action_dist=[[1.0, 0.0]],
-    ...     estimated_rewards_by_reg_model=[[0.5, 0.0]])
-    1.0
+    With ``w = 2`` the shrunk weight runs from DM's 0 (``λ = 0``) through 1 (``λ = 4``) to DR's 2:
+
+    >>> logs = dict(reward=[1.0], action=[0], pscore=[0.5], action_dist=[[1.0, 0.0]],
+    ...             estimated_rewards_by_reg_model=[[0.5, 0.0]])
+    >>> [DoublyRobustWithShrinkage(lam).estimate_policy_value(**logs) for lam in (0.0, 4.0, float("inf"))]
+    [0.5, 1.0, 1.5]
     """
 
     name = "dr-os"
