@@ -28,7 +28,6 @@ from rewardloop.types import DecisionBatch, Feedback
 
 if TYPE_CHECKING:
     from rewardloop.learners.base import DataSpec, ProgressCallback
-    from rewardloop.types.history import MetricsRecorder
 
 #: The skip reason of feedback naming a label the policy does not have.
 UNKNOWN_LABEL = "label not a label of the policy"
@@ -176,13 +175,6 @@ class LabelLearner:
     needs_rewards: ClassVar[bool] = False
     needs_policy: ClassVar[bool] = False
     progress: ProgressCallback | None
-
-    def _report(self, recorder: MetricsRecorder, step: int, total: int, epoch: int, loss: float) -> None:
-        """One optimisation step into ``history_`` (``train/loss``, ``time/epoch``) and ``progress``."""
-        recorder.record_many({"loss": loss}, epoch=epoch)
-        recorder.dump(step)
-        if self.progress is not None:
-            self.progress(step, total, {"loss": loss})
 
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> LabelledData:

@@ -23,14 +23,7 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from rewardloop.learners._common import (
-    LearnerDataError,
-    copy_policy,
-    end_step,
-    minibatches,
-    optimizer_step,
-    seeded,
-)
+from rewardloop.learners._common import LearnerDataError, MinibatchSGD, as_metrics, copy_policy, seeded
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
     DataSpec,
@@ -41,7 +34,6 @@ from rewardloop.learners.base import (
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -228,11 +220,7 @@ def dpo_loss(
     per_pair = -F.logsigmoid(margin)  # eq. 7
     w = torch.ones_like(per_pair) if weight is None else weight
     loss = (w * per_pair).sum() / w.sum().clamp(min=1e-12)
-    metrics = {
-        "loss": float(loss.detach()),
-        "reward_margin": float(margin.detach().mean()),
-        "pref_acc": float((margin > 0).float().mean()),
-    }
+    metrics = as_metrics(loss=loss, reward_margin=margin.mean(), pref_acc=(margin > 0).float().mean())
     return loss, metrics
 
 
@@ -309,27 +297,17 @@ class DPO:
         weight = torch.as_tensor(pairs.weight, dtype=torch.float32)
         with torch.no_grad():
             ref_logits = reference(X) / policy.temperature  # (n, K), computed once
-        checkpointer = cfg.checkpointer()
-        generator = torch.Generator().manual_seed(cfg.seed)
-        total = cfg.epochs * -(-len(pairs) // cfg.batch_size)
-        recorder = MetricsRecorder()
-        step = 0
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            logits = head(X[idx]) / fitted.temperature  # (B, K)
+            return dpo_loss(logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx])
+
         with seeded(cfg.seed):
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-            head.train()
-            for epoch in range(cfg.epochs):
-                for idx in minibatches(len(pairs), cfg.batch_size, generator):
-                    logits = head(X[idx]) / fitted.temperature  # (B, K)
-                    loss, metrics = dpo_loss(
-                        logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx]
-                    )
-                    metrics["grad_norm"] = optimizer_step(
-                        optimizer, loss, head.parameters(), cfg.max_grad_norm
-                    )
-                    step += 1
-                    metrics["epoch"] = epoch
-                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
-        head.eval()
+            sgd = MinibatchSGD(
+                cfg, len(pairs), optimizer, list(head.parameters()), cfg.max_grad_norm, progress, fitted.save
+            )
+            sgd.run(batch_loss, [head])
         self.policy_ = fitted
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         return fitted

@@ -14,7 +14,6 @@ Read top to bottom: the config, the loss (the weighted cross-entropy of ``superv
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.encoders import MiniLMEncoder
+from rewardloop.learners._common import MinibatchSGD, seeded, start_head
 from rewardloop.learners.base import (
     LearnerConfig,
     LearnerConfigError,
@@ -34,8 +34,7 @@ from rewardloop.learners.base import (
 )
 from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
-from rewardloop.types.history import MetricsRecorder
+from rewardloop.policies.classifier import ClassifierPolicy
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -238,54 +237,32 @@ class LoRALearner(LabelLearner):
         if policy.backend == "finetuned":
             encoder.model.load_state_dict(policy.encoder.model.state_dict())
         tokenizer = encoder.tokenizer
-        ckpt = cfg.checkpointer()
-        n = len(texts)
-        total = -(-n // cfg.batch_size) * cfg.epochs
         y_t, w_t = torch.from_numpy(yi), torch.from_numpy(w).float()
-        self.loss_history_: list[float] = []
-        recorder = MetricsRecorder()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            if warm:
-                head, hidden = copy.deepcopy(policy.head), policy.hidden
-            else:
-                head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden), cfg.hidden
+        with seeded(cfg.seed):
+            head, hidden = start_head(policy, warm, cfg.hidden)
             model, opt, self.n_trainable_ = _peft_model(cfg, encoder, head)
+
+            def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                batch = tokenizer(
+                    [texts[i] for i in idx.tolist()],
+                    padding=True,
+                    truncation=True,
+                    max_length=cfg.max_length,
+                    return_tensors="pt",
+                )
+                logits = head(mean_pooled(model, dict(batch)))  # (B, K)
+                loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx])
+                return loss, {"loss": float(loss.detach())}
 
             def save_checkpoint(folder: Path) -> None:
                 _save_adapters(folder, model, head)
 
-            gen = torch.Generator().manual_seed(cfg.seed)
-            step = 0
-            model.train()
-            head.train()
-            for epoch in range(cfg.epochs):
-                order = torch.randperm(n, generator=gen)
-                total_loss = 0.0
-                for start in range(0, n, cfg.batch_size):
-                    idx = order[start : start + cfg.batch_size]
-                    batch = tokenizer(
-                        [texts[i] for i in idx.tolist()],
-                        padding=True,
-                        truncation=True,
-                        max_length=cfg.max_length,
-                        return_tensors="pt",
-                    )
-                    logits = head(mean_pooled(model, dict(batch)))  # (B, K)
-                    loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx])
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
-                    step += 1
-                    total_loss += float(loss.detach()) * len(idx)
-                    self._report(recorder, step, total, epoch, float(loss.detach()))
-                    ckpt.maybe_save(step, save_checkpoint)
-                self.loss_history_.append(total_loss / n)
-            head.eval()
+            sgd = MinibatchSGD(cfg, len(texts), opt, [], None, self.progress, save_checkpoint)
+            self.loss_history_ = sgd.run(batch_loss, [model, head])
             # W + (α/r)·B·A folded into W: a plain BertModel again, no peft at inference.
             encoder.model = model.merge_and_unload().eval()
         encoder._cache.clear()
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         self.policy_ = _finetuned(policy, head, hidden, encoder)
         return self.policy_
 

@@ -8,7 +8,6 @@ Read top to bottom: the config, the loss, then ``fit()``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -17,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from rewardloop.learners._common import MinibatchSGD, seeded, start_head
 from rewardloop.learners.base import (
     LearnerConfig,
     LearnerConfigError,
@@ -24,8 +24,7 @@ from rewardloop.learners.base import (
     checked_config,
 )
 from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
-from rewardloop.types.history import MetricsRecorder
+from rewardloop.policies.classifier import ClassifierPolicy
 
 # ---------------------------------------------------------------------------------------------- config
 
@@ -240,49 +239,25 @@ class SupervisedLearner(LabelLearner):
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
 
-        ckpt = cfg.checkpointer()
         n = len(yi)
-        steps_per_epoch = -(-n // cfg.batch_size)
-        total = steps_per_epoch * cfg.epochs
         X_t, y_t, w_t = torch.from_numpy(emb), torch.from_numpy(yi), torch.from_numpy(w).float()
-        self.loss_history_: list[float] = []
-        recorder = MetricsRecorder()
-        # fork_rng: the seed fixes init, shuffling and dropout without touching the caller's global RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            if warm:  # a copy: the caller's policy is never trained in place
-                head, hidden = copy.deepcopy(policy.head), policy.hidden
-            else:
-                head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden, cfg.dropout), cfg.hidden
+        # The seed fixes init, shuffling and dropout without touching the caller's global RNG.
+        with seeded(cfg.seed):
+            head, hidden = start_head(policy, warm, cfg.hidden, cfg.dropout)
             trained = _like(policy, head, hidden)
-            model = trained.head
-            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            gen = torch.Generator().manual_seed(cfg.seed)
-            step = 0
-            model.train()
-            for epoch in range(cfg.epochs):
-                order = torch.randperm(n, generator=gen)
-                total_loss = 0.0
-                for start in range(0, n, cfg.batch_size):
-                    idx = order[start : start + cfg.batch_size]
-                    logits = model(X_t[idx])  # (B, K)
-                    loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx], cfg.label_smoothing)
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
-                    step += 1
-                    total_loss += float(loss.detach()) * len(idx)
-                    self._report(recorder, step, total, epoch, float(loss.detach()))
-                    if ckpt.every:
-                        model.eval()
-                        ckpt.maybe_save(step, trained.save)
-                        model.train()
-                self.loss_history_.append(total_loss / n)
-            model.eval()
+
+            def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                logits = head(X_t[idx])  # (B, K)
+                loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx], cfg.label_smoothing)
+                return loss, {"loss": float(loss.detach())}
+
+            opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            sgd = MinibatchSGD(cfg, n, opt, list(head.parameters()), None, self.progress, trained.save)
+            self.loss_history_ = sgd.run(batch_loss, [head])
         if held_out is not None:
             trained.fit_temperature(*held_out)
         self.policy_ = trained
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         self.n_samples_ = n
         return trained
 
