@@ -1,8 +1,8 @@
-"""Small machinery the learners share (Stable-Baselines3's ``common/``, kept thin): the RL learners'
-base class (check the logged data against the policy, then train), copying the policy so that ``fit``
-never mutates its input, seeded module construction, and the one minibatch loop every gradient
-learner runs (:class:`MinibatchSGD`: shuffle, step, record, report, checkpoint). The math lives in
-``_math.py``.
+"""Small machinery the learners share (Stable-Baselines3's ``common/``, kept thin): the base class of
+the learners that improve a policy (check the data against the policy, then train), copying the
+policy so that ``fit`` never mutates its input, seeded module construction, and the one minibatch
+loop every gradient learner runs (:class:`MinibatchSGD`: shuffle, step, record, report,
+checkpoint). The math lives in ``_math.py``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from rewardloop.learners.base import (
     bandit_data_from_batch,
     require_policy,
 )
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.policies.classifier import Backend, ClassifierPolicy, make_head
 from rewardloop.types import DecisionBatch
 from rewardloop.types.history import MetricsRecorder
 
-#: What an RL learner's ``fit`` returns (a ClassifierPolicy; DQN: its AbstainGate).
+#: What a :class:`PolicyLearner` trains on (BanditData, PreferencePairs) and returns (a
+#: ClassifierPolicy; DQN: its AbstainGate).
+D = TypeVar("D")
 P = TypeVar("P")
 
 #: ``batch_loss(idx) -> (loss, metrics)``: the loss of the minibatch of rows ``idx`` and its metrics.
@@ -43,18 +45,21 @@ class LearnerDataError(ValueError):
     """The training data does not fit the learner or the policy; the message names the field and row."""
 
 
-class BanditLearner(ABC, typing.Generic[C, P]):
-    """What the RL learners share (SB3's thin base): they improve a trained classifier from the
-    compiled rewards of its logged decisions, embedded by the policy's encoder.
+class PolicyLearner(ABC, typing.Generic[C, D, P]):
+    """What the learners that improve a trained classifier share (the RL learners, DPO): SB3's thin
+    base. :meth:`fit` checks the config, requires the policy to improve and checks the data against
+    it; then the learner's :meth:`_fit` trains.
 
-    ``config`` is the learner's own config class (None: its defaults); ``progress(step, total,
-    metrics)`` is called after each step (one given to ``fit`` wins). A learner implements
-    :meth:`_fit`; :meth:`fit` checks what it is given first.
+    Parameters
+    ----------
+    config : the learner's config class, optional
+        None: its defaults.
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type[LearnerConfig]]
-    needs_rewards: ClassVar[bool] = True
     needs_policy: ClassVar[bool] = True
     reads_texts: ClassVar[bool] = False
 
@@ -62,29 +67,39 @@ class BanditLearner(ABC, typing.Generic[C, P]):
         self.config: C = config if config is not None else typing.cast(C, self.config_class())
         self.progress = progress
 
+    def fit(
+        self,
+        data: D,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> P:
+        """Learn from ``data``; return the fitted policy (``policy`` is not changed)."""
+        self.config.validate()
+        checked: ClassifierPolicy = require_policy(policy, self.name)
+        self._check_data(data, checked)
+        return self._fit(data, checked, progress if progress is not None else self.progress)
+
+    @abstractmethod
+    def _check_data(self, data: D, policy: ClassifierPolicy) -> None:
+        """Refuse data the learner cannot use with ``policy``, naming the field."""
+
+    @abstractmethod
+    def _fit(self, data: D, policy: ClassifierPolicy, progress: ProgressCallback | None) -> P:
+        """Train on checked ``data``, starting from ``policy``; set the fitted attributes."""
+
+
+class BanditLearner(PolicyLearner[C, BanditData, P]):
+    """The RL learners: they improve a trained classifier from the compiled rewards of its logged
+    decisions (:class:`BanditData`), embedded by the policy's encoder."""
+
+    needs_rewards: ClassVar[bool] = True
+
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any:
         return bandit_data_from_batch(batch, spec)
 
-    def fit(
-        self,
-        data: BanditData,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> P:
-        """Learn from logged decisions; return the fitted policy (``policy`` is not changed).
-
-        The config is checked, the policy to improve is required and the data is checked against
-        it before :meth:`_fit` trains.
-        """
-        self.config.validate()
-        checked: ClassifierPolicy = require_policy(policy, self.name)
-        check_bandit_data(data, checked)
-        return self._fit(data, checked, progress if progress is not None else self.progress)
-
-    @abstractmethod
-    def _fit(self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None) -> P:
-        """Train on checked ``data``, starting from ``policy``; set the fitted attributes."""
+    def _check_data(self, data: BanditData, policy: ClassifierPolicy) -> None:
+        check_bandit_data(data, policy)
 
 
 def check_bandit_data(data: BanditData, policy: ClassifierPolicy) -> None:
@@ -121,18 +136,32 @@ def check_bandit_data(data: BanditData, policy: ClassifierPolicy) -> None:
         raise LearnerDataError(f"X: row {row} has a non-finite value")
 
 
-def copy_policy(policy: ClassifierPolicy) -> ClassifierPolicy:
-    """A new policy with a deep copy of ``policy``'s head (same labels, temperature, encoder, name)."""
+def policy_like(
+    policy: ClassifierPolicy,
+    head: nn.Module,
+    hidden: int,
+    temperature: float = 1.0,
+    encoder: Any = None,
+    backend: Backend | None = None,
+) -> ClassifierPolicy:
+    """A new policy with ``policy``'s labels, name, version and input width, and ``head``; its encoder
+    and backend unless given."""
     return ClassifierPolicy(
         policy.labels,
-        head=copy.deepcopy(policy.head),
-        hidden=policy.hidden,
-        temperature=policy.temperature,
-        encoder=policy._encoder,
+        head=head,
+        hidden=hidden,
+        temperature=temperature,
+        encoder=policy._encoder if encoder is None else encoder,
         name=policy.name,
         version=policy.version,
         in_dim=policy.in_dim,
+        backend=policy.backend if backend is None else backend,
     )
+
+
+def copy_policy(policy: ClassifierPolicy) -> ClassifierPolicy:
+    """A new policy with a deep copy of ``policy``'s head (same labels, temperature, encoder, backend)."""
+    return policy_like(policy, copy.deepcopy(policy.head), policy.hidden, policy.temperature)
 
 
 def start_head(

@@ -99,11 +99,8 @@ def a2c_loss(
 class A2C(BanditLearner[A2CConfig, ClassifierPolicy]):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
 
-    Parameters
-    ----------
-    config : A2CConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+    ``config`` is a :class:`A2CConfig` (None: its defaults); ``progress`` as for
+    :class:`~rewardloop.learners._common.PolicyLearner`.
 
     Attributes
     ----------

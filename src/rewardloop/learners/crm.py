@@ -231,11 +231,8 @@ def crm_loss(
 class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
     """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
 
-    Parameters
-    ----------
-    config : CRMConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+    ``config`` is a :class:`CRMConfig` (None: its defaults); ``progress`` as for
+    :class:`~rewardloop.learners._common.PolicyLearner`.
 
     Attributes
     ----------

@@ -23,14 +23,20 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from rewardloop.learners._common import LearnerDataError, MinibatchSGD, as_metrics, copy_policy, seeded
+from rewardloop.learners._common import (
+    LearnerDataError,
+    MinibatchSGD,
+    PolicyLearner,
+    as_metrics,
+    copy_policy,
+    seeded,
+)
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
     DataSpec,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
@@ -224,16 +230,13 @@ def dpo_loss(
     return loss, metrics
 
 
-class DPO:
+class DPO(PolicyLearner[DPOConfig, PreferencePairs, ClassifierPolicy]):
     """DPO on label preference pairs, against a frozen copy of the starting policy.
 
     ``fit(pairs, policy)`` returns a new fitted policy; ``policy`` is not changed and serves as π_ref.
 
-    Parameters
-    ----------
-    config : DPOConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+    ``config`` is a :class:`DPOConfig` (None: its defaults); ``progress`` as for
+    :class:`~rewardloop.learners._common.PolicyLearner`.
 
     Attributes
     ----------
@@ -255,8 +258,6 @@ class DPO:
     name: ClassVar[str] = "dpo"
     config_class: ClassVar[type[LearnerConfig]] = DPOConfig
     needs_rewards: ClassVar[bool] = False  # learns from preference and correction feedback
-    needs_policy: ClassVar[bool] = True  # π_ref is the starting policy
-    reads_texts: ClassVar[bool] = False
 
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> PreferencePairs:
@@ -265,29 +266,20 @@ class DPO:
             raise ValueError("data: DPO needs the policy's labels and encoder (training.init_from)")
         return pairs_from_batch(batch, spec.labels, spec.embed, unknown_labels="skip")
 
-    def __init__(self, config: DPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = config if config is not None else DPOConfig()
-        self.progress = progress
-
-    def fit(
-        self,
-        pairs: PreferencePairs,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> ClassifierPolicy:
-        """Learn from preference pairs; return a new fitted policy."""
-        cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        if len(pairs) == 0:
+    def _check_data(self, data: PreferencePairs, policy: ClassifierPolicy) -> None:
+        if len(data) == 0:
             raise LearnerDataError("pairs: no preference pairs to learn from")
-        if list(pairs.labels) != list(policy.labels):
+        if list(data.labels) != list(policy.labels):
             raise LearnerDataError("labels: the pairs' labels differ from the policy's (same order needed)")
-        if pairs.X.shape[1] != policy.in_dim:
+        if data.X.shape[1] != policy.in_dim:
             raise LearnerDataError(
-                f"X: {pairs.X.shape[1]} features, but the policy's head takes {policy.in_dim}"
+                f"X: {data.X.shape[1]} features, but the policy's head takes {policy.in_dim}"
             )
+
+    def _fit(
+        self, pairs: PreferencePairs, policy: ClassifierPolicy, progress: ProgressCallback | None
+    ) -> ClassifierPolicy:
+        cfg = self.config
         fitted = copy_policy(policy)
         head = fitted.head
         reference = copy.deepcopy(policy.head).eval()  # π_ref: frozen

@@ -207,11 +207,8 @@ class DQN(BanditLearner[DQNConfig, AbstainGate]):
 
     ``fit(data, policy)`` returns the gate; ``policy`` is the classifier whose predictions are gated.
 
-    Parameters
-    ----------
-    config : DQNConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+    ``config`` is a :class:`DQNConfig` (None: its defaults); ``progress`` as for
+    :class:`~rewardloop.learners._common.PolicyLearner`.
 
     Attributes
     ----------

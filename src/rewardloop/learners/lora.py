@@ -25,14 +25,9 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.encoders import MiniLMEncoder
-from rewardloop.learners._common import MinibatchSGD, seeded, start_head
-from rewardloop.learners.base import (
-    LearnerConfig,
-    LearnerConfigError,
-    ProgressCallback,
-    checked_config,
-)
-from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
+from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
+from rewardloop.learners.base import LearnerConfig, LearnerConfigError
+from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy
 
@@ -40,7 +35,7 @@ from rewardloop.policies.classifier import ClassifierPolicy
 
 
 @dataclass
-class LoRAConfig(LearnerConfig):
+class LoRAConfig(LabelConfig):
     """LoRA fine-tuning of MiniLM + head (slow on a CPU: a few hundred short texts a minute or so)."""
 
     lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA adapters"})
@@ -54,16 +49,7 @@ class LoRAConfig(LearnerConfig):
         default="query,value", metadata={"help": "comma-separated BERT linear layers that get adapters"}
     )
     max_length: int = field(default=64, metadata={"help": "tokens per text (intents are short)"})
-    hidden: int = field(default=0, metadata={"help": "hidden width of a fresh head (0: linear)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
-    class_weight: str = field(default="none", metadata={"help": "none, or balanced (as scikit-learn)"})
-    warm_start: bool = field(default=True, metadata={"help": "start from the given policy's head"})
-    use_confirmations: bool = field(
-        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
-    )
-    golden_weight: float = field(
-        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
-    )
 
     def validate(self) -> None:
         super().validate()
@@ -79,8 +65,6 @@ class LoRAConfig(LearnerConfig):
             raise LearnerConfigError("target_modules: name at least one layer, e.g. query,value")
         if self.max_length < 4:
             raise LearnerConfigError(f"max_length: must be >= 4, got {self.max_length}")
-        if self.class_weight not in ("none", "balanced"):
-            raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
 
     def modules(self) -> list[str]:
         return [m.strip() for m in self.target_modules.split(",") if m.strip()]
@@ -114,20 +98,6 @@ def _peft_model(cfg: LoRAConfig, encoder: MiniLMEncoder, head: torch.nn.Module) 
         weight_decay=cfg.weight_decay,
     )
     return model, opt, n_trainable
-
-
-def _finetuned(policy: ClassifierPolicy, head: Any, hidden: int, encoder: MiniLMEncoder) -> ClassifierPolicy:
-    """The fitted policy: ``policy``'s labels and name, the trained head, the fine-tuned encoder."""
-    return ClassifierPolicy(
-        policy.labels,
-        head=head,
-        hidden=hidden,
-        encoder=encoder,
-        name=policy.name,
-        version=policy.version,
-        in_dim=policy.in_dim,
-        backend="finetuned",
-    )
 
 
 def _save_adapters(folder: Path, model: Any, head: torch.nn.Module) -> None:
@@ -171,7 +141,7 @@ def _texts_and_labels(
     return policy, texts, yi, w, bool(warm)
 
 
-class LoRALearner(LabelLearner):
+class LoRALearner(LabelLearner[LoRAConfig]):
     """Fine-tune the MiniLM encoder with LoRA and a head on labelled texts; merge for inference.
 
     Parameters
@@ -203,10 +173,6 @@ class LoRALearner(LabelLearner):
     config_class: ClassVar[type[LearnerConfig]] = LoRAConfig
     #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
     reads_texts: ClassVar[bool] = True
-
-    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = checked_config(config, LoRAConfig)
-        self.progress = progress
 
     def fit(
         self,
@@ -263,7 +229,7 @@ class LoRALearner(LabelLearner):
             encoder.model = model.merge_and_unload().eval()
         encoder._cache.clear()
         self.history_ = sgd.history
-        self.policy_ = _finetuned(policy, head, hidden, encoder)
+        self.policy_ = policy_like(policy, head, hidden, encoder=encoder, backend="finetuned")
         return self.policy_
 
 

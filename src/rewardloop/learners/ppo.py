@@ -163,11 +163,8 @@ def ppo_loss(
 class PPO(BanditLearner[PPOConfig, ClassifierPolicy]):
     """PPO with a frozen π_old per iteration and truncated importance weights to μ, for a classifier.
 
-    Parameters
-    ----------
-    config : PPOConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+    ``config`` is a :class:`PPOConfig` (None: its defaults); ``progress`` as for
+    :class:`~rewardloop.learners._common.PolicyLearner`.
 
     Attributes
     ----------

@@ -102,11 +102,8 @@ def reinforce_loss(
 class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
 
-    Parameters
-    ----------
-    config : ReinforceConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+    ``config`` is a :class:`ReinforceConfig` (None: its defaults); ``progress`` as for
+    :class:`~rewardloop.learners._common.PolicyLearner`.
 
     Attributes
     ----------

@@ -16,68 +16,42 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from rewardloop.learners._common import MinibatchSGD, seeded, start_head
-from rewardloop.learners.base import (
-    LearnerConfig,
-    LearnerConfigError,
-    ProgressCallback,
-    checked_config,
-)
-from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
+from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
+from rewardloop.learners.base import LearnerConfig, LearnerConfigError
+from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.policies.classifier import ClassifierPolicy
 
 # ---------------------------------------------------------------------------------------------- config
 
 
 @dataclass
-class SupervisedConfig(LearnerConfig):
+class SupervisedConfig(LabelConfig):
     """Supervised training of a head over frozen MiniLM embeddings."""
 
     # A linear head on L2-normalised embeddings has small logits at first: a larger step than the
     # usual 1e-3 reaches a good fit in tens of epochs on a few hundred examples.
     lr: float = field(default=1e-2, metadata={"help": "Adam learning rate"})
     epochs: int = field(default=40, metadata={"help": "passes over the training data"})
-    batch_size: int = field(default=64, metadata={"help": "samples per optimisation step"})
-    hidden: int = field(default=0, metadata={"help": "hidden width of the head (0: linear head)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout before the output layer (MLP head)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing in [0, 1)"})
-    class_weight: str = field(
-        default="none",
-        metadata={"help": "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"},
-    )
-    warm_start: bool = field(
-        default=True, metadata={"help": "continue from the given policy's head (else start afresh)"}
-    )
     calibration_fraction: float = field(
         default=0.0,
         metadata={"help": "hold out this share of the data (seeded) to fit the temperature on; 0: none"},
     )
-    use_confirmations: bool = field(
-        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
-    )
-    golden_weight: float = field(
-        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
-    )
 
     def validate(self) -> None:
         super().validate()
-        if self.hidden < 0:
-            raise LearnerConfigError(f"hidden: must be >= 0, got {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise LearnerConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.weight_decay < 0:
             raise LearnerConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise LearnerConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
-        if self.class_weight not in ("none", "balanced"):
-            raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise LearnerConfigError(
                 f"calibration_fraction: must be in [0, 1), got {self.calibration_fraction}"
             )
-        if self.golden_weight < 0:
-            raise LearnerConfigError(f"golden_weight: must be >= 0, got {self.golden_weight}")
 
 
 # ------------------------------------------------------------------------------------------------ loss
@@ -134,22 +108,6 @@ def _examples(
     return policy, emb, yi, w, bool(warm)
 
 
-def _like(policy: ClassifierPolicy, head: Any, hidden: int) -> ClassifierPolicy:
-    """A new policy like ``policy`` (labels, encoder, name, backend) with ``head``; temperature 1
-    (refit on held-out data after training)."""
-    return ClassifierPolicy(
-        policy.labels,
-        head=head,
-        hidden=hidden,
-        temperature=1.0,
-        encoder=policy._encoder,
-        name=policy.name,
-        version=policy.version,
-        in_dim=policy.in_dim,
-        backend=policy.backend,
-    )
-
-
 def _calibration_split(
     cfg: SupervisedConfig, emb: Any, yi: Any, w: Any
 ) -> tuple[Any, Any, Any, tuple[Any, Any] | None]:
@@ -171,7 +129,7 @@ def _calibration_split(
 # ------------------------------------------------------------------------------------------------- fit
 
 
-class SupervisedLearner(LabelLearner):
+class SupervisedLearner(LabelLearner[SupervisedConfig]):
     """Fit a classifier head with weighted cross-entropy over cached MiniLM embeddings.
 
     Parameters
@@ -204,10 +162,6 @@ class SupervisedLearner(LabelLearner):
     name: ClassVar[str] = "supervised"
     config_class: ClassVar[type[LearnerConfig]] = SupervisedConfig
     reads_texts: ClassVar[bool] = False
-
-    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = checked_config(config, SupervisedConfig)
-        self.progress = progress
 
     def fit(
         self,
@@ -244,7 +198,8 @@ class SupervisedLearner(LabelLearner):
         # The seed fixes init, shuffling and dropout without touching the caller's global RNG.
         with seeded(cfg.seed):
             head, hidden = start_head(policy, warm, cfg.hidden, cfg.dropout)
-            trained = _like(policy, head, hidden)
+            # Temperature 1: it is refitted on held-out data after training.
+            trained = policy_like(policy, head, hidden)
 
             def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
                 logits = head(X_t[idx])  # (B, K)
