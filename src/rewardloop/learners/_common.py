@@ -56,6 +56,13 @@ class PolicyLearner(ABC, typing.Generic[C, D, P]):
         None: its defaults.
     progress : callable, optional
         Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+
+    Attributes
+    ----------
+    policy_ : ClassifierPolicy
+        The fitted policy, also returned by :meth:`fit` (DQN: ``gate_``, its :class:`AbstainGate`).
+    history_ : list of dict
+        Metrics of each optimisation step, namespaced (``train/loss``, ``time/epoch``...).
     """
 
     name: ClassVar[str]

@@ -47,8 +47,6 @@ from rewardloop.policies.classifier import ClassifierPolicy
 class A2CConfig(PolicyGradientConfig):
     """A2C hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (actor and critic)"})
-    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
     value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
 
@@ -99,17 +97,10 @@ def a2c_loss(
 class A2C(BanditLearner[A2CConfig, ClassifierPolicy]):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
 
-    ``config`` is a :class:`A2CConfig` (None: its defaults); ``progress`` as for
-    :class:`~rewardloop.learners._common.PolicyLearner`.
-
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted actor (also returned by :meth:`fit`).
     value_head_ : torch.nn.Module
         The fitted critic: embeddings (B, d) → V (B, 1).
-    history_ : list of dict
-        Metrics of each optimisation step.
 
     Examples
     --------

@@ -127,6 +127,8 @@ def _checked_value(key: str, value: Any, hint: Any) -> Any:
 class PolicyGradientConfig(LearnerConfig):
     """The fields of the importance-weighted policy-gradient learners (REINFORCE, A2C)."""
 
+    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
+    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     entropy_coef: float = field(
         default=0.01, metadata={"help": "weight of the entropy bonus (keeps some exploration)"}
     )

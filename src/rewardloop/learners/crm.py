@@ -231,13 +231,8 @@ def crm_loss(
 class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
     """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
 
-    ``config`` is a :class:`CRMConfig` (None: its defaults); ``progress`` as for
-    :class:`~rewardloop.learners._common.PolicyLearner`.
-
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted policy (also returned by :meth:`fit`).
     baseline_ : float
         The λ used (the config's, or the mean logged reward).
     history_ : list of dict

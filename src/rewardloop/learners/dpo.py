@@ -235,12 +235,8 @@ class DPO(PolicyLearner[DPOConfig, PreferencePairs, ClassifierPolicy]):
 
     ``fit(pairs, policy)`` returns a new fitted policy; ``policy`` is not changed and serves as π_ref.
 
-    ``config`` is a :class:`DPOConfig` (None: its defaults); ``progress`` as for
-    :class:`~rewardloop.learners._common.PolicyLearner`.
-
     Attributes
     ----------
-    policy_ : ClassifierPolicy
     history_ : list of dict
         Metrics of each step (``loss``, ``reward_margin``, ``pref_acc``).
 

@@ -207,9 +207,6 @@ class DQN(BanditLearner[DQNConfig, AbstainGate]):
 
     ``fit(data, policy)`` returns the gate; ``policy`` is the classifier whose predictions are gated.
 
-    ``config`` is a :class:`DQNConfig` (None: its defaults); ``progress`` as for
-    :class:`~rewardloop.learners._common.PolicyLearner`.
-
     Attributes
     ----------
     gate_ : AbstainGate

@@ -163,13 +163,8 @@ def ppo_loss(
 class PPO(BanditLearner[PPOConfig, ClassifierPolicy]):
     """PPO with a frozen π_old per iteration and truncated importance weights to μ, for a classifier.
 
-    ``config`` is a :class:`PPOConfig` (None: its defaults); ``progress`` as for
-    :class:`~rewardloop.learners._common.PolicyLearner`.
-
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted policy (also returned by :meth:`fit`).
     value_head_ : torch.nn.Module
         V(s): embeddings (B, d) → (B, 1).
     history_ : list of dict

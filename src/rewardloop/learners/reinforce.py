@@ -51,8 +51,6 @@ from rewardloop.policies.classifier import ClassifierPolicy
 class ReinforceConfig(PolicyGradientConfig):
     """REINFORCE hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     baseline_decay: float = field(
         default=0.9,
         metadata={"help": "EMA decay of the reward baseline b (0: the last batch's reward only)"},
@@ -102,17 +100,10 @@ def reinforce_loss(
 class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
 
-    ``config`` is a :class:`ReinforceConfig` (None: its defaults); ``progress`` as for
-    :class:`~rewardloop.learners._common.PolicyLearner`.
-
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted policy (also returned by :meth:`fit`).
     baseline_ : float
         The baseline b at the end of training.
-    history_ : list of dict
-        Metrics of each optimisation step.
 
     Examples
     --------
