@@ -209,3 +209,32 @@ def test_bad_bandit_data_is_refused_naming_the_field(
         learner.fit(corrupt(_bandit()), policy)
     assert _same(_state(policy), before)
     assert not hasattr(learner, "policy_") and not hasattr(learner, "gate_")
+
+
+@pytest.mark.parametrize("name", ["reinforce", "ppo", "a2c", "crm", "dpo"])
+def test_a_fine_tuned_policy_stays_fine_tuned(name: str) -> None:
+    """The improved policy keeps the backend (and encoder) of the one it started from."""
+    cls = LEARNERS[name]
+    start = fresh_policy()
+    encoder = object()  # never called: the data are embeddings already
+    tuned = type(start)(
+        start.labels,
+        head=start.head,
+        in_dim=start.in_dim,
+        backend="finetuned",
+        encoder=encoder,  # type: ignore[arg-type]
+    )
+    result = _fit(cls(cls.config_class(**SMALL)), name, tuned)
+    assert result.backend == "finetuned" and result._encoder is encoder
+
+
+def test_progress_gets_the_step_metrics_and_history_the_epoch() -> None:
+    """``progress`` is given the learner's metrics of the step; the epoch goes to ``history_`` only."""
+    seen: list[set[str]] = []
+    learner = LEARNERS["reinforce"](
+        LEARNERS["reinforce"].config_class(**SMALL), progress=lambda s, t, m: seen.append(set(m))
+    )
+    _fit(learner, "reinforce", fresh_policy())
+    assert seen[0] == {"loss", "policy_loss", "entropy", "mean_weight", "reward", "grad_norm", "baseline"}
+    epochs = [row["time/epoch"] for row in learner.history_]
+    assert epochs == [0.0] * 3 + [1.0] * 3  # 3 minibatches of 32 an epoch

@@ -50,6 +50,10 @@ def tiny_fit(encoder):
         ({"target_modules": " , "}, "target_modules: name at least one layer"),
         ({"lora_dropout": 1.0}, "lora_dropout: must be in [0, 1)"),
         ({"rank": 4}, "rank: not a field of LoRAConfig"),
+        # the fields LoRA shares with the supervised learner (LabelConfig) are checked the same way
+        ({"golden_weight": -1.0}, "golden_weight: must be >= 0"),
+        ({"hidden": -1}, "hidden: must be >= 0"),
+        ({"class_weight": "auto"}, "class_weight: must be none or balanced"),
     ],
 )
 def test_config_errors_name_the_key(values, message):

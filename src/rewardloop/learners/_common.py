@@ -1,42 +1,112 @@
-"""Small machinery the RL learners share (Stable-Baselines3's ``common/``, kept thin): checking the
-logged data against the policy, copying the policy so that ``fit`` never mutates its input,
-seeded minibatches and seeded module construction. The math lives in ``_math.py``.
+"""Small machinery the learners share (Stable-Baselines3's ``common/``, kept thin): the base class of
+the learners that improve a policy (check the data against the policy, then train), copying the
+policy so that ``fit`` never mutates its input, seeded module construction, and the one minibatch
+loop every gradient learner runs (:class:`MinibatchSGD`: shuffle, step, record, report,
+checkpoint). The math lives in ``_math.py``.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from rewardloop.learners.base import BanditData, BanditLearner, Checkpointer, ProgressCallback, require_policy
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
+from rewardloop.learners.base import (
+    BanditData,
+    C,
+    DataSpec,
+    LearnerConfig,
+    ProgressCallback,
+    bandit_data_from_batch,
+    require_policy,
+)
+from rewardloop.policies.classifier import Backend, ClassifierPolicy, make_head
+from rewardloop.types import DecisionBatch
 from rewardloop.types.history import MetricsRecorder
+
+#: What a :class:`PolicyLearner` trains on (BanditData, PreferencePairs) and returns (a
+#: ClassifierPolicy; DQN: its AbstainGate).
+D = TypeVar("D")
+P = TypeVar("P")
+
+#: ``batch_loss(idx) -> (loss, metrics)``: the loss of the minibatch of rows ``idx`` and its metrics.
+BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
 
 class LearnerDataError(ValueError):
     """The training data does not fit the learner or the policy; the message names the field and row."""
 
 
-def begin_fit(
-    learner: BanditLearner[Any],
-    data: BanditData,
-    policy: ClassifierPolicy | None,
-    progress: ProgressCallback | None,
-) -> tuple[ClassifierPolicy, ProgressCallback | None]:
-    """The start of every bandit learner's ``fit``: check the config, require the policy to improve
-    and check the data against it; returns the policy and the progress callback (``fit``'s, else the
-    learner's)."""
-    learner.config.validate()
-    checked = require_policy(policy, learner.name)
-    check_bandit_data(data, checked)
-    return checked, progress if progress is not None else learner.progress
+class PolicyLearner(ABC, typing.Generic[C, D, P]):
+    """What the learners that improve a trained classifier share (the RL learners, DPO): SB3's thin
+    base. :meth:`fit` checks the config, requires the policy to improve and checks the data against
+    it; then the learner's :meth:`_fit` trains.
+
+    Parameters
+    ----------
+    config : the learner's config class, optional
+        None: its defaults.
+    progress : callable, optional
+        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
+
+    Attributes
+    ----------
+    policy_ : ClassifierPolicy
+        The fitted policy, also returned by :meth:`fit` (DQN: ``gate_``, its :class:`AbstainGate`).
+    history_ : list of dict
+        Metrics of each optimisation step, namespaced (``train/loss``, ``time/epoch``...).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[LearnerConfig]]
+    needs_policy: ClassVar[bool] = True
+    reads_texts: ClassVar[bool] = False
+
+    def __init__(self, config: C | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config: C = config if config is not None else typing.cast(C, self.config_class())
+        self.progress = progress
+
+    def fit(
+        self,
+        data: D,
+        policy: ClassifierPolicy | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> P:
+        """Learn from ``data``; return the fitted policy (``policy`` is not changed)."""
+        self.config.validate()
+        checked: ClassifierPolicy = require_policy(policy, self.name)
+        self._check_data(data, checked)
+        return self._fit(data, checked, progress if progress is not None else self.progress)
+
+    @abstractmethod
+    def _check_data(self, data: D, policy: ClassifierPolicy) -> None:
+        """Refuse data the learner cannot use with ``policy``, naming the field."""
+
+    @abstractmethod
+    def _fit(self, data: D, policy: ClassifierPolicy, progress: ProgressCallback | None) -> P:
+        """Train on checked ``data``, starting from ``policy``; set the fitted attributes."""
+
+
+class BanditLearner(PolicyLearner[C, BanditData, P]):
+    """The RL learners: they improve a trained classifier from the compiled rewards of its logged
+    decisions (:class:`BanditData`), embedded by the policy's encoder."""
+
+    needs_rewards: ClassVar[bool] = True
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any:
+        return bandit_data_from_batch(batch, spec)
+
+    def _check_data(self, data: BanditData, policy: ClassifierPolicy) -> None:
+        check_bandit_data(data, policy)
 
 
 def check_bandit_data(data: BanditData, policy: ClassifierPolicy) -> None:
@@ -73,18 +143,42 @@ def check_bandit_data(data: BanditData, policy: ClassifierPolicy) -> None:
         raise LearnerDataError(f"X: row {row} has a non-finite value")
 
 
-def copy_policy(policy: ClassifierPolicy) -> ClassifierPolicy:
-    """A new policy with a deep copy of ``policy``'s head (same labels, temperature, encoder, name)."""
+def policy_like(
+    policy: ClassifierPolicy,
+    head: nn.Module,
+    hidden: int,
+    temperature: float = 1.0,
+    encoder: Any = None,
+    backend: Backend | None = None,
+) -> ClassifierPolicy:
+    """A new policy with ``policy``'s labels, name, version and input width, and ``head``; its encoder
+    and backend unless given."""
     return ClassifierPolicy(
         policy.labels,
-        head=copy.deepcopy(policy.head),
-        hidden=policy.hidden,
-        temperature=policy.temperature,
-        encoder=policy._encoder,
+        head=head,
+        hidden=hidden,
+        temperature=temperature,
+        encoder=policy._encoder if encoder is None else encoder,
         name=policy.name,
         version=policy.version,
         in_dim=policy.in_dim,
+        backend=policy.backend if backend is None else backend,
     )
+
+
+def copy_policy(policy: ClassifierPolicy) -> ClassifierPolicy:
+    """A new policy with a deep copy of ``policy``'s head (same labels, temperature, encoder, backend)."""
+    return policy_like(policy, copy.deepcopy(policy.head), policy.hidden, policy.temperature)
+
+
+def start_head(
+    policy: ClassifierPolicy, warm: bool, hidden: int, dropout: float = 0.0
+) -> tuple[nn.Module, int]:
+    """(head, hidden width) a label learner trains: a copy of ``policy``'s head when ``warm`` (the
+    caller's policy is never trained in place), else a fresh head of width ``hidden``."""
+    if warm:
+        return copy.deepcopy(policy.head), policy.hidden
+    return make_head(policy.in_dim, policy.n_labels, hidden, dropout), hidden
 
 
 @contextmanager
@@ -111,6 +205,13 @@ def as_tensors(data: BanditData) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     )
 
 
+def as_metrics(**values: torch.Tensor | float) -> dict[str, float]:
+    """Scalar tensors (or floats) as a step's metrics: ``{name: float(value)}``, without gradient."""
+    return {
+        name: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for name, v in values.items()
+    }
+
+
 def clip_grad(params: Iterable[nn.Parameter], max_norm: float) -> float:
     """Clip the total gradient norm to ``max_norm`` (0: no clipping); return the norm before clipping."""
     return float(nn.utils.clip_grad_norm_(list(params), max_norm if max_norm > 0 else float("inf")))
@@ -130,29 +231,118 @@ def make_value_head(in_dim: int, hidden: int, init_value: float) -> nn.Module:
 
 
 def optimizer_step(
-    optimizer: torch.optim.Optimizer, loss: torch.Tensor, params: Iterable[nn.Parameter], max_norm: float
-) -> float:
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    params: Iterable[nn.Parameter],
+    max_norm: float | None,
+) -> float | None:
     """One gradient step on ``loss`` (zero, back-propagate, clip to ``max_norm``, step); returns the
-    gradient's total norm before clipping."""
+    gradient's total norm before clipping (None, and no clipping, when ``max_norm`` is None)."""
     optimizer.zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
-    norm = clip_grad(params, max_norm)
+    norm = None if max_norm is None else clip_grad(params, max_norm)
     optimizer.step()
     return norm
 
 
-def end_step(
-    recorder: MetricsRecorder,
-    step: int,
-    metrics: Mapping[str, float],
-    progress: ProgressCallback | None,
-    total: int,
-    checkpointer: Checkpointer,
-    save: Callable[[Path], Any],
-) -> None:
-    """After optimisation step ``step``: record its metrics, report progress, checkpoint if due."""
-    recorder.record_many(metrics)
-    recorder.dump(step)
-    if progress is not None:
-        progress(step, total, metrics)
-    checkpointer.maybe_save(step, save)
+class TrainingSteps:
+    """The bookkeeping of one ``fit``'s optimisation steps: count them, record their metrics into
+    ``history`` (namespaced, :class:`MetricsRecorder`), report ``progress(step, total, metrics)`` and
+    checkpoint with ``save`` every ``save_frequency`` steps (the config's, keeping ``keep_last_n``).
+    """
+
+    def __init__(
+        self,
+        config: LearnerConfig,
+        total: int,
+        progress: ProgressCallback | None,
+        save: Callable[[Path], Any],
+    ) -> None:
+        self.total = total
+        self.progress = progress
+        self.save = save
+        self.checkpointer = config.checkpointer()
+        self.recorder = MetricsRecorder()
+        self.step = 0
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.recorder.history
+
+    def end(self, metrics: dict[str, float], epoch: int) -> None:
+        """After a step: record its metrics (and ``time/epoch``), report progress, checkpoint if due."""
+        self.step += 1
+        self.recorder.record_many(metrics, epoch=epoch)
+        self.recorder.dump(self.step)
+        if self.progress is not None:
+            self.progress(self.step, self.total, metrics)
+        self.checkpointer.maybe_save(self.step, self.save)
+
+
+class MinibatchSGD(TrainingSteps):
+    """The minibatch loop of every gradient learner: passes over ``n`` rows in seeded shuffled
+    minibatches of ``batch_size`` (the config's ``seed``), one optimiser step per minibatch.
+
+    Parameters
+    ----------
+    config : LearnerConfig
+        Its ``epochs`` (passes of :meth:`run`), ``batch_size``, ``seed`` and checkpoint fields.
+    n : int
+        Rows to train on.
+    optimizer : torch.optim.Optimizer
+    params : sequence of parameters
+        Those whose gradient norm is clipped and recorded.
+    max_grad_norm : float or None
+        Clip the gradient's total norm to this (0: no clipping; the norm is still recorded, as
+        ``grad_norm_key``); None: no clipping and no norm.
+    progress, save
+        As :class:`TrainingSteps`.
+    passes : int, optional
+        Passes in all, for the progress total (default ``config.epochs``).
+    """
+
+    def __init__(
+        self,
+        config: LearnerConfig,
+        n: int,
+        optimizer: torch.optim.Optimizer,
+        params: Sequence[nn.Parameter],
+        max_grad_norm: float | None,
+        progress: ProgressCallback | None,
+        save: Callable[[Path], Any],
+        passes: int | None = None,
+        grad_norm_key: str = "grad_norm",
+    ) -> None:
+        n_passes = config.epochs if passes is None else passes
+        super().__init__(config, n_passes * -(-n // config.batch_size), progress, save)
+        self.n = n
+        self.epochs = config.epochs
+        self.batch_size = config.batch_size
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.optimizer = optimizer
+        self.params = list(params)
+        self.max_grad_norm = max_grad_norm
+        self.grad_norm_key = grad_norm_key
+
+    def epoch(self, epoch: int, batch_loss: BatchLoss) -> float:
+        """One pass: a gradient step on ``batch_loss(idx)`` for each minibatch ``idx``; returns the
+        pass's mean loss over rows."""
+        total_loss = 0.0
+        for idx in minibatches(self.n, self.batch_size, self.generator):
+            loss, metrics = batch_loss(idx)
+            norm = optimizer_step(self.optimizer, loss, self.params, self.max_grad_norm)
+            if norm is not None:
+                metrics[self.grad_norm_key] = norm
+            self.end(metrics, epoch)
+            total_loss += float(loss.detach()) * len(idx)
+        return total_loss / self.n
+
+    def run(self, batch_loss: BatchLoss, modules: Sequence[nn.Module]) -> list[float]:
+        """``epochs`` passes with ``modules`` in training mode (in eval mode after); the mean loss of
+        each pass."""
+        for module in modules:
+            module.train()
+        losses = [self.epoch(epoch, batch_loss) for epoch in range(self.epochs)]
+        for module in modules:
+            module.eval()
+        return losses

@@ -33,6 +33,26 @@ def importance_weights(logp: torch.Tensor, pscore: torch.Tensor, max_weight: flo
     return ratio.clamp(max=max_weight)
 
 
+def policy_gradient_terms(
+    logits: torch.Tensor,
+    actions: torch.Tensor,
+    adv: torch.Tensor,
+    pscore: torch.Tensor,
+    max_weight: float,
+    importance_weighting: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The off-policy policy-gradient terms of a minibatch: (−mean(w · A · log π(a|x)), mean entropy,
+    w of shape (B,)).
+
+    w is the clipped importance weight of :func:`importance_weights` (no gradient), or 1 without
+    ``importance_weighting``; ``adv`` (B,) the advantages A, ``logits`` (B, K), ``actions`` (B,).
+    """
+    logp = log_probs(logits, actions)  # (B,)
+    w = importance_weights(logp, pscore, max_weight) if importance_weighting else torch.ones_like(logp)
+    policy_loss = -(w * adv * logp).mean()
+    return policy_loss, entropy(logits).mean(), w
+
+
 def advantages(reward: torch.Tensor, baseline: torch.Tensor | float) -> torch.Tensor:
     """A = r − b, shape (B,).
 

@@ -24,34 +24,29 @@ import torch
 from torch.nn import functional as F
 
 from rewardloop.learners._common import (
+    BanditLearner,
+    MinibatchSGD,
+    as_metrics,
     as_tensors,
-    begin_fit,
     copy_policy,
-    end_step,
     make_value_head,
-    minibatches,
-    optimizer_step,
     seeded,
 )
-from rewardloop.learners._math import advantages, entropy, importance_weights, log_probs
+from rewardloop.learners._math import advantages, policy_gradient_terms
 from rewardloop.learners.base import (
     BanditData,
-    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     PolicyGradientConfig,
     ProgressCallback,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
 class A2CConfig(PolicyGradientConfig):
     """A2C hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (actor and critic)"})
-    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
     value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
 
@@ -82,44 +77,30 @@ def a2c_loss(
         The critic's V(x); its detached copy is the baseline.
     actions, reward, pscore : tensors of shape (B,)
     """
-    logp = log_probs(logits, actions)  # (B,)
-    if importance_weighting:
-        w = importance_weights(logp, pscore, max_importance_weight)  # (B,), no gradient
-    else:
-        w = torch.ones_like(logp)
     adv = advantages(reward, values.detach())  # (B,) A = r − V(x)
-    policy_loss = -(w * adv * logp).mean()
+    policy_loss, ent, w = policy_gradient_terms(
+        logits, actions, adv, pscore, max_importance_weight, importance_weighting
+    )
     value_loss = F.mse_loss(values, reward)
-    ent = entropy(logits).mean()
     loss = policy_loss + vf_coef * value_loss - entropy_coef * ent
-    metrics = {
-        "loss": float(loss.detach()),
-        "policy_loss": float(policy_loss.detach()),
-        "value_loss": float(value_loss.detach()),
-        "entropy": float(ent.detach()),
-        "mean_weight": float(w.mean()),
-        "reward": float(reward.mean()),
-    }
+    metrics = as_metrics(
+        loss=loss,
+        policy_loss=policy_loss,
+        value_loss=value_loss,
+        entropy=ent,
+        mean_weight=w.mean(),
+        reward=reward.mean(),
+    )
     return loss, metrics
 
 
-class A2C(BanditLearner[A2CConfig]):
+class A2C(BanditLearner[A2CConfig, ClassifierPolicy]):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
-
-    Parameters
-    ----------
-    config : A2CConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted actor (also returned by :meth:`fit`).
     value_head_ : torch.nn.Module
         The fitted critic: embeddings (B, d) → V (B, 1).
-    history_ : list of dict
-        Metrics of each optimisation step.
 
     Examples
     --------
@@ -138,52 +119,34 @@ class A2C(BanditLearner[A2CConfig]):
     name: ClassVar[str] = "a2c"
     config_class: ClassVar[type[LearnerConfig]] = A2CConfig
 
-    def fit(
-        self,
-        data: BanditData,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
+    def _fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
     ) -> ClassifierPolicy:
-        """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        checkpointer = cfg.checkpointer()
-        generator = torch.Generator().manual_seed(cfg.seed)
-        n_batches = -(-len(data) // cfg.batch_size)
-        total = cfg.epochs * n_batches
-        recorder = MetricsRecorder()
-        step = 0
         with seeded(cfg.seed):
             value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
+
+            def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                return a2c_loss(
+                    head(X[idx]) / fitted.temperature,  # (B, K)
+                    value_head(X[idx]).squeeze(1),  # (B,)
+                    actions[idx],
+                    reward[idx],
+                    pscore[idx],
+                    cfg.vf_coef,
+                    cfg.entropy_coef,
+                    cfg.max_importance_weight,
+                    cfg.importance_weighting,
+                )
+
             params = [*head.parameters(), *value_head.parameters()]
             optimizer = torch.optim.Adam(params, lr=cfg.lr)
-            head.train()
-            value_head.train()
-            for epoch in range(cfg.epochs):
-                for idx in minibatches(len(data), cfg.batch_size, generator):
-                    logits = head(X[idx]) / fitted.temperature  # (B, K)
-                    values = value_head(X[idx]).squeeze(1)  # (B,)
-                    loss, metrics = a2c_loss(
-                        logits,
-                        values,
-                        actions[idx],
-                        reward[idx],
-                        pscore[idx],
-                        cfg.vf_coef,
-                        cfg.entropy_coef,
-                        cfg.max_importance_weight,
-                        cfg.importance_weighting,
-                    )
-                    metrics["grad_norm"] = optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
-                    step += 1
-                    metrics["epoch"] = epoch
-                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
-        head.eval()
-        value_head.eval()
+            sgd = MinibatchSGD(cfg, len(data), optimizer, params, cfg.max_grad_norm, progress, fitted.save)
+            sgd.run(batch_loss, [head, value_head])
         self.policy_ = fitted
         self.value_head_ = value_head
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         return fitted

@@ -127,6 +127,8 @@ def _checked_value(key: str, value: Any, hint: Any) -> Any:
 class PolicyGradientConfig(LearnerConfig):
     """The fields of the importance-weighted policy-gradient learners (REINFORCE, A2C)."""
 
+    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
+    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     entropy_coef: float = field(
         default=0.01, metadata={"help": "weight of the entropy bonus (keeps some exploration)"}
     )
@@ -312,29 +314,6 @@ def bandit_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> BanditData:
     if spec.labels is None or spec.embed is None:
         raise ValueError("data: the RL learners need the policy's labels and encoder (training.init_from)")
     return BanditData.from_batch(batch, spec.labels, spec.embed)
-
-
-class BanditLearner(typing.Generic[C]):
-    """What the RL learners share (SB3's thin base): they improve a trained classifier from the
-    compiled rewards of its logged decisions, embedded by the policy's encoder.
-
-    ``config`` is the learner's own config class (None: its defaults); ``progress(step, total,
-    metrics)`` is called after each step (one given to ``fit`` wins).
-    """
-
-    name: ClassVar[str]
-    config_class: ClassVar[type[LearnerConfig]]
-    needs_rewards: ClassVar[bool] = True
-    needs_policy: ClassVar[bool] = True
-    reads_texts: ClassVar[bool] = False
-
-    def __init__(self, config: C | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config: C = config if config is not None else typing.cast(C, self.config_class())
-        self.progress = progress
-
-    @staticmethod
-    def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> Any:
-        return bandit_data_from_batch(batch, spec)
 
 
 def require_policy(policy: Any, name: str) -> Any:

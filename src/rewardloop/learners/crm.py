@@ -40,19 +40,16 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.learners._common import (
+    BanditLearner,
     LearnerDataError,
+    MinibatchSGD,
     as_tensors,
-    begin_fit,
     copy_policy,
-    end_step,
-    minibatches,
-    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
     BanditData,
-    BanditLearner,
     DataSpec,
     LearnerConfig,
     LearnerConfigError,
@@ -62,7 +59,6 @@ from rewardloop.learners.base import (
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -232,19 +228,11 @@ def crm_loss(
     return loss, metrics
 
 
-class CRM(BanditLearner[CRMConfig]):
+class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
     """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
-
-    Parameters
-    ----------
-    config : CRMConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted policy (also returned by :meth:`fit`).
     baseline_ : float
         The λ used (the config's, or the mean logged reward).
     history_ : list of dict
@@ -274,53 +262,47 @@ class CRM(BanditLearner[CRMConfig]):
         self.config = checked_config(config, CRMConfig)
         self.progress = progress
 
-    def fit(
-        self,
-        data: BanditData,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
+    def _fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
     ) -> ClassifierPolicy:
         """Learn from logged decisions (and their corrections); return a new policy (``policy`` unchanged)."""
         cfg = self.config
-        policy, progress = begin_fit(self, data, policy, progress)
         correction = torch.as_tensor(corrections_of(data))  # (n,)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
         baseline = float(reward.mean()) if cfg.baseline is None else cfg.baseline
-        checkpointer = cfg.checkpointer()
-        generator = torch.Generator().manual_seed(cfg.seed)
-        total = cfg.epochs * -(-len(data) // cfg.batch_size)
-        recorder = MetricsRecorder()
-        step = 0
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            return crm_loss(
+                head(X[idx]) / fitted.temperature,  # (B, K)
+                actions[idx],
+                reward[idx],
+                pscore[idx],
+                correction[idx],
+                baseline,
+                cfg.max_weight,
+                cfg.variance_penalty,
+                cfg.correction_weight,
+                cfg.correction_loss,
+            )
+
         with seeded(cfg.seed):
             optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            head.train()
-            for epoch in range(cfg.epochs):
-                for idx in minibatches(len(data), cfg.batch_size, generator):
-                    logits = head(X[idx]) / fitted.temperature  # (B, K)
-                    loss, metrics = crm_loss(
-                        logits,
-                        actions[idx],
-                        reward[idx],
-                        pscore[idx],
-                        correction[idx],
-                        baseline,
-                        cfg.max_weight,
-                        cfg.variance_penalty,
-                        cfg.correction_weight,
-                        cfg.correction_loss,
-                    )
-                    metrics["train/grad_norm"] = optimizer_step(
-                        optimizer, loss, head.parameters(), cfg.max_grad_norm
-                    )
-                    step += 1
-                    metrics["epoch"] = epoch
-                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
-        head.eval()
+            sgd = MinibatchSGD(
+                cfg,
+                len(data),
+                optimizer,
+                list(head.parameters()),
+                cfg.max_grad_norm,
+                progress,
+                fitted.save,
+                grad_norm_key="train/grad_norm",
+            )
+            sgd.run(batch_loss, [head])
         self.policy_ = fitted
         self.baseline_ = baseline
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         return fitted
 
 

@@ -19,16 +19,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from rewardloop.learners.base import (
+    DataSpec,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+    checked_config,
+)
 from rewardloop.types import DecisionBatch, Feedback
-
-if TYPE_CHECKING:
-    from rewardloop.learners.base import DataSpec, ProgressCallback
-    from rewardloop.types.history import MetricsRecorder
 
 #: The skip reason of feedback naming a label the policy does not have.
 UNKNOWN_LABEL = "label not a label of the policy"
@@ -169,20 +172,53 @@ def label_names(y: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
     return sorted(set(y))
 
 
-class LabelLearner:
-    """What the label learners (supervised, LoRA) share: they learn from corrections and
-    confirmations (no compiled rewards), and may start from a fresh policy."""
+@dataclass
+class LabelConfig(LearnerConfig):
+    """The fields of the label learners (supervised, LoRA), and the shared ones of LearnerConfig."""
 
+    hidden: int = field(default=0, metadata={"help": "hidden width of a fresh head (0: linear head)"})
+    class_weight: str = field(
+        default="none",
+        metadata={"help": "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"},
+    )
+    warm_start: bool = field(
+        default=True, metadata={"help": "continue from the given policy's head (else start afresh)"}
+    )
+    use_confirmations: bool = field(
+        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
+    )
+    golden_weight: float = field(
+        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.hidden < 0:
+            raise LearnerConfigError(f"hidden: must be >= 0, got {self.hidden}")
+        if self.class_weight not in ("none", "balanced"):
+            raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
+        if self.golden_weight < 0:
+            raise LearnerConfigError(f"golden_weight: must be >= 0, got {self.golden_weight}")
+
+
+LC = TypeVar("LC", bound=LabelConfig)
+
+
+class LabelLearner(Generic[LC]):
+    """What the label learners (supervised, LoRA) share: they learn from corrections and
+    confirmations (no compiled rewards), and may start from a fresh policy.
+
+    ``config`` is the learner's own config class (None: its defaults; another class is refused);
+    ``progress(step, total_steps, metrics)`` is called after each optimisation step.
+    """
+
+    config_class: ClassVar[type[LearnerConfig]]
     needs_rewards: ClassVar[bool] = False
     needs_policy: ClassVar[bool] = False
-    progress: ProgressCallback | None
 
-    def _report(self, recorder: MetricsRecorder, step: int, total: int, epoch: int, loss: float) -> None:
-        """One optimisation step into ``history_`` (``train/loss``, ``time/epoch``) and ``progress``."""
-        recorder.record_many({"loss": loss}, epoch=epoch)
-        recorder.dump(step)
-        if self.progress is not None:
-            self.progress(step, total, {"loss": loss})
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config = cast(LC, checked_config(config, self.config_class))
+        self.progress = progress
 
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> LabelledData:
@@ -191,6 +227,7 @@ class LabelLearner:
 
 
 __all__ = [
+    "LabelConfig",
     "LabelLearner",
     "LabelledData",
     "label_names",

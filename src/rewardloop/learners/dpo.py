@@ -25,10 +25,10 @@ from torch.nn import functional as F
 
 from rewardloop.learners._common import (
     LearnerDataError,
+    MinibatchSGD,
+    PolicyLearner,
+    as_metrics,
     copy_policy,
-    end_step,
-    minibatches,
-    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import log_probs
@@ -37,11 +37,9 @@ from rewardloop.learners.base import (
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
-    require_policy,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -228,28 +226,17 @@ def dpo_loss(
     per_pair = -F.logsigmoid(margin)  # eq. 7
     w = torch.ones_like(per_pair) if weight is None else weight
     loss = (w * per_pair).sum() / w.sum().clamp(min=1e-12)
-    metrics = {
-        "loss": float(loss.detach()),
-        "reward_margin": float(margin.detach().mean()),
-        "pref_acc": float((margin > 0).float().mean()),
-    }
+    metrics = as_metrics(loss=loss, reward_margin=margin.mean(), pref_acc=(margin > 0).float().mean())
     return loss, metrics
 
 
-class DPO:
+class DPO(PolicyLearner[DPOConfig, PreferencePairs, ClassifierPolicy]):
     """DPO on label preference pairs, against a frozen copy of the starting policy.
 
     ``fit(pairs, policy)`` returns a new fitted policy; ``policy`` is not changed and serves as π_ref.
 
-    Parameters
-    ----------
-    config : DPOConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
-
     Attributes
     ----------
-    policy_ : ClassifierPolicy
     history_ : list of dict
         Metrics of each step (``loss``, ``reward_margin``, ``pref_acc``).
 
@@ -267,8 +254,6 @@ class DPO:
     name: ClassVar[str] = "dpo"
     config_class: ClassVar[type[LearnerConfig]] = DPOConfig
     needs_rewards: ClassVar[bool] = False  # learns from preference and correction feedback
-    needs_policy: ClassVar[bool] = True  # π_ref is the starting policy
-    reads_texts: ClassVar[bool] = False
 
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> PreferencePairs:
@@ -277,29 +262,20 @@ class DPO:
             raise ValueError("data: DPO needs the policy's labels and encoder (training.init_from)")
         return pairs_from_batch(batch, spec.labels, spec.embed, unknown_labels="skip")
 
-    def __init__(self, config: DPOConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = config if config is not None else DPOConfig()
-        self.progress = progress
-
-    def fit(
-        self,
-        pairs: PreferencePairs,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> ClassifierPolicy:
-        """Learn from preference pairs; return a new fitted policy."""
-        cfg = self.config
-        cfg.validate()
-        policy = require_policy(policy, self.name)
-        progress = progress if progress is not None else self.progress
-        if len(pairs) == 0:
+    def _check_data(self, data: PreferencePairs, policy: ClassifierPolicy) -> None:
+        if len(data) == 0:
             raise LearnerDataError("pairs: no preference pairs to learn from")
-        if list(pairs.labels) != list(policy.labels):
+        if list(data.labels) != list(policy.labels):
             raise LearnerDataError("labels: the pairs' labels differ from the policy's (same order needed)")
-        if pairs.X.shape[1] != policy.in_dim:
+        if data.X.shape[1] != policy.in_dim:
             raise LearnerDataError(
-                f"X: {pairs.X.shape[1]} features, but the policy's head takes {policy.in_dim}"
+                f"X: {data.X.shape[1]} features, but the policy's head takes {policy.in_dim}"
             )
+
+    def _fit(
+        self, pairs: PreferencePairs, policy: ClassifierPolicy, progress: ProgressCallback | None
+    ) -> ClassifierPolicy:
+        cfg = self.config
         fitted = copy_policy(policy)
         head = fitted.head
         reference = copy.deepcopy(policy.head).eval()  # π_ref: frozen
@@ -309,27 +285,17 @@ class DPO:
         weight = torch.as_tensor(pairs.weight, dtype=torch.float32)
         with torch.no_grad():
             ref_logits = reference(X) / policy.temperature  # (n, K), computed once
-        checkpointer = cfg.checkpointer()
-        generator = torch.Generator().manual_seed(cfg.seed)
-        total = cfg.epochs * -(-len(pairs) // cfg.batch_size)
-        recorder = MetricsRecorder()
-        step = 0
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            logits = head(X[idx]) / fitted.temperature  # (B, K)
+            return dpo_loss(logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx])
+
         with seeded(cfg.seed):
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-            head.train()
-            for epoch in range(cfg.epochs):
-                for idx in minibatches(len(pairs), cfg.batch_size, generator):
-                    logits = head(X[idx]) / fitted.temperature  # (B, K)
-                    loss, metrics = dpo_loss(
-                        logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx]
-                    )
-                    metrics["grad_norm"] = optimizer_step(
-                        optimizer, loss, head.parameters(), cfg.max_grad_norm
-                    )
-                    step += 1
-                    metrics["epoch"] = epoch
-                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
-        head.eval()
+            sgd = MinibatchSGD(
+                cfg, len(pairs), optimizer, list(head.parameters()), cfg.max_grad_norm, progress, fitted.save
+            )
+            sgd.run(batch_loss, [head])
         self.policy_ = fitted
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         return fitted

@@ -34,17 +34,15 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from rewardloop.learners._common import LearnerDataError, begin_fit, end_step, optimizer_step, seeded
+from rewardloop.learners._common import BanditLearner, LearnerDataError, TrainingSteps, optimizer_step, seeded
 from rewardloop.learners.base import (
     BanditData,
-    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
 )
 from rewardloop.policies.abstain import ABSTAIN, ACT, AbstainGate, confidence_features, make_q_head
 from rewardloop.policies.classifier import ClassifierPolicy
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -204,16 +202,10 @@ def gate_outcomes(
     )
 
 
-class DQN(BanditLearner[DQNConfig]):
+class DQN(BanditLearner[DQNConfig, AbstainGate]):
     """Learn an :class:`AbstainGate` for a classifier from its logged bandit feedback.
 
     ``fit(data, policy)`` returns the gate; ``policy`` is the classifier whose predictions are gated.
-
-    Parameters
-    ----------
-    config : DQNConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
@@ -241,15 +233,11 @@ class DQN(BanditLearner[DQNConfig]):
     name: ClassVar[str] = "dqn"
     config_class: ClassVar[type[LearnerConfig]] = DQNConfig
 
-    def fit(
-        self,
-        data: BanditData,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
+    def _fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
     ) -> AbstainGate:
         """Learn the gate from logged decisions; return it (``policy`` is not changed)."""
         cfg = self.config
-        policy, progress = begin_fit(self, data, policy, progress)
         features, right, weight, _ = gate_outcomes(
             data, policy, cfg.correct_threshold, cfg.max_importance_weight
         )
@@ -260,21 +248,20 @@ class DQN(BanditLearner[DQNConfig]):
         ).astype(np.float32)  # (m, 2): columns ACT, ABSTAIN
         rng = np.random.default_rng(cfg.seed)
         buffer = ReplayBuffer(cfg.buffer_size, features.shape[1], np.random.default_rng(cfg.seed + 1))
-        checkpointer = cfg.checkpointer()
         n_batches = -(-m // cfg.batch_size)
         total = cfg.epochs * n_batches
         anneal_steps = max(1, int(cfg.exploration_fraction * total))
-        recorder = MetricsRecorder()
         with seeded(cfg.seed):
             q_net = make_q_head(cfg.hidden)
             target_net = make_q_head(cfg.hidden)
             target_net.load_state_dict(q_net.state_dict())
             optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.lr)
             gate = AbstainGate(head=q_net, hidden=cfg.hidden)
-            step = updates = 0
+            steps = TrainingSteps(cfg, total, progress, gate.save)
+            updates = 0
             for epoch in range(cfg.epochs):
                 for idx in np.array_split(rng.permutation(m), n_batches):
-                    frac = min(1.0, step / anneal_steps)
+                    frac = min(1.0, steps.step / anneal_steps)
                     epsilon = cfg.epsilon_start + frac * (cfg.epsilon - cfg.epsilon_start)
                     with torch.no_grad():
                         greedy = q_net(torch.as_tensor(features[idx])).argmax(dim=1).numpy()  # (B,)
@@ -283,8 +270,7 @@ class DQN(BanditLearner[DQNConfig]):
                     r = reward_table[idx, chosen]
                     # One-step episodes: done = 1, the next state is never bootstrapped from.
                     buffer.add(features[idx], chosen, r, features[idx], np.ones(len(idx)), weight[idx])
-                    step += 1
-                    metrics: dict[str, Any] = {"epsilon": epsilon, "reward": float(r.mean()), "epoch": epoch}
+                    metrics = {"epsilon": epsilon, "reward": float(r.mean())}
                     if buffer.size >= max(cfg.learning_starts, 1):
                         s, a, rew, s_next, done, w = buffer.sample(cfg.batch_size)
                         q_net.train()
@@ -296,11 +282,11 @@ class DQN(BanditLearner[DQNConfig]):
                         if updates % cfg.target_update_every == 0:
                             target_net.load_state_dict(q_net.state_dict())
                         metrics["loss"] = float(loss.detach())
-                    end_step(recorder, step, metrics, progress, total, checkpointer, gate.save)
+                    steps.end(metrics, epoch)
         q_net.eval()
         self.gate_ = gate
         self.n_used_ = m
-        self.history_ = recorder.history
+        self.history_ = steps.history
         self.target_net_ = target_net
         return gate
 

@@ -14,7 +14,6 @@ Read top to bottom: the config, the loss (the weighted cross-entropy of ``superv
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,22 +25,17 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.encoders import MiniLMEncoder
-from rewardloop.learners.base import (
-    LearnerConfig,
-    LearnerConfigError,
-    ProgressCallback,
-    checked_config,
-)
-from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
+from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
+from rewardloop.learners.base import LearnerConfig, LearnerConfigError
+from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
-from rewardloop.types.history import MetricsRecorder
+from rewardloop.policies.classifier import ClassifierPolicy
 
 # ---------------------------------------------------------------------------------------------- config
 
 
 @dataclass
-class LoRAConfig(LearnerConfig):
+class LoRAConfig(LabelConfig):
     """LoRA fine-tuning of MiniLM + head (slow on a CPU: a few hundred short texts a minute or so)."""
 
     lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA adapters"})
@@ -55,16 +49,7 @@ class LoRAConfig(LearnerConfig):
         default="query,value", metadata={"help": "comma-separated BERT linear layers that get adapters"}
     )
     max_length: int = field(default=64, metadata={"help": "tokens per text (intents are short)"})
-    hidden: int = field(default=0, metadata={"help": "hidden width of a fresh head (0: linear)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
-    class_weight: str = field(default="none", metadata={"help": "none, or balanced (as scikit-learn)"})
-    warm_start: bool = field(default=True, metadata={"help": "start from the given policy's head"})
-    use_confirmations: bool = field(
-        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
-    )
-    golden_weight: float = field(
-        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
-    )
 
     def validate(self) -> None:
         super().validate()
@@ -80,8 +65,6 @@ class LoRAConfig(LearnerConfig):
             raise LearnerConfigError("target_modules: name at least one layer, e.g. query,value")
         if self.max_length < 4:
             raise LearnerConfigError(f"max_length: must be >= 4, got {self.max_length}")
-        if self.class_weight not in ("none", "balanced"):
-            raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
 
     def modules(self) -> list[str]:
         return [m.strip() for m in self.target_modules.split(",") if m.strip()]
@@ -115,20 +98,6 @@ def _peft_model(cfg: LoRAConfig, encoder: MiniLMEncoder, head: torch.nn.Module) 
         weight_decay=cfg.weight_decay,
     )
     return model, opt, n_trainable
-
-
-def _finetuned(policy: ClassifierPolicy, head: Any, hidden: int, encoder: MiniLMEncoder) -> ClassifierPolicy:
-    """The fitted policy: ``policy``'s labels and name, the trained head, the fine-tuned encoder."""
-    return ClassifierPolicy(
-        policy.labels,
-        head=head,
-        hidden=hidden,
-        encoder=encoder,
-        name=policy.name,
-        version=policy.version,
-        in_dim=policy.in_dim,
-        backend="finetuned",
-    )
 
 
 def _save_adapters(folder: Path, model: Any, head: torch.nn.Module) -> None:
@@ -172,7 +141,7 @@ def _texts_and_labels(
     return policy, texts, yi, w, bool(warm)
 
 
-class LoRALearner(LabelLearner):
+class LoRALearner(LabelLearner[LoRAConfig]):
     """Fine-tune the MiniLM encoder with LoRA and a head on labelled texts; merge for inference.
 
     Parameters
@@ -205,10 +174,6 @@ class LoRALearner(LabelLearner):
     #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
     reads_texts: ClassVar[bool] = True
 
-    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = checked_config(config, LoRAConfig)
-        self.progress = progress
-
     def fit(
         self,
         X: Sequence[str] | LabelledData,
@@ -238,55 +203,33 @@ class LoRALearner(LabelLearner):
         if policy.backend == "finetuned":
             encoder.model.load_state_dict(policy.encoder.model.state_dict())
         tokenizer = encoder.tokenizer
-        ckpt = cfg.checkpointer()
-        n = len(texts)
-        total = -(-n // cfg.batch_size) * cfg.epochs
         y_t, w_t = torch.from_numpy(yi), torch.from_numpy(w).float()
-        self.loss_history_: list[float] = []
-        recorder = MetricsRecorder()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            if warm:
-                head, hidden = copy.deepcopy(policy.head), policy.hidden
-            else:
-                head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden), cfg.hidden
+        with seeded(cfg.seed):
+            head, hidden = start_head(policy, warm, cfg.hidden)
             model, opt, self.n_trainable_ = _peft_model(cfg, encoder, head)
+
+            def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                batch = tokenizer(
+                    [texts[i] for i in idx.tolist()],
+                    padding=True,
+                    truncation=True,
+                    max_length=cfg.max_length,
+                    return_tensors="pt",
+                )
+                logits = head(mean_pooled(model, dict(batch)))  # (B, K)
+                loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx])
+                return loss, {"loss": float(loss.detach())}
 
             def save_checkpoint(folder: Path) -> None:
                 _save_adapters(folder, model, head)
 
-            gen = torch.Generator().manual_seed(cfg.seed)
-            step = 0
-            model.train()
-            head.train()
-            for epoch in range(cfg.epochs):
-                order = torch.randperm(n, generator=gen)
-                total_loss = 0.0
-                for start in range(0, n, cfg.batch_size):
-                    idx = order[start : start + cfg.batch_size]
-                    batch = tokenizer(
-                        [texts[i] for i in idx.tolist()],
-                        padding=True,
-                        truncation=True,
-                        max_length=cfg.max_length,
-                        return_tensors="pt",
-                    )
-                    logits = head(mean_pooled(model, dict(batch)))  # (B, K)
-                    loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx])
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
-                    step += 1
-                    total_loss += float(loss.detach()) * len(idx)
-                    self._report(recorder, step, total, epoch, float(loss.detach()))
-                    ckpt.maybe_save(step, save_checkpoint)
-                self.loss_history_.append(total_loss / n)
-            head.eval()
+            sgd = MinibatchSGD(cfg, len(texts), opt, [], None, self.progress, save_checkpoint)
+            self.loss_history_ = sgd.run(batch_loss, [model, head])
             # W + (α/r)·B·A folded into W: a plain BertModel again, no peft at inference.
             encoder.model = model.merge_and_unload().eval()
         encoder._cache.clear()
-        self.history_ = recorder.history
-        self.policy_ = _finetuned(policy, head, hidden, encoder)
+        self.history_ = sgd.history
+        self.policy_ = policy_like(policy, head, hidden, encoder=encoder, backend="finetuned")
         return self.policy_
 
 

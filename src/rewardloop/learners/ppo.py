@@ -37,25 +37,23 @@ import torch
 from torch.nn import functional as F
 
 from rewardloop.learners._common import (
+    BanditLearner,
+    BatchLoss,
+    MinibatchSGD,
+    as_metrics,
     as_tensors,
-    begin_fit,
     copy_policy,
-    end_step,
     make_value_head,
-    minibatches,
-    optimizer_step,
     seeded,
 )
 from rewardloop.learners._math import entropy, gae, importance_weights, log_probs
 from rewardloop.learners.base import (
     BanditData,
-    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
@@ -150,31 +148,23 @@ def ppo_loss(
     with torch.no_grad():
         approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator of KL(π_old ‖ π)
         clip_frac = ((ratio - 1.0).abs() > clip_eps).float().mean()
-    metrics = {
-        "loss": float(loss.detach()),
-        "policy_loss": float(policy_loss.detach()),
-        "value_loss": float(value_loss.detach()),
-        "entropy": float(ent.detach()),
-        "approx_kl": float(approx_kl),
-        "clip_fraction": float(clip_frac),
-        "is_weight": float(rho.mean()),
-    }
+    metrics = as_metrics(
+        loss=loss,
+        policy_loss=policy_loss,
+        value_loss=value_loss,
+        entropy=ent,
+        approx_kl=approx_kl,
+        clip_fraction=clip_frac,
+        is_weight=rho.mean(),
+    )
     return loss, metrics
 
 
-class PPO(BanditLearner[PPOConfig]):
+class PPO(BanditLearner[PPOConfig, ClassifierPolicy]):
     """PPO with a frozen π_old per iteration and truncated importance weights to μ, for a classifier.
-
-    Parameters
-    ----------
-    config : PPOConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted policy (also returned by :meth:`fit`).
     value_head_ : torch.nn.Module
         V(s): embeddings (B, d) → (B, 1).
     history_ : list of dict
@@ -198,73 +188,78 @@ class PPO(BanditLearner[PPOConfig]):
     name: ClassVar[str] = "ppo"
     config_class: ClassVar[type[LearnerConfig]] = PPOConfig
 
-    def fit(
-        self,
-        data: BanditData,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
+    def _fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
     ) -> ClassifierPolicy:
-        """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
-        head = fitted.head
-        X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        done = torch.ones_like(reward)  # each decision is a one-step episode
-        checkpointer = cfg.checkpointer()
-        generator = torch.Generator().manual_seed(cfg.seed)
-        total = cfg.epochs * cfg.update_epochs * -(-len(data) // cfg.batch_size)
-        recorder = MetricsRecorder()
-        step = 0
+        tensors = as_tensors(data)  # X (n, d), actions, reward, pscore (n,)
         self.stopped_early_ = False
         with seeded(cfg.seed):
-            value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
-            params = [*head.parameters(), *value_head.parameters()]
+            value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(tensors[2].mean()))
+            params = [*fitted.head.parameters(), *value_head.parameters()]
             optimizer = torch.optim.Adam(params, lr=cfg.lr)
+            passes = cfg.epochs * cfg.update_epochs
+            sgd = MinibatchSGD(
+                cfg, len(data), optimizer, params, cfg.max_grad_norm, progress, fitted.save, passes=passes
+            )
             for iteration in range(cfg.epochs):
-                head.eval()
-                value_head.eval()
-                with torch.no_grad():
-                    # π_old: the policy at the start of this iteration, frozen (its log-probs, once).
-                    old_logp = log_probs(head(X) / fitted.temperature, actions)  # (n,)
-                    rho = importance_weights(old_logp, pscore, cfg.max_importance_weight)  # (n,)
-                    old_values = value_head(X).squeeze(1)  # (n,)
-                head.train()
-                value_head.train()
-                # GAE over one-step episodes: A = r − V(s) whatever γ and λ (see the module docstring).
-                adv_all = gae(reward, old_values, torch.zeros_like(reward), done, cfg.gamma, cfg.gae_lambda)
-                returns_all = adv_all + old_values  # = reward
-                iteration_kl = []
+                batch_loss, iteration_kl = self._iteration_loss(fitted, value_head, tensors)
                 for _ in range(cfg.update_epochs):
-                    for idx in minibatches(len(data), cfg.batch_size, generator):
-                        adv = adv_all[idx]
-                        if cfg.normalize_advantages and len(idx) > 1:
-                            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                        logits = head(X[idx]) / fitted.temperature  # (B, K)
-                        values = value_head(X[idx]).squeeze(1)  # (B,)
-                        loss, metrics = ppo_loss(
-                            logits,
-                            values,
-                            actions[idx],
-                            old_logp[idx],
-                            adv,
-                            returns_all[idx],
-                            cfg.clip_eps,
-                            cfg.vf_coef,
-                            cfg.entropy_coef,
-                            rho[idx],
-                        )
-                        metrics["grad_norm"] = optimizer_step(optimizer, loss, params, cfg.max_grad_norm)
-                        step += 1
-                        metrics["epoch"] = iteration
-                        iteration_kl.append(metrics["approx_kl"])
-                        end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
+                    sgd.epoch(iteration, batch_loss)
                 if cfg.target_kl > 0 and sum(iteration_kl) / len(iteration_kl) > cfg.target_kl:
                     self.stopped_early_ = True
                     break
-        head.eval()
+        fitted.head.eval()
         value_head.eval()
         self.policy_ = fitted
         self.value_head_ = value_head
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         return fitted
+
+    def _iteration_loss(
+        self,
+        fitted: ClassifierPolicy,
+        value_head: torch.nn.Module,
+        tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> tuple[BatchLoss, list[float]]:
+        """One outer iteration's minibatch loss, against π_old frozen now, and the list its steps'
+        approximate KLs are appended to. Leaves both heads in training mode."""
+        cfg = self.config
+        head = fitted.head
+        X, actions, reward, pscore = tensors
+        head.eval()
+        value_head.eval()
+        with torch.no_grad():
+            # π_old: the policy at the start of this iteration, frozen (its log-probs, once).
+            old_logp = log_probs(head(X) / fitted.temperature, actions)  # (n,)
+            rho = importance_weights(old_logp, pscore, cfg.max_importance_weight)  # (n,)
+            old_values = value_head(X).squeeze(1)  # (n,)
+        head.train()
+        value_head.train()
+        # GAE over one-step episodes (done = 1): A = r − V(s) whatever γ and λ (see the module docstring).
+        done = torch.ones_like(reward)
+        adv_all = gae(reward, old_values, torch.zeros_like(reward), done, cfg.gamma, cfg.gae_lambda)
+        returns_all = adv_all + old_values  # = reward
+        iteration_kl: list[float] = []
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            adv = adv_all[idx]
+            if cfg.normalize_advantages and len(idx) > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            loss, metrics = ppo_loss(
+                head(X[idx]) / fitted.temperature,  # (B, K)
+                value_head(X[idx]).squeeze(1),  # (B,)
+                actions[idx],
+                old_logp[idx],
+                adv,
+                returns_all[idx],
+                cfg.clip_eps,
+                cfg.vf_coef,
+                cfg.entropy_coef,
+                rho[idx],
+            )
+            iteration_kl.append(metrics["approx_kl"])
+            return loss, metrics
+
+        return batch_loss, iteration_kl

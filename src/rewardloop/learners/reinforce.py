@@ -23,33 +23,34 @@ from typing import ClassVar
 import torch
 
 from rewardloop.learners._common import (
+    BanditLearner,
+    MinibatchSGD,
+    as_metrics,
     as_tensors,
-    begin_fit,
     copy_policy,
-    end_step,
-    minibatches,
-    optimizer_step,
     seeded,
 )
-from rewardloop.learners._math import advantages, ema_update, entropy, importance_weights, log_probs
+from rewardloop.learners._math import (
+    advantages,
+    ema_update,
+    importance_weights,
+    log_probs,
+    policy_gradient_terms,
+)
 from rewardloop.learners.base import (
     BanditData,
-    BanditLearner,
     LearnerConfig,
     LearnerConfigError,
     PolicyGradientConfig,
     ProgressCallback,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
-from rewardloop.types.history import MetricsRecorder
 
 
 @dataclass
 class ReinforceConfig(PolicyGradientConfig):
     """REINFORCE hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
     baseline_decay: float = field(
         default=0.9,
         metadata={"help": "EMA decay of the reward baseline b (0: the last batch's reward only)"},
@@ -85,42 +86,24 @@ def reinforce_loss(
     baseline : float
         b, subtracted from the reward.
     """
-    logp = log_probs(logits, actions)  # (B,)
-    if importance_weighting:
-        w = importance_weights(logp, pscore, max_importance_weight)  # (B,), no gradient
-    else:
-        w = torch.ones_like(logp)
     adv = advantages(reward, baseline)  # (B,)
-    policy_loss = -(w * adv * logp).mean()
-    ent = entropy(logits).mean()
+    policy_loss, ent, w = policy_gradient_terms(
+        logits, actions, adv, pscore, max_importance_weight, importance_weighting
+    )
     loss = policy_loss - entropy_coef * ent
-    metrics = {
-        "loss": float(loss.detach()),
-        "policy_loss": float(policy_loss.detach()),
-        "entropy": float(ent.detach()),
-        "mean_weight": float(w.mean()),
-        "reward": float(reward.mean()),
-    }
+    metrics = as_metrics(
+        loss=loss, policy_loss=policy_loss, entropy=ent, mean_weight=w.mean(), reward=reward.mean()
+    )
     return loss, metrics
 
 
-class Reinforce(BanditLearner[ReinforceConfig]):
+class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
-
-    Parameters
-    ----------
-    config : ReinforceConfig, optional
-    progress : callable, optional
-        Called as ``progress(step, total_steps, metrics)`` after each step; one given to ``fit`` wins.
 
     Attributes
     ----------
-    policy_ : ClassifierPolicy
-        The fitted policy (also returned by :meth:`fit`).
     baseline_ : float
         The baseline b at the end of training.
-    history_ : list of dict
-        Metrics of each optimisation step.
 
     Examples
     --------
@@ -139,61 +122,48 @@ class Reinforce(BanditLearner[ReinforceConfig]):
     name: ClassVar[str] = "reinforce"
     config_class: ClassVar[type[LearnerConfig]] = ReinforceConfig
 
-    def fit(
-        self,
-        data: BanditData,
-        policy: ClassifierPolicy | None = None,
-        progress: ProgressCallback | None = None,
+    def _fit(
+        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
     ) -> ClassifierPolicy:
-        """Learn from logged decisions; return a new fitted policy (``policy`` is not changed)."""
         cfg = self.config
-        policy, progress = begin_fit(self, data, policy, progress)
         fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        checkpointer = cfg.checkpointer()
-        generator = torch.Generator().manual_seed(cfg.seed)
-        n_batches = -(-len(data) // cfg.batch_size)
-        total = cfg.epochs * n_batches
         # Start b at the logging policy's mean reward: an unbiased first guess of the policy's value.
-        baseline = float(reward.mean())
-        recorder = MetricsRecorder()
-        step = 0
+        self.baseline_ = float(reward.mean())
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            logits = head(X[idx]) / fitted.temperature  # (B, K)
+            loss, metrics = reinforce_loss(
+                logits,
+                actions[idx],
+                reward[idx],
+                pscore[idx],
+                self.baseline_,
+                cfg.entropy_coef,
+                cfg.max_importance_weight,
+                cfg.importance_weighting,
+            )
+            # b tracks π's value: the self-normalised importance-weighted batch reward.
+            with torch.no_grad():
+                w = (
+                    importance_weights(
+                        log_probs(logits, actions[idx]), pscore[idx], cfg.max_importance_weight
+                    )
+                    if cfg.importance_weighting
+                    else torch.ones(len(idx))
+                )
+                batch_value = float((w * reward[idx]).sum() / w.sum())
+            self.baseline_ = ema_update(self.baseline_, batch_value, cfg.baseline_decay)
+            metrics["baseline"] = self.baseline_
+            return loss, metrics
+
         with seeded(cfg.seed):
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-            head.train()
-            for epoch in range(cfg.epochs):
-                for idx in minibatches(len(data), cfg.batch_size, generator):
-                    logits = head(X[idx]) / fitted.temperature  # (B, K)
-                    loss, metrics = reinforce_loss(
-                        logits,
-                        actions[idx],
-                        reward[idx],
-                        pscore[idx],
-                        baseline,
-                        cfg.entropy_coef,
-                        cfg.max_importance_weight,
-                        cfg.importance_weighting,
-                    )
-                    metrics["grad_norm"] = optimizer_step(
-                        optimizer, loss, head.parameters(), cfg.max_grad_norm
-                    )
-                    # b tracks π's value: the self-normalised importance-weighted batch reward.
-                    with torch.no_grad():
-                        w = (
-                            importance_weights(
-                                log_probs(logits, actions[idx]), pscore[idx], cfg.max_importance_weight
-                            )
-                            if cfg.importance_weighting
-                            else torch.ones(len(idx))
-                        )
-                        batch_value = float((w * reward[idx]).sum() / w.sum())
-                    baseline = ema_update(baseline, batch_value, cfg.baseline_decay)
-                    step += 1
-                    metrics.update(baseline=baseline, epoch=epoch)
-                    end_step(recorder, step, metrics, progress, total, checkpointer, fitted.save)
-        head.eval()
+            sgd = MinibatchSGD(
+                cfg, len(data), optimizer, list(head.parameters()), cfg.max_grad_norm, progress, fitted.save
+            )
+            sgd.run(batch_loss, [head])
         self.policy_ = fitted
-        self.baseline_ = baseline
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         return fitted

@@ -8,7 +8,6 @@ Read top to bottom: the config, the loss, then ``fit()``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -17,68 +16,42 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from rewardloop.learners.base import (
-    LearnerConfig,
-    LearnerConfigError,
-    ProgressCallback,
-    checked_config,
-)
-from rewardloop.learners.data import LabelLearner, LabelledData, label_names, unpack_labelled
-from rewardloop.policies.classifier import ClassifierPolicy, make_head
-from rewardloop.types.history import MetricsRecorder
+from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
+from rewardloop.learners.base import LearnerConfig, LearnerConfigError
+from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
+from rewardloop.policies.classifier import ClassifierPolicy
 
 # ---------------------------------------------------------------------------------------------- config
 
 
 @dataclass
-class SupervisedConfig(LearnerConfig):
+class SupervisedConfig(LabelConfig):
     """Supervised training of a head over frozen MiniLM embeddings."""
 
     # A linear head on L2-normalised embeddings has small logits at first: a larger step than the
     # usual 1e-3 reaches a good fit in tens of epochs on a few hundred examples.
     lr: float = field(default=1e-2, metadata={"help": "Adam learning rate"})
     epochs: int = field(default=40, metadata={"help": "passes over the training data"})
-    batch_size: int = field(default=64, metadata={"help": "samples per optimisation step"})
-    hidden: int = field(default=0, metadata={"help": "hidden width of the head (0: linear head)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout before the output layer (MLP head)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing in [0, 1)"})
-    class_weight: str = field(
-        default="none",
-        metadata={"help": "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"},
-    )
-    warm_start: bool = field(
-        default=True, metadata={"help": "continue from the given policy's head (else start afresh)"}
-    )
     calibration_fraction: float = field(
         default=0.0,
         metadata={"help": "hold out this share of the data (seeded) to fit the temperature on; 0: none"},
     )
-    use_confirmations: bool = field(
-        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
-    )
-    golden_weight: float = field(
-        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
-    )
 
     def validate(self) -> None:
         super().validate()
-        if self.hidden < 0:
-            raise LearnerConfigError(f"hidden: must be >= 0, got {self.hidden}")
         if not 0.0 <= self.dropout < 1.0:
             raise LearnerConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
         if self.weight_decay < 0:
             raise LearnerConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise LearnerConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
-        if self.class_weight not in ("none", "balanced"):
-            raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
         if not 0.0 <= self.calibration_fraction < 1.0:
             raise LearnerConfigError(
                 f"calibration_fraction: must be in [0, 1), got {self.calibration_fraction}"
             )
-        if self.golden_weight < 0:
-            raise LearnerConfigError(f"golden_weight: must be >= 0, got {self.golden_weight}")
 
 
 # ------------------------------------------------------------------------------------------------ loss
@@ -135,22 +108,6 @@ def _examples(
     return policy, emb, yi, w, bool(warm)
 
 
-def _like(policy: ClassifierPolicy, head: Any, hidden: int) -> ClassifierPolicy:
-    """A new policy like ``policy`` (labels, encoder, name, backend) with ``head``; temperature 1
-    (refit on held-out data after training)."""
-    return ClassifierPolicy(
-        policy.labels,
-        head=head,
-        hidden=hidden,
-        temperature=1.0,
-        encoder=policy._encoder,
-        name=policy.name,
-        version=policy.version,
-        in_dim=policy.in_dim,
-        backend=policy.backend,
-    )
-
-
 def _calibration_split(
     cfg: SupervisedConfig, emb: Any, yi: Any, w: Any
 ) -> tuple[Any, Any, Any, tuple[Any, Any] | None]:
@@ -172,7 +129,7 @@ def _calibration_split(
 # ------------------------------------------------------------------------------------------------- fit
 
 
-class SupervisedLearner(LabelLearner):
+class SupervisedLearner(LabelLearner[SupervisedConfig]):
     """Fit a classifier head with weighted cross-entropy over cached MiniLM embeddings.
 
     Parameters
@@ -206,10 +163,6 @@ class SupervisedLearner(LabelLearner):
     config_class: ClassVar[type[LearnerConfig]] = SupervisedConfig
     reads_texts: ClassVar[bool] = False
 
-    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = checked_config(config, SupervisedConfig)
-        self.progress = progress
-
     def fit(
         self,
         X: npt.NDArray[np.float32] | Sequence[str] | LabelledData,
@@ -240,49 +193,26 @@ class SupervisedLearner(LabelLearner):
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
 
-        ckpt = cfg.checkpointer()
         n = len(yi)
-        steps_per_epoch = -(-n // cfg.batch_size)
-        total = steps_per_epoch * cfg.epochs
         X_t, y_t, w_t = torch.from_numpy(emb), torch.from_numpy(yi), torch.from_numpy(w).float()
-        self.loss_history_: list[float] = []
-        recorder = MetricsRecorder()
-        # fork_rng: the seed fixes init, shuffling and dropout without touching the caller's global RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            if warm:  # a copy: the caller's policy is never trained in place
-                head, hidden = copy.deepcopy(policy.head), policy.hidden
-            else:
-                head, hidden = make_head(policy.in_dim, policy.n_labels, cfg.hidden, cfg.dropout), cfg.hidden
-            trained = _like(policy, head, hidden)
-            model = trained.head
-            opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            gen = torch.Generator().manual_seed(cfg.seed)
-            step = 0
-            model.train()
-            for epoch in range(cfg.epochs):
-                order = torch.randperm(n, generator=gen)
-                total_loss = 0.0
-                for start in range(0, n, cfg.batch_size):
-                    idx = order[start : start + cfg.batch_size]
-                    logits = model(X_t[idx])  # (B, K)
-                    loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx], cfg.label_smoothing)
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
-                    step += 1
-                    total_loss += float(loss.detach()) * len(idx)
-                    self._report(recorder, step, total, epoch, float(loss.detach()))
-                    if ckpt.every:
-                        model.eval()
-                        ckpt.maybe_save(step, trained.save)
-                        model.train()
-                self.loss_history_.append(total_loss / n)
-            model.eval()
+        # The seed fixes init, shuffling and dropout without touching the caller's global RNG.
+        with seeded(cfg.seed):
+            head, hidden = start_head(policy, warm, cfg.hidden, cfg.dropout)
+            # Temperature 1: it is refitted on held-out data after training.
+            trained = policy_like(policy, head, hidden)
+
+            def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                logits = head(X_t[idx])  # (B, K)
+                loss = weighted_cross_entropy(logits, y_t[idx], w_t[idx], cfg.label_smoothing)
+                return loss, {"loss": float(loss.detach())}
+
+            opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            sgd = MinibatchSGD(cfg, n, opt, list(head.parameters()), None, self.progress, trained.save)
+            self.loss_history_ = sgd.run(batch_loss, [head])
         if held_out is not None:
             trained.fit_temperature(*held_out)
         self.policy_ = trained
-        self.history_ = recorder.history
+        self.history_ = sgd.history
         self.n_samples_ = n
         return trained
 
