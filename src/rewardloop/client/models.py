@@ -13,26 +13,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+@dataclass(eq=False)  # compared and hashed by identity, as exceptions are
 class ApiError(Exception):
     """An answer the SDK does not retry (or that it gave up retrying): an RFC 9457 problem's fields.
 
     ``status`` is 0 when no answer arrived (connection refused or timed out after the last attempt).
     """
 
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        field: str | None = None,
-        title: str = "",
-        request_id: str | None = None,
-    ) -> None:
-        self.status = status
-        self.detail = detail
-        self.field = field
-        self.title = title
-        self.request_id = request_id
-        super().__init__(f"{status} {title}: {detail}".strip() if status else detail)
+    status: int
+    detail: str
+    field: str | None = None
+    title: str = ""
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.status} {self.title}: {self.detail}".strip() if self.status else self.detail)
 
 
 @dataclass(frozen=True)

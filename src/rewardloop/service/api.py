@@ -37,7 +37,6 @@ from rewardloop.service.schemas import (
     DecisionLogResponse,
     DecisionResponse,
     ExperimentModel,
-    GroupStatsModel,
     KeyCreateRequest,
     KeyCreateResponse,
     KeyModel,
@@ -53,7 +52,7 @@ from rewardloop.service.schemas import (
 )
 from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import store_stats
+from rewardloop.store import GroupStats, store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from rewardloop.store.files import csv_safe
 from rewardloop.store.insights import (
@@ -187,12 +186,12 @@ def stats(
         names = [policy]
     else:
         names = policies_of_project(state.store, key.project)
-    groups: list[GroupStatsModel] = []
+    groups: list[GroupStats] = []
     by_kind: dict[str, int] = {}
     by_source: dict[str, int] = {}
     for name in names:
         s = store_stats(state.store, name)
-        groups.extend(GroupStatsModel(**dataclasses.asdict(g)) for g in s.groups)
+        groups.extend(s.groups)
         for k, v in s.feedback_by_kind.items():
             by_kind[k] = by_kind.get(k, 0) + v
         for k, v in s.feedback_by_source.items():
@@ -455,19 +454,7 @@ def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
             for r in panels.ab_results(batch)
             if r["experiment"] == e.name
         }
-        out.append(
-            ExperimentModel(
-                name=e.name,
-                policy=e.policy,
-                variants=dict(e.variants),
-                shares=dict(e.shares),
-                status=e.status,
-                stage=e.stage,
-                shadow=e.shadow,
-                verdict=dict(e.verdict) if e.verdict is not None else None,
-                observed=observed,
-            )
-        )
+        out.append(ExperimentModel(**dataclasses.asdict(e), observed=observed))
     return out
 
 
@@ -475,14 +462,7 @@ def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
 
 
 def _key_model(k: ApiKey) -> KeyModel:
-    return KeyModel(
-        id=k.id,
-        name=k.name,
-        project=k.project,
-        scopes=list(k.scopes),
-        created_at=k.created_at,
-        revoked_at=k.revoked_at,
-    )
+    return KeyModel.model_validate(k, from_attributes=True)
 
 
 @v1.post(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rewardloop.store import GroupStats
 from rewardloop.types import Decision, Feedback, RecordError, TraceStep
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
@@ -181,20 +182,11 @@ class BatchResponse(Response):
     failed: int
 
 
-class GroupStatsModel(Response):
-    policy: str
-    version: str
-    decisions: int
-    with_feedback: int
-    deterministic_share: float
-    ess: float
-
-
 class StatsResponse(Response):
     project: str
     decisions: int
     coverage: float
-    groups: list[GroupStatsModel]
+    groups: list[GroupStats] = Field(description="per policy version, as the store counts them")
     feedback_by_kind: dict[str, int]
     feedback_by_source: dict[str, int]
     review: dict[str, int]
