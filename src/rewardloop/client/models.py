@@ -10,7 +10,12 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+from rewardloop.types.answers import ReviewQueueItem
+
 T = TypeVar("T")
+
+#: A review-queue item as the service answers it (the service's own response schema).
+ReviewItem = ReviewQueueItem
 
 
 @dataclass(eq=False)  # compared and hashed by identity, as exceptions are
@@ -76,24 +81,6 @@ class LogReport:
         self.stored += other.stored
         self.replayed += other.replayed
         self.failed.extend(other.failed)
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    id: str
-    decision_id: str
-    reason: str
-    priority: float
-    status: str
-    claimed_by: str | None
-    feedback_id: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-    policy: str
-    text: str | None
-    action: str
-    confidence: float
-    actions: list[str]
 
 
 @dataclass(frozen=True)

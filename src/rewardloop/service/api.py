@@ -44,7 +44,6 @@ from rewardloop.service.schemas import (
     LeaderboardResponse,
     PolicyModel,
     PromoteRequest,
-    ReviewItemResponse,
     ReviewListResponse,
     ReviewResolveRequest,
     RollbackRequest,
@@ -62,14 +61,13 @@ from rewardloop.store.insights import (
     recent_decisions,
 )
 from rewardloop.store.review import (
-    ReviewEntry,
     claim_review_item,
     get_review_entry,
     read_review_queue,
     resolve_review_item,
     review_counts,
 )
-from rewardloop.types import Decision
+from rewardloop.types import Decision, ReviewQueueItem
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
 # on every request. POST /v1/feedback is served below the router (service/ingest.py). Each route lists
@@ -229,24 +227,9 @@ def leaderboard(
 # ------------------------------------------------------------------------------------------- review
 
 
-def _review_item(e: ReviewEntry) -> ReviewItemResponse:
-    i, d = e.item, e.decision
-    return ReviewItemResponse(
-        id=i.id,
-        decision_id=i.decision_id,
-        reason=i.reason,
-        priority=i.priority,
-        status=i.status,
-        claimed_by=i.claimed_by,
-        feedback_id=i.feedback_id,
-        created_at=i.created_at,
-        resolved_at=i.resolved_at,
-        policy=d.policy,
-        text=d.text,
-        action=d.action,
-        confidence=d.confidence if d.confidence is not None else d.pscore,
-        actions=list(d.actions),
-    )
+def _queue_item(state: AppState, item_id: str, project: str) -> ReviewQueueItem:
+    entry = get_review_entry(state.store, item_id, project)
+    return ReviewQueueItem.of(entry.item, entry.decision)
 
 
 @v1.get("/review", response_model=ReviewListResponse, responses=error_responses(422), tags=["review"])
@@ -261,29 +244,30 @@ def review_queue(
     statuses = status or ["open", "claimed"]
     entries = read_review_queue(state.store, key.project, statuses, limit, offset)
     return ReviewListResponse(
-        items=[_review_item(e) for e in entries], counts=review_counts(state.store, key.project)
+        items=[ReviewQueueItem.of(e.item, e.decision) for e in entries],
+        counts=review_counts(state.store, key.project),
     )
 
 
 @v1.post(
     "/review/{item_id}/claim",
-    response_model=ReviewItemResponse,
+    response_model=ReviewQueueItem,
     responses=error_responses(404, 409),
     tags=["review"],
 )
-def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
+def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
     """Claim an open item, so that two reviewers do not resolve the same one."""
     claim_review_item(state.store, item_id, key.id, key.project)
-    return _review_item(get_review_entry(state.store, item_id, key.project))
+    return _queue_item(state, item_id, key.project)
 
 
 @v1.post(
     "/review/{item_id}/resolve",
-    response_model=ReviewItemResponse,
+    response_model=ReviewQueueItem,
     responses=error_responses(*BODY, 404, 409),
     tags=["review"],
 )
-def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
+def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
     """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
     id: names are not unique), with the configured reviewer authority, in the same transaction that
     closes the item."""
@@ -298,7 +282,7 @@ def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: Sta
     )
     state.metrics.review_resolved.inc()
     state.metrics.feedback.labels("correction").inc()
-    return _review_item(get_review_entry(state.store, item_id, key.project))
+    return _queue_item(state, item_id, key.project)
 
 
 # ------------------------------------------------------------------------------------------- export

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardloop.store import GroupStats
-from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types import Decision, Feedback, RecordError, ReviewQueueItem, TraceStep
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
 MAX_BATCH_ITEMS = 5000
@@ -205,25 +205,8 @@ class LeaderboardResponse(Response):
     rows: list[LeaderboardEntry]
 
 
-class ReviewItemResponse(Response):
-    id: str
-    decision_id: str
-    reason: str
-    priority: float
-    status: str
-    claimed_by: str | None
-    feedback_id: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-    policy: str
-    text: str | None
-    action: str = Field(description="the model's guess")
-    confidence: float
-    actions: list[str] = Field(description="the labels a reviewer can pick")
-
-
 class ReviewListResponse(Response):
-    items: list[ReviewItemResponse]
+    items: list[ReviewQueueItem]
     counts: dict[str, int]
 
 

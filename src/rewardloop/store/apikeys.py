@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from rewardloop.store.engine import Store
-from rewardloop.store.rows import record_from_row, where_given
+from rewardloop.store.rows import read_records, record_from_row
 from rewardloop.store.tables import ApiKeyRow
 from rewardloop.types import new_id, utcnow
 
@@ -136,13 +136,10 @@ def authenticate(store: Store, secret: str) -> ApiKey | None:
 
 def list_api_keys(store: Store, project: str | None = None, include_revoked: bool = False) -> list[ApiKey]:
     """Keys, oldest first; those of one project if given."""
-    query = where_given(
-        select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id), (ApiKeyRow.project, project)
-    )
+    query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
     if not include_revoked:
         query = query.where(ApiKeyRow.revoked_at.is_(None))
-    with store.session() as s:
-        return [_from_row(r) for r in s.scalars(query)]
+    return read_records(store, query, _from_row, (ApiKeyRow.project, project))
 
 
 def revoke_api_key(store: Store, key_id: str, project: str | None = None) -> ApiKey:

@@ -15,7 +15,7 @@ from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rewardloop.store.engine import Store
-from rewardloop.store.rows import record_from_row, row_values, where_given
+from rewardloop.store.rows import read_records, record_from_row, row_values
 from rewardloop.store.tables import DecisionRow, ExperimentRow, RewardRow
 from rewardloop.types import Experiment, utcnow
 
@@ -48,13 +48,10 @@ def get_experiment(store: Store, name: str) -> Experiment | None:
 
 def read_experiments(store: Store, policy: str | None = None, status: str | None = None) -> list[Experiment]:
     """Experiments, oldest first, optionally of one policy and/or one status."""
-    query = where_given(
-        select(ExperimentRow).order_by(ExperimentRow.created_at),
-        (ExperimentRow.policy, policy),
-        (ExperimentRow.status, status),
+    query = select(ExperimentRow).order_by(ExperimentRow.created_at)
+    return read_records(
+        store, query, _from_row, (ExperimentRow.policy, policy), (ExperimentRow.status, status)
     )
-    with store.session() as s:
-        return [_from_row(r) for r in s.scalars(query)]
 
 
 def update_experiment(store: Store, exp: Experiment, expected_stage: int | None = None) -> Experiment:

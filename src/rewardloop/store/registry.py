@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rewardloop.store.engine import Store
-from rewardloop.store.rows import aware, record_from_row, row_values
+from rewardloop.store.rows import aware, read_records, record_from_row, row_values
 from rewardloop.store.tables import AliasEventRow, AliasRow, PolicyVersionRow, RegistryPolicyRow
 from rewardloop.types import AliasEvent, PolicyVersion, utcnow
 
@@ -94,10 +94,7 @@ def read_versions(store: Store, policy: str | None = None) -> list[PolicyVersion
     query = select(PolicyVersionRow).order_by(
         PolicyVersionRow.policy, PolicyVersionRow.created_at, PolicyVersionRow.version
     )
-    if policy is not None:
-        query = query.where(PolicyVersionRow.policy == policy)
-    with store.session() as s:
-        return [_version_from_row(r) for r in s.scalars(query)]
+    return read_records(store, query, _version_from_row, (PolicyVersionRow.policy, policy))
 
 
 def delete_versions(store: Store, policy: str, versions: Iterable[str]) -> int:
@@ -205,10 +202,7 @@ def read_alias_events(store: Store, policy: str, alias: str | None = None) -> li
         .where(AliasEventRow.policy == policy)
         .order_by(AliasEventRow.created_at, AliasEventRow.id)
     )
-    if alias is not None:
-        query = query.where(AliasEventRow.alias == alias)
-    with store.session() as s:
-        return [_event_from_row(r) for r in s.scalars(query)]
+    return read_records(store, query, _event_from_row, (AliasEventRow.alias, alias))
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Stored rows back to typed records, records to column values, and the optional filters of a read.
+"""Stored rows back to typed records, records to column values, and reads with optional filters.
 
 A record of :mod:`rewardloop.types` and the row it is stored as share their field names; the few that
 differ (``Decision.metadata`` is the column ``meta``, ``Feedback.scale`` the columns ``scale_low`` and
@@ -8,12 +8,13 @@ differ (``Decision.metadata`` is the column ``meta``, ``Feedback.scale`` the col
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
 
+from rewardloop.store.engine import Store
 from rewardloop.types import Decision, Feedback, Reward, TraceStep
 
 R = TypeVar("R")
@@ -38,16 +39,17 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
 def record_from_row(cls: type[R], row: Any, **given: Any) -> R:
     """A record of class ``cls`` from a stored row (an ORM object or a Core row).
 
-    Each field not ``given`` is the row's column of the same name; stored times come back timezone-aware
-    (SQLite hands them back naive, in UTC).
+        Each field not ``given`` is the row's column of the same name; stored times come back timezone-aware
+        (SQLite hands them back naive, in UTC).
 
-    >>> from types import SimpleNamespace
-    >>> row = SimpleNamespace(decision_id="d1", reason="unsure", priority=0.5, status="open",
-    ...                       claimed_by=None, feedback_id=None, created_at=datetime(2026, 1, 1),
-    ...                       resolved_at=None, id="r1")
-    >>> from rewardloop.types import ReviewItem
-    >>> record_from_row(ReviewItem, row).created_at.tzinfo
-    datetime.timezone.utc
+        >>> from types import SimpleNamespace
+        >>> row = SimpleNamespace(decision_id="d1", reason="unsure", priority=0.5, status="open",
+        ...                       claimed_by=None, feedback_id=None, created_at=datetime(2026, 1, 1),
+        ...                       resolved_at=None, id="r1")
+        >>> from rewardloop.store.engine import Store
+    from rewardloop.types import ReviewItem
+        >>> record_from_row(ReviewItem, row).created_at.tzinfo
+        datetime.timezone.utc
     """
     values = {name: getattr(row, name) for name in _field_names(cls) if name not in given}
     for name, value in values.items():
@@ -68,12 +70,19 @@ def row_values(record: Any, **given: Any) -> dict[str, Any]:
     return {**values, **given}
 
 
-def where_given(query: Select[Any], *pairs: tuple[Any, Any]) -> Select[Any]:
-    """``query`` with ``column == value`` for each ``(column, value)`` pair whose value is not None."""
-    for column, value in pairs:
+def read_records(
+    store: Store, query: Select[Any], convert: Callable[[Any], R], *given: tuple[Any, Any]
+) -> list[R]:
+    """``convert`` of each ORM row that ``query`` selects, read in one session.
+
+    Each ``(column, value)`` pair whose value is not None narrows the query to ``column == value`` (the
+    optional filters of a read).
+    """
+    for column, value in given:
         if value is not None:
             query = query.where(column == value)
-    return query
+    with store.session() as s:
+        return [convert(r) for r in s.scalars(query)]
 
 
 def decision_from_row(r: Any) -> Decision:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from sqlalchemy import select, update
 
 from rewardloop.store.engine import Store
-from rewardloop.store.rows import aware, record_from_row, row_values, where_given
+from rewardloop.store.rows import aware, read_records, record_from_row, row_values
 from rewardloop.store.tables import TrainingRunRow
 from rewardloop.types import TrainingRun, utcnow
 
@@ -58,13 +58,10 @@ def _from_row(r: TrainingRunRow) -> TrainingRun:
 
 def read_runs(store: Store, policy: str | None = None, learner: str | None = None) -> list[TrainingRun]:
     """Training runs, oldest first."""
-    query = where_given(
-        select(TrainingRunRow).order_by(TrainingRunRow.started_at),
-        (TrainingRunRow.policy, policy),
-        (TrainingRunRow.learner, learner),
+    query = select(TrainingRunRow).order_by(TrainingRunRow.started_at)
+    return read_records(
+        store, query, _from_row, (TrainingRunRow.policy, policy), (TrainingRunRow.learner, learner)
     )
-    with store.session() as s:
-        return [_from_row(r) for r in s.scalars(query)]
 
 
 def get_run(store: Store, run_id: str) -> TrainingRun | None:

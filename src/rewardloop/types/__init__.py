@@ -1,5 +1,6 @@
 """The records of rewardloop (DESIGN.md): decisions, feedback, rewards, versions, runs, experiments."""
 
+from rewardloop.types.answers import ReviewQueueItem
 from rewardloop.types.batches import DecisionBatch
 from rewardloop.types.errors import RecordError
 from rewardloop.types.parse import decision_from_dict, feedback_from_dict, record_to_dict
@@ -40,6 +41,7 @@ __all__ = [
     "PolicyVersion",
     "RecordError",
     "ReviewItem",
+    "ReviewQueueItem",
     "Reward",
     "TraceStep",
     "TrainingRun",
