@@ -5,16 +5,18 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
+from rewardloop.types.answers import Decided as Decided  # re-exported: the SDK's answer to decide
 from rewardloop.types.answers import ReviewQueueItem
 
 T = TypeVar("T")
 
-#: A review-queue item as the service answers it (the service's own response schema).
+#: A review-queue item as the service answers it (the service's own answer schema, as ``Decided`` is).
 ReviewItem = ReviewQueueItem
 
 
@@ -33,23 +35,6 @@ class ApiError(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.status} {self.title}: {self.detail}".strip() if self.status else self.detail)
-
-
-@dataclass(frozen=True)
-class Decided:
-    """What ``decide`` answers: the action taken and the distribution it was drawn from."""
-
-    decision_id: str
-    policy: str
-    policy_version: str
-    kind: str
-    action: str
-    probabilities: dict[str, float]
-    confidence: float
-    ranking: list[str] | None = None
-    experiment: str | None = None
-    variant: str | None = None
-    queued_for_review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +66,20 @@ class LogReport:
         self.stored += other.stored
         self.replayed += other.replayed
         self.failed.extend(other.failed)
+
+
+class Closing(ABC):
+    """``with client:`` closes the client when the block ends (what is queued is delivered first)."""
+
+    @abstractmethod
+    def close(self) -> LogReport:
+        """Flush, stop the background logger and close the connections; what was delivered."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)

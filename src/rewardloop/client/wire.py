@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
 
 from rewardloop.client import models
 
+#: The HTTP client: ``httpx.Client`` or ``httpx.AsyncClient``.
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
+
 #: Errors on which a request is sent again (the write is idempotent, so a lost answer is harmless).
 RETRIED_ERRORS = (httpx.TransportError,)
 JSON = {"content-type": "application/json"}
 
 
-class Settings:
-    """What :class:`~rewardloop.client.Client` and :class:`~rewardloop.client.AsyncClient` share: the
-    retry policy, the background batching and the request headers."""
+class Settings(ABC, Generic[H]):
+    """What :class:`~rewardloop.client.Client` and :class:`~rewardloop.client.AsyncClient` share: their
+    parameters (documented on ``Client``), the retry policy, the background batching and the request
+    headers. Each says how it connects (:meth:`_connect`) and sets up its background logging
+    (:meth:`_open`)."""
 
     def __init__(
         self,
-        api_key: str | None,
-        retry: models.RetryPolicy | None,
-        batch_size: int,
-        queue_size: int,
-        linger: float,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: models.RetryPolicy | None = None,
+        batch_size: int = 500,
+        queue_size: int = 10_000,
+        linger: float = 0.05,
+        http: H | None = None,
     ) -> None:
         if batch_size < 1 or queue_size < 1 or linger < 0:
             given = f"batch_size={batch_size}, queue_size={queue_size}, linger={linger}"
@@ -37,6 +47,16 @@ class Settings:
         self.linger = linger
         self._headers = headers(api_key)
         self._report = models.LogReport()
+        self._http: H = http if http is not None else self._connect(base_url, timeout)
+        self._open()
+
+    @abstractmethod
+    def _connect(self, base_url: str, timeout: float) -> H:
+        """The HTTP client to send with when none is given."""
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Set up the background logging's queue (empty, nothing sent yet)."""
 
     def _chunks(self, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         return [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
@@ -66,6 +86,26 @@ def retry_delay(
     if response.status_code in policy.retry_statuses:
         return policy.delay(attempt, response.headers.get("retry-after"))
     return None
+
+
+class Tries:
+    """The retrying of one request, without the sending: after each try, :meth:`wait` says how many
+    seconds to wait before sending again, or None to stop; :meth:`answer` is then the last answer."""
+
+    def __init__(self, policy: models.RetryPolicy) -> None:
+        self.policy = policy
+        self.attempt = 0
+        self.response: httpx.Response | None = None
+        self.error: Exception | None = None
+
+    def wait(self, response: httpx.Response | None, error: Exception | None) -> float | None:
+        self.response, self.error = response, error
+        delay = retry_delay(self.policy, self.attempt, response, error)
+        self.attempt += 1
+        return delay
+
+    def answer(self) -> httpx.Response:
+        return last(self.response, self.error)
 
 
 def answer(response: httpx.Response) -> Any:

@@ -52,7 +52,7 @@ class VoidResponse(ResponseModel):
     rewards_withdrawn: int
 
 
-@router.post("/feedback/{feedback_id}/void", response_model=VoidResponse, tags=["feedback"])
+@router.post("/feedback/{feedback_id}/void", tags=["feedback"])
 async def void(feedback_id: str, body: VoidRequest, key: VoidKey, state: StateDep) -> VoidResponse:
     """Void one of this project's feedback rows: kept for the audit, excluded from rewards from now on
     (its decision's rewards are withdrawn and recompiled from its other feedback)."""

@@ -11,7 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardloop.store import GroupStats
-from rewardloop.types import Decision, Feedback, RecordError, ReviewQueueItem, TraceStep
+from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types.answers import ReviewQueueItem
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
 MAX_BATCH_ITEMS = 5000
@@ -45,20 +46,6 @@ class DecideRequest(Request):
     metadata: dict[str, Any] = Field(default_factory=dict, description="free context: user_id, category, ...")
     unit_id: str | None = Field(None, max_length=200, description="who is asking: experiments assign by it")
     idempotency_key: str | None = Field(None, max_length=200, description="re-sent requests log once")
-
-
-class DecisionResponse(Response):
-    decision_id: str
-    policy: str
-    policy_version: str
-    kind: str
-    action: str = Field(description="the action taken (a label, an arm, or the top candidate)")
-    probabilities: dict[str, float] = Field(description="the full action distribution")
-    confidence: float
-    ranking: list[str] | None = None
-    experiment: str | None = None
-    variant: str | None = None
-    queued_for_review: str | None = Field(None, description="the review reason, if the decision was queued")
 
 
 class TraceStepModel(Request):

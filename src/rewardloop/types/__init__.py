@@ -1,6 +1,5 @@
 """The records of rewardloop (DESIGN.md): decisions, feedback, rewards, versions, runs, experiments."""
 
-from rewardloop.types.answers import ReviewQueueItem
 from rewardloop.types.batches import DecisionBatch
 from rewardloop.types.errors import RecordError
 from rewardloop.types.parse import decision_from_dict, feedback_from_dict, record_to_dict
@@ -41,7 +40,6 @@ __all__ = [
     "PolicyVersion",
     "RecordError",
     "ReviewItem",
-    "ReviewQueueItem",
     "Reward",
     "TraceStep",
     "TrainingRun",
