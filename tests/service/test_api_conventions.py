@@ -3,6 +3,7 @@ an OpenAPI 3.1 document that validates and lists only the answers each route giv
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -141,3 +142,21 @@ def test_docs_are_served_from_local_assets(api: Api) -> None:
     redoc = api.client.get("/redoc")
     assert redoc.status_code == 200 and "/docs/static/redoc.standalone.js" in redoc.text
     assert "googleapis" not in redoc.text
+
+
+def test_the_decide_and_review_answers_are_the_sdks_types_with_their_descriptions(api: Api) -> None:
+    from rewardloop import client
+    from rewardloop.types.answers import Decided, ReviewQueueItem
+
+    # One definition: the SDK reads back the very classes the service answers with.
+    assert client.Decided is Decided and client.ReviewItem is ReviewQueueItem
+    paths = api.client.get("/openapi.json").json()["paths"]
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    ok = paths["/v1/decide"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/Decided"}
+    # field docstrings are the OpenAPI descriptions
+    assert schemas["Decided"]["properties"]["probabilities"]["description"] == "the full action distribution"
+    assert (
+        schemas["ReviewQueueItem"]["properties"]["actions"]["description"] == "the labels a reviewer can pick"
+    )
+    assert schemas["ReviewQueueItem"]["required"] == [f.name for f in dataclasses.fields(ReviewQueueItem)]

@@ -16,47 +16,36 @@ from rewardloop.client.models import (
     Decided,
     FeedbackReceipt,
     LogReport,
-    RetryPolicy,
     ReviewItem,
     ReviewQueue,
 )
 
 
-class AsyncClient(wire.Settings):
+class AsyncClient(wire.Settings[httpx.AsyncClient]):
     """An asyncio client of a rewardloop service; parameters as :class:`~rewardloop.client.Client`
     (``http``: an ``httpx.AsyncClient``, e.g. on ``httpx.ASGITransport(app)``)."""
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        api_key: str | None = None,
-        *,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        batch_size: int = 500,
-        queue_size: int = 10_000,
-        linger: float = 0.05,
-        http: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(api_key, retry, batch_size, queue_size, linger)
-        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
-        self._queue: asyncio.Queue[dict[str, Any]] | None = None
+    def _connect(self, base_url: str, timeout: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    def _open(self) -> None:
+        self._queue: asyncio.Queue[dict[str, Any]] | None = None  # made on the first log_decision
         self._worker: asyncio.Task[None] | None = None
 
     async def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        attempt = 0
         headers, content = self._request_parts(body)
-        while True:
-            response, error = None, None
-            try:
-                response = await self._http.request(method, path, headers=headers, content=content, **kwargs)
-            except wire.RETRIED_ERRORS as err:
-                error = err
-            delay = wire.retry_delay(self.retry, attempt, response, error)
-            if delay is None:
-                return wire.last(response, error)
+        tries = wire.Tries(self.retry)
+        while (delay := tries.wait(*await self._try(method, path, headers, content, kwargs))) is not None:
             await asyncio.sleep(delay)
-            attempt += 1
+        return tries.answer()
+
+    async def _try(
+        self, method: str, path: str, headers: dict[str, str], content: bytes | None, kwargs: dict[str, Any]
+    ) -> tuple[httpx.Response | None, Exception | None]:
+        try:
+            return await self._http.request(method, path, headers=headers, content=content, **kwargs), None
+        except wire.RETRIED_ERRORS as err:
+            return None, err
 
     async def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         return wire.answer(await self._send(method, path, body, **kwargs))

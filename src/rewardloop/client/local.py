@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from rewardloop.client import wire
-from rewardloop.client.models import ApiError, FeedbackReceipt, ItemFailure, LogReport
+from rewardloop.client.models import ApiError, Closing, FeedbackReceipt, ItemFailure, LogReport
 from rewardloop.store import Store
 from rewardloop.store.insights import export_rows
 from rewardloop.store.writing import WriteReport, write_decisions, write_feedback
@@ -31,7 +31,7 @@ def _report(rows: list[dict[str, Any]], written: WriteReport) -> LogReport:
     return LogReport(written.written, written.duplicates, failed)
 
 
-class LocalClient:
+class LocalClient(Closing):
     """The logging half of :class:`~rewardloop.client.Client`, writing to ``store_url`` as ``project``.
 
     Decisions are buffered and written ``batch_size`` at a time (one transaction per batch), and by
@@ -80,12 +80,6 @@ class LocalClient:
         report = self.flush()
         self.store.close()
         return report
-
-    def __enter__(self) -> LocalClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def feedback(self, decision_id: str, kind: str, **fields: Any) -> FeedbackReceipt:
         """Store one feedback row; ApiError (404 / 409 / 422, as the service answers) if refused."""

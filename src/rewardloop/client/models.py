@@ -5,51 +5,36 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
+
+from rewardloop.types.answers import Decided as Decided  # re-exported: the SDK's answer to decide
+from rewardloop.types.answers import ReviewQueueItem
 
 T = TypeVar("T")
 
+#: A review-queue item as the service answers it (the service's own answer schema, as ``Decided`` is).
+ReviewItem = ReviewQueueItem
 
+
+@dataclass(eq=False)  # compared and hashed by identity, as exceptions are
 class ApiError(Exception):
     """An answer the SDK does not retry (or that it gave up retrying): an RFC 9457 problem's fields.
 
     ``status`` is 0 when no answer arrived (connection refused or timed out after the last attempt).
     """
 
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        field: str | None = None,
-        title: str = "",
-        request_id: str | None = None,
-    ) -> None:
-        self.status = status
-        self.detail = detail
-        self.field = field
-        self.title = title
-        self.request_id = request_id
-        super().__init__(f"{status} {title}: {detail}".strip() if status else detail)
+    status: int
+    detail: str
+    field: str | None = None
+    title: str = ""
+    request_id: str | None = None
 
-
-@dataclass(frozen=True)
-class Decided:
-    """What ``decide`` answers: the action taken and the distribution it was drawn from."""
-
-    decision_id: str
-    policy: str
-    policy_version: str
-    kind: str
-    action: str
-    probabilities: dict[str, float]
-    confidence: float
-    ranking: list[str] | None = None
-    experiment: str | None = None
-    variant: str | None = None
-    queued_for_review: str | None = None
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.status} {self.title}: {self.detail}".strip() if self.status else self.detail)
 
 
 @dataclass(frozen=True)
@@ -83,22 +68,18 @@ class LogReport:
         self.failed.extend(other.failed)
 
 
-@dataclass(frozen=True)
-class ReviewItem:
-    id: str
-    decision_id: str
-    reason: str
-    priority: float
-    status: str
-    claimed_by: str | None
-    feedback_id: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-    policy: str
-    text: str | None
-    action: str
-    confidence: float
-    actions: list[str]
+class Closing(ABC):
+    """``with client:`` closes the client when the block ends (what is queued is delivered first)."""
+
+    @abstractmethod
+    def close(self) -> LogReport:
+        """Flush, stop the background logger and close the connections; what was delivered."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import httpx
 
 from rewardloop.client import wire
 from rewardloop.client.models import (
+    Closing,
     Decided,
     FeedbackReceipt,
     LogReport,
-    RetryPolicy,
     ReviewItem,
     ReviewQueue,
 )
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _STOP = object()
 
 
-class Client(wire.Settings):
+class Client(wire.Settings[httpx.Client], Closing):
     """A client of a rewardloop service.
 
     Parameters
@@ -50,21 +50,11 @@ class Client(wire.Settings):
         The HTTP client to use (tests pass the app's ``TestClient``).
     """
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        api_key: str | None = None,
-        *,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        batch_size: int = 500,
-        queue_size: int = 10_000,
-        linger: float = 0.05,
-        http: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(api_key, retry, batch_size, queue_size, linger)
-        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+    def _connect(self, base_url: str, timeout: float) -> httpx.Client:
+        return httpx.Client(base_url=base_url, timeout=timeout)
+
+    def _open(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.queue_size)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
@@ -79,19 +69,19 @@ class Client(wire.Settings):
 
     def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         """Send (again, on 429/503/connection errors, as the retry policy says); the last answer."""
-        attempt = 0
         headers, content = self._request_parts(body)
-        while True:
-            response, error = None, None
-            try:
-                response = self._http.request(method, path, headers=headers, content=content, **kwargs)
-            except wire.RETRIED_ERRORS as err:
-                error = err
-            delay = wire.retry_delay(self.retry, attempt, response, error)
-            if delay is None:
-                return wire.last(response, error)
+        tries = wire.Tries(self.retry)
+        while (delay := tries.wait(*self._try(method, path, headers, content, kwargs))) is not None:
             time.sleep(delay)
-            attempt += 1
+        return tries.answer()
+
+    def _try(
+        self, method: str, path: str, headers: dict[str, str], content: bytes | None, kwargs: dict[str, Any]
+    ) -> tuple[httpx.Response | None, Exception | None]:
+        try:
+            return self._http.request(method, path, headers=headers, content=content, **kwargs), None
+        except wire.RETRIED_ERRORS as err:
+            return None, err
 
     def _call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
         return wire.answer(self._send(method, path, body, **kwargs))
@@ -181,12 +171,6 @@ class Client(wire.Settings):
             self._worker = None
         self._http.close()
         return report
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------------------------ feedback
 

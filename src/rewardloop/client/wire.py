@@ -2,47 +2,61 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 import orjson
 
-from rewardloop.client.models import (
-    ApiError,
-    Decided,
-    FeedbackReceipt,
-    ItemFailure,
-    LogReport,
-    RetryPolicy,
-    ReviewItem,
-    ReviewQueue,
-    build,
-    new_key,
-)
+from rewardloop.client import models
+
+#: The HTTP client: ``httpx.Client`` or ``httpx.AsyncClient``.
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 #: Errors on which a request is sent again (the write is idempotent, so a lost answer is harmless).
 RETRIED_ERRORS = (httpx.TransportError,)
 JSON = {"content-type": "application/json"}
 
 
-class Settings:
-    """What :class:`~rewardloop.client.Client` and :class:`~rewardloop.client.AsyncClient` share: the
-    retry policy, the background batching and the request headers."""
+class Settings(ABC, Generic[H]):
+    """What :class:`~rewardloop.client.Client` and :class:`~rewardloop.client.AsyncClient` share: their
+    parameters (documented on ``Client``), the retry policy, the background batching and the request
+    headers. Each says how it connects (:meth:`_connect`) and sets up its background logging
+    (:meth:`_open`)."""
 
     def __init__(
-        self, api_key: str | None, retry: RetryPolicy | None, batch_size: int, queue_size: int, linger: float
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: models.RetryPolicy | None = None,
+        batch_size: int = 500,
+        queue_size: int = 10_000,
+        linger: float = 0.05,
+        http: H | None = None,
     ) -> None:
         if batch_size < 1 or queue_size < 1 or linger < 0:
             given = f"batch_size={batch_size}, queue_size={queue_size}, linger={linger}"
             raise ValueError(f"batch_size and queue_size must be >= 1 and linger >= 0; got {given}")
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or models.RetryPolicy()
         self.batch_size = batch_size
         self.queue_size = queue_size
         self.linger = linger
         self._headers = headers(api_key)
-        self._report = LogReport()
+        self._report = models.LogReport()
+        self._http: H = http if http is not None else self._connect(base_url, timeout)
+        self._open()
+
+    @abstractmethod
+    def _connect(self, base_url: str, timeout: float) -> H:
+        """The HTTP client to send with when none is given."""
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Set up the background logging's queue (empty, nothing sent yet)."""
 
     def _chunks(self, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         return [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
@@ -61,7 +75,7 @@ def headers(api_key: str | None) -> dict[str, str]:
 
 
 def retry_delay(
-    policy: RetryPolicy, attempt: int, response: httpx.Response | None, error: Exception | None
+    policy: models.RetryPolicy, attempt: int, response: httpx.Response | None, error: Exception | None
 ) -> float | None:
     """Seconds to wait before sending again, or None to stop (answer or raise now)."""
     if attempt + 1 >= policy.max_attempts:
@@ -74,6 +88,26 @@ def retry_delay(
     return None
 
 
+class Tries:
+    """The retrying of one request, without the sending: after each try, :meth:`wait` says how many
+    seconds to wait before sending again, or None to stop; :meth:`answer` is then the last answer."""
+
+    def __init__(self, policy: models.RetryPolicy) -> None:
+        self.policy = policy
+        self.attempt = 0
+        self.response: httpx.Response | None = None
+        self.error: Exception | None = None
+
+    def wait(self, response: httpx.Response | None, error: Exception | None) -> float | None:
+        self.response, self.error = response, error
+        delay = retry_delay(self.policy, self.attempt, response, error)
+        self.attempt += 1
+        return delay
+
+    def answer(self) -> httpx.Response:
+        return last(self.response, self.error)
+
+
 def answer(response: httpx.Response) -> Any:
     """The JSON of a successful answer; ApiError from a problem body otherwise."""
     if response.status_code < 400:
@@ -82,7 +116,7 @@ def answer(response: httpx.Response) -> Any:
         body = response.json()
     except ValueError:
         body = {"detail": response.text[:500]}
-    raise ApiError(
+    raise models.ApiError(
         response.status_code,
         str(body.get("detail", "")),
         body.get("field"),
@@ -94,15 +128,15 @@ def answer(response: httpx.Response) -> Any:
 def last(response: httpx.Response | None, error: Exception | None) -> httpx.Response:
     """The answer to return once retrying stops; ApiError(0, ...) if there was none."""
     if response is None:
-        raise ApiError(0, f"no answer after retrying: {type(error).__name__}: {error}") from error
+        raise models.ApiError(0, f"no answer after retrying: {type(error).__name__}: {error}") from error
     return response
 
 
-def failures(items: list[dict[str, Any]], err: Exception) -> list[ItemFailure]:
+def failures(items: list[dict[str, Any]], err: Exception) -> list[models.ItemFailure]:
     """Every item of a batch whose request failed as a whole (status 0: no usable answer)."""
-    if not isinstance(err, ApiError):
-        err = ApiError(0, f"{type(err).__name__}: {err}")
-    return [ItemFailure(item.get("id"), err.status, err.detail, err.field) for item in items]
+    if not isinstance(err, models.ApiError):
+        err = models.ApiError(0, f"{type(err).__name__}: {err}")
+    return [models.ItemFailure(item.get("id"), err.status, err.detail, err.field) for item in items]
 
 
 def jsonl(response: httpx.Response) -> list[dict[str, Any]]:
@@ -115,14 +149,14 @@ def jsonl(response: httpx.Response) -> list[dict[str, Any]]:
 def decide_body(policy: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """A ``/v1/decide`` body; every decide carries an idempotency key (a retry decides once)."""
     body = {"policy": policy, **{k: v for k, v in fields.items() if v is not None}}
-    body.setdefault("idempotency_key", new_key())
+    body.setdefault("idempotency_key", models.new_key())
     return body
 
 
 def decision_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A ``/v1/decisions`` item with a client id and idempotency key (kept when given)."""
     body = {k: _plain(v) for k, v in fields.items() if v is not None}
-    body.setdefault("id", new_key())
+    body.setdefault("id", models.new_key())
     body.setdefault("idempotency_key", body["id"])
     return body
 
@@ -130,7 +164,7 @@ def decision_body(fields: Mapping[str, Any]) -> dict[str, Any]:
 def feedback_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A ``/v1/feedback`` body with a client-generated ``id``: a retried write is stored once."""
     body = {k: _plain(v) for k, v in fields.items() if v is not None}
-    body.setdefault("id", new_key())
+    body.setdefault("id", models.new_key())
     return body
 
 
@@ -146,31 +180,35 @@ def dumps(body: Any) -> bytes:
     return orjson.dumps(body)
 
 
-def batch_report(items: list[dict[str, Any]], data: dict[str, Any]) -> LogReport:
+def batch_report(items: list[dict[str, Any]], data: dict[str, Any]) -> models.LogReport:
     """The report of one ``/v1/decisions/batch`` answer."""
-    report = LogReport(int(data["stored"]), int(data["replayed"]))
+    report = models.LogReport(int(data["stored"]), int(data["replayed"]))
     for r in data["results"]:
         if r["status"] >= 400:
             err = r.get("error") or {}
             item_id = items[r["index"]].get("id")
-            report.failed.append(ItemFailure(item_id, r["status"], err.get("detail", ""), err.get("field")))
+            report.failed.append(
+                models.ItemFailure(item_id, r["status"], err.get("detail", ""), err.get("field"))
+            )
     return report
 
 
-def decided(data: dict[str, Any]) -> Decided:
-    return build(Decided, data)
+def decided(data: dict[str, Any]) -> models.Decided:
+    return models.build(models.Decided, data)
 
 
-def receipt(data: dict[str, Any]) -> FeedbackReceipt:
-    return build(FeedbackReceipt, data)
+def receipt(data: dict[str, Any]) -> models.FeedbackReceipt:
+    return models.build(models.FeedbackReceipt, data)
 
 
-def review_queue(data: dict[str, Any]) -> ReviewQueue:
-    return ReviewQueue([build(ReviewItem, i) for i in data["items"]], dict(data["counts"]))
+def review_queue(data: dict[str, Any]) -> models.ReviewQueue:
+    return models.ReviewQueue(
+        [models.build(models.ReviewItem, i) for i in data["items"]], dict(data["counts"])
+    )
 
 
-def review_item(data: dict[str, Any]) -> ReviewItem:
-    return build(ReviewItem, data)
+def review_item(data: dict[str, Any]) -> models.ReviewItem:
+    return models.build(models.ReviewItem, data)
 
 
 def export_params(

@@ -35,9 +35,7 @@ from rewardloop.service.schemas import (
     DecideRequest,
     DecisionLogRequest,
     DecisionLogResponse,
-    DecisionResponse,
     ExperimentModel,
-    GroupStatsModel,
     KeyCreateRequest,
     KeyCreateResponse,
     KeyModel,
@@ -45,7 +43,6 @@ from rewardloop.service.schemas import (
     LeaderboardResponse,
     PolicyModel,
     PromoteRequest,
-    ReviewItemResponse,
     ReviewListResponse,
     ReviewResolveRequest,
     RollbackRequest,
@@ -53,7 +50,7 @@ from rewardloop.service.schemas import (
 )
 from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import store_stats
+from rewardloop.store import GroupStats, store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from rewardloop.store.files import csv_safe
 from rewardloop.store.insights import (
@@ -63,7 +60,6 @@ from rewardloop.store.insights import (
     recent_decisions,
 )
 from rewardloop.store.review import (
-    ReviewEntry,
     claim_review_item,
     get_review_entry,
     read_review_queue,
@@ -71,6 +67,7 @@ from rewardloop.store.review import (
     review_counts,
 )
 from rewardloop.types import Decision
+from rewardloop.types.answers import Decided, ReviewQueueItem
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
 # on every request. POST /v1/feedback is served below the router (service/ingest.py). Each route lists
@@ -102,13 +99,8 @@ def _stamp(decision: Decision, project: str) -> Decision:
 # ---------------------------------------------------------------------------------------- decisions
 
 
-@v1.post(
-    "/decide",
-    response_model=DecisionResponse,
-    responses=error_responses(*BODY, 404, 409),
-    tags=["decisions"],
-)
-async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> DecisionResponse:
+@v1.post("/decide", responses=error_responses(*BODY, 404, 409), tags=["decisions"])
+async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decided:
     """Decide with the version the policy's alias points at, in the caller's experiment variant; the
     decision is logged (with its propensity) and queued for review when the review policy says so.
     A re-sent ``idempotency_key`` answers the first decision's id (and is not queued again)."""
@@ -135,28 +127,10 @@ async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decisi
     logged = await state.decisions.submit(
         DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
     )
-    return DecisionResponse(
-        decision_id=logged.decision_id,
-        policy=decision.policy,
-        policy_version=decision.policy_version,
-        kind=decision.kind,
-        action=decision.action,
-        probabilities=dict(zip(decision.actions, decision.action_dist, strict=True)),
-        confidence=decision.confidence if decision.confidence is not None else decision.pscore,
-        ranking=list(decision.ranking) if decision.ranking is not None else None,
-        experiment=decision.experiment,
-        variant=decision.variant,
-        queued_for_review=logged.review_reason,
-    )
+    return Decided.of(decision, logged.decision_id, logged.review_reason)
 
 
-@v1.post(
-    "/decisions",
-    response_model=DecisionLogResponse,
-    status_code=201,
-    responses=error_responses(*BODY, 404, 409),
-    tags=["decisions"],
-)
+@v1.post("/decisions", status_code=201, responses=error_responses(*BODY, 404, 409), tags=["decisions"])
 async def log_external_decision(
     body: DecisionLogRequest, key: DecideKey, state: StateDep
 ) -> DecisionLogResponse:
@@ -175,7 +149,7 @@ async def log_external_decision(
 # ---------------------------------------------------------------------------------------- reading
 
 
-@v1.get("/stats", response_model=StatsResponse, responses=error_responses(404, 422), tags=["insight"])
+@v1.get("/stats", responses=error_responses(404, 422), tags=["insight"])
 def stats(
     key: ReadKey, state: StateDep, policy: Annotated[str | None, Query(max_length=200)] = None
 ) -> StatsResponse:
@@ -187,12 +161,12 @@ def stats(
         names = [policy]
     else:
         names = policies_of_project(state.store, key.project)
-    groups: list[GroupStatsModel] = []
+    groups: list[GroupStats] = []
     by_kind: dict[str, int] = {}
     by_source: dict[str, int] = {}
     for name in names:
         s = store_stats(state.store, name)
-        groups.extend(GroupStatsModel(**dataclasses.asdict(g)) for g in s.groups)
+        groups.extend(s.groups)
         for k, v in s.feedback_by_kind.items():
             by_kind[k] = by_kind.get(k, 0) + v
         for k, v in s.feedback_by_source.items():
@@ -209,9 +183,7 @@ def stats(
     )
 
 
-@v1.get(
-    "/leaderboard", response_model=LeaderboardResponse, responses=error_responses(404, 422), tags=["insight"]
-)
+@v1.get("/leaderboard", responses=error_responses(404, 422), tags=["insight"])
 def leaderboard(
     key: ReadKey,
     state: StateDep,
@@ -230,27 +202,12 @@ def leaderboard(
 # ------------------------------------------------------------------------------------------- review
 
 
-def _review_item(e: ReviewEntry) -> ReviewItemResponse:
-    i, d = e.item, e.decision
-    return ReviewItemResponse(
-        id=i.id,
-        decision_id=i.decision_id,
-        reason=i.reason,
-        priority=i.priority,
-        status=i.status,
-        claimed_by=i.claimed_by,
-        feedback_id=i.feedback_id,
-        created_at=i.created_at,
-        resolved_at=i.resolved_at,
-        policy=d.policy,
-        text=d.text,
-        action=d.action,
-        confidence=d.confidence if d.confidence is not None else d.pscore,
-        actions=list(d.actions),
-    )
+def _queue_item(state: AppState, item_id: str, project: str) -> ReviewQueueItem:
+    entry = get_review_entry(state.store, item_id, project)
+    return ReviewQueueItem.of(entry.item, entry.decision)
 
 
-@v1.get("/review", response_model=ReviewListResponse, responses=error_responses(422), tags=["review"])
+@v1.get("/review", responses=error_responses(422), tags=["review"])
 def review_queue(
     key: ReviewKey,
     state: StateDep,
@@ -262,29 +219,20 @@ def review_queue(
     statuses = status or ["open", "claimed"]
     entries = read_review_queue(state.store, key.project, statuses, limit, offset)
     return ReviewListResponse(
-        items=[_review_item(e) for e in entries], counts=review_counts(state.store, key.project)
+        items=[ReviewQueueItem.of(e.item, e.decision) for e in entries],
+        counts=review_counts(state.store, key.project),
     )
 
 
-@v1.post(
-    "/review/{item_id}/claim",
-    response_model=ReviewItemResponse,
-    responses=error_responses(404, 409),
-    tags=["review"],
-)
-def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
+@v1.post("/review/{item_id}/claim", responses=error_responses(404, 409), tags=["review"])
+def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
     """Claim an open item, so that two reviewers do not resolve the same one."""
     claim_review_item(state.store, item_id, key.id, key.project)
-    return _review_item(get_review_entry(state.store, item_id, key.project))
+    return _queue_item(state, item_id, key.project)
 
 
-@v1.post(
-    "/review/{item_id}/resolve",
-    response_model=ReviewItemResponse,
-    responses=error_responses(*BODY, 404, 409),
-    tags=["review"],
-)
-def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewItemResponse:
+@v1.post("/review/{item_id}/resolve", responses=error_responses(*BODY, 404, 409), tags=["review"])
+def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
     """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
     id: names are not unique), with the configured reviewer authority, in the same transaction that
     closes the item."""
@@ -299,7 +247,7 @@ def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: Sta
     )
     state.metrics.review_resolved.inc()
     state.metrics.feedback.labels("correction").inc()
-    return _review_item(get_review_entry(state.store, item_id, key.project))
+    return _queue_item(state, item_id, key.project)
 
 
 # ------------------------------------------------------------------------------------------- export
@@ -403,7 +351,7 @@ def _parquet_schema(pa: Any) -> Any:
 # ------------------------------------------------------------------------------ policies, experiments
 
 
-@v1.get("/policies", response_model=list[PolicyModel], tags=["policies"])
+@v1.get("/policies", tags=["policies"])
 def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
     """The registry's policies of this project."""
     return [
@@ -413,12 +361,7 @@ def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
     ]
 
 
-@v1.post(
-    "/policies/{policy}/promote",
-    response_model=AliasMoveResponse,
-    responses=error_responses(*BODY, 404, 409),
-    tags=["policies"],
-)
+@v1.post("/policies/{policy}/promote", responses=error_responses(*BODY, 404, 409), tags=["policies"])
 def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
     """Point an alias (default ``champion``) at a version; refused (409) when the gate fails, unless
     ``force`` (recorded as forced)."""
@@ -429,12 +372,7 @@ def promote(policy: str, body: PromoteRequest, key: AdminKey, state: StateDep) -
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
-@v1.post(
-    "/policies/{policy}/rollback",
-    response_model=AliasMoveResponse,
-    responses=error_responses(*BODY, 404, 409),
-    tags=["policies"],
-)
+@v1.post("/policies/{policy}/rollback", responses=error_responses(*BODY, 404, 409), tags=["policies"])
 def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep) -> AliasMoveResponse:
     """Move the alias back to the version it pointed at before."""
     _own_policy(state, key, policy)
@@ -442,7 +380,7 @@ def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep)
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
-@v1.get("/experiments", response_model=list[ExperimentModel], tags=["policies"])
+@v1.get("/experiments", tags=["policies"])
 def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
     """Experiments on this project's policies: variants, shares, stage, verdict, and per variant what
     the store observed (decisions, judged, accuracy)."""
@@ -455,19 +393,7 @@ def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
             for r in panels.ab_results(batch)
             if r["experiment"] == e.name
         }
-        out.append(
-            ExperimentModel(
-                name=e.name,
-                policy=e.policy,
-                variants=dict(e.variants),
-                shares=dict(e.shares),
-                status=e.status,
-                stage=e.stage,
-                shadow=e.shadow,
-                verdict=dict(e.verdict) if e.verdict is not None else None,
-                observed=observed,
-            )
-        )
+        out.append(ExperimentModel(**dataclasses.asdict(e), observed=observed))
     return out
 
 
@@ -475,36 +401,23 @@ def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
 
 
 def _key_model(k: ApiKey) -> KeyModel:
-    return KeyModel(
-        id=k.id,
-        name=k.name,
-        project=k.project,
-        scopes=list(k.scopes),
-        created_at=k.created_at,
-        revoked_at=k.revoked_at,
-    )
+    return KeyModel.model_validate(k, from_attributes=True)
 
 
-@v1.post(
-    "/keys",
-    response_model=KeyCreateResponse,
-    status_code=201,
-    responses=error_responses(*BODY),
-    tags=["keys"],
-)
+@v1.post("/keys", status_code=201, responses=error_responses(*BODY), tags=["keys"])
 def create_key(body: KeyCreateRequest, key: AdminKey, state: StateDep) -> KeyCreateResponse:
     """Create a key in the caller's project; the secret is in this answer only."""
     created, secret = create_api_key(state.store, body.name, key.project, body.scopes, body.role)
     return KeyCreateResponse(**_key_model(created).model_dump(), secret=secret)
 
 
-@v1.get("/keys", response_model=list[KeyModel], tags=["keys"])
+@v1.get("/keys", tags=["keys"])
 def list_keys(key: AdminKey, state: StateDep) -> list[KeyModel]:
     """The project's active keys (never their secrets)."""
     return [_key_model(k) for k in list_api_keys(state.store, key.project)]
 
 
-@v1.delete("/keys/{key_id}", response_model=KeyModel, responses=error_responses(404), tags=["keys"])
+@v1.delete("/keys/{key_id}", responses=error_responses(404), tags=["keys"])
 def revoke_key(key_id: str, key: AdminKey, state: StateDep) -> KeyModel:
     """Revoke a key of the project (other workers stop accepting it within `key_cache_seconds`)."""
     try:

@@ -52,7 +52,7 @@ class VoidResponse(ResponseModel):
     rewards_withdrawn: int
 
 
-@router.post("/feedback/{feedback_id}/void", response_model=VoidResponse, tags=["feedback"])
+@router.post("/feedback/{feedback_id}/void", tags=["feedback"])
 async def void(feedback_id: str, body: VoidRequest, key: VoidKey, state: StateDep) -> VoidResponse:
     """Void one of this project's feedback rows: kept for the audit, excluded from rewards from now on
     (its decision's rewards are withdrawn and recompiled from its other feedback)."""
@@ -65,11 +65,4 @@ async def void(feedback_id: str, body: VoidRequest, key: VoidKey, state: StateDe
         )
     except VoidError as err:
         raise HTTPException(_STATUS[err.kind], str(err)) from None
-    return VoidResponse(
-        feedback_id=done.feedback_id,
-        decision_id=done.decision_id,
-        voided_by=done.voided_by,
-        voided_at=done.voided_at,
-        reason=done.reason,
-        rewards_withdrawn=done.rewards_withdrawn,
-    )
+    return VoidResponse.model_validate(done, from_attributes=True)

@@ -367,19 +367,3 @@ def default_providers(config: ProjectConfig, store: Store) -> tuple[PolicyProvid
     """The providers ``rewardloop serve`` uses: the registry, experiments and policies of the store."""
     wired = RegistryProviders(config, store)
     return wired, wired
-
-
-__all__ = [
-    "AliasMove",
-    "DecideInput",
-    "DecideOutcome",
-    "ExperimentInfo",
-    "PolicyAdmin",
-    "PolicyInfo",
-    "PolicyProvider",
-    "ProviderError",
-    "RegistryProviders",
-    "Unwired",
-    "WarmProvider",
-    "default_providers",
-]

@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rewardloop.store import GroupStats
 from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types.answers import ReviewQueueItem
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
 MAX_BATCH_ITEMS = 5000
@@ -44,20 +46,6 @@ class DecideRequest(Request):
     metadata: dict[str, Any] = Field(default_factory=dict, description="free context: user_id, category, ...")
     unit_id: str | None = Field(None, max_length=200, description="who is asking: experiments assign by it")
     idempotency_key: str | None = Field(None, max_length=200, description="re-sent requests log once")
-
-
-class DecisionResponse(Response):
-    decision_id: str
-    policy: str
-    policy_version: str
-    kind: str
-    action: str = Field(description="the action taken (a label, an arm, or the top candidate)")
-    probabilities: dict[str, float] = Field(description="the full action distribution")
-    confidence: float
-    ranking: list[str] | None = None
-    experiment: str | None = None
-    variant: str | None = None
-    queued_for_review: str | None = Field(None, description="the review reason, if the decision was queued")
 
 
 class TraceStepModel(Request):
@@ -181,20 +169,11 @@ class BatchResponse(Response):
     failed: int
 
 
-class GroupStatsModel(Response):
-    policy: str
-    version: str
-    decisions: int
-    with_feedback: int
-    deterministic_share: float
-    ess: float
-
-
 class StatsResponse(Response):
     project: str
     decisions: int
     coverage: float
-    groups: list[GroupStatsModel]
+    groups: list[GroupStats] = Field(description="per policy version, as the store counts them")
     feedback_by_kind: dict[str, int]
     feedback_by_source: dict[str, int]
     review: dict[str, int]
@@ -213,25 +192,8 @@ class LeaderboardResponse(Response):
     rows: list[LeaderboardEntry]
 
 
-class ReviewItemResponse(Response):
-    id: str
-    decision_id: str
-    reason: str
-    priority: float
-    status: str
-    claimed_by: str | None
-    feedback_id: str | None
-    created_at: datetime
-    resolved_at: datetime | None
-    policy: str
-    text: str | None
-    action: str = Field(description="the model's guess")
-    confidence: float
-    actions: list[str] = Field(description="the labels a reviewer can pick")
-
-
 class ReviewListResponse(Response):
-    items: list[ReviewItemResponse]
+    items: list[ReviewQueueItem]
     counts: dict[str, int]
 
 

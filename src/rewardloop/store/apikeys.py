@@ -13,11 +13,12 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select, update
 
 from rewardloop.store.engine import Store
+from rewardloop.store.rows import read_records, record_from_row
 from rewardloop.store.tables import ApiKeyRow
 from rewardloop.types import new_id, utcnow
 
@@ -51,6 +52,7 @@ class ApiKey:
 
     Examples
     --------
+    >>> from datetime import UTC
     >>> key = ApiKey(id="k1", name="ci", project="default", scopes=("read",),
     ...              created_at=datetime(2026, 1, 1, tzinfo=UTC))
     >>> key.allows("read"), key.allows("admin")
@@ -77,19 +79,8 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _aware(t: datetime | None) -> datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
-
-
 def _from_row(r: ApiKeyRow) -> ApiKey:
-    return ApiKey(
-        id=r.id,
-        name=r.name,
-        project=r.project,
-        scopes=tuple(r.scopes),
-        created_at=_aware(r.created_at),  # type: ignore[arg-type]
-        revoked_at=_aware(r.revoked_at),
-    )
+    return record_from_row(ApiKey, r, scopes=tuple(r.scopes))
 
 
 def resolve_scopes(scopes: Iterable[str] = (), role: str | None = None) -> tuple[str, ...]:
@@ -146,12 +137,9 @@ def authenticate(store: Store, secret: str) -> ApiKey | None:
 def list_api_keys(store: Store, project: str | None = None, include_revoked: bool = False) -> list[ApiKey]:
     """Keys, oldest first; those of one project if given."""
     query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
-    if project is not None:
-        query = query.where(ApiKeyRow.project == project)
     if not include_revoked:
         query = query.where(ApiKeyRow.revoked_at.is_(None))
-    with store.session() as s:
-        return [_from_row(r) for r in s.scalars(query)]
+    return read_records(store, query, _from_row, (ApiKeyRow.project, project))
 
 
 def revoke_api_key(store: Store, key_id: str, project: str | None = None) -> ApiKey:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from rewardloop.store.tables import Base, DecisionRow, FeedbackRow, RewardRow
 from rewardloop.types import Decision, Feedback, Reward
 
 #: Below this many rows PostgreSQL takes executemany (pipelined); above, COPY.
@@ -35,30 +36,12 @@ def _optional(time: Callable[[datetime], Any], t: datetime | None) -> Any:
     return None if t is None else time(t)
 
 
-_DECISION_COLUMNS = [
-    "id",
-    "policy",
-    "policy_version",
-    "kind",
-    "actions",
-    "action",
-    "action_dist",
-    "pscore",
-    "confidence",
-    "latency_ms",
-    "text",
-    "features",
-    "candidates",
-    "meta",
-    "ranking",
-    "experiment",
-    "variant",
-    "variant_share",
-    "trace",
-    "idempotency_key",
-    "created_at",
-    "client_time",
-]
+def _columns(table: type[Base], *left_out: str) -> list[str]:
+    """The table's columns in their declared order: the order of the values ``_*_params`` return."""
+    return [c.name for c in table.__table__.columns if c.name not in left_out]
+
+
+_DECISION_COLUMNS = _columns(DecisionRow)
 
 
 def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
@@ -88,25 +71,8 @@ def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any,
     )
 
 
-_FEEDBACK_COLUMNS = [
-    "project",
-    "id",
-    "decision_id",
-    "kind",
-    "value",
-    "scale_low",
-    "scale_high",
-    "label",
-    "preferred",
-    "rejected",
-    "scores",
-    "rater_id",
-    "authority",
-    "source",
-    "comment",
-    "created_at",
-    "client_time",
-]
+# A row is written unvoided: the void columns keep their NULL.
+_FEEDBACK_COLUMNS = _columns(FeedbackRow, "voided_at", "voided_by", "void_reason")
 
 
 def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
@@ -132,16 +98,7 @@ def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any])
     )
 
 
-_REWARD_COLUMNS = [
-    "decision_id",
-    "spec",
-    "spec_version",
-    "value",
-    "components",
-    "feedback_ids",
-    "disagreement",
-    "created_at",
-]
+_REWARD_COLUMNS = _columns(RewardRow)
 
 
 def _reward_params(r: Reward, time: Callable[[datetime], Any]) -> tuple[Any, ...]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rewardloop.store.engine import Store
+from rewardloop.store.rows import read_records, record_from_row, row_values
 from rewardloop.store.tables import DecisionRow, ExperimentRow, RewardRow
 from rewardloop.types import Experiment, utcnow
 
@@ -23,52 +24,20 @@ class ExperimentStoreError(ValueError):
     """An experiment write or read was refused; the message says why. Nothing was stored."""
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def insert_experiment(store: Store, exp: Experiment) -> Experiment:
     """Store a new experiment; a name in use already is refused."""
     try:
         with store.session() as s:
             if s.get(ExperimentRow, exp.name) is not None:
                 raise ExperimentStoreError(f"name: an experiment named {exp.name!r} exists already")
-            s.add(
-                ExperimentRow(
-                    name=exp.name,
-                    policy=exp.policy,
-                    variants=dict(exp.variants),
-                    shares=dict(exp.shares),
-                    salt=exp.salt,
-                    ramp=list(exp.ramp),
-                    stage=exp.stage,
-                    shadow=exp.shadow,
-                    status=exp.status,
-                    verdict=dict(exp.verdict) if exp.verdict is not None else None,
-                    created_at=exp.created_at,
-                    updated_at=exp.updated_at,
-                )
-            )
+            s.add(ExperimentRow(**row_values(exp)))
     except IntegrityError:
         raise ExperimentStoreError(f"name: an experiment named {exp.name!r} exists already") from None
     return exp
 
 
 def _from_row(r: ExperimentRow) -> Experiment:
-    return Experiment(
-        name=r.name,
-        policy=r.policy,
-        variants=r.variants,
-        shares=r.shares,
-        salt=r.salt,
-        ramp=tuple(r.ramp),
-        stage=r.stage,
-        shadow=bool(r.shadow),
-        status=r.status,  # type: ignore[arg-type]
-        verdict=r.verdict,
-        created_at=_aware(r.created_at),
-        updated_at=_aware(r.updated_at),
-    )
+    return record_from_row(Experiment, r, ramp=tuple(r.ramp), shadow=bool(r.shadow))
 
 
 def get_experiment(store: Store, name: str) -> Experiment | None:
@@ -80,12 +49,9 @@ def get_experiment(store: Store, name: str) -> Experiment | None:
 def read_experiments(store: Store, policy: str | None = None, status: str | None = None) -> list[Experiment]:
     """Experiments, oldest first, optionally of one policy and/or one status."""
     query = select(ExperimentRow).order_by(ExperimentRow.created_at)
-    if policy is not None:
-        query = query.where(ExperimentRow.policy == policy)
-    if status is not None:
-        query = query.where(ExperimentRow.status == status)
-    with store.session() as s:
-        return [_from_row(r) for r in s.scalars(query)]
+    return read_records(
+        store, query, _from_row, (ExperimentRow.policy, policy), (ExperimentRow.status, status)
+    )
 
 
 def update_experiment(store: Store, exp: Experiment, expected_stage: int | None = None) -> Experiment:

@@ -118,34 +118,36 @@ def rewards_of_decisions(store: Store, ids: Iterable[str]) -> dict[tuple[str, in
     return out
 
 
-#: The columns of an export row, in order: the feedback, then the decision it is about.
-EXPORT_COLUMNS = (
-    "feedback_id",
-    "decision_id",
-    "feedback_kind",
-    "value",
-    "scale_low",
-    "scale_high",
-    "label",
-    "preferred",
-    "rejected",
-    "scores",
-    "rater_id",
-    "authority",
-    "source",
-    "comment",
-    "feedback_at",
-    "policy",
-    "policy_version",
-    "decision_kind",
-    "action",
-    "confidence",
-    "pscore",
-    "text",
-    "experiment",
-    "variant",
-    "decided_at",
-)
+#: The columns of an export row, in order: the feedback, then the decision it is about; each with the
+#: stored column it is read from.
+_EXPORTED: dict[str, Any] = {
+    "feedback_id": FeedbackRow.id,
+    "decision_id": FeedbackRow.decision_id,
+    "feedback_kind": FeedbackRow.kind,
+    "value": FeedbackRow.value,
+    "scale_low": FeedbackRow.scale_low,
+    "scale_high": FeedbackRow.scale_high,
+    "label": FeedbackRow.label,
+    "preferred": FeedbackRow.preferred,
+    "rejected": FeedbackRow.rejected,
+    "scores": FeedbackRow.scores,
+    "rater_id": FeedbackRow.rater_id,
+    "authority": FeedbackRow.authority,
+    "source": FeedbackRow.source,
+    "comment": FeedbackRow.comment,
+    "feedback_at": FeedbackRow.created_at,
+    "policy": DecisionRow.policy,
+    "policy_version": DecisionRow.policy_version,
+    "decision_kind": DecisionRow.kind,
+    "action": DecisionRow.action,
+    "confidence": DecisionRow.confidence,
+    "pscore": DecisionRow.pscore,
+    "text": DecisionRow.text,
+    "experiment": DecisionRow.experiment,
+    "variant": DecisionRow.variant,
+    "decided_at": DecisionRow.created_at,
+}
+EXPORT_COLUMNS = tuple(_EXPORTED)
 
 
 def export_rows(
@@ -167,33 +169,7 @@ def export_rows(
     if policy is not None:
         conds.append(d.policy == policy)
     query = (
-        select(
-            f.id,
-            f.decision_id,
-            f.kind,
-            f.value,
-            f.scale_low,
-            f.scale_high,
-            f.label,
-            f.preferred,
-            f.rejected,
-            f.scores,
-            f.rater_id,
-            f.authority,
-            f.source,
-            f.comment,
-            f.created_at,
-            d.policy,
-            d.policy_version,
-            d.kind,
-            d.action,
-            d.confidence,
-            d.pscore,
-            d.text,
-            d.experiment,
-            d.variant,
-            d.created_at,
-        )
+        select(*_EXPORTED.values())
         .join(d, d.id == f.decision_id)
         .where(and_(*conds))
         .order_by(f.created_at, f.id)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rewardloop.store.engine import Store
+from rewardloop.store.rows import aware, read_records, record_from_row, row_values
 from rewardloop.store.tables import AliasEventRow, AliasRow, PolicyVersionRow, RegistryPolicyRow
 from rewardloop.types import AliasEvent, PolicyVersion, utcnow
 
@@ -35,10 +36,6 @@ class RegistryStoreError(ValueError):
 
 class AliasConflict(RegistryStoreError):
     """The alias moved since the caller read it: re-read and retry."""
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def insert_version(store: Store, pv: PolicyVersion, project: str) -> PolicyVersion:
@@ -56,20 +53,7 @@ def insert_version(store: Store, pv: PolicyVersion, project: str) -> PolicyVersi
                 raise RegistryStoreError(f"policy: {pv.policy} belongs to another project")
             if s.get(PolicyVersionRow, (pv.policy, pv.version)) is not None:
                 raise RegistryStoreError(f"version: {pv.policy}@{pv.version} is registered already")
-            s.add(
-                PolicyVersionRow(
-                    policy=pv.policy,
-                    version=pv.version,
-                    kind=pv.kind,
-                    artifact_path=pv.artifact_path,
-                    checksum=pv.checksum,
-                    config=dict(pv.config),
-                    metrics=dict(pv.metrics),
-                    parent_version=pv.parent_version,
-                    training_run_id=pv.training_run_id,
-                    created_at=pv.created_at,
-                )
-            )
+            s.add(PolicyVersionRow(**row_values(pv)))
     except IntegrityError:  # a concurrent register of the same version
         raise RegistryStoreError(f"version: {pv.policy}@{pv.version} is registered already") from None
     return pv
@@ -96,18 +80,7 @@ def policy_generation(store: Store, policy: str) -> int | None:
 
 
 def _version_from_row(r: PolicyVersionRow) -> PolicyVersion:
-    return PolicyVersion(
-        policy=r.policy,
-        version=r.version,
-        kind=r.kind,  # type: ignore[arg-type]
-        artifact_path=r.artifact_path,
-        checksum=r.checksum,
-        config=r.config or {},
-        metrics=r.metrics or {},
-        parent_version=r.parent_version,
-        training_run_id=r.training_run_id,
-        created_at=_aware(r.created_at),
-    )
+    return record_from_row(PolicyVersion, r, config=r.config or {}, metrics=r.metrics or {})
 
 
 def get_version(store: Store, policy: str, version: str) -> PolicyVersion | None:
@@ -121,10 +94,7 @@ def read_versions(store: Store, policy: str | None = None) -> list[PolicyVersion
     query = select(PolicyVersionRow).order_by(
         PolicyVersionRow.policy, PolicyVersionRow.created_at, PolicyVersionRow.version
     )
-    if policy is not None:
-        query = query.where(PolicyVersionRow.policy == policy)
-    with store.session() as s:
-        return [_version_from_row(r) for r in s.scalars(query)]
+    return read_records(store, query, _version_from_row, (PolicyVersionRow.policy, policy))
 
 
 def delete_versions(store: Store, policy: str, versions: Iterable[str]) -> int:
@@ -193,12 +163,14 @@ def move_alias(store: Store, event: AliasEvent) -> AliasEvent:
                 and s.get(PolicyVersionRow, (event.policy, event.to_version)) is None
             ):
                 raise RegistryStoreError(f"version: {event.policy}@{event.to_version} is not registered")
-            last = s.scalar(
-                select(func.max(AliasEventRow.created_at)).where(AliasEventRow.policy == event.policy)
+            last = aware(
+                s.scalar(
+                    select(func.max(AliasEventRow.created_at)).where(AliasEventRow.policy == event.policy)
+                )
             )
             when = event.created_at
-            if last is not None and when <= _aware(last):
-                when = _aware(last) + timedelta(microseconds=1)
+            if last is not None and when <= last:
+                when = last + timedelta(microseconds=1)
             if event.to_version is None:
                 if row is not None:
                     s.delete(row)
@@ -211,21 +183,7 @@ def move_alias(store: Store, event: AliasEvent) -> AliasEvent:
             else:
                 row.version = event.to_version
                 row.updated_at = when
-            s.add(
-                AliasEventRow(
-                    id=event.id,
-                    policy=event.policy,
-                    alias=event.alias,
-                    from_version=event.from_version,
-                    to_version=event.to_version,
-                    action=event.action,
-                    actor=event.actor,
-                    reason=event.reason,
-                    forced=event.forced,
-                    gate_report=dict(event.gate_report) if event.gate_report is not None else None,
-                    created_at=when,
-                )
-            )
+            s.add(AliasEventRow(**row_values(event, created_at=when)))
     except IntegrityError:  # two first assignments of the same alias at once
         raise AliasConflict(
             f"alias: {event.policy}@{event.alias} was set meanwhile; re-read and retry"
@@ -234,19 +192,7 @@ def move_alias(store: Store, event: AliasEvent) -> AliasEvent:
 
 
 def _event_from_row(r: AliasEventRow) -> AliasEvent:
-    return AliasEvent(
-        policy=r.policy,
-        alias=r.alias,
-        from_version=r.from_version,
-        to_version=r.to_version,
-        action=r.action,  # type: ignore[arg-type]
-        actor=r.actor,
-        reason=r.reason,
-        forced=bool(r.forced),
-        gate_report=r.gate_report,
-        created_at=_aware(r.created_at),
-        id=r.id,
-    )
+    return record_from_row(AliasEvent, r, forced=bool(r.forced))
 
 
 def read_alias_events(store: Store, policy: str, alias: str | None = None) -> list[AliasEvent]:
@@ -256,10 +202,7 @@ def read_alias_events(store: Store, policy: str, alias: str | None = None) -> li
         .where(AliasEventRow.policy == policy)
         .order_by(AliasEventRow.created_at, AliasEventRow.id)
     )
-    if alias is not None:
-        query = query.where(AliasEventRow.alias == alias)
-    with store.session() as s:
-        return [_event_from_row(r) for r in s.scalars(query)]
+    return read_records(store, query, _event_from_row, (AliasEventRow.alias, alias))
 
 
 __all__ = [

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, Update, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewardloop.store.engine import Store
 from rewardloop.store.insights import project_of_decision
 from rewardloop.store.repository import decision_from_row, insert_feedback, read_feedback
+from rewardloop.store.rows import record_from_row, row_values
 from rewardloop.store.tables import DecisionRow, ReviewItemRow
 from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
 
@@ -46,24 +46,6 @@ class ReviewEntry:
     decision: Decision
 
 
-def _aware(t: datetime | None) -> datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
-
-
-def _item(r: Any) -> ReviewItem:
-    return ReviewItem(
-        id=r.id,
-        decision_id=r.decision_id,
-        reason=r.reason,
-        priority=r.priority,
-        status=r.status,
-        claimed_by=r.claimed_by,
-        feedback_id=r.feedback_id,
-        created_at=_aware(r.created_at),  # type: ignore[arg-type]
-        resolved_at=_aware(r.resolved_at),
-    )
-
-
 def enqueue_review(store: Store, items: Iterable[ReviewItem]) -> int:
     """Queue items; an item for a decision already queued is skipped. Returns how many were queued."""
     with store.engine.begin() as conn:
@@ -73,20 +55,7 @@ def enqueue_review(store: Store, items: Iterable[ReviewItem]) -> int:
 def insert_review_items(conn: Connection, items: Iterable[ReviewItem]) -> int:
     """:func:`enqueue_review` inside the caller's transaction (the decision writer logs a decision and
     queues it in one)."""
-    rows = [
-        {
-            "id": i.id,
-            "decision_id": i.decision_id,
-            "reason": i.reason,
-            "priority": i.priority,
-            "status": i.status,
-            "claimed_by": i.claimed_by,
-            "feedback_id": i.feedback_id,
-            "created_at": i.created_at,
-            "resolved_at": i.resolved_at,
-        }
-        for i in items
-    ]
+    rows = [row_values(i) for i in items]
     if not rows:
         return 0
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
@@ -183,7 +152,10 @@ def read_review_queue(
         .offset(offset)
     )
     with store.session() as s:
-        return [ReviewEntry(_item(item), decision_from_row(dec)) for item, dec in s.execute(query)]
+        return [
+            ReviewEntry(record_from_row(ReviewItem, item), decision_from_row(dec))
+            for item, dec in s.execute(query)
+        ]
 
 
 def get_review_entry(store: Store, item_id: str, project: str) -> ReviewEntry:
@@ -196,7 +168,7 @@ def get_review_entry(store: Store, item_id: str, project: str) -> ReviewEntry:
         found = s.execute(query).first()
         if found is None:
             raise ReviewError("not_found", f"item_id: no review item {item_id!r} in this project")
-        return ReviewEntry(_item(found[0]), decision_from_row(found[1]))
+        return ReviewEntry(record_from_row(ReviewItem, found[0]), decision_from_row(found[1]))
 
 
 def review_counts(store: Store, project: str) -> dict[str, int]:
@@ -213,25 +185,29 @@ def review_counts(store: Store, project: str) -> dict[str, int]:
     return {s: counts.get(s, 0) for s in REVIEW_STATUSES}
 
 
+def _open_to(item_id: str, reviewer: str) -> Update:
+    """An update of the item that applies only while it is open, or claimed by ``reviewer`` already."""
+    r = ReviewItemRow
+    mine = and_(r.status == "claimed", r.claimed_by == reviewer)
+    return update(r).where(r.id == item_id, or_(r.status == "open", mine))
+
+
+def _conflict(store: Store, item_id: str, project: str) -> ReviewError:
+    """Why the item could not be claimed or resolved: who claimed it, or that it is resolved."""
+    current = get_review_entry(store, item_id, project).item
+    who = f" by {current.claimed_by!r}" if current.claimed_by else ""
+    return ReviewError("conflict", f"item_id: review item {item_id!r} is already {current.status}{who}")
+
+
 def claim_review_item(store: Store, item_id: str, reviewer: str, project: str) -> ReviewItem:
     """Claim an open item for ``reviewer`` (claiming one's own claimed item again is a no-op)."""
     entry = get_review_entry(store, item_id, project)
     with store.engine.begin() as conn:
         changed = conn.execute(
-            update(ReviewItemRow)
-            .where(
-                ReviewItemRow.id == item_id,
-                or_(
-                    ReviewItemRow.status == "open",
-                    and_(ReviewItemRow.status == "claimed", ReviewItemRow.claimed_by == reviewer),
-                ),
-            )
-            .values(status="claimed", claimed_by=reviewer)
+            _open_to(item_id, reviewer).values(status="claimed", claimed_by=reviewer)
         ).rowcount
     if not changed:
-        current = get_review_entry(store, item_id, project).item
-        who = f" by {current.claimed_by!r}" if current.claimed_by else ""
-        raise ReviewError("conflict", f"item_id: review item {item_id!r} is already {current.status}{who}")
+        raise _conflict(store, item_id, project)
     return get_review_entry(store, entry.item.id, project).item
 
 
@@ -268,23 +244,14 @@ def resolve_review_item(
     )
     now = utcnow()
     with store.engine.begin() as conn:
-        changed = conn.execute(
-            update(ReviewItemRow)
-            .where(
-                ReviewItemRow.id == item_id,
-                or_(
-                    ReviewItemRow.status == "open",
-                    and_(ReviewItemRow.status == "claimed", ReviewItemRow.claimed_by == reviewer),
-                ),
-            )
-            .values(status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now)
-        ).rowcount
+        done = _open_to(item_id, reviewer).values(
+            status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now
+        )
+        changed = conn.execute(done).rowcount
         if changed:
             insert_feedback(conn, [(feedback, project)])
     if not changed:
-        current = get_review_entry(store, item_id, project).item
-        who = f" by {current.claimed_by!r}" if current.claimed_by else ""
-        raise ReviewError("conflict", f"item_id: review item {item_id!r} is already {current.status}{who}")
+        raise _conflict(store, item_id, project)
     return get_review_entry(store, item_id, project).item, feedback
 
 

@@ -1,11 +1,23 @@
-"""Stored rows back to typed records."""
+"""Stored rows back to typed records, records to column values, and reads with optional filters.
+
+A record of :mod:`rewardloop.types` and the row it is stored as share their field names; the few that
+differ (``Decision.metadata`` is the column ``meta``, ``Feedback.scale`` the columns ``scale_low`` and
+``scale_high``, ...) are given by the caller.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import Select
+
+from rewardloop.store.engine import Store
 from rewardloop.types import Decision, Feedback, Reward, TraceStep
+
+R = TypeVar("R")
 
 
 def aware(t: datetime | None) -> datetime | None:
@@ -14,61 +26,74 @@ def aware(t: datetime | None) -> datetime | None:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def record_from_row(cls: type[R], row: Any, **given: Any) -> R:
+    """A record of class ``cls`` from a stored row (an ORM object or a Core row).
+
+        Each field not ``given`` is the row's column of the same name; stored times come back timezone-aware
+        (SQLite hands them back naive, in UTC).
+
+        >>> from types import SimpleNamespace
+        >>> row = SimpleNamespace(decision_id="d1", reason="unsure", priority=0.5, status="open",
+        ...                       claimed_by=None, feedback_id=None, created_at=datetime(2026, 1, 1),
+        ...                       resolved_at=None, id="r1")
+        >>> from rewardloop.store.engine import Store
+    from rewardloop.types import ReviewItem
+        >>> record_from_row(ReviewItem, row).created_at.tzinfo
+        datetime.timezone.utc
+    """
+    values = {name: getattr(row, name) for name in _field_names(cls) if name not in given}
+    for name, value in values.items():
+        if isinstance(value, datetime):
+            values[name] = aware(value)
+    return cls(**values, **given)
+
+
+def row_values(record: Any, **given: Any) -> dict[str, Any]:
+    """The column values of a record: each field not ``given`` as it is, a mapping copied to a ``dict`` and
+    a tuple to a ``list`` (what a JSON column stores)."""
+    values = {name: getattr(record, name) for name in _field_names(type(record)) if name not in given}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            values[name] = dict(value)
+        elif isinstance(value, tuple):
+            values[name] = list(value)
+    return {**values, **given}
+
+
+def read_records(
+    store: Store, query: Select[Any], convert: Callable[[Any], R], *given: tuple[Any, Any]
+) -> list[R]:
+    """``convert`` of each ORM row that ``query`` selects, read in one session.
+
+    Each ``(column, value)`` pair whose value is not None narrows the query to ``column == value`` (the
+    optional filters of a read).
+    """
+    for column, value in given:
+        if value is not None:
+            query = query.where(column == value)
+    with store.session() as s:
+        return [convert(r) for r in s.scalars(query)]
+
+
 def decision_from_row(r: Any) -> Decision:
-    return Decision(
-        id=r.id,
-        policy=r.policy,
-        policy_version=r.policy_version,
-        kind=r.kind,
-        actions=tuple(r.actions),
-        action=r.action,
-        action_dist=tuple(r.action_dist),
-        pscore=r.pscore,
-        confidence=r.confidence,
-        latency_ms=r.latency_ms,
-        text=r.text,
-        features=tuple(r.features) if r.features is not None else None,
-        candidates=tuple(r.candidates) if r.candidates is not None else None,
-        metadata=r.meta or {},
-        ranking=tuple(r.ranking) if r.ranking is not None else None,
-        experiment=r.experiment,
-        variant=r.variant,
-        variant_share=r.variant_share,
-        trace=tuple(TraceStep(**s) for s in r.trace) if r.trace else (),
-        idempotency_key=r.idempotency_key,
-        created_at=aware(r.created_at),  # type: ignore[arg-type]
-        client_time=aware(r.client_time),
-    )
+    trace = tuple(TraceStep(**s) for s in r.trace) if r.trace else ()
+    return record_from_row(Decision, r, metadata=r.meta or {}, trace=trace)
 
 
 def feedback_from_row(r: Any) -> Feedback:
-    return Feedback(
-        id=r.id,
-        decision_id=r.decision_id,
-        kind=r.kind,
-        value=r.value,
-        scale=(r.scale_low, r.scale_high) if r.scale_low is not None else None,
-        label=r.label,
-        preferred=r.preferred,
-        rejected=r.rejected,
-        scores=r.scores,
-        rater_id=r.rater_id,
-        authority=r.authority,
-        source=r.source,
-        comment=r.comment,
-        created_at=aware(r.created_at),  # type: ignore[arg-type]
-        client_time=aware(r.client_time),
-    )
+    scale = (r.scale_low, r.scale_high) if r.scale_low is not None else None
+    return record_from_row(Feedback, r, scale=scale)
 
 
 def reward_from_row(r: Any) -> Reward:
-    return Reward(
-        decision_id=r.decision_id,
-        spec=r.spec,
-        spec_version=r.spec_version,
-        value=r.value,
-        components=r.components or {},
-        feedback_ids=tuple(r.feedback_ids or ()),
-        disagreement=r.disagreement,
-        created_at=aware(r.created_at),  # type: ignore[arg-type]
-    )
+    return record_from_row(Reward, r, components=r.components or {}, feedback_ids=tuple(r.feedback_ids or ()))

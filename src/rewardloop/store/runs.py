@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
 from rewardloop.store.engine import Store
+from rewardloop.store.rows import aware, read_records, record_from_row, row_values
 from rewardloop.store.tables import TrainingRunRow
 from rewardloop.types import TrainingRun, utcnow
-
-
-def _aware(t: datetime | None) -> datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 def start_run(store: Store, run: TrainingRun) -> TrainingRun:
     """Record a run as started (status ``running``); returns it."""
     with store.session() as s:
-        s.add(
-            TrainingRunRow(
-                id=run.id,
-                policy=run.policy,
-                learner=run.learner,
-                config=dict(run.config),
-                window_start=run.data_window[0],
-                window_end=run.data_window[1],
-                n_samples=run.n_samples,
-                metrics=dict(run.metrics),
-                artifact_path=run.artifact_path,
-                status=run.status,
-                started_at=run.started_at,
-                finished_at=run.finished_at,
-            )
-        )
+        values = row_values(run)
+        values["window_start"], values["window_end"] = values.pop("data_window")
+        s.add(TrainingRunRow(**values))
     return run
 
 
@@ -69,30 +52,16 @@ def finish_run(
 
 
 def _from_row(r: TrainingRunRow) -> TrainingRun:
-    return TrainingRun(
-        id=r.id,
-        policy=r.policy,
-        learner=r.learner,
-        config=r.config or {},
-        data_window=(_aware(r.window_start), _aware(r.window_end)),
-        n_samples=r.n_samples,
-        metrics=r.metrics or {},
-        artifact_path=r.artifact_path,
-        status=r.status,  # type: ignore[arg-type]
-        started_at=_aware(r.started_at),  # type: ignore[arg-type]
-        finished_at=_aware(r.finished_at),
-    )
+    window = (aware(r.window_start), aware(r.window_end))
+    return record_from_row(TrainingRun, r, config=r.config or {}, metrics=r.metrics or {}, data_window=window)
 
 
 def read_runs(store: Store, policy: str | None = None, learner: str | None = None) -> list[TrainingRun]:
     """Training runs, oldest first."""
     query = select(TrainingRunRow).order_by(TrainingRunRow.started_at)
-    if policy is not None:
-        query = query.where(TrainingRunRow.policy == policy)
-    if learner is not None:
-        query = query.where(TrainingRunRow.learner == learner)
-    with store.session() as s:
-        return [_from_row(r) for r in s.scalars(query)]
+    return read_records(
+        store, query, _from_row, (TrainingRunRow.policy, policy), (TrainingRunRow.learner, learner)
+    )
 
 
 def get_run(store: Store, run_id: str) -> TrainingRun | None:

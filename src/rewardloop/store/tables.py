@@ -1,51 +1,68 @@
 """The tables, as SQLAlchemy 2.0 ``Mapped`` classes. Migrations in ``store/migrations`` create them.
 
-JSON columns are JSONB on PostgreSQL and JSON text on SQLite. Times are timezone-aware UTC.
+JSON columns are JSONB on PostgreSQL and JSON text on SQLite. Times are timezone-aware UTC. A column is
+declared by what it holds (``Mapped[Name]``: a name of at most 200 characters), NOT NULL unless its type
+says ``| None``; every ``datetime`` is a timezone-aware time and every ``float`` a ``Float``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Time = DateTime(timezone=True)
 
+#: A record's id: a uuid4 hex, or the client's own (at most 64 characters).
+Id = Annotated[str, mapped_column(String(64))]
+#: A name: of a policy, project, experiment, rater, reviewer, spec, API key.
+Name = Annotated[str, mapped_column(String(200))]
+#: A policy version, an alias or an experiment variant.
+Version = Annotated[str, mapped_column(String(100))]
+#: One of a few fixed words: a kind, a status, a source, an action.
+Word = Annotated[str, mapped_column(String(20))]
+#: A hex digest.
+Digest = Annotated[str, mapped_column(String(128))]
+#: Free text without a length limit.
+LongText = Annotated[str, mapped_column(Text)]
+#: A JSON value (JSONB on PostgreSQL).
+JsonValue = Annotated[Any, mapped_column(Json)]
+
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: Time, float: Float()}
 
 
 class DecisionRow(Base):
     __tablename__ = "decisions"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    policy: Mapped[str] = mapped_column(String(200))
-    policy_version: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(20))
-    actions: Mapped[Any] = mapped_column(Json)
-    action: Mapped[str] = mapped_column(Text)
-    action_dist: Mapped[Any] = mapped_column(Json)
-    pscore: Mapped[float] = mapped_column(Float)
-    confidence: Mapped[float] = mapped_column(Float)
-    latency_ms: Mapped[float | None] = mapped_column(Float)
-    text: Mapped[str | None] = mapped_column(Text)
-    features: Mapped[Any | None] = mapped_column(Json)
-    candidates: Mapped[Any | None] = mapped_column(Json)
-    meta: Mapped[Any | None] = mapped_column(Json)
-    ranking: Mapped[Any | None] = mapped_column(Json)
-    experiment: Mapped[str | None] = mapped_column(String(200))
-    variant: Mapped[str | None] = mapped_column(String(100))
-    variant_share: Mapped[float | None] = mapped_column(Float)
-    trace: Mapped[Any | None] = mapped_column(Json)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    id: Mapped[Id] = mapped_column(primary_key=True)
+    policy: Mapped[Name]
+    policy_version: Mapped[Version]
+    kind: Mapped[Word]
+    actions: Mapped[JsonValue]
+    action: Mapped[LongText]
+    action_dist: Mapped[JsonValue]
+    pscore: Mapped[float]
+    confidence: Mapped[float]
+    latency_ms: Mapped[float | None]
+    text: Mapped[LongText | None]
+    features: Mapped[JsonValue | None]
+    candidates: Mapped[JsonValue | None]
+    meta: Mapped[JsonValue | None]
+    ranking: Mapped[JsonValue | None]
+    experiment: Mapped[Name | None]
+    variant: Mapped[Version | None]
+    variant_share: Mapped[float | None]
+    trace: Mapped[JsonValue | None]
+    idempotency_key: Mapped[Name | None] = mapped_column(unique=True)
     # created_at is when the store received the decision; client_time what the client said (if anything).
-    created_at: Mapped[datetime] = mapped_column(Time)
-    client_time: Mapped[datetime | None] = mapped_column(Time)
+    created_at: Mapped[datetime]
+    client_time: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_decisions_policy_version_time", "policy", "policy_version", "created_at"),
@@ -58,55 +75,55 @@ class FeedbackRow(Base):
     __tablename__ = "feedback"
 
     # Ids are unique per project (the project of the row's decision), not globally.
-    project: Mapped[str] = mapped_column(String(200), primary_key=True, server_default="default")
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    decision_id: Mapped[str] = mapped_column(String(64), ForeignKey("decisions.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    value: Mapped[float | None] = mapped_column(Float)
-    scale_low: Mapped[float | None] = mapped_column(Float)
-    scale_high: Mapped[float | None] = mapped_column(Float)
-    label: Mapped[str | None] = mapped_column(Text)
-    preferred: Mapped[str | None] = mapped_column(Text)
-    rejected: Mapped[str | None] = mapped_column(Text)
-    scores: Mapped[Any | None] = mapped_column(Json)
-    rater_id: Mapped[str | None] = mapped_column(String(200))
-    authority: Mapped[float] = mapped_column(Float)
-    source: Mapped[str] = mapped_column(String(20))
-    comment: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(Time, index=True)
-    client_time: Mapped[datetime | None] = mapped_column(Time)
+    project: Mapped[Name] = mapped_column(primary_key=True, server_default="default")
+    id: Mapped[Id] = mapped_column(primary_key=True)
+    decision_id: Mapped[Id] = mapped_column(ForeignKey("decisions.id"), index=True)
+    kind: Mapped[Word]
+    value: Mapped[float | None]
+    scale_low: Mapped[float | None]
+    scale_high: Mapped[float | None]
+    label: Mapped[LongText | None]
+    preferred: Mapped[LongText | None]
+    rejected: Mapped[LongText | None]
+    scores: Mapped[JsonValue | None]
+    rater_id: Mapped[Name | None]
+    authority: Mapped[float]
+    source: Mapped[Word]
+    comment: Mapped[LongText | None]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    client_time: Mapped[datetime | None]
     # A voided row stays stored (audited: who, when, why) and counts for no reward from then on.
-    voided_at: Mapped[datetime | None] = mapped_column(Time)
-    voided_by: Mapped[str | None] = mapped_column(String(200))
-    void_reason: Mapped[str | None] = mapped_column(Text)
+    voided_at: Mapped[datetime | None]
+    voided_by: Mapped[Name | None]
+    void_reason: Mapped[LongText | None]
 
 
 class RewardRow(Base):
     __tablename__ = "rewards"
 
-    decision_id: Mapped[str] = mapped_column(String(64), ForeignKey("decisions.id"), primary_key=True)
-    spec: Mapped[str] = mapped_column(String(200), primary_key=True)
-    spec_version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
-    components: Mapped[Any | None] = mapped_column(Json)
-    feedback_ids: Mapped[Any] = mapped_column(Json)
-    disagreement: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(Time)
+    decision_id: Mapped[Id] = mapped_column(ForeignKey("decisions.id"), primary_key=True)
+    spec: Mapped[Name] = mapped_column(primary_key=True)
+    spec_version: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[float]
+    components: Mapped[JsonValue | None]
+    feedback_ids: Mapped[JsonValue]
+    disagreement: Mapped[float | None]
+    created_at: Mapped[datetime]
 
 
 class PolicyVersionRow(Base):
     __tablename__ = "policy_versions"
 
-    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
-    version: Mapped[str] = mapped_column(String(100), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    artifact_path: Mapped[str] = mapped_column(Text)
-    checksum: Mapped[str] = mapped_column(String(128))
-    config: Mapped[Any | None] = mapped_column(Json)
-    metrics: Mapped[Any | None] = mapped_column(Json)
-    parent_version: Mapped[str | None] = mapped_column(String(100))
-    training_run_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(Time)
+    policy: Mapped[Name] = mapped_column(primary_key=True)
+    version: Mapped[Version] = mapped_column(primary_key=True)
+    kind: Mapped[Word]
+    artifact_path: Mapped[LongText]
+    checksum: Mapped[Digest]
+    config: Mapped[JsonValue | None]
+    metrics: Mapped[JsonValue | None]
+    parent_version: Mapped[Version | None]
+    training_run_id: Mapped[Id | None]
+    created_at: Mapped[datetime]
 
 
 class RegistryPolicyRow(Base):
@@ -115,93 +132,93 @@ class RegistryPolicyRow(Base):
 
     __tablename__ = "registry_policies"
 
-    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
-    project: Mapped[str] = mapped_column(String(200), index=True)
-    generation: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(Time)
+    policy: Mapped[Name] = mapped_column(primary_key=True)
+    project: Mapped[Name] = mapped_column(index=True)
+    generation: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
 
 
 class AliasRow(Base):
     __tablename__ = "aliases"
 
-    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
-    alias: Mapped[str] = mapped_column(String(100), primary_key=True)
-    version: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(Time)
+    policy: Mapped[Name] = mapped_column(primary_key=True)
+    alias: Mapped[Version] = mapped_column(primary_key=True)
+    version: Mapped[Version]
+    updated_at: Mapped[datetime]
 
 
 class AliasEventRow(Base):
     __tablename__ = "alias_events"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    policy: Mapped[str] = mapped_column(String(200), index=True)
-    alias: Mapped[str] = mapped_column(String(100))
-    from_version: Mapped[str | None] = mapped_column(String(100))
-    to_version: Mapped[str | None] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(20))
-    actor: Mapped[str] = mapped_column(String(200))
-    reason: Mapped[str] = mapped_column(Text)
+    id: Mapped[Id] = mapped_column(primary_key=True)
+    policy: Mapped[Name] = mapped_column(index=True)
+    alias: Mapped[Version]
+    from_version: Mapped[Version | None]
+    to_version: Mapped[Version | None]
+    action: Mapped[Word]
+    actor: Mapped[Name]
+    reason: Mapped[LongText]
     forced: Mapped[bool] = mapped_column(default=False)
-    gate_report: Mapped[Any | None] = mapped_column(Json)
-    created_at: Mapped[datetime] = mapped_column(Time)
+    gate_report: Mapped[JsonValue | None]
+    created_at: Mapped[datetime]
 
 
 class TrainingRunRow(Base):
     __tablename__ = "training_runs"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    policy: Mapped[str] = mapped_column(String(200), index=True)
-    learner: Mapped[str] = mapped_column(String(100))
-    config: Mapped[Any | None] = mapped_column(Json)
-    window_start: Mapped[datetime | None] = mapped_column(Time)
-    window_end: Mapped[datetime | None] = mapped_column(Time)
-    n_samples: Mapped[int] = mapped_column(Integer)
-    metrics: Mapped[Any | None] = mapped_column(Json)
-    artifact_path: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
-    started_at: Mapped[datetime] = mapped_column(Time)
-    finished_at: Mapped[datetime | None] = mapped_column(Time)
+    id: Mapped[Id] = mapped_column(primary_key=True)
+    policy: Mapped[Name] = mapped_column(index=True)
+    learner: Mapped[Version]
+    config: Mapped[JsonValue | None]
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    n_samples: Mapped[int]
+    metrics: Mapped[JsonValue | None]
+    artifact_path: Mapped[LongText | None]
+    status: Mapped[Word]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class ExperimentRow(Base):
     __tablename__ = "experiments"
 
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    policy: Mapped[str] = mapped_column(String(200), index=True)
-    variants: Mapped[Any] = mapped_column(Json)
-    shares: Mapped[Any] = mapped_column(Json)
-    salt: Mapped[str] = mapped_column(String(200))
-    ramp: Mapped[Any] = mapped_column(Json)
-    stage: Mapped[int] = mapped_column(Integer)
+    name: Mapped[Name] = mapped_column(primary_key=True)
+    policy: Mapped[Name] = mapped_column(index=True)
+    variants: Mapped[JsonValue]
+    shares: Mapped[JsonValue]
+    salt: Mapped[Name]
+    ramp: Mapped[JsonValue]
+    stage: Mapped[int]
     shadow: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(20))
-    verdict: Mapped[Any | None] = mapped_column(Json)
-    created_at: Mapped[datetime] = mapped_column(Time)
-    updated_at: Mapped[datetime] = mapped_column(Time)
+    status: Mapped[Word]
+    verdict: Mapped[JsonValue | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ReviewItemRow(Base):
     __tablename__ = "review_items"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[Id] = mapped_column(primary_key=True)
     # One queue entry per decision: enqueueing twice is deduplicated by this constraint.
-    decision_id: Mapped[str] = mapped_column(String(64), ForeignKey("decisions.id"), unique=True)
-    reason: Mapped[str] = mapped_column(String(200))
-    priority: Mapped[float] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    claimed_by: Mapped[str | None] = mapped_column(String(200))
-    feedback_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(Time)
-    resolved_at: Mapped[datetime | None] = mapped_column(Time)
+    decision_id: Mapped[Id] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    reason: Mapped[Name]
+    priority: Mapped[float]
+    status: Mapped[Word] = mapped_column(index=True)
+    claimed_by: Mapped[Name | None]
+    feedback_id: Mapped[Id | None]
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
 
 
 class ApiKeyRow(Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    scopes: Mapped[Any] = mapped_column(Json)
-    project: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(Time)
-    revoked_at: Mapped[datetime | None] = mapped_column(Time)
+    id: Mapped[Id] = mapped_column(primary_key=True)
+    name: Mapped[Name]
+    key_hash: Mapped[Digest] = mapped_column(unique=True)
+    scopes: Mapped[JsonValue]
+    project: Mapped[Name]
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

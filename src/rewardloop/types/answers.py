@@ -1,0 +1,94 @@
+"""What the HTTP API answers and the SDK reads back, defined once: the service's response schema and the
+client's typed answer are the same class. A field's docstring is its description in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rewardloop.types.records import Decision, ReviewItem
+
+#: How pydantic (the service's schema) reads these dataclasses: field docstrings are descriptions.
+_SCHEMA_CONFIG = {"use_attribute_docstrings": True}
+
+
+def _confidence(decision: Decision) -> float:
+    return decision.confidence if decision.confidence is not None else decision.pscore
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What ``decide`` answers: the action taken and the distribution it was drawn from."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _SCHEMA_CONFIG
+
+    decision_id: str
+    policy: str
+    policy_version: str
+    kind: str
+    action: str
+    """the action taken (a label, an arm, or the top candidate)"""
+    probabilities: dict[str, float]
+    """the full action distribution"""
+    confidence: float
+    ranking: list[str] | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    queued_for_review: str | None = None
+    """the review reason, if the decision was queued"""
+
+    @classmethod
+    def of(cls, decision: Decision, decision_id: str, queued_for_review: str | None) -> Decided:
+        """The answer for ``decision``, logged as ``decision_id`` (a replay's: the first decision's id)."""
+        return cls(
+            decision_id=decision_id,
+            policy=decision.policy,
+            policy_version=decision.policy_version,
+            kind=decision.kind,
+            action=decision.action,
+            probabilities=dict(zip(decision.actions, decision.action_dist, strict=True)),
+            confidence=_confidence(decision),
+            ranking=list(decision.ranking) if decision.ranking is not None else None,
+            experiment=decision.experiment,
+            variant=decision.variant,
+            queued_for_review=queued_for_review,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQueueItem:
+    """A review-queue item with what a reviewer needs of its decision: its text, the model's guess and
+    confidence, and the labels to pick from."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = _SCHEMA_CONFIG
+
+    id: str
+    decision_id: str
+    reason: str
+    priority: float
+    status: str
+    claimed_by: str | None
+    feedback_id: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    policy: str
+    text: str | None
+    action: str
+    """the model's guess"""
+    confidence: float
+    actions: list[str]
+    """the labels a reviewer can pick"""
+
+    @classmethod
+    def of(cls, item: ReviewItem, decision: Decision) -> ReviewQueueItem:
+        return cls(
+            **dataclasses.asdict(item),
+            policy=decision.policy,
+            text=decision.text,
+            action=decision.action,
+            confidence=_confidence(decision),
+            actions=list(decision.actions),
+        )
