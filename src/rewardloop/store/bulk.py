@@ -58,7 +58,14 @@ _DECISION_COLUMNS = [
     "idempotency_key",
     "created_at",
     "client_time",
+    "action_set",
 ]
+
+
+def _action_set(d: Decision) -> str | None:
+    if d.label_space is None:
+        return None
+    return _json({"labels": d.label_space, "chosen": d.chosen_set, "probs": d.label_probs})
 
 
 def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
@@ -85,6 +92,7 @@ def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any,
         d.idempotency_key,
         time(d.created_at),
         _optional(time, d.client_time),
+        _action_set(d),
     )
 
 
@@ -106,6 +114,7 @@ _FEEDBACK_COLUMNS = [
     "comment",
     "created_at",
     "client_time",
+    "labels",
 ]
 
 
@@ -129,6 +138,7 @@ def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any])
         f.comment,
         time(f.created_at),
         _optional(time, f.client_time),
+        _json(f.labels),
     )
 
 

@@ -15,6 +15,7 @@ def aware(t: datetime | None) -> datetime | None:
 
 
 def decision_from_row(r: Any) -> Decision:
+    sets = r.action_set or {}
     return Decision(
         id=r.id,
         policy=r.policy,
@@ -38,6 +39,9 @@ def decision_from_row(r: Any) -> Decision:
         idempotency_key=r.idempotency_key,
         created_at=aware(r.created_at),  # type: ignore[arg-type]
         client_time=aware(r.client_time),
+        label_space=tuple(sets["labels"]) if sets else None,
+        chosen_set=tuple(sets["chosen"]) if sets else None,
+        label_probs=tuple(sets["probs"]) if sets else None,
     )
 
 
@@ -58,6 +62,7 @@ def feedback_from_row(r: Any) -> Feedback:
         comment=r.comment,
         created_at=aware(r.created_at),  # type: ignore[arg-type]
         client_time=aware(r.client_time),
+        labels=tuple(r.labels) if r.labels is not None else None,
     )
 
 

@@ -46,6 +46,8 @@ class DecisionRow(Base):
     # created_at is when the store received the decision; client_time what the client said (if anything).
     created_at: Mapped[datetime] = mapped_column(Time)
     client_time: Mapped[datetime | None] = mapped_column(Time)
+    # A set decided beside (or as) the action: {"labels", "chosen", "probs"} (types/sets.py).
+    action_set: Mapped[Any | None] = mapped_column(Json)
 
     __table_args__ = (
         Index("ix_decisions_policy_version_time", "policy", "policy_version", "created_at"),
@@ -79,6 +81,8 @@ class FeedbackRow(Base):
     voided_at: Mapped[datetime | None] = mapped_column(Time)
     voided_by: Mapped[str | None] = mapped_column(String(200))
     void_reason: Mapped[str | None] = mapped_column(Text)
+    # The labels of set feedback (missed_actions, unnecessary_actions, set_correction).
+    labels: Mapped[Any | None] = mapped_column(Json)
 
 
 class RewardRow(Base):
