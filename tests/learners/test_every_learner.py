@@ -19,10 +19,12 @@ import torch
 from rewardloop.learners import LEARNERS, ConfiguredLearner, DataSpec, Learner, LearnerConfig
 from rewardloop.learners.bandits import ROUTERS
 from rewardloop.learners.gating import GatingConfig, GatingLearner
+from rewardloop.learners.multilabel import SET_LEARNERS
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.policies.multilabel import MultiLabelPolicy
 from rewardloop.policies.router import ContextFeatures
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseConfig, PairwiseRewardModel
-from rewardloop.types import Decision, DecisionBatch, Feedback, Reward
+from rewardloop.types import Decision, DecisionBatch, Feedback, Reward, set_decision_fields
 
 from .learner_tasks import DIM, LABELS, fresh_policy, linear_task
 
@@ -116,6 +118,31 @@ def reranker_batch() -> DecisionBatch:
     return DecisionBatch(decisions, feedback, rewards)
 
 
+def set_batch(n: int = 24) -> DecisionBatch:
+    """Logged sets over three actions, each with a rater's missed / unnecessary feedback."""
+    rng = np.random.default_rng(6)
+    space = ("area", "name", "brightness")
+    decisions, feedback = [], {}
+    for i in range(n):
+        chosen = [a for a in space if rng.random() < 0.5]
+        d = Decision(policy="slots", policy_version="0", kind="set", text=TEXTS[i % len(TEXTS)] + f" {i}",
+                     **set_decision_fields(space, chosen, (0.5, 0.5, 0.5)))  # fmt: skip
+        decisions.append(d)
+        wrong = [a for a in space if rng.random() < 0.3]
+        missed = tuple(a for a in wrong if a not in chosen)
+        extra = tuple(a for a in wrong if a in chosen)
+        rows = (
+            [Feedback(decision_id=d.id, kind="missed_actions", labels=missed, rater_id="r")] if missed else []
+        )
+        rows += (
+            [Feedback(decision_id=d.id, kind="unnecessary_actions", labels=extra, rater_id="r")]
+            if extra
+            else []
+        )
+        feedback[d.id] = rows or [Feedback(decision_id=d.id, kind="set_correction", labels=tuple(chosen))]
+    return DecisionBatch(decisions, feedback, {})
+
+
 @dataclasses.dataclass
 class Case:
     make: Callable[[int], Any]  # seed -> learner with small settings
@@ -153,6 +180,23 @@ def _router_case(name: str) -> Case:
     )
 
 
+def _seeded_linear(n_in: int, n_out: int) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.nn.Linear(n_in, n_out)
+
+
+def _set_case(name: str) -> Case:
+    cls = SET_LEARNERS[name]
+    space = ["area", "name", "brightness"]
+    return Case(
+        make=lambda seed: cls(cls.config_class(seed=seed, epochs=2, batch_size=8)),
+        data=lambda c: c.data_from_batch(set_batch(), DataSpec(labels=space, embed=ENCODER.encode)),
+        start=lambda: MultiLabelPolicy(space, head=_seeded_linear(DIM, 3), in_dim=DIM, encoder=ENCODER),
+        fingerprint=_head,
+    )
+
+
 def _gating_case() -> Case:
     spec = DataSpec(features=ContextFeatures("numeric", n_numeric=3))
     return Case(
@@ -166,6 +210,7 @@ CASES: dict[str, Case] = {
     **{f"learner:{n}": _classifier_case(n) for n in LEARNERS if n != "lora"},
     **{f"router:{n}": _router_case(n) for n in ROUTERS},
     "gating": _gating_case(),
+    **{f"set:{n}": _set_case(n) for n in SET_LEARNERS},
     "reward_model:embedding": Case(
         make=lambda seed: EmbeddingRewardModel(
             min_samples=4, test_size=0, random_state=seed, encoder=ENCODER
@@ -185,6 +230,7 @@ def test_every_learner_router_and_reward_model_has_a_case():
     # LoRA fine-tunes the real encoder on texts: its contract runs in test_lora.py / the loop test.
     assert {f"learner:{n}" for n in LEARNERS} - set(CASES) == {"learner:lora"}
     assert {f"router:{n}" for n in ROUTERS} <= set(CASES)
+    assert {f"set:{n}" for n in SET_LEARNERS} <= set(CASES)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -22,6 +22,7 @@ from rewardloop.policies.contract import (
     PolicyInputError,
 )
 from rewardloop.policies.gating import GatingPolicy
+from rewardloop.policies.multilabel import CategoryAndActions, MultiLabelPolicy
 from rewardloop.policies.reranker import Reranker
 from rewardloop.rewards import EmbeddingRewardModel
 
@@ -65,6 +66,15 @@ def threshold_gate(threshold: float = 0.7) -> AbstainGate:
     return AbstainGate(head=head, hidden=1)
 
 
+def set_policy(exploration=None) -> MultiLabelPolicy:
+    """Identity head over three labels: "unsure" → p ≈ (0.60, 0.45, 0.29) against thresholds 0.5."""
+    head = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(3))
+        head.bias.fill_(1.0)
+    return MultiLabelPolicy(["x", "y", "z"], head=head, in_dim=3, encoder=ENCODER, exploration=exploration)
+
+
 def _router(name: str):
     cls = ROUTERS[name]
     kwargs = {"dim": 3} if cls.needs_context else {}
@@ -88,6 +98,10 @@ def _fix_encoders(policy):
         policy.classifier._encoder = ENCODER
     if isinstance(policy, Reranker):
         policy.model.encoder = HashEncoder()
+    if isinstance(policy, MultiLabelPolicy):
+        policy._encoder = ENCODER
+    if isinstance(policy, CategoryAndActions):
+        policy.category._encoder = policy.actions._encoder = ENCODER
     return policy
 
 
@@ -116,16 +130,24 @@ CASES = {
         lambda tmp: GatedClassifier(classifier(), threshold_gate()),
         DecisionContext(text="unsure"),
     ),
+    "set": ("set", lambda tmp: set_policy(), DecisionContext(text="unsure", metadata={"user_id": "u1"})),
+    "set-sample": ("set", lambda tmp: set_policy(Exploration("sample")), DecisionContext(text="unsure")),
+    "category_actions": (
+        "category_actions",
+        lambda tmp: CategoryAndActions(classifier(), set_policy()),
+        DecisionContext(text="unsure"),
+    ),
 }
 
 
 def _same(d1, d2):
-    return (d1.action, d1.action_dist, d1.pscore, d1.ranking, dict(d1.metadata)) == (
+    return (d1.action, d1.action_dist, d1.pscore, d1.ranking, dict(d1.metadata), d1.chosen_set) == (
         d2.action,
         d2.action_dist,
         d2.pscore,
         d2.ranking,
         dict(d2.metadata),
+        d2.chosen_set,
     )
 
 
@@ -139,7 +161,7 @@ def test_decide_contract(case, tmp_path):
         assert math.fsum(d.action_dist) == pytest.approx(1.0, abs=1e-9)
         assert d.pscore == d.action_dist[d.actions.index(d.action)] and d.pscore > 0
         assert d.latency_ms is not None and d.latency_ms >= 0
-        assert d.kind == ("classifier" if kind == "abstain_gate" else kind)
+        assert d.kind == ("classifier" if kind in ("abstain_gate", "category_actions") else kind)
         assert {k: d.metadata[k] for k in context.metadata} == dict(context.metadata)
     again = policy.decide(context, np.random.default_rng(7))
     assert _same(decisions[7], again)  # same seed, same decision
@@ -152,7 +174,7 @@ def test_decide_contract(case, tmp_path):
 
 
 def test_randomised_kinds_explore_with_the_rng():
-    for case in ("classifier", "router-softmax", "router-lin_thompson", "reranker"):
+    for case in ("classifier", "router-softmax", "router-lin_thompson", "reranker", "set"):
         _, make, context = CASES[case]
         policy = make(None)
         actions = {policy.decide(context, np.random.default_rng(s)).action for s in range(200)}

@@ -44,7 +44,17 @@ def test_unknown_function_refused_by_the_yaml_schema():
 def test_config_and_rewards_agree_on_function_names():
     cfg = RewardSpecConfig(name="x", function="accuracy")
     assert cfg.function in FUNCTIONS
-    assert set(FUNCTIONS) == {"accuracy", "calibration", "confidence", "latency", "multilevel", "weighted"}
+    assert set(FUNCTIONS) == {
+        "accuracy",
+        "calibration",
+        "confidence",
+        "latency",
+        "multilevel",
+        "weighted",
+        "set_penalty",
+        "set_jaccard",
+        "set_f1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -53,7 +63,7 @@ def test_config_and_rewards_agree_on_function_names():
         ({"name": "", "function": "accuracy"}, "name: a reward spec needs a non-empty name"),
         ({"name": "x", "function": "nope"}, "function: unknown 'nope'"),
         ({"name": "x", "function": "accuracy", "version": 0}, "version: must be an integer >= 1"),
-        ({"name": "x", "function": "accuracy", "scale": "percent"}, "scale: must be unit or signed"),
+        ({"name": "x", "function": "accuracy", "scale": "percent"}, "scale: must be unit, signed or raw"),
         ({"name": "x", "function": "accuracy", "combine": "max"}, "combine: must be one of"),
         ({"name": "x", "function": "weighted"}, "weights: a weighted spec needs at least one"),
         ({"name": "x", "function": "weighted", "weights": {"a": -1}}, "weights.a: must be a number >= 0"),

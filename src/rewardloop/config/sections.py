@@ -81,9 +81,14 @@ REWARD_FUNCTIONS: dict[str, str] = {
     "latency": "correct · (1 - 0.5 · max(0, (latency - target) / target)); needs options.target_ms",
     "multilevel": "roll-up of multi-level scores, levels weighted by `weights` (default equal)",
     "weighted": "Σ w_k · component_k / Σ w_k over named components (correct, calibration, latency, "
-    "confidence, implicit, rating, preference, multilevel, or any multi-level score name)",
+    "confidence, implicit, rating, preference, multilevel, classification, set_penalty, set_jaccard, "
+    "set_f1, or any multi-level score name)",
+    "set_penalty": "− Σ missed_a − Σ unnecessary_a over a set's missed and unnecessary actions (per-action "
+    "penalties: options.missed_penalty 0.5, unnecessary_penalty 0.3, action_penalties); scale raw",
+    "set_jaccard": "|S ∩ T| / |S ∪ T| of the chosen set S and the set T the raters hold right",
+    "set_f1": "2 |S ∩ T| / (|S| + |T|) of the chosen set S and the set T the raters hold right",
 }
-RewardScale = Literal["unit", "signed"]
+RewardScale = Literal["unit", "signed", "raw"]
 RewardCombine = Literal["authority_mean", "mean", "latest"]
 
 
@@ -109,7 +114,11 @@ class RewardSpecConfig(Section):
         description="component weights (weighted, e.g. correct: 0.4) or level weights (multilevel); "
         "normalised to sum to 1",
     )
-    scale: RewardScale = Field("unit", description="unit: [0, 1]; signed: [-1, 1]")
+    scale: RewardScale = Field(
+        "unit",
+        description="unit: [0, 1]; signed: [-1, 1]; raw: each function and component on its own range "
+        "(classification ±1, set penalties <= 0)",
+    )
     combine: RewardCombine = Field(
         "authority_mean",
         description="how several raters' feedback on one decision combine: authority-weighted mean "
@@ -141,7 +150,7 @@ class RewardSpecConfig(Section):
     @field_validator("scale", mode="before")
     @classmethod
     def _scale(cls, value: Any) -> Any:
-        return _one_of(value, get_args(RewardScale), "unit or signed")
+        return _one_of(value, get_args(RewardScale), "unit, signed or raw")
 
     @field_validator("combine", mode="before")
     @classmethod
@@ -165,7 +174,26 @@ class RewardSpecConfig(Section):
                 isinstance(target, int | float) and math.isfinite(target) and target > 0
             ):
                 raise ValueError("options.target_ms: the latency reward needs a target > 0 ms")
+        if (self.function == "set_penalty" or "set_penalty" in self.weights) and self.scale != "raw":
+            raise ValueError("scale: a set_penalty reward is a sum of penalties (<= 0); use scale: raw")
+        if self.function == "set_penalty" or "set_penalty" in self.weights:
+            _check_penalties(self.options)
         return self
+
+
+def _check_penalties(options: Mapping[str, Any]) -> None:
+    """The set penalties of ``options`` (rewards/sets.py) are numbers >= 0; the error names the key."""
+    per_action = options.get("action_penalties", {})
+    if not isinstance(per_action, Mapping):
+        raise ValueError("options.action_penalties: must map an action to {missed: x, unnecessary: y}")
+    found = [(f"options.{k}", options[k]) for k in ("missed_penalty", "unnecessary_penalty") if k in options]
+    for action, pens in per_action.items():
+        if not isinstance(pens, Mapping) or not set(pens) <= {"missed", "unnecessary"}:
+            raise ValueError(f"options.action_penalties.{action}: must be {{missed: x, unnecessary: y}}")
+        found += [(f"options.action_penalties.{action}.{k}", v) for k, v in pens.items()]
+    for where, value in found:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"{where}: must be a number >= 0, got {value!r}")
 
 
 class TrainingConfig(Section):

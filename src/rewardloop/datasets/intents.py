@@ -178,8 +178,15 @@ class IntentData:
 # --------------------------------------------------------------------------------- random expansion
 
 
-def _sample(expr: Any, rng: random.Random, slot_lists: dict[str, Any], rules: dict[str, Any]) -> str:
-    """One random expansion of a hassil expression (a walk choosing one branch at each node)."""
+def _sample(
+    expr: Any,
+    rng: random.Random,
+    slot_lists: dict[str, Any],
+    rules: dict[str, Any],
+    filled: set[str] | None = None,
+) -> str:
+    """One random expansion of a hassil expression (a walk choosing one branch at each node); the names
+    of the slots the walk fills are added to ``filled``, if given."""
     from hassil.expression import (
         Alternative,
         ListReference,
@@ -193,19 +200,21 @@ def _sample(expr: Any, rng: random.Random, slot_lists: dict[str, Any], rules: di
     if isinstance(expr, TextChunk):
         return str(expr.original_text)
     if isinstance(expr, Alternative):
-        return _sample(rng.choice(expr.items), rng, slot_lists, rules) if expr.items else ""
+        return _sample(rng.choice(expr.items), rng, slot_lists, rules, filled) if expr.items else ""
     if isinstance(expr, Permutation):
         items = list(expr.items)
         rng.shuffle(items)
-        return " ".join(_sample(i, rng, slot_lists, rules) for i in items)
+        return " ".join(_sample(i, rng, slot_lists, rules, filled) for i in items)
     if isinstance(expr, Sequence):
-        return "".join(_sample(i, rng, slot_lists, rules) for i in expr.items)
+        return "".join(_sample(i, rng, slot_lists, rules, filled) for i in expr.items)
     if isinstance(expr, RuleReference):
-        return _sample(rules[expr.rule_name].expression, rng, slot_lists, rules)
+        return _sample(rules[expr.rule_name].expression, rng, slot_lists, rules, filled)
     if isinstance(expr, ListReference):
         slot = slot_lists[expr.list_name]
+        if filled is not None:
+            filled.add(expr.slot_name)
         if isinstance(slot, TextSlotList):
-            return _sample(rng.choice(slot.values).text_in, rng, slot_lists, rules)
+            return _sample(rng.choice(slot.values).text_in, rng, slot_lists, rules, filled)
         if isinstance(slot, RangeSlotList):
             number = rng.choice(list(range(slot.start, slot.stop + 1, slot.step)))
             if slot.words and (not slot.digits or rng.random() < 0.5):
@@ -226,11 +235,9 @@ def _normalise(text: str) -> str:
     return " ".join(text.split()).strip()
 
 
-def expand_intents(seed: int = 0, samples_per_template: int = 20) -> list[tuple[str, str]]:
-    """All distinct English (text, intent) pairs, sorted, from up to N random samples per template.
-
-    Deterministic given ``seed``. Texts that several intents produce are ambiguous and dropped.
-    """
+def expansions(seed: int = 0, samples_per_template: int = 20) -> Iterator[tuple[str, str, frozenset[str]]]:
+    """(text, intent, names of the slots it fills) for up to N distinct random samples per template,
+    deterministic given ``seed``."""
     from hassil.intents import Intents, TextSlotList
     from home_assistant_intents import get_intents
 
@@ -241,22 +248,32 @@ def expand_intents(seed: int = 0, samples_per_template: int = 20) -> list[tuple[
     slot_lists: dict[str, Any] = dict(intents.slot_lists)
     for name, values in STAND_INS.items():
         slot_lists[name] = TextSlotList.from_strings(values)
-    by_text: dict[str, set[str]] = defaultdict(set)
     for intent_name in sorted(intents.intents):
         for d, data in enumerate(intents.intents[intent_name].data):
             rules = {**intents.expansion_rules, **data.expansion_rules}
             for s, sentence in enumerate(data.sentences):
                 # One generator per template: adding a template elsewhere does not change these draws.
                 rng = random.Random(f"{seed}:{intent_name}:{d}:{s}")
-                seen: set[str] = set()
+                seen: dict[str, frozenset[str]] = {}
                 for _ in range(samples_per_template * 3):  # a few retries for duplicate draws
-                    text = _normalise(_sample(sentence.expression, rng, slot_lists, rules))
+                    filled: set[str] = set()
+                    text = _normalise(_sample(sentence.expression, rng, slot_lists, rules, filled))
                     if text:
-                        seen.add(text)
+                        seen.setdefault(text, frozenset(filled))
                     if len(seen) >= samples_per_template:
                         break
-                for text in seen:
-                    by_text[text].add(intent_name)
+                for text, slots in seen.items():
+                    yield text, intent_name, slots
+
+
+def expand_intents(seed: int = 0, samples_per_template: int = 20) -> list[tuple[str, str]]:
+    """All distinct English (text, intent) pairs, sorted, from up to N random samples per template.
+
+    Deterministic given ``seed``. Texts that several intents produce are ambiguous and dropped.
+    """
+    by_text: dict[str, set[str]] = defaultdict(set)
+    for text, intent, _ in expansions(seed, samples_per_template):
+        by_text[text].add(intent)
     return sorted((t, next(iter(i))) for t, i in by_text.items() if len(i) == 1)
 
 
@@ -345,6 +362,7 @@ __all__ = [
     "IntentData",
     "LabelledTexts",
     "expand_intents",
+    "expansions",
     "load_intent_pairs",
     "load_intents",
     "split_intents",

@@ -3,7 +3,8 @@
 ``LEARNERS`` is the one explicit name map the CLI reads; each entry follows the contract of
 :class:`rewardloop.learners.base.ConfiguredLearner`. Add a learner with one line here. The bandit
 routers (``learners.bandits.ROUTERS``), the gating network (``learners.gating.GatingLearner``) and
-the reward models keep the same :class:`~rewardloop.learners.base.Learner` contract.
+the reward models keep the same :class:`~rewardloop.learners.base.Learner` contract, and so do the
+set policy's learners (``learners.multilabel.SET_LEARNERS``: ``set_supervised``, ``set_bandit``).
 """
 
 from rewardloop.learners.a2c import A2C, A2CConfig
@@ -24,6 +25,7 @@ from rewardloop.learners.data import LabelledData, labelled_from_batch
 from rewardloop.learners.dpo import DPO, DPOConfig, PreferencePairs
 from rewardloop.learners.dqn import DQN, DQNConfig
 from rewardloop.learners.lora import LoRAConfig, LoRALearner
+from rewardloop.learners.multilabel import SET_LEARNERS
 from rewardloop.learners.ppo import PPO, PPOConfig
 from rewardloop.learners.reinforce import Reinforce, ReinforceConfig
 from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
@@ -52,6 +54,7 @@ __all__ = [
     "DQN",
     "LEARNERS",
     "PPO",
+    "SET_LEARNERS",
     "A2CConfig",
     "BanditData",
     "CRMConfig",

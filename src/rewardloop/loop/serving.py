@@ -57,12 +57,15 @@ def exploration_for(kind: str, options: Mapping[str, Any]) -> Exploration | None
 def served_kind(kind: str, path: str | Path) -> str:
     """The policy kind to load a registered artifact as: a classifier folder that holds a gate too
     (``gate.json``, saved by :meth:`~rewardloop.policies.abstain.GatedClassifier.save`) is served
-    behind its abstain gate."""
+    behind its abstain gate; one that holds a category and actions (``composite.json``) as both."""
+    if kind == "classifier" and (Path(path) / "composite.json").is_file():
+        return "category_actions"
     return "abstain_gate" if kind == "classifier" and (Path(path) / "gate.json").is_file() else kind
 
 
 def load_policy(kind: str, path: str | Path, exploration: Exploration | None = None) -> Policy:
-    """Load a saved policy of ``kind`` (classifier, router, reranker or abstain_gate) from ``path``.
+    """Load a saved policy of ``kind`` (classifier, router, reranker, abstain_gate, set or
+    category_actions) from ``path``.
 
     ``exploration`` sets how classifiers and rerankers are served (default: :func:`exploration_for`
     with no options). A router folder holds a bandit (``router.json``) or a gating network
@@ -89,6 +92,12 @@ def load_policy(kind: str, path: str | Path, exploration: Exploration | None = N
         from rewardloop.policies.reranker import Reranker
 
         return Reranker.load(folder, exploration=served)
+    if kind in ("set", "category_actions"):
+        from rewardloop.policies.multilabel import CategoryAndActions, MultiLabelPolicy
+
+        if kind == "set":
+            return MultiLabelPolicy.load(folder, exploration=served)
+        return CategoryAndActions.load(folder, exploration=served)
     if (folder / "gating.json").is_file():
         from rewardloop.policies.gating import GatingPolicy
 

@@ -49,6 +49,7 @@ from rewardloop.rewards.scores import (
     feedback_signals,
     latest_per_rater,
 )
+from rewardloop.rewards.sets import JOINT_SIGNALS, SET_KINDS, SET_SIGNALS, Penalties, joint_signals
 from rewardloop.rewards.spec import RewardSpec
 from rewardloop.types import Decision, Feedback, Reward, utcnow  # noqa: F401 (Decision, Feedback: doctests)
 
@@ -79,14 +80,16 @@ class DecisionLike(ChosenLike, Protocol):
     def confidence(self) -> float | None: ...
     @property
     def latency_ms(self) -> float | None: ...
+    @property
+    def chosen_set(self) -> tuple[str, ...] | None: ...
 
 
 def _needed(spec: RewardSpec) -> list[str]:
     """The signals the spec's function reads."""
     if spec.function in DERIVED:
         return ["correct"]
-    if spec.function == "multilevel":
-        return ["multilevel"]
+    if spec.function in ("multilevel", *SET_SIGNALS):
+        return [spec.function]
     return sorted({"correct" if k in (*DERIVED, "correct") else k for k in spec.weights})
 
 
@@ -99,11 +102,14 @@ def _combine_signals(
 ) -> tuple[dict[str, tuple[float, float]], list[str]] | str:
     """Each needed signal combined over the decision's raters, (mean, std), with the ids of the rows
     used; or why the decision gets no reward."""
-    rows: list[tuple[str, float, float, str]] = []  # (signal, value, authority, feedback id)
-    # A rater counts once per decision: their latest row. Rows without a rater id stand alone.
-    for fb in latest_per_rater(fbs):
+    rows: list[tuple[str, float, float, tuple[str, ...]]] = []  # (signal, value, authority, feedback ids)
+    # A rater counts once per decision: their latest row. Rows without a rater id stand alone. Set rows
+    # and the corrections' classification are read jointly per rater (rewards/sets.py).
+    for fb in latest_per_rater([fb for fb in fbs if fb.kind not in SET_KINDS]):
         for name, v in feedback_signals(d, fb, level_weights).items():
-            rows.append((name, v, fb.authority, fb.id))
+            rows.append((name, v, fb.authority, (fb.id,)))
+    if any(name in JOINT_SIGNALS for name in needed):
+        rows.extend(joint_signals(d, fbs, Penalties.from_options(spec.options)))
     if not rows:
         return "feedback says nothing about the chosen action"
     signals: dict[str, tuple[float, float]] = {}
@@ -113,7 +119,7 @@ def _combine_signals(
         if not sel:
             return f"no {name} signal (from feedback with authority > 0)"
         signals[name] = combine([(v, a) for _, v, a, _ in sel], spec.combine)
-        used.extend(r[3] for r in (sel[-1:] if spec.combine == "latest" else sel))
+        used.extend(i for r in (sel[-1:] if spec.combine == "latest" else sel) for i in r[3])
     return signals, used
 
 
@@ -228,9 +234,9 @@ def _score(
 ) -> tuple[FloatArray, dict[str, FloatArray], FloatArray]:
     """(values on the function's natural range, components, disagreement), each of shape (n,)."""
     fn = spec.function
-    if fn == "multilevel":
-        q, sd = sig["multilevel"][:, 0], sig["multilevel"][:, 1]
-        return q, {"multilevel": q}, sd
+    if fn in ("multilevel", *SET_SIGNALS):
+        q, sd = sig[fn][:, 0], sig[fn][:, 1]
+        return q, {fn: q}, sd
     q, sd = sig["correct"][:, 0], sig["correct"][:, 1]
     if fn == "accuracy":
         return F.accuracy(q), {"correct": q}, sd
@@ -255,11 +261,15 @@ def _score(
         elif k == "latency":
             assert lat is not None
             components[k] = q * F.latency_factor(lat, spec.target_ms)
+        elif k == "classification" and spec.scale == "raw":  # +1 right, -1 wrong
+            components[k] = 2.0 * sig[k][:, 0] - 1.0
         else:
             components[k] = sig[k][:, 0]
         spreads[k] = sd if k in (*DERIVED, "correct") else sig[k][:, 1]
+        if k == "classification" and spec.scale == "raw":
+            spreads[k] = 2.0 * spreads[k]
     total = sum(spec.weights.values())
-    value = F.weighted_sum(components, spec.weights)
+    value = F.weighted_sum(components, spec.weights, bounded=spec.scale != "raw")
     # Σ w̃_k · std_k: an upper bound on the spread of the weighted total across raters (Minkowski).
     disagreement = sum((w / total * spreads[k] for k, w in spec.weights.items()), np.zeros_like(q))
     return value, components, disagreement

@@ -163,11 +163,14 @@ def _check_weights(weights: Mapping[str, float]) -> float:
     return total
 
 
-def weighted_sum(components: Mapping[str, npt.ArrayLike], weights: Mapping[str, float]) -> FloatArray:
+def weighted_sum(
+    components: Mapping[str, npt.ArrayLike], weights: Mapping[str, float], bounded: bool = True
+) -> FloatArray:
     """Multi-objective reward: ``Σ_k w_k · component_k / Σ_k w_k``, named components in [0, 1].
 
     Weights are normalised to sum to 1, so the result stays in [0, 1]. Every weighted component must be
     given (a missing one is an error, never a silent 0); components without a weight are ignored.
+    ``bounded=False`` takes each component on its own range (finite only): a spec with ``scale: raw``.
 
     >>> parts = {"classification": [1.0], "actions": [0.5], "calibration": [0.8], "engagement": [0.0]}
     >>> w = {"classification": 0.4, "actions": 0.3, "calibration": 0.2, "engagement": 0.1}
@@ -178,7 +181,8 @@ def weighted_sum(components: Mapping[str, npt.ArrayLike], weights: Mapping[str, 
     missing = [k for k in weights if k not in components]
     if missing:
         raise RewardError(f"components: missing {', '.join(missing)} (weighted in the spec)")
-    arrays = {k: _array(f"components.{k}", components[k], 0.0, 1.0) for k in weights}
+    low, high = (0.0, 1.0) if bounded else (None, None)
+    arrays = {k: _array(f"components.{k}", components[k], low, high) for k in weights}
     n = _same_length(**arrays)
     out = np.zeros(n)
     for k, w in weights.items():

@@ -44,6 +44,12 @@ def _columns(table: type[Base], *left_out: str) -> list[str]:
 _DECISION_COLUMNS = _columns(DecisionRow)
 
 
+def _action_set(d: Decision) -> str | None:
+    if d.label_space is None:
+        return None
+    return _json({"labels": d.label_space, "chosen": d.chosen_set, "probs": d.label_probs})
+
+
 def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
     return (
         d.id,
@@ -68,6 +74,7 @@ def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any,
         d.idempotency_key,
         time(d.created_at),
         _optional(time, d.client_time),
+        _action_set(d),
     )
 
 
@@ -95,6 +102,7 @@ def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any])
         f.comment,
         time(f.created_at),
         _optional(time, f.client_time),
+        _json(f.labels),
     )
 
 

@@ -52,6 +52,10 @@ _JSON_CELLS = {
     "scale",
     "scores",
     "feedback",
+    "label_space",
+    "chosen_set",
+    "label_probs",
+    "labels",
 }
 _NUMBER_CELLS = {"pscore", "confidence", "latency_ms", "variant_share", "value", "authority"}
 

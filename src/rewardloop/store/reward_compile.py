@@ -43,6 +43,13 @@ class DecisionView(NamedTuple):
     action: str
     confidence: float | None
     latency_ms: float | None
+    action_set_raw: Any = None
+
+    @property
+    def chosen_set(self) -> tuple[str, ...] | None:
+        """The chosen set of a decision that carries one (JSON decoded only where present)."""
+        stored = _json(self.action_set_raw)
+        return None if stored is None else tuple(stored["chosen"])
 
 
 class FeedbackView(NamedTuple):
@@ -65,6 +72,12 @@ class FeedbackView(NamedTuple):
     rater_id: str | None
     authority: float
     created_at: Any
+    labels_raw: Any = None
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        decoded = _json(self.labels_raw)
+        return None if decoded is None else tuple(decoded)
 
     @property
     def scale(self) -> tuple[float, float] | None:
@@ -75,8 +88,13 @@ class FeedbackView(NamedTuple):
     @property
     def scores(self) -> dict[str, float] | None:
         raw = self.scores_raw
-        decoded: dict[str, float] | None = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+        decoded: dict[str, float] | None = _json(raw)
         return decoded
+
+
+def _json(raw: Any) -> Any:
+    """A JSON column as read: text on SQLite (decoded here), already decoded on PostgreSQL."""
+    return orjson.loads(raw) if isinstance(raw, str | bytes) else raw
 
 
 def read_compile_inputs(
@@ -113,9 +131,11 @@ def read_compile_inputs(
             f.rater_id,
             f.authority,
             cast(f.created_at, Text) if sqlite else f.created_at,
+            cast(f.labels, Text) if sqlite else f.labels,
             d.action,
             d.confidence,
             d.latency_ms,
+            cast(d.action_set, Text) if sqlite else d.action_set,
         )
         .join(d, d.id == f.decision_id)
         .where(and_(f.voided_at.is_(None), *conds))
@@ -130,8 +150,8 @@ def read_compile_inputs(
         group = feedback.get(did)
         if group is None:
             group = feedback[did] = []
-            decisions[did] = DecisionView(did, r[13], r[14], r[15])
-        group.append(make(r[:13]))
+            decisions[did] = DecisionView(did, r[14], r[15], r[16], r[17])
+        group.append(make(r[:14]))
     return list(decisions.values()), feedback
 
 

@@ -39,17 +39,16 @@ def _field_names(cls: type[Any]) -> tuple[str, ...]:
 def record_from_row(cls: type[R], row: Any, **given: Any) -> R:
     """A record of class ``cls`` from a stored row (an ORM object or a Core row).
 
-        Each field not ``given`` is the row's column of the same name; stored times come back timezone-aware
-        (SQLite hands them back naive, in UTC).
+    Each field not ``given`` is the row's column of the same name; stored times come back timezone-aware
+    (SQLite hands them back naive, in UTC).
 
-        >>> from types import SimpleNamespace
-        >>> row = SimpleNamespace(decision_id="d1", reason="unsure", priority=0.5, status="open",
-        ...                       claimed_by=None, feedback_id=None, created_at=datetime(2026, 1, 1),
-        ...                       resolved_at=None, id="r1")
-        >>> from rewardloop.store.engine import Store
-    from rewardloop.types import ReviewItem
-        >>> record_from_row(ReviewItem, row).created_at.tzinfo
-        datetime.timezone.utc
+    >>> from types import SimpleNamespace
+    >>> from rewardloop.types import ReviewItem
+    >>> row = SimpleNamespace(decision_id="d1", reason="unsure", priority=0.5, status="open",
+    ...                       claimed_by=None, feedback_id=None, created_at=datetime(2026, 1, 1),
+    ...                       resolved_at=None, id="r1")
+    >>> record_from_row(ReviewItem, row).created_at.tzinfo
+    datetime.timezone.utc
     """
     values = {name: getattr(row, name) for name in _field_names(cls) if name not in given}
     for name, value in values.items():
@@ -87,12 +86,22 @@ def read_records(
 
 def decision_from_row(r: Any) -> Decision:
     trace = tuple(TraceStep(**s) for s in r.trace) if r.trace else ()
-    return record_from_row(Decision, r, metadata=r.meta or {}, trace=trace)
+    sets = r.action_set or {}
+    return record_from_row(
+        Decision,
+        r,
+        metadata=r.meta or {},
+        trace=trace,
+        label_space=tuple(sets["labels"]) if sets else None,
+        chosen_set=tuple(sets["chosen"]) if sets else None,
+        label_probs=tuple(sets["probs"]) if sets else None,
+    )
 
 
 def feedback_from_row(r: Any) -> Feedback:
     scale = (r.scale_low, r.scale_high) if r.scale_low is not None else None
-    return record_from_row(Feedback, r, scale=scale)
+    labels = tuple(r.labels) if r.labels is not None else None
+    return record_from_row(Feedback, r, scale=scale, labels=labels)
 
 
 def reward_from_row(r: Any) -> Reward:

@@ -63,6 +63,8 @@ class DecisionRow(Base):
     # created_at is when the store received the decision; client_time what the client said (if anything).
     created_at: Mapped[datetime]
     client_time: Mapped[datetime | None]
+    # A set decided beside (or as) the action: {"labels", "chosen", "probs"} (types/sets.py).
+    action_set: Mapped[JsonValue | None]
 
     __table_args__ = (
         Index("ix_decisions_policy_version_time", "policy", "policy_version", "created_at"),
@@ -96,6 +98,8 @@ class FeedbackRow(Base):
     voided_at: Mapped[datetime | None]
     voided_by: Mapped[Name | None]
     void_reason: Mapped[LongText | None]
+    # The labels of set feedback (missed_actions, unnecessary_actions, set_correction).
+    labels: Mapped[JsonValue | None]
 
 
 class RewardRow(Base):

@@ -46,8 +46,11 @@ from rewardloop.types import (
     decision_from_dict,
     feedback_from_dict,
 )
+from rewardloop.types.sets import check_labels_against
 
 R = TypeVar("R", Decision, Feedback)
+#: A stored decision as feedback checks read it: (project, actions, stored set or None).
+_Ref = tuple[str, tuple[str, ...], dict[str, Any] | None]
 
 #: Ids per IN (...) list when checking that feedback references stored decisions.
 _ID_CHUNK = 5000
@@ -317,17 +320,20 @@ def existing_decision_ids(store: Store, ids: Iterable[str]) -> set[str]:
 # ------------------------------------------------------------------------------------------- feedback
 
 
-def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """For each stored decision among ``ids``: (its project, its actions)."""
+def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, _Ref]:
+    """For each stored decision among ``ids``: (its project, its actions, its set or None)."""
     wanted = list(dict.fromkeys(ids))
-    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    found: dict[str, _Ref] = {}
     # The JSON columns as text, decoded by orjson: the JSON type's stdlib decoder was most of the time of
     # a feedback batch.
-    sql = "SELECT id, CAST(meta AS TEXT), CAST(actions AS TEXT) FROM decisions WHERE id IN ({})"
+    sql = (
+        "SELECT id, CAST(meta AS TEXT), CAST(actions AS TEXT), CAST(action_set AS TEXT) "
+        "FROM decisions WHERE id IN ({})"
+    )
     for start in range(0, len(wanted), _ID_CHUNK):
-        for i, meta, actions in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
+        for i, meta, actions, action_set in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
             project = (_loads(meta) or {}).get("project") or DEFAULT_PROJECT
-            found[i] = (str(project), tuple(_loads(actions)))
+            found[i] = (str(project), tuple(_loads(actions)), _loads(action_set))
     return found
 
 
@@ -340,6 +346,14 @@ def _loads(text: str | None) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def _set_mismatch(f: Feedback, action_set: dict[str, Any] | None) -> str | None:
+    """Why set feedback ``f`` cannot be about its decision's stored set (None: it can)."""
+    assert f.labels is not None
+    space = action_set["labels"] if action_set else None
+    chosen = action_set["chosen"] if action_set else ()
+    return check_labels_against(f.kind, f.labels, space, chosen)
 
 
 def check_references(
@@ -359,6 +373,8 @@ def check_references(
         elif f.kind == "correction" and f.label not in ref[1]:
             labels = ", ".join(ref[1])
             bad.append(RecordError("label", f"{f.label!r} is not one of the policy's labels ({labels})", row))
+        elif f.labels is not None and (why := _set_mismatch(f, ref[2])) is not None:
+            bad.append(RecordError("labels", why, row))
         else:
             good.append((f, ref[0]))
             kept.append(row)

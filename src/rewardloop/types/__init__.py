@@ -23,12 +23,15 @@ from rewardloop.types.records import (
     new_id,
     utcnow,
 )
+from rewardloop.types.sets import OTHER_SETS, SET_FEEDBACK_KINDS, set_decision_fields, set_key, set_pscore
 
 __all__ = [
     "DECISION_KINDS",
     "FEEDBACK_KINDS",
     "FEEDBACK_SOURCES",
+    "OTHER_SETS",
     "PROB_TOL",
+    "SET_FEEDBACK_KINDS",
     "AliasEvent",
     "Decision",
     "DecisionBatch",
@@ -47,5 +50,8 @@ __all__ = [
     "feedback_from_dict",
     "new_id",
     "record_to_dict",
+    "set_decision_fields",
+    "set_key",
+    "set_pscore",
     "utcnow",
 ]

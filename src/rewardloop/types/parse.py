@@ -12,7 +12,18 @@ from rewardloop.types.records import Decision, Feedback, TraceStep
 
 R = TypeVar("R", Decision, Feedback)
 
-_TUPLE_FIELDS = {"actions", "action_dist", "features", "candidates", "ranking", "scale"}
+_TUPLE_FIELDS = {
+    "actions",
+    "action_dist",
+    "features",
+    "candidates",
+    "ranking",
+    "scale",
+    "label_space",
+    "chosen_set",
+    "label_probs",
+    "labels",
+}
 
 
 def _parse_time(key: str, value: Any) -> datetime:

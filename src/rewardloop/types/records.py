@@ -16,9 +16,24 @@ from typing import Any, Literal, get_args
 
 from rewardloop.types.errors import RecordError
 from rewardloop.types.limits import check_json, check_text, check_texts, check_time
+from rewardloop.types.sets import (
+    check_action_set,
+    check_feedback_labels,
+    check_set_joint,
+    set_pscore,
+)
 
-DecisionKind = Literal["classifier", "router", "reranker", "generator"]
-FeedbackKind = Literal["rating", "correction", "preference", "multilevel", "implicit"]
+DecisionKind = Literal["classifier", "router", "reranker", "generator", "set"]
+FeedbackKind = Literal[
+    "rating",
+    "correction",
+    "preference",
+    "multilevel",
+    "implicit",
+    "missed_actions",
+    "unnecessary_actions",
+    "set_correction",
+]
 FeedbackSource = Literal["human", "golden", "judge", "implicit"]
 ReviewStatus = Literal["open", "claimed", "resolved"]
 RunStatus = Literal["running", "succeeded", "failed"]
@@ -105,7 +120,7 @@ class Decision:
     ----------
     policy, policy_version : str
         Which policy decided, and which version of it.
-    kind : {"classifier", "router", "reranker", "generator"}
+    kind : {"classifier", "router", "reranker", "generator", "set"}
     actions : tuple of str
         The candidate actions, in the order of ``action_dist``: labels for a classifier, arms/experts for a
         router, candidate ids for a reranker.
@@ -130,6 +145,10 @@ class Decision:
     variant_share : float, optional
         The probability of the experiment variant that served this request (the traffic share); the
         propensity under the whole system is ``variant_share * pscore``.
+    label_space, chosen_set, label_probs : optional
+        A set decided beside (or, for kind ``"set"``, instead of) the action: the labels a set is drawn
+        from, the chosen subset, and each label's probability of being included
+        (:mod:`rewardloop.types.sets`; the set's propensity is :attr:`set_pscore`).
 
     Examples
     --------
@@ -161,6 +180,9 @@ class Decision:
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
     client_time: datetime | None = None
+    label_space: tuple[str, ...] | None = None
+    chosen_set: tuple[str, ...] | None = None
+    label_probs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("id", "policy", "policy_version"):
@@ -235,11 +257,32 @@ class Decision:
             raise RecordError("metadata", "must be a mapping")
         if self.metadata:
             check_json("metadata", dict(self.metadata))
+        self._check_set()
         _set_times(self)
+
+    def _check_set(self) -> None:
+        checked = check_action_set(self.label_space, self.chosen_set, self.label_probs)
+        if checked is None:
+            if self.kind == "set":
+                raise RecordError(
+                    "label_space", "a set decision needs label_space, chosen_set and label_probs"
+                )
+            return
+        for name, value in zip(("label_space", "chosen_set", "label_probs"), checked, strict=True):
+            object.__setattr__(self, name, value)
+        if self.kind == "set":
+            check_set_joint(self.action, self.pscore, checked[1], set_pscore(*checked))
 
     @property
     def action_index(self) -> int:
         return self.actions.index(self.action)
+
+    @property
+    def set_pscore(self) -> float | None:
+        """The propensity of the logged set, Π p_j (chosen) · Π (1 − p_j) (left out); None without a set."""
+        if self.label_space is None or self.chosen_set is None or self.label_probs is None:
+            return None
+        return set_pscore(self.label_space, self.chosen_set, self.label_probs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +297,9 @@ class Feedback:
     preference ``preferred`` over ``rejected``: two distinct actions, candidates or decision ids
     multilevel ``scores``: named scores (retrieval, reasoning, ...) inside ``scale``
     implicit   ``value`` inside ``scale``: the user acted (1) or not (0)
+    missed_actions       ``labels``: set members the decision should have chosen and did not
+    unnecessary_actions  ``labels``: chosen set members that should not have been chosen
+    set_correction       ``labels``: the right set (may be empty)
     ========== ==========================================================
 
     Examples
@@ -277,6 +323,7 @@ class Feedback:
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
     client_time: datetime | None = None
+    labels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("id", "decision_id"):
@@ -289,6 +336,7 @@ class Feedback:
         _choice("source", self.source, FEEDBACK_SOURCES)
         set_ = object.__setattr__
         set_(self, "authority", _unit("authority", self.authority))
+        set_(self, "labels", check_feedback_labels(self.kind, self.labels))
         scale = self._checked_scale()
         if self.kind in ("rating", "implicit"):
             if self.value is None:
@@ -305,7 +353,7 @@ class Feedback:
             _nonempty("rejected", self.rejected)
             if self.preferred == self.rejected:
                 raise RecordError("rejected", "a preference must name two distinct items")
-        else:  # multilevel
+        elif self.kind == "multilevel":  # the set kinds' labels are checked above
             if not self.scores:
                 raise RecordError("scores", "multilevel feedback needs at least one named score")
             checked = {
