@@ -8,7 +8,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    FetchedValue,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -79,6 +91,11 @@ class FeedbackRow(Base):
     voided_at: Mapped[datetime | None] = mapped_column(Time)
     voided_by: Mapped[str | None] = mapped_column(String(200))
     void_reason: Mapped[str | None] = mapped_column(Text)
+    # The row's position in the feedback log, set by the database on insert and on void (migration
+    # 0004): the online learner reads the log in this order (store/online.py).
+    log_seq: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
+
+    __table_args__ = (Index("ix_feedback_log_seq", "log_seq", "project", "id"),)
 
 
 class RewardRow(Base):
@@ -205,3 +222,48 @@ class ApiKeyRow(Base):
     project: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Time)
     revoked_at: Mapped[datetime | None] = mapped_column(Time)
+
+
+class OnlineOffsetRow(Base):
+    """Where the online learner of one router lineage (a policy's registered version) has read the
+    feedback log to, and the state version it last published (store/online.py)."""
+
+    __tablename__ = "online_offsets"
+
+    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    base_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state_version: Mapped[int] = mapped_column(Integer)
+    log_seq: Mapped[int] = mapped_column(BigInteger)
+    feedback_project: Mapped[str] = mapped_column(String(200))
+    feedback_id: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(BigInteger)
+    rewards: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(Time)
+
+
+class OnlineAppliedRow(Base):
+    """The reward the online learner has applied for one decision, and the feedback it came from."""
+
+    __tablename__ = "online_applied"
+
+    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    base_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(String(64), ForeignKey("decisions.id"), primary_key=True)
+    reward: Mapped[float] = mapped_column(Float)
+    feedback_ids: Mapped[Any] = mapped_column(Json)
+    state_version: Mapped[int] = mapped_column(Integer)
+
+
+class RouterStateRow(Base):
+    """One published state of a router lineage: its saved ``router.json`` and ``state.npz``."""
+
+    __tablename__ = "router_states"
+
+    policy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    base_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meta: Mapped[str] = mapped_column(Text)
+    arrays: Mapped[bytes] = mapped_column(LargeBinary)
+    events: Mapped[int] = mapped_column(BigInteger)
+    rewards: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(Time)
