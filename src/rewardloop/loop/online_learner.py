@@ -29,7 +29,6 @@ state decided (:mod:`rewardloop.service.router_state`).
 from __future__ import annotations
 
 import io
-import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -244,7 +243,9 @@ class OnlineLearner:
 
     def step(self) -> tuple[int, int]:
         """Read and apply the next batch of log events; returns (events read, rewards changed)."""
-        events = read_events(self.store, self.policy, self.version, self.position, self.batch_size)
+        # No more than the rewards still due before the next publish (each event changes at most one).
+        limit = min(self.batch_size, max(1, self.publish_every - self.unpublished))
+        events = read_events(self.store, self.policy, self.version, self.position, limit)
         if not events:
             return 0, 0
         fault_point("online_read")
@@ -405,12 +406,6 @@ def published_router(
     return decode_router(state.meta, state.arrays)
 
 
-def state_stats(meta: str) -> dict[str, Any]:
-    """The per-arm statistics saved in a state's ``router.json``."""
-    stats: dict[str, Any] = json.loads(meta)["stats"]
-    return stats
-
-
 __all__ = [
     "STATE_KEY",
     "LearnSummary",
@@ -424,5 +419,4 @@ __all__ = [
     "published_router",
     "replay_lineage",
     "state_arrays",
-    "state_stats",
 ]

@@ -21,7 +21,7 @@ on PostgreSQL sends ``NOTIFY`` on :data:`STATE_CHANNEL`, delivered at commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -389,7 +389,7 @@ def state_meta(store: Store, policy: str) -> Mapping[tuple[str, str], tuple[int,
         return {(row[0], row[1]): (int(row[2]), row[3]) for row in conn.execute(query).all()}
 
 
-def notifications(store: Store, timeout: float) -> Iterator[tuple[str, str, int] | None]:
+def notifications(store: Store, timeout: float) -> Generator[tuple[str, str, int] | None, None, None]:
     """PostgreSQL only: ``(policy, base_version, state_version)`` for each published state, as it is
     committed; None after each ``timeout`` seconds without one (so that a caller can stop). Holds one
     connection of its own, in autocommit, for as long as the iterator lives."""
