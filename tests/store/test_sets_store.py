@@ -114,7 +114,7 @@ def test_migration_0004_keeps_earlier_decisions_and_adds_the_set_columns(tmp_pat
                 "'[1.0]', 1.0, 1.0, '2026-01-01 00:00:00.000000')"
             )
         )
-    upgrade(engine)
+    upgrade(engine, "0004_action_sets")
     assert current_revision(engine) == "0004_action_sets"
     assert "action_set" in {c["name"] for c in inspect(engine).get_columns("decisions")}
     assert "labels" in {c["name"] for c in inspect(engine).get_columns("feedback")}

@@ -94,6 +94,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "API keys of the HTTP service: each has a project and scopes",
     ),
     "loop": ("rewardloop.cli.loop_cmds", "Run the closed loop on your own store."),
+    "learn": (
+        "rewardloop.cli.learn",
+        "Learn a router online: apply each reward from /v1/feedback once, publish router states.",
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from rewardloop.config.sections import (
     EvaluationConfig,
     ExperimentsConfig,
     GateConfig,
+    OnlineConfig,
     PolicyConfig,
     ReviewConfig,
     RewardSpecConfig,
@@ -48,6 +49,7 @@ class ProjectConfig(BaseSettings):
     experiments: ExperimentsConfig = Field(default_factory=ExperimentsConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    online: OnlineConfig = Field(default_factory=OnlineConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -188,6 +190,7 @@ __all__ = [
     "EvaluationConfig",
     "ExperimentsConfig",
     "GateConfig",
+    "OnlineConfig",
     "PolicyConfig",
     "ProjectConfig",
     "ReviewConfig",

@@ -441,6 +441,25 @@ class ReviewConfig(Section):
     )
 
 
+class OnlineConfig(Section):
+    """Online router learning (``rewardloop learn``) and how service workers pick up its states."""
+
+    reward_spec: str | None = Field(
+        None, description="reward spec the learner compiles feedback with (default: training.reward_spec)"
+    )
+    publish_every: int = Field(100, ge=1, description="publish a new router state after this many rewards")
+    publish_interval_s: float = Field(
+        1.0, gt=0, description="... or this many seconds after the first reward not yet published"
+    )
+    batch_size: int = Field(1000, ge=1, description="feedback log rows the learner reads at a time")
+    poll_s: float = Field(
+        1.0,
+        gt=0,
+        description="how often a service worker checks for a new router state (SQLite; on PostgreSQL "
+        "a NOTIFY brings it at once and this is the fallback)",
+    )
+
+
 class ServiceConfig(Section):
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=1, le=65535, description="port to bind")

@@ -229,6 +229,11 @@ class _Acc:
         self.total += r
         self.total_sq += r * r
 
+    def remove(self, r: float) -> None:
+        self.n -= 1
+        self.total -= r
+        self.total_sq -= r * r
+
 
 @dataclass
 class ArmStats:
@@ -260,6 +265,12 @@ class ArmStats:
         if category is not None:
             cat = self.by_category.setdefault(str(category), {})
             cat.setdefault(arm, _Acc()).add(reward)
+
+    def remove(self, arm: str, reward: float, category: str | None = None) -> None:
+        """Take back one :meth:`add` of the same arguments (a revised or withdrawn reward)."""
+        self.overall[arm].remove(reward)
+        if category is not None:
+            self.by_category[str(category)][arm].remove(reward)
 
     def add_many(
         self, arms: Iterable[str], rewards: Iterable[float], categories: Iterable[str | None] | None = None

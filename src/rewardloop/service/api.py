@@ -29,7 +29,8 @@ from starlette.background import BackgroundTask
 from rewardloop.service import panels
 from rewardloop.service.decision_writer import DecisionJob
 from rewardloop.service.errors import BODY, KEYED, error_responses
-from rewardloop.service.providers import DecideInput
+from rewardloop.service.providers import DecideInput, RegistryProviders
+from rewardloop.service.router_state import lineage_figures, live_leaderboard
 from rewardloop.service.schemas import (
     AliasMoveResponse,
     DecideRequest,
@@ -41,6 +42,8 @@ from rewardloop.service.schemas import (
     KeyModel,
     LeaderboardEntry,
     LeaderboardResponse,
+    LiveArmEntry,
+    OnlineLineageModel,
     PolicyModel,
     PromoteRequest,
     ReviewListResponse,
@@ -172,6 +175,10 @@ def stats(
         for k, v in s.feedback_by_source.items():
             by_source[k] = by_source.get(k, 0) + v
     n = sum(g.decisions for g in groups)
+    served = state.provider.states if isinstance(state.provider, RegistryProviders) else None
+    online = [
+        OnlineLineageModel(**dataclasses.asdict(x)) for x in lineage_figures(state.store, names, served)
+    ]
     return StatsResponse(
         project=key.project,
         decisions=n,
@@ -180,6 +187,7 @@ def stats(
         feedback_by_kind=by_kind,
         feedback_by_source=by_source,
         review=review_counts(state.store, key.project),
+        online=online,
     )
 
 
@@ -192,11 +200,16 @@ def leaderboard(
     window: Annotated[int, Query(ge=1, le=200_000, description="most recent decisions considered")] = 50_000,
 ) -> LeaderboardResponse:
     """Per policy and action (an arm, an expert, an agent): decisions, judged, mean feedback score in
-    [0, 1], mean latency — best first, over the most recent ``window`` decisions."""
+    [0, 1], mean latency — best first, over the most recent ``window`` decisions. Routers learned
+    online (``rewardloop learn``) also get ``live``: each arm's pulls and mean reward in the latest
+    published state, the figures the router decides on."""
     if policy is not None:
         _own_policy(state, key, policy)
     batch = recent_decisions(state.store, key.project, limit=window, policy=policy)
-    return LeaderboardResponse(rows=[LeaderboardEntry(**r) for r in panels.leaderboard(batch, (kind,))])
+    names = [policy] if policy is not None else policies_of_project(state.store, key.project)
+    live = [LiveArmEntry(**r) for r in live_leaderboard(state.store, names)] if kind == "router" else []
+    rows = [LeaderboardEntry(**r) for r in panels.leaderboard(batch, (kind,))]
+    return LeaderboardResponse(rows=rows, live=live)
 
 
 # ------------------------------------------------------------------------------------------- review

@@ -28,6 +28,7 @@ from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
 from rewardloop.service.middleware import BodyLimit, Metrics, RequestId, RequestMetrics, SecurityHeaders
 from rewardloop.service.providers import (
+    ClosableProvider,
     PolicyAdmin,
     PolicyProvider,
     ProviderError,
@@ -117,6 +118,12 @@ async def _warm(provider: PolicyProvider, readiness: Readiness) -> None:
     except Exception as err:  # /readyz reports it; liveness and logging keep working
         readiness.failed = [f"warm-up: {type(err).__name__}: {err}"]
     readiness.ready = True
+
+
+async def _close(provider: PolicyProvider) -> None:
+    """Release what the provider holds beyond requests (its router-state watcher)."""
+    if isinstance(provider, ClosableProvider):
+        await anyio.to_thread.run_sync(provider.close)
 
 
 async def _readyz(request: Request) -> JSONResponse:
@@ -314,6 +321,7 @@ def create_app(
             await warming
             await writer.stop()
             await decisions.stop()
+            await _close(state.provider)
             if not isinstance(source, Store):  # opened here: closed here
                 store.close()
 

@@ -22,6 +22,7 @@ from rewardloop.types import Decision, new_id
 
 if TYPE_CHECKING:
     from rewardloop.loop.serving import ServingPath
+    from rewardloop.service.router_state import RouterStates
 
 
 class ProviderError(RuntimeError):
@@ -125,6 +126,13 @@ class WarmProvider(Protocol):
     def warm(self) -> tuple[list[str], list[str]]: ...
 
 
+@runtime_checkable
+class ClosableProvider(Protocol):
+    """A provider holding resources beyond requests (a watcher thread): the lifespan closes it."""
+
+    def close(self) -> None: ...
+
+
 class PolicyAdmin(Protocol):
     """The registry's and the experiments' operations the service exposes."""
 
@@ -203,6 +211,10 @@ class RegistryProviders:
         self._loaded: dict[tuple[str, str], Policy] = {}
         self._lock = threading.Lock()
         self.batcher = MicroBatcher() if batcher is None else batcher
+        from rewardloop.service.router_state import RouterStates
+
+        # Bandit routers are served on the latest state `rewardloop learn` published.
+        self.states: RouterStates = RouterStates(store, config.online.poll_s)
 
     # -- cached lookups ----------------------------------------------------------------------------
 
@@ -234,6 +246,7 @@ class RegistryProviders:
             except PolicyInputError as err:
                 raise ProviderError("unavailable", f"policies[{policy}].{err}", "policy") from None
             warm(loaded)
+            loaded = self.states.serve(policy, version, loaded)
             self._loaded[key] = loaded
             return loaded
 
@@ -315,6 +328,10 @@ class RegistryProviders:
 
     def _options(self, policy: str) -> Mapping[str, Any]:
         return next((p.options for p in self.config.policies if p.name == policy), {})
+
+    def close(self) -> None:
+        """Stop following published router states."""
+        self.states.close()
 
     # -- PolicyAdmin -------------------------------------------------------------------------------
 

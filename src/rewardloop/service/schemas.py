@@ -169,6 +169,19 @@ class BatchResponse(Response):
     failed: int
 
 
+class OnlineLineageModel(Response):
+    """A router version learned online (``rewardloop learn``): its last publish, and what this
+    worker serves."""
+
+    policy: str
+    version: str
+    state_version: int = Field(description="the last router state the learner published")
+    rewards: int = Field(description="decisions whose reward that state holds")
+    events: int = Field(description="feedback-log events (rows written or voided) the learner applied")
+    published_at: datetime
+    served_state: int | None = Field(description="the state this worker decides with (None: not loaded)")
+
+
 class StatsResponse(Response):
     project: str
     decisions: int
@@ -177,6 +190,7 @@ class StatsResponse(Response):
     feedback_by_kind: dict[str, int]
     feedback_by_source: dict[str, int]
     review: dict[str, int]
+    online: list[OnlineLineageModel] = Field(default_factory=list, description="routers learned online")
 
 
 class LeaderboardEntry(Response):
@@ -188,8 +202,24 @@ class LeaderboardEntry(Response):
     mean_latency_ms: float | None
 
 
+class LiveArmEntry(Response):
+    """One arm of a router learned online, from its latest published state."""
+
+    policy: str
+    version: str
+    state_version: int
+    arm: str
+    pulls: int
+    mean_reward: float | None = Field(description="mean reward the router has learned from (None: no pulls)")
+    low: float = Field(description="lower end of the 95% t-interval of the mean")
+    high: float
+
+
 class LeaderboardResponse(Response):
     rows: list[LeaderboardEntry]
+    live: list[LiveArmEntry] = Field(
+        default_factory=list, description="routers learned online: their state's own per-arm figures"
+    )
 
 
 class ReviewListResponse(Response):

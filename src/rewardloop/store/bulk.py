@@ -78,8 +78,8 @@ def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any,
     )
 
 
-# A row is written unvoided: the void columns keep their NULL.
-_FEEDBACK_COLUMNS = _columns(FeedbackRow, "voided_at", "voided_by", "void_reason")
+# A row is written unvoided (the void columns keep their NULL); the database sets its log position.
+_FEEDBACK_COLUMNS = _columns(FeedbackRow, "voided_at", "voided_by", "void_reason", "log_seq")
 
 
 def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:

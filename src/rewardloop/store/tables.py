@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, FetchedValue, Float, ForeignKey, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -31,6 +31,8 @@ Digest = Annotated[str, mapped_column(String(128))]
 LongText = Annotated[str, mapped_column(Text)]
 #: A JSON value (JSONB on PostgreSQL).
 JsonValue = Annotated[Any, mapped_column(Json)]
+#: A count or a log position, which may outgrow 32 bits.
+Count = Annotated[int, mapped_column(BigInteger)]
 
 
 class Base(DeclarativeBase):
@@ -100,6 +102,11 @@ class FeedbackRow(Base):
     void_reason: Mapped[LongText | None]
     # The labels of set feedback (missed_actions, unnecessary_actions, set_correction).
     labels: Mapped[JsonValue | None]
+    # The row's position in the feedback log, set by the database on insert and on void (migration
+    # 0005): the online learner reads the log in this order (store/online.py).
+    log_seq: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
+
+    __table_args__ = (Index("ix_feedback_log_seq", "log_seq", "project", "id"),)
 
 
 class RewardRow(Base):
@@ -226,3 +233,48 @@ class ApiKeyRow(Base):
     project: Mapped[Name]
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class OnlineOffsetRow(Base):
+    """Where the online learner of one router lineage (a policy's registered version) has read the
+    feedback log to, and the state version it last published (store/online.py)."""
+
+    __tablename__ = "online_offsets"
+
+    policy: Mapped[Name] = mapped_column(primary_key=True)
+    base_version: Mapped[Version] = mapped_column(primary_key=True)
+    state_version: Mapped[int]
+    log_seq: Mapped[Count]
+    feedback_project: Mapped[Name]
+    feedback_id: Mapped[Id]
+    events: Mapped[Count]
+    rewards: Mapped[Count]
+    updated_at: Mapped[datetime]
+
+
+class OnlineAppliedRow(Base):
+    """The reward the online learner has applied for one decision, and the feedback it came from."""
+
+    __tablename__ = "online_applied"
+
+    policy: Mapped[Name] = mapped_column(primary_key=True)
+    base_version: Mapped[Version] = mapped_column(primary_key=True)
+    decision_id: Mapped[Id] = mapped_column(ForeignKey("decisions.id"), primary_key=True)
+    reward: Mapped[float]
+    feedback_ids: Mapped[JsonValue]
+    state_version: Mapped[int]
+
+
+class RouterStateRow(Base):
+    """One published state of a router lineage: its saved ``router.json`` and ``state.npz``."""
+
+    __tablename__ = "router_states"
+
+    policy: Mapped[Name] = mapped_column(primary_key=True)
+    base_version: Mapped[Version] = mapped_column(primary_key=True)
+    state_version: Mapped[int] = mapped_column(primary_key=True)
+    meta: Mapped[LongText]
+    arrays: Mapped[bytes]
+    events: Mapped[Count]
+    rewards: Mapped[Count]
+    created_at: Mapped[datetime]

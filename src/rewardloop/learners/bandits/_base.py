@@ -305,6 +305,22 @@ class BanditRouter:
         weight : float, default 1.0
             Importance weight of this observation (e.g. target / logging propensity).
         """
+        xa, i, r = self._checked(x, arm, reward, weight)
+        self._update(xa, i, r, float(weight))
+        self.n_pulls_[i] += 1.0
+        self.stats_.add(arm, r, category)
+
+    def unlearn(
+        self, x: Any, arm: str, reward: float, category: str | None = None, weight: float = 1.0
+    ) -> None:
+        """Take back one reward :meth:`learn` applied with the same arguments (the same update with
+        weight ``-weight``: every state is a sum over rewards); the online learner revises this way."""
+        xa, i, r = self._checked(x, arm, reward, weight)
+        self._update(xa, i, r, -float(weight))
+        self.n_pulls_[i] -= 1.0
+        self.stats_.remove(arm, r, category)
+
+    def _checked(self, x: Any, arm: str, reward: float, weight: float) -> tuple[Any, int, float]:
         if not self._ready:
             self._init_state()
         xa = self._check_context(x, check_finite=False)
@@ -312,9 +328,7 @@ class BanditRouter:
         r = self._check_reward(reward)
         if weight != 1.0 and not (math.isfinite(weight) and weight > 0):
             raise RouterInputError("weight", f"must be a finite number > 0, got {weight}")
-        self._update(xa, i, r, float(weight))
-        self.n_pulls_[i] += 1.0
-        self.stats_.add(arm, r, category)
+        return xa, i, r
 
     # ------------------------------------------------------------------------------------- batch fit
 
