@@ -11,6 +11,8 @@ the first test fails until it has one, so no learner escapes the contract.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,8 @@ import torch
 from rewardloop.learners import LEARNERS, PreferencePairs
 from rewardloop.learners._common import LearnerDataError
 from rewardloop.learners.base import BanditData, LearnerConfig, LearnerConfigError
+from rewardloop.learners.gating import GatingConfig
+from rewardloop.learners.sft import SFTConfig
 
 from .learner_tasks import LABELS, fresh_policy, linear_task, uniform_bandit_data
 
@@ -173,6 +177,34 @@ BAD_CONFIGS = [
 def test_bad_config_names_the_key(name: str, values: dict[str, Any], key: str) -> None:
     with pytest.raises(LearnerConfigError, match=f"^{key}: "):
         LEARNERS[name].config_class.from_dict(values)
+
+
+#: Every learner config: those of LEARNERS, and SFT's and the gating network's.
+ALL_CONFIGS = [*(cls.config_class for cls in LEARNERS.values()), SFTConfig, GatingConfig]
+
+
+@pytest.mark.parametrize("config_cls", ALL_CONFIGS, ids=lambda c: c.__name__)
+def test_every_declared_range_refuses_values_outside_it_naming_the_key(
+    config_cls: type[LearnerConfig],
+) -> None:
+    bounded = [f for f in dataclasses.fields(config_cls) if f.metadata.get("bound") is not None]
+    assert {"lr", "epochs", "batch_size"} <= {f.name for f in bounded}
+    for f in bounded:
+        bound = f.metadata["bound"]
+        for bad in (bound.low - 1.0, math.nan, math.inf):
+            message = rf"^{f.name}: must be {re.escape(bound.describe())}, got {bad}"
+            with pytest.raises(LearnerConfigError, match=message):
+                config_cls(**{f.name: bad})
+
+
+@pytest.mark.parametrize("config_cls", ALL_CONFIGS, ids=lambda c: c.__name__)
+def test_a_field_overridden_by_a_subclass_keeps_a_range(config_cls: type[LearnerConfig]) -> None:
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    for base in config_cls.__mro__[1:]:
+        if dataclasses.is_dataclass(base):
+            for f in dataclasses.fields(base):
+                if f.metadata.get("bound") is not None:
+                    assert fields[f.name].metadata.get("bound") is not None, f"{config_cls.__name__}.{f.name}"
 
 
 def _bad(field: str, value: Any) -> Callable[[BanditData], BanditData]:

@@ -25,11 +25,13 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.learners.base import (
+    NON_NEGATIVE,
     DataSpec,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     checked_config,
+    hyperparameter,
 )
 from rewardloop.types import DecisionBatch, Feedback
 
@@ -176,29 +178,22 @@ def label_names(y: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
 class LabelConfig(LearnerConfig):
     """The fields of the label learners (supervised, LoRA), and the shared ones of LearnerConfig."""
 
-    hidden: int = field(default=0, metadata={"help": "hidden width of a fresh head (0: linear head)"})
-    class_weight: str = field(
-        default="none",
-        metadata={"help": "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"},
+    hidden: int = hyperparameter(0, "hidden width of a fresh head (0: linear head)", NON_NEGATIVE)
+    class_weight: str = hyperparameter(
+        "none", "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"
     )
-    warm_start: bool = field(
-        default=True, metadata={"help": "continue from the given policy's head (else start afresh)"}
+    warm_start: bool = hyperparameter(True, "continue from the given policy's head (else start afresh)")
+    use_confirmations: bool = hyperparameter(
+        True, "from the store: top-of-scale ratings make the chosen action a label"
     )
-    use_confirmations: bool = field(
-        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
-    )
-    golden_weight: float = field(
-        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
+    golden_weight: float = hyperparameter(
+        1.0, "from the store: multiplies the authority of golden-set feedback", NON_NEGATIVE
     )
 
     def validate(self) -> None:
         super().validate()
-        if self.hidden < 0:
-            raise LearnerConfigError(f"hidden: must be >= 0, got {self.hidden}")
         if self.class_weight not in ("none", "balanced"):
             raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
-        if self.golden_weight < 0:
-            raise LearnerConfigError(f"golden_weight: must be >= 0, got {self.golden_weight}")
 
 
 LC = TypeVar("LC", bound=LabelConfig)

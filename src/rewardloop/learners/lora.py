@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +26,15 @@ import torch
 
 from rewardloop.encoders import MiniLMEncoder
 from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
-from rewardloop.learners.base import LearnerConfig, LearnerConfigError
+from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    UNIT_BELOW_ONE,
+    Bound,
+    LearnerConfig,
+    LearnerConfigError,
+    hyperparameter,
+)
 from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy
@@ -38,33 +46,23 @@ from rewardloop.policies.classifier import ClassifierPolicy
 class LoRAConfig(LabelConfig):
     """LoRA fine-tuning of MiniLM + head (slow on a CPU: a few hundred short texts a minute or so)."""
 
-    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA adapters"})
-    head_lr: float = field(default=1e-2, metadata={"help": "AdamW learning rate of the head"})
-    epochs: int = field(default=3, metadata={"help": "passes over the training data"})
-    batch_size: int = field(default=16, metadata={"help": "texts per optimisation step"})
-    r: int = field(default=8, metadata={"help": "LoRA rank r"})
-    alpha: int = field(default=16, metadata={"help": "LoRA scaling α (the update is scaled by α/r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA path"})
-    target_modules: str = field(
-        default="query,value", metadata={"help": "comma-separated BERT linear layers that get adapters"}
+    lr: float = hyperparameter(5e-4, "AdamW learning rate of the LoRA adapters", POSITIVE)
+    head_lr: float = hyperparameter(1e-2, "AdamW learning rate of the head", POSITIVE)
+    epochs: int = hyperparameter(3, "passes over the training data", AT_LEAST_ONE)
+    batch_size: int = hyperparameter(16, "texts per optimisation step", AT_LEAST_ONE)
+    r: int = hyperparameter(8, "LoRA rank r", AT_LEAST_ONE)
+    alpha: int = hyperparameter(16, "LoRA scaling α (the update is scaled by α/r)", POSITIVE)
+    lora_dropout: float = hyperparameter(0.05, "dropout on the LoRA path", UNIT_BELOW_ONE)
+    target_modules: str = hyperparameter(
+        "query,value", "comma-separated BERT linear layers that get adapters"
     )
-    max_length: int = field(default=64, metadata={"help": "tokens per text (intents are short)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
+    max_length: int = hyperparameter(64, "tokens per text (intents are short)", Bound(4.0))
+    weight_decay: float = hyperparameter(0.0, "AdamW decoupled weight decay")
 
     def validate(self) -> None:
         super().validate()
-        if not self.head_lr > 0:
-            raise LearnerConfigError(f"head_lr: must be > 0, got {self.head_lr}")
-        if self.r < 1:
-            raise LearnerConfigError(f"r: must be >= 1, got {self.r}")
-        if not self.alpha > 0:
-            raise LearnerConfigError(f"alpha: must be > 0, got {self.alpha}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise LearnerConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
         if not self.modules():
             raise LearnerConfigError("target_modules: name at least one layer, e.g. query,value")
-        if self.max_length < 4:
-            raise LearnerConfigError(f"max_length: must be >= 4, got {self.max_length}")
 
     def modules(self) -> list[str]:
         return [m.strip() for m in self.target_modules.split(",") if m.strip()]

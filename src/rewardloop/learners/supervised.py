@@ -9,7 +9,7 @@ Read top to bottom: the config, the loss, then ``fit()``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,7 +17,14 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
-from rewardloop.learners.base import LearnerConfig, LearnerConfigError
+from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT_BELOW_ONE,
+    LearnerConfig,
+    hyperparameter,
+)
 from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
 from rewardloop.policies.classifier import ClassifierPolicy
 
@@ -30,28 +37,14 @@ class SupervisedConfig(LabelConfig):
 
     # A linear head on L2-normalised embeddings has small logits at first: a larger step than the
     # usual 1e-3 reaches a good fit in tens of epochs on a few hundred examples.
-    lr: float = field(default=1e-2, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=40, metadata={"help": "passes over the training data"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout before the output layer (MLP head)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing in [0, 1)"})
-    calibration_fraction: float = field(
-        default=0.0,
-        metadata={"help": "hold out this share of the data (seeded) to fit the temperature on; 0: none"},
+    lr: float = hyperparameter(1e-2, "Adam learning rate", POSITIVE)
+    epochs: int = hyperparameter(40, "passes over the training data", AT_LEAST_ONE)
+    dropout: float = hyperparameter(0.0, "dropout before the output layer (MLP head)", UNIT_BELOW_ONE)
+    weight_decay: float = hyperparameter(1e-4, "L2 penalty (AdamW decoupled decay)", NON_NEGATIVE)
+    label_smoothing: float = hyperparameter(0.0, "cross-entropy label smoothing in [0, 1)", UNIT_BELOW_ONE)
+    calibration_fraction: float = hyperparameter(
+        0.0, "hold out this share of the data (seeded) to fit the temperature on; 0: none", UNIT_BELOW_ONE
     )
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0.0 <= self.dropout < 1.0:
-            raise LearnerConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
-        if self.weight_decay < 0:
-            raise LearnerConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise LearnerConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.calibration_fraction < 1.0:
-            raise LearnerConfigError(
-                f"calibration_fraction: must be in [0, 1), got {self.calibration_fraction}"
-            )
 
 
 # ------------------------------------------------------------------------------------------------ loss
