@@ -229,6 +229,25 @@ def start_head(
     return make_head(policy.in_dim, policy.n_labels, hidden, dropout), hidden
 
 
+def lora_modules(target_modules: str) -> list[str]:
+    """The module names of a comma-separated ``target_modules`` field (blanks dropped)."""
+    return [m.strip() for m in target_modules.split(",") if m.strip()]
+
+
+def peft_lora(r: int, alpha: int, dropout: float, target_modules: str, task_type: str | None = None) -> Any:
+    """peft's ``LoraConfig``: rank ``r``, scaling ``alpha``/r, ``dropout`` on the adapters' input, on
+    each module of ``target_modules`` (comma-separated); ``task_type`` for a causal LM's."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=lora_modules(target_modules),
+        task_type=task_type,
+    )
+
+
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block under ``torch.manual_seed(seed)`` without disturbing the caller's global RNG."""

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rewardloop.learners._common import lora_modules, peft_lora
 from rewardloop.learners.base import (
     AT_LEAST_ONE,
     POSITIVE,
@@ -56,7 +57,7 @@ class SFTConfig(LearnerConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.target_modules.strip():
+        if not lora_modules(self.target_modules):
             raise LearnerConfigError("target_modules: name at least one module")
         if self.max_steps == 0 or self.max_steps < -1:
             raise LearnerConfigError(f"max_steps: must be -1 or >= 1, got {self.max_steps}")
@@ -169,16 +170,8 @@ def trainer_history(log_history: Sequence[Mapping[str, Any]], prefix: str) -> li
 
 
 def lora_config(cfg: Any) -> Any:
-    """The peft LoRA config of a learner config with ``lora_r``, ``lora_alpha``... fields."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=[m.strip() for m in cfg.target_modules.split(",") if m.strip()],
-        task_type="CAUSAL_LM",
-    )
+    """The peft LoRA config (a causal LM's) of a learner config with ``lora_r``, ``lora_alpha``... fields."""
+    return peft_lora(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, "CAUSAL_LM")
 
 
 def trl_args(cfg: Any, output_dir: str) -> dict[str, Any]:
