@@ -270,3 +270,12 @@ def test_progress_gets_the_step_metrics_and_history_the_epoch() -> None:
     assert seen[0] == {"loss", "policy_loss", "entropy", "mean_weight", "reward", "grad_norm", "baseline"}
     epochs = [row["time/epoch"] for row in learner.history_]
     assert epochs == [0.0] * 3 + [1.0] * 3  # 3 minibatches of 32 an epoch
+
+
+def test_simulated_bandit_data_has_a_right_answer_and_refuses_too_few_features() -> None:
+    data = BanditData.simulated(200, n_features=4, labels=["a", "b", "c"], seed=2)
+    assert len(data) == 200 and data.X.shape == (200, 4) and np.allclose(data.pscore, 1 / 3)
+    assert np.array_equal(data.reward == 1.0, data.action == data.X[:, :3].argmax(axis=1))
+    assert 0 < data.reward.mean() < 1
+    with pytest.raises(ValueError, match=r"n_features: 2, need at least one per label \(3\)"):
+        BanditData.simulated(4, n_features=2, labels=["a", "b", "c"])

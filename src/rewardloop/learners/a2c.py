@@ -94,12 +94,8 @@ class A2C(BanditMinibatchLearner[A2CConfig]):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from rewardloop.learners.base import BanditData
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> learner = A2C(A2CConfig(epochs=2))
     >>> fitted = learner.fit(data, ClassifierPolicy(["a", "b"], in_dim=4))
     >>> learner.value_head_(torch.zeros(1, 4)).shape

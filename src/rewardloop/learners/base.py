@@ -230,6 +230,24 @@ class BanditData:
         return len(self.action)
 
     @classmethod
+    def simulated(cls, n: int, n_features: int, labels: Sequence[str], seed: int = 0) -> BanditData:
+        """``n`` decisions on Gaussian contexts, logged by a uniform random policy over ``labels``
+        (pscore 1/K), with reward 1 where the action is the arg-max of the first K features: a small
+        problem with a right answer, for examples and smoke tests.
+
+        >>> data = BanditData.simulated(8, n_features=3, labels=["a", "b"], seed=1)
+        >>> data.X.shape, data.pscore[0], set(data.reward) <= {0.0, 1.0}
+        ((8, 3), np.float64(0.5), True)
+        """
+        if n_features < len(labels):
+            raise ValueError(f"n_features: {n_features}, need at least one per label ({len(labels)})")
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(n, n_features)).astype(np.float32)
+        action = rng.integers(0, len(labels), n)
+        right = X[:, : len(labels)].argmax(axis=1)
+        return cls(X, action, (action == right).astype(np.float64), np.full(n, 1 / len(labels)), list(labels))
+
+    @classmethod
     def from_batch(
         cls,
         batch: DecisionBatch,

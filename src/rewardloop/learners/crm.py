@@ -232,11 +232,7 @@ class CRM(BanditMinibatchLearner[CRMConfig]):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> fitted = CRM(CRMConfig(epochs=2)).fit(data, policy=ClassifierPolicy(["a", "b"], in_dim=4))
     >>> fitted.labels
     ['a', 'b']

@@ -155,12 +155,8 @@ class PPO(BanditLearner[PPOConfig, ClassifierPolicy]):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from rewardloop.learners.base import BanditData
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> fitted = PPO(PPOConfig(epochs=2)).fit(data, ClassifierPolicy(["a", "b"], in_dim=4))
     >>> fitted.labels
     ['a', 'b']
