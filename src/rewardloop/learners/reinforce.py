@@ -72,10 +72,8 @@ def reinforce_loss(
     Parameters
     ----------
     logits : tensor of shape (B, K)
-    actions : tensor of shape (B,)
-        Logged action indices.
-    reward, pscore : tensors of shape (B,)
-        Reward and the logging policy's propensity of the logged action.
+    actions, reward, pscore : tensors of shape (B,)
+        The logged action a (an index), its reward r and its propensity μ(a|x) under the logging policy.
     baseline : float
         b, subtracted from the reward.
     """
