@@ -11,6 +11,8 @@ the first test fails until it has one, so no learner escapes the contract.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,8 @@ import torch
 from rewardloop.learners import LEARNERS, PreferencePairs
 from rewardloop.learners._common import LearnerDataError
 from rewardloop.learners.base import BanditData, LearnerConfig, LearnerConfigError
+from rewardloop.learners.gating import GatingConfig
+from rewardloop.learners.sft import SFTConfig
 
 from .learner_tasks import LABELS, fresh_policy, linear_task, uniform_bandit_data
 
@@ -175,6 +179,34 @@ def test_bad_config_names_the_key(name: str, values: dict[str, Any], key: str) -
         LEARNERS[name].config_class.from_dict(values)
 
 
+#: Every learner config: those of LEARNERS, and SFT's and the gating network's.
+ALL_CONFIGS = [*(cls.config_class for cls in LEARNERS.values()), SFTConfig, GatingConfig]
+
+
+@pytest.mark.parametrize("config_cls", ALL_CONFIGS, ids=lambda c: c.__name__)
+def test_every_declared_range_refuses_values_outside_it_naming_the_key(
+    config_cls: type[LearnerConfig],
+) -> None:
+    bounded = [f for f in dataclasses.fields(config_cls) if f.metadata.get("bound") is not None]
+    assert {"lr", "epochs", "batch_size"} <= {f.name for f in bounded}
+    for f in bounded:
+        bound = f.metadata["bound"]
+        for bad in (bound.low - 1.0, math.nan, math.inf):
+            message = rf"^{f.name}: must be {re.escape(bound.describe())}, got {bad}"
+            with pytest.raises(LearnerConfigError, match=message):
+                config_cls(**{f.name: bad})
+
+
+@pytest.mark.parametrize("config_cls", ALL_CONFIGS, ids=lambda c: c.__name__)
+def test_a_field_overridden_by_a_subclass_keeps_a_range(config_cls: type[LearnerConfig]) -> None:
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    for base in config_cls.__mro__[1:]:
+        if dataclasses.is_dataclass(base):
+            for f in dataclasses.fields(base):
+                if f.metadata.get("bound") is not None:
+                    assert fields[f.name].metadata.get("bound") is not None, f"{config_cls.__name__}.{f.name}"
+
+
 def _bad(field: str, value: Any) -> Callable[[BanditData], BanditData]:
     return lambda d: dataclasses.replace(d, **{field: value(d)})
 
@@ -238,3 +270,12 @@ def test_progress_gets_the_step_metrics_and_history_the_epoch() -> None:
     assert seen[0] == {"loss", "policy_loss", "entropy", "mean_weight", "reward", "grad_norm", "baseline"}
     epochs = [row["time/epoch"] for row in learner.history_]
     assert epochs == [0.0] * 3 + [1.0] * 3  # 3 minibatches of 32 an epoch
+
+
+def test_simulated_bandit_data_has_a_right_answer_and_refuses_too_few_features() -> None:
+    data = BanditData.simulated(200, n_features=4, labels=["a", "b", "c"], seed=2)
+    assert len(data) == 200 and data.X.shape == (200, 4) and np.allclose(data.pscore, 1 / 3)
+    assert np.array_equal(data.reward == 1.0, data.action == data.X[:, :3].argmax(axis=1))
+    assert 0 < data.reward.mean() < 1
+    with pytest.raises(ValueError, match=r"n_features: 2, need at least one per label \(3\)"):
+        BanditData.simulated(4, n_features=2, labels=["a", "b", "c"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -23,6 +23,7 @@ from rewardloop.learners.base import (
     BanditData,
     C,
     DataSpec,
+    GradientClipConfig,
     LearnerConfig,
     ProgressCallback,
     bandit_data_from_batch,
@@ -36,6 +37,10 @@ from rewardloop.types.history import MetricsRecorder
 #: ClassifierPolicy; DQN: its AbstainGate).
 D = TypeVar("D")
 P = TypeVar("P")
+
+#: The data of a :class:`MinibatchLearner` (rows: ``len``) and its config (with ``max_grad_norm``).
+SD = TypeVar("SD", bound=Sized)
+GC = TypeVar("GC", bound=GradientClipConfig)
 
 #: ``batch_loss(idx) -> (loss, metrics)``: the loss of the minibatch of rows ``idx`` and its metrics.
 BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
@@ -109,6 +114,49 @@ class BanditLearner(PolicyLearner[C, BanditData, P]):
         check_bandit_data(data, policy)
 
 
+class MinibatchLearner(PolicyLearner[GC, SD, ClassifierPolicy]):
+    """The learners whose training is one minibatch loss on a copy of the policy, minimised by
+    :class:`MinibatchSGD` under the config's seed with the gradient clipped at ``max_grad_norm``
+    (REINFORCE, A2C, CRM, DPO). A learner gives its loss (:meth:`_objective`) and, if not Adam at
+    ``lr``, its optimiser (:meth:`_optimizer`)."""
+
+    #: ``history_`` key of the gradient's norm before clipping.
+    grad_norm_key: ClassVar[str] = "grad_norm"
+
+    def _fit(self, data: SD, policy: ClassifierPolicy, progress: ProgressCallback | None) -> ClassifierPolicy:
+        cfg = self.config
+        fitted = copy_policy(policy)
+        with seeded(cfg.seed):
+            batch_loss, modules = self._objective(data, fitted)
+            params = [p for module in modules for p in module.parameters()]
+            sgd = MinibatchSGD(
+                cfg,
+                len(data),
+                self._optimizer(params),
+                params,
+                cfg.max_grad_norm,
+                progress,
+                fitted.save,
+                grad_norm_key=self.grad_norm_key,
+            )
+            sgd.run(batch_loss, modules)
+        self.policy_ = fitted
+        self.history_ = sgd.history
+        return fitted
+
+    @abstractmethod
+    def _objective(self, data: SD, fitted: ClassifierPolicy) -> tuple[BatchLoss, list[nn.Module]]:
+        """(the minibatch loss of ``fitted`` on ``data``, the modules it trains: ``fitted.head`` and
+        any the learner adds, built here under the seed, such as a critic)."""
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=self.config.lr)
+
+
+class BanditMinibatchLearner(BanditLearner[GC, ClassifierPolicy], MinibatchLearner[GC, BanditData]):
+    """A :class:`MinibatchLearner` on logged bandit feedback (REINFORCE, A2C, CRM)."""
+
+
 def check_bandit_data(data: BanditData, policy: ClassifierPolicy) -> None:
     """Refuse logged data a learner cannot use, naming the field (and the first bad row)."""
     n = len(data)
@@ -179,6 +227,25 @@ def start_head(
     if warm:
         return copy.deepcopy(policy.head), policy.hidden
     return make_head(policy.in_dim, policy.n_labels, hidden, dropout), hidden
+
+
+def lora_modules(target_modules: str) -> list[str]:
+    """The module names of a comma-separated ``target_modules`` field (blanks dropped)."""
+    return [m.strip() for m in target_modules.split(",") if m.strip()]
+
+
+def peft_lora(r: int, alpha: int, dropout: float, target_modules: str, task_type: str | None = None) -> Any:
+    """peft's ``LoraConfig``: rank ``r``, scaling ``alpha``/r, ``dropout`` on the adapters' input, on
+    each module of ``target_modules`` (comma-separated); ``task_type`` for a causal LM's."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=lora_modules(target_modules),
+        task_type=task_type,
+    )
 
 
 @contextmanager

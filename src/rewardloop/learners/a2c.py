@@ -17,44 +17,34 @@ lower variance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from rewardloop.learners._common import (
-    BanditLearner,
-    MinibatchSGD,
+    BanditMinibatchLearner,
+    BatchLoss,
     as_metrics,
     as_tensors,
-    copy_policy,
     make_value_head,
-    seeded,
 )
 from rewardloop.learners._math import advantages, policy_gradient_terms
 from rewardloop.learners.base import (
     BanditData,
     LearnerConfig,
-    LearnerConfigError,
     PolicyGradientConfig,
-    ProgressCallback,
+    ValueHeadConfig,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 
 
 @dataclass
-class A2CConfig(PolicyGradientConfig):
-    """A2C hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
-
-    vf_coef: float = field(default=0.5, metadata={"help": "weight of the critic's squared error"})
-    value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
-
-    def validate(self) -> None:
-        super().validate()
-        for key in ("vf_coef", "value_hidden"):
-            if getattr(self, key) < 0:
-                raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+class A2CConfig(PolicyGradientConfig, ValueHeadConfig):
+    """A2C hyperparameters: those of :class:`PolicyGradientConfig` and the critic's of
+    :class:`ValueHeadConfig`."""
 
 
 def a2c_loss(
@@ -94,7 +84,7 @@ def a2c_loss(
     return loss, metrics
 
 
-class A2C(BanditLearner[A2CConfig, ClassifierPolicy]):
+class A2C(BanditMinibatchLearner[A2CConfig]):
     """Off-policy advantage actor-critic with a value head, for a :class:`ClassifierPolicy`.
 
     Attributes
@@ -104,12 +94,8 @@ class A2C(BanditLearner[A2CConfig, ClassifierPolicy]):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from rewardloop.learners.base import BanditData
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> learner = A2C(A2CConfig(epochs=2))
     >>> fitted = learner.fit(data, ClassifierPolicy(["a", "b"], in_dim=4))
     >>> learner.value_head_(torch.zeros(1, 4)).shape
@@ -119,34 +105,24 @@ class A2C(BanditLearner[A2CConfig, ClassifierPolicy]):
     name: ClassVar[str] = "a2c"
     config_class: ClassVar[type[LearnerConfig]] = A2CConfig
 
-    def _fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
-    ) -> ClassifierPolicy:
+    def _objective(self, data: BanditData, fitted: ClassifierPolicy) -> tuple[BatchLoss, list[nn.Module]]:
         cfg = self.config
-        fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
-        with seeded(cfg.seed):
-            value_head = make_value_head(policy.in_dim, cfg.value_hidden, float(reward.mean()))
-
-            def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-                return a2c_loss(
-                    head(X[idx]) / fitted.temperature,  # (B, K)
-                    value_head(X[idx]).squeeze(1),  # (B,)
-                    actions[idx],
-                    reward[idx],
-                    pscore[idx],
-                    cfg.vf_coef,
-                    cfg.entropy_coef,
-                    cfg.max_importance_weight,
-                    cfg.importance_weighting,
-                )
-
-            params = [*head.parameters(), *value_head.parameters()]
-            optimizer = torch.optim.Adam(params, lr=cfg.lr)
-            sgd = MinibatchSGD(cfg, len(data), optimizer, params, cfg.max_grad_norm, progress, fitted.save)
-            sgd.run(batch_loss, [head, value_head])
-        self.policy_ = fitted
+        value_head = make_value_head(fitted.in_dim, cfg.value_hidden, float(reward.mean()))
         self.value_head_ = value_head
-        self.history_ = sgd.history
-        return fitted
+
+        def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            return a2c_loss(
+                head(X[idx]) / fitted.temperature,  # (B, K)
+                value_head(X[idx]).squeeze(1),  # (B,)
+                actions[idx],
+                reward[idx],
+                pscore[idx],
+                cfg.vf_coef,
+                cfg.entropy_coef,
+                cfg.max_importance_weight,
+                cfg.importance_weighting,
+            )
+
+        return batch_loss, [head, value_head]

@@ -17,6 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.config.sections import renamed_keys
+
+# Re-exported: every learner config declares its fields with them.
+from rewardloop.learners.bandits._params import Bound as Bound
+from rewardloop.learners.bandits._params import hyperparameter as hyperparameter
+from rewardloop.policies.router import RouterInputError
 from rewardloop.types import DecisionBatch
 
 if TYPE_CHECKING:
@@ -32,32 +37,43 @@ class LearnerConfigError(ValueError):
     """A learner config key has a bad value or does not exist; the message names the key."""
 
 
+#: The ranges the learner configs use most (``Bound`` of ``learners.bandits._params``).
+POSITIVE = Bound(0.0, closed="neither")
+NON_NEGATIVE = Bound(0.0)
+AT_LEAST_ONE = Bound(1.0)
+#: [0, 1] and [0, 1): probabilities, discounts; decays, dropout and shares that must leave something.
+UNIT = Bound(0.0, 1.0, closed="both")
+UNIT_BELOW_ONE = Bound(0.0, 1.0)
+
+
 @dataclass
 class LearnerConfig:
-    """Fields every learner has. Subclasses add their own, each with a default and help text."""
+    """Fields every learner has. Subclasses add their own, each declared once with
+    :func:`hyperparameter`: its default, its help text and, where it has one, its range (a ``Bound``,
+    checked by :meth:`validate`). A subclass that overrides a field's default gives its range again.
+    """
 
-    lr: float = field(default=1e-3, metadata={"help": "learning rate"})
-    epochs: int = field(default=10, metadata={"help": "passes over the training data"})
-    batch_size: int = field(default=64, metadata={"help": "samples per optimisation step"})
-    seed: int = field(default=0, metadata={"help": "random seed; the same seed gives the same result"})
-    save_frequency: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
-    keep_last_n: int = field(default=3, metadata={"help": "how many of the newest checkpoints to keep"})
-    checkpoint_dir: str | None = field(default=None, metadata={"help": "folder for checkpoints"})
+    lr: float = hyperparameter(1e-3, "learning rate", POSITIVE)
+    epochs: int = hyperparameter(10, "passes over the training data", AT_LEAST_ONE)
+    batch_size: int = hyperparameter(64, "samples per optimisation step", AT_LEAST_ONE)
+    seed: int = hyperparameter(0, "random seed; the same seed gives the same result")
+    save_frequency: int = hyperparameter(0, "save a checkpoint every N steps (0: never)", NON_NEGATIVE)
+    keep_last_n: int = hyperparameter(3, "how many of the newest checkpoints to keep", AT_LEAST_ONE)
+    checkpoint_dir: str | None = hyperparameter(None, "folder for checkpoints")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise LearnerConfigError naming the first bad key. Subclasses extend it."""
-        if not self.lr > 0:
-            raise LearnerConfigError(f"lr: must be > 0, got {self.lr}")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                raise LearnerConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        if self.save_frequency < 0:
-            raise LearnerConfigError(f"save_frequency: must be >= 0, got {self.save_frequency}")
-        if self.keep_last_n < 1:
-            raise LearnerConfigError(f"keep_last_n: must be >= 1, got {self.keep_last_n}")
+        """Raise LearnerConfigError naming the first field outside its range. Subclasses extend it with
+        the checks a range cannot say (one field against another, a choice of words)."""
+        for f in dataclasses.fields(self):
+            bound: Bound | None = f.metadata.get("bound")
+            if bound is not None:
+                try:
+                    bound.check(f.name, getattr(self, f.name))
+                except RouterInputError as err:  # Bound's own error type: the routers' input error
+                    raise LearnerConfigError(str(err)) from None
 
     def checkpointer(self) -> Checkpointer:
         """Checkpoints every ``save_frequency`` steps into ``checkpoint_dir``, keeping ``keep_last_n``."""
@@ -124,32 +140,37 @@ def _checked_value(key: str, value: Any, hint: Any) -> Any:
 
 
 @dataclass
-class PolicyGradientConfig(LearnerConfig):
+class GradientClipConfig(LearnerConfig):
+    """The gradient-norm clip of the gradient learners (REINFORCE, A2C, PPO, CRM, DPO, DQN)."""
+
+    max_grad_norm: float = hyperparameter(
+        1.0, "clip the gradient's total norm to this (0: no clipping)", NON_NEGATIVE
+    )
+
+
+@dataclass
+class ValueHeadConfig(LearnerConfig):
+    """The critic of the actor-critic learners (A2C, PPO): a value head on the policy's embeddings."""
+
+    vf_coef: float = hyperparameter(0.5, "weight of the critic's squared error", NON_NEGATIVE)
+    value_hidden: int = hyperparameter(0, "hidden width of the value head (0: linear)", NON_NEGATIVE)
+
+
+@dataclass
+class PolicyGradientConfig(GradientClipConfig):
     """The fields of the importance-weighted policy-gradient learners (REINFORCE, A2C)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=5, metadata={"help": "passes over the logged decisions"})
-    entropy_coef: float = field(
-        default=0.01, metadata={"help": "weight of the entropy bonus (keeps some exploration)"}
+    lr: float = hyperparameter(5e-3, "Adam learning rate", POSITIVE)
+    epochs: int = hyperparameter(5, "passes over the logged decisions", AT_LEAST_ONE)
+    entropy_coef: float = hyperparameter(
+        0.01, "weight of the entropy bonus (keeps some exploration)", NON_NEGATIVE
     )
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
+    importance_weighting: bool = hyperparameter(
+        True, "weight each row by π(a|x)/pscore (off-policy correction for logged data)"
     )
-    importance_weighting: bool = field(
-        default=True,
-        metadata={"help": "weight each row by π(a|x)/pscore (off-policy correction for logged data)"},
+    max_importance_weight: float = hyperparameter(
+        10.0, "clip importance weights at this value (bounds the variance)", AT_LEAST_ONE
     )
-    max_importance_weight: float = field(
-        default=10.0, metadata={"help": "clip importance weights at this value (bounds the variance)"}
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        for key in ("entropy_coef", "max_grad_norm"):
-            if getattr(self, key) < 0:
-                raise LearnerConfigError(f"{key}: must be >= 0 (0: off), got {getattr(self, key)}")
-        if not self.max_importance_weight >= 1.0:
-            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
 
 
 def checked_config(config: LearnerConfig | None, config_cls: type[C]) -> C:
@@ -207,6 +228,24 @@ class BanditData:
 
     def __len__(self) -> int:
         return len(self.action)
+
+    @classmethod
+    def simulated(cls, n: int, n_features: int, labels: Sequence[str], seed: int = 0) -> BanditData:
+        """``n`` decisions on Gaussian contexts, logged by a uniform random policy over ``labels``
+        (pscore 1/K), with reward 1 where the action is the arg-max of the first K features: a small
+        problem with a right answer, for examples and smoke tests.
+
+        >>> data = BanditData.simulated(8, n_features=3, labels=["a", "b"], seed=1)
+        >>> data.X.shape, data.pscore[0], set(data.reward) <= {0.0, 1.0}
+        ((8, 3), np.float64(0.5), True)
+        """
+        if n_features < len(labels):
+            raise ValueError(f"n_features: {n_features}, need at least one per label ({len(labels)})")
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(n, n_features)).astype(np.float32)
+        action = rng.integers(0, len(labels), n)
+        right = X[:, : len(labels)].argmax(axis=1)
+        return cls(X, action, (action == right).astype(np.float64), np.full(n, 1 / len(labels)), list(labels))
 
     @classmethod
     def from_batch(

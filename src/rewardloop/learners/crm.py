@@ -38,64 +38,59 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
 
 from rewardloop.learners._common import (
-    BanditLearner,
+    BanditMinibatchLearner,
+    BatchLoss,
     LearnerDataError,
-    MinibatchSGD,
     as_tensors,
-    copy_policy,
-    seeded,
 )
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
     BanditData,
     DataSpec,
+    GradientClipConfig,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     bandit_data_from_batch,
     checked_config,
+    hyperparameter,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
 
 
 @dataclass
-class CRMConfig(LearnerConfig):
-    """CRM / BanditNet hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class CRMConfig(GradientClipConfig):
+    """CRM / BanditNet hyperparameters (and the shared ones of :class:`GradientClipConfig`)."""
 
-    lr: float = field(default=1e-2, metadata={"help": "AdamW learning rate"})
-    epochs: int = field(default=20, metadata={"help": "passes over the logged decisions"})
-    baseline: float | None = field(
-        default=None,
-        metadata={
-            "help": "BanditNet's λ, subtracted from each reward (None: the mean logged reward, the "
-            "logging policy's value); choose it by a sweep on held-out logs"
-        },
+    lr: float = hyperparameter(1e-2, "AdamW learning rate", POSITIVE)
+    epochs: int = hyperparameter(20, "passes over the logged decisions", AT_LEAST_ONE)
+    baseline: float | None = hyperparameter(
+        None,
+        "BanditNet's λ, subtracted from each reward (None: the mean logged reward, the "
+        "logging policy's value); choose it by a sweep on held-out logs",
     )
-    max_weight: float = field(
-        default=0.0, metadata={"help": "clip the importance weights π/μ at this value (0: no clipping)"}
+    max_weight: float = hyperparameter(0.0, "clip the importance weights π/μ at this value (0: no clipping)")
+    variance_penalty: float = hyperparameter(
+        0.0, "POEM's weight of sqrt(Var(u)/n) on the per-row terms u (0: off)", NON_NEGATIVE
     )
-    variance_penalty: float = field(
-        default=0.0, metadata={"help": "POEM's weight of sqrt(Var(u)/n) on the per-row terms u (0: off)"}
-    )
-    correction_weight: float = field(
-        default=1.0, metadata={"help": "weight of a corrected row's full-information term π(c|x) − λ"}
+    correction_weight: float = hyperparameter(
+        1.0, "weight of a corrected row's full-information term π(c|x) − λ", NON_NEGATIVE
     )
     # log by default: a correction mostly comes where π was wrong, π(c|x) is small there, and the
     # gradient of the exact value π(c|x) vanishes with it (measured in benchmarks/learning.py).
-    correction_loss: str = field(
-        default="log",
-        metadata={
-            "help": "a corrected row's term: log, log π(c|x) (cross-entropy, whose gradient does not "
-            "vanish where π(c|x) is small); or expected, π(c|x) − λ (its exact expected reward)"
-        },
+    correction_loss: str = hyperparameter(
+        "log",
+        "a corrected row's term: log, log π(c|x) (cross-entropy, whose gradient does not "
+        "vanish where π(c|x) is small); or expected, π(c|x) − λ (its exact expected reward)",
     )
-    weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
-    )
+    weight_decay: float = hyperparameter(1e-4, "L2 penalty (AdamW decoupled decay)", NON_NEGATIVE)
 
     def validate(self) -> None:
         super().validate()
@@ -107,9 +102,6 @@ class CRMConfig(LearnerConfig):
             raise LearnerConfigError(
                 f"correction_loss: must be expected or log, got {self.correction_loss!r}"
             )
-        for key in ("variance_penalty", "correction_weight", "weight_decay", "max_grad_norm"):
-            if getattr(self, key) < 0:
-                raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -228,7 +220,7 @@ def crm_loss(
     return loss, metrics
 
 
-class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
+class CRM(BanditMinibatchLearner[CRMConfig]):
     """Counterfactual risk minimisation (BanditNet's λ-translated SNIPS, POEM's options) for a classifier.
 
     Attributes
@@ -240,11 +232,7 @@ class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
 
     Examples
     --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> fitted = CRM(CRMConfig(epochs=2)).fit(data, policy=ClassifierPolicy(["a", "b"], in_dim=4))
     >>> fitted.labels
     ['a', 'b']
@@ -252,6 +240,7 @@ class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
 
     name: ClassVar[str] = "crm"
     config_class: ClassVar[type[LearnerConfig]] = CRMConfig
+    grad_norm_key: ClassVar[str] = "train/grad_norm"
 
     @staticmethod
     def data_from_batch(batch: DecisionBatch, spec: DataSpec, /) -> CorrectedBanditData:
@@ -262,16 +251,14 @@ class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
         self.config = checked_config(config, CRMConfig)
         self.progress = progress
 
-    def _fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
-    ) -> ClassifierPolicy:
-        """Learn from logged decisions (and their corrections); return a new policy (``policy`` unchanged)."""
+    def _objective(self, data: BanditData, fitted: ClassifierPolicy) -> tuple[BatchLoss, list[nn.Module]]:
+        """The loss on logged decisions and their corrections (:func:`crm_loss`)."""
         cfg = self.config
         correction = torch.as_tensor(corrections_of(data))  # (n,)
-        fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
         baseline = float(reward.mean()) if cfg.baseline is None else cfg.baseline
+        self.baseline_ = baseline
 
         def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             return crm_loss(
@@ -287,23 +274,10 @@ class CRM(BanditLearner[CRMConfig, ClassifierPolicy]):
                 cfg.correction_loss,
             )
 
-        with seeded(cfg.seed):
-            optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            sgd = MinibatchSGD(
-                cfg,
-                len(data),
-                optimizer,
-                list(head.parameters()),
-                cfg.max_grad_norm,
-                progress,
-                fitted.save,
-                grad_norm_key="train/grad_norm",
-            )
-            sgd.run(batch_loss, [head])
-        self.policy_ = fitted
-        self.baseline_ = baseline
-        self.history_ = sgd.history
-        return fitted
+        return batch_loss, [head]
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
 
 __all__ = ["CRM", "CRMConfig", "CorrectedBanditData", "corrections_of", "crm_data_from_batch", "crm_loss"]

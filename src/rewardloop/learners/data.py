@@ -16,6 +16,7 @@ scaled by ``golden_weight``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,12 +26,15 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.learners.base import (
+    NON_NEGATIVE,
     DataSpec,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
     checked_config,
+    hyperparameter,
 )
+from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch, Feedback
 
 #: The skip reason of feedback naming a label the policy does not have.
@@ -163,6 +167,16 @@ def unpack_labelled(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
     return X, y, sample_weight
 
 
+def checked_weights(sample_weight: Any, n: int) -> npt.NDArray[np.float64]:
+    """``sample_weight`` as n finite weights >= 0, not all 0 (None: ones); else a ValueError."""
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight: shape {w.shape}, expected ({n},)")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
+    return w
+
+
 def label_names(y: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
     """The label order of a fresh policy: ``labels``, or the sorted distinct string labels of ``y``."""
     if labels is not None:
@@ -176,35 +190,28 @@ def label_names(y: Sequence[Any], labels: Sequence[str] | None) -> list[str]:
 class LabelConfig(LearnerConfig):
     """The fields of the label learners (supervised, LoRA), and the shared ones of LearnerConfig."""
 
-    hidden: int = field(default=0, metadata={"help": "hidden width of a fresh head (0: linear head)"})
-    class_weight: str = field(
-        default="none",
-        metadata={"help": "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"},
+    hidden: int = hyperparameter(0, "hidden width of a fresh head (0: linear head)", NON_NEGATIVE)
+    class_weight: str = hyperparameter(
+        "none", "none, or balanced: weight each class by n / (K * n_class), as scikit-learn"
     )
-    warm_start: bool = field(
-        default=True, metadata={"help": "continue from the given policy's head (else start afresh)"}
+    warm_start: bool = hyperparameter(True, "continue from the given policy's head (else start afresh)")
+    use_confirmations: bool = hyperparameter(
+        True, "from the store: top-of-scale ratings make the chosen action a label"
     )
-    use_confirmations: bool = field(
-        default=True, metadata={"help": "from the store: top-of-scale ratings make the chosen action a label"}
-    )
-    golden_weight: float = field(
-        default=1.0, metadata={"help": "from the store: multiplies the authority of golden-set feedback"}
+    golden_weight: float = hyperparameter(
+        1.0, "from the store: multiplies the authority of golden-set feedback", NON_NEGATIVE
     )
 
     def validate(self) -> None:
         super().validate()
-        if self.hidden < 0:
-            raise LearnerConfigError(f"hidden: must be >= 0, got {self.hidden}")
         if self.class_weight not in ("none", "balanced"):
             raise LearnerConfigError(f"class_weight: must be none or balanced, got {self.class_weight!r}")
-        if self.golden_weight < 0:
-            raise LearnerConfigError(f"golden_weight: must be >= 0, got {self.golden_weight}")
 
 
 LC = TypeVar("LC", bound=LabelConfig)
 
 
-class LabelLearner(Generic[LC]):
+class LabelLearner(ABC, Generic[LC]):
     """What the label learners (supervised, LoRA) share: they learn from corrections and
     confirmations (no compiled rewards), and may start from a fresh policy.
 
@@ -225,11 +232,55 @@ class LabelLearner(Generic[LC]):
         """The examples it trains on: corrections and confirmations of a batch with feedback."""
         return labelled_for_learner(batch, spec)
 
+    def fit(
+        self,
+        X: npt.NDArray[np.float32] | Sequence[str] | LabelledData,
+        y: Sequence[str] | Sequence[int] | npt.NDArray[Any] | None = None,
+        sample_weight: npt.NDArray[np.float64] | Sequence[float] | None = None,
+        *,
+        policy: ClassifierPolicy | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> ClassifierPolicy:
+        """Train and return the fitted policy (``policy`` is not changed).
+
+        Parameters
+        ----------
+        X : array of shape (n, 384), sequence of n texts, or LabelledData
+            Cached embeddings (the supervised learner) or texts; a LabelledData carries ``y`` and
+            ``sample_weight`` itself.
+        y : sequence of n labels (strings, or indices into ``labels``)
+        sample_weight : array of shape (n,), optional
+            Non-negative weights (e.g. rater authority); default 1.
+        policy : ClassifierPolicy, optional
+            Start from it: its labels, its encoder (LoRA: if fine-tuned already) and, with
+            ``warm_start``, its head. A fresh one otherwise.
+        labels : sequence of str, optional
+            The label order of a fresh policy; default: the sorted distinct labels of ``y``.
+        """
+        X, y, sample_weight = unpack_labelled(X, y, sample_weight)
+        return self._fit(X, list(np.asarray(y).tolist()), sample_weight, policy, labels)
+
+    @abstractmethod
+    def _fit(
+        self, X: Any, y: list[Any], sample_weight: Any, policy: ClassifierPolicy | None, labels: Any
+    ) -> ClassifierPolicy:
+        """Train on the unpacked examples (``y`` a list); set ``policy_`` and ``history_``."""
+
+    def _start(
+        self, policy: ClassifierPolicy | None, y: list[Any], labels: Sequence[str] | None
+    ) -> tuple[ClassifierPolicy, bool]:
+        """(the policy to start from — ``policy``, or a fresh one —, whether to warm-start its head)."""
+        warm = policy is not None and policy.head_fitted and self.config.warm_start
+        if policy is None:
+            policy = ClassifierPolicy(label_names(y, labels), hidden=self.config.hidden)
+        return policy, bool(warm)
+
 
 __all__ = [
     "LabelConfig",
     "LabelLearner",
     "LabelledData",
+    "checked_weights",
     "label_names",
     "labelled_for_learner",
     "labelled_from_batch",

@@ -24,43 +24,33 @@ import torch
 from torch.nn import functional as F
 
 from rewardloop.learners._common import (
+    BatchLoss,
     LearnerDataError,
-    MinibatchSGD,
-    PolicyLearner,
+    MinibatchLearner,
     as_metrics,
-    copy_policy,
-    seeded,
 )
 from rewardloop.learners._math import log_probs
 from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    POSITIVE,
     DataSpec,
+    GradientClipConfig,
     LearnerConfig,
-    LearnerConfigError,
-    ProgressCallback,
+    hyperparameter,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
 
 
 @dataclass
-class DPOConfig(LearnerConfig):
-    """DPO hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class DPOConfig(GradientClipConfig):
+    """DPO hyperparameters (and the shared ones of :class:`GradientClipConfig`)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=10, metadata={"help": "passes over the preference pairs"})
-    beta: float = field(
-        default=0.1, metadata={"help": "DPO β: strength of the implicit KL pull towards the reference"}
+    lr: float = hyperparameter(5e-3, "Adam learning rate", POSITIVE)
+    epochs: int = hyperparameter(10, "passes over the preference pairs", AT_LEAST_ONE)
+    beta: float = hyperparameter(
+        0.1, "DPO β: strength of the implicit KL pull towards the reference", POSITIVE
     )
-    max_grad_norm: float = field(
-        default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.beta > 0:
-            raise LearnerConfigError(f"beta: must be > 0, got {self.beta}")
-        if self.max_grad_norm < 0:
-            raise LearnerConfigError(f"max_grad_norm: must be >= 0 (0: off), got {self.max_grad_norm}")
 
 
 @dataclass(frozen=True)
@@ -230,7 +220,7 @@ def dpo_loss(
     return loss, metrics
 
 
-class DPO(PolicyLearner[DPOConfig, PreferencePairs, ClassifierPolicy]):
+class DPO(MinibatchLearner[DPOConfig, PreferencePairs]):
     """DPO on label preference pairs, against a frozen copy of the starting policy.
 
     ``fit(pairs, policy)`` returns a new fitted policy; ``policy`` is not changed and serves as π_ref.
@@ -272,30 +262,21 @@ class DPO(PolicyLearner[DPOConfig, PreferencePairs, ClassifierPolicy]):
                 f"X: {data.X.shape[1]} features, but the policy's head takes {policy.in_dim}"
             )
 
-    def _fit(
-        self, pairs: PreferencePairs, policy: ClassifierPolicy, progress: ProgressCallback | None
-    ) -> ClassifierPolicy:
+    def _objective(
+        self, pairs: PreferencePairs, fitted: ClassifierPolicy
+    ) -> tuple[BatchLoss, list[torch.nn.Module]]:
         cfg = self.config
-        fitted = copy_policy(policy)
         head = fitted.head
-        reference = copy.deepcopy(policy.head).eval()  # π_ref: frozen
+        reference = copy.deepcopy(head).eval()  # π_ref: frozen, the starting policy
         X = torch.as_tensor(np.asarray(pairs.X, dtype=np.float32))  # (n, d)
         chosen = torch.as_tensor(pairs.chosen, dtype=torch.int64)
         rejected = torch.as_tensor(pairs.rejected, dtype=torch.int64)
         weight = torch.as_tensor(pairs.weight, dtype=torch.float32)
         with torch.no_grad():
-            ref_logits = reference(X) / policy.temperature  # (n, K), computed once
+            ref_logits = reference(X) / fitted.temperature  # (n, K), computed once
 
         def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             logits = head(X[idx]) / fitted.temperature  # (B, K)
             return dpo_loss(logits, ref_logits[idx], chosen[idx], rejected[idx], cfg.beta, weight[idx])
 
-        with seeded(cfg.seed):
-            optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-            sgd = MinibatchSGD(
-                cfg, len(pairs), optimizer, list(head.parameters()), cfg.max_grad_norm, progress, fitted.save
-            )
-            sgd.run(batch_loss, [head])
-        self.policy_ = fitted
-        self.history_ = sgd.history
-        return fitted
+        return batch_loss, [head]

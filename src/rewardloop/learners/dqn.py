@@ -26,7 +26,7 @@ result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,73 +36,62 @@ from torch.nn import functional as F
 
 from rewardloop.learners._common import BanditLearner, LearnerDataError, TrainingSteps, optimizer_step, seeded
 from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
     BanditData,
+    GradientClipConfig,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
+    hyperparameter,
 )
 from rewardloop.policies.abstain import ABSTAIN, ACT, AbstainGate, confidence_features, make_q_head
 from rewardloop.policies.classifier import ClassifierPolicy
 
 
 @dataclass
-class DQNConfig(LearnerConfig):
-    """DQN hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class DQNConfig(GradientClipConfig):
+    """DQN hyperparameters (and the shared ones of :class:`GradientClipConfig`)."""
 
-    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate of the Q-network"})
-    epochs: int = field(
-        default=100,
-        metadata={"help": "passes of ε-greedy interaction over the usable rows (small data: many)"},
+    lr: float = hyperparameter(3e-3, "Adam learning rate of the Q-network", POSITIVE)
+    epochs: int = hyperparameter(
+        100, "passes of ε-greedy interaction over the usable rows (small data: many)", AT_LEAST_ONE
     )
-    gamma: float = field(
-        default=0.99, metadata={"help": "discount γ; no effect on one-step episodes (target = r)"}
+    gamma: float = hyperparameter(0.99, "discount γ; no effect on one-step episodes (target = r)", UNIT)
+    epsilon_start: float = hyperparameter(1.0, "ε of ε-greedy at the first step", UNIT)
+    epsilon: float = hyperparameter(0.05, "ε of ε-greedy once annealed (the YAML's dqn_epsilon)", UNIT)
+    exploration_fraction: float = hyperparameter(
+        0.5, "share of the steps over which ε anneals linearly", UNIT
     )
-    epsilon_start: float = field(default=1.0, metadata={"help": "ε of ε-greedy at the first step"})
-    epsilon: float = field(
-        default=0.05, metadata={"help": "ε of ε-greedy once annealed (the YAML's dqn_epsilon)"}
+    buffer_size: int = hyperparameter(10_000, "replay buffer capacity (transitions)", AT_LEAST_ONE)
+    learning_starts: int = hyperparameter(
+        64, "transitions in the buffer before the first update", NON_NEGATIVE
     )
-    exploration_fraction: float = field(
-        default=0.5, metadata={"help": "share of the steps over which ε anneals linearly"}
+    target_update_every: int = hyperparameter(
+        20, "copy the Q-network into the target network every N updates", AT_LEAST_ONE
     )
-    buffer_size: int = field(default=10_000, metadata={"help": "replay buffer capacity (transitions)"})
-    learning_starts: int = field(
-        default=64, metadata={"help": "transitions in the buffer before the first update"}
+    hidden: int = hyperparameter(16, "hidden width of the Q-network", AT_LEAST_ONE)
+    max_grad_norm: float = hyperparameter(10.0, "gradient-norm clip (0: none)", NON_NEGATIVE)
+    reward_correct: float = hyperparameter(1.0, "reward of acting on a right prediction")
+    reward_wrong: float = hyperparameter(-1.0, "reward of acting on a wrong prediction")
+    review_cost: float = hyperparameter(0.3, "cost of abstaining (routing to review)", NON_NEGATIVE)
+    correct_threshold: float = hyperparameter(
+        0.5, "a logged reward at or above this means the prediction was right"
     )
-    target_update_every: int = field(
-        default=20, metadata={"help": "copy the Q-network into the target network every N updates"}
-    )
-    hidden: int = field(default=16, metadata={"help": "hidden width of the Q-network"})
-    max_grad_norm: float = field(default=10.0, metadata={"help": "gradient-norm clip (0: none)"})
-    reward_correct: float = field(default=1.0, metadata={"help": "reward of acting on a right prediction"})
-    reward_wrong: float = field(default=-1.0, metadata={"help": "reward of acting on a wrong prediction"})
-    review_cost: float = field(default=0.3, metadata={"help": "cost of abstaining (routing to review)"})
-    correct_threshold: float = field(
-        default=0.5, metadata={"help": "a logged reward at or above this means the prediction was right"}
-    )
-    max_importance_weight: float = field(default=10.0, metadata={"help": "clip of the 1/pscore row weights"})
+    max_importance_weight: float = hyperparameter(10.0, "clip of the 1/pscore row weights", AT_LEAST_ONE)
 
     def validate(self) -> None:
         super().validate()
-        for key in ("gamma", "epsilon_start", "epsilon", "exploration_fraction"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise LearnerConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
         if self.epsilon > self.epsilon_start:
             raise LearnerConfigError(
                 f"epsilon: must be <= epsilon_start ({self.epsilon_start}), got {self.epsilon}"
             )
-        for key in ("buffer_size", "target_update_every", "hidden"):
-            if getattr(self, key) < 1:
-                raise LearnerConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        if self.learning_starts < 0 or self.max_grad_norm < 0:
-            raise LearnerConfigError("learning_starts and max_grad_norm must be >= 0")
-        if self.review_cost < 0:
-            raise LearnerConfigError(f"review_cost: must be >= 0, got {self.review_cost}")
         if not self.reward_correct > self.reward_wrong:
             raise LearnerConfigError(
                 f"reward_correct: must be > reward_wrong ({self.reward_wrong}), got {self.reward_correct}"
             )
-        if not self.max_importance_weight >= 1.0:
-            raise LearnerConfigError(f"max_importance_weight: must be >= 1, got {self.max_importance_weight}")
 
 
 def dqn_loss(

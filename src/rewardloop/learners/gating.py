@@ -20,13 +20,21 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from rewardloop.learners.base import DataSpec, LearnerConfig, ProgressCallback, checked_config
+from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    DataSpec,
+    LearnerConfig,
+    ProgressCallback,
+    checked_config,
+    hyperparameter,
+)
 from rewardloop.policies.gating import GatingPolicy
 from rewardloop.policies.router import FloatArray, RouterInputError
 from rewardloop.rewards import scores
@@ -38,16 +46,16 @@ from rewardloop.types.history import MetricsRecorder
 class GatingConfig(LearnerConfig):
     """Hyperparameters of REINFORCE for the gating policy (and the shared ones of LearnerConfig)."""
 
-    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
-    entropy_coef: float = field(default=0.01, metadata={"help": "entropy bonus β (keeps exploring)"})
-    baseline_decay: float = field(default=0.95, metadata={"help": "EMA decay of the reward baseline b"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the gradient's global norm to this"})
-    max_weight: float = field(default=10.0, metadata={"help": "clip importance ratios π/μ of logged actions"})
-    batch_size: int = field(default=32, metadata={"help": "decisions per gradient step"})
-    epochs: int = field(default=5, metadata={"help": "passes over logged traces in fit_logged"})
-    step_name: str = field(default="expert", metadata={"help": "trace step that holds the expert choice"})
-    seed: int = field(default=0, metadata={"help": "random seed (batch order)"})
-    hidden: int = field(default=64, metadata={"help": "hidden units of a fresh gating MLP"})
+    lr: float = hyperparameter(3e-3, "Adam learning rate", POSITIVE)
+    entropy_coef: float = hyperparameter(0.01, "entropy bonus β (keeps exploring)")
+    baseline_decay: float = hyperparameter(0.95, "EMA decay of the reward baseline b")
+    max_grad_norm: float = hyperparameter(1.0, "clip the gradient's global norm to this")
+    max_weight: float = hyperparameter(10.0, "clip importance ratios π/μ of logged actions")
+    batch_size: int = hyperparameter(32, "decisions per gradient step", AT_LEAST_ONE)
+    epochs: int = hyperparameter(5, "passes over logged traces in fit_logged", AT_LEAST_ONE)
+    step_name: str = hyperparameter("expert", "trace step that holds the expert choice")
+    seed: int = hyperparameter(0, "random seed (batch order)")
+    hidden: int = hyperparameter(64, "hidden units of a fresh gating MLP")
 
 
 def gating_loss(

@@ -15,19 +15,24 @@ Read top to bottom: the config, the loss (the weighted cross-entropy of ``superv
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-import numpy.typing as npt
 import torch
 
 from rewardloop.encoders import MiniLMEncoder
-from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
-from rewardloop.learners.base import LearnerConfig, LearnerConfigError
-from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
+from rewardloop.learners._common import MinibatchSGD, lora_modules, peft_lora, policy_like, seeded, start_head
+from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    UNIT_BELOW_ONE,
+    Bound,
+    LearnerConfig,
+    LearnerConfigError,
+    hyperparameter,
+)
+from rewardloop.learners.data import LabelConfig, LabelLearner, checked_weights
 from rewardloop.learners.supervised import balanced_weights, weighted_cross_entropy
 from rewardloop.policies.classifier import ClassifierPolicy
 
@@ -38,36 +43,23 @@ from rewardloop.policies.classifier import ClassifierPolicy
 class LoRAConfig(LabelConfig):
     """LoRA fine-tuning of MiniLM + head (slow on a CPU: a few hundred short texts a minute or so)."""
 
-    lr: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA adapters"})
-    head_lr: float = field(default=1e-2, metadata={"help": "AdamW learning rate of the head"})
-    epochs: int = field(default=3, metadata={"help": "passes over the training data"})
-    batch_size: int = field(default=16, metadata={"help": "texts per optimisation step"})
-    r: int = field(default=8, metadata={"help": "LoRA rank r"})
-    alpha: int = field(default=16, metadata={"help": "LoRA scaling α (the update is scaled by α/r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA path"})
-    target_modules: str = field(
-        default="query,value", metadata={"help": "comma-separated BERT linear layers that get adapters"}
+    lr: float = hyperparameter(5e-4, "AdamW learning rate of the LoRA adapters", POSITIVE)
+    head_lr: float = hyperparameter(1e-2, "AdamW learning rate of the head", POSITIVE)
+    epochs: int = hyperparameter(3, "passes over the training data", AT_LEAST_ONE)
+    batch_size: int = hyperparameter(16, "texts per optimisation step", AT_LEAST_ONE)
+    r: int = hyperparameter(8, "LoRA rank r", AT_LEAST_ONE)
+    alpha: int = hyperparameter(16, "LoRA scaling α (the update is scaled by α/r)", POSITIVE)
+    lora_dropout: float = hyperparameter(0.05, "dropout on the LoRA path", UNIT_BELOW_ONE)
+    target_modules: str = hyperparameter(
+        "query,value", "comma-separated BERT linear layers that get adapters"
     )
-    max_length: int = field(default=64, metadata={"help": "tokens per text (intents are short)"})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay"})
+    max_length: int = hyperparameter(64, "tokens per text (intents are short)", Bound(4.0))
+    weight_decay: float = hyperparameter(0.0, "AdamW decoupled weight decay")
 
     def validate(self) -> None:
         super().validate()
-        if not self.head_lr > 0:
-            raise LearnerConfigError(f"head_lr: must be > 0, got {self.head_lr}")
-        if self.r < 1:
-            raise LearnerConfigError(f"r: must be >= 1, got {self.r}")
-        if not self.alpha > 0:
-            raise LearnerConfigError(f"alpha: must be > 0, got {self.alpha}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise LearnerConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
-        if not self.modules():
+        if not lora_modules(self.target_modules):
             raise LearnerConfigError("target_modules: name at least one layer, e.g. query,value")
-        if self.max_length < 4:
-            raise LearnerConfigError(f"max_length: must be >= 4, got {self.max_length}")
-
-    def modules(self) -> list[str]:
-        return [m.strip() for m in self.target_modules.split(",") if m.strip()]
 
 
 # ------------------------------------------------------------------------------------------------- fit
@@ -83,11 +75,9 @@ def mean_pooled(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch
 
 def _peft_model(cfg: LoRAConfig, encoder: MiniLMEncoder, head: torch.nn.Module) -> tuple[Any, Any, int]:
     """(the encoder with LoRA adapters — base frozen —, AdamW over adapters and head, trainable count)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    lora = LoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout, target_modules=cfg.modules()
-    )
+    lora = peft_lora(cfg.r, cfg.alpha, cfg.lora_dropout, cfg.target_modules)
     with warnings.catch_warnings():  # transformers' deprecation notice, raised inside peft
         warnings.simplefilter("ignore", FutureWarning)
         model = get_peft_model(encoder.model, lora)  # freezes the base, adds A, B
@@ -111,34 +101,6 @@ def _save_adapters(folder: Path, model: Any, head: torch.nn.Module) -> None:
     save_file(
         {k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(folder / "head.safetensors")
     )
-
-
-def _texts_and_labels(
-    cfg: LoRAConfig,
-    X: Any,
-    y: Any,
-    sample_weight: Any,
-    policy: ClassifierPolicy | None,
-    labels: Sequence[str] | None,
-) -> tuple[ClassifierPolicy, list[str], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
-    """``fit``'s inputs checked: (policy, texts, label indices (n,), weights (n,), warm start)."""
-    X, y, sample_weight = unpack_labelled(X, y, sample_weight)
-    if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
-        raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
-    texts = list(X)
-    y_list = list(np.asarray(y).tolist())
-    if not texts or len(texts) != len(y_list):
-        raise ValueError(f"y: {len(y_list)} labels for {len(texts)} texts (need the same, and >= 1)")
-    warm = policy is not None and policy.head_fitted and cfg.warm_start
-    if policy is None:
-        policy = ClassifierPolicy(label_names(y_list, labels), hidden=cfg.hidden, encoder=None)
-    yi = policy.label_indices(y_list)  # (n,)
-    w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != yi.shape or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"sample_weight: need {len(yi)} finite weights >= 0, not all 0")
-    if cfg.class_weight == "balanced":
-        w = w * balanced_weights(yi, policy.n_labels)
-    return policy, texts, yi, w, bool(warm)
 
 
 class LoRALearner(LabelLearner[LoRAConfig]):
@@ -174,29 +136,21 @@ class LoRALearner(LabelLearner[LoRAConfig]):
     #: It fine-tunes the encoder from the texts: the command does not pre-embed them with the base.
     reads_texts: ClassVar[bool] = True
 
-    def fit(
-        self,
-        X: Sequence[str] | LabelledData,
-        y: Sequence[str] | Sequence[int] | npt.NDArray[Any] | None = None,
-        sample_weight: npt.NDArray[np.float64] | Sequence[float] | None = None,
-        *,
-        policy: ClassifierPolicy | None = None,
-        labels: Sequence[str] | None = None,
+    def _fit(
+        self, X: Any, y: list[Any], sample_weight: Any, policy: ClassifierPolicy | None, labels: Any
     ) -> ClassifierPolicy:
-        """Fine-tune and return the fitted policy (backend ``"finetuned"``, adapters merged).
-
-        Parameters
-        ----------
-        X : sequence of n texts, or LabelledData (carrying y and sample_weight)
-        y : sequence of n labels (strings, or indices into ``labels``)
-        sample_weight : array of shape (n,), optional
-        policy : ClassifierPolicy, optional
-            Start from its labels, head (``warm_start``) and, if fine-tuned already, its encoder.
-        labels : sequence of str, optional
-            Label order of a fresh policy; default the sorted distinct labels of ``y``.
-        """
+        """Texts only; the fitted policy has backend ``"finetuned"``, its adapters merged."""
         cfg = self.config
-        policy, texts, yi, w, warm = _texts_and_labels(cfg, X, y, sample_weight, policy, labels)
+        if not isinstance(X, list | tuple) or not all(isinstance(t, str) for t in X):
+            raise ValueError("X: LoRA fine-tuning reads texts (a list of str), not embeddings")
+        texts = list(X)
+        if not texts or len(texts) != len(y):
+            raise ValueError(f"y: {len(y)} labels for {len(texts)} texts (need the same, and >= 1)")
+        policy, warm = self._start(policy, y, labels)
+        yi = policy.label_indices(y)  # (n,)
+        w = checked_weights(sample_weight, len(yi))
+        if cfg.class_weight == "balanced":
+            w = w * balanced_weights(yi, policy.n_labels)
 
         # A fresh encoder object: the shared one (and its embedding cache) stays the frozen base.
         encoder = MiniLMEncoder()

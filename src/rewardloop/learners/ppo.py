@@ -30,7 +30,7 @@ iteration's mean KL exceeds ``target_kl`` (if set).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -48,65 +48,46 @@ from rewardloop.learners._common import (
 )
 from rewardloop.learners._math import entropy, gae, importance_weights, log_probs
 from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
     BanditData,
+    GradientClipConfig,
     LearnerConfig,
-    LearnerConfigError,
     ProgressCallback,
+    ValueHeadConfig,
+    hyperparameter,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 
 
 @dataclass
-class PPOConfig(LearnerConfig):
-    """PPO hyperparameters (and the shared ones of :class:`LearnerConfig`)."""
+class PPOConfig(GradientClipConfig, ValueHeadConfig):
+    """PPO hyperparameters (and the shared ones of :class:`GradientClipConfig`, :class:`ValueHeadConfig`)."""
 
-    lr: float = field(default=5e-3, metadata={"help": "Adam learning rate (policy and value heads)"})
-    epochs: int = field(
-        default=4, metadata={"help": "outer iterations; each freezes π_old and makes update_epochs passes"}
+    lr: float = hyperparameter(5e-3, "Adam learning rate (policy and value heads)", POSITIVE)
+    epochs: int = hyperparameter(
+        4, "outer iterations; each freezes π_old and makes update_epochs passes", AT_LEAST_ONE
     )
-    update_epochs: int = field(
-        default=1, metadata={"help": "passes over the logged decisions per outer iteration (per π_old)"}
+    update_epochs: int = hyperparameter(
+        1, "passes over the logged decisions per outer iteration (per π_old)", AT_LEAST_ONE
     )
-    clip_eps: float = field(default=0.2, metadata={"help": "PPO clip range ε of the ratio π/π_old"})
-    max_importance_weight: float = field(
-        default=1.0,
-        metadata={"help": "c of the truncated importance weight min(π_old/μ, c) (1: V-trace's ρ̄)"},
+    clip_eps: float = hyperparameter(0.2, "PPO clip range ε of the ratio π/π_old", POSITIVE)
+    max_importance_weight: float = hyperparameter(
+        1.0, "c of the truncated importance weight min(π_old/μ, c) (1: V-trace's ρ̄)", POSITIVE
     )
-    vf_coef: float = field(default=0.5, metadata={"help": "weight of the value head's squared error"})
-    entropy_coef: float = field(default=0.01, metadata={"help": "weight of the entropy bonus"})
-    max_grad_norm: float = field(
-        default=0.5, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
+    vf_coef: float = hyperparameter(0.5, "weight of the value head's squared error", NON_NEGATIVE)
+    entropy_coef: float = hyperparameter(0.01, "weight of the entropy bonus", NON_NEGATIVE)
+    max_grad_norm: float = hyperparameter(
+        0.5, "clip the gradient's total norm to this (0: no clipping)", NON_NEGATIVE
     )
-    normalize_advantages: bool = field(
-        default=True, metadata={"help": "standardise advantages within each minibatch"}
+    normalize_advantages: bool = hyperparameter(True, "standardise advantages within each minibatch")
+    target_kl: float = hyperparameter(
+        0.0, "stop after an epoch whose mean approx. KL exceeds this (0: off)", NON_NEGATIVE
     )
-    target_kl: float = field(
-        default=0.0, metadata={"help": "stop after an epoch whose mean approx. KL exceeds this (0: off)"}
-    )
-    gamma: float = field(
-        default=1.0,
-        metadata={"help": "discount γ; no effect on single-step decisions (A = r − V(s))"},
-    )
-    gae_lambda: float = field(
-        default=0.95,
-        metadata={"help": "GAE λ; no effect on single-step decisions (A = r − V(s))"},
-    )
-    value_hidden: int = field(default=0, metadata={"help": "hidden width of the value head (0: linear)"})
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.clip_eps > 0:
-            raise LearnerConfigError(f"clip_eps: must be > 0, got {self.clip_eps}")
-        if self.update_epochs < 1:
-            raise LearnerConfigError(f"update_epochs: must be >= 1, got {self.update_epochs}")
-        if not self.max_importance_weight > 0:
-            raise LearnerConfigError(f"max_importance_weight: must be > 0, got {self.max_importance_weight}")
-        for key in ("vf_coef", "entropy_coef", "max_grad_norm", "target_kl", "value_hidden"):
-            if getattr(self, key) < 0:
-                raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
-        for key in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise LearnerConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
+    gamma: float = hyperparameter(1.0, "discount γ; no effect on single-step decisions (A = r − V(s))", UNIT)
+    gae_lambda: float = hyperparameter(0.95, "GAE λ; no effect on single-step decisions (A = r − V(s))", UNIT)
 
 
 def ppo_loss(
@@ -174,12 +155,8 @@ class PPO(BanditLearner[PPOConfig, ClassifierPolicy]):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from rewardloop.learners.base import BanditData
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> fitted = PPO(PPOConfig(epochs=2)).fit(data, ClassifierPolicy(["a", "b"], in_dim=4))
     >>> fitted.labels
     ['a', 'b']

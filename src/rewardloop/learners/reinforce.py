@@ -17,18 +17,17 @@ bonus keeps the policy from collapsing early; gradient norms are clipped at ``ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from torch import nn
 
 from rewardloop.learners._common import (
-    BanditLearner,
-    MinibatchSGD,
+    BanditMinibatchLearner,
+    BatchLoss,
     as_metrics,
     as_tensors,
-    copy_policy,
-    seeded,
 )
 from rewardloop.learners._math import (
     advantages,
@@ -38,11 +37,11 @@ from rewardloop.learners._math import (
     policy_gradient_terms,
 )
 from rewardloop.learners.base import (
+    UNIT_BELOW_ONE,
     BanditData,
     LearnerConfig,
-    LearnerConfigError,
     PolicyGradientConfig,
-    ProgressCallback,
+    hyperparameter,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 
@@ -51,15 +50,9 @@ from rewardloop.policies.classifier import ClassifierPolicy
 class ReinforceConfig(PolicyGradientConfig):
     """REINFORCE hyperparameters (and the shared ones of :class:`PolicyGradientConfig`)."""
 
-    baseline_decay: float = field(
-        default=0.9,
-        metadata={"help": "EMA decay of the reward baseline b (0: the last batch's reward only)"},
+    baseline_decay: float = hyperparameter(
+        0.9, "EMA decay of the reward baseline b (0: the last batch's reward only)", UNIT_BELOW_ONE
     )
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0.0 <= self.baseline_decay < 1.0:
-            raise LearnerConfigError(f"baseline_decay: must be in [0, 1), got {self.baseline_decay}")
 
 
 def reinforce_loss(
@@ -79,10 +72,8 @@ def reinforce_loss(
     Parameters
     ----------
     logits : tensor of shape (B, K)
-    actions : tensor of shape (B,)
-        Logged action indices.
-    reward, pscore : tensors of shape (B,)
-        Reward and the logging policy's propensity of the logged action.
+    actions, reward, pscore : tensors of shape (B,)
+        The logged action a (an index), its reward r and its propensity μ(a|x) under the logging policy.
     baseline : float
         b, subtracted from the reward.
     """
@@ -97,7 +88,7 @@ def reinforce_loss(
     return loss, metrics
 
 
-class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
+class Reinforce(BanditMinibatchLearner[ReinforceConfig]):
     """Off-policy single-step REINFORCE with an EMA baseline, for a :class:`ClassifierPolicy`.
 
     Attributes
@@ -107,12 +98,8 @@ class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from rewardloop.learners.base import BanditData
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(32, 4)).astype("float32")
-    >>> action = rng.integers(0, 2, 32)
-    >>> data = BanditData(X, action, (action == (X[:, 0] > 0)).astype(float), np.full(32, 0.5), ["a", "b"])
+    >>> data = BanditData.simulated(32, n_features=4, labels=["a", "b"])
     >>> policy = ClassifierPolicy(["a", "b"], in_dim=4)
     >>> fitted = Reinforce(ReinforceConfig(epochs=2)).fit(data, policy)
     >>> fitted is not policy
@@ -122,11 +109,8 @@ class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
     name: ClassVar[str] = "reinforce"
     config_class: ClassVar[type[LearnerConfig]] = ReinforceConfig
 
-    def _fit(
-        self, data: BanditData, policy: ClassifierPolicy, progress: ProgressCallback | None
-    ) -> ClassifierPolicy:
+    def _objective(self, data: BanditData, fitted: ClassifierPolicy) -> tuple[BatchLoss, list[nn.Module]]:
         cfg = self.config
-        fitted = copy_policy(policy)
         head = fitted.head
         X, actions, reward, pscore = as_tensors(data)  # (n, d), (n,), (n,), (n,)
         # Start b at the logging policy's mean reward: an unbiased first guess of the policy's value.
@@ -158,12 +142,4 @@ class Reinforce(BanditLearner[ReinforceConfig, ClassifierPolicy]):
             metrics["baseline"] = self.baseline_
             return loss, metrics
 
-        with seeded(cfg.seed):
-            optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-            sgd = MinibatchSGD(
-                cfg, len(data), optimizer, list(head.parameters()), cfg.max_grad_norm, progress, fitted.save
-            )
-            sgd.run(batch_loss, [head])
-        self.policy_ = fitted
-        self.history_ = sgd.history
-        return fitted
+        return batch_loss, [head]

@@ -16,10 +16,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from rewardloop.learners.base import LearnerConfig, LearnerConfigError, ProgressCallback, checked_config
+from rewardloop.learners._common import lora_modules, peft_lora
+from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    UNIT_BELOW_ONE,
+    Bound,
+    LearnerConfig,
+    LearnerConfigError,
+    ProgressCallback,
+    checked_config,
+    hyperparameter,
+)
 from rewardloop.policies.generator import GeneratorPolicy, chat_messages, classifier_system
 from rewardloop.store.files import known_label
 from rewardloop.types import Decision, DecisionBatch, Feedback
@@ -31,34 +42,23 @@ Messages = list[dict[str, str]]
 class SFTConfig(LearnerConfig):
     """SFT with LoRA. Defaults from the issue's trial on SmolLM2 (lr 1e-3 learnt; 2e-4 barely moved)."""
 
-    lr: float = field(default=1e-3, metadata={"help": "learning rate of the LoRA weights"})
-    epochs: int = field(default=1, metadata={"help": "passes over the chat examples"})
-    batch_size: int = field(default=16, metadata={"help": "examples per optimisation step"})
-    max_steps: int = field(
-        default=-1, metadata={"help": "stop after this many steps (-1: the epochs decide)"}
+    lr: float = hyperparameter(1e-3, "learning rate of the LoRA weights", POSITIVE)
+    epochs: int = hyperparameter(1, "passes over the chat examples", AT_LEAST_ONE)
+    batch_size: int = hyperparameter(16, "examples per optimisation step", AT_LEAST_ONE)
+    max_steps: int = hyperparameter(-1, "stop after this many steps (-1: the epochs decide)")
+    lora_r: int = hyperparameter(16, "LoRA rank", AT_LEAST_ONE)
+    lora_alpha: int = hyperparameter(32, "LoRA scaling α (the update is scaled by α/r)", AT_LEAST_ONE)
+    lora_dropout: float = hyperparameter(0.0, "dropout on the LoRA input", UNIT_BELOW_ONE)
+    target_modules: str = hyperparameter(
+        "q_proj,k_proj,v_proj,o_proj", "comma-separated module names given adapters"
     )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling α (the update is scaled by α/r)"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
-    target_modules: str = field(
-        default="q_proj,k_proj,v_proj,o_proj",
-        metadata={"help": "comma-separated module names given adapters"},
-    )
-    max_length: int = field(default=512, metadata={"help": "longest prompt + answer in tokens (longer: cut)"})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps with a linear warm-up"})
+    max_length: int = hyperparameter(512, "longest prompt + answer in tokens (longer: cut)", Bound(8.0))
+    warmup_ratio: float = hyperparameter(0.0, "share of steps with a linear warm-up", UNIT_BELOW_ONE)
 
     def validate(self) -> None:
         super().validate()
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise LearnerConfigError(f"warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
-        if self.lora_r < 1 or self.lora_alpha < 1:
-            raise LearnerConfigError(f"lora_r/lora_alpha: must be >= 1, got {self.lora_r}, {self.lora_alpha}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise LearnerConfigError(f"lora_dropout: must be in [0, 1), got {self.lora_dropout}")
-        if not self.target_modules.strip():
+        if not lora_modules(self.target_modules):
             raise LearnerConfigError("target_modules: name at least one module")
-        if self.max_length < 8:
-            raise LearnerConfigError(f"max_length: must be >= 8, got {self.max_length}")
         if self.max_steps == 0 or self.max_steps < -1:
             raise LearnerConfigError(f"max_steps: must be -1 or >= 1, got {self.max_steps}")
 
@@ -170,16 +170,8 @@ def trainer_history(log_history: Sequence[Mapping[str, Any]], prefix: str) -> li
 
 
 def lora_config(cfg: Any) -> Any:
-    """The peft LoRA config of a learner config with ``lora_r``, ``lora_alpha``... fields."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=[m.strip() for m in cfg.target_modules.split(",") if m.strip()],
-        task_type="CAUSAL_LM",
-    )
+    """The peft LoRA config (a causal LM's) of a learner config with ``lora_r``, ``lora_alpha``... fields."""
+    return peft_lora(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules, "CAUSAL_LM")
 
 
 def trl_args(cfg: Any, output_dir: str) -> dict[str, Any]:

@@ -8,8 +8,7 @@ Read top to bottom: the config, the loss, then ``fit()``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,8 +16,15 @@ import numpy.typing as npt
 import torch
 
 from rewardloop.learners._common import MinibatchSGD, policy_like, seeded, start_head
-from rewardloop.learners.base import LearnerConfig, LearnerConfigError
-from rewardloop.learners.data import LabelConfig, LabelLearner, LabelledData, label_names, unpack_labelled
+from rewardloop.learners.base import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT_BELOW_ONE,
+    LearnerConfig,
+    hyperparameter,
+)
+from rewardloop.learners.data import LabelConfig, LabelLearner, checked_weights
 from rewardloop.policies.classifier import ClassifierPolicy
 
 # ---------------------------------------------------------------------------------------------- config
@@ -30,28 +36,14 @@ class SupervisedConfig(LabelConfig):
 
     # A linear head on L2-normalised embeddings has small logits at first: a larger step than the
     # usual 1e-3 reaches a good fit in tens of epochs on a few hundred examples.
-    lr: float = field(default=1e-2, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=40, metadata={"help": "passes over the training data"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout before the output layer (MLP head)"})
-    weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy label smoothing in [0, 1)"})
-    calibration_fraction: float = field(
-        default=0.0,
-        metadata={"help": "hold out this share of the data (seeded) to fit the temperature on; 0: none"},
+    lr: float = hyperparameter(1e-2, "Adam learning rate", POSITIVE)
+    epochs: int = hyperparameter(40, "passes over the training data", AT_LEAST_ONE)
+    dropout: float = hyperparameter(0.0, "dropout before the output layer (MLP head)", UNIT_BELOW_ONE)
+    weight_decay: float = hyperparameter(1e-4, "L2 penalty (AdamW decoupled decay)", NON_NEGATIVE)
+    label_smoothing: float = hyperparameter(0.0, "cross-entropy label smoothing in [0, 1)", UNIT_BELOW_ONE)
+    calibration_fraction: float = hyperparameter(
+        0.0, "hold out this share of the data (seeded) to fit the temperature on; 0: none", UNIT_BELOW_ONE
     )
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0.0 <= self.dropout < 1.0:
-            raise LearnerConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
-        if self.weight_decay < 0:
-            raise LearnerConfigError(f"weight_decay: must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise LearnerConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.calibration_fraction < 1.0:
-            raise LearnerConfigError(
-                f"calibration_fraction: must be in [0, 1), got {self.calibration_fraction}"
-            )
 
 
 # ------------------------------------------------------------------------------------------------ loss
@@ -77,35 +69,6 @@ def balanced_weights(y: npt.NDArray[np.int64], n_labels: int) -> npt.NDArray[np.
     present = int((counts > 0).sum())
     result: npt.NDArray[np.float64] = len(y) / (present * counts[y])
     return result
-
-
-def _examples(
-    cfg: SupervisedConfig,
-    X: Any,
-    y: Any,
-    sample_weight: Any,
-    policy: ClassifierPolicy | None,
-    labels: Sequence[str] | None,
-) -> tuple[ClassifierPolicy, npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
-    """``fit``'s inputs checked: (policy, embeddings (n, d), label indices (n,), weights (n,), warm)."""
-    X, y, sample_weight = unpack_labelled(X, y, sample_weight)
-    y_list = list(np.asarray(y).tolist())
-    if len(y_list) == 0:
-        raise ValueError("X: no training examples")
-    warm = policy is not None and policy.head_fitted and cfg.warm_start
-    if policy is None:
-        policy = ClassifierPolicy(label_names(y_list, labels), hidden=cfg.hidden)
-    texts = isinstance(X, list | tuple)
-    emb = policy.embed(list(X)) if texts else np.asarray(X, dtype=np.float32)  # (n, d)
-    if len(emb) != len(y_list):
-        raise ValueError(f"y: {len(y_list)} labels for {len(emb)} samples")
-    yi = policy.label_indices(y_list)  # (n,)
-    w = np.ones(len(yi)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if w.shape != yi.shape:
-        raise ValueError(f"sample_weight: shape {w.shape}, expected ({len(yi)},)")
-    if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError("sample_weight: must be finite, >= 0 and not all 0")
-    return policy, emb, yi, w, bool(warm)
 
 
 def _calibration_split(
@@ -163,32 +126,20 @@ class SupervisedLearner(LabelLearner[SupervisedConfig]):
     config_class: ClassVar[type[LearnerConfig]] = SupervisedConfig
     reads_texts: ClassVar[bool] = False
 
-    def fit(
-        self,
-        X: npt.NDArray[np.float32] | Sequence[str] | LabelledData,
-        y: Sequence[str] | Sequence[int] | npt.NDArray[Any] | None = None,
-        sample_weight: npt.NDArray[np.float64] | Sequence[float] | None = None,
-        *,
-        policy: ClassifierPolicy | None = None,
-        labels: Sequence[str] | None = None,
+    def _fit(
+        self, X: Any, y: list[Any], sample_weight: Any, policy: ClassifierPolicy | None, labels: Any
     ) -> ClassifierPolicy:
-        """Train and return the fitted policy.
-
-        Parameters
-        ----------
-        X : array of shape (n, 384), sequence of n texts, or LabelledData
-            Embeddings (cached), or texts to embed with the policy's encoder; a LabelledData carries
-            ``y`` and ``sample_weight`` itself.
-        y : sequence of n labels (strings, or indices into ``labels``)
-        sample_weight : array of shape (n,), optional
-            Non-negative weights (e.g. rater authority); default 1.
-        policy : ClassifierPolicy, optional
-            Start from it (its labels, encoder and, with ``warm_start``, its head). A fresh one otherwise.
-        labels : sequence of str, optional
-            The label order of a fresh policy; default: the sorted distinct labels of ``y``.
-        """
+        """Embeddings, or texts embedded with the policy's encoder."""
         cfg = self.config
-        policy, emb, yi, w, warm = _examples(cfg, X, y, sample_weight, policy, labels)
+        if len(y) == 0:
+            raise ValueError("X: no training examples")
+        policy, warm = self._start(policy, y, labels)
+        texts = isinstance(X, list | tuple)
+        emb = policy.embed(list(X)) if texts else np.asarray(X, dtype=np.float32)  # (n, d)
+        if len(emb) != len(y):
+            raise ValueError(f"y: {len(y)} labels for {len(emb)} samples")
+        yi = policy.label_indices(y)  # (n,)
+        w = checked_weights(sample_weight, len(yi))
         emb, yi, w, held_out = _calibration_split(cfg, emb, yi, w)
         if cfg.class_weight == "balanced":
             w = w * balanced_weights(yi, policy.n_labels)
