@@ -121,3 +121,44 @@ def test_the_loop_trains_candidates_and_records_every_ones_figures(tmp_path):
     assert registry.get("intent", str(result.challenger)).training_run_id == chosen.id
     exp = Experiments(store, registry).running_for("intent")
     assert exp is not None and exp.verdict["offline"]["golden_accuracy"] >= 0.0
+
+
+def _runner(tmp_path) -> LoopRunner:
+    store = Store.open(f"sqlite:///{tmp_path / 'rl.db'}")
+    registry = Registry(store, tmp_path / "registry")
+    return LoopRunner(
+        store=store,
+        registry=registry,
+        experiments=Experiments(store, registry),
+        policy="intent",
+        golden=GoldenSet([GoldenItem("g0", "x", "a")]),
+        spec=RewardSpec("thumbs", function="accuracy", scale="unit"),
+        gate=GateConfig(),
+        artifacts=tmp_path / "artifacts",
+        labels=["a", "b", "c"],
+        base_texts=["seed text"],
+        base_labels=["b"],
+    )
+
+
+def test_a_thumbs_up_on_an_exploration_pick_makes_no_label_but_its_correction_does(tmp_path):
+    def decision(i: int, action: str) -> Decision:
+        return Decision(policy="intent", policy_version="1", kind="classifier", actions=("a", "b", "c"),
+                        action=action, action_dist=(0.9, 0.05, 0.05), pscore=0.9 if action == "a" else 0.05,
+                        text=f"t{i}", id=f"d{i}")  # fmt: skip
+
+    up = {"kind": "rating", "value": 1.0, "scale": (-1.0, 1.0), "authority": 0.5}
+    exploit, pick, corrected = decision(0, "a"), decision(1, "c"), decision(2, "b")
+    feedback = {
+        "d0": [Feedback(decision_id="d0", **up)],  # type: ignore[arg-type]
+        "d1": [Feedback(decision_id="d1", **up)],  # type: ignore[arg-type]
+        "d2": [
+            Feedback(decision_id="d2", **up),  # type: ignore[arg-type]
+            Feedback(decision_id="d2", kind="correction", label="c", authority=1.0),
+        ],
+    }
+    data = _runner(tmp_path).labelled_data(DecisionBatch([exploit, pick, corrected], feedback, {}))
+    assert data.texts == ["seed text", "t0", "t2"]
+    assert data.labels == ["b", "a", "c"]
+    assert data.sample_weight.tolist() == [1.0, 0.5, 1.0]
+    assert data.skipped == {"rating of an exploration pick (no label)": 2}
