@@ -162,3 +162,40 @@ def test_a_thumbs_up_on_an_exploration_pick_makes_no_label_but_its_correction_do
     assert data.labels == ["b", "a", "c"]
     assert data.sample_weight.tolist() == [1.0, 0.5, 1.0]
     assert data.skipped == {"rating of an exploration pick (no label)": 2}
+
+
+def test_a_round_whose_preferred_candidate_is_gated_offers_the_next(tmp_path, monkeypatch):
+    """The demo's stall of issue 14: the held-out logs preferred CRM each round, the gate stopped it
+    (max_class_drop), and the round idled although the supervised candidate would have passed."""
+    from rewardloop.evaluation.gate import GateCheck, GateReport
+    from rewardloop.loop import iteration
+
+    runner = dataclasses.replace(_runner(tmp_path), candidates=True)
+    first, second = ClassifierPolicy(["a", "b", "c"]), ClassifierPolicy(["a", "b", "c"])
+    pulled = []
+
+    def offered(_runner, _since, _logged):
+        for policy, version in ((first, "1.0.1"), (second, "1.0.2"), (first, "1.0.3")):
+            pulled.append(version)  # refitted and registered only when asked for
+            yield policy, version, []
+
+    def gate(policy, _logged):
+        drop = GateCheck("max_class_drop", 0.6 if policy is first else 0.1, 0.35, policy is not first, "<=")
+        return GateReport("c", "1.0.0", [drop])
+
+    monkeypatch.setattr(iteration, "challengers_on_evidence", offered)
+    monkeypatch.setattr(runner, "gate_report", gate)
+    monkeypatch.setattr(runner, "champion_logs", lambda since=None: DecisionBatch([]))
+    monkeypatch.setattr(runner, "offline_evidence", lambda policy, logged: None)
+    monkeypatch.setattr(runner, "start_canary", lambda version, report, offline: (object(), "started"))
+    result = runner._challenge(None, None)
+    assert (result.action, result.challenger) == ("canary", "1.0.2")
+    assert (
+        result.summary == "1.0.1 stopped at the gate (max_class_drop); 1.0.2 passed the gate; canary started"
+    )
+    assert result.details["stopped"] == ["1.0.1 stopped at the gate (max_class_drop)"]
+    assert pulled == ["1.0.1", "1.0.2"]
+    monkeypatch.setattr(runner, "gate_report", lambda policy, _logged: gate(first, _logged))
+    pulled.clear()
+    gated = runner._challenge(None, None)  # every candidate stopped: the round is gated
+    assert gated.action == "gated" and gated.challenger == "1.0.3" and pulled == ["1.0.1", "1.0.2", "1.0.3"]

@@ -274,8 +274,15 @@ class ClosedLoop:
         batch = self.traffic[(round_no - 1) * cfg.traffic_per_round : round_no * cfg.traffic_per_round]
         exp = self.experiments.running_for(POLICY)
         champion = str(self.runner.champion_version())
+        # counterfactual: each request of a canary is flagged with whether the other variant would
+        # have served it otherwise, so that the verdict compares the arms where they differ.
         path = ServingPath(
-            POLICY, self.experiments, running=lambda: exp, champion=lambda: champion, load=self._served
+            POLICY,
+            self.experiments,
+            running=lambda: exp,
+            champion=lambda: champion,
+            load=self._served,
+            counterfactual=True,
         )
         users = [f"user-{int(u)}" for u in self.rng.integers(cfg.users, size=len(batch))]
         served = [

@@ -10,7 +10,8 @@
    champion, and start a canary experiment when it passes — with its offline evidence (golden set,
    OPE), which lets a non-inferior canary be promoted. With ``candidates=True`` (the demo) step 3
    trains several candidates and keeps the one the held-out logs and OPE prefer
-   (:mod:`rewardloop.loop.candidates`), and also runs in the round a canary ends and while one runs
+   (:mod:`rewardloop.loop.candidates`; the next one when the gate stops it), and also runs in the
+   round a canary ends and while one runs
    (a newer challenger whose evidence beats the canary's replaces it).
 
 Every step is recorded: the TrainingRun (through :func:`rewardloop.loop.training.fit_and_record`),
@@ -26,7 +27,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import DoublyRobust
 from rewardloop.learners import LEARNERS, LabelledData, labelled_from_batch
 from rewardloop.learners.base import DataSpec, LearnerConfig
-from rewardloop.loop.candidates import challenger_on_evidence
+from rewardloop.loop.candidates import Candidate, challengers_on_evidence
 from rewardloop.loop.compile import compile_rewards
 from rewardloop.loop.experiments import Experiments
 from rewardloop.loop.review import exploration_pick
@@ -433,26 +434,39 @@ class LoopRunner:
             return self._bootstrap()
         return self._challenge(since, ope_since)
 
+    def _offered(
+        self, since: datetime | None, logged: DecisionBatch
+    ) -> Iterator[tuple[ClassifierPolicy, str, list[Candidate]]]:
+        """The challengers to gate, in order: the candidates best ranked first (the next when the
+        gate stops one), or the one configured learner's."""
+        if self.candidates:
+            yield from challengers_on_evidence(self, since, logged)
+        else:
+            policy, version, _ = self.train_challenger(since=since)
+            yield policy, version, []
+
     def _challenge(self, since: datetime | None, ope_since: datetime | None) -> IterationResult:
         """Train a challenger (on evidence, or the one configured learner), gate it, start its canary."""
         logged = self.champion_logs(ope_since or since)
-        if self.candidates:
-            policy, version, candidates = challenger_on_evidence(self, since, logged)
+        stopped: list[str] = []
+        for policy, version, candidates in self._offered(since, logged):
+            report = self.gate_report(policy, logged)
+            details: dict[str, Any] = {"candidates": [c.to_dict() for c in candidates]} if candidates else {}
+            if report.passed:
+                break
+            stopped.append(f"{version} stopped at the gate ({', '.join(c.name for c in report.failed)})")
         else:
-            policy, version, _ = self.train_challenger(since=since)
-            candidates = []
-        report = self.gate_report(policy, logged)
-        details = {"candidates": [c.to_dict() for c in candidates]} if candidates else {}
-        if not report.passed:
-            failed = ", ".join(c.name for c in report.failed)
-            return IterationResult(
-                "gated", f"{version} stopped at the gate ({failed})", version, report, details
-            )
+            return IterationResult("gated", "; ".join(stopped), version, report, details)
+        before = "".join(f"{why}; " for why in stopped)
+        if stopped:
+            details["stopped"] = stopped
         exp, why = self.start_canary(version, report, self.offline_evidence(policy, logged))
         if exp is None:  # a running canary's evidence is not beaten: it keeps running
-            return IterationResult("kept", f"{version} passed the gate; {why}", version, report, details)
+            return IterationResult(
+                "kept", f"{before}{version} passed the gate; {why}", version, report, details
+            )
         return IterationResult(
-            "canary", f"{version} passed the gate; canary started", version, report, details
+            "canary", f"{before}{version} passed the gate; canary started", version, report, details
         )
 
     def offline_evidence(self, candidate: ClassifierPolicy, logged: DecisionBatch) -> OfflineEvidence:
