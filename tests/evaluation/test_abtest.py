@@ -371,9 +371,9 @@ def test_a_triggered_verdict_scales_the_margin_by_the_trigger_rate():
 
 
 def test_a_challenger_that_differs_on_fewer_requests_than_the_margin_is_non_inferior():
-    # Triggered on at most 4% of requests, it can lose at most 4 points: inside a margin of 5, whatever
-    # the triggered counts say (here 10 of 40 against 30 of 40), once min_samples × r triggered
-    # outcomes are in (max(30, ceil(300 × 0.04)) = 30 per arm).
+    # Triggered on at most 4% of requests, it can lose at most 4 points: inside a margin of 5 whatever
+    # the triggered counts say — but a significantly worse one (10 of 40 against 30 of 40) is still
+    # rolled back by the guardrail.
     a, b = VariantStats(40, 40, 30), VariantStats(40, 40, 10)
     rules = VerdictRules(min_samples=300, non_inferiority_margin=0.05)
     v = ab_verdict(a, b, rules, offline_better=True, trigger_rate=0.04, tau=1.0)
@@ -383,9 +383,17 @@ def test_a_challenger_that_differs_on_fewer_requests_than_the_margin_is_non_infe
     close = ab_verdict(VariantStats(40, 40, 30), VariantStats(40, 40, 26), rules, offline_better=True,
                        trigger_rate=0.04, tau=1.0)  # fmt: skip
     assert close.action == "promote" and close.sequential.direction == 0
-    few = ab_verdict(VariantStats(29, 29, 20), VariantStats(29, 29, 20), rules, offline_better=True,
+    assert close.reasons[0].startswith("non-inferior online by the margin 0.05: serves at most 4.0% of")
+    # the bound is on the requests, not on the rewards: it needs no outcomes
+    few = ab_verdict(VariantStats(3, 3, 2), VariantStats(3, 3, 2), rules, offline_better=True,
                      trigger_rate=0.04, tau=1.0)  # fmt: skip
-    assert few.action == "continue" and few.reasons == ("waiting for samples: 29 < 30 outcomes per variant",)
+    assert few.action == "promote"
+    # a trigger rate above the margin needs the test, and the test needs max(30, ceil(300 × 0.2)) = 60
+    wide = ab_verdict(VariantStats(59, 59, 40), VariantStats(59, 59, 40), rules, offline_better=True,
+                      trigger_rate=0.2, tau=0.25)  # fmt: skip
+    assert wide.action == "continue" and wide.reasons == (
+        "waiting for samples: 59 < 60 outcomes per variant",
+    )
 
 
 def test_trigger_rate_bounds_are_checked():

@@ -492,7 +492,7 @@ def test_a_non_inferior_canary_better_offline_is_promoted_instead_of_held(store,
     """The demo's stall (rounds 4–6 of issue 14): two models that serve 96% of requests alike, the
     challenger better offline; on all traffic the always-valid interval stays wider than the margin,
     on the 4% of requests where they differ it is non-inferior after one batch."""
-    cfg = ExperimentsConfig(min_samples=300, max_samples=5000, non_inferiority_margin=0.05)
+    cfg = ExperimentsConfig(min_samples=300, max_samples=5000, non_inferiority_margin=0.02)
     offline = OfflineEvidence(0.893, 0.844, 0.80, 0.78)
     results = {}
     for counterfactual in (False, True):

@@ -513,18 +513,17 @@ def _judge(
     min_samples = rules.min_samples if r >= 1 else max(MIN_TRIGGERED, math.ceil(rules.min_samples * r))
     better = seq.reject and seq.direction > 0
     margin = rules.non_inferiority_margin
-    non_inferior = (
-        fewest >= min_samples
-        and margin is not None
-        and (r < margin or non_inferior_by(seq, margin / r))  # at most r can be lost overall
+    # Serving fewer than m of the requests differently, it can lose less than m overall: that bound
+    # holds whatever the outcomes, so it needs none; the test's bound needs min_samples of them.
+    bounded = margin is not None and r < margin
+    non_inferior = bounded or (
+        fewest >= min_samples and margin is not None and non_inferior_by(seq, margin / r)
     )
     loss = r * bayes.expected_loss  # the expected loss on all traffic
     significant = better and loss <= rules.max_expected_loss  # rule 4's first case
     if non_inferior and offline_better and not significant:
-        why = (
-            f"non-inferior online: worse by less than the margin {margin} ({cs}), and better offline "
-            "(golden set and OPE)"
-        )
+        how = f"serves at most {r:.1%} of requests differently" if bounded else f"worse by less ({cs})"
+        why = f"non-inferior online by the margin {margin}: {how}; and better offline (golden set and OPE)"
         return "promote", [why], True
     if fewest >= min_samples and better and loss <= rules.max_expected_loss:
         return (

@@ -15,7 +15,8 @@ Triggered analysis
     the verdict compares the arms on the triggered ones. With r the triggered share of all requests
     (bounded above by :func:`trigger_rate_upper`), the effect on all traffic is r × the triggered
     effect: non-inferiority by m on all traffic is a triggered lower bound above −m / r; a challenger
-    can lose at most r overall, so r < m is non-inferior by itself; expected losses scale by r; the
+    can lose at most r overall, so r < m is non-inferior by itself (with no outcomes needed: the
+    bound is on the requests, not the rewards); expected losses scale by r; the
     mixing scale is τ / r (the triggered effect is 1/r times larger), fixed for a stage by its first
     look; ``min_samples`` applies to min_samples × r triggered outcomes, at least
     :data:`MIN_TRIGGERED`. The guardrails (significantly worse, sample ratio) read the triggered

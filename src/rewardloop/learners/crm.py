@@ -20,6 +20,12 @@ held-out logs (``learners.selection``). Two POEM options: the weights clipped at
 w_i = min(π/p_i, M)), and a variance penalty ``variance_penalty`` · sqrt(Var(u)/n) on u_i = (r_i − λ)·w_i
 (the empirical-Bernstein bound POEM minimises).
 
+**The rewards' likelihood** (``likelihood_weight``): for a single-label classifier π(a|x) is the
+probability that a is right, so r_i is a Bernoulli draw with that probability, and
+r·log π(a|x) + (1 − r)·log(1 − π(a|x)) is its log-likelihood: a thumbs down as a complementary label
+(Ishida et al. 2017, "Learning from complementary labels"). μ chose a_i from x_i alone, so this term
+needs no importance weight.
+
 **Corrections are full information.** A correction names the right label c_i: the reward is 1 for c_i
 and 0 for every other action, the logged one included, so π's expected reward on that row is known
 exactly, Σ_a π(a|x_i) · r_i(a) = π(c_i|x_i), with weight Σ_a π(a|x_i) = 1. Its row enters L_λ in
