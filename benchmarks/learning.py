@@ -231,7 +231,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "a2c": {"lr": LR_GRID},
     # BanditNet's λ, and POEM's weight clipping (0: off) against flipped thumbs on rare actions; lr 3e-2,
     # corrections through log π(c|x) (CRMConfig's default)
-    "crm": {"baseline": [0.4, 0.6], "max_weight": [0.0, 3.0], "likelihood_weight": [0.0, 1.0]},
+    "crm": {"baseline": [0.4, 0.6], "max_weight": [0.0, 3.0]},
 }
 CURVES = ("seed", *SUPERVISED[:2], *BANDIT, "full_labels")
 

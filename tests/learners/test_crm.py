@@ -123,21 +123,6 @@ def test_corrections_add_what_the_bandit_rows_lack() -> None:
     assert full > plain + 0.05, (plain, full)
 
 
-def test_the_rewards_likelihood_term_on_three_rows() -> None:
-    # likelihood_weight 1 adds r·log π(a|x) + (1 − r)·log(1 − π(a|x)) on the bandit rows:
-    # row 1 (thumbs up) log .5, row 2 (thumbs down) log(1 − .5) = log .5, row 3 (corrected) nothing,
-    # so u = (.5 + log .5, −1 + log .5, 0) and the loss is −mean(u) = 1/6 − 2 log(.5) / 3.
-    logits = torch.zeros(3, 2, requires_grad=True)
-    loss, _ = _loss(logits=logits, baseline=0.5, likelihood_weight=1.0)
-    assert loss.item() == pytest.approx(1 / 6 - 2 * math.log(0.5) / 3, abs=1e-6)
-    loss.backward()
-    assert logits.grad is not None
-    # the thumbs-down row's action is pushed down by both terms: its logit's gradient of the loss is > 0
-    assert logits.grad[1, 1] > 0 and logits.grad[1, 0] < 0
-    with pytest.raises(LearnerConfigError, match=r"^likelihood_weight: "):
-        CRMConfig(likelihood_weight=-1.0)
-
-
 def test_bad_corrections_and_config_are_named() -> None:
     data, _ = uniform_bandit_data(16)
     bad = CorrectedBanditData(

@@ -20,12 +20,6 @@ held-out logs (``learners.selection``). Two POEM options: the weights clipped at
 w_i = min(π/p_i, M)), and a variance penalty ``variance_penalty`` · sqrt(Var(u)/n) on u_i = (r_i − λ)·w_i
 (the empirical-Bernstein bound POEM minimises).
 
-**The rewards' likelihood** (``likelihood_weight``): for a single-label classifier π(a|x) is the
-probability that a is right, so r_i is a Bernoulli draw with that probability, and
-r·log π(a|x) + (1 − r)·log(1 − π(a|x)) is its log-likelihood: a thumbs down as a complementary label
-(Ishida et al. 2017, "Learning from complementary labels"). μ chose a_i from x_i alone, so this term
-needs no importance weight.
-
 **Corrections are full information.** A correction names the right label c_i: the reward is 1 for c_i
 and 0 for every other action, the logged one included, so π's expected reward on that row is known
 exactly, Σ_a π(a|x_i) · r_i(a) = π(c_i|x_i), with weight Σ_a π(a|x_i) = 1. Its row enters L_λ in
@@ -102,14 +96,6 @@ class CRMConfig(LearnerConfig):
             "vanish where π(c|x) is small); or expected, π(c|x) − λ (its exact expected reward)"
         },
     )
-    likelihood_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "weight of the logged rewards' Bernoulli log-likelihood under π, r·log π(a|x) + "
-            "(1 − r)·log(1 − π(a|x)), on bandit rows: for a single-label classifier π(a|x) is the "
-            "probability that a is right, so a thumbs down is a complementary label (0: off)"
-        },
-    )
     weight_decay: float = field(default=1e-4, metadata={"help": "L2 penalty (AdamW decoupled decay)"})
     max_grad_norm: float = field(
         default=1.0, metadata={"help": "clip the gradient's total norm to this (0: no clipping)"}
@@ -125,13 +111,7 @@ class CRMConfig(LearnerConfig):
             raise LearnerConfigError(
                 f"correction_loss: must be expected or log, got {self.correction_loss!r}"
             )
-        for key in (
-            "variance_penalty",
-            "correction_weight",
-            "likelihood_weight",
-            "weight_decay",
-            "max_grad_norm",
-        ):
+        for key in ("variance_penalty", "correction_weight", "weight_decay", "max_grad_norm"):
             if getattr(self, key) < 0:
                 raise LearnerConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
 
@@ -204,7 +184,6 @@ def crm_loss(
     variance_penalty: float = 0.0,
     correction_weight: float = 1.0,
     correction_loss: str = "log",
-    likelihood_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """−L_λ on one minibatch (+ POEM's variance penalty), and its metrics.
 
@@ -231,12 +210,6 @@ def crm_loss(
     logp_correct = log_probs(logits, correction.clamp(min=0))  # (B,) log π(c|x), used where corrected
     full = logp_correct if correction_loss == "log" else logp_correct.exp() - baseline
     u = torch.where(corrected, correction_weight * full, (reward - baseline) * w)  # (B,)
-    if likelihood_weight > 0:
-        # The reward as a Bernoulli draw with P(right) = π(a|x) (one right label per text), rows
-        # with a correction excepted (their full-information term says it already).
-        log_wrong = torch.log1p(-logp.exp().clamp(max=1 - 1e-6))  # (B,) log(1 − π(a|x))
-        loglik = reward * logp + (1 - reward) * log_wrong  # (B,)
-        u = u + torch.where(corrected, torch.zeros_like(u), likelihood_weight * loglik)
     objective = u.mean()
     loss = -objective
     if variance_penalty > 0 and len(u) > 1:
@@ -337,7 +310,6 @@ class CRM(BanditLearner[CRMConfig]):
                         cfg.variance_penalty,
                         cfg.correction_weight,
                         cfg.correction_loss,
-                        cfg.likelihood_weight,
                     )
                     metrics["train/grad_norm"] = optimizer_step(
                         optimizer, loss, head.parameters(), cfg.max_grad_norm
