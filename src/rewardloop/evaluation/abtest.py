@@ -522,8 +522,12 @@ def _judge(
     loss = r * bayes.expected_loss  # the expected loss on all traffic
     significant = better and loss <= rules.max_expected_loss  # rule 4's first case
     if non_inferior and offline_better and not significant:
-        how = f"serves at most {r:.1%} of requests differently" if bounded else f"worse by less ({cs})"
-        why = f"non-inferior online by the margin {margin}: {how}; and better offline (golden set and OPE)"
+        how = (
+            f"serves at most {r:.1%} of requests differently, less than the margin {margin}"
+            if bounded
+            else f"worse by less than the margin {margin} ({cs})"
+        )
+        why = f"non-inferior online: {how}, and better offline (golden set and OPE)"
         return "promote", [why], True
     if fewest >= min_samples and better and loss <= rules.max_expected_loss:
         return (
