@@ -19,6 +19,7 @@ from rewardloop.evaluation.abtest import (
     msprt_proportions,
     prob_b_beats_a_closed_form,
     srm_check,
+    trigger_rate_upper,
     two_proportion_z,
     welch_t,
 )
@@ -348,3 +349,61 @@ def test_equal_arms_are_promoted_only_with_a_margin_and_better_offline_evidence(
     assert (strict.action, strict.ramp_ok) == ("continue", False)
     # without a margin the old rule stands: no significant gain, no promotion
     assert ab_verdict(a, b, VerdictRules(min_samples=100), offline_better=True).action == "continue"
+
+
+# -- triggered analysis ---------------------------------------------------------------------------
+
+
+def test_a_triggered_verdict_scales_the_margin_by_the_trigger_rate():
+    # 500/1000 in both arms of the triggered requests: effect 0, V = 0.5·0.5·(2/1000) = 5e-4.
+    # With τ = 0.25 the always-valid half-width is sqrt(V(V+τ²)/τ² · (log((V+τ²)/V) − 2 log α))
+    # = sqrt(5e-4 · 1.008 · (log(126) + 5.9915)) = 0.07387.
+    a, b = VariantStats(1000, 1000, 500), VariantStats(1000, 1000, 500)
+    rules = VerdictRules(min_samples=100, non_inferiority_margin=0.05)
+    v = ab_verdict(a, b, rules, offline_better=True, trigger_rate=0.2, tau=0.25)
+    assert v.sequential.ci[0] == pytest.approx(-0.07387, abs=1e-5)
+    # on all traffic the lower bound is 0.2 × -0.07387 = -0.0148 > -0.05: non-inferior, better offline
+    assert v.action == "promote" and "triggered 20.0% of requests" in v.reasons[0]
+    # the same counts read as all of the traffic: -0.07387 < -0.05, no verdict yet
+    plain = ab_verdict(a, b, rules, offline_better=True, tau=0.25)
+    assert plain.action == "continue"
+    assert plain.reasons == ("no decision yet (always-valid p = 1 ≥ α = 0.05)",)  # not non-inferior
+
+
+def test_a_challenger_that_differs_on_fewer_requests_than_the_margin_is_non_inferior():
+    # Triggered on at most 4% of requests, it can lose at most 4 points: inside a margin of 5 whatever
+    # the triggered counts say — but a significantly worse one (10 of 40 against 30 of 40) is still
+    # rolled back by the guardrail.
+    a, b = VariantStats(40, 40, 30), VariantStats(40, 40, 10)
+    rules = VerdictRules(min_samples=300, non_inferiority_margin=0.05)
+    v = ab_verdict(a, b, rules, offline_better=True, trigger_rate=0.04, tau=1.0)
+    assert v.action in ("promote", "rollback")
+    # significantly worse on the triggered requests is a broken guardrail all the same
+    assert v.action == "rollback" and v.sequential.direction < 0
+    close = ab_verdict(VariantStats(40, 40, 30), VariantStats(40, 40, 26), rules, offline_better=True,
+                       trigger_rate=0.04, tau=1.0)  # fmt: skip
+    assert close.action == "promote" and close.sequential.direction == 0
+    assert close.reasons[0].startswith(
+        "non-inferior online: serves at most 4.0% of requests differently, less"
+    )
+    # the bound is on the requests, not on the rewards: it needs no outcomes
+    few = ab_verdict(VariantStats(3, 3, 2), VariantStats(3, 3, 2), rules, offline_better=True,
+                     trigger_rate=0.04, tau=1.0)  # fmt: skip
+    assert few.action == "promote"
+    # a trigger rate above the margin needs the test, and the test needs max(30, ceil(300 × 0.2)) = 60
+    wide = ab_verdict(VariantStats(59, 59, 40), VariantStats(59, 59, 40), rules, offline_better=True,
+                      trigger_rate=0.2, tau=0.25)  # fmt: skip
+    assert wide.action == "continue" and wide.reasons == (
+        "waiting for samples: 59 < 60 outcomes per variant",
+    )
+
+
+def test_trigger_rate_bounds_are_checked():
+    assert trigger_rate_upper(0, 0) == 1.0 and trigger_rate_upper(7, 7) == 1.0
+    # Clopper–Pearson: P(Binomial(1000, u) <= 50) = 0.05 at the upper bound u
+    u = trigger_rate_upper(50, 1000, 0.05)
+    assert stats.binom.cdf(50, 1000, u) == pytest.approx(0.05, abs=1e-9)
+    with pytest.raises(ValueError, match="triggered: 5 triggered of 4 decisions"):
+        trigger_rate_upper(5, 4)
+    with pytest.raises(ValueError, match=r"trigger_rate: must be in \(0, 1\], got 0.0"):
+        ab_verdict(VariantStats(1), VariantStats(1), trigger_rate=0.0)

@@ -121,3 +121,81 @@ def test_the_loop_trains_candidates_and_records_every_ones_figures(tmp_path):
     assert registry.get("intent", str(result.challenger)).training_run_id == chosen.id
     exp = Experiments(store, registry).running_for("intent")
     assert exp is not None and exp.verdict["offline"]["golden_accuracy"] >= 0.0
+
+
+def _runner(tmp_path) -> LoopRunner:
+    store = Store.open(f"sqlite:///{tmp_path / 'rl.db'}")
+    registry = Registry(store, tmp_path / "registry")
+    return LoopRunner(
+        store=store,
+        registry=registry,
+        experiments=Experiments(store, registry),
+        policy="intent",
+        golden=GoldenSet([GoldenItem("g0", "x", "a")]),
+        spec=RewardSpec("thumbs", function="accuracy", scale="unit"),
+        gate=GateConfig(),
+        artifacts=tmp_path / "artifacts",
+        labels=["a", "b", "c"],
+        base_texts=["seed text"],
+        base_labels=["b"],
+    )
+
+
+def test_a_thumbs_up_on_an_exploration_pick_makes_no_label_but_its_correction_does(tmp_path):
+    def decision(i: int, action: str) -> Decision:
+        return Decision(policy="intent", policy_version="1", kind="classifier", actions=("a", "b", "c"),
+                        action=action, action_dist=(0.9, 0.05, 0.05), pscore=0.9 if action == "a" else 0.05,
+                        text=f"t{i}", id=f"d{i}")  # fmt: skip
+
+    up = {"kind": "rating", "value": 1.0, "scale": (-1.0, 1.0), "authority": 0.5}
+    exploit, pick, corrected = decision(0, "a"), decision(1, "c"), decision(2, "b")
+    feedback = {
+        "d0": [Feedback(decision_id="d0", **up)],  # type: ignore[arg-type]
+        "d1": [Feedback(decision_id="d1", **up)],  # type: ignore[arg-type]
+        "d2": [
+            Feedback(decision_id="d2", **up),  # type: ignore[arg-type]
+            Feedback(decision_id="d2", kind="correction", label="c", authority=1.0),
+        ],
+    }
+    data = _runner(tmp_path).labelled_data(DecisionBatch([exploit, pick, corrected], feedback, {}))
+    assert data.texts == ["seed text", "t0", "t2"]
+    assert data.labels == ["b", "a", "c"]
+    assert data.sample_weight.tolist() == [1.0, 0.5, 1.0]
+    assert data.skipped == {"rating of an exploration pick (no label)": 2}
+
+
+def test_a_round_whose_preferred_candidate_is_gated_offers_the_next(tmp_path, monkeypatch):
+    """The demo's stall of issue 14: the held-out logs preferred CRM each round, the gate stopped it
+    (max_class_drop), and the round idled although the supervised candidate would have passed."""
+    from rewardloop.evaluation.gate import GateCheck, GateReport
+    from rewardloop.loop import iteration
+
+    runner = dataclasses.replace(_runner(tmp_path), candidates=True)
+    first, second = ClassifierPolicy(["a", "b", "c"]), ClassifierPolicy(["a", "b", "c"])
+    pulled = []
+
+    def offered(_runner, _since, _logged):
+        for policy, version in ((first, "1.0.1"), (second, "1.0.2"), (first, "1.0.3")):
+            pulled.append(version)  # refitted and registered only when asked for
+            yield policy, version, []
+
+    def gate(policy, _logged):
+        drop = GateCheck("max_class_drop", 0.6 if policy is first else 0.1, 0.35, policy is not first, "<=")
+        return GateReport("c", "1.0.0", [drop])
+
+    monkeypatch.setattr(iteration, "challengers_on_evidence", offered)
+    monkeypatch.setattr(runner, "gate_report", gate)
+    monkeypatch.setattr(runner, "champion_logs", lambda since=None: DecisionBatch([]))
+    monkeypatch.setattr(runner, "offline_evidence", lambda policy, logged: None)
+    monkeypatch.setattr(runner, "start_canary", lambda version, report, offline: (object(), "started"))
+    result = runner._challenge(None, None)
+    assert (result.action, result.challenger) == ("canary", "1.0.2")
+    assert (
+        result.summary == "1.0.1 stopped at the gate (max_class_drop); 1.0.2 passed the gate; canary started"
+    )
+    assert result.details["stopped"] == ["1.0.1 stopped at the gate (max_class_drop)"]
+    assert pulled == ["1.0.1", "1.0.2"]
+    monkeypatch.setattr(runner, "gate_report", lambda policy, _logged: gate(first, _logged))
+    pulled.clear()
+    gated = runner._challenge(None, None)  # every candidate stopped: the round is gated
+    assert gated.action == "gated" and gated.challenger == "1.0.3" and pulled == ["1.0.1", "1.0.2", "1.0.3"]

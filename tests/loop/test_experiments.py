@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections import Counter
@@ -14,6 +15,8 @@ from scipy import stats
 from tests.loop._streams import seeded_registry, serve_batch
 
 from rewardloop.config.sections import ExperimentsConfig
+from rewardloop.evaluation.abtest import trigger_rate_upper
+from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.loop.experiments import (
     ExperimentError,
     Experiments,
@@ -22,6 +25,7 @@ from rewardloop.loop.experiments import (
     stage_shares,
 )
 from rewardloop.store import read_decisions, write_decisions, write_rewards
+from rewardloop.store.experiments import TRIGGER_KEY, TriggerCounts, trigger_counts
 from rewardloop.types import Decision, Experiment, Reward
 
 IDS = [f"user-{i}" for i in range(100_000)]
@@ -458,3 +462,60 @@ def test_the_budget_must_hold_a_stage():
         ValueError, match=r"max_samples: the sample budget \(50\) must be at least min_samples"
     ):
         ExperimentsConfig(min_samples=100, max_samples=50)
+
+
+def _flagged(exp, variant, i, triggered):
+    d = _decision(exp, variant, i)
+    return dataclasses.replace(d, metadata={TRIGGER_KEY: triggered})
+
+
+def test_trigger_counts_and_the_triggered_outcomes_are_aggregated_exactly(store, reg):
+    ex = Experiments(store, reg, CFG)
+    exp = ex.start("trig", "intent", challenger="1.1.0", salt="s", ramp=[0.5, 1.0])
+    ds = [_flagged(exp, "champion", i, i < 2) for i in range(5)]
+    ds += [_flagged(exp, "challenger", i, i < 1) for i in range(4)]
+    write_decisions(store, ds)
+    # rewards: champion triggered 1, 0 and untriggered 1; challenger triggered 1 and untriggered 0
+    rewards = [(ds[0], 1.0), (ds[1], 0.0), (ds[2], 1.0), (ds[5], 1.0), (ds[6], 0.0)]
+    write_rewards(store, [Reward(d.id, "ctr", 1, r) for d, r in rewards])
+    assert trigger_counts(store, "trig") == TriggerCounts(9, 9, 3)
+    out = ex.outcomes("trig", triggered=True)
+    assert (out["champion"].n, out["champion"].n_outcomes, out["champion"].successes) == (2, 2, 1)
+    assert (out["challenger"].n, out["challenger"].n_outcomes, out["challenger"].successes) == (1, 1, 1)
+    write_decisions(store, [_decision(exp, "challenger", 9)])  # one decision without the flag
+    counts = trigger_counts(store, "trig")
+    assert counts == TriggerCounts(10, 9, 3) and not counts.complete
+    assert ex.trigger("trig") is None  # the verdict then compares every decision
+
+
+def test_a_non_inferior_canary_better_offline_is_promoted_instead_of_held(store, reg):
+    """The demo's stall (rounds 4–6 of issue 14): two models that serve 96% of requests alike, the
+    challenger better offline; on all traffic the always-valid interval stays wider than the margin,
+    on the 4% of requests where they differ it is non-inferior after one batch."""
+    cfg = ExperimentsConfig(min_samples=300, max_samples=5000, non_inferiority_margin=0.02)
+    offline = OfflineEvidence(0.893, 0.844, 0.80, 0.78)
+    results = {}
+    for counterfactual in (False, True):
+        ex = Experiments(store, reg, cfg)
+        name = f"stall-{counterfactual}"
+        exp = ex.start(name, "intent", challenger="1.1.0", salt=name, ramp=[0.5, 1.0], offline=offline)
+        rng = np.random.default_rng(3)
+        ds, rewards = [], []
+        for variant in ("champion", "challenger"):
+            for i in range(1000):
+                triggered = i < 40  # the same 4% of requests in each arm
+                d = _flagged(exp, variant, i, triggered) if counterfactual else _decision(exp, variant, i)
+                rate = 0.6 if variant == "challenger" and triggered else 0.4 if triggered else 0.75
+                ds.append(d)
+                rewards.append(Reward(d.id, "ctr", 1, float(rng.random() < rate)))
+        write_decisions(store, ds)
+        write_rewards(store, rewards)
+        results[counterfactual] = ex.advance(name)
+        if ex.get(name).status == "running":
+            ex.stop(name)
+    assert results[False].action == "held"
+    assert results[True].action == "promoted"
+    reasons = results[True].verdict.reasons[0]
+    assert "non-inferior online" in reasons and "on the triggered" in reasons
+    rate = trigger_rate_upper(80, 2000)  # 4% of 2,000 decisions: the τ of the stage is 0.05 / rate
+    assert results[True].experiment.verdict["tau_triggered"] == pytest.approx(min(1.0, 0.05 / rate))

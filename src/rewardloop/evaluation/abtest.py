@@ -35,6 +35,7 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from rewardloop.evaluation.sequential import (
+    MIN_TRIGGERED,
     NO_BOUNDS,
     SequentialResult,
     _count,
@@ -42,6 +43,7 @@ from rewardloop.evaluation.sequential import (
     msprt,
     msprt_proportions,
     non_inferior_by,
+    trigger_rate_upper,
 )
 
 VerdictAction = Literal["promote", "continue", "rollback"]
@@ -390,8 +392,12 @@ def ab_verdict(
     prev_ci: tuple[float, float] = NO_BOUNDS,
     spent: int | None = None,
     offline_better: bool = False,
+    trigger_rate: float = 1.0,
+    tau: float | None = None,
 ) -> Verdict:
     """Decide what to do with the challenger from both arms' numbers.
+    ``trigger_rate`` r < 1: the counts are the triggered requests', r bounds their share
+    (:mod:`rewardloop.evaluation.sequential`, "Triggered analysis"); ``tau`` replaces ``rules.tau``.
 
     In order (the first that applies wins):
 
@@ -415,14 +421,10 @@ def ab_verdict(
        better but switching is too risky;
     7. **continue** otherwise.
 
-    ``ramp_ok`` says whether a ramp may step up: after ``min_samples``, for a promote verdict, or for
-    a continue whose Bayesian expected loss of the challenger is at most ``max_ramp_loss`` or that is
-    non-inferior by the margin. A
-    challenger that looks worse (but not yet significantly) is held at its share until the sequential
-    test decides, instead of being exposed to more users meanwhile.
-
-    ``prev_p`` and ``prev_ci`` are the always-valid p-value and confidence sequence of the previous
-    look (running minimum and running intersection).
+    ``ramp_ok``: a ramp may step up (after ``min_samples``, for a promote, or a continue whose
+    expected loss is at most ``max_ramp_loss`` or that is non-inferior by the margin); a challenger
+    that looks worse, not yet significantly, is held at its share until the test decides.
+    ``prev_p``, ``prev_ci``: the previous look's always-valid p-value and confidence sequence.
 
     Examples
     --------
@@ -431,9 +433,12 @@ def ab_verdict(
     ('promote', 1.0)
     """
     rules = rules or VerdictRules()
+    if not 0.0 < trigger_rate <= 1.0:
+        raise ValueError(f"trigger_rate: must be in (0, 1], got {trigger_rate}")
     a, b = champion, challenger
+    tau = rules.tau if tau is None else tau
     seq = msprt_proportions(
-        a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.tau, rules.alpha, prev_p, prev_ci
+        a.successes, a.n_outcomes, b.successes, b.n_outcomes, tau, rules.alpha, prev_p, prev_ci
     )
     chi = chi_square(a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.alpha)
     z = two_proportion_z(a.successes, a.n_outcomes, b.successes, b.n_outcomes, rules.alpha)
@@ -456,7 +461,7 @@ def ab_verdict(
     broken = _broken_guardrail(a, b, rules, seq, latency, srm)
     if broken is not None:
         return Verdict("rollback", (broken,), a, b, seq, chi, z, bayes, latency, srm, False)
-    action, reasons, ramp_ok = _judge(a, b, rules, seq, bayes, spent, offline_better)
+    action, reasons, ramp_ok = _judge(a, b, rules, seq, bayes, spent, offline_better, trigger_rate)
     return Verdict(action, tuple(reasons), a, b, seq, chi, z, bayes, latency, srm, ramp_ok)
 
 
@@ -499,26 +504,37 @@ def _judge(
     bayes: BayesResult,
     spent: int | None,
     offline_better: bool = False,
+    trigger_rate: float = 1.0,
 ) -> tuple[VerdictAction, list[str], bool]:
     """(action, reasons, ramp_ok) when the guardrails hold (rules 4–7 of :func:`ab_verdict`)."""
-    cs = _cs(seq)
+    r = trigger_rate
+    cs = _cs(seq) + (f" on the triggered {r:.1%} of requests" if r < 1 else "")
     fewest = min(a.n_outcomes, b.n_outcomes)
+    min_samples = rules.min_samples if r >= 1 else max(MIN_TRIGGERED, math.ceil(rules.min_samples * r))
     better = seq.reject and seq.direction > 0
     margin = rules.non_inferiority_margin
-    non_inferior = fewest >= rules.min_samples and margin is not None and non_inferior_by(seq, margin)
-    significant = better and bayes.expected_loss <= rules.max_expected_loss  # rule 4's first case
+    # Serving fewer than m of the requests differently, it can lose less than m overall: that bound
+    # holds whatever the outcomes, so it needs none; the test's bound needs min_samples of them.
+    bounded = margin is not None and r < margin
+    non_inferior = bounded or (
+        fewest >= min_samples and margin is not None and non_inferior_by(seq, margin / r)
+    )
+    loss = r * bayes.expected_loss  # the expected loss on all traffic
+    significant = better and loss <= rules.max_expected_loss  # rule 4's first case
     if non_inferior and offline_better and not significant:
-        why = (
-            f"non-inferior online: worse by less than the margin {margin} ({cs}), and better offline "
-            "(golden set and OPE)"
+        how = (
+            f"serves at most {r:.1%} of requests differently, less than the margin {margin}"
+            if bounded
+            else f"worse by less than the margin {margin} ({cs})"
         )
+        why = f"non-inferior online: {how}, and better offline (golden set and OPE)"
         return "promote", [why], True
-    if fewest >= rules.min_samples and better and bayes.expected_loss <= rules.max_expected_loss:
+    if fewest >= min_samples and better and loss <= rules.max_expected_loss:
         return (
             "promote",
             [
                 f"challenger better by at least {seq.ci[0]:.4f} ({cs}, P(better) = {bayes.p_better:.3f}, "
-                f"expected loss {bayes.expected_loss:.2g})"
+                f"expected loss {loss:.2g})"
             ],
             True,
         )
@@ -529,26 +545,27 @@ def _judge(
             f"(max_samples {rules.max_samples}; {cs}); the experiment ends, the champion stays"
         )
         return "rollback", [why], False
-    if fewest < rules.min_samples:
+    if fewest < min_samples:
         return (
             "continue",
-            [f"waiting for samples: {fewest} < {rules.min_samples} outcomes per variant"],
+            [f"waiting for samples: {fewest} < {min_samples} outcomes per variant"],
             False,
         )
     if better:
-        why = f"better but risky: expected loss {bayes.expected_loss:.2g} > {rules.max_expected_loss}"
+        why = f"better but risky: expected loss {loss:.2g} > {rules.max_expected_loss}"
         return "continue", [why], False
     reasons = [f"no decision yet (always-valid p = {seq.p_value:.3g} ≥ α = {rules.alpha})"]
     # Stepping up the ramp exposes more users: only while the challenger is unlikely to cost much.
-    ramp_ok = bayes.expected_loss <= rules.max_ramp_loss or non_inferior
+    ramp_ok = loss <= rules.max_ramp_loss or non_inferior
     if non_inferior:
         reasons.append(f"non-inferior by the margin {margin}; no offline evidence that it is better")
     elif not ramp_ok:
-        reasons.append(f"ramp held: expected loss {bayes.expected_loss:.3g} > {rules.max_ramp_loss}")
+        reasons.append(f"ramp held: expected loss {loss:.3g} > {rules.max_ramp_loss}")
     return "continue", reasons, ramp_ok
 
 
 __all__ = [
+    "MIN_TRIGGERED",
     "NO_BOUNDS",
     "BayesResult",
     "SRMResult",
@@ -566,6 +583,7 @@ __all__ = [
     "non_inferior_by",
     "prob_b_beats_a_closed_form",
     "srm_check",
+    "trigger_rate_upper",
     "two_proportion_z",
     "welch_t",
 ]

@@ -4,6 +4,23 @@ Johari, Pekelis & Walsh, "Always Valid Inference", Operations Research 2022).
 
 :mod:`rewardloop.evaluation.abtest` re-exports everything here; its verdict reads the sequence, both
 for the test and for non-inferiority (:func:`non_inferior_by`).
+
+Triggered analysis
+    (Deng & Hu, "Diluted treatment effect estimation for trigger analysis in online controlled
+    experiments", WSDM 2015; Kohavi, Tang & Xu, *Trustworthy Online Controlled Experiments*, 2020,
+    ch. 20.) Two versions of a classifier agree on most requests; a request both would serve alike
+    (the same action distribution) has the same outcome distribution in either arm and carries only
+    noise. The serving path flags each request of an experiment *triggered* when the other variant
+    would have served it otherwise — a property of the request, flagged alike in both arms — and
+    the verdict compares the arms on the triggered ones. With r the triggered share of all requests
+    (bounded above by :func:`trigger_rate_upper`), the effect on all traffic is r × the triggered
+    effect: non-inferiority by m on all traffic is a triggered lower bound above −m / r; a challenger
+    can lose at most r overall, so r < m is non-inferior by itself (with no outcomes needed: the
+    bound is on the requests, not the rewards); expected losses scale by r; the
+    mixing scale is τ / r (the triggered effect is 1/r times larger), fixed for a stage by its first
+    look; ``min_samples`` applies to min_samples × r triggered outcomes, at least
+    :data:`MIN_TRIGGERED`. The guardrails (significantly worse, sample ratio) read the triggered
+    counts too: with the noise gone they fire sooner.
 """
 
 from __future__ import annotations
@@ -11,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from scipy import stats
 
 
 def _count(name: str, value: int) -> int:
@@ -33,6 +52,8 @@ def _rate_args(s_a: int, n_a: int, s_b: int, n_b: int) -> tuple[int, int, int, i
     return s_a, n_a, s_b, n_b
 
 
+#: Fewest triggered outcomes per arm before a triggered verdict (the test's normal approximation).
+MIN_TRIGGERED = 30
 #: The confidence sequence before the first look: every effect is possible.
 NO_BOUNDS: tuple[float, float] = (-math.inf, math.inf)
 
@@ -156,3 +177,21 @@ def msprt_proportions(
     pooled = (s_a + s_b) / (n_a + n_b)
     var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
     return msprt(s_b / n_b - s_a / n_a, var, tau, alpha, prev_p, prev_ci)
+
+
+def trigger_rate_upper(triggered: int, n: int, alpha: float = 0.05) -> float:
+    """One-sided (1 − α) Clopper–Pearson upper bound on the share of requests that are triggered,
+    from ``triggered`` of ``n`` decisions: the r :func:`ab_verdict` scales a triggered verdict by.
+
+    The share is a property of the requests (both variants' decisions on them), not of the outcomes,
+    so it does not move with the test; the bound is the exact binomial one.
+
+    >>> round(trigger_rate_upper(50, 1000), 4), trigger_rate_upper(10, 10)
+    (0.0629, 1.0)
+    """
+    triggered, n = _count("triggered", triggered), _count("n", n)
+    if triggered > n:
+        raise ValueError(f"triggered: {triggered} triggered of {n} decisions")
+    if n == 0 or triggered == n:
+        return 1.0
+    return float(stats.beta.ppf(1.0 - alpha, triggered + 1, n - triggered))

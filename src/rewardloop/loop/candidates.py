@@ -13,7 +13,11 @@ scores (:func:`rewardloop.learners.selection.snips_value`; corrected rows as ful
 by doubly robust OPE on the champion's traffic, as it would be served. The winner has the highest
 V̂_SN; the OPE value breaks a tie. It is then refitted on every logged decision (as
 :func:`~rewardloop.learners.selection.sweep` refits its best point) and registered; the golden set
-stays the gate's, never the chooser's. Each candidate's fit is a TrainingRun of its own
+stays the gate's, never the chooser's: it only vetoes. When the gate stops the preferred candidate,
+the next one in the ranking is refitted and gated in the same round
+(:func:`challengers_on_evidence`), so a round does not idle on a veto — in the demo of issue 14 the
+logs preferred CRM every round and the gate stopped it on a dropped class, while the supervised
+candidate would have passed. Each candidate's fit is a TrainingRun of its own
 (``config.candidate``) with its figures (``valid/snips``, ``ope/dr``, ``ope/dr_lower``,
 ``golden_accuracy``); the registered one's run lists them all (``config.candidates``).
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -192,16 +196,31 @@ def record_candidates(runner: LoopRunner, candidates: Sequence[Candidate], winne
         )
 
 
-def challenger_on_evidence(
+def challengers_on_evidence(
     runner: LoopRunner, since: datetime | None, champion_logs: DecisionBatch
-) -> tuple[ClassifierPolicy, str, list[Candidate]]:
-    """Train the round's candidates, record them, refit the winner on every logged decision and
-    register it (its run lists every candidate's figures). Returns it, its version, the candidates."""
+) -> Iterator[tuple[ClassifierPolicy, str, list[Candidate]]]:
+    """Train the round's candidates and record them; then, best ranked first, refit each on every
+    logged decision and register it (its run lists every candidate's figures), yielding it, its
+    version and the candidates. The caller gates each and stops at the first that passes: the
+    ranking is the held-out logs' and OPE's, the golden set only vetoes (the gate), so a round
+    whose preferred candidate the gate stops still offers the next one instead of idling."""
     logged = read_decisions(
         runner.store, policy=runner.policy, since=since, include_feedback=True, reward_spec=runner.spec.key
     )
     candidates, winner = train_candidates(runner, logged, champion_logs)
     record_candidates(runner, candidates, winner)
+    ranked = sorted(candidates, key=Candidate.rank, reverse=True)  # stable: the first of equals first
+    ranked.remove(winner)
+    for c in [winner, *ranked]:
+        policy, version = refit(runner, since, c, candidates)
+        yield policy, version, candidates
+
+
+def refit(
+    runner: LoopRunner, since: datetime | None, chosen: Candidate, candidates: Sequence[Candidate]
+) -> tuple[ClassifierPolicy, str]:
+    """``chosen`` refitted on every logged decision and registered; returns it and its version."""
+    winner = chosen
     bandit = winner.name != runner.label_learner
     config = None
     if bandit and winner.params and runner.rl_learner is not None:
@@ -213,14 +232,16 @@ def challenger_on_evidence(
         rl_config=config,
         record={"chosen": winner.name, "candidates": [c.to_dict() for c in candidates]},
     )
-    return policy, version, candidates
+    return policy, version
 
 
 __all__ = [
     "RL_GRIDS",
     "VALID_FRACTION",
     "Candidate",
+    "challengers_on_evidence",
     "fit_bandit",
+    "refit",
     "score_candidates",
     "split_logged",
     "train_candidates",

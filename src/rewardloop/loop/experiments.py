@@ -40,6 +40,7 @@ from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import VariantStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
+from rewardloop.loop.triggering import stage_trigger
 from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateEvidence, Registry, RegistryError
 from rewardloop.store import Store
 from rewardloop.store.experiments import (
@@ -341,8 +342,10 @@ class Experiments:
         started = (exp.verdict or {}).get("stage_started_at")
         return datetime.fromisoformat(started) if isinstance(started, str) else None
 
-    def outcomes(self, experiment: str | Experiment, whole: bool = False) -> dict[str, VariantOutcome]:
-        """Per-variant aggregates of the current stage (``whole``: of the whole experiment)."""
+    def outcomes(
+        self, experiment: str | Experiment, whole: bool = False, triggered: bool = False
+    ) -> dict[str, VariantOutcome]:
+        """Per-variant aggregates of the stage (``whole``: the experiment; ``triggered``: its triggered)."""
         exp = self.get(experiment) if isinstance(experiment, str) else experiment
         try:
             return variant_outcomes(
@@ -351,16 +354,24 @@ class Experiments:
                 spec=self.config.reward_spec,
                 success_at=self.config.success_at,
                 since=None if whole else self._stage_start(exp),
+                triggered_only=triggered,
             )
         except ExperimentStoreError as err:
             raise ExperimentError(str(err)) from None
+
+    def trigger(self, experiment: str | Experiment) -> tuple[float, float] | None:
+        """The current stage's (trigger-rate bound, τ) for a triggered verdict, or None
+        (:func:`rewardloop.loop.triggering.stage_trigger`)."""
+        exp = self.get(experiment) if isinstance(experiment, str) else experiment
+        return stage_trigger(self.store, exp, self._stage_start(exp), self.config)
 
     def evaluate(self, experiment: str | Experiment, variant: str = CHALLENGER) -> Verdict:
         """The verdict on ``variant`` vs the champion over the current stage; changes nothing stored."""
         exp = self.get(experiment) if isinstance(experiment, str) else experiment
         if variant not in exp.variants or variant == CHAMPION:
             raise ExperimentError(f"variant: {variant!r} is not a challenger of {exp.name!r}")
-        out = self.outcomes(exp)
+        trigger = self.trigger(exp)
+        out = self.outcomes(exp, triggered=trigger is not None)
         shares = None
         if not exp.shadow:
             pair = exp.shares[CHAMPION] + exp.shares[variant]
@@ -374,7 +385,10 @@ class Experiments:
         champion, challenger = _arm(out.get(CHAMPION)), _arm(out.get(variant))
         offline = self.offline_evidence(exp)
         better = offline is not None and offline.better
-        return ab_verdict(champion, challenger, _rules(self.config), shares, prev_p, prev_ci, spent, better)
+        rate, tau = trigger if trigger is not None else (1.0, None)
+        return ab_verdict(
+            champion, challenger, _rules(self.config), shares, prev_p, prev_ci, spent, better, rate, tau
+        )
 
     def offline_evidence(self, experiment: str | Experiment) -> OfflineEvidence | None:
         """The challenger's offline evidence stored when the experiment started (None: none given)."""
@@ -403,12 +417,15 @@ class Experiments:
             state["last"] = verdict.to_dict()
             state["p_always_valid"] = verdict.sequential.p_value
             state["cs_always_valid"] = [_finite_or_none(x) for x in verdict.sequential.ci]
+            if verdict.sequential.tau != self.config.tau:  # a triggered test's τ, kept for the stage
+                state["tau_triggered"] = verdict.sequential.tau
         if log_entry is not None:
             log.append({"at": now.isoformat(), "stage": exp.stage, **log_entry})
         if new_stage:
             state["stage_started_at"] = now.isoformat()
             state["p_always_valid"] = 1.0
             state["cs_always_valid"] = [None, None]
+            state.pop("tau_triggered", None)
         state["log"] = log
         updated = dataclasses.replace(exp, verdict=state, **changes)
         try:

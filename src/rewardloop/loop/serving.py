@@ -35,6 +35,7 @@ from rewardloop.policies.contract import (
     PolicyInputError,
     Warmable,
 )
+from rewardloop.store.experiments import TRIGGER_KEY
 from rewardloop.types import Decision, Experiment
 
 
@@ -146,6 +147,14 @@ class ServingPath:
     decide : callable (policy, context, rng) -> Decision, optional
         How a loaded policy decides; default ``policy.decide(context, rng)``. The service passes its
         micro-batcher (:class:`rewardloop.service.batching.MicroBatcher`), which draws the same.
+    counterfactual : bool, default False
+        In a live champion/challenger experiment, also ask the variant the request was *not* assigned
+        to for its action distribution (from a generator of its own: the request's draws are
+        unchanged), and flag the served decision ``metadata["triggered"]``: True when the two
+        distributions differ. A request both variants would serve alike has the same outcome
+        distribution in both arms, so the verdict compares the arms on the triggered ones only
+        (:meth:`~rewardloop.loop.experiments.Experiments.evaluate`). Costs one more decide per request
+        during an experiment (for a classifier, one more head on the cached embedding).
     """
 
     policy: str
@@ -154,6 +163,7 @@ class ServingPath:
     champion: Callable[[], str]
     load: Callable[[str], Policy]
     decide: Callable[[Policy, DecisionContext, np.random.Generator], Decision] | None = None
+    counterfactual: bool = False
 
     def assign(self, unit_id: str | None) -> Assignment | None:
         """Where the unit's request goes in the running experiment (None: the champion serves it)."""
@@ -187,10 +197,26 @@ class ServingPath:
         decision = dataclasses.replace(decision, idempotency_key=idempotency_key)
         if assignment is None:
             return Served(decision)
+        if self.counterfactual and not assignment.shadow:
+            decision = self._flag_trigger(assignment, context, decision)
         shadow = None
         for variant, shadow_version in assignment.shadow:
             shadow = assignment.tag_shadow(self.decide_with(shadow_version, context, rng), variant)
         return Served(assignment.tag(decision), shadow)
+
+    def _flag_trigger(self, assignment: Assignment, context: DecisionContext, decision: Decision) -> Decision:
+        """``decision`` flagged ``triggered``: would the experiment's other variant serve it otherwise?"""
+        exp = self.running()
+        others = [v for k, v in (exp.variants if exp is not None else {}).items() if k != assignment.variant]
+        if len(others) != 1:  # the flag compares two variants
+            return decision
+        # A generator of its own: the counterfactual's draw must not move the served request's stream;
+        # only its distribution is read.
+        other = self.decide_with(others[0], context, np.random.default_rng(0))
+        same = tuple(other.actions) == tuple(decision.actions) and np.allclose(
+            other.action_dist, decision.action_dist, rtol=0.0, atol=1e-12
+        )
+        return dataclasses.replace(decision, metadata={**decision.metadata, TRIGGER_KEY: not same})
 
 
 __all__ = [

@@ -109,6 +109,50 @@ def reward_specs_of_experiment(store: Store, name: str) -> list[tuple[str, int]]
         return [(spec, int(v)) for spec, v in rows]
 
 
+#: ``Decision.metadata`` key of the serving path's counterfactual flag: True when the experiment's
+#: other variant would have served the request differently (another action distribution), False when
+#: it would have served it the same way (see :func:`trigger_counts`).
+TRIGGER_KEY = "triggered"
+
+
+def _triggered() -> Any:
+    return DecisionRow.meta[TRIGGER_KEY].as_boolean()
+
+
+@dataclass(frozen=True)
+class TriggerCounts:
+    """An experiment's decisions (shadow ones left out), how many carry the counterfactual flag,
+    and how many of those are triggered (the variants would have served them differently)."""
+
+    n: int
+    flagged: int
+    triggered: int
+
+    @property
+    def complete(self) -> bool:
+        """Every decision carries the flag: the triggered analysis may read them."""
+        return self.n > 0 and self.flagged == self.n
+
+
+def trigger_counts(store: Store, name: str, since: datetime | None = None) -> TriggerCounts:
+    """:class:`TriggerCounts` of experiment ``name`` (decisions created at or after ``since``)."""
+    flag = _triggered()
+    query = (
+        select(
+            func.count(DecisionRow.id),
+            func.count(flag),
+            func.sum(case((flag.is_(True), 1), else_=0)),
+        )
+        .where(DecisionRow.experiment == name)
+        .where(func.coalesce(DecisionRow.meta["shadow"].as_boolean(), False).is_(False))
+    )
+    if since is not None:
+        query = query.where(DecisionRow.created_at >= since)
+    with store.session() as s:
+        n, flagged, triggered = s.execute(query).one()
+    return TriggerCounts(int(n or 0), int(flagged or 0), int(triggered or 0))
+
+
 def _aggregate(
     store: Store,
     name: str,
@@ -116,6 +160,7 @@ def _aggregate(
     success_at: float,
     since: datetime | None,
     by_spec: bool,
+    triggered_only: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Rows of (variant, spec, spec_version, n, n_out, successes, reward_sum, lat_n, lat_sum, lat_sq)."""
     lat = DecisionRow.latency_ms
@@ -139,6 +184,8 @@ def _aggregate(
     )
     if since is not None:
         query = query.where(DecisionRow.created_at >= since)
+    if triggered_only:
+        query = query.where(_triggered().is_(True))
     with store.session() as s:
         return [tuple(r) for r in s.execute(query)]
 
@@ -150,8 +197,11 @@ def variant_outcomes(
     spec_version: int | None = None,
     success_at: float = 0.5,
     since: datetime | None = None,
+    triggered_only: bool = False,
 ) -> dict[str, VariantOutcome]:
     """Per variant of experiment ``name``: decisions, rewarded decisions, successes, latency moments.
+
+    ``triggered_only`` keeps the decisions the serving path flagged as triggered (``TRIGGER_KEY``).
 
     A success is a reward ``>= success_at``. ``spec`` names the reward spec (and ``spec_version`` its
     version, default: the newest); without one, the experiment's rewards must come from exactly one
@@ -162,7 +212,9 @@ def variant_outcomes(
     if spec is None:
         # One pass grouped by spec too: with exactly one (spec, version) on the experiment's decisions
         # the groups add up to the answer; otherwise say which specs there are, or re-ask for the newest.
-        rows = _aggregate(store, name, RewardRow.decision_id == DecisionRow.id, success_at, since, True)
+        rows = _aggregate(
+            store, name, RewardRow.decision_id == DecisionRow.id, success_at, since, True, triggered_only
+        )
         specs = sorted({(r[1], int(r[2])) for r in rows if r[1] is not None})
         if len({p[0] for p in specs}) > 1:
             listed = ", ".join(f"{p[0]}@v{p[1]}" for p in specs)
@@ -180,7 +232,7 @@ def variant_outcomes(
             RewardRow.spec == spec,
             RewardRow.spec_version == spec_version,
         )
-        rows = _aggregate(store, name, joined, success_at, since, False)
+        rows = _aggregate(store, name, joined, success_at, since, False, triggered_only)
     totals: dict[str, list[float]] = {}
     for variant, _spec, _version, *numbers in rows:
         if variant is None:
@@ -207,12 +259,15 @@ def variant_outcomes(
 
 
 __all__ = [
+    "TRIGGER_KEY",
     "ExperimentStoreError",
+    "TriggerCounts",
     "VariantOutcome",
     "get_experiment",
     "insert_experiment",
     "read_experiments",
     "reward_specs_of_experiment",
+    "trigger_counts",
     "update_experiment",
     "variant_outcomes",
 ]
