@@ -38,6 +38,8 @@ Project = Annotated[
     ),
 ]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
+Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
+Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
