@@ -46,7 +46,7 @@ def test_format_errors_name_the_file_and_line(tmp_path):
         file_format("x.txt")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\n{oops\n')
-    with pytest.raises(FileFormatError, match=r"bad.jsonl, line 2: not valid JSON"):
+    with pytest.raises(FileFormatError, match=r"bad.jsonl line 2: not valid JSON"):
         list(read_rows(bad))
     arr = tmp_path / "arr.jsonl"
     arr.write_text("[1, 2]\n")

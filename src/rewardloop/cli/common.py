@@ -25,6 +25,22 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="project file (default: ./rewardloop.yaml, else built-in defaults)"),
 ]
 
+Actor = Annotated[
+    str | None,
+    typer.Option("--actor", help="who does this, for the history (your OS user name is recorded with it)"),
+]
+Project = Annotated[
+    str,
+    typer.Option(
+        "--project",
+        help="the project the policy belongs to (set by its first registration; the service's keys of "
+        "this project see it)",
+    ),
+]
+Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
+Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
+Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
+
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` in red to stderr; raise the returned Exit to stop with ``code``."""

@@ -21,12 +21,13 @@ from rewardloop.cli.common import ConfigOption, console, err_console, fail, open
 from rewardloop.config import ProjectConfig
 from rewardloop.config.sections import GateConfig
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
-from rewardloop.evaluation.golden import GoldenError, GoldenSet, jsonl_objects, load_golden
+from rewardloop.evaluation.golden import GoldenError, GoldenSet, load_golden
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_golden
 from rewardloop.evaluation.monitor import run_monitor, send_alerts
 from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import OPEInputError, PolicyValueInterval
 from rewardloop.store import read_decisions
+from rewardloop.store.files import jsonl_objects
 
 # ----------------------------------------------------------------------------------- policy loading
 

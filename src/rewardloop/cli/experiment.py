@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from rewardloop.cli.common import (
+    Actor,
     ConfigOption,
+    Project,
+    Reason,
     console,
     errors_as_messages,
     fail,
@@ -17,7 +21,6 @@ from rewardloop.cli.common import (
     open_store,
     project,
 )
-from rewardloop.cli.policies import Project
 from rewardloop.loop.experiments import ExperimentError, Experiments
 from rewardloop.registry import ArtifactError, RegistryError, attributed_actor
 from rewardloop.store.insights import DEFAULT_PROJECT
@@ -29,10 +32,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="who does this (your OS user name is recorded with it)")
-]
-
 
 def _errors() -> AbstractContextManager[None]:
     return errors_as_messages(ExperimentError, RegistryError, ArtifactError)
@@ -42,6 +41,17 @@ def _experiments(config: ConfigOption, project_name: str = DEFAULT_PROJECT) -> E
     cfg = project(config)
     store, registry = open_registry(cfg, project_name)
     return Experiments(store, registry, cfg.experiments)
+
+
+@contextmanager
+def _session(config: ConfigOption, project_name: str) -> Iterator[Experiments]:
+    """The project's experiments, their errors as clean messages; the store closed after."""
+    ex = _experiments(config, project_name)
+    try:
+        with _errors():
+            yield ex
+    finally:
+        ex.store.close()
 
 
 def _ramp(text: str | None) -> list[float] | None:
@@ -134,8 +144,7 @@ def start(
     if plan:
         _plan(config, policy, mde=mde, base_rate=base_rate, power=power, ramp=_ramp(ramp))
         return
-    ex = _experiments(config, project_name)
-    with _errors():
+    with _session(config, project_name) as ex:
         exp = ex.start(
             name,
             policy,
@@ -146,7 +155,6 @@ def start(
             salt=salt,
             actor=attributed_actor(actor),
         )
-    ex.store.close()
     mode = (
         "shadow (champion serves everything)"
         if exp.shadow
@@ -215,10 +223,8 @@ def advance(
     config: ConfigOption = None,
 ) -> None:
     """Evaluate the current stage and act: roll back, step the ramp up, promote, or hold."""
-    ex = _experiments(config, project_name)
-    with _errors():
+    with _session(config, project_name) as ex:
         step = ex.advance(name, actor=attributed_actor(actor))
-    ex.store.close()
     colour = {"rolled_back": "red", "promoted": "green", "advanced": "cyan", "held": "white"}[step.action]
     console.print(f"[{colour}]{step.action}[/{colour}] {step.summary()}")
 
@@ -226,18 +232,16 @@ def advance(
 @app.command()
 def stop(
     name: Annotated[str, typer.Argument(help="the experiment")],
-    reason: Annotated[str, typer.Option("--reason", "-m", help="why, for the log")] = "",
+    reason: Reason = "",
     actor: Actor = None,
     project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Stop an experiment: all traffic back to the champion, the challenger alias removed."""
-    ex = _experiments(config, project_name)
-    with _errors():
+    with _session(config, project_name) as ex:
         exp = ex.stop(name, actor=attributed_actor(actor), reason=reason)
         assert ex.registry is not None
         served = ex.registry.aliases(exp.policy).get("champion")
-    ex.store.close()
     # What is served now is the champion alias, not the version the experiment started with (a
     # rollback may have moved it since).
     was = exp.variants.get("champion")

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated, cast
 
 import typer
 from rich.table import Table
 
-from rewardloop.cli.common import ConfigOption, console, errors_as_messages, fail, open_registry, project
-from rewardloop.registry import ArtifactError, JsonGateEvidence, RegistryError, attributed_actor
+from rewardloop.cli.common import (
+    Actor,
+    ConfigOption,
+    Project,
+    Reason,
+    console,
+    errors_as_messages,
+    fail,
+    open_registry,
+    project,
+)
+from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError, attributed_actor
 from rewardloop.store.insights import DEFAULT_PROJECT
 from rewardloop.types import DECISION_KINDS, DecisionKind
 
@@ -20,23 +31,20 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Actor = Annotated[
-    str | None,
-    typer.Option("--actor", help="who does this, for the history (your OS user name is recorded with it)"),
-]
-Project = Annotated[
-    str,
-    typer.Option(
-        "--project",
-        help="the project the policy belongs to (set by its first registration; the service's keys of "
-        "this project see it)",
-    ),
-]
-Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
-
 
 def _errors() -> AbstractContextManager[None]:
     return errors_as_messages(RegistryError, ArtifactError)
+
+
+@contextmanager
+def _registry(config: Path | None, project_name: str) -> Iterator[Registry]:
+    """The project's registry, its errors as clean messages; the store closed after."""
+    store, reg = open_registry(project(config), project_name)
+    try:
+        with _errors():
+            yield reg
+    finally:
+        store.close()
 
 
 @app.command("register")
@@ -125,8 +133,7 @@ def show(
     config: ConfigOption = None,
 ) -> None:
     """Show one version: metrics, config, lineage, aliases, and whether its artifact verifies."""
-    store, reg = open_registry(project(config), project_name)
-    with _errors():
+    with _registry(config, project_name) as reg:
         pv = reg.resolve(ref)
         try:
             reg.verify(pv)
@@ -134,7 +141,6 @@ def show(
         except ArtifactError as err:
             state = f"[red]{err}[/red]"
         names = sorted(a for a, v in reg.aliases(pv.policy).items() if v == pv.version)
-    store.close()
     console.print(f"[bold]{pv.policy}@{pv.version}[/bold] ({pv.kind}) aliases: {', '.join(names) or '-'}")
     console.print(f"  artifact  {pv.artifact_path}  sha256 {pv.checksum}  {state}")
     console.print(f"  parent    {pv.parent_version or '-'}   training run {pv.training_run_id or '-'}")
@@ -167,10 +173,8 @@ def promote(
     if gate_report is not None:
         with _errors():
             report = JsonGateEvidence.from_mapping(_read_json(gate_report, "--gate-report"), str(gate_report))
-    store, reg = open_registry(project(config), project_name)
-    with _errors():
+    with _registry(config, project_name) as reg:
         event = reg.promote(ref, report, force=force, actor=attributed_actor(actor), reason=reason)
-    store.close()
     forced = " [yellow](forced)[/yellow]" if event.forced else ""
     console.print(
         f"{event.policy}@champion: {event.from_version or '-'} → {event.to_version}{forced} by {event.actor}"
@@ -186,10 +190,8 @@ def activate(
     config: ConfigOption = None,
 ) -> None:
     """Make the first version of a policy (or a former champion) the champion, without a new gate report."""
-    store, reg = open_registry(project(config), project_name)
-    with _errors():
+    with _registry(config, project_name) as reg:
         event = reg.activate(ref, actor=attributed_actor(actor), reason=reason)
-    store.close()
     console.print(f"{event.policy}@champion: {event.from_version or '-'} → {event.to_version} (activated)")
 
 
@@ -235,11 +237,9 @@ def history(
     config: ConfigOption = None,
 ) -> None:
     """Every alias move of a policy, oldest first: when, who, what, from → to, why, gate."""
-    store, reg = open_registry(project(config), project_name)
-    with _errors():
+    with _registry(config, project_name) as reg:
         events = reg.history(policy, alias)
         champion = reg.aliases(policy).get("champion", "-")
-    store.close()
     if as_json:
         for e in events:
             print(

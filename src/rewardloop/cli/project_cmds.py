@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress, project
+from rewardloop.cli.common import ConfigOption, Since, Until, console, fail, open_store, progress, project
 from rewardloop.config import DEFAULT_PATH
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, pyarrow) is imported by the commands, not by --help
@@ -221,8 +221,8 @@ def export(
     ] = None,
     policy: Annotated[str | None, typer.Option(help="only this policy")] = None,
     version: Annotated[str | None, typer.Option(help="only this policy version")] = None,
-    since: Annotated[str | None, typer.Option(help="decisions at or after this ISO time")] = None,
-    until: Annotated[str | None, typer.Option(help="decisions before this ISO time")] = None,
+    since: Since = None,
+    until: Until = None,
     config: ConfigOption = None,
 ) -> None:
     """Export stored decisions joined with their feedback (rows), as OpenAI chat fine-tuning JSONL

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from rewardloop.cli.common import (
     ConfigOption,
+    Since,
+    Until,
     console,
     errors_as_messages,
     fail,
@@ -64,8 +66,8 @@ def compile_cmd(
         typer.Option("--spec", "-s", help="reward spec name from rewardloop.yaml (repeatable; default: all)"),
     ] = None,
     policy: Annotated[str | None, typer.Option(help="only this policy's decisions")] = None,
-    since: Annotated[str | None, typer.Option(help="decisions created at or after this ISO time")] = None,
-    until: Annotated[str | None, typer.Option(help="decisions created before this ISO time")] = None,
+    since: Since = None,
+    until: Until = None,
     incremental: Annotated[
         bool,
         typer.Option(

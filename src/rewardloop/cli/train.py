@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from rewardloop.cli.common import ConfigOption, console, fail, open_store, progress
+from rewardloop.cli.common import ConfigOption, Since, Until, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
 from rewardloop.learners import LEARNERS, BanditData, LabelledData, learner_options
@@ -152,8 +152,8 @@ def train(
         list[str] | None,
         typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")] = None,
-    until: Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")] = None,
+    since: Since = None,
+    until: Until = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print the resolved config and the data; train nothing")
     ] = False,

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rewardloop.store.files import jsonl_objects
 
 TRUE = {"1", "true", "yes", "y", "t"}
 FALSE = {"0", "false", "no", "n", "f", ""}
@@ -167,22 +169,6 @@ def _item(raw: dict[str, Any], line: int, where: str) -> GoldenItem:
     )
 
 
-def jsonl_objects(path: Path, error: type[Exception] = GoldenError) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of each non-blank line of the JSON-lines file ``path``; ``error`` naming
-    the line for one that is not JSON or not an object."""
-    with path.open(encoding="utf-8") as fh:
-        for n, raw_line in enumerate(fh, start=1):
-            if not raw_line.strip():
-                continue
-            try:
-                row = json.loads(raw_line)
-            except json.JSONDecodeError as err:
-                raise error(f"{path} line {n}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise error(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
-            yield n, row
-
-
 def _rows_csv(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -215,7 +201,7 @@ def load_golden(path: str | Path, labels: Iterable[str] | None = None) -> Golden
     if suffix == ".csv":
         rows = _rows_csv(file)
     elif suffix in (".jsonl", ".json", ".ndjson"):
-        rows = jsonl_objects(file)
+        rows = jsonl_objects(file, GoldenError)
     else:
         raise GoldenError(f"{file}: unknown golden format {suffix!r} (use .jsonl or .csv)")
     items: list[GoldenItem] = []
@@ -255,4 +241,4 @@ def write_golden(golden: GoldenSet | Sequence[GoldenItem], path: str | Path) -> 
     return file
 
 
-__all__ = ["GoldenError", "GoldenItem", "GoldenSet", "jsonl_objects", "load_golden", "write_golden"]
+__all__ = ["GoldenError", "GoldenItem", "GoldenSet", "load_golden", "write_golden"]

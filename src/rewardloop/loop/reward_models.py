@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from rewardloop.evaluation.golden import jsonl_objects
 from rewardloop.loop.training import fit_and_record
 from rewardloop.rewards import EmbeddingRewardModel, PairwiseRewardModel, PreferencePair, RewardError
 from rewardloop.rewards.logged_data import RatedData, preference_pairs_from_batch, rated_from_batch
 from rewardloop.store import Store, read_decisions, write_decisions, write_feedback
+from rewardloop.store.files import jsonl_objects
 from rewardloop.types import Decision, Feedback, TrainingRun
 
 # ---------------------------------------------------------------------------------------- sources

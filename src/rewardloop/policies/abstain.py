@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from rewardloop.policies.artifacts import read_meta, save_weights, write_meta
+from rewardloop.policies.artifacts import load_weights, read_meta, save_weights, write_meta
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.policies.contract import GATE_KEY, DecisionContext, Exploration
 from rewardloop.types import Decision
@@ -110,7 +109,7 @@ class AbstainGate:
         folder = Path(path)
         meta = read_meta(folder, "gate.json", cls.kind, "an abstain gate")
         head = make_q_head(meta["hidden"])
-        head.load_state_dict(load_file(str(folder / "gate.safetensors")))
+        load_weights(head, folder / "gate.safetensors")
         return cls(head=head, hidden=meta["hidden"])
 
 

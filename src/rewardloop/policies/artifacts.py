@@ -10,13 +10,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 
 def save_weights(module: nn.Module, file: Path) -> None:
     """Write ``module``'s parameters and buffers to the safetensors ``file``."""
     save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(file))
+
+
+def load_weights(module: nn.Module, file: Path) -> None:
+    """Read ``module``'s parameters and buffers back from the safetensors ``file``."""
+    module.load_state_dict(load_file(str(file)))
 
 
 def write_meta(file: Path, meta: Mapping[str, Any]) -> None:
@@ -36,4 +41,4 @@ def read_meta(folder: Path, name: str, kind: str, what: str) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["read_meta", "save_weights", "write_meta"]
+__all__ = ["load_weights", "read_meta", "save_weights", "write_meta"]

@@ -23,15 +23,14 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from safetensors.torch import load_file
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 from torch import nn
 
-from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder, default_encoder
-from rewardloop.policies.artifacts import read_meta, save_weights, write_meta
+from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder
+from rewardloop.policies.artifacts import load_weights, save_weights
 from rewardloop.policies.contract import DecisionContext, Exploration, ExploreMode, PolicyInputError, draw
+from rewardloop.policies.encoder_head import EncoderHeadPolicy
 from rewardloop.types import Decision
 
 Backend = Literal["embedding", "finetuned"]
@@ -54,7 +53,7 @@ def softmax(logits: npt.NDArray[np.float64], axis: int = -1) -> npt.NDArray[np.f
     return result
 
 
-class ClassifierPolicy:
+class ClassifierPolicy(EncoderHeadPolicy):
     """Decide a label for a text.
 
     Parameters
@@ -89,6 +88,8 @@ class ClassifierPolicy:
     """
 
     kind = "classifier"
+    meta_name = "policy.json"
+    folder_what = "a classifier policy"
 
     def __init__(
         self,
@@ -113,49 +114,21 @@ class ClassifierPolicy:
             raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "finetuned" and encoder is None:
             raise ValueError("encoder: backend 'finetuned' needs its own (fine-tuned) encoder")
+        super().__init__(
+            labels,
+            head,
+            lambda: make_head(in_dim, len(labels), hidden),
+            encoder,
+            name,
+            version,
+            in_dim,
+            exploration,
+        )
         self.backend: Backend = backend
-        self.labels = list(labels)
         self.hidden = hidden
-        self.in_dim = in_dim
-        #: False for a fresh, untrained head: learners then start afresh (seeded) instead of from it.
-        self.head_fitted = head is not None
-        self.head = head if head is not None else make_head(in_dim, len(labels), hidden)
-        self.head.eval()
         self.temperature = float(temperature)
-        self._encoder = encoder
-        self.name = name
-        self.version = version
-        self.exploration = exploration if exploration is not None else Exploration()
-
-    @property
-    def encoder(self) -> MiniLMEncoder:
-        if self._encoder is None:
-            self._encoder = default_encoder()  # thread-safe: one shared encoder, built once
-        return self._encoder
-
-    def warm(self) -> None:
-        """Load the encoder and run it once, so that the first request does not pay for it."""
-        self.embed(["warm-up"])
-
-    @property
-    def n_labels(self) -> int:
-        return len(self.labels)
 
     # ------------------------------------------------------------------------------------ inference
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """This policy's embeddings of ``texts``, shape (n, in_dim): what the head reads."""
-        return self.encoder.encode(texts)
-
-    def raw_logits_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """Logits before temperature scaling, shape (n, K), for embeddings X of shape (n, in_dim)."""
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.in_dim:
-            raise ValueError(f"X: expected embeddings of shape (n, {self.in_dim}), got {X.shape}")
-        with torch.inference_mode():
-            logits = self.head(torch.from_numpy(X))  # (n, K)
-        raw: npt.NDArray[np.float64] = logits.double().numpy()
-        return raw
 
     def logits_embeddings(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """Temperature-scaled logits of shape (n, K) for embeddings X of shape (n, in_dim)."""
@@ -306,22 +279,12 @@ class ClassifierPolicy:
 
     def save(self, path: str | Path) -> Path:
         """Write ``head.safetensors`` and ``policy.json`` into the folder ``path``."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_weights(self.head, folder / "head.safetensors")
+        folder = self.save_head(
+            path,
+            {"backend": self.backend, "hidden": self.hidden, "temperature": self.temperature},
+        )
         if self.backend == "finetuned":
             save_weights(self.encoder.model, folder / "encoder.safetensors")
-        meta = {
-            "kind": self.kind,
-            "backend": self.backend,
-            "labels": self.labels,
-            "hidden": self.hidden,
-            "in_dim": self.in_dim,
-            "temperature": self.temperature,
-            "name": self.name,
-            "version": self.version,
-        }
-        write_meta(folder / "policy.json", meta)
         return folder
 
     @classmethod
@@ -330,24 +293,20 @@ class ClassifierPolicy:
     ) -> ClassifierPolicy:
         """Load a saved policy folder (safetensors + JSON; no code is run), served as ``exploration``."""
         folder = Path(path)
-        meta = read_meta(folder, "policy.json", cls.kind, "a classifier policy")
-        head = make_head(meta["in_dim"], len(meta["labels"]), meta["hidden"])
-        head.load_state_dict(load_file(str(folder / "head.safetensors")))
+        meta, saved = cls.read_head(
+            folder, lambda meta: make_head(meta["in_dim"], len(meta["labels"]), meta["hidden"])
+        )
         backend = meta.get("backend", "embedding")
         if backend == "finetuned":
             # The merged fine-tuned weights on the base architecture: plain transformers, no peft.
             encoder = MiniLMEncoder()
-            encoder.model.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+            load_weights(encoder.model, folder / "encoder.safetensors")
             encoder.model.eval()
         return cls(
-            meta["labels"],
-            head=head,
+            **saved,
             hidden=meta["hidden"],
             temperature=meta["temperature"],
             encoder=encoder,
-            name=meta["name"],
-            version=meta["version"],
-            in_dim=meta["in_dim"],
             backend=backend,
             exploration=exploration,
         )

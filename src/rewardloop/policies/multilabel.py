@@ -26,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder, default_encoder
+from rewardloop.encoders import EMBEDDING_DIM, MiniLMEncoder
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.policies.contract import DecisionContext, Exploration, PolicyInputError
+from rewardloop.policies.encoder_head import EncoderHeadPolicy
 from rewardloop.types import Decision, set_decision_fields
 
 FloatArray = npt.NDArray[np.float64]
@@ -61,7 +60,7 @@ def best_threshold(p: FloatArray, y: FloatArray, grid: FloatArray) -> float:
     return float(grid[int(np.argmax(f1))])
 
 
-class MultiLabelPolicy:
+class MultiLabelPolicy(EncoderHeadPolicy):
     """Decide a set of labels for a text (per-label sigmoid head, one threshold per label).
 
     Parameters
@@ -86,6 +85,8 @@ class MultiLabelPolicy:
     """
 
     kind = "set"
+    meta_name = "multilabel.json"
+    folder_what = "a set policy"
 
     def __init__(
         self,
@@ -103,45 +104,21 @@ class MultiLabelPolicy:
         t = np.full(len(labels), 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         if t.shape != (len(labels),) or not ((t > 0) & (t < 1)).all():
             raise ValueError(f"thresholds: need one per label, each in (0, 1); got {t.tolist()}")
-        self.labels = list(labels)
-        self.in_dim = in_dim
-        self.head_fitted = head is not None
-        self.head = head if head is not None else nn.Linear(in_dim, len(labels))
-        self.head.eval()
+        super().__init__(
+            labels,
+            head,
+            lambda: nn.Linear(in_dim, len(labels)),
+            encoder,
+            name,
+            version,
+            in_dim,
+            exploration,
+        )
         self.thresholds = t
-        self._encoder = encoder
-        self.name = name
-        self.version = version
-        self.exploration = exploration if exploration is not None else Exploration()
-
-    @property
-    def n_labels(self) -> int:
-        return len(self.labels)
-
-    @property
-    def encoder(self) -> MiniLMEncoder:
-        if self._encoder is None:
-            self._encoder = default_encoder()
-        return self._encoder
-
-    def warm(self) -> None:
-        self.embed(["warm-up"])
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        return self.encoder.encode(texts)
-
-    def logits_embeddings(self, X: npt.NDArray[np.float32]) -> FloatArray:
-        """Per-label logits, shape (n, L), for embeddings of shape (n, in_dim)."""
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.in_dim:
-            raise ValueError(f"X: expected embeddings of shape (n, {self.in_dim}), got {X.shape}")
-        with torch.inference_mode():
-            z: FloatArray = self.head(torch.from_numpy(X)).double().numpy()
-        return z
 
     def predict_proba_embeddings(self, X: npt.NDArray[np.float32]) -> FloatArray:
         """``p_j = σ(z_j)`` per label, shape (n, L)."""
-        return sigmoid(self.logits_embeddings(X))
+        return sigmoid(self.raw_logits_embeddings(X))
 
     def predict_proba(self, texts: Sequence[str]) -> FloatArray:
         return self.predict_proba_embeddings(self.embed(texts))
@@ -201,44 +178,15 @@ class MultiLabelPolicy:
 
     def save(self, path: str | Path) -> Path:
         """Write ``head.safetensors`` and ``multilabel.json`` into the folder ``path``."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: v.detach().contiguous() for k, v in self.head.state_dict().items()},
-            str(folder / "head.safetensors"),
-        )
-        meta = {
-            "kind": self.kind,
-            "labels": self.labels,
-            "thresholds": self.thresholds.tolist(),
-            "in_dim": self.in_dim,
-            "name": self.name,
-            "version": self.version,
-        }
-        (folder / "multilabel.json").write_text(json.dumps(meta, indent=2))
-        return folder
+        return self.save_head(path, {"thresholds": self.thresholds.tolist()})
 
     @classmethod
     def load(
         cls, path: str | Path, encoder: MiniLMEncoder | None = None, exploration: Exploration | None = None
     ) -> MultiLabelPolicy:
         folder = Path(path)
-        meta_file = folder / "multilabel.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{folder}: not a set policy folder (no multilabel.json)")
-        meta = json.loads(meta_file.read_text())
-        head = nn.Linear(meta["in_dim"], len(meta["labels"]))
-        head.load_state_dict(load_file(str(folder / "head.safetensors")))
-        return cls(
-            meta["labels"],
-            head=head,
-            thresholds=meta["thresholds"],
-            encoder=encoder,
-            name=meta["name"],
-            version=meta["version"],
-            in_dim=meta["in_dim"],
-            exploration=exploration,
-        )
+        meta, saved = cls.read_head(folder, lambda meta: nn.Linear(meta["in_dim"], len(meta["labels"])))
+        return cls(**saved, thresholds=meta["thresholds"], encoder=encoder, exploration=exploration)
 
 
 class CategoryAndActions:

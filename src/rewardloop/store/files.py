@@ -130,21 +130,30 @@ def count_rows(path: str | Path, fmt: FileFormat) -> int:
     return n - 1 if fmt == "csv" and n else n
 
 
+def jsonl_objects(
+    path: Path, error: type[Exception] = FileFormatError
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of the JSON-lines file ``path``; ``error`` naming
+    the line for one that is not JSON or not an object."""
+    with path.open("rb") as fh:
+        for n, raw_line in enumerate(fh, start=1):
+            if not raw_line.strip():
+                continue
+            try:
+                row = orjson.loads(raw_line)
+            except orjson.JSONDecodeError as err:
+                raise error(f"{path} line {n}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise error(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
+            yield n, row
+
+
 def read_rows(path: str | Path, fmt: FileFormat | None = None) -> Iterator[dict[str, Any]]:
     """Yield each row of a JSONL, CSV or Parquet file as a mapping of field → value."""
     fmt = file_format(path, fmt)
     if fmt == "jsonl":
-        with open(path, "rb") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as err:
-                    raise FileFormatError(f"{path}, line {n}: not valid JSON ({err})") from None
-                if not isinstance(row, dict):
-                    raise FileFormatError(f"{path}, line {n}: expected a JSON object")
-                yield row
+        for _, row in jsonl_objects(Path(path)):
+            yield row
     elif fmt == "csv":
         with open(path, newline="") as fh:
             for n, row in enumerate(csv.DictReader(fh), start=2):

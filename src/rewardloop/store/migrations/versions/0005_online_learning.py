@@ -10,6 +10,8 @@ Revision ID: 0005_online_learning
 Revises: 0004_action_sets
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -59,40 +61,50 @@ def upgrade() -> None:
         for statement in _PG_TRIGGER:
             op.execute(statement)
     op.create_index("ix_feedback_log_seq", "feedback", ["log_seq", "project", "id"])
-    op.create_table(
+    _lineage_table(
         "online_offsets",
-        sa.Column("policy", sa.String(200), nullable=False),
-        sa.Column("base_version", sa.String(100), nullable=False),
         sa.Column("state_version", sa.Integer(), nullable=False),
         sa.Column("log_seq", sa.BigInteger(), nullable=False),
         sa.Column("feedback_project", sa.String(200), nullable=False),
         sa.Column("feedback_id", sa.String(64), nullable=False),
-        sa.Column("events", sa.BigInteger(), nullable=False),
-        sa.Column("rewards", sa.BigInteger(), nullable=False),
+        *_counters(),
         sa.Column("updated_at", _TIME, nullable=False),
-        sa.PrimaryKeyConstraint("policy", "base_version"),
     )
-    op.create_table(
+    _lineage_table(
         "online_applied",
-        sa.Column("policy", sa.String(200), nullable=False),
-        sa.Column("base_version", sa.String(100), nullable=False),
         sa.Column("decision_id", sa.String(64), sa.ForeignKey("decisions.id"), nullable=False),
         sa.Column("reward", sa.Float(), nullable=False),
         sa.Column("feedback_ids", _JSON, nullable=False),
         sa.Column("state_version", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("policy", "base_version", "decision_id"),
+        key=("decision_id",),
     )
-    op.create_table(
+    _lineage_table(
         "router_states",
-        sa.Column("policy", sa.String(200), nullable=False),
-        sa.Column("base_version", sa.String(100), nullable=False),
         sa.Column("state_version", sa.Integer(), nullable=False),
         sa.Column("meta", sa.Text(), nullable=False),
         sa.Column("arrays", sa.LargeBinary(), nullable=False),
+        *_counters(),
+        sa.Column("created_at", _TIME, nullable=False),
+        key=("state_version",),
+    )
+
+
+def _lineage_table(name: str, *columns: sa.Column[Any], key: tuple[str, ...] = ()) -> None:
+    """Create a table keyed by a router lineage (policy, base version), then ``key``."""
+    op.create_table(
+        name,
+        sa.Column("policy", sa.String(200), nullable=False),
+        sa.Column("base_version", sa.String(100), nullable=False),
+        *columns,
+        sa.PrimaryKeyConstraint("policy", "base_version", *key),
+    )
+
+
+def _counters() -> tuple[sa.Column[Any], sa.Column[Any]]:
+    """The learner's counts so far: feedback events read and rewards applied."""
+    return (
         sa.Column("events", sa.BigInteger(), nullable=False),
         sa.Column("rewards", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", _TIME, nullable=False),
-        sa.PrimaryKeyConstraint("policy", "base_version", "state_version"),
     )
 
 
