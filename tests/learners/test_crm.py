@@ -70,6 +70,25 @@ def test_clipped_weights_and_variance_penalty() -> None:
     assert penalised.item() == pytest.approx(1 / 6 + math.sqrt(7 / 12 / 3), abs=1e-5)
 
 
+def test_confirmations_full_take_a_thumbs_up_as_its_label() -> None:
+    # confirmations="full": row 1 (thumbs up on 0) enters as log π(0|x) = log .5 with weight 1, not as
+    # (1 − .5) · w; u = (log .5, −1, log .5) and V̂_SN is over the thumbs-down row alone: 0
+    loss, m = crm_loss(LOGITS, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.5, confirmations="full")
+    assert loss.item() == pytest.approx(-(2 * math.log(0.5) - 1.0) / 3, abs=1e-6)
+    assert m["train/snips"] == pytest.approx(0.0)
+    assert m["train/mean_weight"] == pytest.approx(2.0)
+    assert m["train/corrected_frac"] == pytest.approx(1 / 3)  # a confirmation is not a correction
+    with pytest.raises(LearnerConfigError, match=r"^confirmations: must be bandit or full, got 'all'"):
+        CRMConfig(confirmations="all")
+
+
+def test_confirmations_full_learn_from_bandit_feedback() -> None:
+    data, _ = uniform_bandit_data(512)
+    X_test, y_test = linear_task(1000, seed=99)
+    config = CRMConfig(epochs=20, batch_size=32, lr=0.05, confirmations="full")
+    assert accuracy(CRM(config).fit(data, policy=fresh_policy()), X_test, y_test) > 0.7
+
+
 def test_gradients_push_thumbs_down_down_and_corrections_up() -> None:
     logits = torch.zeros(3, 2, requires_grad=True)
     loss, _ = crm_loss(logits, ACTIONS, REWARD, PSCORE, CORRECTION, baseline=0.5)

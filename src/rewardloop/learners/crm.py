@@ -27,7 +27,10 @@ place of its bandit term (counting both would count the logged action twice), as
 ``correction_weight`` · (π(c_i|x_i) − λ) with ``correction_loss="expected"``, or by default as
 ``correction_weight`` · log π(c_i|x_i), the same target through cross-entropy: corrections come
 mostly where π was wrong, π(c_i|x_i) is small there, and the exact term's gradient π(c)(1 − π(c))
-vanishes with it, where the log's, 1 − π(c), does not.
+vanishes with it, where the log's, 1 − π(c), does not. On a single-label decision a thumbs up is full
+information as well (reward 1 for the logged action, 0 for the others); ``confirmations="full"`` takes
+such a row (reward 1) like a correction naming the logged action, the default ``"bandit"`` keeps its
+importance-weighted term.
 """
 
 from __future__ import annotations
@@ -90,6 +93,11 @@ class CRMConfig(GradientClipConfig):
         "a corrected row's term: log, log π(c|x) (cross-entropy, whose gradient does not "
         "vanish where π(c|x) is small); or expected, π(c|x) − λ (its exact expected reward)",
     )
+    confirmations: str = hyperparameter(
+        "bandit",
+        "a row with the top reward 1 (a thumbs up on a single-label decision): bandit, (1 − λ) · w; or "
+        "full, full information like a correction, the logged action as its label",
+    )
     weight_decay: float = hyperparameter(1e-4, "L2 penalty (AdamW decoupled decay)", NON_NEGATIVE)
 
     def validate(self) -> None:
@@ -102,6 +110,8 @@ class CRMConfig(GradientClipConfig):
             raise LearnerConfigError(
                 f"correction_loss: must be expected or log, got {self.correction_loss!r}"
             )
+        if self.confirmations not in ("bandit", "full"):
+            raise LearnerConfigError(f"confirmations: must be bandit or full, got {self.confirmations!r}")
 
 
 @dataclass(frozen=True)
@@ -172,11 +182,13 @@ def crm_loss(
     variance_penalty: float = 0.0,
     correction_weight: float = 1.0,
     correction_loss: str = "log",
+    confirmations: str = "bandit",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """−L_λ on one minibatch (+ POEM's variance penalty), and its metrics.
 
     u_i = (r_i − λ) · min(π(a_i|x_i)/p_i, M) for bandit rows, correction_weight · (π(c_i|x_i) − λ) for
-    corrected rows (``correction_loss="log"``: correction_weight · log π(c_i|x_i));
+    corrected rows (``correction_loss="log"``: correction_weight · log π(c_i|x_i)), and with
+    ``confirmations="full"`` the same for rows with r_i = 1, c_i = a_i;
     loss = −mean(u) + variance_penalty · sqrt(Var(u) / B).
 
     Parameters
@@ -195,15 +207,17 @@ def crm_loss(
     ratio = torch.exp(logp - torch.log(pscore))  # (B,) π(a|x) / μ(a|x), with gradient
     w = ratio.clamp(max=max_weight) if max_weight > 0 else ratio  # clipped rows carry no gradient
     corrected = correction >= 0  # (B,)
-    logp_correct = log_probs(logits, correction.clamp(min=0))  # (B,) log π(c|x), used where corrected
+    known = corrected | (reward >= 1) if confirmations == "full" else corrected  # full-information rows
+    target = torch.where(corrected, correction, actions)  # (B,) the label a known row names
+    logp_correct = log_probs(logits, target)  # (B,) log π(c|x), used where known
     full = logp_correct if correction_loss == "log" else logp_correct.exp() - baseline
-    u = torch.where(corrected, correction_weight * full, (reward - baseline) * w)  # (B,)
+    u = torch.where(known, correction_weight * full, (reward - baseline) * w)  # (B,)
     objective = u.mean()
     loss = -objective
     if variance_penalty > 0 and len(u) > 1:
         loss = loss + variance_penalty * torch.sqrt(u.var() / len(u) + 1e-12)
     with torch.no_grad():
-        bandit = ~corrected
+        bandit = ~known
         wb = w[bandit]
         snips = float((wb * reward[bandit]).sum() / wb.sum()) if bandit.any() else float("nan")
         clip_frac = (
@@ -272,6 +286,7 @@ class CRM(BanditMinibatchLearner[CRMConfig]):
                 cfg.variance_penalty,
                 cfg.correction_weight,
                 cfg.correction_loss,
+                cfg.confirmations,
             )
 
         return batch_loss, [head]
