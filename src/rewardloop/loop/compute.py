@@ -72,7 +72,8 @@ class ComputeBackend:
                 try:
                     ray.init(
                         address=address,
-                        num_cpus=None if address else self.config.workers,
+                        # A local Ray gets exactly the CPUs its actors ask for (none left idle, none short).
+                        num_cpus=None if address else self.config.workers * self.config.threads_per_worker,
                         include_dashboard=False,
                         log_to_driver=False,
                     )
