@@ -73,6 +73,9 @@ def test_ray_backend_without_ray_says_how_to_install(monkeypatch):
 
 
 def test_the_compute_section_is_validated():
+    from rewardloop.config.template import render_template
+
+    assert "compute:\n  backend: local  # local: in this process; ray: on a Ray cluster" in render_template()
     assert parse_config({"compute": {"backend": "ray", "workers": 3}}, "t").compute.workers == 3
     with pytest.raises(ConfigError, match=r"compute\.backend"):
         parse_config({"compute": {"backend": "spark"}}, "t")
