@@ -394,3 +394,17 @@ def test_diagnostics_say_when_propensities_are_estimated():
     assert any("estimated propensities: each within 0.0001 relative" in w for w in d.warnings)
     with pytest.raises(OPEInputError, match="pscore_rtol"):
         ope_diagnostics(**logs, pscore_rtol=2.0)
+
+
+def test_bootstrap_partitions_split_the_replicates_with_their_own_seeds():
+    from rewardloop.evaluation.ope import bootstrap_partitions
+
+    assert bootstrap_partitions(10, 4, 1) == [(10, 4)]  # one part: the classic single stream
+    parts = bootstrap_partitions(10, 4, 3)
+    assert [b for b, _ in parts] == [4, 3, 3]
+    assert len({seed for _, seed in parts}) == 3 and parts == bootstrap_partitions(10, 4, 3)
+    assert [seed for _, seed in bootstrap_partitions(6, None, 2)] == [None, None]
+    with pytest.raises(OPEInputError, match="n_partitions: must be >= 1"):
+        bootstrap_partitions(10, 0, 0)
+    with pytest.raises(OPEInputError, match="at most n_bootstrap_samples"):
+        bootstrap_partitions(2, 0, 3)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewardloop.config import ConfigError, ProjectConfig, load_config
+from rewardloop.config import ComputeConfig, ConfigError, ProjectConfig, load_config
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by the commands that open one, not by --help
     from rewardloop.registry import Registry
@@ -37,6 +37,16 @@ Project = Annotated[
         "this project see it)",
     ),
 ]
+ComputeOption = Annotated[
+    str | None,
+    typer.Option("--backend", help="where the job runs: local or ray (default: compute.backend)"),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address", help="Ray cluster to join, e.g. ray://head:10001 (default: compute.ray_address)"
+    ),
+]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
 Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
 Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
@@ -46,6 +56,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` in red to stderr; raise the returned Exit to stop with ``code``."""
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def compute_config(cfg: ProjectConfig, backend: str | None, ray_address: str | None) -> ComputeConfig:
+    """``cfg.compute`` with the ``--backend`` and ``--ray-address`` given; a bad backend is an error."""
+    if backend not in (None, "local", "ray"):
+        raise fail(f"--backend: must be local or ray, got {backend!r}")
+    updates = {"backend": backend, "ray_address": ray_address}
+    return cfg.compute.model_copy(update={k: v for k, v in updates.items() if v is not None})
 
 
 def project(config: Path | None) -> ProjectConfig:

@@ -17,7 +17,18 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from rewardloop.cli.common import ConfigOption, console, err_console, fail, open_store, progress, project
+from rewardloop.cli.common import (
+    ComputeOption,
+    ConfigOption,
+    RayAddress,
+    compute_config,
+    console,
+    err_console,
+    fail,
+    open_store,
+    progress,
+    project,
+)
 from rewardloop.config import ProjectConfig
 from rewardloop.config.sections import GateConfig
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
@@ -26,6 +37,7 @@ from rewardloop.evaluation.metrics import GoldenReport, evaluate_golden
 from rewardloop.evaluation.monitor import run_monitor, send_alerts
 from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import OPEInputError, PolicyValueInterval
+from rewardloop.loop.compute import ComputeBackend, ComputeError
 from rewardloop.store import read_decisions
 from rewardloop.store.files import jsonl_objects
 
@@ -440,12 +452,15 @@ def ope_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="write the report JSON here (gate --ope reads it)")
     ] = None,
+    backend: ComputeOption = None,
+    ray_address: RayAddress = None,
     config: ConfigOption = None,
 ) -> None:
     """Estimate a candidate's value on stored decisions (IPW, SNIPW, DM, DR with bootstrap intervals).
 
     The logging policy's own mean reward is reported as champion_value, so the output feeds
     `rewardloop gate --ope`. Diagnostics warn about low effective sample size and missing support.
+    The bootstrap runs in compute.bootstrap_partitions parts, on Ray with --backend ray.
     """
     name, _, ver = reward_spec.partition(":")
     if not name or not ver.isdigit():
@@ -458,11 +473,18 @@ def ope_cmd(
         store.close()
     try:
         cand = load_policy_for_eval(candidate, cfg)
-        with console.status(f"off-policy evaluation of {cand.name} on {len(batch)} decisions ..."):
+        with (
+            ComputeBackend(compute_config(cfg, backend, ray_address)) as compute,
+            console.status(f"off-policy evaluation of {cand.name} on {len(batch)} decisions ..."),
+        ):
             result = evaluate_candidate_on_logs(
-                cand, batch, n_bootstrap_samples=n_bootstrap, random_state=seed
+                cand,
+                batch,
+                n_bootstrap_samples=n_bootstrap,
+                random_state=seed,
+                resample=compute.bootstrap_means,
             )
-    except (OPEInputError, PolicyLoadError) as err:
+    except (OPEInputError, PolicyLoadError, ComputeError) as err:
         raise fail(str(err)) from None
     t = Table(title=f"{cand.name} on {result.n_rounds} logged decisions of {policy}")
     for col in ("estimator", "value", "interval", "vs logged"):

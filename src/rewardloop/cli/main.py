@@ -94,6 +94,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "API keys of the HTTP service: each has a project and scopes",
     ),
     "loop": ("rewardloop.cli.loop_cmds", "Run the closed loop on your own store."),
+    "embed": (
+        "rewardloop.cli.compute_cmds",
+        "Embed the texts of logged decisions with MiniLM into a Parquet file (local, or Ray Data on a "
+        "cluster).",
+    ),
     "learn": (
         "rewardloop.cli.learn",
         "Learn a router online: apply each reward from /v1/feedback once, publish router states.",

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from rewardloop.config.sections import (
     DEFAULT_STORE_URL,
+    ComputeConfig,
     EncoderConfig,
     EvaluationConfig,
     ExperimentsConfig,
@@ -50,6 +51,7 @@ class ProjectConfig(BaseSettings):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     online: OnlineConfig = Field(default_factory=OnlineConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -185,6 +187,7 @@ def load_config(path: str | Path | None = None, sets: Iterable[str] = ()) -> Pro
 __all__ = [
     "DEFAULT_PATH",
     "DEFAULT_STORE_URL",
+    "ComputeConfig",
     "ConfigError",
     "EncoderConfig",
     "EvaluationConfig",

@@ -460,6 +460,30 @@ class OnlineConfig(Section):
     )
 
 
+class ComputeConfig(Section):
+    """Where heavy offline jobs run: embedding backfills and partitioned bootstrap OPE (docs/scaling.md)."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local",
+        description="local: in this process; ray: on a Ray cluster (needs the ray extra), same results",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local Ray)",
+    )
+    workers: int = Field(2, ge=1, description="Ray actors (each loads the encoder once) or bootstrap tasks")
+    threads_per_worker: int = Field(
+        1, ge=1, description="torch threads per worker; the local backend uses the same, so results match"
+    )
+    batch_size: int = Field(64, ge=1, description="texts per encoder call (the same on both backends)")
+    bootstrap_partitions: int = Field(
+        1,
+        ge=1,
+        description="independent parts of one bootstrap, each with its own seed (1: the classic single "
+        "stream); Ray runs them in parallel, the local backend one after another, with equal results",
+    )
+
+
 class ServiceConfig(Section):
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=1, le=65535, description="port to bind")

@@ -22,6 +22,8 @@ from rewardloop.evaluation.ope import (
     LoggedFeedback,
     OPEInputError,
     OPEReport,
+    Resampler,
+    bootstrap_means,
     evaluate_off_policy,
     logged_feedback_from_decisions,
     tabular_reward_model,
@@ -108,6 +110,7 @@ def evaluate_candidate_on_logs(
     alpha: float = 0.05,
     n_bootstrap_samples: int = 1000,
     random_state: int | None = 0,
+    resample: Resampler = bootstrap_means,
 ) -> OfflineEvaluation:
     """IPW, SNIPW, DM and DR (DM/DR with a cross-fitted per-action reward table) of ``policy`` on logs.
 
@@ -127,6 +130,7 @@ def evaluate_candidate_on_logs(
         alpha=alpha,
         n_bootstrap_samples=n_bootstrap_samples,
         random_state=random_state,
+        resample=resample,
     )
 
 
@@ -139,6 +143,7 @@ def evaluate_dist_on_logs(
     alpha: float = 0.05,
     n_bootstrap_samples: int = 1000,
     random_state: int | None = 0,
+    resample: Resampler = bootstrap_means,
 ) -> OfflineEvaluation:
     """The estimators for a candidate's served distribution over the logged actions, shape (n, K), on
     ``logged`` (any policy kind: a router gives its own distribution per logged context)."""
@@ -156,6 +161,7 @@ def evaluate_dist_on_logs(
         alpha=alpha,
         n_bootstrap_samples=n_bootstrap_samples,
         random_state=random_state,
+        resample=resample,
     )
     return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds, served_as)
 

@@ -36,7 +36,13 @@ does (percentiles of the means of ``n_bootstrap_samples`` resamples drawn with a
 from __future__ import annotations
 
 from rewardloop.evaluation.ope._common import DETERMINISTIC_PSCORE, OPEInputError
-from rewardloop.evaluation.ope.bootstrap import PolicyValueInterval, bootstrap_interval, bootstrap_means
+from rewardloop.evaluation.ope.bootstrap import (
+    PolicyValueInterval,
+    Resampler,
+    bootstrap_interval,
+    bootstrap_means,
+    bootstrap_partitions,
+)
 from rewardloop.evaluation.ope.diagnostics import OPEDiagnostics, effective_sample_size, ope_diagnostics
 from rewardloop.evaluation.ope.estimators import (
     SNIPS,
@@ -72,10 +78,12 @@ __all__ = [
     "OPEInputError",
     "OPEReport",
     "PolicyValueInterval",
+    "Resampler",
     "SelfNormalizedInverseProbabilityWeighting",
     "SwitchDoublyRobust",
     "bootstrap_interval",
     "bootstrap_means",
+    "bootstrap_partitions",
     "check_bandit_feedback",
     "default_estimators",
     "effective_sample_size",

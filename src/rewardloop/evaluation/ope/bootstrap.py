@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -72,6 +73,45 @@ def bootstrap_means(
         for row, series in zip(out, x2, strict=True):  # per series: the same sums as a lone call
             row[start : start + b] = series[idx].mean(axis=1)
     return out if stacked else out[0]
+
+
+#: ``(samples (m, n), n_bootstrap_samples, random_state) -> means (m, B)``: :func:`bootstrap_means`, or a
+#: compute backend's partitioned run of it (``rewardloop.loop.compute``).
+Resampler = Callable[[FloatArray, int, int | None], FloatArray]
+
+
+def bootstrap_partitions(
+    n_bootstrap_samples: int, random_state: int | None, n_partitions: int
+) -> list[tuple[int, int | None]]:
+    """``(replicates, seed)`` of each of ``n_partitions`` independent parts of one bootstrap.
+
+    The replicates are split as evenly as possible (the first parts take the remainder); part ``p``
+    draws with its own seed from ``SeedSequence([random_state, p])``, so the parts can run anywhere, in
+    any order, and their concatenation depends only on ``(random_state, n_partitions)``. One partition
+    keeps ``random_state`` itself: exactly :func:`bootstrap_means`. ``random_state=None`` gives every part
+    fresh entropy (not reproducible, as with one part).
+
+    >>> bootstrap_partitions(10, 0, 1)
+    [(10, 0)]
+    >>> [b for b, _ in bootstrap_partitions(10, 0, 3)]
+    [4, 3, 3]
+    """
+    if n_partitions < 1:
+        raise OPEInputError(f"n_partitions: must be >= 1, got {n_partitions}")
+    if n_partitions > n_bootstrap_samples:
+        raise OPEInputError(
+            f"n_partitions: at most n_bootstrap_samples ({n_bootstrap_samples}), got {n_partitions}"
+        )
+    if n_partitions == 1:
+        return [(n_bootstrap_samples, random_state)]
+    base, extra = divmod(n_bootstrap_samples, n_partitions)
+    parts: list[tuple[int, int | None]] = []
+    for p in range(n_partitions):
+        seed = None
+        if random_state is not None:
+            seed = int(np.random.SeedSequence([random_state, p]).generate_state(1)[0])
+        parts.append((base + (1 if p < extra else 0), seed))
+    return parts
 
 
 def percentile_interval(means: FloatArray, alpha: float) -> tuple[float, float, float]:

@@ -11,6 +11,7 @@ import numpy as np
 from rewardloop.evaluation.ope._common import FloatArray, OPEInputError
 from rewardloop.evaluation.ope.bootstrap import (
     PolicyValueInterval,
+    Resampler,
     bootstrap_means,
     check_alpha,
     percentile_interval,
@@ -64,9 +65,13 @@ def evaluate_off_policy(
     alpha: float = 0.05,
     n_bootstrap_samples: int = 1000,
     random_state: int | None = 0,
+    resample: Resampler = bootstrap_means,
     **inputs: Unpack[BanditLogs],
 ) -> OPEReport:
     """Run several estimators (default: IPW, SNIPW, DM, DR) with bootstrap intervals, plus diagnostics.
+
+    ``resample`` draws the bootstrap replicate means (default :func:`bootstrap_means` in this process;
+    a compute backend's ``bootstrap_means`` runs partitions of it on Ray).
 
     Examples
     --------
@@ -83,7 +88,7 @@ def evaluate_off_policy(
     terms = np.stack([_terms(est, bf) for est in ests]) if ests else np.empty((0, bf.n_rounds))
     # (n_estimators, n_rounds). One set of resampling draws for every estimator: each estimator's own
     # estimate_interval with this random_state draws exactly these, so the intervals are the same.
-    means = bootstrap_means(terms, n_bootstrap_samples, random_state) if ests else terms  # (n_est, B)
+    means = resample(terms, n_bootstrap_samples, random_state) if ests else terms  # (n_est, B)
     estimates = {}
     for est, row, replicates in zip(ests, terms, means, strict=True):
         mean, lower, upper = percentile_interval(replicates, alpha)
