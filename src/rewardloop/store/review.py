@@ -9,7 +9,7 @@ decision has since got feedback that says enough (:func:`answering_feedback`) is
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Update, and_, func, or_, select, update
@@ -20,7 +20,8 @@ from rewardloop.store.insights import project_of_decision
 from rewardloop.store.repository import decision_from_row, insert_feedback, read_feedback
 from rewardloop.store.rows import record_from_row, row_values
 from rewardloop.store.tables import DecisionRow, ReviewItemRow
-from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
+from rewardloop.types import Decision, Feedback, RecordError, ReviewItem, new_id, utcnow
+from rewardloop.types.sets import check_labels_against
 
 REVIEW_STATUSES = ("open", "claimed", "resolved")
 
@@ -211,48 +212,87 @@ def claim_review_item(store: Store, item_id: str, reviewer: str, project: str) -
     return get_review_entry(store, entry.item.id, project).item
 
 
+def _reviewer_feedback(
+    decision: Decision,
+    label: str | None,
+    labels: Sequence[str] | None,
+    rater: Feedback,
+) -> list[Feedback]:
+    """What a reviewer's answer stores: a ``correction`` with ``label`` and, for a decision with a set,
+    a ``set_correction`` with ``labels`` (a ``set`` decision has only the set); the first row is the
+    one the item points at; ``rater`` is a template row carrying the reviewer, authority and comment.
+    Refused (``ReviewError("invalid")``, naming the field) otherwise."""
+    out: list[Feedback] = []
+    if decision.kind == "set":
+        if label is not None:
+            raise ReviewError(
+                "invalid", "label: a set decision is resolved with labels (the right set)", "label"
+            )
+    elif label is None:
+        raise ReviewError("invalid", "label: is required (the right action)", "label")
+    elif label not in decision.actions:
+        raise ReviewError(
+            "invalid",
+            f"label: {label!r} is not one of the decision's actions ({', '.join(decision.actions)})",
+            "label",
+        )
+    else:
+        out.append(replace(rater, kind="correction", label=label, labels=None))
+    if labels is None:
+        if decision.kind == "set":
+            raise ReviewError("invalid", "labels: is required for a set decision (the right set)", "labels")
+        return out
+    why = check_labels_against("set_correction", labels, decision.label_space, decision.chosen_set or ())
+    try:
+        if why is not None:
+            raise RecordError("labels", why)
+        fb = replace(rater, kind="set_correction", label=None, labels=tuple(labels), id=new_id())
+    except RecordError as err:
+        raise ReviewError("invalid", f"{err.field}: {err.reason}", err.field) from None
+    return [*out, fb]
+
+
 def resolve_review_item(
     store: Store,
     item_id: str,
     project: str,
     *,
-    label: str,
     reviewer: str,
+    label: str | None = None,
+    labels: Sequence[str] | None = None,
     authority: float = 1.0,
     comment: str | None = None,
 ) -> tuple[ReviewItem, Feedback]:
-    """Resolve an item with the right label: a ``correction`` feedback from ``reviewer``, in one transaction.
+    """Resolve an item with the right answer, from ``reviewer``, in one transaction: ``label`` (one of
+    the decision's actions) as a ``correction``, and for a decision with a set ``labels`` (the right
+    set, from its label space) as a ``set_correction``; a ``set`` decision takes ``labels`` alone.
+    Returns the item and the feedback it points at (the correction, or a set decision's set).
 
-    The label must be one of the decision's actions. An item claimed by someone else, or already
-    resolved, is refused (``ReviewError("conflict")``) and nothing is written.
+    An item claimed by someone else, or already resolved, is refused (``ReviewError("conflict")``) and
+    nothing is written.
     """
     entry = get_review_entry(store, item_id, project)
-    if label not in entry.decision.actions:
-        raise ReviewError(
-            "invalid",
-            f"label: {label!r} is not one of the decision's actions ({', '.join(entry.decision.actions)})",
-            "label",
-        )
-    feedback = Feedback(
+    template = Feedback(
         decision_id=entry.decision.id,
-        kind="correction",
-        label=label,
+        kind="set_correction",
+        labels=(),
         rater_id=reviewer,
         authority=authority,
         source="human",
         comment=comment,
     )
+    rows = _reviewer_feedback(entry.decision, label, labels, template)
     now = utcnow()
     with store.engine.begin() as conn:
         done = _open_to(item_id, reviewer).values(
-            status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now
+            status="resolved", claimed_by=reviewer, feedback_id=rows[0].id, resolved_at=now
         )
         changed = conn.execute(done).rowcount
         if changed:
-            insert_feedback(conn, [(feedback, project)])
+            insert_feedback(conn, [(fb, project) for fb in rows])
     if not changed:
         raise _conflict(store, item_id, project)
-    return get_review_entry(store, item_id, project).item, feedback
+    return get_review_entry(store, item_id, project).item, rows[0]
 
 
 __all__ = [
