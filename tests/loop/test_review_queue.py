@@ -168,3 +168,23 @@ def test_feedback_that_answers_an_open_item_closes_it(store: Store) -> None:
     assert ReviewPolicy().enqueue(store, []) == 0
     assert ReviewPolicy().enqueue(store, [(ds[0], None)]) == 0  # queued already
     assert review_counts(store, "acme")["resolved"] == 2
+
+
+def test_a_set_correction_answers_a_set_decision_not_a_category(store: Store) -> None:
+    def logged(kind: str) -> Decision:
+        fields = set_decision_fields(("pay", "archive"), ("pay",), (0.6, 0.3))
+        if kind == "classifier":
+            extra = {"actions": ACTIONS, "action": "on", "action_dist": (0.5, 0.3, 0.2), "pscore": 0.5}
+            fields = {**extra, "label_space": fields["label_space"], "chosen_set": fields["chosen_set"],
+                      "label_probs": fields["label_probs"]}  # fmt: skip
+        d = Decision(policy="p", policy_version="1", kind=kind, metadata={"project": "acme"}, **fields)
+        log_decision(store, d)
+        return d
+
+    alone, beside = logged("set"), logged("classifier")
+    fixes = [
+        Feedback(decision_id=d.id, kind="set_correction", labels=("archive",), authority=0.9)
+        for d in (alone, beside)
+    ]
+    write_feedback(store, fixes)
+    assert answering_feedback(store, [alone.id, beside.id], 0.8) == {alone.id: fixes[0].id}

@@ -85,15 +85,18 @@ def queued_since(store: Store, project: str, since: datetime) -> int:
 def answering_feedback(store: Store, decision_ids: Sequence[str], min_authority: float) -> dict[str, str]:
     """For each decision whose feedback already says enough, the id of the first such feedback.
 
-    Enough is the right label, known: a correction, or a positive rating (a value above the middle
-    of its scale: "this was right"), from a rater of authority at least ``min_authority``. A
-    negative rating is not enough: it says the label was wrong, not which one is right, and that is
-    what a reviewer adds. Voided feedback does not count.
+    Enough is the right label, known: a correction, a positive rating (a value above the middle of
+    its scale: "this was right"), or for a ``set`` decision a set correction (the right set), from a
+    rater of authority at least ``min_authority``. A negative rating is not enough: it says the label
+    was wrong, not which one is right, and that is what a reviewer adds. Voided feedback does not
+    count.
     """
     if not decision_ids:
         return {}
+    rows = read_feedback(store, decision_ids=list(decision_ids))
+    sets = _set_decisions(store, sorted({fb.decision_id for fb in rows if fb.kind == "set_correction"}))
     found: dict[str, str] = {}
-    for fb in read_feedback(store, decision_ids=list(decision_ids)):
+    for fb in rows:
         if fb.decision_id in found or fb.authority < min_authority:
             continue
         positive = (
@@ -101,9 +104,19 @@ def answering_feedback(store: Store, decision_ids: Sequence[str], min_authority:
             and fb.value is not None
             and (fb.scale is None or fb.value > (fb.scale[0] + fb.scale[1]) / 2)
         )
-        if fb.kind == "correction" or positive:
+        if fb.kind == "correction" or positive or (fb.kind == "set_correction" and fb.decision_id in sets):
             found[fb.decision_id] = fb.id
     return found
+
+
+def _set_decisions(store: Store, decision_ids: Sequence[str]) -> set[str]:
+    """Which of the decisions are of kind ``set`` (a set correction is their whole answer; beside a
+    category it leaves the category unanswered)."""
+    if not decision_ids:
+        return set()
+    query = select(DecisionRow.id).where(DecisionRow.id.in_(decision_ids), DecisionRow.kind == "set")
+    with store.engine.connect() as conn:
+        return {str(i) for i in conn.execute(query).scalars()}
 
 
 def close_answered_items(store: Store, project: str, min_authority: float) -> int:
