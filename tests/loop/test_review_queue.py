@@ -19,7 +19,7 @@ from rewardloop.store.review import (
     read_review_queue,
     review_counts,
 )
-from rewardloop.types import Decision, Feedback, ReviewItem
+from rewardloop.types import Decision, Feedback, ReviewItem, set_decision_fields
 
 ACTIONS = ("on", "off", "dim")
 
@@ -39,6 +39,25 @@ def test_margin_and_exploration_picks() -> None:
     assert not exploration_pick(dec("on", (0.5, 0.3, 0.2)))
     assert exploration_pick(dec("off", (0.5, 0.3, 0.2)))  # ε-greedy's uniform draw
     assert not exploration_pick(dec("off", (0.4, 0.4, 0.2)))  # a tie is exploited
+
+
+def test_a_set_decision_is_judged_per_label() -> None:
+    """Regression: a set's joint action (the set against all others) has π(S) < ½ in most draws, so
+    every set decision counted as an exploration pick and none was queued for review."""
+
+    def chosen(labels: tuple[str, ...], probs: tuple[float, ...]) -> Decision:
+        return Decision(
+            policy="actions", policy_version="1", kind="set", confidence=0.4,
+            **set_decision_fields(("pay", "remind", "archive"), labels, probs),
+        )  # fmt: skip
+
+    exploited = chosen(("pay",), (0.6, 0.45, 0.2))  # π(S) = 0.6 · 0.55 · 0.8 = 0.264
+    assert not exploration_pick(exploited) and margin(exploited) == pytest.approx(0.1)
+    assert exploration_pick(chosen(("pay", "archive"), (0.6, 0.45, 0.2)))  # archive drawn at q = 0.2
+    assert exploration_pick(chosen((), (0.6, 0.45, 0.2)))  # pay left out at q = 0.6
+    assert not exploration_pick(chosen(("remind",), (0.4, 0.5, 0.2)))  # a tie is exploited
+    item = ReviewPolicy(confidence_below=0.5).assess(exploited)
+    assert item is not None and item.reason == "low_confidence"
 
 
 # action, action_dist, confidence → reason, priority (weight + 1 − confidence)
@@ -149,3 +168,23 @@ def test_feedback_that_answers_an_open_item_closes_it(store: Store) -> None:
     assert ReviewPolicy().enqueue(store, []) == 0
     assert ReviewPolicy().enqueue(store, [(ds[0], None)]) == 0  # queued already
     assert review_counts(store, "acme")["resolved"] == 2
+
+
+def test_a_set_correction_answers_a_set_decision_not_a_category(store: Store) -> None:
+    def logged(kind: str) -> Decision:
+        fields = set_decision_fields(("pay", "archive"), ("pay",), (0.6, 0.3))
+        if kind == "classifier":
+            extra = {"actions": ACTIONS, "action": "on", "action_dist": (0.5, 0.3, 0.2), "pscore": 0.5}
+            fields = {**extra, "label_space": fields["label_space"], "chosen_set": fields["chosen_set"],
+                      "label_probs": fields["label_probs"]}  # fmt: skip
+        d = Decision(policy="p", policy_version="1", kind=kind, metadata={"project": "acme"}, **fields)
+        log_decision(store, d)
+        return d
+
+    alone, beside = logged("set"), logged("classifier")
+    fixes = [
+        Feedback(decision_id=d.id, kind="set_correction", labels=("archive",), authority=0.9)
+        for d in (alone, beside)
+    ]
+    write_feedback(store, fixes)
+    assert answering_feedback(store, [alone.id, beside.id], 0.8) == {alone.id: fixes[0].id}

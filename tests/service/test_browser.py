@@ -31,7 +31,7 @@ from rewardloop.service import create_app
 from rewardloop.store import Store, read_feedback, write_decisions, write_feedback
 from rewardloop.store.apikeys import authenticate, create_api_key
 from rewardloop.store.experiments import insert_experiment
-from rewardloop.types import Decision, Experiment, Feedback
+from rewardloop.types import Decision, Experiment, Feedback, set_decision_fields
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -307,3 +307,52 @@ def test_markup_in_every_stored_string_stays_inert_on_every_page(sqlite_store: S
             finally:
                 browser.close()
     assert violations == []
+
+
+# ------------------------------------------------------------------------------ sets (issue 20)
+
+
+def test_a_reviewer_ticks_the_right_actions_of_a_set_hostile_labels_inert(sqlite_store: Store) -> None:
+    """The set form in a browser: the model's set is a hint, no box is ticked; the ticked actions are
+    stored as a set_correction; labels carrying markup are shown literally and never run."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the package only)")
+    space = ("pay_invoice", tagged("act", IMG), tagged("act2", SCRIPT))
+    d = Decision(
+        policy="actions", policy_version="1", kind="set", confidence=0.5, text="invoice due friday",
+        metadata={"project": "acme"}, **set_decision_fields(space, ("pay_invoice",), (0.6, 0.3, 0.2)),
+    )  # fmt: skip
+    write_decisions(sqlite_store, [d])
+    ReviewPolicy(confidence_below=0.7).enqueue(sqlite_store, [(d, None)])
+    _, key = create_api_key(sqlite_store, "ann", "acme", role="reviewer")
+    violations: list[str] = []
+    for base in serve(sqlite_store):
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+            try:
+                page = browser.new_page()
+                page.on(
+                    "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+                )
+                page.goto(f"{base}/login?next=/review")
+                page.fill("input[name=key]", key)
+                page.click("button[type=submit]")
+                item = page.locator(".item").first
+                assert item.locator(".hint-set").inner_text() == "pay_invoice"
+                boxes = item.locator("input[name=labels]")
+                assert boxes.count() == 3 and not any(boxes.nth(i).is_checked() for i in range(3))
+                assert space[1] in item.inner_text() and space[2] in item.inner_text()
+                item.locator(f'input[name=labels][value="{space[1]}"]').check()
+                item.locator("input[name=labels][value=pay_invoice]").check()
+                item.locator("button[type=submit]").click()
+                page.wait_for_selector("#done")
+                assert int(page.inner_text("#count-resolved")) == 1
+                assert page.evaluate("window.__pwned") is None
+            finally:
+                browser.close()
+    assert violations == []
+    (fb,) = read_feedback(sqlite_store)
+    assert (fb.kind, set(fb.labels or ()), fb.rater_id) == (
+        "set_correction",
+        {"pay_invoice", space[1]},
+        authenticate(sqlite_store, key).id,
+    )

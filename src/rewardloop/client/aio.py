@@ -128,8 +128,11 @@ class AsyncClient(wire.Settings[httpx.AsyncClient]):
     async def claim(self, item_id: str) -> ReviewItem:
         return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/claim"))
 
-    async def resolve(self, item_id: str, label: str, comment: str | None = None) -> ReviewItem:
-        body = {"label": label, **({"comment": comment} if comment is not None else {})}
+    async def resolve(
+        self, item_id: str, label: str | None = None, comment: str | None = None, labels: wire.Labels = None
+    ) -> ReviewItem:
+        """As :meth:`rewardloop.client.Client.resolve`."""
+        body = wire.resolve_body(label, comment, labels)
         return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/resolve", body))
 
     async def export_rows(

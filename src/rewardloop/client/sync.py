@@ -192,8 +192,12 @@ class Client(wire.Settings[httpx.Client], Closing):
     def claim(self, item_id: str) -> ReviewItem:
         return wire.review_item(self._call("POST", f"/v1/review/{item_id}/claim"))
 
-    def resolve(self, item_id: str, label: str, comment: str | None = None) -> ReviewItem:
-        body = {"label": label, **({"comment": comment} if comment is not None else {})}
+    def resolve(
+        self, item_id: str, label: str | None = None, comment: str | None = None, labels: wire.Labels = None
+    ) -> ReviewItem:
+        """Resolve an item: ``label`` (the right action) and, for a decision with a set, ``labels`` (the
+        right set; a ``set`` decision takes ``labels`` alone)."""
+        body = wire.resolve_body(label, comment, labels)
         return wire.review_item(self._call("POST", f"/v1/review/{item_id}/resolve", body))
 
     # -------------------------------------------------------------------------------------- export

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -166,6 +166,16 @@ def feedback_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     body = {k: _plain(v) for k, v in fields.items() if v is not None}
     body.setdefault("id", models.new_key())
     return body
+
+
+#: A review answer's set (None: the decision has none, or it is not answered).
+Labels = Sequence[str] | None
+
+
+def resolve_body(label: str | None, comment: str | None, labels: Labels) -> dict[str, Any]:
+    """A ``/v1/review/{id}/resolve`` body (absent fields left out)."""
+    body = {"label": label, "comment": comment, "labels": list(labels) if labels is not None else None}
+    return {k: v for k, v in body.items() if v is not None}
 
 
 def _plain(value: Any) -> Any:

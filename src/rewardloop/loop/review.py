@@ -57,14 +57,31 @@ REASON_WEIGHT: dict[str, float] = {
 }
 
 
+def _drawn_labels(decision: Decision) -> list[tuple[bool, float]] | None:
+    """A ``set`` decision's labels as (chosen, probability of being chosen); None for other kinds."""
+    if decision.kind != "set" or decision.label_space is None or decision.label_probs is None:
+        return None
+    chosen = set(decision.chosen_set or ())
+    return [(label in chosen, q) for label, q in zip(decision.label_space, decision.label_probs, strict=True)]
+
+
 def margin(decision: Decision) -> float:
-    """Top-1 minus top-2 probability of the decision's ``action_dist`` (1.0 with a single action)."""
+    """Top-1 minus top-2 probability of the decision's ``action_dist`` (1.0 with a single action); for a
+    ``set`` decision, whose joint action is the set against all others, the smallest per-label margin
+    ``|q_j − (1 − q_j)|`` (the label closest to a coin flip)."""
+    labels = _drawn_labels(decision)
+    if labels is not None:
+        return min((abs(2.0 * q - 1.0) for _, q in labels), default=1.0)
     top = sorted(decision.action_dist, reverse=True)
     return top[0] - top[1] if len(top) > 1 else 1.0
 
 
 def exploration_pick(decision: Decision) -> bool:
-    """The served action is not the distribution's most probable one (ties count as exploited)."""
+    """The served action is not the distribution's most probable one (ties count as exploited); for a
+    ``set`` decision, some label was drawn against its more probable state."""
+    labels = _drawn_labels(decision)
+    if labels is not None:
+        return any((q < 0.5) if chosen else (q > 0.5) for chosen, q in labels)
     dist = decision.action_dist
     return bool(dist) and dist[decision.actions.index(decision.action)] < max(dist)
 

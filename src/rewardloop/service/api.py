@@ -66,7 +66,6 @@ from rewardloop.store.review import (
     claim_review_item,
     get_review_entry,
     read_review_queue,
-    resolve_review_item,
     review_counts,
 )
 from rewardloop.types import Decision
@@ -246,20 +245,11 @@ def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
 
 @v1.post("/review/{item_id}/resolve", responses=error_responses(*BODY, 404, 409), tags=["review"])
 def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
-    """Resolve an item with the right label: stored as correction feedback from this reviewer (the key's
-    id: names are not unique), with the configured reviewer authority, in the same transaction that
-    closes the item."""
-    resolve_review_item(
-        state.store,
-        item_id,
-        key.project,
-        label=body.label,
-        reviewer=key.id,
-        authority=state.config.review.reviewer_authority,
-        comment=body.comment,
-    )
-    state.metrics.review_resolved.inc()
-    state.metrics.feedback.labels("correction").inc()
+    """Resolve an item with the right answer: ``label`` stored as correction feedback, and for a decision
+    with a set ``labels`` (the right set) as set_correction feedback (a ``set`` decision takes
+    ``labels`` alone), from this reviewer (the key's id: names are not unique), with the configured
+    reviewer authority, in the same transaction that closes the item."""
+    state.resolve_review(item_id, key, body.label, body.labels, body.comment)
     return _queue_item(state, item_id, key.project)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Form, HTTPException, Query, Request
@@ -29,7 +30,7 @@ from rewardloop.service.state import AppState, StateDep
 from rewardloop.store.apikeys import ApiKey
 from rewardloop.store.experiments import ExperimentStoreError, variant_outcomes
 from rewardloop.store.insights import recent_decisions, rewards_of_decisions
-from rewardloop.store.review import ReviewError, read_review_queue, resolve_review_item, review_counts
+from rewardloop.store.review import ReviewError, read_review_queue, review_counts
 
 router = APIRouter(include_in_schema=False)
 
@@ -251,27 +252,23 @@ def review_resolve(
     item_id: str,
     request: Request,
     state: StateDep,
-    label: Annotated[str, Form()],
+    label: Annotated[str | None, Form()] = None,
+    labels: Annotated[list[str] | None, Form()] = None,
+    has_set: Annotated[str | None, Form(alias="set")] = None,
     comment: Annotated[str | None, Form()] = None,
     csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
+    """Resolve an item from the review form: the right label (a select), and for a decision with a
+    set the ticked actions (``labels``; the form's ``set`` field says the set was shown, so no box
+    ticked is the empty set, not no answer)."""
     key = _gate(request, state, "review")
     if isinstance(key, Response):
         return key
     if (forged := _forged(state, request, csrf)) is not None:
         return forged
+    chosen = (labels or []) if has_set else None
     try:
-        resolve_review_item(
-            state.store,
-            item_id,
-            key.project,
-            label=label,
-            reviewer=key.id,  # names are not unique; the id is
-            authority=state.config.review.reviewer_authority,
-            comment=comment or None,
-        )
+        state.resolve_review(item_id, key, label or None, chosen, comment or None)
     except ReviewError as err:
-        return RedirectResponse(f"/review?error={str(err)[:300]}", status_code=303)
-    state.metrics.review_resolved.inc()
-    state.metrics.feedback.labels("correction").inc()
+        return RedirectResponse(f"/review?{urlencode({'error': str(err)[:300]})}", status_code=303)
     return RedirectResponse(f"/review?done={item_id}", status_code=303)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardloop.store import GroupStats
-from rewardloop.types import Decision, Feedback, RecordError, TraceStep
+from rewardloop.types import Decision, Feedback, FeedbackKind, RecordError, TraceStep
 from rewardloop.types.answers import ReviewQueueItem
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
@@ -54,12 +54,25 @@ class TraceStepModel(Request):
     logp: float
 
 
+#: The Decision fields that are tuples in the record and lists in a JSON body.
+SEQUENCE_FIELDS = (
+    "actions",
+    "action_dist",
+    "features",
+    "candidates",
+    "ranking",
+    "label_space",
+    "chosen_set",
+    "label_probs",
+)
+
+
 class DecisionLogRequest(Request):
     """A decision made outside the service (the same fields as the store's Decision record)."""
 
     policy: str = Field(min_length=1, max_length=200)
     policy_version: str = Field(min_length=1, max_length=100)
-    kind: Literal["classifier", "router", "reranker"]
+    kind: Literal["classifier", "router", "reranker", "set"]
     actions: list[str] = Field(min_length=1)
     action: str
     action_dist: list[float] = Field(description="probability of each action, aligned with `actions`")
@@ -81,12 +94,17 @@ class DecisionLogRequest(Request):
     shadow_action: str | None = Field(
         None, description="what a shadow challenger chose on the same request (for the review queue)"
     )
+    label_space: list[str] | None = Field(None, description="the labels a set is drawn from (docs/sets.md)")
+    chosen_set: list[str] | None = Field(None, description="the chosen subset of `label_space`")
+    label_probs: list[float] | None = Field(
+        None, description="each label's probability of being chosen, aligned with `label_space`"
+    )
 
     def to_decision(self, project: str) -> Decision:
         """The Decision record this body describes, stamped with ``project`` (RecordError naming the
         field if the record's own checks refuse it)."""
         fields = self.model_dump(exclude={"shadow_action", "trace"}, exclude_none=True)
-        for name in ("actions", "action_dist", "features", "candidates", "ranking"):
+        for name in SEQUENCE_FIELDS:
             if name in fields:
                 fields[name] = tuple(fields[name])
         fields["trace"] = tuple(TraceStep(s.name, s.action, s.logp) for s in self.trace)
@@ -106,13 +124,19 @@ class DecisionLogResponse(Response):
 
 class FeedbackCreateRequest(Request):
     decision_id: str = Field(min_length=1, max_length=64)
-    kind: Literal["rating", "correction", "preference", "multilevel", "implicit"]
+    kind: FeedbackKind
     value: float | None = Field(None, description="rating or implicit value, inside `scale`")
     scale: tuple[float, float] | None = Field(None, description="(low, high) of the rating scale")
     label: str | None = Field(None, max_length=1000, description="the right action (correction)")
     preferred: str | None = Field(None, max_length=1000)
     rejected: str | None = Field(None, max_length=1000)
     scores: dict[str, float] | None = Field(None, description="named scores (multilevel)")
+    labels: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description="set feedback's labels, from the decision's label space: missed (missed_actions), "
+        "chosen wrongly (unnecessary_actions), or the right set (set_correction, may be empty)",
+    )
     rater_id: str | None = Field(None, max_length=200)
     authority: float = Field(1.0, ge=0, le=1, description="the rater's weight in [0, 1]")
     source: Literal["human", "golden", "judge", "implicit"] = "human"
@@ -127,6 +151,8 @@ class FeedbackCreateRequest(Request):
         fields = self.model_dump(exclude_none=True)
         if "created_at" in fields:  # the server stamps receipt time; the client's time is kept beside it
             fields["client_time"] = fields.pop("created_at")
+        if "labels" in fields:
+            fields["labels"] = tuple(fields["labels"])
         return Feedback(**fields)
 
 
@@ -228,7 +254,15 @@ class ReviewListResponse(Response):
 
 
 class ReviewResolveRequest(Request):
-    label: str = Field(min_length=1, max_length=1000, description="the right action")
+    label: str | None = Field(
+        None, min_length=1, max_length=1000, description="the right action (every kind but `set`)"
+    )
+    labels: list[str] | None = Field(
+        None,
+        max_length=1000,
+        description="the right set, from the decision's label space (a decision with a set; may be "
+        "empty): stored as `set_correction` feedback",
+    )
     comment: str | None = Field(None, max_length=10_000)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -16,8 +17,10 @@ from rewardloop.service.middleware import Metrics
 from rewardloop.service.providers import PolicyAdmin, PolicyProvider
 from rewardloop.service.security import KeyCache
 from rewardloop.store import Store
+from rewardloop.store.apikeys import ApiKey
 from rewardloop.store.insights import project_of_policy
 from rewardloop.store.registry import policy_project
+from rewardloop.store.review import resolve_review_item
 
 
 @dataclass
@@ -46,6 +49,27 @@ class AppState:
             if owner is not None:
                 self.owners[policy] = owner
         return owner
+
+    def resolve_review(
+        self, item_id: str, key: ApiKey, label: str | None, labels: Sequence[str] | None, comment: str | None
+    ) -> None:
+        """Resolve a review item as ``key``'s holder (its id: names are not unique) with the configured
+        reviewer authority (:func:`~rewardloop.store.review.resolve_review_item`), and count it."""
+        resolve_review_item(
+            self.store,
+            item_id,
+            key.project,
+            label=label,
+            labels=labels,
+            reviewer=key.id,
+            authority=self.config.review.reviewer_authority,
+            comment=comment,
+        )
+        self.metrics.review_resolved.inc()
+        if label is not None:
+            self.metrics.feedback.labels("correction").inc()
+        if labels is not None:
+            self.metrics.feedback.labels("set_correction").inc()
 
 
 async def get_state(request: Request) -> AppState:

@@ -9,7 +9,7 @@ decision has since got feedback that says enough (:func:`answering_feedback`) is
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Update, and_, func, or_, select, update
@@ -20,7 +20,8 @@ from rewardloop.store.insights import project_of_decision
 from rewardloop.store.repository import decision_from_row, insert_feedback, read_feedback
 from rewardloop.store.rows import record_from_row, row_values
 from rewardloop.store.tables import DecisionRow, ReviewItemRow
-from rewardloop.types import Decision, Feedback, ReviewItem, utcnow
+from rewardloop.types import Decision, Feedback, RecordError, ReviewItem, new_id, utcnow
+from rewardloop.types.sets import check_labels_against
 
 REVIEW_STATUSES = ("open", "claimed", "resolved")
 
@@ -84,15 +85,18 @@ def queued_since(store: Store, project: str, since: datetime) -> int:
 def answering_feedback(store: Store, decision_ids: Sequence[str], min_authority: float) -> dict[str, str]:
     """For each decision whose feedback already says enough, the id of the first such feedback.
 
-    Enough is the right label, known: a correction, or a positive rating (a value above the middle
-    of its scale: "this was right"), from a rater of authority at least ``min_authority``. A
-    negative rating is not enough: it says the label was wrong, not which one is right, and that is
-    what a reviewer adds. Voided feedback does not count.
+    Enough is the right label, known: a correction, a positive rating (a value above the middle of
+    its scale: "this was right"), or for a ``set`` decision a set correction (the right set), from a
+    rater of authority at least ``min_authority``. A negative rating is not enough: it says the label
+    was wrong, not which one is right, and that is what a reviewer adds. Voided feedback does not
+    count.
     """
     if not decision_ids:
         return {}
+    rows = read_feedback(store, decision_ids=list(decision_ids))
+    sets = _set_decisions(store, sorted({fb.decision_id for fb in rows if fb.kind == "set_correction"}))
     found: dict[str, str] = {}
-    for fb in read_feedback(store, decision_ids=list(decision_ids)):
+    for fb in rows:
         if fb.decision_id in found or fb.authority < min_authority:
             continue
         positive = (
@@ -100,9 +104,19 @@ def answering_feedback(store: Store, decision_ids: Sequence[str], min_authority:
             and fb.value is not None
             and (fb.scale is None or fb.value > (fb.scale[0] + fb.scale[1]) / 2)
         )
-        if fb.kind == "correction" or positive:
+        if fb.kind == "correction" or positive or (fb.kind == "set_correction" and fb.decision_id in sets):
             found[fb.decision_id] = fb.id
     return found
+
+
+def _set_decisions(store: Store, decision_ids: Sequence[str]) -> set[str]:
+    """Which of the decisions are of kind ``set`` (a set correction is their whole answer; beside a
+    category it leaves the category unanswered)."""
+    if not decision_ids:
+        return set()
+    query = select(DecisionRow.id).where(DecisionRow.id.in_(decision_ids), DecisionRow.kind == "set")
+    with store.engine.connect() as conn:
+        return {str(i) for i in conn.execute(query).scalars()}
 
 
 def close_answered_items(store: Store, project: str, min_authority: float) -> int:
@@ -211,48 +225,87 @@ def claim_review_item(store: Store, item_id: str, reviewer: str, project: str) -
     return get_review_entry(store, entry.item.id, project).item
 
 
+def _reviewer_feedback(
+    decision: Decision,
+    label: str | None,
+    labels: Sequence[str] | None,
+    rater: Feedback,
+) -> list[Feedback]:
+    """What a reviewer's answer stores: a ``correction`` with ``label`` and, for a decision with a set,
+    a ``set_correction`` with ``labels`` (a ``set`` decision has only the set); the first row is the
+    one the item points at; ``rater`` is a template row carrying the reviewer, authority and comment.
+    Refused (``ReviewError("invalid")``, naming the field) otherwise."""
+    out: list[Feedback] = []
+    if decision.kind == "set":
+        if label is not None:
+            raise ReviewError(
+                "invalid", "label: a set decision is resolved with labels (the right set)", "label"
+            )
+    elif label is None:
+        raise ReviewError("invalid", "label: is required (the right action)", "label")
+    elif label not in decision.actions:
+        raise ReviewError(
+            "invalid",
+            f"label: {label!r} is not one of the decision's actions ({', '.join(decision.actions)})",
+            "label",
+        )
+    else:
+        out.append(replace(rater, kind="correction", label=label, labels=None))
+    if labels is None:
+        if decision.kind == "set":
+            raise ReviewError("invalid", "labels: is required for a set decision (the right set)", "labels")
+        return out
+    why = check_labels_against("set_correction", labels, decision.label_space, decision.chosen_set or ())
+    try:
+        if why is not None:
+            raise RecordError("labels", why)
+        fb = replace(rater, kind="set_correction", label=None, labels=tuple(labels), id=new_id())
+    except RecordError as err:
+        raise ReviewError("invalid", f"{err.field}: {err.reason}", err.field) from None
+    return [*out, fb]
+
+
 def resolve_review_item(
     store: Store,
     item_id: str,
     project: str,
     *,
-    label: str,
     reviewer: str,
+    label: str | None = None,
+    labels: Sequence[str] | None = None,
     authority: float = 1.0,
     comment: str | None = None,
 ) -> tuple[ReviewItem, Feedback]:
-    """Resolve an item with the right label: a ``correction`` feedback from ``reviewer``, in one transaction.
+    """Resolve an item with the right answer, from ``reviewer``, in one transaction: ``label`` (one of
+    the decision's actions) as a ``correction``, and for a decision with a set ``labels`` (the right
+    set, from its label space) as a ``set_correction``; a ``set`` decision takes ``labels`` alone.
+    Returns the item and the feedback it points at (the correction, or a set decision's set).
 
-    The label must be one of the decision's actions. An item claimed by someone else, or already
-    resolved, is refused (``ReviewError("conflict")``) and nothing is written.
+    An item claimed by someone else, or already resolved, is refused (``ReviewError("conflict")``) and
+    nothing is written.
     """
     entry = get_review_entry(store, item_id, project)
-    if label not in entry.decision.actions:
-        raise ReviewError(
-            "invalid",
-            f"label: {label!r} is not one of the decision's actions ({', '.join(entry.decision.actions)})",
-            "label",
-        )
-    feedback = Feedback(
+    template = Feedback(
         decision_id=entry.decision.id,
-        kind="correction",
-        label=label,
+        kind="set_correction",
+        labels=(),
         rater_id=reviewer,
         authority=authority,
         source="human",
         comment=comment,
     )
+    rows = _reviewer_feedback(entry.decision, label, labels, template)
     now = utcnow()
     with store.engine.begin() as conn:
         done = _open_to(item_id, reviewer).values(
-            status="resolved", claimed_by=reviewer, feedback_id=feedback.id, resolved_at=now
+            status="resolved", claimed_by=reviewer, feedback_id=rows[0].id, resolved_at=now
         )
         changed = conn.execute(done).rowcount
         if changed:
-            insert_feedback(conn, [(feedback, project)])
+            insert_feedback(conn, [(fb, project) for fb in rows])
     if not changed:
         raise _conflict(store, item_id, project)
-    return get_review_entry(store, item_id, project).item, feedback
+    return get_review_entry(store, item_id, project).item, rows[0]
 
 
 __all__ = [

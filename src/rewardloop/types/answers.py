@@ -19,6 +19,17 @@ def _confidence(decision: Decision) -> float:
     return decision.confidence if decision.confidence is not None else decision.pscore
 
 
+def _set_fields(decision: Decision) -> dict[str, Any]:
+    """The decision's set as lists (each None when it carries none)."""
+    if decision.label_space is None or decision.chosen_set is None or decision.label_probs is None:
+        return {"label_space": None, "chosen_set": None, "label_probs": None}
+    return {
+        "label_space": list(decision.label_space),
+        "chosen_set": list(decision.chosen_set),
+        "label_probs": list(decision.label_probs),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Decided:
     """What ``decide`` answers: the action taken and the distribution it was drawn from."""
@@ -39,6 +50,12 @@ class Decided:
     variant: str | None = None
     queued_for_review: str | None = None
     """the review reason, if the decision was queued"""
+    label_space: list[str] | None = None
+    """a set decision's labels (a set policy, or the actions beside a category); else null"""
+    chosen_set: list[str] | None = None
+    """the labels chosen, in label-space order"""
+    label_probs: list[float] | None = None
+    """each label's probability of being chosen, aligned with ``label_space`` (independent draws)"""
 
     @classmethod
     def of(cls, decision: Decision, decision_id: str, queued_for_review: str | None) -> Decided:
@@ -55,6 +72,7 @@ class Decided:
             experiment=decision.experiment,
             variant=decision.variant,
             queued_for_review=queued_for_review,
+            **_set_fields(decision),
         )
 
 
@@ -81,6 +99,14 @@ class ReviewQueueItem:
     confidence: float
     actions: list[str]
     """the labels a reviewer can pick"""
+    kind: str
+    """the decision's kind: a ``set`` decision is resolved with ``labels``, not ``label``"""
+    label_space: list[str] | None
+    """the labels a reviewer can tick, when the decision carries a set"""
+    chosen_set: list[str] | None
+    """the model's set (a hint to the reviewer)"""
+    label_probs: list[float] | None
+    """each label's probability of being chosen, aligned with ``label_space``"""
 
     @classmethod
     def of(cls, item: ReviewItem, decision: Decision) -> ReviewQueueItem:
@@ -91,4 +117,6 @@ class ReviewQueueItem:
             action=decision.action,
             confidence=_confidence(decision),
             actions=list(decision.actions),
+            kind=decision.kind,
+            **_set_fields(decision),
         )
