@@ -204,6 +204,8 @@ def test_rewardloop_train_fine_tunes_a_generator_from_its_logged_feedback(tmp_pa
             "(learners of a generator: sft",
         ),
         ({"learner": "sft", "options": {"lora_r": 0}}, "training.options.lora_r: must be"),
+        # `dpo` on a generator is the generator's DPO (the classifier's has no lora_r)
+        ({"learner": "dpo", "options": {"lora_r": 0}}, "training.options.lora_r: must be"),
         ({"learner": "sft", "init_from": "nowhere"}, "training.init_from: cannot load a policy from"),
     ],
 )

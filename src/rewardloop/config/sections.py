@@ -212,7 +212,7 @@ class TrainingConfig(Section):
         validation_alias=AliasChoices("learner", "algorithm"),
         description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo "
         "(dqn learns an abstain gate; the loop saves it beside the classifier it gates); "
-        "for a generator policy: sft (docs/generator.md)",
+        "for a generator policy: sft, dpo, kto (docs/generator.md)",
     )
     policy: str | None = Field(None, description="which policy to train (default: the first one)")
     reward_spec: str | None = Field(

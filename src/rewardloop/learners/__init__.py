@@ -26,6 +26,8 @@ from rewardloop.learners.crm import CRM, CRMConfig
 from rewardloop.learners.data import LabelledData, labelled_from_batch
 from rewardloop.learners.dpo import DPO, DPOConfig, PreferencePairs
 from rewardloop.learners.dqn import DQN, DQNConfig
+from rewardloop.learners.kto import KTO, KTOConfig, ThumbsExamples
+from rewardloop.learners.lm_dpo import GeneratorDPO, GeneratorDPOConfig, PreferenceExamples
 from rewardloop.learners.lora import LoRAConfig, LoRALearner
 from rewardloop.learners.multilabel import SET_LEARNERS
 from rewardloop.learners.ppo import PPO, PPOConfig
@@ -47,6 +49,8 @@ LEARNERS: dict[str, type[ConfiguredLearner]] = {
 #: The learners of generator policies (``policies[].kind: generator``), by ``training.learner``.
 GENERATOR_LEARNERS: dict[str, type[ConfiguredLearner]] = {
     "sft": SFTLearner,
+    "dpo": GeneratorDPO,
+    "kto": KTO,
 }
 
 
@@ -70,6 +74,7 @@ __all__ = [
     "DPO",
     "DQN",
     "GENERATOR_LEARNERS",
+    "KTO",
     "LEARNERS",
     "PPO",
     "SET_LEARNERS",
@@ -81,6 +86,9 @@ __all__ = [
     "DPOConfig",
     "DQNConfig",
     "DataSpec",
+    "GeneratorDPO",
+    "GeneratorDPOConfig",
+    "KTOConfig",
     "LabelledData",
     "Learner",
     "LearnerConfig",
@@ -88,6 +96,7 @@ __all__ = [
     "LoRAConfig",
     "LoRALearner",
     "PPOConfig",
+    "PreferenceExamples",
     "PreferencePairs",
     "ProgressCallback",
     "Reinforce",
@@ -96,6 +105,7 @@ __all__ = [
     "SFTLearner",
     "SupervisedConfig",
     "SupervisedLearner",
+    "ThumbsExamples",
     "bandit_data_from_batch",
     "labelled_from_batch",
     "learner_options",

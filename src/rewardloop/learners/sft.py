@@ -101,10 +101,14 @@ class ChatExamples:
     decision_ids: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
 
+    #: The per-example fields of a subclass (``rejected``, ``desirable``), checked for length too.
+    extra_columns: ClassVar[tuple[str, ...]] = ()
+
     def __post_init__(self) -> None:
-        lengths = {len(getattr(self, f)) for f in ("systems", "texts", "metadata", "completions", "weights")}
+        names = ("systems", "texts", "metadata", "completions", "weights", *self.extra_columns)
+        lengths = {len(getattr(self, f)) for f in names}
         if lengths != {len(self.decision_ids)}:
-            raise ValueError("ChatExamples: the fields differ in length")
+            raise ValueError(f"{type(self).__name__}: the fields differ in length")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -122,6 +126,13 @@ class ChatExamples:
     def messages(self, i: int, system: str) -> Messages:
         """Example ``i``'s prompt as served (``system`` when it has none of its own)."""
         return chat_messages(self.systems[i] or system, self.texts[i], self.metadata[i])
+
+    #: The error's reason when there is no example.
+    empty_reason: ClassVar[str] = "no chat examples (no decision has a correction, approval or golden answer)"
+
+    def rows(self, system: str) -> list[dict[str, Messages]]:
+        """The rows the trainer takes: :meth:`conversations`."""
+        return self.conversations(system)
 
     def conversations(self, system: str) -> list[dict[str, Messages]]:
         """TRL's conversational prompt/completion rows."""
@@ -197,6 +208,8 @@ def trainer_history(log_history: Sequence[Mapping[str, Any]], prefix: str) -> li
         "learning_rate": "lr",
         "grad_norm": "grad_norm",
         "mean_token_accuracy": "token_accuracy",
+        "rewards/margins": "reward_margin",  # DPO: β · (chosen - rejected log-ratio), batch mean
+        "rewards/accuracies": "reward_accuracy",  # DPO: share of pairs with a positive margin
     }
     rows: list[dict[str, float]] = []
     for entry in log_history:
@@ -258,58 +271,6 @@ def merged_policy(policy: GeneratorPolicy, model: Any, version_suffix: str) -> G
     )
 
 
-class SFTLearner:
-    """Fine-tune a generator on chat examples with LoRA (TRL ``SFTTrainer``, completion-only loss).
-
-    Examples
-    --------
-    >>> policy = GeneratorPolicy.random(seed=0)                                      # doctest: +SKIP
-    >>> data = ChatExamples.from_pairs(["turn on the fan"], ["HassTurnOn"], ["HassTurnOn", "HassTurnOff"])
-    >>> fitted = SFTLearner(SFTConfig(max_steps=2)).fit(data, policy=policy)       # doctest: +SKIP
-    """
-
-    name: ClassVar[str] = "sft"
-    config_class: ClassVar[type[LearnerConfig]] = SFTConfig
-    needs_rewards: ClassVar[bool] = False
-    needs_policy: ClassVar[bool] = True
-    reads_texts: ClassVar[bool] = True
-
-    def __init__(self, config: SFTConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = checked_config(config, SFTConfig)
-        self.progress = progress
-        self.history_: list[dict[str, float]] = []
-
-    @staticmethod
-    def data_from_batch(batch: DecisionBatch, spec: DataSpec | None = None, /) -> ChatExamples:
-        """The chat examples of ``batch`` (:func:`chat_examples_from_batch`); ``spec`` is not read."""
-        return chat_examples_from_batch(batch)
-
-    def fit(self, data: ChatExamples, *, policy: GeneratorPolicy | None = None) -> GeneratorPolicy:
-        """Train LoRA adapters on ``data`` from ``policy``'s weights; return the merged, fine-tuned policy."""
-        from trl.trainer.sft_config import SFTConfig as TRLSFTConfig
-        from trl.trainer.sft_trainer import SFTTrainer
-
-        if policy is None:
-            raise LearnerConfigError("policy: SFT fine-tunes a generator; give training.init_from")
-        if len(data) == 0:
-            raise ValueError(
-                "SFT: no chat examples (no decision has a correction, approval or golden answer)"
-            )
-        args = {"completion_only_loss": True, "packing": False}
-        fitted, self.history_, self.seconds_ = train_lora(
-            "sft",
-            SFTTrainer,
-            TRLSFTConfig,
-            args,
-            data.conversations(policy.system),
-            policy,
-            self.config,
-            self.progress,
-        )
-        self.n_examples_ = len(data)
-        return fitted
-
-
 def train_lora(
     method: str,
     trainer_cls: Any,
@@ -345,6 +306,82 @@ def train_lora(
     return merged_policy(policy, trainer.model, method), history, time.perf_counter() - start
 
 
+class LoRATrainerLearner:
+    """What the generator learners share: built from their config, they train LoRA adapters on a copy
+    of the given generator through a TRL trainer (:func:`train_lora`) and read texts themselves.
+
+    After ``fit``: ``history_``, ``seconds_`` and ``n_examples_``.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[LearnerConfig]]
+    data_class: ClassVar[type[ChatExamples]]  # what ``fit`` takes (exactly: the subclasses differ)
+    needs_rewards: ClassVar[bool] = False
+    needs_policy: ClassVar[bool] = True
+    reads_texts: ClassVar[bool] = True
+
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config: Any = checked_config(config, self.config_class)  # an instance of config_class
+        self.progress = progress
+        self.history_: list[dict[str, float]] = []
+
+    def _train(
+        self, data: ChatExamples, policy: GeneratorPolicy | None, trainer: tuple[Any, Any, dict[str, Any]]
+    ) -> GeneratorPolicy:
+        """Check ``policy`` and ``data``, then :func:`train_lora` with ``trainer`` = (class, args class,
+        its own args) on ``data.rows(policy.system)``."""
+        if policy is None:
+            raise LearnerConfigError(f"policy: {self.name} improves a generator; give training.init_from")
+        if type(data) is not self.data_class:
+            raise LearnerConfigError(
+                f"data: {self.name.upper()} takes {self.data_class.__name__}, got {type(data).__name__}"
+            )
+        if len(data) == 0:
+            raise ValueError(f"{self.name.upper()}: {data.empty_reason}")
+        trainer_cls, args_cls, args = trainer
+        fitted, self.history_, self.seconds_ = train_lora(
+            self.name,
+            trainer_cls,
+            args_cls,
+            args,
+            data.rows(policy.system),
+            policy,
+            self.config,
+            self.progress,
+        )
+        self.n_examples_ = len(data)
+        return fitted
+
+
+class SFTLearner(LoRATrainerLearner):
+    """Fine-tune a generator on chat examples with LoRA (TRL ``SFTTrainer``, completion-only loss).
+
+    Examples
+    --------
+    >>> policy = GeneratorPolicy.random(seed=0)                                      # doctest: +SKIP
+    >>> data = ChatExamples.from_pairs(["turn on the fan"], ["HassTurnOn"], ["HassTurnOn", "HassTurnOff"])
+    >>> fitted = SFTLearner(SFTConfig(max_steps=2)).fit(data, policy=policy)       # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "sft"
+    config_class: ClassVar[type[LearnerConfig]] = SFTConfig
+    data_class: ClassVar[type[ChatExamples]] = ChatExamples
+
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec | None = None, /) -> ChatExamples:
+        """The chat examples of ``batch`` (:func:`chat_examples_from_batch`); ``spec`` is not read."""
+        return chat_examples_from_batch(batch)
+
+    def fit(self, data: ChatExamples, *, policy: GeneratorPolicy | None = None) -> GeneratorPolicy:
+        """Train LoRA adapters on ``data`` from ``policy``'s weights; return the merged, fine-tuned policy."""
+        from trl.trainer.sft_config import SFTConfig as TRLSFTConfig
+        from trl.trainer.sft_trainer import SFTTrainer
+
+        return self._train(
+            data, policy, (SFTTrainer, TRLSFTConfig, {"completion_only_loss": True, "packing": False})
+        )
+
+
 def _trainable_copy(model: Any) -> Any:
     """A deep copy of ``model`` to train, so the starting policy is never changed."""
     import copy
@@ -355,6 +392,7 @@ def _trainable_copy(model: Any) -> Any:
 __all__ = [
     "ChatExamples",
     "LoRATrainerConfig",
+    "LoRATrainerLearner",
     "SFTConfig",
     "SFTLearner",
     "chat_examples_from_batch",
