@@ -4,7 +4,8 @@ save, record the TrainingRun (metrics and history), optionally register.
 ``rewardloop train``, ``rewardloop router train`` / ``train-gating``, ``rewardloop rm train``, the
 reward-model helpers of :mod:`rewardloop.loop.reward_models` and the loop's challenger
 (:class:`rewardloop.loop.iteration.LoopRunner`) all end in :func:`fit_and_record`; the classifier
-learners of ``learners.LEARNERS`` get there through :func:`resolve_plan` → :func:`read_window` →
+learners of ``learners.LEARNERS`` and the generator learners of ``learners.GENERATOR_LEARNERS`` (the
+map is the policy kind's) get there through :func:`resolve_plan` → :func:`read_window` →
 :func:`build_data` → :func:`train_plan`.
 
 What every run records: the config, the data window, the number of examples, the rows the data
