@@ -1,5 +1,6 @@
 """The generative classifier on the Home Assistant intents: SmolLM2-135M-Instruct zero-shot, after LoRA
-SFT on the loop's chat export, and int8 against fp32 (tokens/s and peak memory in the same run).
+SFT on the loop's chat export, after DPO on its corrections (the corrected intent chosen over the
+logged wrong one), and int8 against fp32 (tokens/s and peak memory in the same run).
 
 The loop's data: traffic decisions of a classifier (its answer a label drawn uniformly, so many are
 wrong) get a reviewer's correction or a thumbs-up naming the right intent; the SFT examples are what the
@@ -17,6 +18,10 @@ CPU budget: a stated subset of intents (``--intents``) and examples per intent, 
 about 10-15 minutes on 2 shared cores.
 
     python benchmarks/generator.py [--per-intent 24 --golden 10 --epochs 2]
+    python benchmarks/generator.py --tiny --intents HassTurnOn,HassTurnOff --per-intent 4 --golden 2
+
+``--tiny`` runs the same code path on the tiny random model of the same architecture (seconds; its
+figures say nothing about SmolLM2).
 """
 
 from __future__ import annotations
@@ -136,6 +141,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--dpo-lr", type=float, default=1e-4, help="DPO's learning rate (after SFT)")
+    parser.add_argument("--dpo-epochs", type=int, default=1, help="DPO's passes over the correction pairs")
+    parser.add_argument("--tiny", action="store_true", help="the tiny random model: a smoke run")
     parser.add_argument("--gen-tokens", type=int, default=32, help="tokens per prompt when timing")
     parser.add_argument("--int8-skip", default="lm_head", help="modules int8 leaves in fp32")
     parser.add_argument("--seed", type=int, default=0)
@@ -151,6 +159,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace, skip: list[str]) -> None:
     from rewardloop.datasets.intents import load_intents
+    from rewardloop.learners.lm_dpo import GeneratorDPO, GeneratorDPOConfig, preference_examples_from_batch
     from rewardloop.learners.sft import SFTConfig, SFTLearner, chat_examples_from_batch
     from rewardloop.policies.generator import GeneratorPolicy, quantize_model
 
@@ -160,11 +169,13 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
     )
     train, golden = data.seed_set, data.golden
     print(f"{len(labels)} intents; {len(train)} logged decisions; {len(golden)} golden texts")
-    base = GeneratorPolicy.smollm2(name="intent-gen", version="1")
+    make = GeneratorPolicy.random if args.tiny else GeneratorPolicy.smollm2
+    base = make(name="intent-gen", version="1")
     zero = evaluate(base, golden.texts, golden.intents, labels)
     print(f"zero-shot: decode {zero[0]:.3f}, scored {zero[1]:.3f}")
 
-    examples = chat_examples_from_batch(logged_batch(train.texts, train.intents, labels, args.seed))
+    logged = logged_batch(train.texts, train.intents, labels, args.seed)
+    examples = chat_examples_from_batch(logged)
     learner = SFTLearner(
         SFTConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     )
@@ -174,6 +185,13 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
         f"SFT ({len(examples)} examples, {learner.seconds_:.0f} s): "
         f"decode {after[0]:.3f}, scored {after[1]:.3f}"
     )
+
+    pairs = preference_examples_from_batch(logged)
+    dpo_learner = GeneratorDPO(
+        GeneratorDPOConfig(lr=args.dpo_lr, epochs=args.dpo_epochs, batch_size=args.batch_size, seed=args.seed)
+    )
+    dpo = evaluate(dpo_learner.fit(pairs, policy=sft), golden.texts, golden.intents, labels)
+    print(f"DPO ({len(pairs)} pairs, {dpo_learner.seconds_:.0f} s): decode {dpo[0]:.3f}, scored {dpo[1]:.3f}")
 
     int8 = GeneratorPolicy(
         quantize_model(sft.model, "int8-dynamic", skip=skip),
@@ -198,6 +216,8 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
         "zero_shot_acc_scored": zero[1],
         "sft_acc": after[0],
         "sft_acc_scored": after[1],
+        "dpo_acc": dpo[0],
+        "dpo_acc_scored": dpo[1],
         "int8_acc": quant[0],
         "int8_acc_scored": quant[1],
         "fp32_tokens_per_s": fp32_speed["tokens_per_s"],
@@ -205,6 +225,8 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
         "fp32_peak_mb": fp32_speed["peak_mb"],
         "int8_peak_mb": int8_speed["peak_mb"],
         "sft_seconds": learner.seconds_,
+        "dpo_seconds": dpo_learner.seconds_,
+        "n_pairs": len(pairs),
         "int8_skip": skip,
     }
     print(json.dumps(result))

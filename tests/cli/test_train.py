@@ -249,6 +249,12 @@ def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, stand
             "training.options.clip_eps: must be > 0",
         ),
         ({"policy": "other"}, [], "no policy named 'other' (known: intent)"),
+        (
+            {"learner": "sft"},
+            [],
+            "training.learner: 'sft' trains generator policies and 'intent' is a classifier "
+            "(learners of a classifier: supervised, lora",
+        ),
         ({}, ["--set", "training"], "--set 'training': expected KEY=VALUE"),
         ({}, ["--since", "yesterday"], "--since: not an ISO date/time"),
     ],

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
 # tests/datasets/ (there is no tests/__init__.py) is collected as a top-level package named
 # ``datasets`` and shadows Hugging Face's, which TRL needs: drop the shadow before importing it.
@@ -16,6 +18,7 @@ pytest.importorskip("datasets")
 pytest.importorskip("trl")
 pytest.importorskip("gguf")
 
+from rewardloop.cli.main import app
 from rewardloop.learners.base import LearnerConfigError
 from rewardloop.learners.sft import (
     ChatExamples,
@@ -24,7 +27,9 @@ from rewardloop.learners.sft import (
     chat_examples_from_batch,
     trainer_history,
 )
+from rewardloop.loop.serving import load_policy
 from rewardloop.policies.generator import GeneratorPolicy, classifier_messages
+from rewardloop.store import Store, read_runs, write_decisions, write_feedback
 from rewardloop.store.files import openai_rows
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
@@ -149,3 +154,63 @@ def test_sft_learns_the_labels_and_leaves_the_start_policy_unchanged() -> None:
 def test_trainer_history_is_namespaced() -> None:
     log = [{"loss": 1.5, "learning_rate": 0.01, "step": 1, "epoch": 0.5}, {"train_runtime": 3.0, "step": 2}]
     assert trainer_history(log, "train") == [{"train/loss": 1.5, "train/lr": 0.01, "train/step": 1.0}]
+
+
+# ------------------------------------------------------------------- through `rewardloop train`
+
+
+def _generator_project(tmp_path, start: str, **training: object) -> str:
+    cfg = {
+        "store": {"url": f"sqlite:///{tmp_path / 'gen.db'}"},
+        "policies": [{"name": "gen", "kind": "generator"}],
+        "training": {"output_dir": str(tmp_path / "artifacts"), "init_from": start, **training},
+    }
+    path = tmp_path / "rewardloop.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_rewardloop_train_fine_tunes_a_generator_from_its_logged_feedback(tmp_path) -> None:
+    """`training.learner: sft` on a generator policy: read its decisions, fit, save, record the run."""
+    start = GeneratorPolicy.random(seed=0, name="gen", version="1", max_new_tokens=4)
+    start.save(tmp_path / "start")
+    path = _generator_project(
+        tmp_path, str(tmp_path / "start"), learner="sft", batch_size=2, options={"max_steps": 2, "lr": 1e-2}
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'gen.db'}")
+    batch = _batch()
+    write_decisions(store, [d for d in batch if d.kind == "generator"])
+    write_feedback(store, [f for d in batch if d.kind == "generator" for f in batch.feedback.get(d.id, [])])
+    result = CliRunner().invoke(app, ["train", "-c", path])
+    assert result.exit_code == 0, result.output
+    (run,) = read_runs(store)
+    store.close()
+    assert (run.learner, run.status, run.n_samples) == ("sft", "succeeded", 1)  # g1's correction
+    assert {"train/loss", "train/lr"} <= set(run.metrics)
+    fitted = load_policy("generator", run.artifact_path)
+    assert isinstance(fitted, GeneratorPolicy) and fitted.version == run.id[:12]
+    changed = [
+        k for k, v in fitted.model.state_dict().items() if not torch.equal(v, start.model.state_dict()[k])
+    ]
+    assert any("q_proj" in k for k in changed)  # the LoRA update merged into the attention weights
+
+
+@pytest.mark.parametrize(
+    ("training", "message"),
+    [
+        (
+            {"learner": "supervised"},
+            "training.learner: 'supervised' trains classifier policies and 'gen' is a generator "
+            "(learners of a generator: sft",
+        ),
+        ({"learner": "sft", "options": {"lora_r": 0}}, "training.options.lora_r: must be"),
+        # `dpo` on a generator is the generator's DPO (the classifier's has no lora_r)
+        ({"learner": "dpo", "options": {"lora_r": 0}}, "training.options.lora_r: must be"),
+        ({"learner": "sft", "init_from": "nowhere"}, "training.init_from: cannot load a policy from"),
+    ],
+)
+def test_bad_generator_training_configs_are_named(tmp_path, training: dict, message: str) -> None:
+    path = _generator_project(tmp_path, str(tmp_path / "start"), **training)
+    result = CliRunner().invoke(app, ["train", "-c", path])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())

@@ -282,6 +282,7 @@ def test_a_reranker_gate_without_held_out_pairs_fails_and_says_so(project):
             "options: cannot build",
         ),
         ("router", {"algorithm": "epsilon_greedy"}, "options.n_features: no logged decision has features"),
+        ("generator", {}, "training.policy: 'p' is a generator; `loop run` does not retrain generators yet"),
     ],
 )
 def test_bad_options_are_named(project, kind, options, message):

@@ -87,6 +87,23 @@ def test_log_external_decision(api: Api) -> None:
     )
 
 
+def test_log_external_generator_answer(api: Api) -> None:
+    """An answer generated outside the service is logged as a generator decision, propensity and all."""
+    answer, other = "We open at 9.", "<other answers>"
+    meta = {"sequence_logp": -1.2, "passages": ["The shop opens at 9."]}
+    body = {"policy": "helper", "policy_version": "3", "kind": "generator", "text": "When do you open?"}
+    body |= {"actions": [answer, other], "action": answer, "action_dist": [0.25, 0.75], "pscore": 0.25}
+    r = api.client.post("/v1/decisions", json={**body, "metadata": meta}, headers=api.h("client"))
+    assert r.status_code == 201, r.text
+    (d,) = read_decisions(api.store)
+    assert (d.kind, d.action, d.pscore, d.metadata["passages"]) == (
+        "generator",
+        answer,
+        0.25,
+        meta["passages"],
+    )
+
+
 FEEDBACK_KINDS = [
     {"kind": "rating", "value": 4, "scale": [1, 5], "rater_id": "ann"},
     {"kind": "correction", "label": "weather"},

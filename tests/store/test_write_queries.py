@@ -47,6 +47,17 @@ def test_feedback_references_read_the_project_and_labels_of_the_stored_decision(
     assert len(read_feedback(store)) == 1
 
 
+def test_a_generator_answer_is_corrected_with_any_text(store: Store) -> None:
+    """A generator's correction is the right answer's text, not one of its logged actions."""
+    answer = decision(
+        1, kind="generator", actions=("In Spain.",), action="In Spain.", action_dist=(1.0,), pscore=1.0
+    )
+    write_decisions(store, [answer])
+    fix = Feedback(decision_id="d1", kind="correction", label="In France.")
+    assert write_feedback(store, [fix]).written == 1
+    assert [f.label for f in read_feedback(store)] == ["In France."]
+
+
 @pytest.mark.parametrize(
     ("stored", "value"),
     [(None, None), ("null", None), ('{"project": "a"}', {"project": "a"}), ('{"x": NaN}', "nan")],

@@ -32,6 +32,11 @@ Runner = LoopRunner | RouterLoopRunner | RerankerLoopRunner
 def build_runner(cfg: ProjectConfig, store: Store) -> Runner:
     """The loop's runner for the kind of ``training.policy``; a ConfigError naming the missing key."""
     policy = cfg.policy(cfg.training.policy)
+    if policy.kind == "generator":
+        raise ConfigError(
+            f"training.policy: {policy.name!r} is a generator; `loop run` does not retrain generators "
+            "yet: fine-tune one with `rewardloop train` (training.learner: sft) and register it"
+        )
     if cfg.training.reward_spec is None:
         raise ConfigError("training.reward_spec: name the reward spec (from `rewards:`) the loop compiles")
     spec = RewardSpec.from_config(cfg.reward_spec(cfg.training.reward_spec))

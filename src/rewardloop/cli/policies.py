@@ -51,7 +51,7 @@ def _registry(config: Path | None, project_name: str) -> Iterator[Registry]:
 def register_cmd(
     policy: Annotated[str, typer.Argument(help="the policy's name, as logged on its decisions")],
     artifact: Annotated[Path, typer.Argument(help="artifact folder (or file) to register; it is copied")],
-    kind: Annotated[str, typer.Option("--kind", help="classifier, router or reranker")],
+    kind: Annotated[str, typer.Option("--kind", help="classifier, router, reranker, generator or set")],
     version: Annotated[
         str | None, typer.Option("--version", help="semantic version (default: next patch)")
     ] = None,

@@ -18,7 +18,7 @@ import typer
 from rewardloop.cli.common import ConfigOption, Since, Until, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
-from rewardloop.learners import LEARNERS, BanditData, LabelledData, learner_options
+from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, BanditData, LabelledData, learner_options
 from rewardloop.loop.training import (
     TrainingError,
     TrainingPlan,
@@ -103,12 +103,12 @@ def _print_plan(plan: TrainingPlan, window: tuple[Any, Any], dry_run: bool) -> N
     )
 
 
-def _pre_embed(batch: DecisionBatch, policy: ClassifierPolicy | None) -> None:
+def _pre_embed(batch: DecisionBatch, policy: Any) -> None:
     """Embed the used texts once with a progress bar: the learner's embedding calls then hit the cache."""
     used = [d.text for d in batch if d.text and (d.id in batch.feedback or d.id in batch.rewards)]
     if not used:
         return
-    encoder = policy.encoder if policy is not None else default_encoder()
+    encoder = policy.encoder if isinstance(policy, ClassifierPolicy) else default_encoder()
     with progress() as bar:
         task = bar.add_task("embedding texts", total=len(used))
         encoder.encode(used, progress=lambda k: bar.advance(task, k))
@@ -146,7 +146,12 @@ def train(
     config: ConfigOption = None,
     learner: Annotated[
         str | None,
-        typer.Option("--learner", "-l", help=f"override training.learner ({', '.join(LEARNERS)})"),
+        typer.Option(
+            "--learner",
+            "-l",
+            help=f"override training.learner ({', '.join(LEARNERS)}; generators: "
+            f"{', '.join(GENERATOR_LEARNERS)})",
+        ),
     ] = None,
     sets: Annotated[
         list[str] | None,
@@ -164,6 +169,9 @@ def train(
 
     RL learners learn from the compiled rewards of training.reward_spec, from training.init_from.
 
+    A generator policy (kind generator) is fine-tuned from training.init_from by sft on the chat
+    examples its feedback yields (docs/generator.md).
+
     Each run is recorded in the store: config, data window, metrics, history and the artifact path.
     Feedback the policy cannot use (e.g. a correction naming an unknown label) is skipped and counted.
     """
@@ -179,7 +187,7 @@ def train(
     try:
         batch = read_window(store, plan)
         zeros = None
-        if dry_run and policy is not None:  # the dry run counts rows; it needs no (minutes of) embeddings
+        if dry_run and isinstance(policy, ClassifierPolicy):  # counts rows; needs no (minutes of) embeddings
             dim = policy.in_dim
             zeros = lambda texts: np.zeros((len(texts), dim), np.float32)  # noqa: E731
         elif not plan.learner_cls.reads_texts:

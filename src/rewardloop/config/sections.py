@@ -68,7 +68,9 @@ class EncoderConfig(Section):
 
 class PolicyConfig(Section):
     name: str = Field(description="the policy's name, as logged on its decisions")
-    kind: Literal["classifier", "router", "reranker"] = Field(description="what it decides")
+    kind: Literal["classifier", "router", "reranker", "generator"] = Field(
+        description="what it decides (generator: the text of an answer, see docs/generator.md)"
+    )
     labels: list[str] = Field(default_factory=list, description="the actions/labels it chooses among")
     options: dict[str, Any] = Field(default_factory=dict, description="backend options")
 
@@ -209,7 +211,8 @@ class TrainingConfig(Section):
         "supervised",
         validation_alias=AliasChoices("learner", "algorithm"),
         description="learner name (alias: algorithm): supervised, lora, reinforce, ppo, a2c, dqn, dpo "
-        "(dqn learns an abstain gate; the loop saves it beside the classifier it gates)",
+        "(dqn learns an abstain gate; the loop saves it beside the classifier it gates); "
+        "for a generator policy: sft, dpo, kto (docs/generator.md)",
     )
     policy: str | None = Field(None, description="which policy to train (default: the first one)")
     reward_spec: str | None = Field(

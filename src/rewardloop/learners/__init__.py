@@ -5,6 +5,8 @@
 routers (``learners.bandits.ROUTERS``), the gating network (``learners.gating.GatingLearner``) and
 the reward models keep the same :class:`~rewardloop.learners.base.Learner` contract, and so do the
 set policy's learners (``learners.multilabel.SET_LEARNERS``: ``set_supervised``, ``set_bandit``).
+``GENERATOR_LEARNERS`` are the generator policy's (through TRL): a name there trains a policy of kind
+``generator``, a name in ``LEARNERS`` a classifier (``rewardloop train`` picks the map by the kind).
 """
 
 from rewardloop.learners.a2c import A2C, A2CConfig
@@ -24,10 +26,13 @@ from rewardloop.learners.crm import CRM, CRMConfig
 from rewardloop.learners.data import LabelledData, labelled_from_batch
 from rewardloop.learners.dpo import DPO, DPOConfig, PreferencePairs
 from rewardloop.learners.dqn import DQN, DQNConfig
+from rewardloop.learners.kto import KTO, KTOConfig, ThumbsExamples
+from rewardloop.learners.lm_dpo import GeneratorDPO, GeneratorDPOConfig, PreferenceExamples
 from rewardloop.learners.lora import LoRAConfig, LoRALearner
 from rewardloop.learners.multilabel import SET_LEARNERS
 from rewardloop.learners.ppo import PPO, PPOConfig
 from rewardloop.learners.reinforce import Reinforce, ReinforceConfig
+from rewardloop.learners.sft import SFTConfig, SFTLearner
 from rewardloop.learners.supervised import SupervisedConfig, SupervisedLearner
 
 LEARNERS: dict[str, type[ConfiguredLearner]] = {
@@ -41,10 +46,26 @@ LEARNERS: dict[str, type[ConfiguredLearner]] = {
     "crm": CRM,
 }
 
+#: The learners of generator policies (``policies[].kind: generator``), by ``training.learner``.
+GENERATOR_LEARNERS: dict[str, type[ConfiguredLearner]] = {
+    "sft": SFTLearner,
+    "dpo": GeneratorDPO,
+    "kto": KTO,
+}
+
+
+def learners_for(kind: str) -> dict[str, type[ConfiguredLearner]]:
+    """The learner map of a policy kind: ``GENERATOR_LEARNERS`` for generators, else ``LEARNERS``."""
+    return GENERATOR_LEARNERS if kind == "generator" else LEARNERS
+
 
 def learner_options() -> dict[str, dict[str, str]]:
-    """Learner name → {config field: help text}, for ``--help`` and the YAML template."""
-    return {name: cls.config_class.help() for name, cls in LEARNERS.items()}
+    """Learner name → {config field: help text}, for ``--help`` and the YAML template; a generator
+    learner whose name a classifier learner has too is listed as ``<name> (generator)``."""
+    options = {name: cls.config_class.help() for name, cls in LEARNERS.items()}
+    for name, cls in GENERATOR_LEARNERS.items():
+        options[f"{name} (generator)" if name in LEARNERS else name] = cls.config_class.help()
+    return options
 
 
 __all__ = [
@@ -52,6 +73,8 @@ __all__ = [
     "CRM",
     "DPO",
     "DQN",
+    "GENERATOR_LEARNERS",
+    "KTO",
     "LEARNERS",
     "PPO",
     "SET_LEARNERS",
@@ -63,6 +86,9 @@ __all__ = [
     "DPOConfig",
     "DQNConfig",
     "DataSpec",
+    "GeneratorDPO",
+    "GeneratorDPOConfig",
+    "KTOConfig",
     "LabelledData",
     "Learner",
     "LearnerConfig",
@@ -70,14 +96,19 @@ __all__ = [
     "LoRAConfig",
     "LoRALearner",
     "PPOConfig",
+    "PreferenceExamples",
     "PreferencePairs",
     "ProgressCallback",
     "Reinforce",
     "ReinforceConfig",
+    "SFTConfig",
+    "SFTLearner",
     "SupervisedConfig",
     "SupervisedLearner",
+    "ThumbsExamples",
     "bandit_data_from_batch",
     "labelled_from_batch",
     "learner_options",
+    "learners_for",
     "resolve_config",
 ]

@@ -15,9 +15,9 @@ per-example loss weights, so it does not reach the loss (every example counts on
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from rewardloop.learners._common import lora_modules, peft_lora
 from rewardloop.learners.base import (
@@ -25,6 +25,7 @@ from rewardloop.learners.base import (
     POSITIVE,
     UNIT_BELOW_ONE,
     Bound,
+    DataSpec,
     LearnerConfig,
     LearnerConfigError,
     ProgressCallback,
@@ -39,8 +40,10 @@ Messages = list[dict[str, str]]
 
 
 @dataclass
-class SFTConfig(LearnerConfig):
-    """SFT with LoRA. Defaults from the issue's trial on SmolLM2 (lr 1e-3 learnt; 2e-4 barely moved)."""
+class LoRATrainerConfig(LearnerConfig):
+    """The fields every TRL trainer of a generator here shares (SFT, DPO): steps, batches, LoRA.
+
+    Defaults from the issue's SFT trial on SmolLM2 (lr 1e-3 learnt; 2e-4 barely moved)."""
 
     lr: float = hyperparameter(1e-3, "learning rate of the LoRA weights", POSITIVE)
     epochs: int = hyperparameter(1, "passes over the chat examples", AT_LEAST_ONE)
@@ -63,6 +66,11 @@ class SFTConfig(LearnerConfig):
             raise LearnerConfigError(f"max_steps: must be -1 or >= 1, got {self.max_steps}")
 
 
+@dataclass
+class SFTConfig(LoRATrainerConfig):
+    """SFT with LoRA (:class:`LoRATrainerConfig`'s fields, nothing more)."""
+
+
 @dataclass(frozen=True)
 class ChatExamples:
     """Chat fine-tuning examples: a context and the answer to learn.
@@ -81,6 +89,8 @@ class ChatExamples:
     weights : list of float
         The authority of the feedback that named the answer (recorded; SFTTrainer does not weight).
     decision_ids : list of str
+    skipped : dict of str to int
+        Decisions with feedback that gave no example, by reason (recorded with the TrainingRun).
     """
 
     systems: list[str | None]
@@ -89,11 +99,16 @@ class ChatExamples:
     completions: list[str]
     weights: list[float]
     decision_ids: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    #: The per-example fields of a subclass (``rejected``, ``desirable``), checked for length too.
+    extra_columns: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
-        lengths = {len(getattr(self, f)) for f in ("systems", "texts", "metadata", "completions", "weights")}
+        names = ("systems", "texts", "metadata", "completions", "weights", *self.extra_columns)
+        lengths = {len(getattr(self, f)) for f in names}
         if lengths != {len(self.decision_ids)}:
-            raise ValueError("ChatExamples: the fields differ in length")
+            raise ValueError(f"{type(self).__name__}: the fields differ in length")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -111,6 +126,13 @@ class ChatExamples:
     def messages(self, i: int, system: str) -> Messages:
         """Example ``i``'s prompt as served (``system`` when it has none of its own)."""
         return chat_messages(self.systems[i] or system, self.texts[i], self.metadata[i])
+
+    #: The error's reason when there is no example.
+    empty_reason: ClassVar[str] = "no chat examples (no decision has a correction, approval or golden answer)"
+
+    def rows(self, system: str) -> list[dict[str, Messages]]:
+        """The rows the trainer takes: :meth:`conversations`."""
+        return self.conversations(system)
 
     def conversations(self, system: str) -> list[dict[str, Messages]]:
         """TRL's conversational prompt/completion rows."""
@@ -131,25 +153,52 @@ def _authority(d: Decision, feedback: list[Feedback], answer: str) -> float:
     return max(weights, default=1.0)
 
 
+Row = tuple[str | None, str, Mapping[str, Any], str, float, str]
+
+
+def prompted_decisions(
+    batch: DecisionBatch, skipped: dict[str, int]
+) -> Iterator[tuple[Decision, list[Feedback]]]:
+    """The classifier and generator decisions of ``batch`` with their feedback; those with feedback but
+    no text are counted in ``skipped`` (a chat example needs the request)."""
+    for d in batch:
+        if d.kind not in ("classifier", "generator"):
+            continue
+        feedback = batch.feedback.get(d.id, [])
+        if d.text:
+            yield d, feedback
+        elif feedback:
+            skipped["decision has no text"] = skipped.get("decision has no text", 0) + 1
+
+
+def prompt_of(d: Decision) -> tuple[str | None, str, Mapping[str, Any]]:
+    """A decision's prompt as served: (system or None for the policy's own, text, metadata).
+
+    A classifier decision gets the classify instruction naming its labels (the ``openai`` export's)."""
+    if d.kind == "classifier":
+        return classifier_system(d.actions), d.text or "", {}
+    return None, d.text or "", d.metadata
+
+
+def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """``rows`` as ``width`` lists, one per field (empty lists when there are no rows)."""
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 def chat_examples_from_batch(batch: DecisionBatch) -> ChatExamples:
     """The examples of the ``openai`` export (classifier decisions), plus generator decisions.
 
     A classifier example is the export's row (:func:`rewardloop.store.files.openai_rows`); a generator
     example is the logged context (passages too) answered by the corrected or approved text.
     """
-    rows: list[tuple[str | None, str, Mapping[str, Any], str, float, str]] = []
-    for d in batch:
-        if d.kind not in ("classifier", "generator") or not d.text:
-            continue
-        feedback = batch.feedback.get(d.id, [])
+    rows: list[Row] = []
+    skipped: dict[str, int] = {}
+    for d, feedback in prompted_decisions(batch, skipped):
         answer = known_label(d, feedback)
-        if answer is None:
-            continue
-        system = classifier_system(d.actions) if d.kind == "classifier" else None
-        metadata = {} if d.kind == "classifier" else d.metadata
-        rows.append((system, d.text, metadata, answer, _authority(d, feedback, answer), d.id))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
-    return ChatExamples(*(list(c) for c in columns))
+        if answer is not None:
+            rows.append((*prompt_of(d), answer, _authority(d, feedback, answer), d.id))
+    systems, texts, metas, answers, weights, ids = columns(rows, 6)
+    return ChatExamples(systems, texts, metas, answers, weights, ids, skipped)
 
 
 def trainer_history(log_history: Sequence[Mapping[str, Any]], prefix: str) -> list[dict[str, float]]:
@@ -159,6 +208,8 @@ def trainer_history(log_history: Sequence[Mapping[str, Any]], prefix: str) -> li
         "learning_rate": "lr",
         "grad_norm": "grad_norm",
         "mean_token_accuracy": "token_accuracy",
+        "rewards/margins": "reward_margin",  # DPO: β · (chosen - rejected log-ratio), batch mean
+        "rewards/accuracies": "reward_accuracy",  # DPO: share of pairs with a positive margin
     }
     rows: list[dict[str, float]] = []
     for entry in log_history:
@@ -220,7 +271,89 @@ def merged_policy(policy: GeneratorPolicy, model: Any, version_suffix: str) -> G
     )
 
 
-class SFTLearner:
+def train_lora(
+    method: str,
+    trainer_cls: Any,
+    args_cls: Any,
+    args: Mapping[str, Any],
+    rows: list[dict[str, Any]],
+    policy: GeneratorPolicy,
+    cfg: LoRATrainerConfig,
+    progress: ProgressCallback | None,
+) -> tuple[GeneratorPolicy, list[dict[str, float]], float]:
+    """Train LoRA adapters on a copy of ``policy``'s model with a TRL trainer on ``rows``; merge them.
+
+    Returns the fitted policy (version ``<parent>+<method>``), the namespaced history and the
+    seconds it took. With peft, TRL's preference trainers use the model with its adapters disabled as
+    the frozen reference: no second copy of the model is held.
+    """
+    import tempfile
+
+    from datasets import Dataset
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rewardloop-trl-") as tmp:
+        trainer = trainer_cls(
+            model=_trainable_copy(policy.model),
+            args=args_cls(**trl_args(cfg, tmp), max_length=cfg.max_length, **args),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=policy.tokenizer,
+            peft_config=lora_config(cfg),
+            callbacks=[ProgressBridge(progress)] if progress else None,
+        )
+        trainer.train()
+    history = trainer_history(trainer.state.log_history, "train")
+    return merged_policy(policy, trainer.model, method), history, time.perf_counter() - start
+
+
+class LoRATrainerLearner:
+    """What the generator learners share: built from their config, they train LoRA adapters on a copy
+    of the given generator through a TRL trainer (:func:`train_lora`) and read texts themselves.
+
+    After ``fit``: ``history_``, ``seconds_`` and ``n_examples_``.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[LearnerConfig]]
+    data_class: ClassVar[type[ChatExamples]]  # what ``fit`` takes (exactly: the subclasses differ)
+    needs_rewards: ClassVar[bool] = False
+    needs_policy: ClassVar[bool] = True
+    reads_texts: ClassVar[bool] = True
+
+    def __init__(self, config: LearnerConfig | None = None, progress: ProgressCallback | None = None) -> None:
+        self.config: Any = checked_config(config, self.config_class)  # an instance of config_class
+        self.progress = progress
+        self.history_: list[dict[str, float]] = []
+
+    def _train(
+        self, data: ChatExamples, policy: GeneratorPolicy | None, trainer: tuple[Any, Any, dict[str, Any]]
+    ) -> GeneratorPolicy:
+        """Check ``policy`` and ``data``, then :func:`train_lora` with ``trainer`` = (class, args class,
+        its own args) on ``data.rows(policy.system)``."""
+        if policy is None:
+            raise LearnerConfigError(f"policy: {self.name} improves a generator; give training.init_from")
+        if type(data) is not self.data_class:
+            raise LearnerConfigError(
+                f"data: {self.name.upper()} takes {self.data_class.__name__}, got {type(data).__name__}"
+            )
+        if len(data) == 0:
+            raise ValueError(f"{self.name.upper()}: {data.empty_reason}")
+        trainer_cls, args_cls, args = trainer
+        fitted, self.history_, self.seconds_ = train_lora(
+            self.name,
+            trainer_cls,
+            args_cls,
+            args,
+            data.rows(policy.system),
+            policy,
+            self.config,
+            self.progress,
+        )
+        self.n_examples_ = len(data)
+        return fitted
+
+
+class SFTLearner(LoRATrainerLearner):
     """Fine-tune a generator on chat examples with LoRA (TRL ``SFTTrainer``, completion-only loss).
 
     Examples
@@ -230,56 +363,23 @@ class SFTLearner:
     >>> fitted = SFTLearner(SFTConfig(max_steps=2)).fit(data, policy=policy)       # doctest: +SKIP
     """
 
-    name = "sft"
-    config_class = SFTConfig
-    needs_rewards = False
-    needs_policy = True
-    reads_texts = True
+    name: ClassVar[str] = "sft"
+    config_class: ClassVar[type[LearnerConfig]] = SFTConfig
+    data_class: ClassVar[type[ChatExamples]] = ChatExamples
 
-    def __init__(self, config: SFTConfig | None = None, progress: ProgressCallback | None = None) -> None:
-        self.config = checked_config(config, SFTConfig)
-        self.progress = progress
-        self.history_: list[dict[str, float]] = []
-
-    @classmethod
-    def data_from_batch(cls, batch: DecisionBatch, spec: Any = None) -> ChatExamples:
+    @staticmethod
+    def data_from_batch(batch: DecisionBatch, spec: DataSpec | None = None, /) -> ChatExamples:
         """The chat examples of ``batch`` (:func:`chat_examples_from_batch`); ``spec`` is not read."""
         return chat_examples_from_batch(batch)
 
     def fit(self, data: ChatExamples, *, policy: GeneratorPolicy | None = None) -> GeneratorPolicy:
         """Train LoRA adapters on ``data`` from ``policy``'s weights; return the merged, fine-tuned policy."""
-        import tempfile
-
         from trl.trainer.sft_config import SFTConfig as TRLSFTConfig
         from trl.trainer.sft_trainer import SFTTrainer
 
-        from datasets import Dataset
-
-        if policy is None:
-            raise LearnerConfigError("policy: SFT fine-tunes a generator; give training.init_from")
-        if len(data) == 0:
-            raise ValueError(
-                "SFT: no chat examples (no decision has a correction, approval or golden answer)"
-            )
-        cfg = self.config
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="rewardloop-sft-") as tmp:
-            args = TRLSFTConfig(
-                **trl_args(cfg, tmp), max_length=cfg.max_length, completion_only_loss=True, packing=False
-            )
-            trainer = SFTTrainer(
-                model=_trainable_copy(policy.model),
-                args=args,
-                train_dataset=Dataset.from_list(data.conversations(policy.system)),
-                processing_class=policy.tokenizer,
-                peft_config=lora_config(cfg),
-                callbacks=[ProgressBridge(self.progress)] if self.progress else None,
-            )
-            trainer.train()
-        self.history_ = trainer_history(trainer.state.log_history, "train")
-        self.seconds_ = time.perf_counter() - start
-        self.n_examples_ = len(data)
-        return merged_policy(policy, trainer.model, "sft")
+        return self._train(
+            data, policy, (SFTTrainer, TRLSFTConfig, {"completion_only_loss": True, "packing": False})
+        )
 
 
 def _trainable_copy(model: Any) -> Any:
@@ -289,4 +389,14 @@ def _trainable_copy(model: Any) -> Any:
     return copy.deepcopy(model).train()
 
 
-__all__ = ["ChatExamples", "SFTConfig", "SFTLearner", "chat_examples_from_batch", "lora_config", "trl_args"]
+__all__ = [
+    "ChatExamples",
+    "LoRATrainerConfig",
+    "LoRATrainerLearner",
+    "SFTConfig",
+    "SFTLearner",
+    "chat_examples_from_batch",
+    "lora_config",
+    "train_lora",
+    "trl_args",
+]

@@ -38,19 +38,24 @@ from rewardloop.policies.contract import (
 from rewardloop.store.experiments import TRIGGER_KEY
 from rewardloop.types import Decision, Experiment
 
+#: The kinds that explore their own way, and how (``exploration_for`` refuses the options for them).
+_OWN_EXPLORATION = {
+    "router": "a router explores by its own algorithm",
+    "generator": "a generator samples with the decoding saved with it (mode, temperature, top_k, top_p)",
+}
+
 
 def exploration_for(kind: str, options: Mapping[str, Any]) -> Exploration | None:
     """The exploration a policy of ``kind`` is served with, from its ``policies[].options``.
 
     Classifiers (and gated ones) default to ε-greedy with ε = 0.1, rerankers to sampling from the
-    softmax of their scores; routers explore by their own algorithm (None), and refuse the options.
+    softmax of their scores; routers explore by their own algorithm and generators by the decoding
+    saved with them (None), and both refuse the options.
     """
-    if kind == "router":
+    if kind in _OWN_EXPLORATION:
         given = [k for k in EXPLORATION_OPTIONS if k in options]
         if given:
-            raise PolicyInputError(
-                f"options.{given[0]}", "a router explores by its own algorithm; remove the option"
-            )
+            raise PolicyInputError(f"options.{given[0]}", f"{_OWN_EXPLORATION[kind]}; remove the option")
         return None
     return Exploration.from_options(options, "sample" if kind == "reranker" else "epsilon")
 
@@ -65,17 +70,17 @@ def served_kind(kind: str, path: str | Path) -> str:
 
 
 def load_policy(kind: str, path: str | Path, exploration: Exploration | None = None) -> Policy:
-    """Load a saved policy of ``kind`` (classifier, router, reranker, abstain_gate, set or
-    category_actions) from ``path``.
+    """Load a saved policy of ``kind`` (classifier, router, reranker, abstain_gate, set,
+    category_actions or generator) from ``path``.
 
     ``exploration`` sets how classifiers and rerankers are served (default: :func:`exploration_for`
     with no options). A router folder holds a bandit (``router.json``) or a gating network
     (``gating.json``). Nothing loaded runs code (safetensors, JSON, ``.npz`` without pickle).
 
-    >>> load_policy("generator", ".")  # doctest: +ELLIPSIS
+    >>> load_policy("ranker", ".")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    rewardloop.policies.contract.PolicyInputError: kind: must be one of classifier, ... got 'generator'
+    rewardloop.policies.contract.PolicyInputError: kind: must be one of classifier, ... got 'ranker'
     """
     if kind not in POLICY_KINDS:
         raise PolicyInputError("kind", f"must be one of {', '.join(POLICY_KINDS)}; got {kind!r}")
@@ -93,6 +98,10 @@ def load_policy(kind: str, path: str | Path, exploration: Exploration | None = N
         from rewardloop.policies.reranker import Reranker
 
         return Reranker.load(folder, exploration=served)
+    if kind == "generator":
+        from rewardloop.policies.generator import GeneratorPolicy
+
+        return GeneratorPolicy.load(folder)
     if kind in ("set", "category_actions"):
         from rewardloop.policies.multilabel import CategoryAndActions, MultiLabelPolicy
 

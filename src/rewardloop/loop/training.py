@@ -4,7 +4,8 @@ save, record the TrainingRun (metrics and history), optionally register.
 ``rewardloop train``, ``rewardloop router train`` / ``train-gating``, ``rewardloop rm train``, the
 reward-model helpers of :mod:`rewardloop.loop.reward_models` and the loop's challenger
 (:class:`rewardloop.loop.iteration.LoopRunner`) all end in :func:`fit_and_record`; the classifier
-learners of ``learners.LEARNERS`` get there through :func:`resolve_plan` → :func:`read_window` →
+learners of ``learners.LEARNERS`` and the generator learners of ``learners.GENERATOR_LEARNERS`` (the
+map is the policy kind's) get there through :func:`resolve_plan` → :func:`read_window` →
 :func:`build_data` → :func:`train_plan`.
 
 What every run records: the config, the data window, the number of examples, the rows the data
@@ -29,9 +30,10 @@ import numpy as np
 from rewardloop.config import ConfigError, ProjectConfig
 from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import PolicyConfig, RewardSpecConfig
-from rewardloop.learners import LEARNERS, LabelledData
+from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, LabelledData, learners_for
 from rewardloop.learners.base import DataSpec, LearnerConfig, LearnerConfigError, resolve_config
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.store import Store, finish_run, read_decisions, start_run
 from rewardloop.types import DecisionBatch, TrainingRun, utcnow
 from rewardloop.types.history import summarise
@@ -135,15 +137,11 @@ def resolve_plan(
     ``since`` defaults to ``now - training.lookback_days`` when that is set.
     """
     training = cfg.training
-    cls = LEARNERS.get(training.learner)
-    if cls is None:
+    if training.learner not in LEARNERS and training.learner not in GENERATOR_LEARNERS:
         raise TrainingError(
-            f"training.learner: unknown learner {training.learner!r} (known: {', '.join(LEARNERS)})"
+            f"training.learner: unknown learner {training.learner!r} (known: {', '.join(LEARNERS)}; "
+            f"for generator policies: {', '.join(GENERATOR_LEARNERS)})"
         )
-    try:
-        config, ignored = resolve_config(cls.config_class, training)
-    except LearnerConfigError as err:
-        raise TrainingError(str(err)) from None
     if not cfg.policies:
         raise TrainingError(
             "policies: no policy is defined; add one to the project file (see `rewardloop init`)"
@@ -155,12 +153,11 @@ def resolve_plan(
         raise TrainingError(
             f"training.{'policy' if 'policies' in str(err) else 'reward_spec'}: {err}"
         ) from None
-    if policy.kind != "classifier":
-        command = "router train" if policy.kind == "router" else "rm train"
-        raise TrainingError(
-            f"training.policy: {policy.name!r} is a {policy.kind}; `rewardloop train` trains classifiers "
-            f"(a {policy.kind} trains with `rewardloop {command}`)"
-        )
+    cls = _learner_class(training.learner, policy)
+    try:
+        config, ignored = resolve_config(cls.config_class, training)
+    except LearnerConfigError as err:
+        raise TrainingError(str(err)) from None
     if cls.needs_rewards and spec is None:
         known = ", ".join(s.name for s in cfg.rewards) or "none defined"
         raise TrainingError(
@@ -187,12 +184,32 @@ def resolve_plan(
     )
 
 
-def start_policy(plan: TrainingPlan) -> ClassifierPolicy | None:
+def _learner_class(name: str, policy: PolicyConfig) -> Any:
+    """The learner ``name`` for ``policy``'s kind: a TrainingError when that kind has no such learner."""
+    if policy.kind in ("router", "reranker"):
+        command = "router train" if policy.kind == "router" else "rm train"
+        raise TrainingError(
+            f"training.policy: {policy.name!r} is a {policy.kind}; `rewardloop train` trains classifiers "
+            f"and generators (a {policy.kind} trains with `rewardloop {command}`)"
+        )
+    learners = learners_for(policy.kind)
+    if name not in learners:
+        other = "generator" if policy.kind == "classifier" else "classifier"
+        raise TrainingError(
+            f"training.learner: {name!r} trains {other} policies and {policy.name!r} is a {policy.kind} "
+            f"(learners of a {policy.kind}: {', '.join(learners)})"
+        )
+    return learners[name]
+
+
+def start_policy(plan: TrainingPlan) -> ClassifierPolicy | GeneratorPolicy | None:
     """``training.init_from`` loaded, a fresh policy over the configured labels, or None."""
     if plan.init_from is not None:
         try:
+            if plan.policy.kind == "generator":
+                return GeneratorPolicy.load(plan.init_from)
             return ClassifierPolicy.load(plan.init_from)
-        except (FileNotFoundError, ValueError, KeyError) as err:
+        except (FileNotFoundError, ValueError, KeyError, OSError) as err:
             raise TrainingError(
                 f"training.init_from: cannot load a policy from {plan.init_from}: {err}"
             ) from None
@@ -211,7 +228,7 @@ def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
         policy=plan.policy.name,
         since=plan.since,
         until=plan.until,
-        kind="classifier",
+        kind=plan.policy.kind,
         include_feedback=True,
         reward_spec=(plan.spec.name, plan.spec.version) if plan.spec is not None else None,
     )
@@ -226,14 +243,16 @@ def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
     return batch
 
 
-def build_data(
-    plan: TrainingPlan, batch: DecisionBatch, policy: ClassifierPolicy | None, embed: Any = None
-) -> Any:
-    """The learner's data from the batch (``data_from_batch``); ``embed`` overrides the policy's."""
+def build_data(plan: TrainingPlan, batch: DecisionBatch, policy: Any, embed: Any = None) -> Any:
+    """The learner's data from the batch (``data_from_batch``); ``embed`` overrides the policy's.
+
+    A classifier's labels and encoder reach the spec; a generator's learners read texts themselves.
+    """
+    classifier = policy if isinstance(policy, ClassifierPolicy) else None
     spec = DataSpec(
         config=plan.config,
-        labels=policy.labels if policy is not None else None,
-        embed=embed if embed is not None else (policy.embed if policy is not None else None),
+        labels=classifier.labels if classifier is not None else None,
+        embed=embed if embed is not None else (classifier.embed if classifier is not None else None),
     )
     try:
         return plan.learner_cls.data_from_batch(batch, spec)
@@ -260,7 +279,7 @@ def train_plan(
     store: Store,
     plan: TrainingPlan,
     data: Any,
-    policy: ClassifierPolicy | None,
+    policy: ClassifierPolicy | GeneratorPolicy | None,
     window: tuple[datetime | None, datetime | None],
     training_dump: Mapping[str, Any],
     progress: Any = None,

@@ -32,11 +32,14 @@ from rewardloop.types import Decision
 FloatArray = npt.NDArray[np.float64]
 ExploreMode = Literal["greedy", "sample", "epsilon"]
 EXPLORE_MODES: tuple[str, ...] = get_args(ExploreMode)
-PolicyKind = Literal["classifier", "router", "reranker", "abstain_gate", "set", "category_actions"]
+PolicyKind = Literal[
+    "classifier", "router", "reranker", "abstain_gate", "set", "category_actions", "generator"
+]
 #: The kinds :func:`rewardloop.loop.serving.load_policy` loads. ``abstain_gate`` is a classifier behind a
 #: DQN gate; its decisions are logged as kind ``classifier``. ``set`` decides a subset of a label space
 #: (:mod:`rewardloop.policies.multilabel`); ``category_actions`` a classifier's label with a set beside
-#: it, logged as kind ``classifier``.
+#: it, logged as kind ``classifier``. ``generator`` answers in free text
+#: (:mod:`rewardloop.policies.generator`).
 POLICY_KINDS: tuple[str, ...] = get_args(PolicyKind)
 #: Metadata key of a decision served behind an abstain gate: ``"act"`` or ``"abstain"``
 #: (:class:`rewardloop.policies.abstain.GatedClassifier`; the review policy queues ``"abstain"``).

@@ -72,7 +72,7 @@ class DecisionLogRequest(Request):
 
     policy: str = Field(min_length=1, max_length=200)
     policy_version: str = Field(min_length=1, max_length=100)
-    kind: Literal["classifier", "router", "reranker", "set"]
+    kind: Literal["classifier", "router", "reranker", "set", "generator"]
     actions: list[str] = Field(min_length=1)
     action: str
     action_dist: list[float] = Field(description="probability of each action, aligned with `actions`")

@@ -50,7 +50,9 @@ from rewardloop.types.sets import check_labels_against
 
 R = TypeVar("R", Decision, Feedback)
 #: A stored decision as feedback checks read it: (project, actions, stored set or None).
-_Ref = tuple[str, tuple[str, ...], dict[str, Any] | None]
+#: A stored decision as feedback checks see it: its project, the labels a correction may name (None: a
+#: generator's, whose correction is the text of the right answer) and its set.
+_Ref = tuple[str, tuple[str, ...] | None, dict[str, Any] | None]
 
 #: Ids per IN (...) list when checking that feedback references stored decisions.
 _ID_CHUNK = 5000
@@ -321,19 +323,21 @@ def existing_decision_ids(store: Store, ids: Iterable[str]) -> set[str]:
 
 
 def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, _Ref]:
-    """For each stored decision among ``ids``: (its project, its actions, its set or None)."""
+    """For each stored decision among ``ids``: (its project, its actions or None for a generator's, its
+    set or None)."""
     wanted = list(dict.fromkeys(ids))
     found: dict[str, _Ref] = {}
     # The JSON columns as text, decoded by orjson: the JSON type's stdlib decoder was most of the time of
     # a feedback batch.
     sql = (
-        "SELECT id, CAST(meta AS TEXT), CAST(actions AS TEXT), CAST(action_set AS TEXT) "
+        "SELECT id, kind, CAST(meta AS TEXT), CAST(actions AS TEXT), CAST(action_set AS TEXT) "
         "FROM decisions WHERE id IN ({})"
     )
     for start in range(0, len(wanted), _ID_CHUNK):
-        for i, meta, actions, action_set in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
+        for i, kind, meta, actions, action_set in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
             project = (_loads(meta) or {}).get("project") or DEFAULT_PROJECT
-            found[i] = (str(project), tuple(_loads(actions)), _loads(action_set))
+            labels = None if kind == "generator" else tuple(_loads(actions))
+            found[i] = (str(project), labels, _loads(action_set))
     return found
 
 
@@ -370,7 +374,7 @@ def check_references(
         if ref is None or (project is not None and ref[0] != project):
             where_ = "in this project" if project is not None else "in the store"
             bad.append(RecordError("decision_id", f"no decision {f.decision_id!r} {where_}", row))
-        elif f.kind == "correction" and f.label not in ref[1]:
+        elif f.kind == "correction" and ref[1] is not None and f.label not in ref[1]:
             labels = ", ".join(ref[1])
             bad.append(RecordError("label", f"{f.label!r} is not one of the policy's labels ({labels})", row))
         elif f.labels is not None and (why := _set_mismatch(f, ref[2])) is not None:
