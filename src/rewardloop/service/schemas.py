@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardloop.store import GroupStats
-from rewardloop.types import Decision, Feedback, FeedbackKind, RecordError, TraceStep
+from rewardloop.types import Decision, DecisionKind, Feedback, FeedbackKind, RecordError, TraceStep
 from rewardloop.types.answers import ReviewQueueItem
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
@@ -72,7 +72,7 @@ class DecisionLogRequest(Request):
 
     policy: str = Field(min_length=1, max_length=200)
     policy_version: str = Field(min_length=1, max_length=100)
-    kind: Literal["classifier", "router", "reranker", "set", "generator"]
+    kind: DecisionKind
     actions: list[str] = Field(min_length=1)
     action: str
     action_dist: list[float] = Field(description="probability of each action, aligned with `actions`")
