@@ -1,18 +1,34 @@
 """What the HTTP API answers and the SDK reads back, defined once: the service's response schema and the
-client's typed answer are the same class. A field's docstring is its description in the OpenAPI document.
+client's typed answer are the same class. A field's ``doc(...)`` metadata is its description in the OpenAPI
+document.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from rewardloop.types.records import Decision, ReviewItem
 
-#: How pydantic (the service's schema) reads these dataclasses: field docstrings are descriptions.
-_SCHEMA_CONFIG = {"use_attribute_docstrings": True}
+
+def doc(text: str) -> dict[str, str]:
+    """A dataclass field's metadata: ``text`` is its description in the service's JSON schema."""
+    return {"description": text}
+
+
+def _descriptions(schema: dict[str, Any], cls: type[Any]) -> None:
+    for f in dataclasses.fields(cls):
+        if "description" in f.metadata:
+            schema["properties"][f.name]["description"] = f.metadata["description"]
+
+
+#: How pydantic (the service's schema) reads these dataclasses: the ``doc`` texts are descriptions.
+#: Not pydantic's ``use_attribute_docstrings``: it parses this module's source at every schema build (FastAPI
+#: builds one per route, lazily, in the thread of the request), and CPython 3.11's parser fails ("AST
+#: constructor recursion depth mismatch") when two threads parse at once.
+_SCHEMA_CONFIG = {"json_schema_extra": _descriptions}
 
 
 def _confidence(decision: Decision) -> float:
@@ -40,22 +56,28 @@ class Decided:
     policy: str
     policy_version: str
     kind: str
-    action: str
-    """the action taken (a label, an arm, or the top candidate)"""
-    probabilities: dict[str, float]
-    """the full action distribution"""
+    action: str = field(metadata=doc("the action taken (a label, an arm, or the top candidate)"))
+    probabilities: dict[str, float] = field(metadata=doc("the full action distribution"))
     confidence: float
     ranking: list[str] | None = None
     experiment: str | None = None
     variant: str | None = None
-    queued_for_review: str | None = None
-    """the review reason, if the decision was queued"""
-    label_space: list[str] | None = None
-    """a set decision's labels (a set policy, or the actions beside a category); else null"""
-    chosen_set: list[str] | None = None
-    """the labels chosen, in label-space order"""
-    label_probs: list[float] | None = None
-    """each label's probability of being chosen, aligned with ``label_space`` (independent draws)"""
+    queued_for_review: str | None = field(
+        default=None, metadata=doc("the review reason, if the decision was queued")
+    )
+    label_space: list[str] | None = field(
+        default=None,
+        metadata=doc("a set decision's labels (a set policy, or the actions beside a category); else null"),
+    )
+    chosen_set: list[str] | None = field(
+        default=None, metadata=doc("the labels chosen, in label-space order")
+    )
+    label_probs: list[float] | None = field(
+        default=None,
+        metadata=doc(
+            "each label's probability of being chosen, aligned with ``label_space`` (independent draws)"
+        ),
+    )
 
     @classmethod
     def of(cls, decision: Decision, decision_id: str, queued_for_review: str | None) -> Decided:
@@ -94,19 +116,19 @@ class ReviewQueueItem:
     resolved_at: datetime | None
     policy: str
     text: str | None
-    action: str
-    """the model's guess"""
+    action: str = field(metadata=doc("the model's guess"))
     confidence: float
-    actions: list[str]
-    """the labels a reviewer can pick"""
-    kind: str
-    """the decision's kind: a ``set`` decision is resolved with ``labels``, not ``label``"""
-    label_space: list[str] | None
-    """the labels a reviewer can tick, when the decision carries a set"""
-    chosen_set: list[str] | None
-    """the model's set (a hint to the reviewer)"""
-    label_probs: list[float] | None
-    """each label's probability of being chosen, aligned with ``label_space``"""
+    actions: list[str] = field(metadata=doc("the labels a reviewer can pick"))
+    kind: str = field(
+        metadata=doc("the decision's kind: a ``set`` decision is resolved with ``labels``, not ``label``")
+    )
+    label_space: list[str] | None = field(
+        metadata=doc("the labels a reviewer can tick, when the decision carries a set")
+    )
+    chosen_set: list[str] | None = field(metadata=doc("the model's set (a hint to the reviewer)"))
+    label_probs: list[float] | None = field(
+        metadata=doc("each label's probability of being chosen, aligned with ``label_space``")
+    )
 
     @classmethod
     def of(cls, item: ReviewItem, decision: Decision) -> ReviewQueueItem:
