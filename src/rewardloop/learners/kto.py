@@ -30,7 +30,6 @@ from rewardloop.learners.sft import (
 from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
-Messages = list[dict[str, str]]
 MIDDLE = "rating at the middle of its scale"
 
 

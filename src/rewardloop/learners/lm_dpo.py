@@ -28,14 +28,13 @@ from rewardloop.learners.sft import (
     ChatExamples,
     LoRATrainerConfig,
     LoRATrainerLearner,
+    Messages,
     columns,
     prompt_of,
     prompted_decisions,
 )
 from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.types import Decision, DecisionBatch, Feedback
-
-Messages = list[dict[str, str]]
 
 
 @dataclass
