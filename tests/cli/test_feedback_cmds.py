@@ -38,7 +38,7 @@ def test_void_records_who_when_why_and_refuses_a_second_void(tmp_path, monkeypat
         app, ["feedback", "void", "f1", "--reason", "rater was testing", "--actor", "lead-7"]
     )
     assert done.exit_code == 0, done.output
-    assert f"by lead-7 (os user {getpass.getuser()}): rater was testing" in done.output
+    assert f"by lead-7 (OS user {getpass.getuser()}): rater was testing" in done.output
     again = runner.invoke(app, ["feedback", "void", "f1", "--reason", "again"])
     assert again.exit_code == 2 and "voided already" in again.output
     listed = runner.invoke(app, ["feedback", "voids"])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from rewardloop.cli.common import ConfigOption, console, errors_as_messages, open_store, project
+from rewardloop.cli.common import Actor, ConfigOption, console, errors_as_messages, open_store, project
+from rewardloop.registry import attributed_actor
 from rewardloop.store.voids import VoidError, void_feedback, voids
 
 app = typer.Typer(
@@ -21,9 +21,7 @@ app = typer.Typer(
 def void(
     feedback_id: Annotated[str, typer.Argument(help="the id of the feedback row")],
     reason: Annotated[str, typer.Option("--reason", help="why it is withdrawn (kept in the audit)")],
-    actor: Annotated[
-        str | None, typer.Option("--actor", help="who voids it (default: your user name)")
-    ] = None,
+    actor: Actor = None,
     project_name: Annotated[
         str | None, typer.Option("--project", help="the project of the row, where several use the id")
     ] = None,
@@ -32,11 +30,11 @@ def void(
     """Void one feedback row: it stays stored with who, when and why, counts for no reward from then
     on, and its decision's rewards are withdrawn (the next `rewards compile` rebuilds them from its
     other feedback)."""
-    user = getpass.getuser()
-    who = user if actor is None or actor == user else f"{actor} (os user {user})"
     store = open_store(project(config))
     with errors_as_messages(VoidError):
-        done = void_feedback(store, feedback_id, reason=reason, actor=who, project=project_name)
+        done = void_feedback(
+            store, feedback_id, reason=reason, actor=attributed_actor(actor), project=project_name
+        )
     console.print(
         f"voided feedback {done.feedback_id} on decision {done.decision_id} (project {done.project}) "
         f"by {done.voided_by}: {done.reason}; {done.rewards_withdrawn} reward(s) withdrawn"

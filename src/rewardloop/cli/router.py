@@ -46,6 +46,9 @@ SpecOpt = Annotated[
 CategoryKeyOpt = Annotated[
     str, typer.Option("--category-key", help="decision metadata key that holds the category")
 ]
+FeaturesOpt = Annotated[
+    str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+]
 LevelOpt = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="confidence level of intervals")]
 
 
@@ -170,9 +173,7 @@ def train(
     algorithm: Annotated[
         str, typer.Option("--algorithm", "-a", help=f"router to train: {', '.join(ROUTERS)}")
     ] = "linucb",
-    features: Annotated[
-        str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
-    ] = "numeric",
+    features: FeaturesOpt = "numeric",
     start_from: Annotated[
         Path | None,
         typer.Option("--from", help="a saved router to continue from (default: fresh, at its priors)"),
@@ -325,9 +326,7 @@ def train_gating(
     experts: Annotated[
         str | None, typer.Option(help="comma-separated experts (default: every action named in the logs)")
     ] = None,
-    features: Annotated[
-        str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
-    ] = "text",
+    features: FeaturesOpt = "text",
     step_name: Annotated[str, typer.Option(help="trace step that holds the expert choice")] = "expert",
     epochs: Annotated[int, typer.Option(min=1, help="passes over the logged traces")] = 5,
     lr: Annotated[float, typer.Option(help="Adam learning rate")] = 3e-3,

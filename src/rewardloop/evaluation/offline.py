@@ -12,18 +12,17 @@ served ε-greedy but scored by sampling from its softmax is a different, usually
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from rewardloop.evaluation.metrics import ProbabilisticPolicy
 from rewardloop.evaluation.ope import (
-    BaseOffPolicyEstimator,
+    DEFAULT_RANDOM_STATE,
     LoggedFeedback,
     OPEInputError,
+    OPEOptions,
     OPEReport,
-    Resampler,
-    bootstrap_means,
     evaluate_off_policy,
     logged_feedback_from_decisions,
     tabular_reward_model,
@@ -106,49 +105,38 @@ def evaluate_candidate_on_logs(
     batch: DecisionBatch,
     *,
     exploration: Exploration | None = None,
-    estimators: list[BaseOffPolicyEstimator] | None = None,
-    alpha: float = 0.05,
-    n_bootstrap_samples: int = 1000,
-    random_state: int | None = 0,
-    resample: Resampler = bootstrap_means,
+    **options: Unpack[OPEOptions],
 ) -> OfflineEvaluation:
     """IPW, SNIPW, DM and DR (DM/DR with a cross-fitted per-action reward table) of ``policy`` on logs.
 
     ``batch`` comes from ``read_decisions(store, policy=..., reward_spec=(name, version))``: decisions
     with their compiled rewards; decisions without a reward are left out. The candidate is scored as it
     will be served (``exploration``, default :func:`serving_exploration`), like the champion whose
-    logged value it is compared with.
+    logged value it is compared with. ``options`` go to
+    :func:`~rewardloop.evaluation.ope.evaluate_off_policy` (estimators, alpha, bootstrap samples, seed,
+    resampler).
     """
     logged = logged_feedback_from_decisions(batch)
     served = serving_exploration(policy, exploration)
     action_dist = candidate_action_dist(policy, batch, logged, served)
-    return evaluate_dist_on_logs(
-        logged,
-        action_dist,
-        served.describe(),
-        estimators=estimators,
-        alpha=alpha,
-        n_bootstrap_samples=n_bootstrap_samples,
-        random_state=random_state,
-        resample=resample,
-    )
+    return evaluate_dist_on_logs(logged, action_dist, served.describe(), **options)
 
 
 def evaluate_dist_on_logs(
     logged: LoggedFeedback,
     action_dist: np.ndarray,
     served_as: str,
-    *,
-    estimators: list[BaseOffPolicyEstimator] | None = None,
-    alpha: float = 0.05,
-    n_bootstrap_samples: int = 1000,
-    random_state: int | None = 0,
-    resample: Resampler = bootstrap_means,
+    **options: Unpack[OPEOptions],
 ) -> OfflineEvaluation:
     """The estimators for a candidate's served distribution over the logged actions, shape (n, K), on
-    ``logged`` (any policy kind: a router gives its own distribution per logged context)."""
+    ``logged`` (any policy kind: a router gives its own distribution per logged context).
+
+    The cross-fitted reward model of DM/DR is seeded with the bootstrap's ``random_state``."""
     q_hat = tabular_reward_model(
-        reward=logged.reward, action=logged.action, n_actions=len(logged.actions), random_state=random_state
+        reward=logged.reward,
+        action=logged.action,
+        n_actions=len(logged.actions),
+        random_state=options.get("random_state", DEFAULT_RANDOM_STATE),
     )[:, :, 0]
     report = evaluate_off_policy(
         reward=logged.reward,
@@ -157,11 +145,7 @@ def evaluate_dist_on_logs(
         action_dist=action_dist,
         estimated_rewards_by_reg_model=q_hat,
         behavior_action_dist=logged.behavior_action_dist,
-        estimators=estimators,
-        alpha=alpha,
-        n_bootstrap_samples=n_bootstrap_samples,
-        random_state=random_state,
-        resample=resample,
+        **options,
     )
     return OfflineEvaluation(report, float(logged.reward.mean()), logged.n_rounds, served_as)
 

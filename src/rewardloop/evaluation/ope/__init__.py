@@ -56,6 +56,8 @@ from rewardloop.evaluation.ope.estimators import (
 )
 from rewardloop.evaluation.ope.inputs import BanditFeedback, check_bandit_feedback
 from rewardloop.evaluation.ope.report import (
+    DEFAULT_RANDOM_STATE,
+    OPEOptions,
     OPEReport,
     default_estimators,
     estimate_policy_values,
@@ -65,6 +67,7 @@ from rewardloop.evaluation.ope.report import (
 from rewardloop.evaluation.ope.store_logs import LoggedFeedback, logged_feedback_from_decisions
 
 __all__ = [
+    "DEFAULT_RANDOM_STATE",
     "DETERMINISTIC_PSCORE",
     "SNIPS",
     "BanditFeedback",
@@ -76,6 +79,7 @@ __all__ = [
     "LoggedFeedback",
     "OPEDiagnostics",
     "OPEInputError",
+    "OPEOptions",
     "OPEReport",
     "PolicyValueInterval",
     "Resampler",

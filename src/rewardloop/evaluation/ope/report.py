@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -58,13 +58,28 @@ def default_estimators(with_reward_model: bool) -> list[BaseOffPolicyEstimator]:
     return ests
 
 
+#: The bootstrap seed :func:`evaluate_off_policy` (and a caller's reward model beside it) uses by default.
+DEFAULT_RANDOM_STATE = 0
+
+
+class OPEOptions(TypedDict, total=False):
+    """How :func:`evaluate_off_policy` estimates: its keywords, which a caller that scores a candidate on
+    logs (``evaluation.offline``) passes through unchanged; a key left out takes its default there."""
+
+    estimators: Sequence[BaseOffPolicyEstimator] | None
+    alpha: float
+    n_bootstrap_samples: int
+    random_state: int | None
+    resample: Resampler
+
+
 def evaluate_off_policy(
     *,
     behavior_action_dist: Any = None,
     estimators: Sequence[BaseOffPolicyEstimator] | None = None,
     alpha: float = 0.05,
     n_bootstrap_samples: int = 1000,
-    random_state: int | None = 0,
+    random_state: int | None = DEFAULT_RANDOM_STATE,
     resample: Resampler = bootstrap_means,
     **inputs: Unpack[BanditLogs],
 ) -> OPEReport:

@@ -29,12 +29,11 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.learners.bandits._params import hyperparameter, plain
+from rewardloop.learners.bandits._saved import FORMAT_VERSION, read_saved
 from rewardloop.policies.contract import DecisionContext
 from rewardloop.policies.router import ArmStats, FloatArray, LeaderboardRow, RouterDecision, RouterInputError
 from rewardloop.types import Decision
 
-#: Version of the saved layout (``router.json`` + ``state.npz``).
-FORMAT_VERSION = 1
 IntArray = npt.NDArray[np.int64]
 
 PriorSpec = tuple[float, float] | Mapping[str, float]
@@ -557,24 +556,6 @@ class BanditRouter:
 
     def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
         raise NotImplementedError
-
-
-def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, FloatArray]]:
-    """The JSON metadata and the arrays of a saved router folder (no pickle: ``allow_pickle=False``)."""
-    folder = Path(path)
-    try:
-        meta = json.loads((folder / "router.json").read_text())
-        with np.load(folder / "state.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError as err:
-        raise RouterInputError(
-            "path", f"no saved router in {folder} ({Path(err.filename).name} missing)"
-        ) from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise RouterInputError(
-            "format", f"{folder} has format {meta.get('format')}, expected {FORMAT_VERSION}"
-        )
-    return meta, arrays
 
 
 def _prior_pair(where: str, spec: PriorSpec) -> tuple[float, float]:
