@@ -442,6 +442,14 @@ class ReviewConfig(Section):
         description="a correction or positive rating from a rater at least this trusted answers a "
         "decision: it is not queued, and its open item is closed",
     )
+    dispute_authority: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="an uncorrected thumbs down from a rater at least this trusted queues the decision "
+        "(reason thumbs_down) and adds that authority to its priority: it is known wrong, not what is "
+        "right (none: ratings do not queue)",
+    )
 
 
 class OnlineConfig(Section):

@@ -7,17 +7,22 @@ reason          when                                                           w
 =============== ============================================================== ======
 disagreement    a shadow challenger decided the same request differently       2.0
 abstain         the abstain gate abstained (metadata ``abstain_gate``)         1.5
+thumbs_down     a rater of authority ≥ ``dispute_authority`` called it wrong   1.0
+                and no one has corrected it
 low_confidence  the model's confidence is below ``confidence_below``           1.0
 low_margin      the two most probable actions are within ``margin_below``      1.0
 audit           a random sample of the rest, at ``audit_rate``                 0.0
 =============== ============================================================== ======
 
-Its priority is ``weight + (1 - confidence)``: disagreements first, then abstentions, then the least
-confident (uncertainty sampling); the audit sample last. The margin is read from the logged
-``action_dist`` (top-1 minus top-2). The audit draw is a salted hash of the decision id, so every
-worker makes the same choice for a decision without sharing state, and a re-sent decision is drawn
-the same way. A decision is queued at most once (the ``review_items`` table has a unique
-``decision_id``).
+Its priority is ``weight + (1 - confidence) + authority of the strongest uncorrected thumbs down``:
+disagreements first, then abstentions, then decisions a trusted rater called wrong and the least
+confident (uncertainty sampling), a thumbs down lifting either; the audit sample last. A decision
+known to be wrong but not what is right is the one a reviewer's label adds most to: the model's own
+confidence did not flag it, and the thumbs down alone tells a learner only which label it is not.
+The margin is read from the logged ``action_dist`` (top-1 minus top-2). The audit draw is a salted
+hash of the decision id, so every worker makes the same choice for a decision without sharing
+state, and a re-sent decision is drawn the same way. A decision is queued at most once (the
+``review_items`` table has a unique ``decision_id``).
 
 An **exploration pick** (the served action is not the arg-max of ``action_dist``: ε-greedy's uniform
 draw) is never a candidate but for the audit, or when the abstain gate abstained on its input: its low
@@ -44,13 +49,20 @@ from rewardloop.config import ReviewConfig
 from rewardloop.policies.contract import GATE_KEY
 from rewardloop.store import Store
 from rewardloop.store.insights import DEFAULT_PROJECT
-from rewardloop.store.review import answering_feedback, close_answered_items, enqueue_review, queued_since
+from rewardloop.store.review import (
+    answering_feedback,
+    close_answered_items,
+    disputing_feedback,
+    enqueue_review,
+    queued_since,
+)
 from rewardloop.types import Decision, ReviewItem, utcnow
 
 #: Base priority of each reason (see the module docstring).
 REASON_WEIGHT: dict[str, float] = {
     "disagreement": 2.0,
     "abstain": 1.5,
+    "thumbs_down": 1.0,
     "low_confidence": 1.0,
     "low_margin": 1.0,
     "audit": 0.0,
@@ -107,6 +119,9 @@ class ReviewPolicy:
         ``round_start`` it is given (None: no budget).
     enough_authority : float, default 0.8
         A correction or positive rating from a rater at least this trusted answers a decision.
+    dispute_authority : float or None, default 0.5
+        An uncorrected negative rating from a rater at least this trusted queues an exploited decision
+        (``thumbs_down``) and adds that authority to its priority (None: ratings are not read).
 
     Examples
     --------
@@ -125,6 +140,7 @@ class ReviewPolicy:
     margin_below: float = 0.1
     budget_per_day: int | None = 200
     enough_authority: float = 0.8
+    dispute_authority: float | None = 0.5
 
     @classmethod
     def from_config(cls, cfg: ReviewConfig) -> ReviewPolicy:
@@ -136,6 +152,7 @@ class ReviewPolicy:
             cfg.margin_below,
             cfg.budget_per_day,
             cfg.enough_authority,
+            cfg.dispute_authority,
         )
 
     def audit_draw(self, decision_id: str) -> float:
@@ -143,9 +160,12 @@ class ReviewPolicy:
         digest = hashlib.sha256(f"{self.audit_salt}:{decision_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2.0**64
 
-    def reason(self, decision: Decision, shadow_action: str | None = None) -> str | None:
+    def reason(
+        self, decision: Decision, shadow_action: str | None = None, disputed: float = 0.0
+    ) -> str | None:
         """Why the decision should be reviewed, or None; ``shadow_action`` is what a shadow challenger
-        chose on the same request, if one ran."""
+        chose on the same request, if one ran; ``disputed`` the authority of its strongest uncorrected
+        thumbs down (0: none counted, see :func:`~rewardloop.store.review.disputing_feedback`)."""
         if decision.metadata.get(GATE_KEY) == "abstain":
             # The gate judged the input, not the action drawn: an exploration pick it abstained on waits
             # for a person like any other.
@@ -153,6 +173,8 @@ class ReviewPolicy:
         if not exploration_pick(decision):
             if self.disagreement and shadow_action is not None and shadow_action != decision.action:
                 return "disagreement"
+            if disputed > 0:
+                return "thumbs_down"
             confidence = decision.confidence if decision.confidence is not None else decision.pscore
             if confidence < self.confidence_below:
                 return "low_confidence"
@@ -162,13 +184,18 @@ class ReviewPolicy:
             return "audit"
         return None
 
-    def assess(self, decision: Decision, shadow_action: str | None = None) -> ReviewItem | None:
-        """The queue item for the decision, or None when it need not be reviewed."""
-        why = self.reason(decision, shadow_action)
+    def assess(
+        self, decision: Decision, shadow_action: str | None = None, disputed: float = 0.0
+    ) -> ReviewItem | None:
+        """The queue item for the decision, or None when it need not be reviewed (``disputed``: as in
+        :meth:`reason`; it lifts the priority of an exploited decision)."""
+        disputed = 0.0 if exploration_pick(decision) else disputed
+        why = self.reason(decision, shadow_action, disputed)
         if why is None:
             return None
         confidence = decision.confidence if decision.confidence is not None else decision.pscore
-        return ReviewItem(decision_id=decision.id, reason=why, priority=REASON_WEIGHT[why] + 1.0 - confidence)
+        priority = REASON_WEIGHT[why] + 1.0 - confidence + disputed
+        return ReviewItem(decision_id=decision.id, reason=why, priority=priority)
 
     def select(
         self, candidates: Sequence[tuple[Decision, ReviewItem]], budget: int | None
@@ -202,9 +229,14 @@ class ReviewPolicy:
         (:meth:`select`). Returns how many were newly queued (a decision already queued is not
         queued again).
         """
+        pairs = list(decisions)
+        disputed: dict[str, float] = {}
+        if self.dispute_authority is not None:
+            exploited = [d.id for d, _ in pairs if not exploration_pick(d)]
+            disputed = disputing_feedback(store, exploited, self.dispute_authority)
         by_project: dict[str, list[tuple[Decision, ReviewItem]]] = {}
-        for d, s in decisions:
-            if (item := self.assess(d, s)) is not None:
+        for d, s in pairs:
+            if (item := self.assess(d, s, disputed.get(d.id, 0.0))) is not None:
                 by_project.setdefault(str(d.metadata.get("project", DEFAULT_PROJECT)), []).append((d, item))
         if round_start is None:
             now = utcnow()

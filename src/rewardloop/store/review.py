@@ -109,6 +109,26 @@ def answering_feedback(store: Store, decision_ids: Sequence[str], min_authority:
     return found
 
 
+def disputing_feedback(store: Store, decision_ids: Sequence[str], min_authority: float) -> dict[str, float]:
+    """For each decision a rater of authority at least ``min_authority`` called wrong — a negative
+    rating (a value below the middle of its scale) — and no one corrected, the highest such authority.
+
+    Such a decision is known wrong and still unlabelled: what a reviewer's answer adds most to.
+    Voided feedback does not count.
+    """
+    if not decision_ids:
+        return {}
+    rows = read_feedback(store, decision_ids=list(decision_ids))
+    corrected = {fb.decision_id for fb in rows if fb.kind in ("correction", "set_correction")}
+    found: dict[str, float] = {}
+    for fb in rows:
+        if fb.decision_id in corrected or fb.authority < min_authority or fb.kind != "rating":
+            continue
+        if fb.value is not None and fb.scale is not None and fb.value < (fb.scale[0] + fb.scale[1]) / 2:
+            found[fb.decision_id] = max(found.get(fb.decision_id, 0.0), fb.authority)
+    return found
+
+
 def _set_decisions(store: Store, decision_ids: Sequence[str]) -> set[str]:
     """Which of the decisions are of kind ``set`` (a set correction is their whole answer; beside a
     category it leaves the category unanswered)."""
@@ -315,6 +335,7 @@ __all__ = [
     "answering_feedback",
     "claim_review_item",
     "close_answered_items",
+    "disputing_feedback",
     "enqueue_review",
     "get_review_entry",
     "insert_review_items",
