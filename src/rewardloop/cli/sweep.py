@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from rewardloop.cli.common import (
     ComputeOption,
     ConfigOption,
     RayAddress,
+    Sets,
     Since,
     Until,
     compute_config,
@@ -58,10 +59,7 @@ def sweep_cmd(
     validation_share: Annotated[
         float, typer.Option("--validation-share", help="share of the logged decisions held out for scoring")
     ] = 0.2,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", "-s", help="override a config key, e.g. --set training.epochs=5 (repeatable)"),
-    ] = None,
+    sets: Sets = None,
     since: Since = None,
     until: Until = None,
     backend: ComputeOption = None,
@@ -93,25 +91,14 @@ def sweep_cmd(
         policy = start_policy(plan)
     except (ConfigError, TrainingError, LearnerConfigError) as err:
         raise fail(str(err)) from None
+    options: dict[str, Any] = {"n_trials": trials, "seed": seed, "validation_share": validation_share}
+    dump = cfg.training.model_dump(mode="json")
+    compute = ComputeBackend(compute_config(cfg, backend, ray_address))
     store = open_store(cfg)
     try:
         batch = read_window(store, plan)
-        with (
-            ComputeBackend(compute_config(cfg, backend, ray_address)) as compute,
-            console.status(f"{trials} trials of {plan.learner} on the {compute.name} backend ..."),
-        ):
-            result = run_sweep(
-                store,
-                plan,
-                batch,
-                policy,
-                search,
-                compute,
-                n_trials=trials,
-                seed=seed,
-                validation_share=validation_share,
-                training_dump=cfg.training.model_dump(mode="json"),
-            )
+        with compute, console.status(f"{trials} trials of {plan.learner} on the {compute.name} backend ..."):
+            result = run_sweep(store, plan, batch, policy, search, compute, training_dump=dump, **options)
     except (SweepError, TrainingError, ComputeError) as err:
         raise fail(str(err)) from None
     finally:
