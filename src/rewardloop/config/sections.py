@@ -464,7 +464,8 @@ class OnlineConfig(Section):
 
 
 class ComputeConfig(Section):
-    """Where heavy offline jobs run: embedding backfills and partitioned bootstrap OPE (docs/scaling.md)."""
+    """Where heavy offline jobs run: embedding backfills, sweeps, partitioned bootstrap OPE and router
+    replay (docs/scaling.md)."""
 
     backend: Literal["local", "ray"] = Field(
         "local",
@@ -484,6 +485,12 @@ class ComputeConfig(Section):
         ge=1,
         description="independent parts of one bootstrap, each with its own seed (1: the classic single "
         "stream); Ray runs them in parallel, the local backend one after another, with equal results",
+    )
+    replay_partitions: int = Field(
+        1,
+        ge=1,
+        description="parts of the log a router replay sums apart (Ray tasks on ray; exact for the "
+        "bandit routers, whose state is per-arm sums)",
     )
 
 

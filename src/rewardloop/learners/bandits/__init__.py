@@ -19,7 +19,8 @@ once, ``save``/``load_router`` persist to ``router.json`` + ``state.npz``.
 
 from pathlib import Path
 
-from rewardloop.learners.bandits._base import BanditRouter, read_saved
+from rewardloop.learners.bandits._base import BanditRouter
+from rewardloop.learners.bandits._saved import read_saved
 from rewardloop.learners.bandits.beta_thompson import BetaThompson
 from rewardloop.learners.bandits.epsilon_greedy import EpsilonGreedy
 from rewardloop.learners.bandits.lin_thompson import LinearThompson

@@ -29,12 +29,12 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.learners.bandits._params import hyperparameter, plain
+from rewardloop.learners.bandits._partition import MapParts, partitioned_statistics
+from rewardloop.learners.bandits._saved import FORMAT_VERSION, read_saved
 from rewardloop.policies.contract import DecisionContext
 from rewardloop.policies.router import ArmStats, FloatArray, LeaderboardRow, RouterDecision, RouterInputError
 from rewardloop.types import Decision
 
-#: Version of the saved layout (``router.json`` + ``state.npz``).
-FORMAT_VERSION = 1
 IntArray = npt.NDArray[np.int64]
 
 PriorSpec = tuple[float, float] | Mapping[str, float]
@@ -387,11 +387,16 @@ class BanditRouter:
         rewards: npt.ArrayLike,
         sample_weight: npt.ArrayLike | None = None,
         categories: Sequence[str | None] | None = None,
+        *,
+        partitions: int = 1,
+        map_parts: MapParts | None = None,
     ) -> BanditRouter:
         """Add a batch of logged (context, arm, reward) rows to the current state, vectorised.
 
         The result equals calling :meth:`learn` row by row (up to floating-point rounding); only the
-        random generator is not advanced. ``arms`` are names, or indices into ``arms_``.
+        random generator is not advanced. ``arms`` are names, or indices into ``arms_``. With
+        ``partitions`` > 1 the additive statistics of contiguous parts of the rows are computed by
+        ``map_parts`` (e.g. Ray tasks) and summed (:mod:`~rewardloop.learners.bandits._partition`).
 
         Parameters
         ----------
@@ -408,7 +413,10 @@ class BanditRouter:
         Xa, idx, r, w = self._check_batch(X, arms, rewards, sample_weight)
         if categories is not None and len(categories) != len(r):
             raise RouterInputError("categories", f"must have one entry per row ({len(r)})")
-        self._batch_update(Xa, idx, r, w)
+        if partitions > 1:
+            self._apply_statistics(partitioned_statistics(self, (Xa, idx, r, w), partitions, map_parts))
+        else:
+            self._batch_update(Xa, idx, r, w)
         k = len(self.arms_)
         counts = np.bincount(idx, minlength=k)
         self.n_pulls_ += counts
@@ -550,6 +558,15 @@ class BanditRouter:
         raise NotImplementedError
 
     def _batch_update(self, Xa: Any, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+        self._apply_statistics(self._batch_statistics(Xa, idx, r, w))
+
+    def _batch_statistics(
+        self, Xa: Any, idx: IntArray, r: FloatArray, w: FloatArray
+    ) -> dict[str, FloatArray]:
+        """The rows' additive statistics per arm (sums over rows: two parts' add up to the whole's)."""
+        raise NotImplementedError
+
+    def _apply_statistics(self, stats: Mapping[str, FloatArray]) -> None:
         raise NotImplementedError
 
     def _state_arrays(self) -> dict[str, FloatArray]:
@@ -557,24 +574,6 @@ class BanditRouter:
 
     def _set_state_arrays(self, arrays: Mapping[str, FloatArray]) -> None:
         raise NotImplementedError
-
-
-def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, FloatArray]]:
-    """The JSON metadata and the arrays of a saved router folder (no pickle: ``allow_pickle=False``)."""
-    folder = Path(path)
-    try:
-        meta = json.loads((folder / "router.json").read_text())
-        with np.load(folder / "state.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError as err:
-        raise RouterInputError(
-            "path", f"no saved router in {folder} ({Path(err.filename).name} missing)"
-        ) from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise RouterInputError(
-            "format", f"{folder} has format {meta.get('format')}, expected {FORMAT_VERSION}"
-        )
-    return meta, arrays
 
 
 def _prior_pair(where: str, spec: PriorSpec) -> tuple[float, float]:
