@@ -7,6 +7,7 @@ installed (``pip install 'rewardloop[ray]'``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from rewardloop.config import ComputeConfig, parse_config
 from rewardloop.learners import LearnerConfigError, PPOConfig, SupervisedConfig
 from rewardloop.learners.search_space import parse_space
 from rewardloop.loop.compute import ComputeBackend
-from rewardloop.loop.sweep import SweepError, TableEncoder, run_sweep, split_batch
+from rewardloop.loop.sweep import SweepError, TableEncoder, prepare_job, run_sweep, split_batch
 from rewardloop.loop.training import read_window, resolve_plan, start_policy
 from rewardloop.store import Store, read_runs, write_decisions, write_feedback
 from rewardloop.types import Decision, DecisionBatch, Feedback
@@ -248,3 +249,34 @@ def test_sweep_command_prints_the_trials_and_ends_with_json(tmp_path, sqlite_sto
     assert bad.exit_code == 2 and "space.lr: must be > 0" in bad.output
     bad = CliRunner().invoke(app, ["sweep", "-c", str(path), "--space", "lr"])
     assert bad.exit_code == 2 and "--space: expected FIELD=KIND:ARGS" in bad.output
+
+
+def test_learners_a_sweep_cannot_score_are_refused_before_training(tmp_path, sqlite_store):
+    fill(sqlite_store)
+    plan, batch, policy, _dump = plan_of(tmp_path, sqlite_store)
+    plan = dataclasses.replace(plan, learner="dqn")
+    with pytest.raises(SweepError, match="a sweep cannot score dqn: its result is an abstain gate"):
+        prepare_job(
+            plan,
+            batch,
+            policy,
+            [{}],
+            validation_share=0.2,
+            seed=0,
+            threads=1,
+            training_dump={},
+            sweep_config={},
+        )
+    generator = dataclasses.replace(plan, policy=plan.policy.model_copy(update={"kind": "generator"}))
+    with pytest.raises(SweepError, match="a sweep trains classifier policies"):
+        prepare_job(
+            generator,
+            batch,
+            policy,
+            [{}],
+            validation_share=0.2,
+            seed=0,
+            threads=1,
+            training_dump={},
+            sweep_config={},
+        )

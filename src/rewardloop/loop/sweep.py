@@ -56,6 +56,12 @@ class SweepError(ValueError):
     """The sweep cannot run as asked; the message names the option or the count."""
 
 
+#: Classifier learners whose result no validation score reads, and why.
+UNSCORED = {
+    "dqn": "its result is an abstain gate, not a classifier; tune its thresholds with `rewardloop train`"
+}
+
+
 def split_batch(batch: DecisionBatch, share: float, seed: int) -> tuple[DecisionBatch, DecisionBatch]:
     """(training, validation) decisions of ``batch``: a decision is validation when the hash of
     ``seed:id`` falls below ``share``. The validation split keeps no golden-set feedback."""
@@ -208,6 +214,8 @@ def prepare_job(
             f"training.policy: a sweep trains classifier policies; "
             f"{plan.policy.name!r} is a {plan.policy.kind}"
         )
+    if plan.learner in UNSCORED:
+        raise SweepError(f"training.learner: a sweep cannot score {plan.learner}: {UNSCORED[plan.learner]}")
     train_batch, val_batch = split_batch(batch, validation_share, seed)
     train = build_data(plan, train_batch, policy)
     validation = build_data(plan, val_batch, policy)
