@@ -254,29 +254,12 @@ def test_sweep_command_prints_the_trials_and_ends_with_json(tmp_path, sqlite_sto
 def test_learners_a_sweep_cannot_score_are_refused_before_training(tmp_path, sqlite_store):
     fill(sqlite_store)
     plan, batch, policy, _dump = plan_of(tmp_path, sqlite_store)
-    plan = dataclasses.replace(plan, learner="dqn")
-    with pytest.raises(SweepError, match="a sweep cannot score dqn: its result is an abstain gate"):
-        prepare_job(
-            plan,
-            batch,
-            policy,
-            [{}],
-            validation_share=0.2,
-            seed=0,
-            threads=1,
-            training_dump={},
-            sweep_config={},
-        )
+    dqn = dataclasses.replace(plan, learner="dqn")
     generator = dataclasses.replace(plan, policy=plan.policy.model_copy(update={"kind": "generator"}))
-    with pytest.raises(SweepError, match="a sweep trains classifier policies"):
-        prepare_job(
-            generator,
-            batch,
-            policy,
-            [{}],
-            validation_share=0.2,
-            seed=0,
-            threads=1,
-            training_dump={},
-            sweep_config={},
-        )
+    options = {"validation_share": 0.2, "seed": 0, "threads": 1, "training_dump": {}, "sweep_config": {}}
+    for bad, message in [
+        (dqn, "a sweep cannot score dqn: its result is an abstain gate"),
+        (generator, "a sweep trains classifier policies"),
+    ]:
+        with pytest.raises(SweepError, match=message):
+            prepare_job(bad, batch, policy, [{}], **options)
