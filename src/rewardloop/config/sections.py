@@ -475,9 +475,16 @@ class ComputeConfig(Section):
         None,
         description="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local Ray)",
     )
-    workers: int = Field(2, ge=1, description="Ray actors (each loads the encoder once) or bootstrap tasks")
+    workers: int = Field(
+        2,
+        ge=1,
+        description="Ray actors (each loads the encoder once), bootstrap tasks, or sweep trials at once",
+    )
     threads_per_worker: int = Field(
-        1, ge=1, description="torch threads per worker; the local backend uses the same, so results match"
+        1,
+        ge=1,
+        description="torch threads per worker and per sweep trial; the local backend uses the same, so "
+        "results match",
     )
     batch_size: int = Field(64, ge=1, description="texts per encoder call (the same on both backends)")
     bootstrap_partitions: int = Field(
