@@ -11,6 +11,16 @@
    bootstrap resamples in ``--partitions`` parts: local (one after another) and Ray tasks; the reports
    must be equal. Reported: seconds of each and the local **nanoseconds per (round × resample) per
    core**.
+3. Hyperparameter sweep. ``--sweep-texts`` intent texts logged with a label correction each; a
+   ``--trials``-trial sweep of the supervised learner (lr log-uniform, hidden width, epochs) with
+   ``rewardloop.loop.sweep.run_sweep``: every trial fitted on the training split, scored on the
+   validation split, recorded as a TrainingRun; on the local backend and as Ray Tune trials (2 at
+   once, one CPU each). The trials and their scores must be equal. Reported: seconds of each, the
+   local seconds per trial, and Ray's overhead over ideal scaling (local time / workers).
+4. Partitioned replay. ``--replay-rounds`` logged rounds (32 features, 10 arms, half from another
+   policy, so importance-weighted) replayed into LinUCB in one pass and in ``--partitions`` parts as
+   Ray tasks; the states must agree to 1e-9. Reported: seconds of each, the largest difference and
+   the local **nanoseconds per (round × feature²)**, the cost of the ridge sums.
 
 Run: ``PYTHONPATH=src python benchmarks/ray_jobs.py [--texts 2000] [--workers 2]``. On this shared
 2-core machine Ray cannot beat one process by much: the point is the equality and the overheads. The
@@ -29,12 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from rewardloop.config import ComputeConfig
+from rewardloop.config import ComputeConfig, parse_config
 from rewardloop.datasets.intents import load_intent_pairs
 from rewardloop.evaluation.ope import evaluate_off_policy
+from rewardloop.learners.bandits import LinUCB
+from rewardloop.learners.bandits.replay import LoggedRows
+from rewardloop.learners.search_space import parse_space
 from rewardloop.loop.compute import ComputeBackend, backfill_embeddings, read_embeddings
-from rewardloop.store import Store, write_decisions
-from rewardloop.types.records import Decision
+from rewardloop.loop.sweep import SweepResult, run_sweep
+from rewardloop.loop.training import read_window, resolve_plan, start_policy
+from rewardloop.store import Store, write_decisions, write_feedback
+from rewardloop.types.records import Decision, Feedback
 
 
 def _store(folder: Path, n_texts: int) -> Store:
@@ -105,13 +120,108 @@ def bootstrap(n_rounds: int, n_resamples: int, partitions: int) -> dict[str, Any
     }
 
 
+def _sweep_store(folder: Path, n_texts: int) -> tuple[Store, list[str]]:
+    pairs = load_intent_pairs()
+    rng = np.random.default_rng(0)
+    chosen = [pairs[i] for i in rng.choice(len(pairs), size=min(n_texts, len(pairs)), replace=False)]
+    labels = sorted({label for _, label in chosen})
+    store = Store.open(f"sqlite:///{folder / 'sweep.db'}")
+    logged = {"policy": "intent", "policy_version": "1", "kind": "classifier", "actions": tuple(labels)}
+    uniform = tuple(1 / len(labels) for _ in labels)
+    decisions = [
+        Decision(**logged, action=labels[0], action_dist=uniform, pscore=uniform[0], text=text)
+        for text, _ in chosen
+    ]
+    write_decisions(store, decisions)
+    write_feedback(
+        store,
+        [
+            Feedback(decision_id=d.id, kind="correction", label=label)
+            for d, (_, label) in zip(decisions, chosen, strict=True)
+        ],
+    )
+    return store, labels
+
+
+def sweep(folder: Path, n_texts: int, n_trials: int, workers: int) -> dict[str, Any]:
+    store, labels = _sweep_store(folder, n_texts)
+    results: dict[str, SweepResult] = {}
+    for name in ("local", "ray"):
+        cfg = parse_config(
+            {
+                "policies": [{"name": "intent", "kind": "classifier", "labels": labels}],
+                "training": {"learner": "supervised", "output_dir": str(folder / name), "batch_size": 32},
+            },
+            "bench",
+        )
+        plan = resolve_plan(cfg, folder)
+        batch, policy = read_window(store, plan), start_policy(plan)
+        space = parse_space(
+            type(plan.config), {"lr": "loguniform:1e-3:3e-2", "hidden": "choice:0,64", "epochs": "int:5:20"}
+        )
+        with ComputeBackend(ComputeConfig(backend=name, workers=workers)) as backend:
+            results[name] = run_sweep(store, plan, batch, policy, space, backend, n_trials=n_trials, seed=0)
+    store.close()
+    local, on_ray = results["local"], results["ray"]
+    same = [t.hyperparameters for t in local.trials] == [t.hyperparameters for t in on_ray.trials]
+    return {
+        "sweep_trials": n_trials,
+        "sweep_examples": local.n_train + local.n_validation,
+        "sweep_equal": same and local.scores() == on_ray.scores() and local.best == on_ray.best,
+        "sweep_best_score": local.best_trial.score,
+        "sweep_local_s": round(local.seconds, 2),
+        "sweep_ray_s": round(on_ray.seconds, 2),
+        "sweep_local_s_per_trial": round(local.seconds / n_trials, 3),
+        "sweep_ray_overhead_s": round(on_ray.seconds - local.seconds / workers, 2),
+    }
+
+
+def replay(n_rounds: int, partitions: int, dim: int = 32, n_arms: int = 10) -> dict[str, Any]:
+    rng = np.random.default_rng(1)
+    arms = [f"arm{k}" for k in range(n_arms)]
+    X = rng.normal(size=(n_rounds, dim))
+    rows = LoggedRows(
+        X=X,
+        arms=[arms[k] for k in rng.integers(0, n_arms, n_rounds)],
+        rewards=rng.random(n_rounds),
+        pscore=rng.uniform(0.05, 0.2, n_rounds),
+        n_actions=np.full(n_rounds, float(n_arms)),
+        policies=["old" if i % 2 else "router" for i in range(n_rounds)],
+        categories=[None] * n_rounds,
+    )
+    t0 = time.perf_counter()
+    one = LinUCB(arms, dim=dim).fit(rows, own_policy="router")
+    local_s = time.perf_counter() - t0
+    with ComputeBackend(ComputeConfig(backend="ray")) as backend:
+        t0 = time.perf_counter()
+        parts = LinUCB(arms, dim=dim).fit(
+            rows, own_policy="router", partitions=partitions, map_parts=backend.map_parts
+        )
+        ray_s = time.perf_counter() - t0
+    diff = max(
+        float(np.max(np.abs(parts.A_inv_ - one.A_inv_))), float(np.max(np.abs(parts.theta_ - one.theta_)))
+    )
+    return {
+        "replay_rounds": n_rounds,
+        "replay_partitions": partitions,
+        "replay_equal": diff <= 1e-9 and parts.stats_.to_dict() == one.stats_.to_dict(),
+        "replay_max_abs_diff": diff,
+        "replay_local_s": round(local_s, 3),
+        "replay_ray_s": round(ray_s, 3),
+        "replay_ns_per_round_feature2": round(1e9 * local_s / (n_rounds * (dim + 1) ** 2), 3),
+    }
+
+
 #: option → (default, help)
 OPTIONS = {
     "--texts": (2000, "logged texts to embed"),
     "--workers": (2, "Ray actors"),
     "--rounds": (100_000, "logged rounds of the bootstrap"),
     "--resamples": (1000, "bootstrap resamples"),
-    "--partitions": (4, "bootstrap partitions"),
+    "--partitions": (4, "bootstrap and replay partitions"),
+    "--sweep-texts": (600, "logged, labelled texts of the sweep"),
+    "--trials": (16, "sweep trials"),
+    "--replay-rounds": (200_000, "logged rounds of the partitioned replay"),
 }
 
 
@@ -133,6 +243,19 @@ def main() -> None:
     print(
         f"bootstrap {args.rounds} rounds × {args.resamples} resamples in {args.partitions} parts: local "
         f"{out['bootstrap_local_s']} s, Ray {out['bootstrap_ray_s']} s; equal: {out['bootstrap_equal']}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out |= sweep(Path(tmp), args.sweep_texts, args.trials, args.workers)
+    print(
+        f"sweep of {args.trials} trials on {out['sweep_examples']} examples: local {out['sweep_local_s']} s "
+        f"({out['sweep_local_s_per_trial']} s a trial), Ray Tune {out['sweep_ray_s']} s on {args.workers} "
+        f"workers ({out['sweep_ray_overhead_s']} s over ideal scaling); equal: {out['sweep_equal']}"
+    )
+    out |= replay(args.replay_rounds, args.partitions)
+    print(
+        f"replay of {args.replay_rounds} rounds into LinUCB: one pass {out['replay_local_s']} s, "
+        f"{args.partitions} Ray tasks {out['replay_ray_s']} s; max |diff| {out['replay_max_abs_diff']:.1e}, "
+        f"equal to 1e-9: {out['replay_equal']}"
     )
     out |= {"workers": args.workers, "load_average": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))

@@ -63,6 +63,18 @@ def test_train_replays_logs_into_a_saved_router_and_records_the_run(logged, tmp_
     assert res.exit_code == 0 and "category tax" in res.output
 
 
+def test_train_in_partitions_gives_the_one_pass_router(logged, tmp_path):
+    base = ["router", "train", "-p", "rag-router", "-r", "helpful:1"]
+    assert runner.invoke(app, [*base, "-o", str(tmp_path / "one")]).exit_code == 0
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "parts"), "--partitions", "3"])
+    assert res.exit_code == 0, res.output
+    one, parts = load_router(tmp_path / "one"), load_router(tmp_path / "parts")
+    np.testing.assert_allclose(parts.A_inv_, one.A_inv_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(parts.theta_, one.theta_, rtol=1e-9, atol=1e-12)
+    runs = read_runs(logged, policy="rag-router")
+    assert [r.config["partitions"] for r in runs] == [1, 3] and runs[1].config["backend"] == "local"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -47,6 +47,10 @@ RayAddress = Annotated[
         "--ray-address", help="Ray cluster to join, e.g. ray://head:10001 (default: compute.ray_address)"
     ),
 ]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
+]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
 Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
 Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]

@@ -99,6 +99,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Embed the texts of logged decisions with MiniLM into a Parquet file (local, or Ray Data on a "
         "cluster).",
     ),
+    "sweep": (
+        "rewardloop.cli.sweep",
+        "Sweep the hyperparameters of the training section's learner; every trial is a TrainingRun.",
+    ),
     "learn": (
         "rewardloop.cli.learn",
         "Learn a router online: apply each reward from /v1/feedback once, publish router states.",

@@ -16,7 +16,10 @@ import typer
 from rich.table import Table
 
 from rewardloop.cli.common import (
+    ComputeOption,
     ConfigOption,
+    RayAddress,
+    compute_config,
     console,
     errors_as_messages,
     fail,
@@ -48,6 +51,14 @@ CategoryKeyOpt = Annotated[
 ]
 FeaturesOpt = Annotated[
     str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+]
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--partitions",
+        min=1,
+        help="replay the log in N parts summed exactly (default compute.replay_partitions)",
+    ),
 ]
 LevelOpt = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="confidence level of intervals")]
 
@@ -193,17 +204,26 @@ def train(
     l2: Annotated[float, typer.Option(help="ridge penalty λ")] = 1.0,
     seed: Annotated[int, typer.Option(help="random seed of the router")] = 0,
     add_unknown_arms: Annotated[bool, typer.Option(help="add logged arms a --from router lacks")] = False,
+    partitions: PartitionsOpt = None,
+    backend: ComputeOption = None,
+    ray_address: RayAddress = None,
     config: ConfigOption = None,
 ) -> None:
-    """Replay a router policy's logged decisions + rewards into a router (vectorised) and save it."""
+    """Replay a router policy's logged decisions + rewards into a router (vectorised) and save it.
+
+    With --partitions N the per-arm sums of N parts of the log are computed apart (Ray tasks on
+    --backend ray) and added up: the same router as one replay, to rounding.
+    """
     from rewardloop.learners.base import DataSpec
-    from rewardloop.loop.training import fit_and_record
+    from rewardloop.loop.compute import ComputeBackend
 
     if algorithm not in ROUTERS:
         raise fail(f"--algorithm: unknown router {algorithm!r}; choose from {', '.join(ROUTERS)}")
     if weighting not in ("auto", "ipw", "none"):
         raise fail(f"--weighting: must be auto, ipw or none; got {weighting!r}")
     cfg = project(config)
+    compute = ComputeBackend(compute_config(cfg, backend, ray_address))
+    parts = partitions if partitions is not None else cfg.compute.replay_partitions
     name, version = _spec(reward_spec)
     batch = _load(config, policy, reward_spec)
     lo_hi = _reward_range(cfg, name, reward_range)
@@ -223,27 +243,41 @@ def train(
         run = TrainingRun(
             policy=policy,
             learner=f"router.{algorithm}",
-            config={"reward_spec": f"{name}:{version}", "weighting": weighting, **router.get_params()},
+            config={"reward_spec": f"{name}:{version}", "weighting": weighting, "partitions": parts}
+            | {"backend": compute.name, **router.get_params()},
             n_samples=len(rows),
         )
-
-        def fit() -> tuple[BanditRouter, list[dict[str, float]]]:
-            fitted = router.fit(
-                rows,
-                policy=start,
-                weighting=weighting,
-                own_policy=policy,
-                max_weight=max_weight,
-                add_unknown_arms=add_unknown_arms or start is None,
-            )
-            return fitted, fitted.history_
-
-        store = open_store(cfg)
-        try:
-            outcome = fit_and_record(store, run, fit, out, evaluate=_router_metrics)
-        finally:
-            store.close()
+        options = {"policy": start, "weighting": weighting, "own_policy": policy, "max_weight": max_weight}
+        options |= {"add_unknown_arms": add_unknown_arms or start is None, "partitions": parts}
+        outcome = _replay_and_record(cfg, compute, run, router, rows, out, options)
     _print_replay(algorithm, router, out, outcome.run.id)
+
+
+def _replay_and_record(
+    cfg: Any,
+    compute: Any,
+    run: TrainingRun,
+    router: BanditRouter,
+    rows: Any,
+    out: Path,
+    options: dict[str, Any],
+) -> Any:
+    """``router.fit(rows, **options)`` on ``compute`` (its parts as Ray tasks there), saved and recorded."""
+    from rewardloop.loop.compute import ComputeError
+    from rewardloop.loop.training import fit_and_record
+
+    def fit() -> tuple[BanditRouter, list[dict[str, float]]]:
+        fitted = router.fit(rows, map_parts=compute.map_parts, **options)
+        return fitted, fitted.history_
+
+    store = open_store(cfg)
+    try:
+        with compute:
+            return fit_and_record(store, run, fit, out, evaluate=_router_metrics)
+    except ComputeError as err:
+        raise fail(str(err)) from None
+    finally:
+        store.close()
 
 
 def _features(batch: DecisionBatch, features: str) -> ContextFeatures:

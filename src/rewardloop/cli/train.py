@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from rewardloop.cli.common import ConfigOption, Since, Until, console, fail, open_store, progress
+from rewardloop.cli.common import ConfigOption, Sets, Since, Until, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
 from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, BanditData, LabelledData, learner_options
@@ -153,10 +153,7 @@ def train(
             f"{', '.join(GENERATOR_LEARNERS)})",
         ),
     ] = None,
-    sets: Annotated[
-        list[str] | None,
-        typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
-    ] = None,
+    sets: Sets = None,
     since: Since = None,
     until: Until = None,
     dry_run: Annotated[

@@ -472,7 +472,8 @@ class OnlineConfig(Section):
 
 
 class ComputeConfig(Section):
-    """Where heavy offline jobs run: embedding backfills and partitioned bootstrap OPE (docs/scaling.md)."""
+    """Where heavy offline jobs run: embedding backfills, sweeps, partitioned bootstrap OPE and router
+    replay (docs/scaling.md)."""
 
     backend: Literal["local", "ray"] = Field(
         "local",
@@ -482,9 +483,16 @@ class ComputeConfig(Section):
         None,
         description="Ray cluster to join, e.g. ray://head:10001 or auto (default: start a local Ray)",
     )
-    workers: int = Field(2, ge=1, description="Ray actors (each loads the encoder once) or bootstrap tasks")
+    workers: int = Field(
+        2,
+        ge=1,
+        description="Ray actors (each loads the encoder once), bootstrap tasks, or sweep trials at once",
+    )
     threads_per_worker: int = Field(
-        1, ge=1, description="torch threads per worker; the local backend uses the same, so results match"
+        1,
+        ge=1,
+        description="torch threads per worker and per sweep trial; the local backend uses the same, so "
+        "results match",
     )
     batch_size: int = Field(64, ge=1, description="texts per encoder call (the same on both backends)")
     bootstrap_partitions: int = Field(
@@ -492,6 +500,12 @@ class ComputeConfig(Section):
         ge=1,
         description="independent parts of one bootstrap, each with its own seed (1: the classic single "
         "stream); Ray runs them in parallel, the local backend one after another, with equal results",
+    )
+    replay_partitions: int = Field(
+        1,
+        ge=1,
+        description="parts of the log a router replay sums apart (Ray tasks on ray; exact for the "
+        "bandit routers, whose state is per-arm sums)",
     )
 
 

@@ -15,8 +15,9 @@ Ray is imported only when the ``ray`` backend is used (``pip install 'rewardloop
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -108,6 +109,29 @@ class ComputeBackend:
         means: FloatArray = np.concatenate(outs, axis=1)  # (m, B)
         return means if np.ndim(samples) == 2 else means[0]
 
+    def map_trials(
+        self, trial: Callable[[Any, int], dict[str, Any]], job: Any, n_trials: int
+    ) -> list[dict[str, Any]]:
+        """``[trial(job, i) for i in range(n_trials)]``: in turn here, as Ray Tune trials on ``ray``.
+
+        ``trial`` returns a JSON-able dict. On Ray, ``job`` goes once to the object store
+        (``tune.with_parameters``), each trial asks for ``threads_per_worker`` CPUs and at most
+        ``workers`` run at once; Tune's own search is not used, so the trials (drawn by the caller)
+        are the local backend's.
+        """
+        if self.name == "local":
+            return [trial(job, i) for i in range(n_trials)]
+        return _tune_trials(trial, job, n_trials, self.config)
+
+    def map_parts(self, fn: Callable[[Any, Any], Any], shared: Any, parts: Sequence[Any]) -> list[Any]:
+        """``[fn(shared, part) for part in parts]``, in order: Ray tasks of one CPU on ``ray``."""
+        if self.name == "local":
+            return [fn(shared, part) for part in parts]
+        ray = _ray()
+        task = ray.remote(num_cpus=1)(fn)
+        ref = ray.put(shared)  # one copy in the object store, read by every task
+        return list(ray.get([task.remote(ref, part) for part in parts]))
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """:func:`embed_texts` with this backend's settings."""
         return np.concatenate(list(self.iter_embeddings(texts)) or [np.empty((0, EMBEDDING_DIM), np.float32)])
@@ -141,6 +165,37 @@ class ComputeBackend:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for vectors in batch["embedding"]:
                 yield np.asarray(vectors, dtype=np.float32)
+
+
+def _tune_trials(
+    trial: Callable[[Any, int], dict[str, Any]], job: Any, n_trials: int, config: ComputeConfig
+) -> list[dict[str, Any]]:
+    """Run ``trial(job, i)`` for every i as Ray Tune trials; the outcomes in trial order."""
+    import shutil
+    import tempfile
+
+    from ray import tune
+
+    def trainable(params: dict[str, Any], job: Any = None) -> None:
+        tune.report({"outcome": json.dumps(trial(job, int(params["trial"])))})
+
+    storage = tempfile.mkdtemp(prefix="rewardloop-tune-")  # Tune's bookkeeping, removed afterwards
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(trainable, job=job), {"cpu": config.threads_per_worker}),
+            param_space={"trial": tune.grid_search(list(range(n_trials)))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=config.workers),
+            run_config=tune.RunConfig(storage_path=storage, name="sweep", verbose=0),
+        )
+        grid = tuner.fit()
+        outcomes = []
+        for result in (grid[k] for k in range(len(grid))):
+            if result.error is not None or result.metrics is None:
+                raise ComputeError(f"Ray Tune: a trial failed outside the learner: {result.error}")
+            outcomes.append(json.loads(result.metrics["outcome"]))
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    return sorted(outcomes, key=lambda o: int(o["trial"]))
 
 
 def _calls(texts: Sequence[str], batch_size: int) -> list[list[str]]:

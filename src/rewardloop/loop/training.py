@@ -275,43 +275,66 @@ def check_enough(plan: TrainingPlan, data: Any) -> None:
         )
 
 
+def plan_run(
+    plan: TrainingPlan,
+    data: Any,
+    window: tuple[datetime | None, datetime | None],
+    training_dump: Mapping[str, Any],
+    extra_config: Mapping[str, Any] | None = None,
+) -> TrainingRun:
+    """The TrainingRun of fitting ``plan`` on ``data``: the training section, the learner's config
+    (and ``extra_config``, e.g. a sweep's trial), the window and the number of examples."""
+    config = {"training": dict(training_dump), "learner": dataclasses.asdict(plan.config)}
+    return TrainingRun(
+        policy=plan.policy.name,
+        learner=plan.learner,
+        config=config | dict(extra_config or {}),
+        data_window=window,
+        n_samples=len(data),
+    )
+
+
+def start_labels(plan: TrainingPlan, data: Any) -> ClassifierPolicy:
+    """A fresh policy over the labels seen in ``data`` (when no labels are configured)."""
+    try:
+        return ClassifierPolicy(sorted(set(data.labels)), name=plan.policy.name)
+    except ValueError as err:
+        raise TrainingError(f"policies.labels: none configured, and the data gives: {err}") from None
+
+
 def train_plan(
-    store: Store,
+    store: Store | None,
     plan: TrainingPlan,
     data: Any,
     policy: ClassifierPolicy | GeneratorPolicy | None,
     window: tuple[datetime | None, datetime | None],
     training_dump: Mapping[str, Any],
     progress: Any = None,
+    *,
+    run: TrainingRun | None = None,
+    evaluate: Callable[[Any], Mapping[str, float]] | None = None,
 ) -> TrainingOutcome:
-    """Fit the plan's learner on ``data`` from ``policy``; save and record it (see :func:`fit_and_record`)."""
-    if policy is None:  # no labels configured: the labels seen in the data
-        try:
-            policy = ClassifierPolicy(sorted(set(data.labels)), name=plan.policy.name)
-        except ValueError as err:
-            raise TrainingError(f"policies.labels: none configured, and the data gives: {err}") from None
-    run = TrainingRun(
-        policy=plan.policy.name,
-        learner=plan.learner,
-        config={"training": dict(training_dump), "learner": dataclasses.asdict(plan.config)},
-        data_window=window,
-        n_samples=len(data),
-    )
-    start = policy
+    """Fit the plan's learner on ``data`` from ``policy``; save and record it (see :func:`fit_and_record`).
+
+    ``run`` defaults to :func:`plan_run`; ``evaluate(fitted)`` to the training accuracy. With
+    ``store=None`` nothing is recorded (a sweep's trial: the driver records it).
+    """
+    start = start_labels(plan, data) if policy is None else policy
+    record = run if run is not None else plan_run(plan, data, window, training_dump)
 
     def fit() -> tuple[Any, list[dict[str, float]]]:
         learner = plan.learner_cls(plan.config, progress=progress)
         fitted = learner.fit(data, policy=start)
-        fitted.name, fitted.version = plan.policy.name, run.id[:12]
+        fitted.name, fitted.version = plan.policy.name, record.id[:12]
         return fitted, list(learner.history_)
 
     return fit_and_record(
         store,
-        run,
+        record,
         fit,
-        plan.output_dir / plan.policy.name / run.id,
+        plan.output_dir / plan.policy.name / record.id,
         skipped=data.skipped,
-        evaluate=lambda fitted: train_accuracy(fitted, data),
+        evaluate=evaluate if evaluate is not None else (lambda fitted: train_accuracy(fitted, data)),
     )
 
 
@@ -332,9 +355,11 @@ __all__ = [
     "build_data",
     "check_enough",
     "fit_and_record",
+    "plan_run",
     "read_window",
     "resolve_plan",
     "skipped_metrics",
+    "start_labels",
     "start_policy",
     "train_accuracy",
     "train_plan",

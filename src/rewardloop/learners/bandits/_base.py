@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewardloop.learners.bandits._params import hyperparameter, plain
+from rewardloop.learners.bandits._partition import MapParts, partitioned_statistics
 from rewardloop.learners.bandits._saved import FORMAT_VERSION, read_saved
 from rewardloop.policies.contract import DecisionContext
 from rewardloop.policies.router import ArmStats, FloatArray, LeaderboardRow, RouterDecision, RouterInputError
@@ -386,11 +387,16 @@ class BanditRouter:
         rewards: npt.ArrayLike,
         sample_weight: npt.ArrayLike | None = None,
         categories: Sequence[str | None] | None = None,
+        *,
+        partitions: int = 1,
+        map_parts: MapParts | None = None,
     ) -> BanditRouter:
         """Add a batch of logged (context, arm, reward) rows to the current state, vectorised.
 
         The result equals calling :meth:`learn` row by row (up to floating-point rounding); only the
-        random generator is not advanced. ``arms`` are names, or indices into ``arms_``.
+        random generator is not advanced. ``arms`` are names, or indices into ``arms_``. With
+        ``partitions`` > 1 the additive statistics of contiguous parts of the rows are computed by
+        ``map_parts`` (e.g. Ray tasks) and summed (:mod:`~rewardloop.learners.bandits._partition`).
 
         Parameters
         ----------
@@ -407,7 +413,10 @@ class BanditRouter:
         Xa, idx, r, w = self._check_batch(X, arms, rewards, sample_weight)
         if categories is not None and len(categories) != len(r):
             raise RouterInputError("categories", f"must have one entry per row ({len(r)})")
-        self._batch_update(Xa, idx, r, w)
+        if partitions > 1:
+            self._apply_statistics(partitioned_statistics(self, (Xa, idx, r, w), partitions, map_parts))
+        else:
+            self._batch_update(Xa, idx, r, w)
         k = len(self.arms_)
         counts = np.bincount(idx, minlength=k)
         self.n_pulls_ += counts
@@ -549,6 +558,15 @@ class BanditRouter:
         raise NotImplementedError
 
     def _batch_update(self, Xa: Any, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+        self._apply_statistics(self._batch_statistics(Xa, idx, r, w))
+
+    def _batch_statistics(
+        self, Xa: Any, idx: IntArray, r: FloatArray, w: FloatArray
+    ) -> dict[str, FloatArray]:
+        """The rows' additive statistics per arm (sums over rows: two parts' add up to the whole's)."""
+        raise NotImplementedError
+
+    def _apply_statistics(self, stats: Mapping[str, FloatArray]) -> None:
         raise NotImplementedError
 
     def _state_arrays(self) -> dict[str, FloatArray]:

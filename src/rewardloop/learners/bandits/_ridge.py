@@ -172,25 +172,37 @@ class RidgeRouter(BanditRouter):
         theta = self.theta_[i]
         theta += ax * ((r - float(theta @ xa)) / denom)
 
-    def _batch_update(self, X: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+    def _batch_statistics(
+        self, X: FloatArray, idx: IntArray, r: FloatArray, w: FloatArray
+    ) -> dict[str, FloatArray]:
+        """Per arm ``Σ w x xᵀ`` (K, D, D), ``Σ w r x`` (K, D) and the row count (K,): sums over rows."""
         n, d = X.shape
+        K, D = len(self.theta_), self._D
         order = np.argsort(idx, kind="stable")  # rows grouped by arm: one contiguous block each
-        Xa = np.empty((n, self._D))  # (n, D) augmented, in arm order
+        Xa = np.empty((n, D))  # (n, D) augmented, in arm order
         Xa[:, :d] = X[order]
         if self.fit_intercept:
             Xa[:, d] = 1.0
         idx_s, wr = idx[order], (w * r)[order]
         Xw = Xa * w[order, None] if not np.all(w == 1.0) else Xa  # (n, D) rows scaled by their weight
         touched, starts = np.unique(idx_s, return_index=True)
+        bounds = [*starts.tolist(), n]
+        xx, xr = np.zeros((K, D, D)), np.zeros((K, D))
+        for t, k in enumerate(touched.tolist()):
+            lo, hi = bounds[t], bounds[t + 1]
+            xx[k] = Xw[lo:hi].T @ Xa[lo:hi]  # Σ w x xᵀ
+            xr[k] = wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
+        return {"xx": xx, "xr": xr, "rows": np.bincount(idx, minlength=K).astype(np.float64)}
+
+    def _apply_statistics(self, stats: Mapping[str, FloatArray]) -> None:
+        """``A += Σ w x xᵀ``, ``b += Σ w r x`` on the arms with rows, then back to ``A⁻¹`` and θ."""
+        touched = np.flatnonzero(stats["rows"] > 0)
         if not len(touched):
             return
-        bounds = [*starts.tolist(), n]
         A = np.linalg.inv(self.A_inv_[touched])  # (T, D, D) back to precisions
         b = np.einsum("kij,kj->ki", A, self.theta_[touched])  # (T, D) b = A θ
-        for t in range(len(touched)):
-            lo, hi = bounds[t], bounds[t + 1]
-            A[t] += Xw[lo:hi].T @ Xa[lo:hi]  # Σ w x xᵀ
-            b[t] += wr[lo:hi] @ Xa[lo:hi]  # Σ w r x
+        A += stats["xx"][touched]
+        b += stats["xr"][touched]
         A_inv = np.linalg.inv(A)
         A_inv = (A_inv + A_inv.transpose(0, 2, 1)) / 2  # exact symmetry against rounding
         self.A_inv_[touched] = A_inv

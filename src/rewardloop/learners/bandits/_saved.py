@@ -33,3 +33,6 @@ def read_saved(path: str | Path) -> tuple[dict[str, Any], dict[str, FloatArray]]
             "format", f"{folder} has format {meta.get('format')}, expected {FORMAT_VERSION}"
         )
     return meta, arrays
+
+
+__all__ = ["FORMAT_VERSION", "read_saved"]

@@ -100,11 +100,19 @@ class BetaThompson(BanditRouter):
         self.alpha_[i] += w * u
         self.beta_[i] += w * (1.0 - u)
 
-    def _batch_update(self, Xa: None, idx: IntArray, r: FloatArray, w: FloatArray) -> None:
+    def _batch_statistics(
+        self, Xa: None, idx: IntArray, r: FloatArray, w: FloatArray
+    ) -> dict[str, FloatArray]:
         k = len(self.alpha_)
         u = self._unit(r)
-        self.alpha_ += np.bincount(idx, weights=w * u, minlength=k)
-        self.beta_ += np.bincount(idx, weights=w * (1.0 - u), minlength=k)
+        return {
+            "success": np.bincount(idx, weights=w * u, minlength=k).astype(np.float64),  # (K,) Σ w u
+            "failure": np.bincount(idx, weights=w * (1.0 - u), minlength=k).astype(np.float64),  # Σ w (1 − u)
+        }
+
+    def _apply_statistics(self, stats: Mapping[str, FloatArray]) -> None:
+        self.alpha_ += stats["success"]
+        self.beta_ += stats["failure"]
 
     def posterior_mean(self) -> FloatArray:
         """Posterior mean of each arm's reward, in reward units, shape (n_actions,)."""

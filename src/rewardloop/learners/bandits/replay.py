@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from rewardloop.learners.bandits._base import BanditRouter
+from rewardloop.learners.bandits._partition import MapParts
 from rewardloop.policies.router import ContextFeatures, FloatArray, RouterInputError
 from rewardloop.types import DecisionBatch
 
@@ -135,6 +136,8 @@ def replay(
     policy: str | None = None,
     max_weight: float = 10.0,
     add_unknown_arms: bool = False,
+    partitions: int = 1,
+    map_parts: MapParts | None = None,
 ) -> ReplayReport:
     """Learn all ``rows`` into ``router`` at once (its ``partial_fit``); returns what was done.
 
@@ -148,6 +151,11 @@ def replay(
         See :func:`replay_weights`; ``policy`` is the router's own policy name for ``auto``.
     add_unknown_arms : bool
         Add logged arms the router does not have (at the default prior) instead of refusing them.
+    partitions : int, default 1
+        Contiguous parts of the rows whose statistics ``map_parts`` computes apart and sums (exact
+        for every router here: see :mod:`rewardloop.learners.bandits._partition`).
+    map_parts : callable, optional
+        Where the parts run (default: in turn; ``ComputeBackend.map_parts``: Ray tasks).
 
     Raises
     ------
@@ -167,7 +175,15 @@ def replay(
     work = copy.deepcopy(router) if unknown else router
     for a in unknown:
         work.add_arm(a)
-    work.partial_fit(rows.X, rows.arms, rows.rewards, sample_weight=w, categories=rows.categories)
+    work.partial_fit(
+        rows.X,
+        rows.arms,
+        rows.rewards,
+        sample_weight=w,
+        categories=rows.categories,
+        partitions=partitions,
+        map_parts=map_parts,
+    )
     if work is not router:
         router.__dict__.update(work.__dict__)
     weighted = int(np.count_nonzero(w != 1.0))
@@ -191,12 +207,15 @@ def fit_logged(
     own_policy: str | None = None,
     max_weight: float = 10.0,
     add_unknown_arms: bool | None = None,
+    partitions: int = 1,
+    map_parts: MapParts | None = None,
 ) -> BanditRouter:
     """``router.fit(rows)``: replay ``rows`` from ``policy``'s state (a copy) or from the priors.
 
     ``add_unknown_arms`` defaults to True from the priors (the logs name the arms) and False when
     continuing from ``policy``. ``router.history_`` gets one row (``train/rows``, ``train/ess``...);
-    ``router.replay_report_`` the :class:`ReplayReport`.
+    ``router.replay_report_`` the :class:`ReplayReport`. ``partitions`` and ``map_parts``: as in
+    :func:`replay`.
     """
     if not isinstance(rows, LoggedRows):
         raise RouterInputError(
@@ -213,6 +232,8 @@ def fit_logged(
         policy=own_policy,
         max_weight=max_weight,
         add_unknown_arms=(policy is None) if add_unknown_arms is None else add_unknown_arms,
+        partitions=partitions,
+        map_parts=map_parts,
     )
     router.replay_report_ = report
     router.history_ = [
