@@ -227,3 +227,128 @@ def test_set_bandit_runs_after_supervision_on_the_logged_sets(project):
     history = json.loads((project / run.artifact_path / "training_history.json").read_text())
     assert {row["stage"] for row in history} == {0.0, 1.0}
     assert any("train/importance_weight" in row for row in history if row["stage"] == 1.0)
+
+
+@pytest.mark.parametrize(
+    ("yaml_extra", "golden", "message"),
+    [
+        (
+            {"learner": "ppo"},
+            None,
+            "training.learner: 'ppo' does not train set policies (known: set_supervised",
+        ),
+        ({"options": "{alpha: 1}"}, None, "policies (p): options.alpha: not a set policy option"),
+        ({"options": "{explore: always}"}, None, "options.explore: must be greedy, sample or epsilon"),
+        ({"labels": "[]"}, None, "policies (p): policies.labels: name the actions"),
+        ({}, '{"text": "t", "label": "lights"}', "evaluation.golden: golden.jsonl expects single labels"),
+        ({}, '{"text": "t", "labels": ["alarm"]}', "action 'alarm' is not one of the policy's labels"),
+    ],
+)
+def test_bad_set_loop_configs_are_named(project, yaml_extra, golden, message):
+    learner = yaml_extra.pop("learner", "set_supervised")
+    (project / "rewardloop.yaml").write_text(yaml_text(learner, **yaml_extra))
+    if golden is not None:
+        (project / "golden.jsonl").write_text(golden)
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split()), result.output
+
+
+def _ratings_only(store: Store) -> None:
+    decisions = log_app(store, texts=[])
+    d = Decision(policy="p", policy_version="app-0", kind="set", text="lights please",
+                 **set_decision_fields(ACTIONS, ["lights"], [0.9, 0.1, 0.1]))  # fmt: skip
+    write_decisions(store, [*decisions, d])
+    write_feedback(store, [Feedback(decision_id=d.id, kind="rating", value=1, scale=(0, 1), rater_id="u")])
+
+
+def _without_text(store: Store) -> None:
+    log_app(store)
+    decisions = [
+        Decision(
+            policy="p",
+            policy_version="app-0",
+            kind="set",
+            metadata={"i": i},
+            **set_decision_fields(ACTIONS, ["lights"], [0.9, 0.1, 0.1]),
+        )
+        for i in range(2)
+    ]
+    write_decisions(store, decisions)
+    write_feedback(store, [f for d in decisions for f in feedback_for(d, ("music",))])
+
+
+def _foreign_label(store: Store) -> None:
+    log_app(store)
+    d = Decision(policy="p", policy_version="app-0", kind="set", text="wake me at seven",
+                 **set_decision_fields([*ACTIONS, "alarm"], ["alarm"], [0.1, 0.1, 0.1, 0.9]))  # fmt: skip
+    write_decisions(store, [d])
+    write_feedback(
+        store, [Feedback(decision_id=d.id, kind="set_correction", labels=("alarm",), rater_id="u")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("log", "outcome"),
+    [
+        # set decisions rated but never judged per action: nothing to learn a set from
+        (_ratings_only, "no set feedback for p: send missed_actions, unnecessary_actions or set_correction"),
+        # judged sets the loop cannot read (no text) are skipped and counted in the run
+        (_without_text, {"skipped/decision without text": 2.0}),
+        # a set from a wider label space: learned on the labels the policy has, and counted
+        (_foreign_label, {"skipped/set label not in the policy's labels (left out)": 1.0}),
+    ],
+)
+def test_bad_set_feedback_in_the_loop_is_refused_or_skipped_and_counted(project, log, outcome):
+    (project / "rewardloop.yaml").write_text(yaml_text())
+    store = open_store(project)
+    log(store)
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    if isinstance(outcome, str):
+        assert result.exit_code != 0
+        assert outcome in " ".join(result.output.split()), result.output
+        assert read_runs(store, policy="p") == []
+        return
+    assert result.exit_code == 0, result.output
+    (run,) = read_runs(store, policy="p")
+    assert {k: v for k, v in run.metrics.items() if k.startswith("skipped/")} == outcome
+
+
+def test_rewardloop_train_makes_a_set_policy_from_the_store(project):
+    (project / "rewardloop.yaml").write_text(yaml_text(training_options="{epochs: 80}"))
+    store = open_store(project)
+    log_app(store)
+    dry = runner.invoke(app, ["train", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"judged sets: {len(TEXTS)} (total authority {len(TEXTS):.2f})" in dry.output
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 0, result.output
+    assert f"trained p with set_supervised on {len(TEXTS)} examples" in result.output
+    (run,) = read_runs(store, policy="p")
+    assert (run.status, run.learner, run.n_samples) == ("succeeded", "set_supervised", len(TEXTS))
+    assert run.metrics["train_micro_f1"] > 0.9  # the judged sets, learned
+    policy = MultiLabelPolicy.load(run.artifact_path)
+    assert (policy.labels, policy.name) == (ACTIONS, "p")
+    # the bandit learner improves it from the logged sets (training.init_from)
+    again = runner.invoke(
+        app, ["train", "--learner", "set_bandit", "--set", f"training.init_from={run.artifact_path}"]
+    )
+    assert again.exit_code == 0, again.output
+    assert [r.learner for r in read_runs(store, policy="p")] == ["set_supervised", "set_bandit"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--learner", "ppo"], "training.learner: 'ppo' trains classifier policies and 'p' is a set "
+                               "(learners of a set: set_supervised, set_bandit)"),
+        (["--learner", "set_bandit"], "training.init_from: the set_bandit learner improves a trained policy; "
+                                      "set it to a saved policy folder (e.g. one from `rewardloop train "
+                                      "--learner set_supervised`)"),
+    ],
+)  # fmt: skip
+def test_rewardloop_train_errors_for_a_set_policy_name_the_key(project, args, message):
+    (project / "rewardloop.yaml").write_text(yaml_text(training_options="{}"))
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split()), result.output

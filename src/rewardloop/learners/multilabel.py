@@ -164,6 +164,8 @@ def set_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> SetData:
     skipped["decision without a set"] = len(batch) - len(seen)
     texts, ids, parts = [], [], []
     for d in seen:
+        if any(label not in index for label in d.label_space or ()):  # used, on the labels it shares
+            skipped["set label not in the policy's labels (left out)"] += 1
         row = _set_row(d, batch.feedback.get(d.id, []), index, golden)
         if row is None:
             skipped["set without set feedback"] += 1
