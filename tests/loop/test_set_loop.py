@@ -14,8 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 from rewardloop.cli.main import app
+from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.golden import load_golden
 from rewardloop.evaluation.sets import evaluate_set_policy
+from rewardloop.loop.experiments import Experiments
 from rewardloop.policies.contract import DecisionContext
 from rewardloop.policies.multilabel import MultiLabelPolicy
 from rewardloop.registry import Registry
@@ -210,6 +212,13 @@ def test_set_policy_bootstrap_then_challenger_trained_evaluated_gated_registered
         assert name in output, output
     if truthful:
         assert versions[1].metrics["golden/micro_f1"] >= 0.5
+        # the canary carries its offline evidence: golden micro F1 and per-label DR, each vs the champion's
+        experiments = Experiments(store, registry, ExperimentsConfig(registry_root="registry"))
+        evidence = experiments.offline_evidence(experiments.running_for("p"))
+        assert evidence is not None
+        assert evidence.golden_accuracy == pytest.approx(versions[1].metrics["golden/micro_f1"])
+        assert evidence.champion_golden_accuracy == pytest.approx(versions[0].metrics["golden/micro_f1"])
+        assert evidence.ope_value is not None and evidence.champion_value is not None
         assert "held" in run_once("held")  # the canary's experiment runs like any kind's
     else:
         assert versions[1].metrics["golden/micro_f1"] < 0.5
@@ -352,3 +361,14 @@ def test_rewardloop_train_errors_for_a_set_policy_name_the_key(project, args, me
     result = runner.invoke(app, ["train", *args])
     assert result.exit_code != 0
     assert message in " ".join(result.output.split()), result.output
+
+
+def test_the_init_template_shows_a_set_policy_its_gate_and_its_learners():
+    from rewardloop.config.template import render_template
+    from rewardloop.learners import learner_options
+
+    text = render_template(learner_options=learner_options())
+    assert "  #   kind: set" in text and "  #   function: set_penalty" in text
+    assert "    min_micro_f1: null  # set policies: golden micro F1" in text
+    assert "    max_hamming_loss: null  # set policies: share of wrong (item, action) cells at most" in text
+    assert "  #   set_supervised (set):" in text and "  #   set_bandit (set):" in text

@@ -18,7 +18,8 @@ One iteration (:meth:`SetLoopRunner.iterate`), after the shared repair of a kill
    accuracy, ``max_ece``, ``max_class_drop`` per action, ``min_micro_f1``, ``max_hamming_loss``, and
    ``min_ope_lower_vs_champion`` on the per-label doubly robust value of the challenger, served as it
    explores, on the champion's logged sets against their logged value), and a canary starts when it
-   passes.
+   passes, with its offline evidence (golden micro F1 and the per-label DR value, each against the
+   champion's), which lets a non-inferior canary be promoted as a classifier's is.
 
 The per-label OPE values the additive set penalty with the reward spec's penalties (``options.
 missed_penalty``, ``unnecessary_penalty``, ``action_penalties``: :class:`~rewardloop.rewards.sets.
@@ -34,6 +35,7 @@ from typing import Any
 
 from rewardloop.config.sections import GateConfig
 from rewardloop.encoders import MiniLMEncoder, default_encoder
+from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.evaluation.gate import GateReport, OPEComparison
 from rewardloop.evaluation.golden import GoldenSet
 from rewardloop.evaluation.sets import SetEvaluation, evaluate_set_policy, per_label_logs, set_gate, set_ope
@@ -213,14 +215,22 @@ class SetLoopRunner(KindLoop):
             candidate, logs, self.load(champion), n_bootstrap_samples=self.n_bootstrap, random_state=self.seed
         )
 
-    def gate_report(self, candidate: MultiLabelPolicy, version: str, champion: str) -> GateReport:
-        report = set_gate(
-            self.evaluate(candidate, version),
-            self.evaluate(self.load(champion), champion),
-            self.gate,
-            self.ope(candidate, champion),
+    def gate_report(
+        self, candidate: MultiLabelPolicy, version: str, champion: str
+    ) -> tuple[GateReport, OfflineEvidence]:
+        """The set gate's report on ``candidate`` against ``champion``, and the offline evidence its
+        canary carries: golden micro F1 (the set policy's accuracy) and the per-label DR value vs the
+        champion's logged value."""
+        ours, theirs = self.evaluate(candidate, version), self.evaluate(self.load(champion), champion)
+        ope = self.ope(candidate, champion)
+        report = set_gate(ours, theirs, self.gate, ope)
+        offline = OfflineEvidence(
+            ours.metrics.micro_f1,
+            theirs.metrics.micro_f1,
+            ope.candidate.value if ope is not None else None,
+            ope.champion_value if ope is not None else None,
         )
-        return dataclasses.replace(report, candidate=version, champion=champion)
+        return dataclasses.replace(report, candidate=version, champion=champion), offline
 
     # ----------------------------------------------------------------------------------- iteration
 
@@ -231,7 +241,7 @@ class SetLoopRunner(KindLoop):
     def challenge(self, champion: str) -> IterationResult:
         """Retrain from the champion, gate against it, canary it when it passes."""
         candidate, version = self.train(self.load(champion))
-        return self.decided(version, self.gate_report(candidate, version, champion))
+        return self.decided(version, *self.gate_report(candidate, version, champion))
 
 
 __all__ = ["SET_LABEL_LEARNER", "SetLoopRunner"]
