@@ -12,12 +12,13 @@ from rewardloop.cli.common import ConfigOption, console, fail, open_store, proje
 from rewardloop.config import ConfigError, ProjectConfig
 from rewardloop.config.sections import PolicyConfig
 from rewardloop.evaluation.golden import GoldenError, load_golden
-from rewardloop.learners import LEARNERS, LearnerConfigError
+from rewardloop.learners import LEARNERS, SET_LEARNERS, LearnerConfigError
 from rewardloop.learners.base import resolve_config
 from rewardloop.loop.experiments import ExperimentError, Experiments
 from rewardloop.loop.iteration import LABEL_LEARNERS, LoopRunner
 from rewardloop.loop.reranker_loop import RerankerLoopRunner
 from rewardloop.loop.router_loop import RouterLoopRunner
+from rewardloop.loop.set_loop import SetLoopRunner
 from rewardloop.loop.steps import LoopError
 from rewardloop.registry import Registry, RegistryError
 from rewardloop.rewards import RewardSpec
@@ -26,7 +27,7 @@ from rewardloop.store import Store
 app = typer.Typer(help="Run the closed loop on your own store.", no_args_is_help=True)
 
 
-Runner = LoopRunner | RouterLoopRunner | RerankerLoopRunner
+Runner = LoopRunner | RouterLoopRunner | RerankerLoopRunner | SetLoopRunner
 
 
 def build_runner(cfg: ProjectConfig, store: Store) -> Runner:
@@ -57,9 +58,38 @@ def build_runner(cfg: ProjectConfig, store: Store) -> Runner:
             return RouterLoopRunner(**common, gate=cfg.evaluation.gate, arms=policy.labels)
         if policy.kind == "reranker":
             return RerankerLoopRunner(**common)
+        if policy.kind == "set":
+            return _set_runner(cfg, policy, common)
     except LoopError as err:
         raise ConfigError(f"policies ({policy.name}): {err}") from None
     return _classifier_runner(cfg, policy, spec, store, registry, experiments)
+
+
+def _set_runner(cfg: ProjectConfig, policy: PolicyConfig, common: dict[str, Any]) -> SetLoopRunner:
+    """A set policy's runner: its golden set of sets, its learner (``set_supervised`` or ``set_bandit``)
+    with the YAML hyperparameters, the gate."""
+    if cfg.evaluation.golden is None:
+        raise ConfigError(
+            "evaluation.golden: the loop scores every set challenger on a golden set of sets; name the file"
+        )
+    golden = load_golden(cfg.evaluation.golden)
+    learner = cfg.training.learner
+    if learner not in SET_LEARNERS:
+        raise ConfigError(
+            f"training.learner: {learner!r} does not train set policies (known: {', '.join(SET_LEARNERS)})"
+        )
+    try:
+        config, _ = resolve_config(SET_LEARNERS[learner].config_class, cfg.training)
+    except LearnerConfigError as err:
+        raise ConfigError(str(err)) from None
+    return SetLoopRunner(
+        **common,
+        golden=golden,
+        gate=cfg.evaluation.gate,
+        labels=policy.labels,
+        learner=learner,
+        config=config,
+    )
 
 
 def _classifier_runner(
@@ -119,7 +149,10 @@ def run(
     abstain gate is saved beside the classifier), `evaluation.golden` and `evaluation.gate`. A router
     replays its logged rewards from the priors of `policies[].options` and is gated by OPE on the
     champion's traffic (`evaluation.gate.min_ope_lower_vs_champion`). A reranker retrains its reward
-    model on the ratings and is gated on the raters' preference pairs. Every step is recorded in the
+    model on the ratings and is gated on the raters' preference pairs. A set policy (kind set) retrains
+    from its missed / unnecessary / corrected-set feedback (`training.learner`: set_supervised or
+    set_bandit), is scored on a golden set of sets and by per-label OPE on the champion's traffic, and
+    gated (`evaluation.gate`: min_micro_f1, max_hamming_loss, ...). Every step is recorded in the
     store: training runs, versions, gate reports, experiment verdicts and alias history.
     """
     cfg = project(config)

@@ -18,7 +18,15 @@ import typer
 from rewardloop.cli.common import ConfigOption, Sets, Since, Until, console, fail, open_store, progress
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
-from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, BanditData, LabelledData, learner_options
+from rewardloop.learners import (
+    GENERATOR_LEARNERS,
+    LEARNERS,
+    SET_LEARNERS,
+    BanditData,
+    LabelledData,
+    learner_options,
+)
+from rewardloop.learners.multilabel import SetData
 from rewardloop.loop.training import (
     TrainingError,
     TrainingPlan,
@@ -59,6 +67,14 @@ def _summarise_data(data: Any, batch: DecisionBatch) -> list[str]:
         counts = sorted(data.label_counts().items(), key=lambda kv: -kv[1])
         shown = ", ".join(f"{k} {v}" for k, v in counts[:10])
         lines.append(f"labels: {len(counts)} ({shown}{', ...' if len(counts) > 10 else ''})")
+    elif isinstance(data, SetData):
+        lines.append(f"judged sets: {len(data)} (total authority {float(np.sum(data.weight)):.2f})")
+        held = (data.Y >= 0.5).sum(axis=0)  # (L,): how many rows hold each action right
+        shown = ", ".join(
+            f"{a} {int(n)}"
+            for a, n in sorted(zip(data.labels, held, strict=True), key=lambda kv: -kv[1])[:10]
+        )
+        lines.append(f"actions held right: {shown}{', ...' if len(data.labels) > 10 else ''}")
     else:
         lines.append(f"examples: {len(data)}")
         if isinstance(data, BanditData) and len(data):
@@ -150,7 +166,7 @@ def train(
             "--learner",
             "-l",
             help=f"override training.learner ({', '.join(LEARNERS)}; generators: "
-            f"{', '.join(GENERATOR_LEARNERS)})",
+            f"{', '.join(GENERATOR_LEARNERS)}; set policies: {', '.join(SET_LEARNERS)})",
         ),
     ] = None,
     sets: Sets = None,
@@ -168,6 +184,10 @@ def train(
 
     A generator policy (kind generator) is fine-tuned from training.init_from by sft on the chat
     examples its feedback yields (docs/generator.md).
+
+    A set policy (kind set) learns from its missed_actions, unnecessary_actions and set_correction
+    feedback, raters weighted by authority: set_supervised (per-label BCE, thresholds fitted on a
+    held-out share), or set_bandit from training.init_from on the logged sets (docs/sets.md).
 
     Each run is recorded in the store: config, data window, metrics, history and the artifact path.
     Feedback the policy cannot use (e.g. a correction naming an unknown label) is skipped and counted.

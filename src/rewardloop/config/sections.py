@@ -68,8 +68,9 @@ class EncoderConfig(Section):
 
 class PolicyConfig(Section):
     name: str = Field(description="the policy's name, as logged on its decisions")
-    kind: Literal["classifier", "router", "reranker", "generator"] = Field(
-        description="what it decides (generator: the text of an answer, see docs/generator.md)"
+    kind: Literal["classifier", "router", "reranker", "generator", "set"] = Field(
+        description="what it decides (generator: the text of an answer, see docs/generator.md; set: a "
+        "subset of its labels, see docs/sets.md)"
     )
     labels: list[str] = Field(default_factory=list, description="the actions/labels it chooses among")
     options: dict[str, Any] = Field(default_factory=dict, description="backend options")
@@ -287,6 +288,12 @@ class GateConfig(Section):
         None, description="OPE lower bound minus the champion's value at least"
     )
     ope_estimator: str = Field("dr", description="which OPE estimator the gate reads (ipw, snipw, dm, dr)")
+    min_micro_f1: float | None = Field(
+        None, ge=0, le=1, description="set policies: golden micro F1 over every (item, action) at least"
+    )
+    max_hamming_loss: float | None = Field(
+        None, ge=0, le=1, description="set policies: share of wrong (item, action) cells at most"
+    )
 
 
 class MonitorConfig(Section):

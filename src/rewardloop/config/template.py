@@ -27,6 +27,26 @@ _LIST_SECTIONS: dict[str, tuple[str, list[BaseModel]]] = {
 }
 
 
+#: Commented examples of the other kinds, under their list section.
+_OTHER_KINDS: dict[str, list[str]] = {
+    "policies": [
+        "  # a set policy (docs/sets.md): a subset of its labels, learned from missed / unnecessary actions;",
+        "  # its golden file gives each item's right set as `labels`, gated by evaluation.gate.min_micro_f1",
+        "  # - name: actions",
+        "  #   kind: set",
+        "  #   labels: [pay_invoice, set_payment_reminder, archive]",
+        "  #   options: {epsilon: 0.1}",
+    ],
+    "rewards": [
+        "  # the set penalty of a set policy (−0.5 a missed action, −0.3 an unnecessary one; docs/sets.md)",
+        "  # - name: actions",
+        "  #   function: set_penalty",
+        "  #   scale: raw",
+        "  #   options: {missed_penalty: 0.5, unnecessary_penalty: 0.3}",
+    ],
+}
+
+
 def _scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
@@ -80,6 +100,7 @@ def render_template(
                 body = _model_lines(example, 4)
                 out.append("  - " + body[0].lstrip())
                 out.extend(body[1:])
+            out.extend(_OTHER_KINDS.get(name, []))
         else:
             out.append(f"{name}:")
             out.extend(_model_lines(getattr(cfg, name), 2))

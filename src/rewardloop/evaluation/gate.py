@@ -126,7 +126,10 @@ class GateReport:
         return "\n".join(lines) + "\n"
 
 
-def _check(name: str, figure: float | None, threshold: float, at_least: bool, detail: str = "") -> GateCheck:
+def threshold_check(
+    name: str, figure: float | None, threshold: float, at_least: bool, detail: str = ""
+) -> GateCheck:
+    """``figure ≥ threshold`` (``at_least``) or ``≤``; a None or NaN figure fails ("not measurable")."""
     if figure is None or math.isnan(figure):
         return GateCheck(
             name, figure, threshold, False, ">=" if at_least else "<=", detail or "not measurable"
@@ -153,14 +156,14 @@ def largest_class_drop(
 def ope_check(ope: OPEComparison | None, threshold: float) -> GateCheck:
     """``ope_lower_vs_champion``: the candidate's OPE lower bound − the champion's value ≥ ``threshold``."""
     if ope is None:
-        return _check("ope_lower_vs_champion", None, threshold, True, "no OPE estimate given")
+        return threshold_check("ope_lower_vs_champion", None, threshold, True, "no OPE estimate given")
     iv = ope.candidate
     served = f" (candidate served {ope.served_as})" if ope.served_as else ""
     detail = (
         f"{iv.estimator} {iv.value:.4f} [{iv.lower:.4f}, {iv.upper:.4f}]{served} vs champion "
         f"{ope.champion_value:.4f}"
     )
-    return _check("ope_lower_vs_champion", ope.lower_minus_champion, threshold, True, detail)
+    return threshold_check("ope_lower_vs_champion", ope.lower_minus_champion, threshold, True, detail)
 
 
 def run_gate(
@@ -185,7 +188,9 @@ def run_gate(
     t = thresholds
     checks: list[GateCheck] = []
     if t.min_accuracy is not None:
-        checks.append(_check("accuracy", candidate.accuracy, t.min_accuracy, True, f"{candidate.n} items"))
+        checks.append(
+            threshold_check("accuracy", candidate.accuracy, t.min_accuracy, True, f"{candidate.n} items")
+        )
     if t.min_critical_accuracy is not None:
         detail = (
             f"{candidate.n_critical} critical items"
@@ -193,13 +198,17 @@ def run_gate(
             else "the golden set has no critical items"
         )
         checks.append(
-            _check("critical_accuracy", candidate.critical_accuracy, t.min_critical_accuracy, True, detail)
+            threshold_check(
+                "critical_accuracy", candidate.critical_accuracy, t.min_critical_accuracy, True, detail
+            )
         )
     if t.max_ece is not None:
-        checks.append(_check("ece", candidate.ece, t.max_ece, False, f"{candidate.n_bins} bins"))
+        checks.append(threshold_check("ece", candidate.ece, t.max_ece, False, f"{candidate.n_bins} bins"))
     if t.max_class_drop is not None:
         if champion is None:
-            checks.append(_check("max_class_drop", None, t.max_class_drop, False, "no champion to compare"))
+            checks.append(
+                threshold_check("max_class_drop", None, t.max_class_drop, False, "no champion to compare")
+            )
         else:
             drop, label = largest_class_drop(candidate, champion, t.min_class_support)
             detail = (
@@ -208,10 +217,18 @@ def run_gate(
                 if label is not None
                 else "no class in common"
             )
-            checks.append(_check("max_class_drop", drop, t.max_class_drop, False, detail))
+            checks.append(threshold_check("max_class_drop", drop, t.max_class_drop, False, detail))
     if t.min_ope_lower_vs_champion is not None:
         checks.append(ope_check(ope, t.min_ope_lower_vs_champion))
     return GateReport(candidate.policy, None if champion is None else champion.policy, checks)
 
 
-__all__ = ["GateCheck", "GateReport", "OPEComparison", "largest_class_drop", "ope_check", "run_gate"]
+__all__ = [
+    "GateCheck",
+    "GateReport",
+    "OPEComparison",
+    "largest_class_drop",
+    "ope_check",
+    "run_gate",
+    "threshold_check",
+]

@@ -8,6 +8,9 @@ field       required meaning
 ``id``      no       unique id (default: ``line-N``); duplicates are an error
 ``text``    yes*     the input text (*or ``context``: a JSON object, its ``text`` key is the input)
 ``label``   yes      the expected label (alias ``expected``)
+``labels``  or       the expected **set** (a list; CSV: separated by ``|`` or ``;``), for a set policy:
+                     the item's ``label`` is then the set's key (``{area,name}``); a file holds sets
+                     on every line or on none
 ``critical``no       true for items that must never be missed (also: ``priority: critical``)
 ``priority``no       free priority class (``high``, ``low``...), reported as a breakdown
 ``category``no       a breakdown key (default: the expected label)
@@ -26,11 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from rewardloop.store.files import jsonl_objects
 
 TRUE = {"1", "true", "yes", "y", "t"}
 FALSE = {"0", "false", "no", "n", "f", ""}
-KNOWN_FIELDS = {"id", "text", "context", "label", "expected", "critical", "priority", "category", "tags"}
+KNOWN_FIELDS = {
+    "id", "text", "context", "label", "expected", "labels", "critical", "priority", "category", "tags",
+}  # fmt: skip
 
 
 class GoldenError(ValueError):
@@ -55,6 +63,8 @@ class GoldenItem:
     category: str | None = None
     tags: tuple[str, ...] = ()
     line: int = 0
+    #: The expected set of a set policy's item (None: a single label).
+    labels: tuple[str, ...] | None = None
 
     @property
     def group(self) -> str:
@@ -97,11 +107,38 @@ class GoldenSet:
     def n_critical(self) -> int:
         return sum(i.critical for i in self.items)
 
+    @property
+    def is_sets(self) -> bool:
+        """Its items expect sets (a set policy's golden set)."""
+        return bool(self.items) and self.items[0].labels is not None
+
+    @property
+    def action_labels(self) -> list[str]:
+        """A set golden set's distinct expected actions, sorted."""
+        return sorted({label for i in self.items for label in i.labels or ()})
+
+    def matrix(self, labels: Sequence[str]) -> npt.NDArray[np.float64]:
+        """The expected sets as a 0/1 matrix of shape (n, L) over ``labels`` (checked first)."""
+        self.check_labels(labels)
+        index = {label: j for j, label in enumerate(labels)}
+        Y = np.zeros((len(self.items), len(labels)))
+        for i, item in enumerate(self.items):
+            Y[i, [index[label] for label in item.labels or ()]] = 1.0
+        return Y
+
     def check_labels(self, labels: Iterable[str]) -> None:
-        """Raise :class:`GoldenError` at the first item whose label the policy cannot produce."""
+        """Raise :class:`GoldenError` at the first item whose label (or an action of whose set) the
+        policy cannot produce."""
         known = set(labels)
         for item in self.items:
-            if item.label not in known:
+            unknown = [a for a in item.labels if a not in known] if item.labels is not None else []
+            if unknown:
+                shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+                raise GoldenError(
+                    f"{self.source} line {item.line}: action {unknown[0]!r} is not one of the policy's "
+                    f"labels ({shown})"
+                )
+            if item.labels is None and item.label not in known:
                 shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
                 raise GoldenError(
                     f"{self.source} line {item.line}: label {item.label!r} is not one of the policy's "
@@ -130,11 +167,27 @@ def _tags(value: Any, where: str) -> tuple[str, ...]:
     raise GoldenError(f"{where}: 'tags' must be a list of strings, got {value!r}")
 
 
+def _set(value: Any, where: str) -> tuple[str, ...]:
+    """An item's expected set: a list of labels (CSV: ``a|b``; empty: the empty set), none repeated."""
+    labels = list(_tags(value, where)) if isinstance(value, str) else value
+    if not isinstance(labels, list | tuple) or not all(isinstance(a, str) and a.strip() for a in labels):
+        raise GoldenError(f"{where}: 'labels' must be a list of non-empty strings, got {value!r}")
+    if len(set(labels)) != len(labels):
+        raise GoldenError(f"{where}: 'labels' repeats a label")
+    return tuple(labels)
+
+
 def _item(raw: dict[str, Any], line: int, where: str) -> GoldenItem:
     unknown = sorted(set(raw) - KNOWN_FIELDS)
     if unknown:
         raise GoldenError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
     label = raw.get("label", raw.get("expected"))
+    expected_set = None
+    if "labels" in raw:
+        if label is not None:
+            raise GoldenError(f"{where}: give 'label' (one label) or 'labels' (a set), not both")
+        expected_set = _set(raw["labels"], where)
+        label = "{" + ",".join(expected_set) + "}"
     if label is None or (isinstance(label, str) and not label.strip()):
         raise GoldenError(f"{where}: missing 'label' (the expected answer)")
     text = raw.get("text")
@@ -166,6 +219,7 @@ def _item(raw: dict[str, Any], line: int, where: str) -> GoldenItem:
         category=None if category is None else str(category),
         tags=_tags(raw.get("tags"), where),
         line=line,
+        labels=expected_set,
     )
 
 
@@ -175,7 +229,7 @@ def _rows_csv(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         columns = reader.fieldnames or []
         if not columns:
             raise GoldenError(f"{path} line 1: empty file (a header row is required)")
-        if "label" not in columns and "expected" not in columns:
+        if not {"label", "expected", "labels"} & set(columns):
             raise GoldenError(f"{path} line 1 (header): no 'label' column (columns: {', '.join(columns)})")
         if "text" not in columns and "context" not in columns:
             raise GoldenError(f"{path} line 1 (header): no 'text' column (columns: {', '.join(columns)})")
@@ -213,6 +267,11 @@ def load_golden(path: str | Path, labels: Iterable[str] | None = None) -> Golden
                 f"{file} line {line}: duplicate id {item.id!r} (first on line {first_line[item.id]})"
             )
         first_line[item.id] = line
+        if items and (item.labels is None) != (items[0].labels is None):
+            raise GoldenError(
+                f"{file} line {line}: every item expects a set ('labels') or none does (line "
+                f"{items[0].line} {'does' if items[0].labels is not None else 'does not'})"
+            )
         items.append(item)
     if not items:
         raise GoldenError(f"{file}: no golden items")
@@ -228,7 +287,8 @@ def write_golden(golden: GoldenSet | Sequence[GoldenItem], path: str | Path) -> 
     file = Path(path)
     with file.open("w", encoding="utf-8") as fh:
         for i in items:
-            row: dict[str, Any] = {"id": i.id, "text": i.text, "label": i.label}
+            row: dict[str, Any] = {"id": i.id, "text": i.text}
+            row |= {"labels": list(i.labels)} if i.labels is not None else {"label": i.label}
             if i.critical:
                 row["critical"] = True
             if i.priority is not None:

@@ -6,7 +6,8 @@ routers (``learners.bandits.ROUTERS``), the gating network (``learners.gating.Ga
 the reward models keep the same :class:`~rewardloop.learners.base.Learner` contract, and so do the
 set policy's learners (``learners.multilabel.SET_LEARNERS``: ``set_supervised``, ``set_bandit``).
 ``GENERATOR_LEARNERS`` are the generator policy's (through TRL): a name there trains a policy of kind
-``generator``, a name in ``LEARNERS`` a classifier (``rewardloop train`` picks the map by the kind).
+``generator``, a name in ``SET_LEARNERS`` a ``set`` policy, a name in ``LEARNERS`` a classifier
+(``rewardloop train`` picks the map by the kind, :func:`learners_for`).
 """
 
 from rewardloop.learners.a2c import A2C, A2CConfig
@@ -55,7 +56,10 @@ GENERATOR_LEARNERS: dict[str, type[ConfiguredLearner]] = {
 
 
 def learners_for(kind: str) -> dict[str, type[ConfiguredLearner]]:
-    """The learner map of a policy kind: ``GENERATOR_LEARNERS`` for generators, else ``LEARNERS``."""
+    """The learner map of a policy kind: ``GENERATOR_LEARNERS`` for generators, ``SET_LEARNERS`` for
+    set policies, else ``LEARNERS``."""
+    if kind == "set":
+        return SET_LEARNERS
     return GENERATOR_LEARNERS if kind == "generator" else LEARNERS
 
 
@@ -65,6 +69,8 @@ def learner_options() -> dict[str, dict[str, str]]:
     options = {name: cls.config_class.help() for name, cls in LEARNERS.items()}
     for name, cls in GENERATOR_LEARNERS.items():
         options[f"{name} (generator)" if name in LEARNERS else name] = cls.config_class.help()
+    for name, cls in SET_LEARNERS.items():
+        options[f"{name} (set)"] = cls.config_class.help()
     return options
 
 

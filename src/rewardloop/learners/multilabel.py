@@ -28,6 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from rewardloop.learners.base import (
+    ConfiguredLearner,
     DataSpec,
     LearnerConfig,
     LearnerConfigError,
@@ -77,6 +78,29 @@ class SetData:
 
     def __len__(self) -> int:
         return len(self.Y)
+
+    def concat(self, other: SetData) -> SetData:
+        """These rows, then ``other``'s: e.g. a labelled seed set and the store's feedback. Both hold
+        texts, or both embeddings, over the same labels."""
+        if other.labels != self.labels:
+            raise ValueError(f"labels: {other.labels} are not {self.labels}")
+        texts = isinstance(self.X, list | tuple), isinstance(other.X, list | tuple)
+        if texts[0] != texts[1]:
+            raise ValueError("X: one part holds texts and the other embeddings")
+        X = [*self.X, *other.X] if texts[0] else np.vstack([self.X, other.X])
+
+        def cat(name: str) -> npt.NDArray[np.float64]:
+            return np.concatenate([getattr(self, name), getattr(other, name)])
+
+        skipped = {
+            k: self.skipped.get(k, 0) + other.skipped.get(k, 0) for k in {*self.skipped, *other.skipped}
+        }
+        return SetData(X, cat("Y"), cat("weight"), self.labels, cat("logged"), cat("mu"), cat("mask"),
+                       [*self._ids(), *other._ids()], skipped)  # fmt: skip
+
+    def _ids(self) -> list[str]:
+        """The rows' decision ids ("" for rows that are no logged decision)."""
+        return list(self.decision_ids) if len(self.decision_ids) == len(self) else [""] * len(self)
 
     @classmethod
     def from_sets(
@@ -140,6 +164,8 @@ def set_data_from_batch(batch: DecisionBatch, spec: DataSpec) -> SetData:
     skipped["decision without a set"] = len(batch) - len(seen)
     texts, ids, parts = [], [], []
     for d in seen:
+        if any(label not in index for label in d.label_space or ()):  # used, on the labels it shares
+            skipped["set label not in the policy's labels (left out)"] += 1
         row = _set_row(d, batch.feedback.get(d.id, []), index, golden)
         if row is None:
             skipped["set without set feedback"] += 1
@@ -416,7 +442,7 @@ class SetBanditLearner(_SetLearner[SetBanditConfig]):
 
 
 #: The set learners by name (as ``learners.LEARNERS`` for classifiers, ``ROUTERS`` for routers).
-SET_LEARNERS: dict[str, type[_SetLearner[Any]]] = {
+SET_LEARNERS: dict[str, type[ConfiguredLearner]] = {
     SetSupervisedLearner.name: SetSupervisedLearner,
     SetBanditLearner.name: SetBanditLearner,
 }

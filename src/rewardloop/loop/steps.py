@@ -169,13 +169,23 @@ def advance_running(experiments: Experiments, policy: str, actor: str) -> Iterat
 
 
 def gated_or_canary(
-    experiments: Experiments, policy: str, version: str, report: GateReport, seed: int, actor: str
+    experiments: Experiments,
+    policy: str,
+    version: str,
+    report: GateReport,
+    seed: int,
+    actor: str,
+    offline: OfflineEvidence | None = None,
 ) -> IterationResult:
-    """The gate's verdict acted on: a canary of ``version`` when ``report`` passed, else stopped."""
+    """The gate's verdict acted on: a canary of ``version`` when ``report`` passed, else stopped. With
+    the challenger's ``offline`` evidence, a non-inferior canary that the evidence says is better is
+    promoted (:func:`start_canary`)."""
     if not report.passed:
         failed = ", ".join(c.name for c in report.failed)
         return IterationResult("gated", f"{version} stopped at the gate ({failed})", version, report)
-    start_canary(experiments, policy, version, report, seed, actor)
+    exp, why = start_canary(experiments, policy, version, report, seed, actor, offline=offline)
+    if exp is None:
+        return IterationResult("kept", f"{version} passed the gate; {why}", version, report)
     return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
 
 
@@ -244,6 +254,10 @@ class KindLoop(ABC):
     def challenge(self, champion: str) -> IterationResult:
         """Train a challenger, gate it against ``champion`` and act on the verdict."""
 
+    def champion_version(self) -> str | None:
+        """The version the ``champion`` alias names, or None before the first one."""
+        return champion_version(self.registry, self.policy)
+
     def iterate(self) -> IterationResult:
         """Run one iteration (see :func:`run_iteration`)."""
         return run_iteration(
@@ -257,9 +271,11 @@ class KindLoop(ABC):
             self.challenge,
         )
 
-    def decided(self, version: str, report: GateReport) -> IterationResult:
+    def decided(
+        self, version: str, report: GateReport, offline: OfflineEvidence | None = None
+    ) -> IterationResult:
         """The gate's verdict on ``version`` acted on (:func:`gated_or_canary`)."""
-        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor)
+        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor, offline)
 
     def train_and_register(
         self,

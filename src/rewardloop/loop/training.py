@@ -30,10 +30,13 @@ import numpy as np
 from rewardloop.config import ConfigError, ProjectConfig
 from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import PolicyConfig, RewardSpecConfig
-from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, LabelledData, learners_for
+from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, SET_LEARNERS, LabelledData, learners_for
 from rewardloop.learners.base import DataSpec, LearnerConfig, LearnerConfigError, resolve_config
+from rewardloop.learners.multilabel import SetData
 from rewardloop.policies.classifier import ClassifierPolicy
+from rewardloop.policies.encoder_head import EncoderHeadPolicy
 from rewardloop.policies.generator import GeneratorPolicy
+from rewardloop.policies.multilabel import MultiLabelPolicy
 from rewardloop.store import Store, finish_run, read_decisions, start_run
 from rewardloop.types import DecisionBatch, TrainingRun, utcnow
 from rewardloop.types.history import summarise
@@ -137,10 +140,11 @@ def resolve_plan(
     ``since`` defaults to ``now - training.lookback_days`` when that is set.
     """
     training = cfg.training
-    if training.learner not in LEARNERS and training.learner not in GENERATOR_LEARNERS:
+    if not any(training.learner in m for m in (LEARNERS, GENERATOR_LEARNERS, SET_LEARNERS)):
         raise TrainingError(
             f"training.learner: unknown learner {training.learner!r} (known: {', '.join(LEARNERS)}; "
-            f"for generator policies: {', '.join(GENERATOR_LEARNERS)})"
+            f"for generator policies: {', '.join(GENERATOR_LEARNERS)}; for set policies: "
+            f"{', '.join(SET_LEARNERS)})"
         )
     if not cfg.policies:
         raise TrainingError(
@@ -194,7 +198,7 @@ def _learner_class(name: str, policy: PolicyConfig) -> Any:
         )
     learners = learners_for(policy.kind)
     if name not in learners:
-        other = "generator" if policy.kind == "classifier" else "classifier"
+        other = next(k for k in ("classifier", "generator", "set") if name in learners_for(k))
         raise TrainingError(
             f"training.learner: {name!r} trains {other} policies and {policy.name!r} is a {policy.kind} "
             f"(learners of a {policy.kind}: {', '.join(learners)})"
@@ -202,12 +206,14 @@ def _learner_class(name: str, policy: PolicyConfig) -> Any:
     return learners[name]
 
 
-def start_policy(plan: TrainingPlan) -> ClassifierPolicy | GeneratorPolicy | None:
+def start_policy(plan: TrainingPlan) -> ClassifierPolicy | GeneratorPolicy | MultiLabelPolicy | None:
     """``training.init_from`` loaded, a fresh policy over the configured labels, or None."""
     if plan.init_from is not None:
         try:
             if plan.policy.kind == "generator":
                 return GeneratorPolicy.load(plan.init_from)
+            if plan.policy.kind == "set":
+                return MultiLabelPolicy.load(plan.init_from)
             return ClassifierPolicy.load(plan.init_from)
         except (FileNotFoundError, ValueError, KeyError, OSError) as err:
             raise TrainingError(
@@ -216,9 +222,14 @@ def start_policy(plan: TrainingPlan) -> ClassifierPolicy | GeneratorPolicy | Non
     if plan.learner_cls.needs_policy:
         raise TrainingError(
             f"training.init_from: the {plan.learner} learner improves a trained policy; "
-            "set it to a saved policy folder (e.g. one from `rewardloop train --learner supervised`)"
+            "set it to a saved policy folder (e.g. one from `rewardloop train --learner "
+            f"{'set_supervised' if plan.policy.kind == 'set' else 'supervised'}`)"
         )
-    return ClassifierPolicy(plan.policy.labels, name=plan.policy.name) if plan.policy.labels else None
+    if not plan.policy.labels:
+        return None
+    if plan.policy.kind == "set":
+        return MultiLabelPolicy(plan.policy.labels, name=plan.policy.name)
+    return ClassifierPolicy(plan.policy.labels, name=plan.policy.name)
 
 
 def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
@@ -246,9 +257,10 @@ def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
 def build_data(plan: TrainingPlan, batch: DecisionBatch, policy: Any, embed: Any = None) -> Any:
     """The learner's data from the batch (``data_from_batch``); ``embed`` overrides the policy's.
 
-    A classifier's labels and encoder reach the spec; a generator's learners read texts themselves.
+    A classifier's (or set policy's) labels and encoder reach the spec; a generator's learners read
+    texts themselves.
     """
-    classifier = policy if isinstance(policy, ClassifierPolicy) else None
+    classifier = policy if isinstance(policy, EncoderHeadPolicy) else None
     spec = DataSpec(
         config=plan.config,
         labels=classifier.labels if classifier is not None else None,
@@ -294,9 +306,12 @@ def plan_run(
     )
 
 
-def start_labels(plan: TrainingPlan, data: Any) -> ClassifierPolicy:
-    """A fresh policy over the labels seen in ``data`` (when no labels are configured)."""
+def start_labels(plan: TrainingPlan, data: Any) -> ClassifierPolicy | MultiLabelPolicy:
+    """A fresh policy over the labels seen in ``data`` (when no labels are configured): a set policy
+    over the label space of set data, a classifier over the distinct labels otherwise."""
     try:
+        if isinstance(data, SetData):
+            return MultiLabelPolicy(data.labels, name=plan.policy.name)
         return ClassifierPolicy(sorted(set(data.labels)), name=plan.policy.name)
     except ValueError as err:
         raise TrainingError(f"policies.labels: none configured, and the data gives: {err}") from None
@@ -306,7 +321,7 @@ def train_plan(
     store: Store | None,
     plan: TrainingPlan,
     data: Any,
-    policy: ClassifierPolicy | GeneratorPolicy | None,
+    policy: ClassifierPolicy | GeneratorPolicy | MultiLabelPolicy | None,
     window: tuple[datetime | None, datetime | None],
     training_dump: Mapping[str, Any],
     progress: Any = None,
@@ -339,7 +354,16 @@ def train_plan(
 
 
 def train_accuracy(fitted: Any, data: Any) -> dict[str, float]:
-    """``train_accuracy`` of a classifier on its labelled training data (weighted); nothing otherwise."""
+    """``train_accuracy`` of a classifier on its labelled training data (weighted); a set policy's
+    ``train_micro_f1`` against the sets its raters hold right; nothing otherwise."""
+    if isinstance(data, SetData) and isinstance(fitted, MultiLabelPolicy):
+        emb = (
+            fitted.embed(list(data.X)) if isinstance(data.X, list | tuple) else np.asarray(data.X, np.float32)
+        )
+        chosen = fitted.predict_embeddings(emb)  # (n, L)
+        truth = (data.Y >= 0.5) & (data.mask > 0)
+        tp, fp, fn = (chosen & truth).sum(), (chosen & ~truth).sum(), (~chosen & truth).sum()
+        return {"train_micro_f1": float(2 * tp / max(2 * tp + fp + fn, 1))}
     if not isinstance(data, LabelledData) or not isinstance(fitted, ClassifierPolicy):
         return {}
     pred = fitted.predict(data.texts)
