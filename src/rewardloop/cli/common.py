@@ -48,6 +48,10 @@ RayAddress = Annotated[
     ),
 ]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
+]
 Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
 Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
 

@@ -283,8 +283,11 @@ def train_plan(
     window: tuple[datetime | None, datetime | None],
     training_dump: Mapping[str, Any],
     progress: Any = None,
+    extra_config: Mapping[str, Any] | None = None,
 ) -> TrainingOutcome:
-    """Fit the plan's learner on ``data`` from ``policy``; save and record it (see :func:`fit_and_record`)."""
+    """Fit the plan's learner on ``data`` from ``policy``; save and record it (see :func:`fit_and_record`).
+
+    ``extra_config`` joins the TrainingRun's config (``distil``: where the examples came from)."""
     if policy is None:  # no labels configured: the labels seen in the data
         try:
             policy = ClassifierPolicy(sorted(set(data.labels)), name=plan.policy.name)
@@ -293,7 +296,11 @@ def train_plan(
     run = TrainingRun(
         policy=plan.policy.name,
         learner=plan.learner,
-        config={"training": dict(training_dump), "learner": dataclasses.asdict(plan.config)},
+        config={
+            "training": dict(training_dump),
+            "learner": dataclasses.asdict(plan.config),
+            **(extra_config or {}),
+        },
         data_window=window,
         n_samples=len(data),
     )
