@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rewardloop.cli.common import ConfigOption, Sets, Since, Until, console, fail, open_store, progress
+from rewardloop.cli.common import (
+    ConfigOption,
+    KeyEnv,
+    Sets,
+    Since,
+    Until,
+    console,
+    fail,
+    open_store,
+    progress,
+)
 
 if TYPE_CHECKING:
     from rewardloop.loop.distil import DistilResult
@@ -20,18 +30,10 @@ Student = Annotated[str, typer.Option("--policy", "-p", help="the student: a gen
 TeacherModel = Annotated[
     str, typer.Option("--teacher-model", help="the teacher's model name (rewardloop's: a policy name)")
 ]
-KeyEnv = Annotated[
-    str | None,
-    typer.Option(
-        "--key-env", help="environment variable holding the teacher's API key (e.g. OPENAI_API_KEY)"
-    ),
-]
 PromptsFrom = Annotated[
     str | None,
     typer.Option("--prompts-from", help="re-answer this policy's logged prompts (default: the student's)"),
 ]
-Limit = Annotated[int | None, typer.Option("--limit", min=1, help="only the newest N logged decisions")]
-MaxTokens = Annotated[int, typer.Option("--max-tokens", min=1, help="longest teacher answer")]
 
 
 def distil(
@@ -40,8 +42,10 @@ def distil(
     teacher_model: TeacherModel = "teacher",
     key_env: KeyEnv = None,
     prompts_from: PromptsFrom = None,
-    limit: Limit = None,
-    max_tokens: MaxTokens = 256,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="only the newest N logged decisions")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="longest teacher answer")] = 256,
     config: ConfigOption = None,
     sets: Sets = None,
     since: Since = None,

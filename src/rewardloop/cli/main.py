@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rewardloop.cli.distil",
         "Distil a teacher behind an OpenAI-compatible chat endpoint into a generator, by SFT on its answers.",
     ),
+    "evals": (
+        "rewardloop.cli.evals",
+        "Run agents on a question set, score their answers with a judge, and compare them (JSON + HTML).",
+    ),
     "eval": (
         "rewardloop.cli.evaluate",
         "Run a policy on a golden set and write report.json, report.html and PNG figures.",
