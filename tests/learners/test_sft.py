@@ -19,13 +19,13 @@ pytest.importorskip("trl")
 pytest.importorskip("gguf")
 
 from rewardloop.cli.main import app
+from rewardloop.learners._trl import trainer_history
 from rewardloop.learners.base import LearnerConfigError
 from rewardloop.learners.sft import (
     ChatExamples,
     SFTConfig,
     SFTLearner,
     chat_examples_from_batch,
-    trainer_history,
 )
 from rewardloop.loop.serving import load_policy
 from rewardloop.policies.generator import GeneratorPolicy, classifier_messages
@@ -87,7 +87,7 @@ def test_examples_from_the_store_match_the_openai_export_and_keep_authority() ->
     assert data.decision_ids == ["c1", "c2", "g1"]
     assert data.completions == ["HassTurnOn", "HassTurnOff", "In France."]
     assert data.weights == [0.9, 0.5, 1.0]
-    rows = data.conversations("SYS")
+    rows = data.rows("SYS")
     exported = list(openai_rows(_batch()))
     for row, export in zip(rows[:2], exported, strict=True):  # classifier rows are the export's rows
         assert row["prompt"] + row["completion"] == export["messages"]
@@ -100,7 +100,7 @@ def test_examples_from_the_store_match_the_openai_export_and_keep_authority() ->
 
 def test_from_pairs_builds_the_classifier_chat() -> None:
     data = ChatExamples.from_pairs(["turn on the fan"], ["HassTurnOn"], LABELS)
-    assert data.conversations("ignored")[0]["prompt"] == classifier_messages("turn on the fan", LABELS)
+    assert data.rows("ignored")[0]["prompt"] == classifier_messages("turn on the fan", LABELS)
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,47 +13,10 @@ pytest.importorskip("openai")
 pytest.importorskip("gguf")
 
 import openai
+from tests.service._generator_app import generator_app
 
-from rewardloop.config import ProjectConfig
 from rewardloop.policies.generator import GeneratorPolicy
-from rewardloop.service import (
-    DecideInput,
-    DecideOutcome,
-    PolicyInfo,
-    ProviderError,
-    create_app,
-)
 from rewardloop.store import Store, read_decisions
-from rewardloop.store.apikeys import create_api_key
-from rewardloop.types import Decision
-
-
-@dataclass
-class GeneratorProvider:
-    """Serves ``chat`` (a tiny sampled generator) and ``intent`` (a classifier, to be refused)."""
-
-    policy: GeneratorPolicy
-
-    def decide(self, request: DecideInput) -> DecideOutcome:
-        if request.policy == "intent":
-            return DecideOutcome(
-                Decision(
-                    policy="intent",
-                    policy_version="1",
-                    kind="classifier",
-                    actions=("a",),
-                    action="a",
-                    action_dist=(1.0,),
-                    pscore=1.0,
-                    text=request.text,
-                )
-            )
-        if request.policy != "chat":
-            raise ProviderError("not_found", f"policy: no policy {request.policy!r}", "policy")
-        return DecideOutcome(self.policy.decide(request, np.random.default_rng(0)))
-
-    def list_policies(self) -> list[PolicyInfo]:
-        return [PolicyInfo("chat", "generator", {"champion": "1"}, ["1"])]
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +26,7 @@ def policy() -> GeneratorPolicy:
 
 @pytest.fixture
 def served(store: Store, policy: GeneratorPolicy) -> Iterator[tuple[openai.OpenAI, Store, TestClient, str]]:
-    provider = GeneratorProvider(policy)
-    app = create_app(store, config=ProjectConfig(), provider=provider, admin=provider)  # type: ignore[arg-type]
-    key = create_api_key(store, "client", "acme", role="client")[1]
+    app, key = generator_app(store, policy)
     with TestClient(app) as http:
         client = openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=http, max_retries=0)
         yield client, store, http, key

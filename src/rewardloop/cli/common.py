@@ -52,6 +52,16 @@ Sets = Annotated[
     typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
 ]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
+]
+KeyEnv = Annotated[
+    str | None,
+    typer.Option(
+        "--key-env", help="environment variable holding the endpoints' API key (e.g. OPENAI_API_KEY)"
+    ),
+]
 Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
 Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
 

@@ -39,6 +39,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rewardloop.cli.train",
         "Train the policy named in the config on its logged decisions and feedback.",
     ),
+    "distil": (
+        "rewardloop.cli.distil",
+        "Distil a teacher behind an OpenAI-compatible chat endpoint into a generator, by SFT on its answers.",
+    ),
+    "evals": (
+        "rewardloop.cli.evals",
+        "Run agents on a question set, score their answers with a judge, and compare them (JSON + HTML).",
+    ),
     "eval": (
         "rewardloop.cli.evaluate",
         "Run a policy on a golden set and write report.json, report.html and PNG figures.",

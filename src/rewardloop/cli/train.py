@@ -8,6 +8,8 @@ its ``data_from_batch``, fit, save, record the TrainingRun. This module parses a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,7 +50,7 @@ def resolve_project(config: Path | None, sets: list[str], learner: str | None) -
     return cfg, (config if config is not None else DEFAULT_PATH).parent.resolve()
 
 
-def _parse_time(value: str | None, option: str) -> datetime | None:
+def parse_time(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
@@ -138,24 +140,31 @@ def _check(step: Any, *args: Any) -> Any:
         raise fail(str(err)) from None
 
 
-def _fit(store: Any, plan: TrainingPlan, data: Any, policy: Any, window: Any, dump: Any) -> Any:
-    """``train_plan`` with a progress bar; a failed fit exits 1 (the run is recorded as failed)."""
+@contextmanager
+def fit_errors() -> Iterator[None]:
+    """A TrainingError as a clean exit 2 naming the key; any other failure of a fit as exit 1 (the
+    run is recorded as failed)."""
     try:
-        with progress() as bar:
-            task = bar.add_task(f"training {plan.learner}", total=None)
-            return train_plan(
-                store,
-                plan,
-                data,
-                policy,
-                window,
-                dump,
-                progress=lambda step, total, _m: bar.update(task, completed=step, total=total),
-            )
+        yield
     except TrainingError as err:
         raise fail(str(err)) from None
     except Exception as err:
         raise fail(f"training failed ({type(err).__name__}): {err}", code=1) from None
+
+
+def _fit(store: Any, plan: TrainingPlan, data: Any, policy: Any, window: Any, dump: Any) -> Any:
+    """``train_plan`` with a progress bar (see :func:`fit_errors`)."""
+    with fit_errors(), progress() as bar:
+        task = bar.add_task(f"training {plan.learner}", total=None)
+        return train_plan(
+            store,
+            plan,
+            data,
+            policy,
+            window,
+            dump,
+            progress=lambda step, total, _m: bar.update(task, completed=step, total=total),
+        )
 
 
 def train(
@@ -194,9 +203,7 @@ def train(
     """
     try:
         cfg, base = resolve_project(config, sets or [], learner)
-        plan = resolve_plan(
-            cfg, base, since=_parse_time(since, "--since"), until=_parse_time(until, "--until")
-        )
+        plan = resolve_plan(cfg, base, since=parse_time(since, "--since"), until=parse_time(until, "--until"))
         policy = start_policy(plan)
     except (ConfigError, TrainingError) as err:
         raise fail(str(err)) from None

@@ -18,29 +18,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rewardloop.learners.base import POSITIVE, DataSpec, LearnerConfig, hyperparameter
+from rewardloop.learners._trl import LoRATrainerLearner, TRLTrainer
+from rewardloop.learners.base import POSITIVE, LearnerConfig, hyperparameter
 from rewardloop.learners.sft import (
     ChatExamples,
-    LoRATrainerConfig,
-    LoRATrainerLearner,
-    columns,
-    prompt_of,
-    prompted_decisions,
+    FeedbackExamples,
+    ReferenceTrainerConfig,
+    examples_from_feedback,
 )
-from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
 MIDDLE = "rating at the middle of its scale"
 
 
 @dataclass
-class KTOConfig(LoRATrainerConfig):
-    """KTO with LoRA on a generator (lr as for DPO: below SFT's 1e-3; not tuned on SmolLM2)."""
+class KTOConfig(ReferenceTrainerConfig):
+    """KTO with LoRA on a generator: :class:`~rewardloop.learners.sft.ReferenceTrainerConfig`'s fields
+    and the two classes' loss weights."""
 
-    lr: float = hyperparameter(1e-4, "learning rate of the LoRA weights", POSITIVE)
-    beta: float = hyperparameter(
-        0.1, "KTO β: the KL penalty's strength (higher: stay nearer π_ref)", POSITIVE
-    )
     desirable_weight: float = hyperparameter(
         1.0, "loss weight of the desirable (thumbs-up) answers", POSITIVE
     )
@@ -55,23 +50,21 @@ class ThumbsExamples(ChatExamples):
     extra_columns: ClassVar[tuple[str, ...]] = ("desirable",)
     empty_reason: ClassVar[str] = "no thumbs (no rating, implicit signal or correction in the window)"
 
-    def rows(self, system: str) -> list[dict[str, Any]]:
-        """TRL's conversational unpaired rows: ``prompt``, ``completion``, ``label``."""
-        return [
-            {
-                "prompt": self.messages(i, system),
-                "completion": [{"role": "assistant", "content": answer}],
-                "label": good,
-            }
-            for i, (answer, good) in enumerate(zip(self.completions, self.desirable, strict=True))
-        ]
+    def answer_fields(self, i: int) -> dict[str, Any]:
+        """Example ``i`` as TRL's conversational unpaired rows hold it: ``completion``, ``label``."""
+        return {**super().answer_fields(i), "label": self.desirable[i]}
+
+    @classmethod
+    def from_batch(cls, batch: DecisionBatch) -> ThumbsExamples:
+        """The thumbs of ``batch`` (:func:`thumbs_from_batch`)."""
+        return thumbs_from_batch(batch)
 
 
-def _thumbs(d: Decision, f: Feedback) -> list[tuple[str, bool]] | None:
-    """The (answer, desirable) examples feedback ``f`` on ``d`` gives; None: a rating at the middle."""
+def _thumbs(d: Decision, f: Feedback) -> FeedbackExamples:
+    """The (answer, desirable) examples feedback ``f`` on ``d`` gives (a rating at the middle: none)."""
     if f.kind in ("rating", "implicit") and f.value is not None and f.scale is not None:
         middle = (f.scale[0] + f.scale[1]) / 2
-        return None if f.value == middle else [(d.action, f.value > middle)]
+        return MIDDLE if f.value == middle else [(d.action, f.value > middle)]
     if f.kind == "correction" and f.label is not None:
         return [(f.label, True)] + ([(d.action, False)] if f.label != d.action else [])
     return []
@@ -79,17 +72,7 @@ def _thumbs(d: Decision, f: Feedback) -> list[tuple[str, bool]] | None:
 
 def thumbs_from_batch(batch: DecisionBatch) -> ThumbsExamples:
     """The KTO examples of ``batch``'s feedback (see the module docstring)."""
-    rows: list[tuple[Any, ...]] = []
-    skipped: dict[str, int] = {}
-    for d, feedback in prompted_decisions(batch, skipped):
-        for f in feedback:
-            examples = _thumbs(d, f)
-            if examples is None:
-                skipped[MIDDLE] = skipped.get(MIDDLE, 0) + 1
-                continue
-            rows.extend((*prompt_of(d), answer, f.authority, d.id, good) for answer, good in examples)
-    systems, texts, metas, answers, weights, ids, desirable = columns(rows, 7)
-    return ThumbsExamples(systems, texts, metas, answers, weights, ids, skipped, desirable)
+    return examples_from_feedback(batch, ThumbsExamples, _thumbs)
 
 
 class KTO(LoRATrainerLearner):
@@ -104,24 +87,9 @@ class KTO(LoRATrainerLearner):
     name: ClassVar[str] = "kto"
     config_class: ClassVar[type[LearnerConfig]] = KTOConfig
     data_class: ClassVar[type[ChatExamples]] = ThumbsExamples
-
-    @staticmethod
-    def data_from_batch(batch: DecisionBatch, spec: DataSpec | None = None, /) -> ThumbsExamples:
-        """The examples of ``batch`` (:func:`thumbs_from_batch`); ``spec`` is not read."""
-        return thumbs_from_batch(batch)
-
-    def fit(self, data: ThumbsExamples, *, policy: GeneratorPolicy | None = None) -> GeneratorPolicy:
-        """Train LoRA adapters with KTO on ``data`` from ``policy``; return the merged policy."""
-        from trl.trainer.kto_config import KTOConfig as TRLKTOConfig
-        from trl.trainer.kto_trainer import KTOTrainer
-
-        cfg = self.config
-        args = {
-            "beta": cfg.beta,
-            "desirable_weight": cfg.desirable_weight,
-            "undesirable_weight": cfg.undesirable_weight,
-        }
-        return self._train(data, policy, (KTOTrainer, TRLKTOConfig, args))
+    trl: ClassVar[TRLTrainer] = TRLTrainer(
+        "kto", "KTOTrainer", "KTOConfig", passed=("beta", "desirable_weight", "undesirable_weight")
+    )
 
 
 __all__ = ["KTO", "KTOConfig", "ThumbsExamples", "thumbs_from_batch"]

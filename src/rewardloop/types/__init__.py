@@ -23,7 +23,14 @@ from rewardloop.types.records import (
     new_id,
     utcnow,
 )
-from rewardloop.types.sets import OTHER_SETS, SET_FEEDBACK_KINDS, set_decision_fields, set_key, set_pscore
+from rewardloop.types.sets import (
+    OTHER_SETS,
+    SET_FEEDBACK_KINDS,
+    set_decision_fields,
+    set_key,
+    set_pscore,
+    unlisted_action_fields,
+)
 
 __all__ = [
     "DECISION_KINDS",
@@ -53,5 +60,6 @@ __all__ = [
     "set_decision_fields",
     "set_key",
     "set_pscore",
+    "unlisted_action_fields",
     "utcnow",
 ]

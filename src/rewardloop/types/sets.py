@@ -104,6 +104,25 @@ def check_action_set(
     return space, tuple(label for label in space if label in chosen), probs
 
 
+def unlisted_action_fields(action: str, pscore: float, others: str) -> dict[str, Any]:
+    """``actions``, ``action``, ``action_dist`` and ``pscore`` of a decision in a space too large to
+    list (a set, a generated answer): ``action`` and, when its propensity is below 1, ``others``
+    holding the rest of the mass, so that ``action_dist`` sums to 1.
+
+    >>> unlisted_action_fields("hi", 0.25, "<other answers>")["action_dist"]
+    (0.25, 0.75)
+    >>> unlisted_action_fields("hi", 1.0, "<other answers>")["actions"]
+    ('hi',)
+    """
+    one = pscore >= 1.0
+    return {
+        "actions": (action,) if one else (action, others),
+        "action": action,
+        "action_dist": (1.0,) if one else (pscore, 1.0 - pscore),
+        "pscore": 1.0 if one else pscore,
+    }
+
+
 def set_decision_fields(
     label_space: Sequence[str], chosen: Sequence[str], probs: Sequence[float]
 ) -> dict[str, Any]:
@@ -118,13 +137,8 @@ def set_decision_fields(
     assert checked is not None
     space, ordered, p = checked
     pscore = set_pscore(space, ordered, p)
-    key = set_key(ordered)
-    one = pscore >= 1.0
     return {
-        "actions": (key,) if one else (key, OTHER_SETS),
-        "action": key,
-        "action_dist": (1.0,) if one else (pscore, 1.0 - pscore),
-        "pscore": 1.0 if one else pscore,
+        **unlisted_action_fields(set_key(ordered), pscore, OTHER_SETS),
         "label_space": space,
         "chosen_set": ordered,
         "label_probs": p,
@@ -185,4 +199,5 @@ __all__ = [
     "set_decision_fields",
     "set_key",
     "set_pscore",
+    "unlisted_action_fields",
 ]
