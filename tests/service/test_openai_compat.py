@@ -15,7 +15,7 @@ pytest.importorskip("gguf")
 import openai
 from tests.service._generator_app import generator_app
 
-from rewardloop.policies.generator import GeneratorPolicy
+from rewardloop.policies.generator import EMPTY_ANSWER, Generation, GeneratorPolicy
 from rewardloop.store import Store, read_decisions
 
 
@@ -83,3 +83,19 @@ def test_a_wrong_key_is_refused(served) -> None:
     )
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_an_empty_answer_comes_back_empty_and_is_logged_as_such(
+    served, policy: GeneratorPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the endpoint returned the logged placeholder "<empty>" as the answer's content, so a
+    # distillation run took it for the teacher's text instead of skipping an empty answer.
+    client, store, _, _ = served
+    empty = Generation("", sequence_logp=-1.0, sampling_logp=0.0, prompt_tokens=5, completion_tokens=1)
+    monkeypatch.setattr(policy, "mode", "greedy")
+    monkeypatch.setattr(policy, "generate", lambda prompts, rng=None, max_new_tokens=None: [empty])
+    reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == ""
+    (logged,) = list(read_decisions(store, policy="chat"))
+    assert logged.action == EMPTY_ANSWER and logged.metadata["empty_answer"] is True
+    assert logged.pscore == 1.0

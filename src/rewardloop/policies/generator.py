@@ -44,6 +44,9 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FP32_FOLDER = "smollm2-135m-instruct-fp32"
 #: The action standing for every answer but the generated one (probability ``1 - pscore``).
 OTHER_ANSWERS = "<other answers>"
+#: The logged action of an answer with no text (an action is never empty); ``metadata.empty_answer``
+#: says so, and the chat endpoint returns the empty string.
+EMPTY_ANSWER = "<empty answer>"
 DEFAULT_SYSTEM = "You are a helpful assistant. Answer briefly."
 DecodeMode = Literal["greedy", "sample"]
 Quantization = Literal["int8-weight", "int8-dynamic"]
@@ -426,7 +429,7 @@ class GeneratorPolicy:
             policy=self.name,
             policy_version=self.version,
             kind="generator",
-            **unlisted_action_fields(gen.text or "<empty>", pscore, OTHER_ANSWERS),
+            **unlisted_action_fields(gen.text or EMPTY_ANSWER, pscore, OTHER_ANSWERS),
             confidence=min(1.0, math.exp(gen.sequence_logp)),
             latency_ms=latency,
             text=text if text is not None else messages[-1]["content"],
@@ -437,6 +440,7 @@ class GeneratorPolicy:
                 "prompt_tokens": gen.prompt_tokens,
                 "completion_tokens": gen.completion_tokens,
                 "finish_reason": gen.finish_reason,
+                "empty_answer": not gen.text,
                 "decode": self.mode,
                 **({"quantization": self.quantization} if self.quantization else {}),
             },
@@ -565,6 +569,7 @@ def _norm(text: str) -> str:
 
 __all__ = [
     "DEFAULT_SYSTEM",
+    "EMPTY_ANSWER",
     "OTHER_ANSWERS",
     "QUANTIZATIONS",
     "Generation",

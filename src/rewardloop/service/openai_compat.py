@@ -122,7 +122,7 @@ async def chat_completions(
         choices=[
             ChatChoice(
                 index=0,
-                message=ChatChoiceMessage(content=decision.action),
+                message=ChatChoiceMessage(content="" if meta.get("empty_answer") else decision.action),
                 finish_reason="length" if ended == "length" else "stop",
             )
         ],
