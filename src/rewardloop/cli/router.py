@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import typer
@@ -17,10 +17,13 @@ from rich.table import Table
 
 from rewardloop.cli.common import (
     ConfigOption,
+    JsonFlag,
     console,
     errors_as_messages,
     fail,
+    not_found,
     open_store,
+    print_json,
     project,
 )
 from rewardloop.learners.bandits import ROUTERS, BanditRouter, load_router
@@ -46,6 +49,9 @@ SpecOpt = Annotated[
 CategoryKeyOpt = Annotated[
     str, typer.Option("--category-key", help="decision metadata key that holds the category")
 ]
+#: The routers ``router train --algorithm`` trains (the keys of ``learners.bandits.ROUTERS``; a test checks).
+RouterName = Literal["linucb", "lin_thompson", "epsilon_greedy", "softmax", "beta_thompson"]
+Features = Literal["numeric", "text", "both"]
 LevelOpt = Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="confidence level of intervals")]
 
 
@@ -71,7 +77,7 @@ def _load(config: Path | None, policy: str, spec: str, version: str | None = Non
     finally:
         store.close()
     if not len(batch):
-        raise fail(f"no router decisions of policy {policy!r} in the store")
+        raise not_found(f"no router decisions of policy {policy!r} in the store")
     if not batch.rewards:
         raise fail(
             f"none of the {len(batch)} decisions of {policy!r} has a reward of spec {spec!r}: "
@@ -107,6 +113,7 @@ def stats(
     reward_spec: SpecOpt,
     category_key: CategoryKeyOpt = "category",
     level: LevelOpt = 0.95,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """Reward per arm within each category (decision metadata "category" by default), from the store."""
@@ -114,6 +121,12 @@ def stats(
     s = ArmStats.from_batch(batch, category_key=category_key)
     arms = arms_of(batch)
     cats = s.categories()
+    if as_json:
+        rows = [row for c in cats for row in s.leaderboard(c, level, arms)]
+        print_json(
+            {"rewarded": len(batch.with_rewards()), "decisions": len(batch), "arms": arms, "items": rows}
+        )
+        return
     if not cats:
         console.print(f"no decision of {policy!r} has metadata {category_key!r}; showing overall only")
     rows = [row for c in cats for row in s.leaderboard(c, level, arms)]
@@ -140,6 +153,7 @@ def leaderboard(
     category: Annotated[str | None, typer.Option("--category", help="only this category")] = None,
     category_key: CategoryKeyOpt = "category",
     level: LevelOpt = 0.95,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """Arms ranked by mean reward with pulls and an interval: from the store, or from a saved router."""
@@ -155,6 +169,9 @@ def leaderboard(
         s = ArmStats.from_batch(batch, category_key=category_key)
         rows = s.leaderboard(category, level, arms_of(batch))
         source = f"policy {policy}, rewards {reward_spec}"
+    if as_json:
+        print_json({"source": source, "category": category, "level": level, "items": rows})
+        return
     title = f"leaderboard ({source}{', category ' + category if category else ''})"
     console.print(_table(rows, title, level))
     best = next((r for r in rows if r.pulls), None)
@@ -167,18 +184,18 @@ def train(
     policy: PolicyOpt,
     reward_spec: SpecOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder to save the trained router in")],
-    algorithm: Annotated[
-        str, typer.Option("--algorithm", "-a", help=f"router to train: {', '.join(ROUTERS)}")
-    ] = "linucb",
+    algorithm: Annotated[RouterName, typer.Option("--algorithm", "-a", help="router to train")] = "linucb",
     features: Annotated[
-        str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+        Features,
+        typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both"),
     ] = "numeric",
     start_from: Annotated[
         Path | None,
         typer.Option("--from", help="a saved router to continue from (default: fresh, at its priors)"),
     ] = None,
     weighting: Annotated[
-        str, typer.Option(help="importance weights: auto (only other policies' logs), ipw (all rows), none")
+        Literal["auto", "ipw", "none"],
+        typer.Option(help="importance weights: auto (only other policies' logs), ipw (all rows), none"),
     ] = "auto",
     max_weight: Annotated[float, typer.Option(help="clip importance weights at this value")] = 10.0,
     reward_range: Annotated[
@@ -198,10 +215,6 @@ def train(
     from rewardloop.learners.base import DataSpec
     from rewardloop.loop.training import fit_and_record
 
-    if algorithm not in ROUTERS:
-        raise fail(f"--algorithm: unknown router {algorithm!r}; choose from {', '.join(ROUTERS)}")
-    if weighting not in ("auto", "ipw", "none"):
-        raise fail(f"--weighting: must be auto, ipw or none; got {weighting!r}")
     cfg = project(config)
     name, version = _spec(reward_spec)
     batch = _load(config, policy, reward_spec)
@@ -245,13 +258,11 @@ def train(
     _print_replay(algorithm, router, out, outcome.run.id)
 
 
-def _features(batch: DecisionBatch, features: str) -> ContextFeatures:
+def _features(batch: DecisionBatch, features: Features) -> ContextFeatures:
     """The context builder of ``--features`` (numeric width from the first rewarded decision)."""
     first = next((d for d in batch if d.id in batch.rewards), None)
     n_num = len(first.features) if first is not None and first.features else 0
-    if features not in ("numeric", "text", "both"):
-        raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
-    return ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
+    return ContextFeatures(features, n_numeric=n_num)
 
 
 def _print_replay(algorithm: str, router: BanditRouter, out: Path, run_id: str) -> None:
@@ -326,7 +337,8 @@ def train_gating(
         str | None, typer.Option(help="comma-separated experts (default: every action named in the logs)")
     ] = None,
     features: Annotated[
-        str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+        Features,
+        typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both"),
     ] = "text",
     step_name: Annotated[str, typer.Option(help="trace step that holds the expert choice")] = "expert",
     epochs: Annotated[int, typer.Option(min=1, help="passes over the logged traces")] = 5,
@@ -353,14 +365,12 @@ def train_gating(
     finally:
         store.close()
     if not len(batch):
-        raise fail(f"no decisions of policy {policy!r} in the store")
+        raise not_found(f"no decisions of policy {policy!r} in the store")
     names = [e.strip() for e in experts.split(",") if e.strip()] if experts else arms_of(batch)
     with errors_as_messages(RouterInputError):
-        if features not in ("numeric", "text", "both"):
-            raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
         scored = [d for d in batch if d.id in batch.rewards or batch.feedback.get(d.id)]
         first = scored[0] if scored else batch.decisions[0]
-        feats = ContextFeatures(features, n_numeric=len(first.features or ()))  # type: ignore[arg-type]
+        feats = ContextFeatures(features, n_numeric=len(first.features or ()))
         with console.status(f"building contexts ({features}) ..."):
             data = GatingLearner.data_from_batch(
                 batch, DataSpec(labels=names, features=feats, step_name=step_name)
