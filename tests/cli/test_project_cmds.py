@@ -59,7 +59,7 @@ def test_import_refuses_a_file_with_a_bad_row_and_stores_nothing(project_dir):
     (project_dir / "d.jsonl").write_text("\n".join(lines) + "\n")
     result = runner.invoke(app, ["import", "decisions", "d.jsonl"])
     assert result.exit_code == 2
-    assert "row 3: action: 'dim' is not among the candidate actions" in result.output
+    assert "row 4: action: 'dim' is not among the candidate actions" in result.output  # from 1
     assert "nothing was stored" in result.output
     stats = runner.invoke(app, ["stats"])
     assert "0 decisions" in stats.output
@@ -153,7 +153,7 @@ def test_feedback_import_is_all_or_nothing_and_idempotent(on_store, tmp_path, sm
     feedback_file(tmp_path / "f.jsonl", 1_200, 1_100, decision_id="nope")
     bad = runner.invoke(app, ["import", "feedback", "f.jsonl"])
     assert bad.exit_code == 2
-    assert "row 1100: decision_id: no decision 'nope' in the store" in bad.output
+    assert "row 1101: decision_id: no decision 'nope' in the store" in bad.output
     assert "nothing was stored" in bad.output
     assert feedback_count(on_store) == 0
     feedback_file(tmp_path / "f.jsonl", 1_200)
@@ -173,7 +173,7 @@ def test_text_as_an_object_deep_in_the_file_stores_nothing_and_names_the_row(
     (tmp_path / "big.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["import", "decisions", "big.jsonl"])
     assert result.exit_code == 2
-    assert "row 1100: text: must be a string, got dict" in result.output
+    assert "row 1101: text: must be a string, got dict" in result.output
     from rewardloop.store import store_stats
 
     assert store_stats(on_store).decisions == 10

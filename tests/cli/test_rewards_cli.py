@@ -49,19 +49,19 @@ def test_compile_command_writes_rewards(project):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["rewards", "compile", "--spec", "nope"], "no reward spec named 'nope' (known: thumbs)"),
-        (["rewards", "compile", "--until", "soon"], "--until: expected an ISO-8601 time"),
-        (["rm", "score", "missing-dir", "-p", "q", "a"], "not a reward-model folder"),
-        (["rm", "score", ".", "-p", "q"], "no candidates"),
-        (["rm", "train", "-o", "m", "--source", "nofile.jsonl"], "nofile.jsonl: no such file"),
-        (["rm", "train", "-o", "m", "--source", "store"], "--source store needs --spec"),
+        (["rewards", "compile", "--spec", "nope"], 3, "no reward spec named 'nope' (known: thumbs)"),
+        (["rewards", "compile", "--until", "soon"], 2, "--until: expected an ISO-8601 time"),
+        (["rm", "score", "missing-dir", "--prompt", "q", "a"], 3, "not a reward-model folder"),
+        (["rm", "score", ".", "--prompt", "q"], 2, "no candidates"),
+        (["rm", "train", "-o", "m", "--source", "nofile.jsonl"], 3, "nofile.jsonl: no such file"),
+        (["rm", "train", "-o", "m", "--source", "store"], 2, "--source store needs --spec"),
     ],
 )
-def test_clean_errors(project, args, message):
+def test_clean_errors(project, args, code, message):
     result = runner.invoke(app, args)
-    assert result.exit_code == 2
+    assert result.exit_code == code
     assert message in " ".join(result.output.split())
     assert "Traceback" not in result.output
 
@@ -105,7 +105,7 @@ def test_train_then_score(project):
             "rm",
             "score",
             "model",
-            "-p",
+            "--prompt",
             "How was your day?",
             "a dreadful sad day",
             "a wonderful happy day",

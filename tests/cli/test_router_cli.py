@@ -76,26 +76,28 @@ def test_train_in_partitions_gives_the_one_pass_router(logged, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["router", "stats", "-p", "nobody", "-r", "helpful"], "no router decisions of policy 'nobody'"),
-        (["router", "stats", "-p", "rag-router", "-r", "other:2"], "has a reward of spec 'other:2'"),
-        (["router", "stats", "-p", "rag-router", "-r", "helpful:x"], "version must be an integer"),
-        (["router", "leaderboard"], "give --policy and --reward-spec"),
-        (["router", "leaderboard", "--router", "missing"], "no saved router in missing"),
+        (["router", "stats", "-p", "nobody", "-r", "helpful"], 3, "no router decisions of policy 'nobody'"),
+        (["router", "stats", "-p", "rag-router", "-r", "other:2"], 2, "has a reward of spec 'other:2'"),
+        (["router", "stats", "-p", "rag-router", "-r", "helpful:x"], 2, "version must be an integer"),
+        (["router", "leaderboard"], 2, "give --policy and --reward-spec"),
+        (["router", "leaderboard", "--router", "missing"], 2, "no saved router in missing"),
         (
             ["router", "train", "-p", "rag-router", "-r", "helpful", "-o", "x", "-a", "magic"],
-            "unknown router",
+            2,
+            "'magic' is not one of 'linucb'",
         ),
         (
             ["router", "train", "-p", "rag-router", "-r", "helpful", "-o", "x", "--reward-range", "0,0.5"],
+            2,
             "outside the declared reward range",
         ),
     ],
 )
-def test_bad_input_is_a_clean_error(logged, args, message):
+def test_bad_input_is_a_clean_error(logged, args, code, message):
     res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == code, res.output
     assert message in res.output and "Traceback" not in res.output
 
 

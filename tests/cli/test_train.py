@@ -216,7 +216,7 @@ def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, stand
 @pytest.mark.parametrize(
     ("training", "args", "message"),
     [
-        ({}, ["--learner", "nope"], "training.learner: unknown learner 'nope' (known: supervised, lora"),
+        ({}, ["--learner", "nope"], "'nope' is not one of 'supervised', 'lora'"),  # a choice
         ({}, ["--set", "training.lr=-1"], "training.lr: Input should be greater than 0"),
         ({"learning_rate": -2}, [], "training.learning_rate: Input should be greater than 0"),
         ({}, ["--set", "training.ppo_eps_clip=0"], "training.ppo_eps_clip: Input should be greater than 0"),

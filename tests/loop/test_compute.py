@@ -156,7 +156,7 @@ def test_backfill_of_an_empty_selection_writes_an_empty_file(tmp_path):
 
 def test_a_bad_backend_option_is_refused(tmp_path):
     res = CliRunner().invoke(app, ["embed", "-o", str(tmp_path / "e.parquet"), "--backend", "spark"])
-    assert res.exit_code == 2 and "must be local or ray" in res.output
+    assert res.exit_code == 2 and "'spark' is not one of 'local', 'ray'" in res.output
 
 
 def test_docstring_examples():

@@ -165,7 +165,7 @@ def test_eval_and_gate_resolve_registry_references(project_dir):
     assert gate.exit_code in (0, 1), gate.output
     assert "accuracy" in gate.output
     missing = runner.invoke(app, ["eval", "--policy", "intent@9.9.9", "--golden", "golden.jsonl"])
-    assert missing.exit_code == 2 and "intent@9.9.9" in missing.output
+    assert missing.exit_code == 3 and "intent@9.9.9" in missing.output  # not found
 
 
 #: Small hyperparameters per learner (the YAML the loop must read; LoRA fine-tunes MiniLM: one epoch).

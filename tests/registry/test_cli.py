@@ -53,7 +53,7 @@ def test_policies_promote_rollback_history(project):
     failed = run("policies", "promote", "intent@1.0.1", "--gate-report", "fail.json")
     assert failed.exit_code == 2 and "did not pass (failed: max_ece)" in failed.output
     missing = run("policies", "promote", "intent@1.0.1", "--gate-report", "nope.json")
-    assert missing.exit_code == 2 and "--gate-report: nope.json does not exist" in missing.output
+    assert missing.exit_code == 3 and "--gate-report: nope.json does not exist" in missing.output
 
     ok = run(
         "policies", "promote", "intent@1.0.1", "--gate-report", "pass.json", "--actor", "ann", "-m", "gate"
@@ -78,7 +78,7 @@ def test_policies_promote_rollback_history(project):
     shown = run("policies", "show", "intent@1.0.0")
     assert "does not match its checksum" in shown.output and "changed: state.json" in shown.output
     bad = run("policies", "rollback", "intent")
-    assert bad.exit_code == 2 and "does not match its checksum" in bad.output
+    assert bad.exit_code == 4 and "does not match its checksum" in bad.output  # an integrity error
 
 
 def test_experiment_commands(project):
@@ -103,7 +103,7 @@ def test_experiment_commands(project):
     bad = run("experiment", "start", "c3", "--policy", "intent", "--challenger", "1.1.0", "--ramp", "0.5,x")
     assert bad.exit_code == 2 and "--ramp: expected comma-separated shares" in bad.output
     unknown = run("experiment", "advance", "nope")
-    assert unknown.exit_code == 2 and "no experiment named 'nope'" in unknown.output
+    assert unknown.exit_code == 3 and "no experiment named 'nope'" in unknown.output
 
 
 def test_promote_refuses_a_gate_report_for_another_version(project):

@@ -359,7 +359,7 @@ def test_projects_are_isolated(api: Api) -> None:
     r = api.client.post(f"/v1/review/{item['id']}/claim", headers=api.h("intruder"))
     assert r.status_code == 404
     assert api.client.get("/v1/export", headers=api.h("intruder")).text == ""
-    assert api.client.get("/v1/policies", headers=api.h("intruder")).json() == []
+    assert api.client.get("/v1/policies", headers=api.h("intruder")).json()["items"] == []
     assert api.client.get("/v1/stats?policy=intent", headers=api.h("intruder")).status_code == 404
     # Another project cannot log decisions under this project's policy either.
     r = api.client.post("/v1/decide", json={"policy": "intent", "text": "x"}, headers=api.h("intruder"))
@@ -464,7 +464,10 @@ def test_leaderboard_ranks_router_arms_by_feedback(api: Api) -> None:
 
 def test_policies_promote_rollback_experiments(api: Api) -> None:
     decide(api, "turn on the lights", unit_id="a")
-    assert api.client.get("/v1/policies", headers=api.h("admin")).json()[0]["aliases"]["champion"] == "1"
+    assert (
+        api.client.get("/v1/policies", headers=api.h("admin")).json()["items"][0]["aliases"]["champion"]
+        == "1"
+    )
     api.registry.gate_passes = False
     refused = api.client.post("/v1/policies/intent/promote", json={"version": "3"}, headers=api.h("admin"))
     assert refused.status_code == 409 and "gate failed" in refused.json()["detail"]
@@ -476,7 +479,7 @@ def test_policies_promote_rollback_experiments(api: Api) -> None:
     assert (back["from_version"], back["to_version"]) == ("3", "1")
     admin = f"key:{api.key_id('admin')} (admin)"
     assert api.registry.history == [f"{admin}:champion:1->3", f"{admin}:champion:3->1 rollback"]
-    (exp,) = api.client.get("/v1/experiments", headers=api.h("admin")).json()
+    (exp,) = api.client.get("/v1/experiments", headers=api.h("admin")).json()["items"]
     assert exp["name"] == "intent-ab" and sum(v["decisions"] for v in exp["observed"].values()) == 1
 
 
@@ -501,9 +504,13 @@ def test_keys_create_list_revoke(api: Api) -> None:
         api.client.post("/v1/decide", json={"policy": "intent", "text": "x"}, headers=hdr).status_code == 401
     )
     # The other project's admin cannot see or revoke this project's keys.
-    assert all(k["project"] == "other" for k in api.client.get("/v1/keys", headers=api.h("intruder")).json())
+    assert all(
+        k["project"] == "other" for k in api.client.get("/v1/keys", headers=api.h("intruder")).json()["items"]
+    )
     admin_id = next(
-        k["id"] for k in api.client.get("/v1/keys", headers=api.h("admin")).json() if k["name"] == "admin"
+        k["id"]
+        for k in api.client.get("/v1/keys", headers=api.h("admin")).json()["items"]
+        if k["name"] == "admin"
     )
     assert api.client.delete(f"/v1/keys/{admin_id}", headers=api.h("intruder")).status_code == 404
     bad = api.client.post("/v1/keys", json={"name": "x", "scopes": ["fly"]}, headers=api.h("admin"))

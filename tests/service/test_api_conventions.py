@@ -114,7 +114,14 @@ def test_openapi_document_validates_and_lists_only_real_answers(api: Api) -> Non
     paths = schema["paths"]
     assert set(paths["/healthz"]["get"]["responses"]) == {"200", "503"}
     assert "security" not in paths["/healthz"]["get"] and "security" not in paths["/metrics"]["get"]
-    assert set(paths["/v1/policies"]["get"]["responses"]) == {"200", "401", "403", "503"}
+    # a list route: a bad page_token is 400, a bad limit 422
+    assert set(paths["/v1/policies"]["get"]["responses"]) == {"200", "400", "401", "403", "422", "503"}
+    for route in ("/v1/policies", "/v1/experiments", "/v1/keys", "/v1/review"):
+        params = {p["name"] for p in paths[route]["get"]["parameters"]}
+        assert {"limit", "page_token"} <= params and "offset" not in params, route
+        answer = paths[route]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        page = schema["components"]["schemas"][answer.rsplit("/", 1)[-1]]
+        assert {"items", "next_page_token"} <= set(page["properties"]), route
     assert set(paths["/v1/decisions/batch"]["post"]["responses"]) == {
         "200",
         "400",

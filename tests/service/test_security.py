@@ -28,8 +28,8 @@ def test_another_projects_admin_cannot_touch_a_registered_policy_before_any_deci
     assert (
         api.client.post("/v1/policies/intent/rollback", json={}, headers=api.h("intruder")).status_code == 404
     )
-    assert api.client.get("/v1/policies", headers=api.h("intruder")).json() == []
-    assert api.client.get("/v1/experiments", headers=api.h("intruder")).json() == []
+    assert api.client.get("/v1/policies", headers=api.h("intruder")).json()["items"] == []
+    assert api.client.get("/v1/experiments", headers=api.h("intruder")).json()["items"] == []
     assert api.registry.history == []
     # Its own project's admin can.
     ok = api.client.post("/v1/policies/intent/promote", json=body, headers=api.h("admin"))

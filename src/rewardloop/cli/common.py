@@ -1,11 +1,24 @@
-"""What every command shares: the console, the project config, the store, and clean error exits."""
+"""What every command shares: the console, the project config, the store, and clean error exits.
+
+Exit codes, the same for every command (:class:`ExitCode`): 0 success, 1 a check failed (the gate, the
+monitor's alerts), 2 usage (a bad option, value or file content), 3 not found (a file, policy, version,
+alias, experiment, key or run that does not exist), 4 a store or runtime error. A command raises
+``fail(message, code)``; :func:`errors_as_messages` and the top-level group map exceptions to codes
+with :func:`exit_code_for`, so a command never picks a number by hand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date, datetime
+from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -17,8 +30,32 @@ if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by the commands that ope
     from rewardloop.registry import Registry
     from rewardloop.store import Store
 
-console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
-err_console = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A console that wraps at the terminal's width on a TTY and not at all on a pipe or file: a line
+    of a log or of ``| grep`` stays whole (tables take a wide width rather than 80 columns)."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    return Console(stderr=stderr, soft_wrap=True, width=None if tty else 10_000)
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command."""
+
+    OK = 0
+    CHECK_FAILED = 1  # the gate or the monitor found a failed check
+    USAGE = 2  # a bad option, value or input file
+    NOT_FOUND = 3  # a file, policy, version, alias, experiment, key or run that does not exist
+    RUNTIME = 4  # the store could not be opened or written, or the work itself failed
+
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="print JSON (one document) instead of text, for scripts")
+]
 
 ConfigOption = Annotated[
     Path | None,
@@ -38,8 +75,8 @@ Project = Annotated[
     ),
 ]
 ComputeOption = Annotated[
-    str | None,
-    typer.Option("--backend", help="where the job runs: local or ray (default: compute.backend)"),
+    Literal["local", "ray"] | None,
+    typer.Option("--backend", help="where the job runs (default: compute.backend)"),
 ]
 RayAddress = Annotated[
     str | None,
@@ -52,10 +89,6 @@ Sets = Annotated[
     typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
 ]
 Reason = Annotated[str, typer.Option("--reason", "-m", help="why, for the history")]
-Sets = Annotated[
-    list[str] | None,
-    typer.Option("--set", "-s", help="override a config key, e.g. --set training.lr=1e-5 (repeatable)"),
-]
 KeyEnv = Annotated[
     str | None,
     typer.Option(
@@ -66,16 +99,65 @@ Since = Annotated[str | None, typer.Option(help="only decisions logged at or aft
 Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
     """Print ``message`` in red to stderr; raise the returned Exit to stop with ``code``."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    return typer.Exit(int(code))
+
+
+def not_found(message: str) -> typer.Exit:
+    """``fail(message, ExitCode.NOT_FOUND)``."""
+    return fail(message, ExitCode.NOT_FOUND)
+
+
+def exit_code_for(err: BaseException) -> ExitCode:
+    """The exit code of an exception that reached a command: missing things (``LookupError``, such as
+    the registry's and key store's not-found errors, and ``FileNotFoundError``) are 3; the store's and
+    the operating system's errors (and SQLAlchemy's) are 4; a refused value (``ValueError``) is 2.
+
+    >>> exit_code_for(KeyError("x")), exit_code_for(ValueError("x")), exit_code_for(OSError("x"))
+    (<ExitCode.NOT_FOUND: 3>, <ExitCode.USAGE: 2>, <ExitCode.RUNTIME: 4>)
+    """
+    if isinstance(err, LookupError | FileNotFoundError) or getattr(err, "kind", None) == "not_found":
+        return ExitCode.NOT_FOUND  # the store's void and review errors carry a kind
+    if isinstance(err, ValueError):
+        return ExitCode.USAGE
+    return ExitCode.RUNTIME
+
+
+def plain(data: Any) -> Any:
+    """``data`` as JSON-ready values: dataclasses as objects, times as ISO-8601, tuples and sets as lists,
+    numpy scalars as numbers, NaN and infinities as null.
+
+    >>> from datetime import UTC
+    >>> plain({"t": datetime(2026, 1, 2, tzinfo=UTC), "xs": (1, float("nan"))})
+    {'t': '2026-01-02T00:00:00+00:00', 'xs': [1, None]}
+    """
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        return {f.name: plain(getattr(data, f.name)) for f in dataclasses.fields(data)}
+    if isinstance(data, Mapping):
+        return {str(k): plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple | set | frozenset):
+        return [plain(v) for v in data]
+    if isinstance(data, datetime | date):
+        return data.isoformat()
+    if isinstance(data, Path):
+        return str(data)
+    if hasattr(data, "item") and callable(data.item):  # a numpy scalar
+        data = data.item()
+    if isinstance(data, float) and not math.isfinite(data):
+        return None  # JSON has no NaN or infinity
+    return data
+
+
+def print_json(data: Any) -> None:
+    """``data`` (see :func:`plain`) as one JSON document on stdout (``--json``): never wrapped, no
+    colour, nothing else on stdout."""
+    sys.stdout.write(json.dumps(plain(data), indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def compute_config(cfg: ProjectConfig, backend: str | None, ray_address: str | None) -> ComputeConfig:
-    """``cfg.compute`` with the ``--backend`` and ``--ray-address`` given; a bad backend is an error."""
-    if backend not in (None, "local", "ray"):
-        raise fail(f"--backend: must be local or ray, got {backend!r}")
+    """``cfg.compute`` with the ``--backend`` and ``--ray-address`` given (``--backend`` is a choice)."""
     updates = {"backend": backend, "ray_address": ray_address}
     return cfg.compute.model_copy(update={k: v for k, v in updates.items() if v is not None})
 
@@ -84,7 +166,7 @@ def project(config: Path | None) -> ProjectConfig:
     try:
         cfg = load_config(config)
     except ConfigError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     from rewardloop.encoders.minilm import set_default_backend  # no torch: the encoder loads lazily
 
     set_default_backend(cfg.encoder.backend)
@@ -92,9 +174,17 @@ def project(config: Path | None) -> ProjectConfig:
 
 
 def open_store(cfg: ProjectConfig) -> Store:
+    """The project's store (migrated to head); one that cannot be opened exits 4, naming the URL
+    without its password."""
+    from sqlalchemy import make_url
+
     from rewardloop.store import Store
 
-    return Store.open(cfg.store.url, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
+    try:
+        return Store.open(cfg.store.url, echo=cfg.store.echo, max_actions=cfg.store.max_actions)
+    except Exception as err:
+        shown = make_url(cfg.store.url).render_as_string(hide_password=True)
+        raise fail(f"store.url: cannot open {shown}: {err}", ExitCode.RUNTIME) from None
 
 
 def open_registry(cfg: ProjectConfig, project_name: str) -> tuple[Store, Registry]:
@@ -123,8 +213,9 @@ def progress() -> Progress:
 
 @contextmanager
 def errors_as_messages(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn the given (user-facing) exceptions into a clean error line and exit code 2."""
+    """Turn the given (user-facing) exceptions into a clean error line and the exit code
+    :func:`exit_code_for` gives (3 for a missing thing, 2 for a refused value, 4 otherwise)."""
     try:
         yield
     except kinds as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None

@@ -14,6 +14,7 @@ from rewardloop.cli.common import (
     RayAddress,
     compute_config,
     console,
+    exit_code_for,
     fail,
     open_store,
     project,
@@ -43,7 +44,7 @@ def embed_cmd(
         ):
             result = backfill_embeddings(store, out, compute, policy=policy, version=version)
     except ComputeError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     finally:
         store.close()
     console.print(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rewardloop.cli.common import console
+from rewardloop.cli.common import JsonFlag, console, print_json
 from rewardloop.datasets import data_dir, fetch_all
 
 app = typer.Typer(help="Fetch and locate the bundled real data sets.", no_args_is_help=True)
@@ -21,6 +21,9 @@ def fetch() -> None:
 
 
 @app.command()
-def where() -> None:
+def where(as_json: JsonFlag = False) -> None:
     """Print the data folder (set REWARDLOOP_DATA to move it)."""
+    if as_json:
+        print_json({"data_dir": data_dir()})
+        return
     console.print(str(data_dir()))

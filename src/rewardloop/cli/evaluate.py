@@ -24,6 +24,7 @@ from rewardloop.cli.common import (
     compute_config,
     console,
     err_console,
+    exit_code_for,
     fail,
     open_store,
     progress,
@@ -46,6 +47,10 @@ from rewardloop.store.files import jsonl_objects
 
 class PolicyLoadError(ValueError):
     """A policy reference cannot be loaded for evaluation; the message says what is missing."""
+
+
+class PolicyNotFound(PolicyLoadError, LookupError):
+    """The policy, version or alias named is not registered (exit 3)."""
 
 
 class PrecomputedPolicy:
@@ -106,7 +111,8 @@ def _registry_policy(ref: str, cfg: ProjectConfig) -> Any:
             pv = registry.resolve(ref)
             path = registry.artifact_path(f"{pv.policy}@{pv.version}")
         except RegistryError as err:
-            raise PolicyLoadError(f"{ref}: {err}") from None
+            missing = isinstance(err, LookupError)
+            raise (PolicyNotFound if missing else PolicyLoadError)(f"{ref}: {err}") from None
     finally:
         store.close()
     if pv.kind != "classifier":
@@ -160,7 +166,7 @@ def _golden(path: Path | None, cfg_golden: str | None) -> GoldenSet:
     try:
         return load_golden(source)
     except GoldenError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
 
 
 def _evaluate(
@@ -178,7 +184,7 @@ def _evaluate(
                 progress=lambda done: bar.update(task, completed=done),
             )
     except USER_ERRORS as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     return report
 
 
@@ -205,7 +211,7 @@ def _report_or_policy(
         try:
             return GoldenReport.from_json(path)
         except ValueError as err:
-            raise fail(str(err)) from None
+            raise fail(str(err), exit_code_for(err)) from None
     if golden is None:
         raise fail(f"{ref}: a policy needs a golden set (--golden FILE or evaluation.golden in the config)")
     return _evaluate(ref, golden, n_bins, EVAL_BATCH_SIZE, cfg)
@@ -485,7 +491,7 @@ def ope_cmd(
                 resample=compute.bootstrap_means,
             )
     except (OPEInputError, PolicyLoadError, ComputeError) as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     t = Table(title=f"{cand.name} on {result.n_rounds} logged decisions of {policy}")
     for col in ("estimator", "value", "interval", "vs logged"):
         t.add_column(col)

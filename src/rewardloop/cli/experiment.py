@@ -12,6 +12,7 @@ from rich.table import Table
 from rewardloop.cli.common import (
     Actor,
     ConfigOption,
+    JsonFlag,
     Project,
     Reason,
     console,
@@ -19,6 +20,8 @@ from rewardloop.cli.common import (
     fail,
     open_registry,
     open_store,
+    plain,
+    print_json,
     project,
 )
 from rewardloop.loop.experiments import ExperimentError, Experiments
@@ -166,13 +169,33 @@ def start(
     )
 
 
+def _status_json(ex: Experiments, name: str | None) -> None:
+    """``experiment status --json``: ``{"items": [...]}``, or one experiment with its outcomes and verdict."""
+    try:
+        if name is None:
+            print_json({"items": ex.list()})
+            return
+        with _errors():
+            exp = ex.get(name)
+            outcomes = ex.outcomes(exp)
+            verdict = ex.evaluate(exp) if exp.status == "running" and "challenger" in exp.variants else None
+    finally:
+        ex.store.close()
+    now = {"summary": verdict.summary(), **plain(verdict)} if verdict is not None else None
+    print_json({**plain(exp), "outcomes": outcomes, "verdict_now": now})
+
+
 @app.command()
 def status(
     name: Annotated[str | None, typer.Argument(help="the experiment (default: list them all)")] = None,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """Show experiments, or one experiment's split, per-variant numbers and current verdict."""
     ex = _experiments(config)
+    if as_json:
+        _status_json(ex, name)
+        return
     if name is None:
         table = Table("name", "policy", "status", "mode", "challenger share", "variants", "updated (UTC)")
         exps = ex.list()

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from rewardloop.cli.common import Actor, ConfigOption, console, errors_as_messages, open_store, project
+from rewardloop.cli.common import (
+    Actor,
+    ConfigOption,
+    JsonFlag,
+    console,
+    errors_as_messages,
+    open_store,
+    print_json,
+    project,
+)
 from rewardloop.registry import attributed_actor
 from rewardloop.store.voids import VoidError, void_feedback, voids
 
@@ -41,9 +50,15 @@ def void(
     )
 
 
-def list_voids(config: ConfigOption = None) -> None:
+def list_voids(as_json: JsonFlag = False, config: ConfigOption = None) -> None:
     """The voided feedback rows: which, who, when, why."""
     store = open_store(project(config))
+    if as_json:
+        try:
+            print_json({"items": voids(store)})
+        finally:
+            store.close()
+        return
     table = Table("feedback", "decision", "project", "voided by", "when", "reason")
     for v in voids(store):
         table.add_row(v.feedback_id, v.decision_id, v.project, v.voided_by, v.voided_at.isoformat(), v.reason)

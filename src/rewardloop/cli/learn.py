@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rewardloop.cli.common import ConfigOption, console, err_console, fail, open_store, project
+from rewardloop.cli.common import ConfigOption, console, err_console, exit_code_for, fail, open_store, project
 
 if TYPE_CHECKING:  # imported inside the command: `rewardloop learn --help` stays fast
     from rewardloop.config import ProjectConfig
@@ -88,7 +88,7 @@ def learn(
     try:
         summary = learner.run(until_idle=until_idle, stop=lambda: bool(stopping), on_publish=_shown)
     except OnlineError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     console.print(summary.line(), highlight=False)
     if verify:
         replayed, n = replay_lineage(store, registry, policy, learner.version, spec, learner.options)
@@ -131,7 +131,7 @@ def _learner(
             batch_size=batch or cfg.online.batch_size,
         )
     except (ConfigError, OnlineError) as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     return learner, registry, spec
 
 

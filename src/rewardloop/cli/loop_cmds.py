@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardloop.cli.common import ConfigOption, console, fail, open_store, project
+from rewardloop.cli.common import ConfigOption, console, exit_code_for, fail, open_store, project
 from rewardloop.config import ConfigError, ProjectConfig
 from rewardloop.config.sections import PolicyConfig
 from rewardloop.evaluation.golden import GoldenError, load_golden
@@ -160,14 +160,14 @@ def run(
     try:
         runner = build_runner(cfg, store)
     except (ConfigError, GoldenError) as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     done = 0
     while True:
         with console.status(f"iteration {done + 1}: compiling rewards, training, evaluating ..."):
             try:
                 result = runner.iterate()
             except (LoopError, RegistryError, ExperimentError) as err:
-                raise fail(str(err)) from None
+                raise fail(str(err), exit_code_for(err)) from None
         done += 1
         console.print(f"[bold]{result.action}[/bold]: {result.summary}", highlight=False, soft_wrap=True)
         if result.gate is not None:

@@ -9,6 +9,9 @@ own ``--help`` (and the modules import their heavy libraries inside the function
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import traceback
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
@@ -46,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evals": (
         "rewardloop.cli.evals",
         "Run agents on a question set, score their answers with a judge, and compare them (JSON + HTML).",
+    ),
+    "runs": (
+        "rewardloop.cli.runs",
+        "Training runs: what was trained on what data, with which config, and how it went.",
     ),
     "eval": (
         "rewardloop.cli.evaluate",
@@ -150,7 +157,24 @@ class LazyCommand(TyperCommand):
 
 
 class LazyGroup(TyperGroup):
-    """The top-level group: commands from :data:`COMMANDS`, imported only when used."""
+    """The top-level group: commands from :data:`COMMANDS`, imported only when used.
+
+    An exception no command turned into a message (a store that fails mid-command, a bug) ends the
+    command with a one-line error and exit 4 (``ExitCode.RUNTIME``), not Python's traceback and 1 (which
+    means "a check failed"); ``REWARDLOOP_TRACEBACK=1`` shows the traceback as well.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as err:
+            if _is_cli_exception(err):
+                raise
+            from rewardloop.cli.common import ExitCode, fail
+
+            if os.environ.get("REWARDLOOP_TRACEBACK"):
+                traceback.print_exc()
+            raise fail(f"{type(err).__name__}: {err}", ExitCode.RUNTIME) from None
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
@@ -159,6 +183,11 @@ class LazyGroup(TyperGroup):
         if cmd_name not in COMMANDS:
             return None
         return LazyCommand(cmd_name, COMMANDS[cmd_name][1])
+
+
+def _is_cli_exception(err: BaseException) -> bool:
+    """Click's own exceptions (usage errors, Exit, Abort) pass through: they carry their exit codes."""
+    return type(err).__module__.split(".")[0] in ("click", "typer") or isinstance(err, typer.Exit)
 
 
 def _version() -> str:
@@ -181,7 +210,9 @@ app = typer.Typer(
     cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Usage errors in a rich panel on a terminal; on a pipe or in CI the plain one-line message (a panel
+    # is hard-wrapped at 80 columns).
+    rich_markup_mode="rich" if sys.stderr.isatty() else None,
 )
 
 

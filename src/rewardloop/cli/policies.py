@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,17 +14,21 @@ from rich.table import Table
 from rewardloop.cli.common import (
     Actor,
     ConfigOption,
+    JsonFlag,
     Project,
     Reason,
     console,
     errors_as_messages,
     fail,
+    not_found,
     open_registry,
+    plain,
+    print_json,
     project,
 )
 from rewardloop.registry import ArtifactError, JsonGateEvidence, Registry, RegistryError, attributed_actor
 from rewardloop.store.insights import DEFAULT_PROJECT
-from rewardloop.types import DECISION_KINDS, DecisionKind
+from rewardloop.types import DecisionKind
 
 app = typer.Typer(
     help="Policy versions and their aliases: register, list, show, promote (gated), roll back, history.",
@@ -51,7 +55,7 @@ def _registry(config: Path | None, project_name: str) -> Iterator[Registry]:
 def register_cmd(
     policy: Annotated[str, typer.Argument(help="the policy's name, as logged on its decisions")],
     artifact: Annotated[Path, typer.Argument(help="artifact folder (or file) to register; it is copied")],
-    kind: Annotated[str, typer.Option("--kind", help="classifier, router, reranker, generator or set")],
+    kind: Annotated[DecisionKind, typer.Option("--kind", help="what the policy decides")],
     version: Annotated[
         str | None, typer.Option("--version", help="semantic version (default: next patch)")
     ] = None,
@@ -68,12 +72,10 @@ def register_cmd(
     values = _read_json(metrics, "metrics") if metrics else {}
     store, reg = open_registry(cfg, project_name)
     with _errors():
-        if kind not in DECISION_KINDS:
-            raise RegistryError(f"--kind: must be one of {', '.join(DECISION_KINDS)}; got {kind!r}")
         pv = reg.register(
             policy,
             artifact,
-            cast(DecisionKind, kind),
+            kind,
             version,
             metrics=values,
             parent_version=parent,
@@ -89,7 +91,7 @@ def _read_json(path: Path, what: str) -> dict:  # type: ignore[type-arg]
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise fail(f"{what}: {path} does not exist") from None
+        raise not_found(f"{what}: {path} does not exist") from None
     except json.JSONDecodeError as err:
         raise fail(f"{what}: {path} is not JSON ({err})") from None
     if not isinstance(data, dict):
@@ -100,12 +102,22 @@ def _read_json(path: Path, what: str) -> dict:  # type: ignore[type-arg]
 @app.command("list")
 def list_cmd(
     policy: Annotated[str | None, typer.Option("--policy", "-p", help="only this policy")] = None,
+    as_json: JsonFlag = False,
     project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """List registered versions, newest last, with their aliases and metrics."""
     store, reg = open_registry(project(config), project_name)
     versions = reg.versions(policy)
+    if as_json:
+        aliases_of = {p: reg.aliases(p) for p in {v.policy for v in versions}}
+        store.close()
+        items = [
+            {**plain(v), "aliases": sorted(a for a, ver in aliases_of[v.policy].items() if ver == v.version)}
+            for v in versions
+        ]
+        print_json({"items": items})
+        return
     table = Table("policy", "version", "kind", "aliases", "metrics", "parent", "registered (UTC)", "sha256")
     aliases = {p: reg.aliases(p) for p in {v.policy for v in versions}}
     for v in versions:
@@ -129,18 +141,23 @@ def list_cmd(
 @app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="policy@version, policy@alias, or policy (its champion)")],
+    as_json: JsonFlag = False,
     project_name: Project = DEFAULT_PROJECT,
     config: ConfigOption = None,
 ) -> None:
     """Show one version: metrics, config, lineage, aliases, and whether its artifact verifies."""
+    problem = None
     with _registry(config, project_name) as reg:
         pv = reg.resolve(ref)
         try:
             reg.verify(pv)
             state = "[green]verified[/green]"
         except ArtifactError as err:
-            state = f"[red]{err}[/red]"
+            state, problem = f"[red]{err}[/red]", str(err)
         names = sorted(a for a, v in reg.aliases(pv.policy).items() if v == pv.version)
+    if as_json:
+        print_json({**plain(pv), "aliases": names, "verified": problem is None, "verify_error": problem})
+        return
     console.print(f"[bold]{pv.policy}@{pv.version}[/bold] ({pv.kind}) aliases: {', '.join(names) or '-'}")
     console.print(f"  artifact  {pv.artifact_path}  sha256 {pv.checksum}  {state}")
     console.print(f"  parent    {pv.parent_version or '-'}   training run {pv.training_run_id or '-'}")

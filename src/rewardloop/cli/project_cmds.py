@@ -5,11 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from rewardloop.cli.common import ConfigOption, Since, Until, console, fail, open_store, progress, project
+from rewardloop.cli.common import (
+    ConfigOption,
+    JsonFlag,
+    Since,
+    Until,
+    console,
+    exit_code_for,
+    fail,
+    not_found,
+    open_store,
+    plain,
+    print_json,
+    progress,
+    project,
+)
 from rewardloop.config import DEFAULT_PATH
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, pyarrow) is imported by the commands, not by --help
@@ -26,6 +40,21 @@ class View(StrEnum):
     openai = "openai"
     pairs = "pairs"
     dsjson = "dsjson"
+    sft = "sft"
+    dpo = "dpo"
+    kto = "kto"
+
+
+#: What each view's rows are, for the summary line.
+_VIEW_ROWS = {
+    "rows": "decision rows",
+    "openai": "chat examples",
+    "pairs": "preference pairs",
+    "dsjson": "DSJSON events",
+    "sft": "SFT conversations",
+    "dpo": "DPO preference rows",
+    "kto": "KTO rows",
+}
 
 
 def init(
@@ -39,7 +68,6 @@ def init(
     from sqlalchemy.engine import make_url
 
     from rewardloop.config.template import render_template
-    from rewardloop.store import Store
 
     path = directory / DEFAULT_PATH
     if path.exists() and not force:
@@ -50,12 +78,9 @@ def init(
 
         path.write_text(render_template(store_url, learner_options()))
         console.print(f"wrote {path}")
-    url = project(path).store.url
-    shown = make_url(url).render_as_string(hide_password=True)
-    try:
-        Store.open(url).close()
-    except Exception as err:
-        raise fail(f"store.url: cannot open {shown}: {err}") from None
+    cfg = project(path)
+    shown = make_url(cfg.store.url).render_as_string(hide_password=True)
+    open_store(cfg).close()
     console.print(f"database ready at {shown} (schema at head)")
 
 
@@ -65,11 +90,11 @@ def import_records(
         str, typer.Argument(help="a .jsonl, .csv or .parquet file, or - for JSON lines on stdin")
     ],
     fmt: Annotated[
-        str | None,
+        Literal["jsonl", "csv", "parquet", "dsjson"] | None,
         typer.Option(
             "--format",
-            help="jsonl, csv or parquet (default: by suffix); dsjson: VW / Personalizer joined events "
-            "(decisions and their rewards; needs --policy)",
+            help="default: by the suffix; dsjson: VW / Personalizer joined events (decisions and their "
+            "rewards; needs --policy)",
         ),
     ] = None,
     skip_invalid: Annotated[
@@ -102,7 +127,7 @@ def import_records(
         else:
             path = Path(file)
             if not path.exists():
-                raise fail(f"{file}: no such file")
+                raise not_found(f"{file}: no such file")
             fmt_ = file_format(path, fmt)
             total = count_rows(path, fmt_)
         store = open_store(cfg)
@@ -116,7 +141,7 @@ def import_records(
                 on_rows=lambda n: bar.advance(task, n),
             )
     except FileFormatError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     except BatchError as err:
         _report_bad(err.errors, path)
         raise fail(
@@ -139,7 +164,7 @@ def _import_dsjson(kind: RecordKind, file: str, policy: str | None, skip_invalid
         raise fail("--format dsjson: use `import decisions FILE --format dsjson --policy NAME`")
     path = Path("/dev/stdin" if file == "-" else file)
     if not path.exists():
-        raise fail(f"{file}: no such file")
+        raise not_found(f"{file}: no such file")
     store = open_store(cfg)
     try:
         with path.open(encoding="utf-8") as lines:
@@ -162,6 +187,7 @@ def _report_bad(bad: list[RecordError], path: Path) -> None:
 
 def stats(
     policy: Annotated[str | None, typer.Option(help="only this policy")] = None,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """Counts per policy and version, feedback per kind, feedback coverage and exploration health."""
@@ -170,7 +196,13 @@ def stats(
     from rewardloop.store import store_stats
 
     store = open_store(project(config))
-    s = store_stats(store, policy)
+    try:
+        s = store_stats(store, policy)
+    finally:
+        store.close()
+    if as_json:
+        print_json({**plain(s), "decisions": s.decisions, "coverage": s.coverage})
+        return
     table = Table(title="decisions per policy version")
     for col in ("policy", "version", "decisions", "with feedback", "propensity 1", "ESS (uniform)"):
         table.add_column(col, justify="right" if col not in ("policy", "version") else "left")
@@ -209,15 +241,22 @@ def _time(value: str | None, name: str) -> datetime | None:
 
 
 def export(
-    out: Annotated[Path, typer.Argument(help="output file: .jsonl, .csv or .parquet")],
+    out: Annotated[
+        Path, typer.Argument(help="output file: .jsonl, .csv or .parquet; a folder for --format hf")
+    ],
     view: Annotated[
         View,
         typer.Option(
-            help="rows: decisions + feedback; openai: chat fine-tuning; pairs; dsjson: VW / Personalizer"
+            help="rows: decisions + feedback; openai: chat fine-tuning; pairs; dsjson: VW / Personalizer; "
+            "sft, dpo, kto: TRL's dataset shapes (messages; prompt, chosen, rejected; prompt, completion, "
+            "label)"
         ),
     ] = (View.rows),
     fmt: Annotated[
-        str | None, typer.Option("--format", help="jsonl, csv or parquet (default: by suffix)")
+        Literal["jsonl", "csv", "parquet", "hf"] | None,
+        typer.Option(
+            "--format", help="default: by the suffix; hf: a Hugging Face datasets folder (load_from_disk)"
+        ),
     ] = None,
     policy: Annotated[str | None, typer.Option(help="only this policy")] = None,
     version: Annotated[str | None, typer.Option(help="only this policy version")] = None,
@@ -226,16 +265,20 @@ def export(
     config: ConfigOption = None,
 ) -> None:
     """Export stored decisions joined with their feedback (rows), as OpenAI chat fine-tuning JSONL
-    (openai), or as preference pairs (pairs)."""
-    from rewardloop.store.files import VIEWS, FileFormatError, file_format, write_rows
+    (openai), as preference pairs (pairs), as DSJSON, or in TRL's SFT, DPO and KTO shapes; --format hf
+    writes a Hugging Face datasets folder instead of a file."""
+    from rewardloop.store.files import FileFormatError, file_format, write_rows
     from rewardloop.store.repository import iter_decisions
 
+    view_rows = _view_rows(view.value)
     try:
-        fmt_ = file_format(out, fmt)
+        fmt_ = "hf" if fmt == "hf" else file_format(out, fmt)
     except FileFormatError as err:
-        raise fail(str(err)) from None
-    if view is not View.rows and fmt_ != "jsonl":
-        raise fail(f"--view {view.value} writes JSON lines; name a .jsonl file")
+        raise fail(str(err), exit_code_for(err)) from None
+    if view is not View.rows and fmt_ not in ("jsonl", "hf"):
+        raise fail(f"--view {view.value} writes JSON lines (or --format hf); name a .jsonl file")
+    if fmt_ == "hf" and out.exists() and any(out.iterdir() if out.is_dir() else [out]):
+        raise fail(f"{out}: exists; --format hf writes a new folder")
     store = open_store(project(config))
     pages = iter_decisions(
         store,
@@ -253,18 +296,34 @@ def export(
             # One page of decisions (and its feedback) in memory at a time: exports of any size.
             nonlocal decisions
             for page in pages:
-                yield from VIEWS[view.value](page)
+                yield from view_rows(page)
                 decisions += len(page)
                 bar.advance(task, len(page))
 
-        n = write_rows(rows(), out, fmt_)
-    what = {
-        "rows": "decision rows",
-        "openai": "chat examples",
-        "pairs": "preference pairs",
-        "dsjson": "DSJSON events",
-    }[view.value]
-    console.print(f"wrote {n:,} {what} from {decisions:,} decisions to {out}")
+        n = _save_dataset(rows(), out) if fmt_ == "hf" else write_rows(rows(), out, fmt_)
+    where = f"the datasets folder {out}" if fmt_ == "hf" else str(out)
+    console.print(f"wrote {n:,} {_VIEW_ROWS[view.value]} from {decisions:,} decisions to {where}")
+
+
+def _view_rows(view: str) -> Any:
+    """The row builder of an export view: the store's (rows, openai, pairs, dsjson) or TRL's (sft, dpo,
+    kto; built by the learners' example builders, so they import torch)."""
+    from rewardloop.store.files import VIEWS
+
+    if view in VIEWS:
+        return VIEWS[view]
+    from rewardloop.loop.exports import TRL_VIEWS
+
+    return TRL_VIEWS[view]
+
+
+def _save_dataset(rows: Any, out: Path) -> int:
+    from rewardloop.loop.exports import DatasetExportError, save_dataset
+
+    try:
+        return save_dataset(rows, out)
+    except DatasetExportError as err:
+        raise fail(f"--format hf: {err}") from None
 
 
 def register(app: typer.Typer) -> None:

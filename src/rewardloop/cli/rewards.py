@@ -18,6 +18,7 @@ from rewardloop.cli.common import (
     console,
     errors_as_messages,
     fail,
+    not_found,
     open_store,
     progress,
     project,
@@ -63,7 +64,7 @@ def _time(value: str | None, option: str) -> datetime | None:
 def compile_cmd(
     spec: Annotated[
         list[str] | None,
-        typer.Option("--spec", "-s", help="reward spec name from rewardloop.yaml (repeatable; default: all)"),
+        typer.Option("--spec", help="reward spec name from rewardloop.yaml (repeatable; default: all)"),
     ] = None,
     policy: Annotated[str | None, typer.Option(help="only this policy's decisions")] = None,
     since: Since = None,
@@ -258,7 +259,7 @@ def _train_pairwise(
 @rm_app.command("score")
 def score_cmd(
     model_dir: Annotated[Path, typer.Argument(help="a folder written by `rewardloop rm train`")],
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="the prompt the candidates answer")],
+    prompt: Annotated[str, typer.Option("--prompt", help="the prompt the candidates answer")],
     candidates: Annotated[list[str], typer.Argument(help="candidate answers (or use --file)")] = [],  # noqa: B006
     file: Annotated[Path | None, typer.Option(help="a text file with one candidate a line")] = None,
     top_k: Annotated[int | None, typer.Option(help="show only the k best")] = None,
@@ -273,7 +274,7 @@ def score_cmd(
         if not texts:
             raise fail("no candidates: give them as arguments or with --file")
         if not (model_dir / "meta.json").exists():
-            raise fail(f"{model_dir}: not a reward-model folder (train one with `rewardloop rm train`)")
+            raise not_found(f"{model_dir}: not a reward-model folder (train one with `rewardloop rm train`)")
         with console.status("loading the reward model ..."), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reranker = Reranker.load(model_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import typer
@@ -18,12 +18,15 @@ from rich.table import Table
 from rewardloop.cli.common import (
     ComputeOption,
     ConfigOption,
+    JsonFlag,
     RayAddress,
     compute_config,
     console,
     errors_as_messages,
     fail,
+    not_found,
     open_store,
+    print_json,
     project,
 )
 from rewardloop.learners.bandits import ROUTERS, BanditRouter, load_router
@@ -49,8 +52,11 @@ SpecOpt = Annotated[
 CategoryKeyOpt = Annotated[
     str, typer.Option("--category-key", help="decision metadata key that holds the category")
 ]
+#: The routers ``router train --algorithm`` trains (the keys of ``learners.bandits.ROUTERS``; a test checks).
+RouterName = Literal["linucb", "lin_thompson", "epsilon_greedy", "softmax", "beta_thompson"]
+Features = Literal["numeric", "text", "both"]
 FeaturesOpt = Annotated[
-    str, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
+    Features, typer.Option("--features", help="context: numeric (decision features), text (MiniLM) or both")
 ]
 PartitionsOpt = Annotated[
     int | None,
@@ -85,7 +91,7 @@ def _load(config: Path | None, policy: str, spec: str, version: str | None = Non
     finally:
         store.close()
     if not len(batch):
-        raise fail(f"no router decisions of policy {policy!r} in the store")
+        raise not_found(f"no router decisions of policy {policy!r} in the store")
     if not batch.rewards:
         raise fail(
             f"none of the {len(batch)} decisions of {policy!r} has a reward of spec {spec!r}: "
@@ -121,6 +127,7 @@ def stats(
     reward_spec: SpecOpt,
     category_key: CategoryKeyOpt = "category",
     level: LevelOpt = 0.95,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """Reward per arm within each category (decision metadata "category" by default), from the store."""
@@ -128,6 +135,12 @@ def stats(
     s = ArmStats.from_batch(batch, category_key=category_key)
     arms = arms_of(batch)
     cats = s.categories()
+    if as_json:
+        rows = [row for c in cats for row in s.leaderboard(c, level, arms)]
+        print_json(
+            {"rewarded": len(batch.with_rewards()), "decisions": len(batch), "arms": arms, "items": rows}
+        )
+        return
     if not cats:
         console.print(f"no decision of {policy!r} has metadata {category_key!r}; showing overall only")
     rows = [row for c in cats for row in s.leaderboard(c, level, arms)]
@@ -154,6 +167,7 @@ def leaderboard(
     category: Annotated[str | None, typer.Option("--category", help="only this category")] = None,
     category_key: CategoryKeyOpt = "category",
     level: LevelOpt = 0.95,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """Arms ranked by mean reward with pulls and an interval: from the store, or from a saved router."""
@@ -169,6 +183,9 @@ def leaderboard(
         s = ArmStats.from_batch(batch, category_key=category_key)
         rows = s.leaderboard(category, level, arms_of(batch))
         source = f"policy {policy}, rewards {reward_spec}"
+    if as_json:
+        print_json({"source": source, "category": category, "level": level, "items": rows})
+        return
     title = f"leaderboard ({source}{', category ' + category if category else ''})"
     console.print(_table(rows, title, level))
     best = next((r for r in rows if r.pulls), None)
@@ -181,16 +198,15 @@ def train(
     policy: PolicyOpt,
     reward_spec: SpecOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder to save the trained router in")],
-    algorithm: Annotated[
-        str, typer.Option("--algorithm", "-a", help=f"router to train: {', '.join(ROUTERS)}")
-    ] = "linucb",
+    algorithm: Annotated[RouterName, typer.Option("--algorithm", "-a", help="router to train")] = "linucb",
     features: FeaturesOpt = "numeric",
     start_from: Annotated[
         Path | None,
         typer.Option("--from", help="a saved router to continue from (default: fresh, at its priors)"),
     ] = None,
     weighting: Annotated[
-        str, typer.Option(help="importance weights: auto (only other policies' logs), ipw (all rows), none")
+        Literal["auto", "ipw", "none"],
+        typer.Option(help="importance weights: auto (only other policies' logs), ipw (all rows), none"),
     ] = "auto",
     max_weight: Annotated[float, typer.Option(help="clip importance weights at this value")] = 10.0,
     reward_range: Annotated[
@@ -217,10 +233,6 @@ def train(
     from rewardloop.learners.base import DataSpec
     from rewardloop.loop.compute import ComputeBackend
 
-    if algorithm not in ROUTERS:
-        raise fail(f"--algorithm: unknown router {algorithm!r}; choose from {', '.join(ROUTERS)}")
-    if weighting not in ("auto", "ipw", "none"):
-        raise fail(f"--weighting: must be auto, ipw or none; got {weighting!r}")
     cfg = project(config)
     compute = ComputeBackend(compute_config(cfg, backend, ray_address))
     parts = partitions if partitions is not None else cfg.compute.replay_partitions
@@ -280,13 +292,11 @@ def _replay_and_record(
         store.close()
 
 
-def _features(batch: DecisionBatch, features: str) -> ContextFeatures:
+def _features(batch: DecisionBatch, features: Features) -> ContextFeatures:
     """The context builder of ``--features`` (numeric width from the first rewarded decision)."""
     first = next((d for d in batch if d.id in batch.rewards), None)
     n_num = len(first.features) if first is not None and first.features else 0
-    if features not in ("numeric", "text", "both"):
-        raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
-    return ContextFeatures(features, n_numeric=n_num)  # type: ignore[arg-type]
+    return ContextFeatures(features, n_numeric=n_num)
 
 
 def _print_replay(algorithm: str, router: BanditRouter, out: Path, run_id: str) -> None:
@@ -386,14 +396,12 @@ def train_gating(
     finally:
         store.close()
     if not len(batch):
-        raise fail(f"no decisions of policy {policy!r} in the store")
+        raise not_found(f"no decisions of policy {policy!r} in the store")
     names = [e.strip() for e in experts.split(",") if e.strip()] if experts else arms_of(batch)
     with errors_as_messages(RouterInputError):
-        if features not in ("numeric", "text", "both"):
-            raise RouterInputError("--features", f"must be numeric, text or both; got {features!r}")
         scored = [d for d in batch if d.id in batch.rewards or batch.feedback.get(d.id)]
         first = scored[0] if scored else batch.decisions[0]
-        feats = ContextFeatures(features, n_numeric=len(first.features or ()))  # type: ignore[arg-type]
+        feats = ContextFeatures(features, n_numeric=len(first.features or ()))
         with console.status(f"building contexts ({features}) ..."):
             data = GatingLearner.data_from_batch(
                 batch, DataSpec(labels=names, features=feats, step_name=step_name)

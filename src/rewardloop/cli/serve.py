@@ -4,16 +4,38 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from rewardloop.cli.common import ConfigOption, console, fail, open_store, project
-from rewardloop.store import Store
+from rewardloop.cli.common import (
+    ConfigOption,
+    JsonFlag,
+    console,
+    exit_code_for,
+    fail,
+    open_store,
+    print_json,
+    project,
+)
 from rewardloop.store.apikeys import ROLES, SCOPES, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from rewardloop.store.insights import DEFAULT_PROJECT
+
+#: ``keys create --role`` and ``--scope`` choices (the keys of ``ROLES`` and ``SCOPES``; a test checks).
+Role = Literal["client", "reviewer", "admin"]
+
+
+class Scope(StrEnum):  # an Enum: Typer takes no list of Literal
+    decide = "decide"
+    feedback = "feedback"
+    read = "read"
+    review = "review"
+    export = "export"
+    admin = "admin"
+
 
 keys_app = typer.Typer(
     help="API keys of the HTTP service: each has a project and scopes "
@@ -32,7 +54,10 @@ def serve(
         int | None,
         typer.Option(help="worker processes (default: service.workers); more than one needs PostgreSQL"),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        Literal["critical", "error", "warning", "info", "debug", "trace"],
+        typer.Option(help="uvicorn log level"),
+    ] = "info",
     access_log: Annotated[bool, typer.Option(help="log every request (costs throughput)")] = False,
 ) -> None:
     """Start the HTTP service: the API under /v1, the dashboard at /, OpenAPI docs at /docs, /metrics.
@@ -51,10 +76,7 @@ def serve(
             f"--workers {n}: several workers need PostgreSQL (store.url is {shown}); SQLite has one "
             "writer at a time, so run one worker (it group-commits feedback)"
         )
-    try:
-        Store.open(url).close()
-    except Exception as err:
-        raise fail(f"store.url: cannot open {shown}: {err}") from None
+    open_store(cfg).close()
     if config is not None:
         os.environ["REWARDLOOP_SERVE_CONFIG"] = str(config.resolve())
     os.environ["REWARDLOOP_STORE__URL"] = url
@@ -95,16 +117,16 @@ def keys_create(
     project_name: Annotated[
         str, typer.Option("--project", help="the project whose data the key can touch")
     ] = DEFAULT_PROJECT,
-    role: Annotated[str | None, typer.Option(help=f"a set of scopes: {', '.join(ROLES)}")] = None,
-    scope: Annotated[list[str] | None, typer.Option(help="a scope to add (repeatable)")] = None,
+    role: Annotated[Role | None, typer.Option(help="a set of scopes (see below)")] = None,
+    scope: Annotated[list[Scope] | None, typer.Option(help="a scope to add (repeatable)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     store = open_store(project(config))
     try:
-        key, secret = create_api_key(store, name, project_name, scope or [], role)
+        key, secret = create_api_key(store, name, project_name, [str(s) for s in scope or []], role)
     except ApiKeyError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     finally:
         store.close()
     console.print(
@@ -119,6 +141,7 @@ def keys_create(
 def keys_list(
     project_name: Annotated[str | None, typer.Option("--project", help="only this project's keys")] = None,
     revoked: Annotated[bool, typer.Option(help="include revoked keys")] = False,
+    as_json: JsonFlag = False,
     config: ConfigOption = None,
 ) -> None:
     """List keys (never their secrets)."""
@@ -127,6 +150,9 @@ def keys_list(
         keys = list_api_keys(store, project_name, include_revoked=revoked)
     finally:
         store.close()
+    if as_json:
+        print_json({"items": keys})
+        return
     table = Table("id", "name", "project", "scopes", "created", "revoked")
     for k in keys:
         table.add_row(
@@ -151,7 +177,7 @@ def keys_revoke(
     try:
         key = revoke_api_key(store, key_id)
     except ApiKeyError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     finally:
         store.close()
     console.print(f"revoked key {key.id} ({key.name}, project {key.project})")

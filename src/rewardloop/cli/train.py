@@ -8,39 +8,54 @@ its ``data_from_batch``, fit, save, record the TrainingRun. This module parses a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import typer
 
-from rewardloop.cli.common import ConfigOption, Sets, Since, Until, console, fail, open_store, progress
+from rewardloop.cli import common
+from rewardloop.cli.common import ConfigOption, ExitCode, Sets, Since, Until, console, exit_code_for, fail
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
-from rewardloop.learners import (
-    GENERATOR_LEARNERS,
-    LEARNERS,
-    SET_LEARNERS,
-    BanditData,
-    LabelledData,
-    learner_options,
-)
+from rewardloop.learners import BanditData, LabelledData, learner_options
 from rewardloop.learners.multilabel import SetData
 from rewardloop.loop.training import (
     TrainingError,
+    TrainingOutcome,
     TrainingPlan,
     build_data,
     check_enough,
+    check_label_learner,
+    read_labelled,
     read_window,
     resolve_plan,
     start_policy,
+    train_from_labels,
     train_plan,
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.types import DecisionBatch
+
+#: ``--learner`` choices: the keys of ``learners.LEARNERS``, ``GENERATOR_LEARNERS`` and ``SET_LEARNERS``
+#: (a test checks).
+LearnerName = Literal[
+    "supervised",
+    "lora",
+    "reinforce",
+    "ppo",
+    "a2c",
+    "dqn",
+    "dpo",
+    "crm",
+    "sft",
+    "kto",
+    "set_supervised",
+    "set_bandit",
+]
 
 
 def resolve_project(config: Path | None, sets: list[str], learner: str | None) -> tuple[ProjectConfig, Path]:
@@ -127,7 +142,7 @@ def _pre_embed(batch: DecisionBatch, policy: Any) -> None:
     if not used:
         return
     encoder = policy.encoder if isinstance(policy, ClassifierPolicy) else default_encoder()
-    with progress() as bar:
+    with common.progress() as bar:
         task = bar.add_task("embedding texts", total=len(used))
         encoder.encode(used, progress=lambda k: bar.advance(task, k))
 
@@ -137,45 +152,45 @@ def _check(step: Any, *args: Any) -> Any:
     try:
         return step(*args)
     except TrainingError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
 
 
 @contextmanager
 def fit_errors() -> Iterator[None]:
-    """A TrainingError as a clean exit 2 naming the key; any other failure of a fit as exit 1 (the
-    run is recorded as failed)."""
+    """A TrainingError as a clean exit naming the key; any other failure of a fit as exit 4 (the run
+    is recorded as failed)."""
     try:
         yield
     except TrainingError as err:
-        raise fail(str(err)) from None
+        raise fail(str(err), exit_code_for(err)) from None
     except Exception as err:
-        raise fail(f"training failed ({type(err).__name__}): {err}", code=1) from None
+        raise fail(f"training failed ({type(err).__name__}): {err}", ExitCode.RUNTIME) from None
 
 
-def _fit(store: Any, plan: TrainingPlan, data: Any, policy: Any, window: Any, dump: Any) -> Any:
-    """``train_plan`` with a progress bar (see :func:`fit_errors`)."""
-    with fit_errors(), progress() as bar:
+def _fit(plan: TrainingPlan, train: Callable[[Any], TrainingOutcome]) -> TrainingOutcome:
+    """``train(progress)`` (a run of ``loop.training``) with a progress bar (see :func:`fit_errors`)."""
+    with fit_errors(), common.progress() as bar:
         task = bar.add_task(f"training {plan.learner}", total=None)
-        return train_plan(
-            store,
-            plan,
-            data,
-            policy,
-            window,
-            dump,
-            progress=lambda step, total, _m: bar.update(task, completed=step, total=total),
-        )
+        return train(lambda step, total, _m: bar.update(task, completed=step, total=total))
 
 
 def train(
     config: ConfigOption = None,
     learner: Annotated[
-        str | None,
+        LearnerName | None,
         typer.Option(
             "--learner",
             "-l",
-            help=f"override training.learner ({', '.join(LEARNERS)}; generators: "
-            f"{', '.join(GENERATOR_LEARNERS)}; set policies: {', '.join(SET_LEARNERS)})",
+            help="override training.learner (sft, dpo and kto train generators; set_supervised and "
+            "set_bandit set policies)",
+        ),
+    ] = None,
+    from_labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-labels",
+            help='train a first classifier from a .jsonl or .csv file of {"text", "label"} rows (optional '
+            '"weight"), not from logged decisions; with a supervised learner',
         ),
     ] = None,
     sets: Sets = None,
@@ -203,11 +218,16 @@ def train(
     """
     try:
         cfg, base = resolve_project(config, sets or [], learner)
+        if from_labels is not None:
+            check_label_learner(cfg.training.learner)
         plan = resolve_plan(cfg, base, since=parse_time(since, "--since"), until=parse_time(until, "--until"))
         policy = start_policy(plan)
     except (ConfigError, TrainingError) as err:
-        raise fail(str(err)) from None
-    store = open_store(cfg)
+        raise fail(str(err), exit_code_for(err)) from None
+    if from_labels is not None:
+        _train_from_labels(cfg, plan, policy, from_labels, dry_run)
+        return
+    store = common.open_store(cfg)
     try:
         batch = read_window(store, plan)
         zeros = None
@@ -229,16 +249,57 @@ def train(
             console.print("dry run: nothing trained, nothing recorded")
             return
         _check(check_enough, plan, data)
-        outcome = _fit(store, plan, data, policy, window, cfg.training.model_dump(mode="json"))
+        dump = cfg.training.model_dump(mode="json")
+        outcome = _fit(plan, lambda bar: train_plan(store, plan, data, policy, window, dump, progress=bar))
     finally:
         store.close()
+    _print_outcome(plan, outcome, len(data))
+
+
+def _print_outcome(plan: TrainingPlan, outcome: TrainingOutcome, n: int) -> None:
     console.print(
-        f"[green]trained[/green] {plan.policy.name} with {plan.learner} on {len(data)} examples "
+        f"[green]trained[/green] {plan.policy.name} with {plan.learner} on {n} examples "
         f"in {outcome.metrics['seconds']:.1f}s; run {outcome.run.id}"
     )
     for k, v in outcome.metrics.items():
         console.print(f"  {k}: {v:g}")
     console.print(f"  artifact: {outcome.artifact}")
+
+
+def _train_from_labels(
+    cfg: ProjectConfig, plan: TrainingPlan, policy: Any, path: Path, dry_run: bool
+) -> None:
+    """``train --from-labels FILE``: read and check the file (rows counted from 1), then the one
+    training path (``loop.training.train_from_labels``), recorded as a TrainingRun like any other."""
+    if not path.is_file():
+        raise common.not_found(f"--from-labels: {path}: no such file")
+    if policy is not None and not isinstance(policy, ClassifierPolicy):
+        raise fail(f"--from-labels: {plan.policy.name!r} is a {plan.policy.kind}; it trains classifiers")
+    labels = policy.labels if policy is not None else None
+    data = _check(read_labelled, path, labels)
+    console.print(
+        f"[bold]learner[/bold] {plan.learner}; [bold]data[/bold] {path} for policy {plan.policy.name}"
+    )
+    for line in _summarise_data(data, DecisionBatch([])):
+        if not line.startswith("decisions read"):
+            console.print(f"  {line}")
+    if dry_run:
+        console.print("dry run: nothing trained, nothing recorded")
+        return
+    if not plan.learner_cls.reads_texts:
+        encoder = policy.encoder if policy is not None else default_encoder()
+        with common.progress() as bar:
+            task = bar.add_task("embedding texts", total=len(data))
+            encoder.encode(data.texts, progress=lambda k: bar.advance(task, k))
+    store = common.open_store(cfg)
+    try:
+        dump = cfg.training.model_dump(mode="json")
+        outcome = _fit(
+            plan, lambda bar: train_from_labels(store, plan, data, policy, dump, path, progress=bar)
+        )
+    finally:
+        store.close()
+    _print_outcome(plan, outcome, len(data))
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from rewardloop.client.models import (
     Decided,
     FeedbackReceipt,
     LogReport,
+    Page,
     ReviewItem,
     ReviewQueue,
 )
@@ -121,9 +122,30 @@ class AsyncClient(wire.Settings[httpx.AsyncClient]):
     async def feedback_many(self, rows: Iterable[Mapping[str, Any]]) -> LogReport:
         return await self._batches("/v1/feedback/batch", [wire.feedback_body(r) for r in rows])
 
-    async def review_queue(self, status: Iterable[str] = ("open", "claimed"), limit: int = 50) -> ReviewQueue:
-        params = {"status": list(status), "limit": limit}
+    async def review_queue(
+        self, status: Iterable[str] = ("open", "claimed"), limit: int = 50, page_token: str | None = None
+    ) -> ReviewQueue:
+        """As :meth:`rewardloop.client.Client.review_queue`."""
+        params = wire.page_params(limit, page_token, status=list(status))
         return wire.review_queue(await self._call("GET", "/v1/review", params=params))
+
+    async def iter_review(
+        self, status: Iterable[str] = ("open", "claimed"), page_size: int = 100
+    ) -> AsyncIterator[ReviewItem]:
+        """As :meth:`rewardloop.client.Client.iter_review`."""
+        statuses = list(status)
+        async for item in wire.afollow(lambda token: self.review_queue(statuses, page_size, token)):
+            yield item
+
+    async def list_page(self, name: str, limit: int = 50, page_token: str | None = None) -> Page:
+        """As :meth:`rewardloop.client.Client.list_page`."""
+        params = wire.page_params(limit, page_token)
+        return wire.page(await self._call("GET", wire.LIST_ROUTES[name], params=params))
+
+    async def iter_list(self, name: str, page_size: int = 100) -> AsyncIterator[dict[str, Any]]:
+        """As :meth:`rewardloop.client.Client.iter_list`."""
+        async for item in wire.afollow(lambda token: self.list_page(name, page_size, token)):
+            yield item
 
     async def claim(self, item_id: str) -> ReviewItem:
         return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/claim"))

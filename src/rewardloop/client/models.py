@@ -84,8 +84,20 @@ class Closing(ABC):
 
 @dataclass(frozen=True)
 class ReviewQueue:
+    """One page of the review queue; ``next_page_token`` asks for the next (None on the last page)."""
+
     items: list[ReviewItem]
     counts: dict[str, int]
+    next_page_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list route (``/v1/policies``, ``/v1/experiments``, ``/v1/keys``): the items as the
+    service answers them, and the token of the next page (None on the last)."""
+
+    items: list[dict[str, Any]]
+    next_page_token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from rewardloop.client.models import (
     Decided,
     FeedbackReceipt,
     LogReport,
+    Page,
     ReviewItem,
     ReviewQueue,
 )
@@ -185,9 +186,29 @@ class Client(wire.Settings[httpx.Client], Closing):
 
     # -------------------------------------------------------------------------------------- review
 
-    def review_queue(self, status: Iterable[str] = ("open", "claimed"), limit: int = 50) -> ReviewQueue:
-        params = {"status": list(status), "limit": limit}
+    def review_queue(
+        self, status: Iterable[str] = ("open", "claimed"), limit: int = 50, page_token: str | None = None
+    ) -> ReviewQueue:
+        """One page of the queue, highest priority first; pass its ``next_page_token`` for the next."""
+        params = wire.page_params(limit, page_token, status=list(status))
         return wire.review_queue(self._call("GET", "/v1/review", params=params))
+
+    def iter_review(
+        self, status: Iterable[str] = ("open", "claimed"), page_size: int = 100
+    ) -> Iterator[ReviewItem]:
+        """Every item of the queue, following the page tokens (items that come in meanwhile with a
+        lower priority than the page being read are included; none is seen twice)."""
+        statuses = list(status)
+        return wire.follow(lambda token: self.review_queue(statuses, page_size, token))
+
+    def list_page(self, name: str, limit: int = 50, page_token: str | None = None) -> Page:
+        """One page of ``policies``, ``experiments`` or ``keys`` (the items as the service answers)."""
+        params = wire.page_params(limit, page_token)
+        return wire.page(self._call("GET", wire.LIST_ROUTES[name], params=params))
+
+    def iter_list(self, name: str, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every item of ``policies``, ``experiments`` or ``keys``, following the page tokens."""
+        return wire.follow(lambda token: self.list_page(name, page_size, token))
 
     def claim(self, item_id: str) -> ReviewItem:
         return wire.review_item(self._call("POST", f"/v1/review/{item_id}/claim"))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -14,6 +14,8 @@ from rewardloop.client import models
 
 #: The HTTP client: ``httpx.Client`` or ``httpx.AsyncClient``.
 H = TypeVar("H", httpx.Client, httpx.AsyncClient)
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 #: Errors on which a request is sent again (the write is idempotent, so a lost answer is harmless).
 RETRIED_ERRORS = (httpx.TransportError,)
@@ -213,8 +215,56 @@ def receipt(data: dict[str, Any]) -> models.FeedbackReceipt:
 
 def review_queue(data: dict[str, Any]) -> models.ReviewQueue:
     return models.ReviewQueue(
-        [models.build(models.ReviewItem, i) for i in data["items"]], dict(data["counts"])
+        [models.build(models.ReviewItem, i) for i in data["items"]],
+        dict(data["counts"]),
+        data.get("next_page_token"),
     )
+
+
+def page(data: dict[str, Any]) -> models.Page:
+    return models.Page(list(data["items"]), data.get("next_page_token"))
+
+
+#: The list routes the clients page through with ``page(name)`` / ``iter_pages(name)``.
+LIST_ROUTES = {"policies": "/v1/policies", "experiments": "/v1/experiments", "keys": "/v1/keys"}
+
+
+class _Paged(Protocol[T_co]):
+    @property
+    def items(self) -> Sequence[T_co]: ...
+    @property
+    def next_page_token(self) -> str | None: ...
+
+
+def follow(fetch: Callable[[str | None], _Paged[T]]) -> Iterator[T]:
+    """Every item of a list route: ``fetch(token)`` for each page, from the first (token None) until a
+    page names no next one."""
+    token: str | None = None
+    while True:
+        got = fetch(token)
+        yield from got.items
+        if (token := got.next_page_token) is None:
+            return
+
+
+async def afollow(fetch: Callable[[str | None], Awaitable[_Paged[T]]]) -> AsyncIterator[T]:
+    """:func:`follow` for the async client."""
+    token: str | None = None
+    while True:
+        got = await fetch(token)
+        for item in got.items:
+            yield item
+        token = got.next_page_token
+        if token is None:
+            break
+
+
+def page_params(limit: int, page_token: str | None, **more: Any) -> dict[str, Any]:
+    """Query parameters of one page of a list route."""
+    params: dict[str, Any] = {"limit": limit, **more}
+    if page_token is not None:
+        params["page_token"] = page_token
+    return params
 
 
 def review_item(data: dict[str, Any]) -> models.ReviewItem:

@@ -40,6 +40,7 @@ from rewardloop.config.sections import ExperimentsConfig
 from rewardloop.evaluation.abtest import VariantStats, Verdict, VerdictRules, ab_verdict
 from rewardloop.evaluation.evidence import OfflineEvidence
 from rewardloop.loop.assignment import assign_variant, bucket, layout, stage_shares
+from rewardloop.loop.experiment_errors import ExperimentError, ExperimentNotFound
 from rewardloop.loop.triggering import stage_trigger
 from rewardloop.registry import CHALLENGER, CHAMPION, ArtifactError, GateEvidence, Registry, RegistryError
 from rewardloop.store import Store
@@ -53,10 +54,6 @@ from rewardloop.store.experiments import (
     variant_outcomes,
 )
 from rewardloop.types import Decision, Experiment, RecordError, utcnow
-
-
-class ExperimentError(ValueError):
-    """An experiment operation was refused; the message says what was wrong. Nothing changed."""
 
 
 @dataclass(frozen=True)
@@ -309,7 +306,7 @@ class Experiments:
         exp = get_experiment(self.store, name)
         if exp is None:
             known = ", ".join(e.name for e in read_experiments(self.store)) or "none"
-            raise ExperimentError(f"name: no experiment named {name!r} (known: {known})")
+            raise ExperimentNotFound(f"name: no experiment named {name!r} (known: {known})")
         return exp
 
     def list(self, policy: str | None = None, status: str | None = None) -> list[Experiment]:
@@ -592,6 +589,7 @@ class Experiments:
 __all__ = [
     "Assignment",
     "ExperimentError",
+    "ExperimentNotFound",
     "Experiments",
     "Step",
     "assign_variant",

@@ -78,9 +78,13 @@ def pairs_from_vader(
     return out[0], out[1]
 
 
+class RewardFileMissing(RewardError, LookupError):
+    """The ratings or pairs file named does not exist."""
+
+
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
-        raise RewardError(f"{path}: no such file")
+        raise RewardFileMissing(f"{path}: no such file")
     return [row for _, row in jsonl_objects(path, RewardError)]
 
 

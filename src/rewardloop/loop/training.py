@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ from rewardloop.config.faults import fault_point
 from rewardloop.config.sections import PolicyConfig, RewardSpecConfig
 from rewardloop.learners import GENERATOR_LEARNERS, LEARNERS, SET_LEARNERS, LabelledData, learners_for
 from rewardloop.learners.base import DataSpec, LearnerConfig, LearnerConfigError, resolve_config
+from rewardloop.learners.data import LabelLearner
 from rewardloop.learners.multilabel import SetData
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.policies.encoder_head import EncoderHeadPolicy
@@ -353,6 +354,101 @@ def train_plan(
     )
 
 
+#: Labelled-file errors shown before the rest are counted ("... and N more").
+MAX_SHOWN_ERRORS = 20
+
+
+def read_labelled(path: Path, labels: Sequence[str] | None = None) -> LabelledData:
+    """Plain labelled examples from a JSON-lines or CSV file: ``{"text", "label"}`` a row, with an
+    optional positive ``weight`` (default 1) — what ``rewardloop train --from-labels`` trains on.
+
+    Every row is checked; a TrainingError lists the bad ones by row, counted from 1 (the first data row
+    of a CSV file is row 1), and the field: a missing or empty text or label, a label not in
+    ``labels`` (the policy's configured labels, when given), a weight that is not a positive number.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "l.jsonl"
+    >>> rows = ['{"text": "hi", "label": "greet"}', '{"text": "bye", "label": "leave", "weight": 2}']
+    >>> _ = f.write_text("\\n".join(rows))
+    >>> data = read_labelled(f)
+    >>> data.labels, data.sample_weight.tolist()
+    (['greet', 'leave'], [1.0, 2.0])
+    """
+    from rewardloop.store.files import FileFormatError, file_format, read_rows
+
+    texts: list[str] = []
+    names: list[str] = []
+    weights: list[float] = []
+    bad: list[str] = []
+    known = set(labels) if labels else None
+    try:
+        fmt = file_format(path)
+        if fmt not in ("jsonl", "csv"):
+            raise TrainingError(f"--from-labels: {path.name}: give a .jsonl or .csv file, not {fmt}")
+        for n, row in enumerate(read_rows(path, fmt), start=1):
+            problem = _labelled_problem(row, known)
+            if problem is not None:
+                bad.append(f"{path.name} row {n}: {problem}")
+                continue
+            texts.append(str(row["text"]))
+            names.append(str(row["label"]))
+            weights.append(float(row.get("weight") or 1.0))
+    except (FileFormatError, UnicodeDecodeError) as err:
+        raise TrainingError(f"--from-labels: {err}") from None
+    if bad:
+        more = f"\n  ... and {len(bad) - MAX_SHOWN_ERRORS} more" if len(bad) > MAX_SHOWN_ERRORS else ""
+        shown = "\n  ".join(bad[:MAX_SHOWN_ERRORS])
+        raise TrainingError(f"--from-labels: {len(bad)} invalid row(s), nothing trained:\n  {shown}{more}")
+    return LabelledData(texts, names, np.asarray(weights, dtype=np.float64))
+
+
+def _labelled_problem(row: Mapping[str, Any], known: set[str] | None) -> str | None:
+    """What is wrong with one labelled row (the field first), or None."""
+    for key in ("text", "label"):
+        value = row.get(key)
+        if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+            return f"{key}: must be a non-empty string, got {value!r}"
+    if known is not None and str(row["label"]) not in known:
+        return f"label: {row['label']!r} is not one of the policy's labels ({', '.join(sorted(known))})"
+    weight = row.get("weight")
+    if weight not in (None, ""):
+        try:
+            w = float(weight)
+        except (TypeError, ValueError):
+            w = float("nan")
+        if not np.isfinite(w) or w <= 0:
+            return f"weight: must be a positive number, got {weight!r}"
+    return None
+
+
+def check_label_learner(name: str) -> None:
+    """Refuse ``--from-labels`` with a learner that does not learn from labelled examples."""
+    if not issubclass(LEARNERS.get(name, object), LabelLearner):
+        label_learners = [n for n, c in LEARNERS.items() if issubclass(c, LabelLearner)]
+        raise TrainingError(
+            f"training.learner: --from-labels trains a classifier with a supervised learner "
+            f"({', '.join(label_learners)}), not {name!r}"
+        )
+
+
+def train_from_labels(
+    store: Store,
+    plan: TrainingPlan,
+    data: LabelledData,
+    policy: ClassifierPolicy | None,
+    training_dump: Mapping[str, Any],
+    source: Path,
+    progress: Any = None,
+) -> TrainingOutcome:
+    """A first model from plain labelled examples (:func:`read_labelled`), through :func:`train_plan`:
+    the same learner, artifact and TrainingRun as a run on logged feedback; the run's config names the
+    file (``training.from_labels``) and its data window is empty (no logged decisions were read)."""
+    check_label_learner(plan.learner)
+    check_enough(plan, data)
+    dump = {**training_dump, "from_labels": str(source)}
+    return train_plan(store, plan, data, policy, (None, None), dump, progress=progress)
+
+
 def train_accuracy(fitted: Any, data: Any) -> dict[str, float]:
     """``train_accuracy`` of a classifier on its labelled training data (weighted); a set policy's
     ``train_micro_f1`` against the sets its raters hold right; nothing otherwise."""
@@ -378,13 +474,16 @@ __all__ = [
     "TrainingPlan",
     "build_data",
     "check_enough",
+    "check_label_learner",
     "fit_and_record",
     "plan_run",
+    "read_labelled",
     "read_window",
     "resolve_plan",
     "skipped_metrics",
     "start_labels",
     "start_policy",
     "train_accuracy",
+    "train_from_labels",
     "train_plan",
 ]

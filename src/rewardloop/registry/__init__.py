@@ -11,6 +11,7 @@ from rewardloop.registry.registry import (
     JsonGateEvidence,
     Registry,
     RegistryError,
+    RegistryNotFound,
     attributed_actor,
     semver_key,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "JsonGateEvidence",
     "Registry",
     "RegistryError",
+    "RegistryNotFound",
     "attributed_actor",
     "checksum",
     "semver_key",

@@ -64,6 +64,10 @@ class RegistryError(ValueError):
     """A registry operation was refused; the message names what was wrong. Nothing changed."""
 
 
+class RegistryNotFound(RegistryError, LookupError):
+    """The policy, version or alias named does not exist (in this project)."""
+
+
 @runtime_checkable
 class GateEvidence(Protocol):
     """What ``promote`` needs from a release gate's report: did it pass, and a JSON-ready record."""
@@ -220,7 +224,7 @@ class Registry:
             return
         owner = self.owner(policy)
         if owner is not None and owner != self.project:
-            raise RegistryError(f"policy: {policy} is not registered in project {self.project!r}")
+            raise RegistryNotFound(f"policy: {policy} is not registered in project {self.project!r}")
 
     def _visible(self, policy: str, projects: Mapping[str, str]) -> bool:
         return self.project is None or projects.get(policy, self.project) == self.project
@@ -329,7 +333,7 @@ class Registry:
         pv = get_version(self.store, policy, version)
         if pv is None:
             known = sorted((v.version for v in read_versions(self.store, policy)), key=semver_key)
-            raise RegistryError(
+            raise RegistryNotFound(
                 f"version: {policy}@{version} is not registered (known: {', '.join(known) or 'none'})"
             )
         return pv
@@ -363,7 +367,7 @@ class Registry:
         if version is None:
             have = self.aliases(policy)
             listed = ", ".join(f"{a}→{v}" for a, v in sorted(have.items())) or "none"
-            raise RegistryError(f"ref: {policy} has no alias {target!r} (aliases: {listed})")
+            raise RegistryNotFound(f"ref: {policy} has no alias {target!r} (aliases: {listed})")
         return self.get(policy, version)
 
     def verify(self, pv: PolicyVersion) -> Path:
@@ -424,7 +428,7 @@ class Registry:
             raise RegistryError("alias: the champion cannot be removed, only rolled back or replaced")
         self._own(policy)
         if get_alias(self.store, policy, alias) is None:
-            raise RegistryError(f"alias: {policy} has no alias {alias!r}")
+            raise RegistryNotFound(f"alias: {policy} has no alias {alias!r}")
         return self._move(policy, alias, None, "remove", actor, reason)
 
     def promote(

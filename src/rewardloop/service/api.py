@@ -29,6 +29,7 @@ from starlette.background import BackgroundTask
 from rewardloop.service import panels
 from rewardloop.service.decision_writer import DecisionJob
 from rewardloop.service.errors import BODY, KEYED, error_responses
+from rewardloop.service.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken, decode_token, encode_token, page
 from rewardloop.service.providers import DecideInput, RegistryProviders
 from rewardloop.service.router_state import lineage_figures, live_leaderboard
 from rewardloop.service.schemas import (
@@ -37,14 +38,17 @@ from rewardloop.service.schemas import (
     DecisionLogRequest,
     DecisionLogResponse,
     ExperimentModel,
+    ExperimentPage,
     KeyCreateRequest,
     KeyCreateResponse,
     KeyModel,
+    KeyPage,
     LeaderboardEntry,
     LeaderboardResponse,
     LiveArmEntry,
     OnlineLineageModel,
     PolicyModel,
+    PolicyPage,
     PromoteRequest,
     ReviewListResponse,
     ReviewResolveRequest,
@@ -219,21 +223,43 @@ def _queue_item(state: AppState, item_id: str, project: str) -> ReviewQueueItem:
     return ReviewQueueItem.of(entry.item, entry.decision)
 
 
-@v1.get("/review", responses=error_responses(422), tags=["review"])
+@v1.get("/review", responses=error_responses(400, 422), tags=["review"])
 def review_queue(
     key: ReviewKey,
     state: StateDep,
     status: Annotated[list[Literal["open", "claimed", "resolved"]] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageSize = DEFAULT_PAGE_SIZE,
+    page_token: PageToken = None,
 ) -> ReviewListResponse:
-    """The caller's project's queue, highest priority first (default: open and claimed items)."""
-    statuses = status or ["open", "claimed"]
-    entries = read_review_queue(state.store, key.project, statuses, limit, offset)
-    return ReviewListResponse(
-        items=[ReviewQueueItem.of(e.item, e.decision) for e in entries],
-        counts=review_counts(state.store, key.project),
+    """The caller's project's queue, highest priority first (default: open and claimed items), a page
+    at a time: pass ``next_page_token`` as ``page_token`` for the next page (null on the last)."""
+    statuses = sorted(status or ["open", "claimed"])
+    route = "review:" + ",".join(statuses)  # a token is valid for the filter it was made with
+    after = None
+    if page_token is not None:
+        priority, created, item_id = decode_token(route, page_token, 3)
+        after = (float(priority), _token_time(created), str(item_id))
+    entries = read_review_queue(state.store, key.project, statuses, limit + 1, after=after)
+    shown = entries[:limit]
+    last = shown[-1].item if shown else None
+    token = (
+        encode_token(route, [last.priority, last.created_at.isoformat(), last.id])
+        if last is not None and len(entries) > limit
+        else None
     )
+    return ReviewListResponse(
+        items=[ReviewQueueItem.of(e.item, e.decision) for e in shown],
+        counts=review_counts(state.store, key.project),
+        next_page_token=token,
+    )
+
+
+def _token_time(value: Any) -> datetime:
+    """A time from a page token (ISO-8601, with its offset); 400 naming ``page_token`` otherwise."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise HTTPException(400, "page_token: not a token this list gave out") from None
 
 
 @v1.post("/review/{item_id}/claim", responses=error_responses(404, 409), tags=["review"])
@@ -354,14 +380,18 @@ def _parquet_schema(pa: Any) -> Any:
 # ------------------------------------------------------------------------------ policies, experiments
 
 
-@v1.get("/policies", tags=["policies"])
-def policies(key: ReadKey, state: StateDep) -> list[PolicyModel]:
-    """The registry's policies of this project."""
-    return [
+@v1.get("/policies", tags=["policies"], responses=error_responses(400, 422))
+def policies(
+    key: ReadKey, state: StateDep, limit: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+) -> PolicyPage:
+    """The registry's policies of this project, by name, a page at a time (``next_page_token``)."""
+    mine = [p for p in state.admin.list_policies() if state.owner(p.name) == key.project]
+    shown, token = page(mine, lambda p: (p.name,), "policies", page_token, limit)
+    items = [
         PolicyModel(name=p.name, kind=p.kind, aliases=dict(p.aliases), versions=list(p.versions))
-        for p in state.admin.list_policies()
-        if state.owner(p.name) == key.project
+        for p in shown
     ]
+    return PolicyPage(items=items, next_page_token=token)
 
 
 @v1.post("/policies/{policy}/promote", responses=error_responses(*BODY, 404, 409), tags=["policies"])
@@ -383,11 +413,15 @@ def rollback(policy: str, body: RollbackRequest, key: AdminKey, state: StateDep)
     return AliasMoveResponse(**dataclasses.asdict(move))
 
 
-@v1.get("/experiments", tags=["policies"])
-def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
-    """Experiments on this project's policies: variants, shares, stage, verdict, and per variant what
-    the store observed (decisions, judged, accuracy)."""
-    shown = [e for e in state.admin.experiments() if state.owner(e.policy) == key.project]
+@v1.get("/experiments", tags=["policies"], responses=error_responses(400, 422))
+def experiments(
+    key: ReadKey, state: StateDep, limit: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+) -> ExperimentPage:
+    """Experiments on this project's policies, by name, a page at a time (``next_page_token``):
+    variants, shares, stage, verdict, and per variant what the store observed (decisions, judged,
+    accuracy)."""
+    mine = [e for e in state.admin.experiments() if state.owner(e.policy) == key.project]
+    shown, token = page(mine, lambda e: (e.name,), "experiments", page_token, limit)
     out = []
     for e in shown:
         batch = recent_decisions(state.store, key.project, policy=e.policy)
@@ -397,7 +431,7 @@ def experiments(key: ReadKey, state: StateDep) -> list[ExperimentModel]:
             if r["experiment"] == e.name
         }
         out.append(ExperimentModel(**dataclasses.asdict(e), observed=observed))
-    return out
+    return ExperimentPage(items=out, next_page_token=token)
 
 
 # ---------------------------------------------------------------------------------------------- keys
@@ -414,10 +448,14 @@ def create_key(body: KeyCreateRequest, key: AdminKey, state: StateDep) -> KeyCre
     return KeyCreateResponse(**_key_model(created).model_dump(), secret=secret)
 
 
-@v1.get("/keys", tags=["keys"])
-def list_keys(key: AdminKey, state: StateDep) -> list[KeyModel]:
-    """The project's active keys (never their secrets)."""
-    return [_key_model(k) for k in list_api_keys(state.store, key.project)]
+@v1.get("/keys", tags=["keys"], responses=error_responses(400, 422))
+def list_keys(
+    key: AdminKey, state: StateDep, limit: PageSize = DEFAULT_PAGE_SIZE, page_token: PageToken = None
+) -> KeyPage:
+    """The project's active keys (never their secrets), oldest first, a page at a time."""
+    keys = list_api_keys(state.store, key.project)
+    shown, token = page(keys, lambda k: (k.created_at.isoformat(), k.id), "keys", page_token, limit)
+    return KeyPage(items=[_key_model(k) for k in shown], next_page_token=token)
 
 
 @v1.delete("/keys/{key_id}", responses=error_responses(404), tags=["keys"])

@@ -251,6 +251,9 @@ class LeaderboardResponse(Response):
 class ReviewListResponse(Response):
     items: list[ReviewQueueItem]
     counts: dict[str, int]
+    next_page_token: str | None = Field(
+        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
+    )
 
 
 class ReviewResolveRequest(Request):
@@ -271,6 +274,13 @@ class PolicyModel(Response):
     kind: str
     aliases: dict[str, str]
     versions: list[str]
+
+
+class PolicyPage(Response):
+    items: list[PolicyModel]
+    next_page_token: str | None = Field(
+        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
+    )
 
 
 class PromoteRequest(Request):
@@ -309,6 +319,13 @@ class ExperimentModel(Response):
     )
 
 
+class ExperimentPage(Response):
+    items: list[ExperimentModel]
+    next_page_token: str | None = Field(
+        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
+    )
+
+
 class KeyCreateRequest(Request):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["client", "reviewer", "admin"] | None = None
@@ -322,6 +339,13 @@ class KeyModel(Response):
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+
+
+class KeyPage(Response):
+    items: list[KeyModel]
+    next_page_token: str | None = Field(
+        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
+    )
 
 
 class KeyCreateResponse(KeyModel):

@@ -46,6 +46,10 @@ class ApiKeyError(ValueError):
     """A key cannot be created or changed as asked; the message names the field."""
 
 
+class ApiKeyNotFound(ApiKeyError, LookupError):
+    """No active key with that id (in this project)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A stored API key (without its secret).
@@ -152,7 +156,7 @@ def revoke_api_key(store: Store, key_id: str, project: str | None = None) -> Api
         if project is not None:
             query = query.where(ApiKeyRow.project == project)
         if s.execute(query.values(revoked_at=utcnow())).rowcount == 0:  # type: ignore[attr-defined]
-            raise ApiKeyError(f"id: no active key {key_id!r}")
+            raise ApiKeyNotFound(f"id: no active key {key_id!r}")
         row = s.get(ApiKeyRow, key_id)
         assert row is not None
         return _from_row(row)
@@ -164,6 +168,7 @@ __all__ = [
     "SCOPES",
     "ApiKey",
     "ApiKeyError",
+    "ApiKeyNotFound",
     "authenticate",
     "create_api_key",
     "hash_key",

@@ -5,6 +5,8 @@ idempotent, in bounded memory.
   the store's limits, the decisions feedback references, a correction's labels, ids reused with
   another body) before the transaction commits; with one bad row nothing is stored and every bad row
   is reported. Killed midway, the transaction never commits: nothing is half-written.
+- **Rows counted from 1.** A bad row is named by its place in the file, the first row being row 1
+  (a CSV file's first data row, after the header), as golden-set and labelled-file errors are.
 - **Idempotent.** A row without an ``id`` gets a deterministic one: a hash of the row's content and of
   how many identical rows came before it in the file. Re-running the same file (or a corrected one)
   replays the rows already stored instead of storing them twice.
@@ -92,7 +94,8 @@ def received(row: Mapping[str, Any]) -> dict[str, Any]:
 def _write_chunk(
     conn: Connection, store: Store, kind: ImportKind, rows: list[dict[str, Any]], start: int
 ) -> tuple[list[Outcome], list[RecordError]]:
-    """Validate one chunk (rows numbered from ``start``) and insert its good rows in ``conn``."""
+    """Validate one chunk (after ``start`` rows) and insert its good rows in ``conn``; bad rows are
+    numbered as in the file, the first row being row 1."""
     if kind == "decisions":
         decisions, where, bad = _validate(
             rows, decision_from_dict, Decision, lambda d: check_decision_limits(store, d)
@@ -104,7 +107,7 @@ def _write_chunk(
         bad += missing
         outcomes = insert_feedback(conn, good)
     bad += [o.error.at_row(row) for o, row in zip(outcomes, where, strict=True) if o.error is not None]
-    return outcomes, [e.at_row(start + (e.row or 0)) for e in bad]
+    return outcomes, [e.at_row(start + (e.row or 0) + 1) for e in bad]  # file rows count from 1
 
 
 def import_rows(

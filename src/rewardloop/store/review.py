@@ -169,8 +169,14 @@ def read_review_queue(
     statuses: Sequence[str] = ("open", "claimed"),
     limit: int = 50,
     offset: int = 0,
+    after: tuple[float, datetime, str] | None = None,
 ) -> list[ReviewEntry]:
-    """The project's items in the given statuses, highest priority first (oldest first among equals)."""
+    """The project's items in the given statuses, highest priority first (oldest first among equals,
+    then by id: a total order).
+
+    ``after`` is the ``(priority, created_at, id)`` of the last item of the previous page (keyset
+    pagination: the page starts after that item whatever was inserted meanwhile); ``offset`` skips
+    rows instead (an offset shifts when items come in, so the service pages by ``after``)."""
     for status in statuses:
         if status not in REVIEW_STATUSES:
             raise ReviewError(
@@ -185,6 +191,10 @@ def read_review_queue(
         .limit(limit)
         .offset(offset)
     )
+    if after is not None:
+        priority, created, item_id = after
+        later = or_(r.created_at > created, and_(r.created_at == created, r.id > item_id))
+        query = query.where(or_(r.priority < priority, and_(r.priority == priority, later)))
     with store.session() as s:
         return [
             ReviewEntry(record_from_row(ReviewItem, item), decision_from_row(dec))
