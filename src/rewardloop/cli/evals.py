@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rewardloop.cli.common import ConfigOption, KeyEnv, Project, console, fail, progress
+from rewardloop.cli.common import ConfigOption, ExitCode, KeyEnv, Project, console, fail, progress
 
 if TYPE_CHECKING:
     from rewardloop.evaluation.judged import Agent, EvalsReport, Judge
@@ -69,10 +69,12 @@ def evals(
                 built, asked, judged, n_bootstrap=bootstrap, seed=seed,
                 progress=lambda k, n: bar.update(task, completed=k, total=n),
             )  # fmt: skip
-    except (EvalsInputError, EndpointError, FileNotFoundError) as err:
+    except FileNotFoundError as err:
+        raise fail(str(err), ExitCode.NOT_FOUND) from None
+    except (EvalsInputError, EndpointError) as err:
         raise fail(str(err)) from None
     except EndpointUnavailable as err:
-        raise fail(f"an endpoint failed: {err}", code=1) from None
+        raise fail(f"an endpoint failed: {err}", ExitCode.RUNTIME) from None
     json_path, html_path = write_report(report, out)
     _summary(report)
     console.print(f"report: {json_path} and {html_path}")

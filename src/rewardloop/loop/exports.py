@@ -35,7 +35,7 @@ from rewardloop.types import DecisionBatch
 
 def sft_rows(batch: DecisionBatch, system: str = DEFAULT_SYSTEM) -> Iterator[dict[str, Any]]:
     """TRL's conversational SFT rows: the prompt's messages followed by the answer's."""
-    for row in chat_examples_from_batch(batch).conversations(system):
+    for row in chat_examples_from_batch(batch).rows(system):
         yield {"messages": [*row["prompt"], *row["completion"]]}
 
 
