@@ -17,9 +17,9 @@ pytest.importorskip("gguf")
 from tests.service._generator_app import generator_app, served_over_http
 
 from rewardloop.cli.main import app as cli
-from rewardloop.loop.distil import BAD_CONTEXT, REPEATED, teacher_examples
+from rewardloop.loop.distil import BAD_CONTEXT, EMPTY, REPEATED, teacher_examples
 from rewardloop.loop.serving import load_policy
-from rewardloop.policies.generator import GeneratorPolicy, classifier_system
+from rewardloop.policies.generator import Generation, GeneratorPolicy, classifier_system
 from rewardloop.policies.remote import ChatEndpoint, EndpointError
 from rewardloop.store import Store, read_decisions, read_runs, write_decisions
 from rewardloop.types import Decision, DecisionBatch
@@ -53,9 +53,23 @@ def _logged() -> list[Decision]:
     ]
 
 
+class EchoTeacher(GeneratorPolicy):
+    """A tiny random generator whose answer is the end of the prompt it was given: text that depends on
+    the prompt (a random model's greedy tokens mostly decode to nothing, and an empty answer is
+    skipped), through the real serving, logging and chat endpoint."""
+
+    def generate(self, prompts, rng=None, max_new_tokens=None):  # type: ignore[no-untyped-def]
+        answers = super().generate(prompts, rng, max_new_tokens)
+        return [
+            Generation(f"echo: {p.split()[-2]}", a.sequence_logp, a.sampling_logp, a.prompt_tokens, 3)
+            for p, a in zip(prompts, answers, strict=True)
+        ]
+
+
 @pytest.fixture(scope="module")
 def teacher() -> GeneratorPolicy:
-    return GeneratorPolicy.random(seed=3, name="chat", version="1", max_new_tokens=5)
+    tiny = GeneratorPolicy.random(seed=3, name="chat", version="1", max_new_tokens=5)
+    return EchoTeacher(tiny.model, tiny.tokenizer, **tiny.options())
 
 
 def test_the_teacher_answers_each_distinct_prompt_as_served(
@@ -78,6 +92,19 @@ def test_the_teacher_answers_each_distinct_prompt_as_served(
     assert data.completions == expected
     asked = list(read_decisions(store, policy="chat"))
     assert len(asked) == 2 and {d.metadata["api"] for d in asked} == {"openai"}  # logged by the teacher
+
+
+def test_empty_teacher_answers_are_counted_not_learned(store: Store, monkeypatch) -> None:
+    # Regression: the endpoint answered "" as its logged placeholder "<empty>", which became the
+    # student's target text; now the answer is "" and distillation skips it.
+    silent = GeneratorPolicy.random(seed=3, name="chat", version="1", max_new_tokens=5)
+    app, key = generator_app(store, silent)
+    monkeypatch.setenv("TEACHER_KEY", key)
+    with TestClient(app) as http:
+        endpoint = ChatEndpoint("http://testserver/v1", "chat", "TEACHER_KEY", client=http)
+        data = teacher_examples(DecisionBatch(_logged()), endpoint, "You are the student.")
+    assert data.decision_ids == [] and data.completions == []
+    assert data.skipped == {REPEATED: 1, BAD_CONTEXT: 1, EMPTY: 2}
 
 
 def test_a_teacher_refusing_the_key_stops_at_once(store: Store, teacher: GeneratorPolicy) -> None:
