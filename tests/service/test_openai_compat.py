@@ -15,8 +15,9 @@ pytest.importorskip("gguf")
 import openai
 from tests.service._generator_app import generator_app
 
-from rewardloop.policies.generator import EMPTY_ANSWER, Generation, GeneratorPolicy
+from rewardloop.policies.generator import Generation, GeneratorPolicy
 from rewardloop.store import Store, read_decisions
+from rewardloop.types import EMPTY_ANSWER
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,7 @@ from rewardloop.evaluation.ope.bootstrap import bootstrap_means
 from rewardloop.policies.generator import DEFAULT_SYSTEM, GeneratorPolicy, chat_messages
 from rewardloop.policies.remote import ChatEndpoint
 from rewardloop.store.files import jsonl_objects
+from rewardloop.types import answer_text
 
 JUDGES = ("none", "rm", "llm")
 
@@ -106,7 +107,7 @@ class GeneratorAgent:
 
     def answer(self, question: Question) -> str:
         context = {"text": question.text, "metadata": {"passages": list(question.passages)}}
-        return self.policy.decide(context, np.random.default_rng(self.seed)).action
+        return answer_text(self.policy.decide(context, np.random.default_rng(self.seed)))
 
 
 @dataclass

