@@ -169,21 +169,14 @@ def advance_running(experiments: Experiments, policy: str, actor: str) -> Iterat
 
 
 def gated_or_canary(
-    experiments: Experiments,
-    policy: str,
-    version: str,
-    report: GateReport,
-    seed: int,
-    actor: str,
-    offline: OfflineEvidence | None = None,
+    version: str, report: GateReport, start: Callable[[], tuple[Experiment | None, str]]
 ) -> IterationResult:
-    """The gate's verdict acted on: a canary of ``version`` when ``report`` passed, else stopped. With
-    the challenger's ``offline`` evidence, a non-inferior canary that the evidence says is better is
-    promoted (:func:`start_canary`)."""
+    """The gate's verdict acted on: ``start()`` the canary of ``version`` (:func:`start_canary`) when
+    ``report`` passed, else stopped; "kept" when a running canary's evidence is not beaten."""
     if not report.passed:
         failed = ", ".join(c.name for c in report.failed)
         return IterationResult("gated", f"{version} stopped at the gate ({failed})", version, report)
-    exp, why = start_canary(experiments, policy, version, report, seed, actor, offline=offline)
+    exp, why = start()
     if exp is None:
         return IterationResult("kept", f"{version} passed the gate; {why}", version, report)
     return IterationResult("canary", f"{version} passed the gate; canary started", version, report)
@@ -274,8 +267,15 @@ class KindLoop(ABC):
     def decided(
         self, version: str, report: GateReport, offline: OfflineEvidence | None = None
     ) -> IterationResult:
-        """The gate's verdict on ``version`` acted on (:func:`gated_or_canary`)."""
-        return gated_or_canary(self.experiments, self.policy, version, report, self.seed, self.actor, offline)
+        """The gate's verdict on ``version`` acted on (:func:`gated_or_canary`); with the challenger's
+        ``offline`` evidence, a non-inferior canary that the evidence says is better is promoted."""
+        return gated_or_canary(
+            version,
+            report,
+            lambda: start_canary(
+                self.experiments, self.policy, version, report, self.seed, self.actor, offline
+            ),
+        )
 
     def train_and_register(
         self,
