@@ -157,12 +157,12 @@ def numpy_path_us(X: np.ndarray, y: np.ndarray) -> float:
     """Median µs of one act+learn with the compiled kernels switched off (the NumPy fallback)."""
     from rewardloop.learners.bandits import _kernels
 
-    saved = _kernels.ucb_scores, _kernels.sherman_morrison
-    _kernels.ucb_scores = _kernels.sherman_morrison = None
+    saved = _kernels.ucb_choice, _kernels.sherman_morrison
+    _kernels.ucb_choice = _kernels.sherman_morrison = None
     try:
         return float(run_router(routers(int(y.max()) + 1, X.shape[1], True)["linucb"], X, y, 1)["median_us"])
     finally:
-        _kernels.ucb_scores, _kernels.sherman_morrison = saved
+        _kernels.ucb_choice, _kernels.sherman_morrison = saved
 
 
 def speed_duel(X: np.ndarray, y: np.ndarray, rounds: int = 5) -> dict[str, float]:
@@ -288,7 +288,7 @@ def main() -> None:
     duel = speed_duel(X, y, rounds=3 if args.quick else 5)
     from rewardloop.learners.bandits import _kernels
 
-    kernels = _kernels.ucb_scores is not None
+    kernels = _kernels.ucb_choice is not None
     numpy_us = numpy_path_us(X, y)
     floor_us = state_read_us(10, X.shape[1])
     print(

@@ -10,6 +10,7 @@ import pytest
 from scipy.linalg.blas import dger
 
 from rewardloop.learners.bandits import LinUCB, _kernels
+from rewardloop.learners.bandits._choice import argmax_ties
 from rewardloop.policies.router import RouterInputError
 
 K, DIM = 10, 64
@@ -17,7 +18,14 @@ K, DIM = 10, 64
 
 class ReferenceLinUCB(LinUCB):
     """LinUCB's act and learn numerics exactly as they were before the kernels (one BLAS product over
-    the packed (K·D + K, D) state to score, Sherman–Morrison through BLAS ``dger`` to learn)."""
+    the packed (K·D + K, D) state to score, Sherman–Morrison through BLAS ``dger`` to learn), on the
+    intercept-augmented context built in Python."""
+
+    def _act_context(self, x):
+        return self._check_context(x, False)
+
+    def _learn_context(self, x):
+        return self._check_context(x, check_finite=False)
 
     def _decide(self, xa):
         out = self._W @ xa
@@ -48,10 +56,10 @@ def path(request, monkeypatch):
     """Run each test on the compiled kernels (skipped without numba) and on the NumPy fallback."""
     _kernels.load()
     if request.param == "kernels":
-        if _kernels.ucb_scores is None:
+        if _kernels.ucb_choice is None:
             pytest.skip("numba is not installed (the 'fast' extra)")
     else:
-        monkeypatch.setattr(_kernels, "ucb_scores", None)
+        monkeypatch.setattr(_kernels, "ucb_choice", None)
         monkeypatch.setattr(_kernels, "sherman_morrison", None)
     return request.param
 
@@ -123,3 +131,66 @@ def test_non_finite_context_is_refused_and_changes_nothing(path, bad):
         router.learn(x, "3", 1.0)
     np.testing.assert_array_equal(router.A_inv_, before[0])
     np.testing.assert_array_equal(router.theta_, before[1])
+
+
+def test_exact_ties_draw_the_arm_as_argmax_ties_does(path):
+    # Fresh arms tie (all of them on the kernels); the played arm is drawn from the router's generator
+    # exactly as argmax_ties draws it, so seeded runs choose the same arms as before the fused kernel.
+    router = LinUCB([str(k) for k in range(K)], dim=DIM, alpha=0.2, l2=0.5, random_state=7)
+    rng = np.random.default_rng(7)
+    for x in _stream(20, seed=3)[0]:
+        d = router.act(x)
+        i, dist = argmax_ties(d.scores, rng)
+        assert (d.index, d.pscore) == (i, dist[i])
+        np.testing.assert_array_equal(d.action_dist, dist)
+
+
+def _layouts(x: np.ndarray) -> dict[str, object]:
+    wide = np.zeros((len(x), 2))
+    wide[:, 0] = x
+    return {
+        "list": x.tolist(),
+        "strided view": wide[:, 0],
+        "big-endian": x.astype(">f8"),
+        "float32": x.astype(np.float32),
+        "int": np.round(x * 10).astype(np.int64),
+    }
+
+
+@pytest.mark.parametrize("layout", ["list", "strided view", "big-endian", "float32", "int"])
+def test_every_context_layout_acts_and_learns_as_a_plain_float64_array(path, layout):
+    # The fast path takes a C-contiguous float64 array as it is; anything else goes through np.asarray
+    # and must give exactly what its float64 copy gives.
+    x = _stream(1, seed=4)[0][0]
+    given = _layouts(x)[layout]
+    plain = np.ascontiguousarray(np.asarray(given, dtype=np.float64))
+    (a, _), (b, _) = _pair(), _pair()
+    for _ in range(3):
+        da, db = a.act(given), b.act(plain)
+        np.testing.assert_array_equal(da.scores, db.scores)
+        a.learn(given, da.arm, 1.0)
+        b.learn(plain, db.arm, 1.0)
+    np.testing.assert_array_equal(a.A_inv_, b.A_inv_)
+    np.testing.assert_array_equal(a.theta_, b.theta_)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (np.zeros(DIM + 1), r"expected shape \(64,\), got \(65,\)"),  # D-long: not taken as augmented
+        (np.zeros((1, DIM)), r"expected shape \(64,\), got \(1, 64\)"),
+        (np.array(["x"] * DIM), "must be 64 numbers"),
+        ("abc", "must be 64 numbers"),
+    ],
+)
+def test_fast_path_still_refuses_bad_contexts_and_changes_nothing(path, x, message):
+    router, _ = _pair()
+    router.learn(_stream(1)[0][0], "3", 1.0)
+    before = (router.A_inv_.copy(), router.theta_.copy(), router.rng_.bit_generator.state)
+    with pytest.raises(RouterInputError, match=message):
+        router.act(x)
+    with pytest.raises(RouterInputError, match=message):
+        router.learn(x, "3", 1.0)
+    np.testing.assert_array_equal(router.A_inv_, before[0])
+    np.testing.assert_array_equal(router.theta_, before[1])
+    assert router.rng_.bit_generator.state == before[2]

@@ -247,6 +247,14 @@ class BanditRouter:
         """
         return None
 
+    def _act_context(self, x: Any) -> Any:
+        """The context ``_decide`` works on (the per-step kernels take it unaugmented)."""
+        return self._check_context(x, not self.checks_scores)
+
+    def _learn_context(self, x: Any) -> Any:
+        """The context ``_update`` works on; its NaN/inf check is left to ``_update``."""
+        return self._check_context(x, check_finite=False)
+
     def act(self, x: Any = None) -> RouterDecision:
         """Choose an arm for context ``x``.
 
@@ -262,8 +270,7 @@ class BanditRouter:
         """
         if not self._ready:
             self._init_state()
-        xa = self._check_context(x, not self.checks_scores)
-        i, dist, scores = self._decide(xa)
+        i, dist, scores = self._decide(self._act_context(x))
         return RouterDecision(self.arms_[i], i, dist, float(dist[i]), scores, tuple(self.arms_))
 
     def decide(self, context: DecisionContext, rng: np.random.Generator) -> Decision:
@@ -323,7 +330,7 @@ class BanditRouter:
     def _checked(self, x: Any, arm: str, reward: float, weight: float) -> tuple[Any, int, float]:
         if not self._ready:
             self._init_state()
-        xa = self._check_context(x, check_finite=False)
+        xa = self._learn_context(x)
         i = self._arm_index(arm)
         r = self._check_reward(reward)
         if weight != 1.0 and not (math.isfinite(weight) and weight > 0):

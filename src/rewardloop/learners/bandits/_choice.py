@@ -15,13 +15,19 @@ def argmax_ties(scores: FloatArray, rng: np.random.Generator, i: int | None = No
         i = int(scores.argmax())
     dist = np.zeros(len(scores))
     is_top = scores == scores[i]
-    if np.count_nonzero(is_top) > 1:
-        ties = np.flatnonzero(is_top)
-        i = int(ties[rng.integers(len(ties))])
-        dist[ties] = 1.0 / len(ties)
+    n_top = np.count_nonzero(is_top)
+    if n_top > 1:
+        dist[is_top] = 1.0 / n_top
+        i = draw_tie(scores, rng, i)
     else:
         dist[i] = 1.0
     return i, dist
+
+
+def draw_tie(scores: FloatArray, rng: np.random.Generator, i: int) -> int:
+    """One of the arms whose score equals ``scores[i]``, drawn uniformly with one ``rng.integers``."""
+    ties = np.flatnonzero(scores == scores[i])
+    return int(ties[rng.integers(len(ties))])
 
 
 def one_hot(i: int, k: int) -> FloatArray:

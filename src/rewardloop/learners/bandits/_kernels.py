@@ -4,8 +4,12 @@ One LinUCB act + learn at K = 10, D = 65 is ~85 kFLOP over ~340 kB of state (eve
 once to score): a few µs of arithmetic, but the NumPy path spends most of its time in the ~20 small
 array calls around it. These numba kernels fuse each step into one call with the same formulas:
 
-- :func:`ucb_scores` — ``θ_kᵀx + α √max(xᵀA_k⁻¹x, 0)`` for every arm in one pass over the state;
+- :func:`ucb_choice` — ``θ_kᵀx + α √max(xᵀA_k⁻¹x, 0)`` for every arm in one pass over the state, the
+  argmax and its action distribution (exact ties counted; the caller draws among them);
 - :func:`sherman_morrison` — the rank-one update of one arm's ``A⁻¹`` and ``θ`` in place.
+
+Both take the context as given (d,) and append the intercept's 1 themselves, so a step allocates no
+augmented copy in Python.
 
 They agree with the NumPy path to rounding (~1e-16 relative: only the summation order differs); the
 NumPy path stays the one used when numba is not installed, or when ``REWARDLOOP_KERNELS=0``.
@@ -20,34 +24,75 @@ from typing import Any
 
 import numpy as np
 
-ucb_scores: Callable[..., Any] | None = None
+ucb_choice: Callable[..., Any] | None = None
 sherman_morrison: Callable[..., Any] | None = None
+augmented: Any = None
 
 
-def _ucb_scores(A: Any, theta: Any, x: Any, alpha: float) -> Any:  # pragma: no cover - compiled
-    # A (K, D, D) symmetric, theta (K, D), x (D,) -> (K,) fresh
+def _augment(x: Any, D: int) -> Any:  # pragma: no cover - compiled
+    # (d,) context -> (D,) with the intercept's 1 appended; a (D,) one is used as it is
+    d = x.shape[0]
+    if d == D:
+        return x
+    xa = np.empty(D)
+    for j in range(d):
+        xa[j] = x[j]
+    for j in range(d, D):
+        xa[j] = 1.0
+    return xa
+
+
+def _ucb_choice(A: Any, theta: Any, x: Any, alpha: float) -> Any:  # pragma: no cover - compiled
+    # A (K, D, D) symmetric, theta (K, D), x (d,) or (D,) -> (ucb (K,), dist (K,), i, n_top); i = -1
+    # for a non-finite x. ucb[k] = θ_kᵀx + α √max(xᵀA_k⁻¹x, 0), Li et al. 2010, eq. 5.
     K, D = theta.shape
+    xa = augmented(x, D)
     ucb = np.empty(K)
     ax = np.empty(D)
     for k in range(K):
+        mean = 0.0
+        for j in range(D):
+            mean += theta[k, j] * xa[j]
         ax[:] = 0.0  # A⁻¹x = Σ_i x_i A[i, :] (A symmetric): independent lanes, so it vectorises
         for i in range(D):
-            xi = x[i]
+            xi = xa[i]
             for j in range(D):
                 ax[j] += A[k, i, j] * xi
-        mean = 0.0
         q = 0.0
         for j in range(D):
-            mean += theta[k, j] * x[j]
-            q += ax[j] * x[j]
-        ucb[k] = mean + math.sqrt(max(q, 0.0)) * alpha  # Li et al. 2010, eq. 5
-    return ucb
+            q += ax[j] * xa[j]
+        ucb[k] = mean + math.sqrt(max(q, 0.0)) * alpha
+    i = 0  # ndarray.argmax: the first maximum, or the first NaN if there is one
+    for k in range(K):
+        if math.isnan(ucb[k]):
+            i = k
+            break
+        if ucb[k] > ucb[i]:
+            i = k
+    dist = np.zeros(K)
+    if not math.isfinite(ucb[i]):
+        for j in range(D):
+            if not math.isfinite(xa[j]):
+                return ucb, dist, -1, 0
+    n_top = 0
+    for k in range(K):
+        if ucb[k] == ucb[i]:
+            n_top += 1
+    if n_top > 1:  # exact ties: uniform over them (the caller draws which one is played)
+        for k in range(K):
+            if ucb[k] == ucb[i]:
+                dist[k] = 1.0 / n_top
+    else:
+        dist[i] = 1.0
+    return ucb, dist, i, n_top
 
 
 def _sherman_morrison(A: Any, thetas: Any, k: int, x: Any, r: float, w: float) -> bool:  # pragma: no cover
-    # arm k's A[k] (D, D) and thetas[k] (D,) updated in place; False (nothing changed) for a non-finite x
+    # arm k's A[k] (D, D) and thetas[k] (D,) updated in place from x (d,) or (D,); False (nothing
+    # changed) for a non-finite x
     a_inv, theta = A[k], thetas[k]
-    D = x.shape[0]
+    D = theta.shape[0]
+    x = augmented(x, D)
     ax = np.zeros(D)  # A⁻¹x = Σ_i x_i A[i, :] (A symmetric): row-wise, so it vectorises
     for i in range(D):
         xi = x[i]
@@ -77,7 +122,7 @@ _loaded = False
 def load() -> None:
     """Compile the kernels on first call (numba's import and compile stay off the import path);
     leaves them ``None`` without numba or with ``REWARDLOOP_KERNELS=0``."""
-    global ucb_scores, sherman_morrison, _loaded
+    global augmented, ucb_choice, sherman_morrison, _loaded
     if _loaded:
         return
     _loaded = True
@@ -89,5 +134,6 @@ def load() -> None:
         return
     # No fastmath: a fixed summation order, the same for every arm whatever its alignment, so arms in
     # the same state score exactly the same (ties stay ties), and NaN/inf propagate to the checks.
-    ucb_scores = numba.njit(cache=True, nogil=True)(_ucb_scores)
+    augmented = numba.njit(cache=True, nogil=True)(_augment)  # the kernels call it by this name
+    ucb_choice = numba.njit(cache=True, nogil=True)(_ucb_choice)
     sherman_morrison = numba.njit(cache=True, nogil=True)(_sherman_morrison)

@@ -122,7 +122,14 @@ class RidgeRouter(BanditRouter):
     # -------------------------------------------------------------------------------------- contexts
 
     def _check_context(self, x: Any, check_finite: bool = True) -> FloatArray:
-        if type(x) is np.ndarray and x.dtype == np.float64:
+        xv = self._raw_context(x)
+        if check_finite and not math.isfinite(xv @ xv):
+            raise _not_finite()
+        return self._augment(xv)
+
+    def _raw_context(self, x: Any) -> FloatArray:
+        """``x`` as a float64 array of shape (dim,), not augmented and not checked for NaN/inf."""
+        if type(x) is np.ndarray and x.dtype is _F64:  # the hot path: no conversion, no copy
             xv = x
         else:
             try:
@@ -133,11 +140,17 @@ class RidgeRouter(BanditRouter):
                 ) from None
         if xv.shape != (self._d,):
             raise RouterInputError("context", f"expected shape ({self._d},), got {xv.shape}")
-        if check_finite and not math.isfinite(xv @ xv):
-            raise _not_finite()
-        if not self.fit_intercept:
+        return xv
+
+    def _augment(self, xv: FloatArray) -> FloatArray:
+        """(dim,) -> (D,): the intercept's 1 appended (a (D,) context is returned as it is)."""
+        if len(xv) == self._D:
             return xv
         return np.concatenate((xv, self._one))  # (D,), last entry the intercept's 1
+
+    def _learn_context(self, x: Any) -> FloatArray:
+        # unaugmented: the kernel appends the intercept itself, the NumPy path in _update
+        return self._raw_context(x)
 
     def _check_contexts(self, X: Any, n: int) -> FloatArray:
         """Checked contexts of shape (n, dim), not yet augmented (``_batch_update`` does that)."""
@@ -158,10 +171,11 @@ class RidgeRouter(BanditRouter):
 
     def _update(self, xa: FloatArray, i: int, r: float, w: float) -> None:
         kernel = _kernels.sherman_morrison
-        if kernel is not None:  # the same update, compiled into one call
+        if kernel is not None:  # the same update, compiled into one call (xa of shape (dim,) or (D,))
             if not kernel(self.A_inv_, self.theta_, i, xa, r, w):
                 raise _not_finite()
             return
+        xa = self._augment(xa)
         a_inv = self.A_inv_[i]  # (D, D) view into the packed buffer, C-contiguous and symmetric
         ax = a_inv @ xa  # (D,) A⁻¹x before the update
         denom = 1.0 / w + float(ax @ xa)
@@ -231,6 +245,9 @@ class RidgeRouter(BanditRouter):
         K, D = len(self.theta_), self._D
         out = self._W @ xa  # (K·D + K,): every A_k⁻¹x, then every θ_kᵀx
         return out[K * D :], out[: K * D].reshape(K, D) @ xa
+
+
+_F64 = np.dtype(np.float64)
 
 
 def _not_finite() -> RouterInputError:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from rewardloop.learners.bandits import _kernels
-from rewardloop.learners.bandits._choice import argmax_ties
+from rewardloop.learners.bandits._choice import argmax_ties, draw_tie
 from rewardloop.learners.bandits._params import Bound, hyperparameter
-from rewardloop.learners.bandits._ridge import RidgeRouter
-from rewardloop.policies.router import FloatArray, RouterInputError
+from rewardloop.learners.bandits._ridge import RidgeRouter, _not_finite
+from rewardloop.policies.router import FloatArray
 
 
 @dataclass(eq=False, kw_only=True)
@@ -75,15 +76,22 @@ class LinUCB(RidgeRouter):
         1.0, "width of the confidence bonus α (0: greedy on the ridge estimate)", Bound(0.0)
     )
 
+    def _act_context(self, x: Any) -> FloatArray:
+        # the kernel takes x unaugmented and refuses a non-finite one from its scores
+        return self._raw_context(x) if _kernels.ucb_choice is not None else self._check_context(x, False)
+
     def _decide(self, xa: FloatArray) -> tuple[int, FloatArray, FloatArray]:
-        kernel = _kernels.ucb_scores
-        if kernel is not None:  # the same scores as below (with var clipped at 0), in one call
-            ucb = kernel(self.A_inv_, self.theta_, xa, float(self.alpha))
-            i = int(ucb.argmax())
-            if not math.isfinite(ucb[i]) and not np.isfinite(xa).all():
-                raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
-            i, dist = argmax_ties(ucb, self.rng_, i)
+        kernel = _kernels.ucb_choice
+        if (
+            kernel is not None
+        ):  # the same scores as below (with var clipped at 0), argmax and dist in one call
+            ucb, dist, i, n_top = kernel(self.A_inv_, self.theta_, xa, float(self.alpha))
+            if n_top > 1:  # exact ties: the kernel spread dist over them; draw the one played
+                i = draw_tie(ucb, self.rng_, i)
+            elif i < 0:
+                raise _not_finite()
             return i, dist, ucb
+        xa = self._augment(xa)
         mean, var = self._mean_var(xa)  # (K,), (K,); var is a fresh array, reused in place below
         np.sqrt(var, out=var)  # NaN only for a non-finite x, or var rounded to -1e-17 (handled below)
         var *= self.alpha
@@ -91,7 +99,7 @@ class LinUCB(RidgeRouter):
         i = int(ucb.argmax())  # argmax returns the first NaN, so a NaN anywhere shows up here
         if not math.isfinite(ucb[i]):
             if not np.isfinite(xa).all():  # NaN/inf in the context reaches the scores
-                raise RouterInputError("context", "must be finite numbers (found NaN, inf or an overflow)")
+                raise _not_finite()
             mean, var = self._mean_var(xa)
             ucb = mean + self.alpha * np.sqrt(np.maximum(var, 0.0))
             i = int(ucb.argmax())
