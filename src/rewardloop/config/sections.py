@@ -442,6 +442,20 @@ class ReviewConfig(Section):
         description="a correction or positive rating from a rater at least this trusted answers a "
         "decision: it is not queued, and its open item is closed",
     )
+    overlap_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of queued items that two reviewers answer (a hashed draw), so that their "
+        "agreement (Cohen's κ, Krippendorff's α) is measured on the review page (0.1 with two or more "
+        "reviewers: a tenth more work buys the agreement figures)",
+    )
+    claim_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=7 * 24 * 60,
+        description="an item a reviewer opened is theirs this long; then it is open to others again",
+    )
 
 
 class OnlineConfig(Section):

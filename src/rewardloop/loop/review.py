@@ -31,6 +31,9 @@ open items that such feedback has answered since, and fills the day's remaining 
 class-balanced (:meth:`ReviewPolicy.select`): round-robin over the predicted actions, each action's
 highest-priority candidate first, so the queue does not spend a day on the one intent the model
 confuses most. A reviewer's answer is feedback like any other, weighted by ``review.reviewer_authority``.
+
+An ``overlap_rate`` share of the queued items (a second salted hash of the decision id) needs two
+reviewers' answers (``answers_needed=2``): the pairs measure how far reviewers agree.
 """
 
 from __future__ import annotations
@@ -107,6 +110,9 @@ class ReviewPolicy:
         ``round_start`` it is given (None: no budget).
     enough_authority : float, default 0.8
         A correction or positive rating from a rater at least this trusted answers a decision.
+    overlap_rate : float, default 0.0
+        Share of queued items that two reviewers answer (``answers_needed=2``), drawn by a salted hash
+        of the decision id like the audit sample (an independent draw), to measure their agreement.
 
     Examples
     --------
@@ -125,6 +131,7 @@ class ReviewPolicy:
     margin_below: float = 0.1
     budget_per_day: int | None = 200
     enough_authority: float = 0.8
+    overlap_rate: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: ReviewConfig) -> ReviewPolicy:
@@ -136,11 +143,18 @@ class ReviewPolicy:
             cfg.margin_below,
             cfg.budget_per_day,
             cfg.enough_authority,
+            cfg.overlap_rate,
         )
 
-    def audit_draw(self, decision_id: str) -> float:
-        """A uniform number in [0, 1) fixed by the salt and the decision id."""
-        digest = hashlib.sha256(f"{self.audit_salt}:{decision_id}".encode()).digest()
+    def audit_draw(self, decision_id: str, purpose: str = "") -> float:
+        """A uniform number in [0, 1) fixed by the salt, the decision id and ``purpose`` (``""``: the
+        audit draw; ``"overlap"``: the draw of items two reviewers answer, independent of it)."""
+        key = (
+            f"{self.audit_salt}:{decision_id}"
+            if not purpose
+            else f"{purpose}:{self.audit_salt}:{decision_id}"
+        )
+        digest = hashlib.sha256(key.encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2.0**64
 
     def reason(self, decision: Decision, shadow_action: str | None = None) -> str | None:
@@ -168,7 +182,13 @@ class ReviewPolicy:
         if why is None:
             return None
         confidence = decision.confidence if decision.confidence is not None else decision.pscore
-        return ReviewItem(decision_id=decision.id, reason=why, priority=REASON_WEIGHT[why] + 1.0 - confidence)
+        two = self.overlap_rate > 0 and self.audit_draw(decision.id, "overlap") < self.overlap_rate
+        return ReviewItem(
+            decision_id=decision.id,
+            reason=why,
+            priority=REASON_WEIGHT[why] + 1.0 - confidence,
+            answers_needed=2 if two else 1,
+        )
 
     def select(
         self, candidates: Sequence[tuple[Decision, ReviewItem]], budget: int | None
