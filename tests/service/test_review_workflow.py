@@ -268,3 +268,25 @@ def test_markup_in_a_queued_decision_is_inert_on_the_review_page(api: Api) -> No
     r = api.client.get("/review", params={"error": evil})
     assert evil not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
     assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_the_sdk_skips_and_rates(api: Api) -> None:
+    from rewardloop.client import Client
+
+    answer = {
+        "kind": "generator",
+        "actions": ("fine",),
+        "action": "fine",
+        "action_dist": (1.0,),
+        "pscore": 1.0,
+    }
+    gen = [unsure(i, policy="chat", confidence=0.2, **answer) for i in range(2)]
+    queue(api, gen)
+    sdk = Client(api_key=api.keys["reviewer"], http=api.client)
+    first, second = page(api, "reviewer")["items"]
+    skipped = sdk.skip(first["id"])
+    assert (skipped.status, skipped.claimed_by) == ("open", None)
+    done = sdk.rate(second["id"], rating=4)
+    assert done.status == "resolved"
+    (fb,) = read_feedback(api.store)
+    assert (fb.kind, fb.value, fb.scale, fb.rater_id) == ("rating", 4.0, (1.0, 5.0), api.key_id("reviewer"))
