@@ -112,3 +112,24 @@ def test_rate_stored_raters_takes_truth_from_golden_feedback_and_the_golden_file
         "ann",
         "bob",
     ]
+
+
+def test_overlap_agreement_on_a_hand_computed_case() -> None:
+    from rewardloop.evaluation.raters import overlap_agreement
+
+    # four items with two answers (first a, a, b, b; second a, b, b, b) and one with one (left out)
+    rows = [
+        ("ann", "i1", "a"), ("bob", "i1", "a"), ("ann", "i2", "a"), ("cy", "i2", "b"),
+        ("bob", "i3", "b"), ("cy", "i3", "b"), ("ann", "i4", "b"), ("bob", "i4", "b"), ("ann", "i5", "a"),
+    ]  # fmt: skip
+    o = overlap_agreement(rows)
+    # p_o = 3/4, p_e = (2·1 + 2·3)/16 = 1/2 → κ = 1/2; α: o_aa = 2, o_ab = o_ba = 1, o_bb = 4, n = 8,
+    # D_o = 2/8, D_e = 2·3·5/(8·7) → α = 1 − (1/4)/(30/56) = 8/15
+    assert (o.items, o.agreed) == (4, 3)
+    assert o.kappa == pytest.approx(0.5) and o.alpha == pytest.approx(8 / 15)
+    # a reviewer's second answer to an item replaces the first
+    assert overlap_agreement([*rows, ("cy", "i2", "a")]).agreed == 4
+    assert overlap_agreement([("ann", "i1", "a")]) == type(o)(0, 0, None, None)
+    # perfect agreement on one label throughout: κ = 1 by convention, α = 1 (no expected disagreement)
+    same = overlap_agreement([("a", "i", "x"), ("b", "i", "x"), ("a", "j", "x"), ("b", "j", "x")])
+    assert (same.kappa, same.alpha) == (1.0, 1.0)

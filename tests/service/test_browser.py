@@ -20,8 +20,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,7 @@ from rewardloop.service import create_app
 from rewardloop.store import Store, read_feedback, write_decisions, write_feedback
 from rewardloop.store.apikeys import authenticate, create_api_key
 from rewardloop.store.experiments import insert_experiment
+from rewardloop.store.review import resolve_review_item
 from rewardloop.types import Decision, Experiment, Feedback, set_decision_fields
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,6 +136,19 @@ def serve(store: Store) -> Iterator[str]:
     thread.join(10)
 
 
+@contextmanager
+def csp_page(sync_api: Any, violations: list[str], **page_options: Any) -> Iterator[Any]:
+    """A Chromium page that records Content-Security-Policy violations in ``violations``."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(**page_options)
+            page.on("console", lambda m: violations.append(m.text) if "Content Security" in m.text else None)
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def server(sqlite_store: Store) -> Iterator[tuple[str, str, Store]]:
     seed(sqlite_store, "acme")
@@ -168,14 +184,16 @@ def test_a_reviewer_resolves_an_item_and_sees_it_counted(server: tuple[str, str,
             assert open_before > 0
             first = page.locator(".item").first
             item_id = first.get_attribute("data-item")
-            guess = first.locator(".guess").inner_text()
-            options = first.locator("select[name=label] option").all_inner_texts()
-            right = next(o for o in options if o != guess)  # the person disagrees with the model
-            first.locator("select[name=label]").select_option(right)
-            first.locator("button[type=submit]").click()
+            radios = first.locator("input[type=radio]")
+            assert radios.count() == 4 and not any(radios.nth(i).is_checked() for i in range(4))  # no anchor
+            right = radios.nth(1).get_attribute("value")  # the person disagrees with the model's top guess
+            radios.nth(1).check()
+            page.click("#save")
             page.wait_for_selector("#done")
             assert int(page.inner_text("#count-resolved")) == 1
+            # a page's ten are claimed as it opens: the reloaded page keeps the nine left and claims one more
             assert int(page.inner_text("#count-open")) == open_before - 1
+            assert int(page.inner_text("#count-claimed")) == 10
             assert page.locator(f'[data-item="{item_id}"]').count() == 0
 
             page.click("text=Overview")
@@ -326,29 +344,21 @@ def test_a_reviewer_ticks_the_right_actions_of_a_set_hostile_labels_inert(sqlite
     _, key = create_api_key(sqlite_store, "ann", "acme", role="reviewer")
     violations: list[str] = []
     for base in serve(sqlite_store):
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-            try:
-                page = browser.new_page()
-                page.on(
-                    "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
-                )
-                page.goto(f"{base}/login?next=/review")
-                page.fill("input[name=key]", key)
-                page.click("button[type=submit]")
-                item = page.locator(".item").first
-                assert item.locator(".hint-set").inner_text() == "pay_invoice"
-                boxes = item.locator("input[name=labels]")
-                assert boxes.count() == 3 and not any(boxes.nth(i).is_checked() for i in range(3))
-                assert space[1] in item.inner_text() and space[2] in item.inner_text()
-                item.locator(f'input[name=labels][value="{space[1]}"]').check()
-                item.locator("input[name=labels][value=pay_invoice]").check()
-                item.locator("button[type=submit]").click()
-                page.wait_for_selector("#done")
-                assert int(page.inner_text("#count-resolved")) == 1
-                assert page.evaluate("window.__pwned") is None
-            finally:
-                browser.close()
+        with csp_page(sync_api, violations) as page:
+            page.goto(f"{base}/login?next=/review")
+            page.fill("input[name=key]", key)
+            page.click("button[type=submit]")
+            item = page.locator(".item").first
+            assert item.locator(".hint-set").inner_text() == "pay_invoice"
+            boxes = item.locator("input[type=checkbox][data-choice]")
+            assert boxes.count() == 3 and not any(boxes.nth(i).is_checked() for i in range(3))
+            assert space[1] in item.inner_text() and space[2] in item.inner_text()
+            item.locator(f'input[data-choice][value="{space[1]}"]').check()
+            item.locator("input[data-choice][value=pay_invoice]").check()
+            page.click("#save")
+            page.wait_for_selector("#done")
+            assert int(page.inner_text("#count-resolved")) == 1
+            assert page.evaluate("window.__pwned") is None
     assert violations == []
     (fb,) = read_feedback(sqlite_store)
     assert (fb.kind, set(fb.labels or ()), fb.rater_id) == (
@@ -356,3 +366,74 @@ def test_a_reviewer_ticks_the_right_actions_of_a_set_hostile_labels_inert(sqlite
         {"pay_invoice", space[1]},
         authenticate(sqlite_store, key).id,
     )
+
+
+# ------------------------------------------------------------------- bulk review with the keyboard
+
+
+def test_a_reviewer_reviews_a_bulk_page_with_the_keyboard_only(sqlite_store: Store) -> None:
+    """Ten overlap items a first reviewer (bob) answered; ann opens the page, answers eight with
+    ``1`` (the first choice shown), one with ``2``, skips one with ``s`` and saves with Enter — no
+    mouse. The counts and the reviewers' agreement (κ, α) move."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the package only)")
+    from rewardloop.store.review_work import reviewer_queue
+
+    labels = ("lights_on", "lights_off", "weather", "timer")
+    decisions = [
+        Decision(
+            policy="intent",
+            policy_version="1",
+            kind="classifier",
+            actions=labels,
+            action="lights_on",
+            action_dist=(0.4, 0.3, 0.2, 0.1),
+            pscore=0.4,
+            confidence=0.4,
+            text=f"request {i}",
+            metadata={"project": "acme"},
+            created_at=datetime.now(UTC) - timedelta(minutes=30 - i),
+        )
+        for i in range(10)
+    ]
+    write_decisions(sqlite_store, decisions)
+    ReviewPolicy(confidence_below=0.7, overlap_rate=1.0).enqueue(sqlite_store, [(d, None) for d in decisions])
+    _, bob_key = create_api_key(sqlite_store, "bob", "acme", role="reviewer")
+    bob = authenticate(sqlite_store, bob_key)
+    assert bob is not None
+    entries, _ = reviewer_queue(sqlite_store, "acme", bob.id, limit=10)
+    for k, e in enumerate(entries):  # bob: the model's guess on the first seven, lights_off on the rest
+        resolve_review_item(
+            sqlite_store, e.item.id, "acme", reviewer=bob.id, label=labels[0] if k < 7 else labels[1]
+        )
+    _, key = create_api_key(sqlite_store, "ann", "acme", role="reviewer")
+    violations: list[str] = []
+    for base in serve(sqlite_store):
+        with csp_page(sync_api, violations, viewport={"width": 1400, "height": 1000}) as page:
+            page.goto(f"{base}/login?next=/review")
+            page.focus("input[name=key]")
+            page.keyboard.type(key)
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#bulk")
+            assert page.locator(".item").count() == 10
+            assert int(page.inner_text("#count-open")) == 0 and int(page.inner_text("#count-claimed")) == 10
+            assert int(page.inner_text("#agreement-items")) == 0
+            assert page.inner_text("#agreement-kappa") == "–"
+            assert page.locator("input:checked").count() == 0  # nothing pre-selected
+            for _ in range(8):
+                page.keyboard.press("1")  # the first choice, then on to the next item
+            page.keyboard.press("2")
+            page.keyboard.press("s")
+            assert page.locator(".item.skipped").count() == 1
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#done")
+            assert "Saved 9 answer(s) as feedback, skipped 1" in page.inner_text("#done")
+            assert int(page.inner_text("#count-resolved")) == 9
+            assert int(page.inner_text("#count-open")) == 1  # the skipped one, for someone else
+            assert page.locator(".item").count() == 0
+            # ann: lights_on ×8, lights_off ×1; bob: lights_on ×7, lights_off ×2 on the same nine
+            assert int(page.inner_text("#agreement-items")) == 9
+            assert int(page.inner_text("#agreement-agreed")) == 8
+            # first answers (bob) a×7 b×2, second (ann) a×8 b×1: p_o = 8/9, p_e = (7·8 + 2·1)/81 = 58/81,
+            # κ = (72/81 − 58/81)/(23/81) = 14/23 = 0.61
+            assert page.inner_text("#agreement-kappa") == "0.61"
+    assert violations == []

@@ -67,6 +67,8 @@ def test_audit_sample_is_deterministic_and_near_its_rate() -> None:
 def test_from_config() -> None:
     cfg = ReviewConfig(confidence_below=0.5, audit_rate=0.2, audit_salt="x", disagreement=False)
     assert ReviewPolicy.from_config(cfg) == ReviewPolicy(0.5, 0.2, "x", False)
+    cfg = ReviewConfig(overlap_rate=0.25)
+    assert ReviewPolicy.from_config(cfg).overlap_rate == 0.25
 
 
 def test_enqueue_deduplicates_and_orders_by_priority(store: Store) -> None:
@@ -107,3 +109,22 @@ def test_claim_and_resolve_rules(store: Store) -> None:
         resolve_review_item(store, item.id, "acme", label="a", reviewer="ann")
     with pytest.raises(ReviewError, match="status: must be one of"):
         read_review_queue(store, "acme", ("done",))
+
+
+def test_the_overlap_share_is_a_hashed_draw_independent_of_the_audit() -> None:
+    ids = [f"d{i}" for i in range(20_000)]
+    policy = ReviewPolicy(confidence_below=0.7, audit_rate=0.1, overlap_rate=0.1)
+    two = {i for i in ids if policy.assess(decision(0.5, id=i)).answers_needed == 2}  # type: ignore[union-attr]
+    # Binomial(20000, 0.1): sd = 42.4; allow 4 sd.
+    assert abs(len(two) - 2000) < 170
+    assert two == {i for i in ids if policy.audit_draw(i, "overlap") < 0.1}  # the same draw on every worker
+    audit = {i for i in ids if policy.audit_draw(i) < 0.1}
+    assert abs(len(two & audit) - 200) < 60  # independent of the audit draw (expected 200)
+    assert ReviewPolicy(confidence_below=0.7).assess(decision(0.5)).answers_needed == 1  # type: ignore[union-attr]
+
+
+def test_a_review_item_needs_one_or_two_answers() -> None:
+    from rewardloop.types import RecordError
+
+    with pytest.raises(RecordError, match="answers_needed: must be 1 or 2; got 3"):
+        ReviewItem(decision_id="d", reason="audit", answers_needed=3)

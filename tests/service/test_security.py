@@ -88,13 +88,12 @@ def test_review_and_logout_forms_need_the_csrf_token(api: Api) -> None:
     (item,) = api.client.get("/v1/review", headers=api.h("reviewer")).json()["items"]
     token = api.csrf()
     assert api.client.post("/login", data={"key": api.keys["reviewer"], "csrf": token}).status_code == 200
-    forged = api.client.post(f"/review/{item['id']}", data={"label": "weather"}, follow_redirects=False)
+    answer = {"item": item["id"], f"label-{item['id']}": "weather"}
+    forged = api.client.post("/review/bulk", data=answer, follow_redirects=False)
     assert forged.status_code == 403 and read_feedback(api.store) == []
     assert api.client.post("/logout", follow_redirects=False).status_code == 403
-    ok = api.client.post(
-        f"/review/{item['id']}", data={"label": "weather", "csrf": token}, follow_redirects=False
-    )
-    assert ok.status_code == 303 and "done=" in ok.headers["location"]
+    ok = api.client.post("/review/bulk", data={**answer, "csrf": token}, follow_redirects=False)
+    assert ok.status_code == 303 and "done=1" in ok.headers["location"]
     assert [f.label for f in read_feedback(api.store)] == ["weather"]
     out = api.client.post("/logout", data={"csrf": token}, follow_redirects=False)
     assert out.status_code == 303

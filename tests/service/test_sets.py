@@ -169,14 +169,14 @@ def test_the_review_page_shows_the_models_set_as_a_hint_with_no_box_ticked(api: 
     assert page.status_code == 200
     html = page.text
     assert "&lt;b&gt;invoice&lt;/b&gt;" in html  # the client's text stays escaped
-    boxes = re.findall(r'<input type="checkbox" name="labels" value="([^"]+)"([^>]*)>', html)
+    item = _item_of(api, decision_id)
+    boxes = re.findall(rf'<input type="checkbox" name="labels-{item["id"]}" value="([^"]+)"([^>]*)>', html)
     assert [v for v, _ in boxes] == ACTIONS and all("checked" not in rest for _, rest in boxes)
     assert 'class="hint-set">pay_invoice, archive<' in html
-    assert '<select name="label">' not in html  # a set decision has no single label to pick
-    assert 'name="set" value="1"' in html
+    assert 'name="label-' not in html  # a set decision has no single label to pick
+    assert f'name="set-{item["id"]}" value="1"' in html
     assert "script-src 'self';" in page.headers["content-security-policy"]
     assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []  # no inline script
-    item = _item_of(api, decision_id)
     assert (item["kind"], item["label_space"], item["chosen_set"]) == (
         "set",
         ACTIONS,
@@ -189,9 +189,11 @@ def test_ticking_the_right_actions_writes_a_set_correction_with_the_reviewers_au
     decision_id = _log_set(api)
     item = _item_of(api, decision_id)
     token = _sign_in(api)
-    form = {"csrf": token, "set": "1", "labels": ["archive", "set_payment_reminder"], "comment": "both"}
-    r = api.client.post(f"/review/{item['id']}", data=form, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == f"/review?done={item['id']}"
+    i = item["id"]
+    form = {"csrf": token, "item": i, f"set-{i}": "1", f"labels-{i}": ["archive", "set_payment_reminder"]}
+    form[f"comment-{i}"] = "both"
+    r = api.client.post("/review/bulk", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/review?done=1&skipped=0"
     (f,) = read_feedback(api.store, decision_ids=[decision_id])
     assert (f.kind, f.labels, f.rater_id, f.authority, f.source, f.comment) == (
         "set_correction",
@@ -213,17 +215,24 @@ def test_no_box_ticked_is_the_empty_set_and_a_forged_or_bad_form_writes_nothing(
     decision_id = _log_set(api)
     item = _item_of(api, decision_id)
     token = _sign_in(api)
-    forged = api.client.post(f"/review/{item['id']}", data={"set": "1", "labels": ["archive"]})
+    i = item["id"]
+    forged = api.client.post("/review/bulk", data={"item": i, f"set-{i}": "1", f"labels-{i}": ["archive"]})
     assert forged.status_code == 403 and "CSRF" in forged.text
     bad = api.client.post(
-        f"/review/{item['id']}", data={"csrf": token, "set": "1", "labels": ["pizza"]}, follow_redirects=True
+        "/review/bulk",
+        data={"csrf": token, "item": i, f"set-{i}": "1", f"labels-{i}": ["pizza"]},
+        follow_redirects=True,
     )
     assert "labels: &#39;pizza&#39; is not in the decision&#39;s label space" in bad.text
-    no_set = api.client.post(f"/review/{item['id']}", data={"csrf": token}, follow_redirects=True)
-    assert "labels: is required for a set decision" in no_set.text
+    # nothing ticked and "none applies" not ticked: not answered (the item stays the reviewer's)
+    blank = api.client.post(
+        "/review/bulk", data={"csrf": token, "item": i, f"set-{i}": "1"}, follow_redirects=False
+    )
+    assert blank.status_code == 303 and "done=0" in blank.headers["location"]
     assert read_feedback(api.store, decision_ids=[decision_id]) == []
-    empty = api.client.post(f"/review/{item['id']}", data={"csrf": token, "set": "1"}, follow_redirects=False)
-    assert empty.status_code == 303
+    form = {"csrf": token, "item": i, f"set-{i}": "1", f"none-{i}": "1"}
+    empty = api.client.post("/review/bulk", data=form, follow_redirects=False)
+    assert empty.status_code == 303 and "done=1" in empty.headers["location"]
     (f,) = read_feedback(api.store, decision_ids=[decision_id])
     assert (f.kind, f.labels) == ("set_correction", ())
 
@@ -233,9 +242,16 @@ def test_a_category_and_actions_review_writes_the_label_and_the_set(api: Api) ->
     item = _item_of(api, decision_id)
     token = _sign_in(api)
     html = api.client.get("/review").text
-    assert '<select name="label">' in html and 'value="archive"' in html
-    form = {"csrf": token, "label": "weather", "set": "1", "labels": ["pay_invoice"]}
-    assert api.client.post(f"/review/{item['id']}", data=form, follow_redirects=False).status_code == 303
+    i = item["id"]
+    assert f'name="label-{i}"' in html and 'value="archive"' in html
+    form = {
+        "csrf": token,
+        "item": i,
+        f"label-{i}": "weather",
+        f"set-{i}": "1",
+        f"labels-{i}": ["pay_invoice"],
+    }
+    assert api.client.post("/review/bulk", data=form, follow_redirects=False).status_code == 303
     rows = {f.kind: f for f in read_feedback(api.store, decision_ids=[decision_id])}
     assert (rows["correction"].label, rows["set_correction"].labels) == ("weather", ("pay_invoice",))
     assert _item_of_all(api, item["id"])["feedback_id"] == rows["correction"].id

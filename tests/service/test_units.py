@@ -208,9 +208,15 @@ def test_accuracy_and_calibration_by_hand() -> None:
     ])  # fmt: skip
     acc = panels.accuracy(batch)
     assert (acc["overall"], acc["judged"], acc["decisions"]) == (pytest.approx(2 / 3), 3, 4)
-    assert acc["categories"] == [
+    assert [{k: c[k] for k in ("category", "accuracy", "n")} for c in acc["categories"]] == [
         {"category": "a", "accuracy": 1.0, "n": 1},
         {"category": "b", "accuracy": 0.5, "n": 2},
+    ]
+    # each with its Wilson interval: 1/1 → [0.2065, 1], 1/2 → [0.0945, 0.9055]
+    rates = [c["rate"] for c in acc["categories"]]
+    assert [(r["successes"], r["n"], round(r["low"], 4), round(r["high"], 4)) for r in rates] == [
+        (1, 1, 0.2065, 1.0),
+        (1, 2, 0.0945, 0.9055),
     ]
     cal = panels.calibration(batch, n_bins=10)
     # bins (k/10, (k+1)/10], as `rewardloop eval` (Guo et al. 2017): 0.9 falls in (0.8, 0.9]

@@ -150,6 +150,15 @@ class AsyncClient(wire.Settings[httpx.AsyncClient]):
     async def claim(self, item_id: str) -> ReviewItem:
         return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/claim"))
 
+    async def skip(self, item_id: str) -> ReviewItem:
+        """As :meth:`rewardloop.client.Client.skip`."""
+        return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/skip"))
+
+    async def rate(self, item_id: str, rating: int | None = None, better: str | None = None) -> ReviewItem:
+        """As :meth:`rewardloop.client.Client.rate`."""
+        body = wire.resolve_body(None, None, None, rating, better)
+        return wire.review_item(await self._call("POST", f"/v1/review/{item_id}/resolve", body))
+
     async def resolve(
         self, item_id: str, label: str | None = None, comment: str | None = None, labels: wire.Labels = None
     ) -> ReviewItem:

@@ -213,6 +213,15 @@ class Client(wire.Settings[httpx.Client], Closing):
     def claim(self, item_id: str) -> ReviewItem:
         return wire.review_item(self._call("POST", f"/v1/review/{item_id}/claim"))
 
+    def skip(self, item_id: str) -> ReviewItem:
+        """Pass on an item: it is not shown to you again, and your claim on it is released."""
+        return wire.review_item(self._call("POST", f"/v1/review/{item_id}/skip"))
+
+    def rate(self, item_id: str, rating: int | None = None, better: str | None = None) -> ReviewItem:
+        """Answer a reranker's or generator's item: ``rating`` (1–5), ``better`` (one of its ``pair``)."""
+        body = wire.resolve_body(None, None, None, rating, better)
+        return wire.review_item(self._call("POST", f"/v1/review/{item_id}/resolve", body))
+
     def resolve(
         self, item_id: str, label: str | None = None, comment: str | None = None, labels: wire.Labels = None
     ) -> ReviewItem:

@@ -174,9 +174,21 @@ def feedback_body(fields: Mapping[str, Any]) -> dict[str, Any]:
 Labels = Sequence[str] | None
 
 
-def resolve_body(label: str | None, comment: str | None, labels: Labels) -> dict[str, Any]:
+def resolve_body(
+    label: str | None,
+    comment: str | None,
+    labels: Labels,
+    rating: int | None = None,
+    better: str | None = None,
+) -> dict[str, Any]:
     """A ``/v1/review/{id}/resolve`` body (absent fields left out)."""
-    body = {"label": label, "comment": comment, "labels": list(labels) if labels is not None else None}
+    body = {
+        "label": label,
+        "comment": comment,
+        "labels": list(labels) if labels is not None else None,
+        "rating": rating,
+        "better": better,
+    }
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -457,6 +457,20 @@ class ReviewConfig(Section):
         "(reason thumbs_down) and adds that authority to its priority: it is known wrong, not what is "
         "right (none: ratings do not queue)",
     )
+    overlap_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of queued items that two reviewers answer (a hashed draw), so that their "
+        "agreement (Cohen's κ, Krippendorff's α) is measured on the review page (0.1 with two or more "
+        "reviewers: a tenth more work buys the agreement figures)",
+    )
+    claim_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=7 * 24 * 60,
+        description="an item a reviewer opened is theirs this long; then it is open to others again",
+    )
 
 
 class OnlineConfig(Section):

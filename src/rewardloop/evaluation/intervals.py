@@ -1,11 +1,13 @@
-"""Confidence intervals for a rate (a share of successes), as the dashboard and reports show them."""
+"""Confidence intervals for a rate (a share of successes) and a mean, as the dashboard and reports show
+them."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from scipy.stats import norm
+import numpy as np
+from scipy.stats import norm, t
 
 
 @dataclass(frozen=True)
@@ -44,4 +46,33 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> RateInt
     return RateInterval(successes, n, p, max(0.0, centre - half), min(1.0, centre + half), confidence)
 
 
-__all__ = ["RateInterval", "wilson_interval"]
+@dataclass(frozen=True)
+class MeanInterval:
+    """A mean of ``n`` values with its two-sided ``confidence`` t-interval ``[low, high]``."""
+
+    n: int
+    value: float
+    low: float
+    high: float
+    confidence: float = 0.95
+
+
+def mean_interval(values: object, confidence: float = 0.95) -> MeanInterval | None:
+    """The Student t-interval of a mean, ``x̄ ± t_{n−1} · s / √n`` (``s`` the sample standard deviation);
+    None with fewer than two values (no spread to measure).
+
+    >>> r = mean_interval([1.0, 0.0, 1.0, 1.0])
+    >>> round(r.value, 3), round(r.low, 3), round(r.high, 3)
+    (0.75, -0.046, 1.546)
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if len(x) < 2:
+        return None
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence}")
+    mean = float(x.mean())
+    half = float(t.ppf((1 + confidence) / 2, len(x) - 1)) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return MeanInterval(len(x), mean, mean - half, mean + half, confidence)
+
+
+__all__ = ["MeanInterval", "RateInterval", "mean_interval", "wilson_interval"]

@@ -193,6 +193,46 @@ def pairwise_kappa(
     return out
 
 
+@dataclass(frozen=True)
+class OverlapAgreement:
+    """How far two reviewers agree on the items both answered.
+
+    ``kappa`` is Cohen's κ of the first answer against the second (each item's two answers in the order
+    given; reviewers vary by item, so the two "raters" are the first and second answer), ``alpha``
+    Krippendorff's nominal α over every item with two answers or more; both None without such an
+    item. ``agreed`` counts the items whose first two answers are equal.
+    """
+
+    items: int
+    agreed: int
+    kappa: float | None
+    alpha: float | None
+
+
+def overlap_agreement(answers: Sequence[tuple[str, str, Hashable]]) -> OverlapAgreement:
+    """:class:`OverlapAgreement` of (reviewer, item, answer) rows, oldest first; a reviewer's later
+    answer to an item replaces the earlier one.
+
+    >>> rows = [("ann", "i1", "a"), ("bob", "i1", "a"), ("ann", "i2", "a"), ("bob", "i2", "b"),
+    ...         ("ann", "i3", "b"), ("bob", "i3", "b"), ("ann", "i4", "b")]
+    >>> o = overlap_agreement(rows)
+    >>> (o.items, o.agreed, round(o.kappa, 4), round(o.alpha, 4))
+    (3, 2, 0.4, 0.4444)
+    """
+    by_item: dict[str, dict[str, Hashable]] = defaultdict(dict)
+    for reviewer, item, answer in answers:
+        by_item[item][reviewer] = answer
+    pairs = [list(v.values())[:2] for v in by_item.values() if len(v) >= 2]
+    if not pairs:
+        return OverlapAgreement(0, 0, None, None)
+    first, second = [p[0] for p in pairs], [p[1] for p in pairs]
+    units: dict[Hashable, Sequence[Hashable]] = {
+        i: list(v.values()) for i, v in by_item.items() if len(v) >= 2
+    }
+    agreed = sum(a == b for a, b in zip(first, second, strict=True))
+    return OverlapAgreement(len(pairs), agreed, cohen_kappa(first, second), krippendorff_alpha(units))
+
+
 def rate_stored_raters(
     data: RaterLabels,
     *,
@@ -217,10 +257,12 @@ def rate_stored_raters(
 
 
 __all__ = [
+    "OverlapAgreement",
     "RaterReport",
     "cohen_kappa",
     "krippendorff_alpha",
     "overall_alpha",
+    "overlap_agreement",
     "pairwise_kappa",
     "rate_raters",
     "rate_stored_raters",

@@ -36,6 +36,9 @@ open items that such feedback has answered since, and fills the day's remaining 
 class-balanced (:meth:`ReviewPolicy.select`): round-robin over the predicted actions, each action's
 highest-priority candidate first, so the queue does not spend a day on the one intent the model
 confuses most. A reviewer's answer is feedback like any other, weighted by ``review.reviewer_authority``.
+
+An ``overlap_rate`` share of the queued items (a second salted hash of the decision id) needs two
+reviewers' answers (``answers_needed=2``): the pairs measure how far reviewers agree.
 """
 
 from __future__ import annotations
@@ -122,6 +125,9 @@ class ReviewPolicy:
     dispute_authority : float or None, default 0.5
         An uncorrected negative rating from a rater at least this trusted queues an exploited decision
         (``thumbs_down``) and adds that authority to its priority (None: ratings are not read).
+    overlap_rate : float, default 0.0
+        Share of queued items that two reviewers answer (``answers_needed=2``), drawn by a salted hash
+        of the decision id like the audit sample (an independent draw), to measure their agreement.
 
     Examples
     --------
@@ -141,6 +147,7 @@ class ReviewPolicy:
     budget_per_day: int | None = 200
     enough_authority: float = 0.8
     dispute_authority: float | None = 0.5
+    overlap_rate: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: ReviewConfig) -> ReviewPolicy:
@@ -153,11 +160,18 @@ class ReviewPolicy:
             cfg.budget_per_day,
             cfg.enough_authority,
             cfg.dispute_authority,
+            cfg.overlap_rate,
         )
 
-    def audit_draw(self, decision_id: str) -> float:
-        """A uniform number in [0, 1) fixed by the salt and the decision id."""
-        digest = hashlib.sha256(f"{self.audit_salt}:{decision_id}".encode()).digest()
+    def audit_draw(self, decision_id: str, purpose: str = "") -> float:
+        """A uniform number in [0, 1) fixed by the salt, the decision id and ``purpose`` (``""``: the
+        audit draw; ``"overlap"``: the draw of items two reviewers answer, independent of it)."""
+        key = (
+            f"{self.audit_salt}:{decision_id}"
+            if not purpose
+            else f"{purpose}:{self.audit_salt}:{decision_id}"
+        )
+        digest = hashlib.sha256(key.encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2.0**64
 
     def reason(
@@ -194,8 +208,13 @@ class ReviewPolicy:
         if why is None:
             return None
         confidence = decision.confidence if decision.confidence is not None else decision.pscore
-        priority = REASON_WEIGHT[why] + 1.0 - confidence + disputed
-        return ReviewItem(decision_id=decision.id, reason=why, priority=priority)
+        two = self.overlap_rate > 0 and self.audit_draw(decision.id, "overlap") < self.overlap_rate
+        return ReviewItem(
+            decision_id=decision.id,
+            reason=why,
+            priority=REASON_WEIGHT[why] + 1.0 - confidence + disputed,
+            answers_needed=2 if two else 1,
+        )
 
     def select(
         self, candidates: Sequence[tuple[Decision, ReviewItem]], budget: int | None

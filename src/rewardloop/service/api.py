@@ -29,7 +29,7 @@ from starlette.background import BackgroundTask
 from rewardloop.service import panels
 from rewardloop.service.decision_writer import DecisionJob
 from rewardloop.service.errors import BODY, KEYED, error_responses
-from rewardloop.service.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken, decode_token, encode_token, page
+from rewardloop.service.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken, page
 from rewardloop.service.providers import DecideInput, RegistryProviders
 from rewardloop.service.router_state import lineage_figures, live_leaderboard
 from rewardloop.service.schemas import (
@@ -50,12 +50,10 @@ from rewardloop.service.schemas import (
     PolicyModel,
     PolicyPage,
     PromoteRequest,
-    ReviewListResponse,
-    ReviewResolveRequest,
     RollbackRequest,
     StatsResponse,
 )
-from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey, ReviewKey
+from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey
 from rewardloop.service.state import AppState, StateDep
 from rewardloop.store import GroupStats, store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
@@ -67,13 +65,10 @@ from rewardloop.store.insights import (
     recent_decisions,
 )
 from rewardloop.store.review import (
-    claim_review_item,
-    get_review_entry,
-    read_review_queue,
     review_counts,
 )
 from rewardloop.types import Decision
-from rewardloop.types.answers import Decided, ReviewQueueItem
+from rewardloop.types.answers import Decided
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
 # on every request. POST /v1/feedback is served below the router (service/ingest.py). Each route lists
@@ -213,70 +208,6 @@ def leaderboard(
     live = [LiveArmEntry(**r) for r in live_leaderboard(state.store, names)] if kind == "router" else []
     rows = [LeaderboardEntry(**r) for r in panels.leaderboard(batch, (kind,))]
     return LeaderboardResponse(rows=rows, live=live)
-
-
-# ------------------------------------------------------------------------------------------- review
-
-
-def _queue_item(state: AppState, item_id: str, project: str) -> ReviewQueueItem:
-    entry = get_review_entry(state.store, item_id, project)
-    return ReviewQueueItem.of(entry.item, entry.decision)
-
-
-@v1.get("/review", responses=error_responses(400, 422), tags=["review"])
-def review_queue(
-    key: ReviewKey,
-    state: StateDep,
-    status: Annotated[list[Literal["open", "claimed", "resolved"]] | None, Query()] = None,
-    limit: PageSize = DEFAULT_PAGE_SIZE,
-    page_token: PageToken = None,
-) -> ReviewListResponse:
-    """The caller's project's queue, highest priority first (default: open and claimed items), a page
-    at a time: pass ``next_page_token`` as ``page_token`` for the next page (null on the last)."""
-    statuses = sorted(status or ["open", "claimed"])
-    route = "review:" + ",".join(statuses)  # a token is valid for the filter it was made with
-    after = None
-    if page_token is not None:
-        priority, created, item_id = decode_token(route, page_token, 3)
-        after = (float(priority), _token_time(created), str(item_id))
-    entries = read_review_queue(state.store, key.project, statuses, limit + 1, after=after)
-    shown = entries[:limit]
-    last = shown[-1].item if shown else None
-    token = (
-        encode_token(route, [last.priority, last.created_at.isoformat(), last.id])
-        if last is not None and len(entries) > limit
-        else None
-    )
-    return ReviewListResponse(
-        items=[ReviewQueueItem.of(e.item, e.decision) for e in shown],
-        counts=review_counts(state.store, key.project),
-        next_page_token=token,
-    )
-
-
-def _token_time(value: Any) -> datetime:
-    """A time from a page token (ISO-8601, with its offset); 400 naming ``page_token`` otherwise."""
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        raise HTTPException(400, "page_token: not a token this list gave out") from None
-
-
-@v1.post("/review/{item_id}/claim", responses=error_responses(404, 409), tags=["review"])
-def claim(item_id: str, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
-    """Claim an open item, so that two reviewers do not resolve the same one."""
-    claim_review_item(state.store, item_id, key.id, key.project)
-    return _queue_item(state, item_id, key.project)
-
-
-@v1.post("/review/{item_id}/resolve", responses=error_responses(*BODY, 404, 409), tags=["review"])
-def resolve(item_id: str, body: ReviewResolveRequest, key: ReviewKey, state: StateDep) -> ReviewQueueItem:
-    """Resolve an item with the right answer: ``label`` stored as correction feedback, and for a decision
-    with a set ``labels`` (the right set) as set_correction feedback (a ``set`` decision takes
-    ``labels`` alone), from this reviewer (the key's id: names are not unique), with the configured
-    reviewer authority, in the same transaction that closes the item."""
-    state.resolve_review(item_id, key, body.label, body.labels, body.comment)
-    return _queue_item(state, item_id, key.project)
 
 
 # ------------------------------------------------------------------------------------------- export

@@ -251,7 +251,7 @@ def _add_routes(app: FastAPI) -> None:
     app.add_exception_handler(ApiKeyError, _key_error)
     app.add_exception_handler(FeedbackRejected, _feedback_rejected)
 
-    from rewardloop.service import api, batch, dashboard, docs, openai_compat, raters_api
+    from rewardloop.service import api, batch, dashboard, docs, openai_compat, raters_api, review_api
 
     app.include_router(api.v1)
     app.include_router(batch.router)
@@ -261,6 +261,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(dashboard.router)
     docs.mount(app)
     app.include_router(raters_api.router)
+    app.include_router(review_api.router)
     app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
 
 

@@ -14,28 +14,32 @@ carries a CSRF token (``service/security.py``).
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlencode
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
+from starlette.datastructures import FormData
 
-from rewardloop.service import panels
+from rewardloop.loop.review import REASON_WEIGHT
+from rewardloop.service import panels, review_api
 from rewardloop.service.raters_api import rater_figures
+from rewardloop.service.scope import RANGES, WINDOW, Scope, ScopeDep
 from rewardloop.service.security import COOKIE, check_key, csrf_ok, csrf_token, set_csrf_cookie
 from rewardloop.service.state import AppState, StateDep
 from rewardloop.store.apikeys import ApiKey
 from rewardloop.store.experiments import ExperimentStoreError, variant_outcomes
-from rewardloop.store.insights import recent_decisions, rewards_of_decisions
-from rewardloop.store.review import ReviewError, read_review_queue, review_counts
+from rewardloop.store.insights import policies_of_project, rewards_of_decisions
+from rewardloop.store.review import ReviewAnswer
+from rewardloop.types import DecisionKind
+from rewardloop.types.answers import ReviewQueueItem
 
 router = APIRouter(include_in_schema=False)
-
-#: Decisions the overview summarises (the most recent ones); enough for the charts, cheap to read.
-WINDOW = 5000
 
 STATIC = Path(__file__).parent / "static"
 
@@ -115,6 +119,12 @@ def plotly_js() -> FileResponse:
     )
 
 
+@router.get("/static/review.js")
+def review_js() -> FileResponse:
+    """The review page's keyboard shortcuts."""
+    return FileResponse(STATIC / "review.js", media_type="application/javascript")
+
+
 @router.get("/static/dashboard.js")
 def dashboard_js() -> FileResponse:
     """Draws the overview's charts from its JSON data element (the pages carry no inline script)."""
@@ -171,11 +181,13 @@ def _experiments(state: AppState, key: ApiKey) -> list[dict[str, Any]]:
 
 
 @router.get("/", response_class=HTMLResponse, response_model=None)
-def overview(request: Request, state: StateDep) -> Response:
+def overview(request: Request, state: StateDep, scope: ScopeDep) -> Response:
+    """The overview of the selected time range, policy and version; every rate with its 95% interval
+    and n; each panel's rows lead to their decisions (``/decisions``)."""
     key = _gate(request, state, "read")
     if isinstance(key, Response):
         return key
-    batch = recent_decisions(state.store, key.project, limit=WINDOW)
+    batch, capped = scope.read(state.store, key.project)
     cfg = state.config.experiments
     estimates = panels.accuracy_estimates(
         batch, state.review, rewards_of_decisions(state.store, batch.ids), cfg.reward_spec, cfg.success_at
@@ -192,7 +204,10 @@ def overview(request: Request, state: StateDep) -> Response:
         request,
         "dashboard.html",
         key=key,
+        scope=scope,
+        capped=capped,
         window=WINDOW,
+        **_selectors(state, key.project, scope),
         acc=acc,
         estimates=estimates,
         cal=cal,
@@ -202,29 +217,169 @@ def overview(request: Request, state: StateDep) -> Response:
         wrong=wrong,
         explored=sum(panels.explored(j.decision) for j in panels.judged(batch) if not j.correct),
         board=panels.leaderboard(batch),
-        counts=review_counts(state.store, key.project),
+        counts=review_api.counts_of(state, key.project),
         figures=json_for_script(figs),
+    )
+
+
+def _selectors(state: AppState, project: str, scope: Scope) -> dict[str, Any]:
+    """The choices of the range, policy and version selectors (versions: the selected policy's)."""
+    versions = policies_of_project(state.store, project, scope.policy) if scope.policy is not None else []
+    return {"ranges": RANGES, "policies": policies_of_project(state.store, project), "versions": versions}
+
+
+#: Outcomes the decisions page filters on.
+OUTCOMES = ("wrong", "right", "judged", "unjudged")
+#: Decisions a drill-down page lists.
+DRILL_PAGE = 50
+
+
+@router.get("/decisions", response_class=HTMLResponse, response_model=None)
+def decisions_page(
+    request: Request,
+    state: StateDep,
+    scope: ScopeDep,
+    action: Annotated[str | None, Query(max_length=1000, description="the model chose this")] = None,
+    label: Annotated[str | None, Query(max_length=1000, description="the feedback's right label")] = None,
+    outcome: Annotated[Literal["wrong", "right", "judged", "unjudged"] | None, Query()] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """A panel's decisions, newest first: those of the scope that match the action the model chose,
+    the right label from feedback and the outcome — what a row of the overview leads to."""
+    key = _gate(request, state, "read")
+    if isinstance(key, Response):
+        return key
+    batch, capped = scope.read(state.store, key.project)
+    rows = panels.drill_down(batch, action=action, label=label, outcome=outcome)
+    shown = rows[offset : offset + DRILL_PAGE]
+    more = {"action": action, "label": label, "outcome": outcome}
+    return _page(
+        state,
+        request,
+        "decisions.html",
+        key=key,
+        scope=scope,
+        capped=capped,
+        window=WINDOW,
+        **_selectors(state, key.project, scope),
+        rows=shown,
+        total=len(rows),
+        offset=offset,
+        filters=more,
+        outcomes=OUTCOMES,
+        prev_url=f"/decisions?{scope.query(**more, offset=max(0, offset - DRILL_PAGE))}" if offset else None,
+        next_url=f"/decisions?{scope.query(**more, offset=offset + DRILL_PAGE)}"
+        if offset + DRILL_PAGE < len(rows)
+        else None,
     )
 
 
 @router.get("/review", response_class=HTMLResponse, response_model=None)
 def review_page(
-    request: Request, state: StateDep, done: str | None = None, error: str | None = None
+    request: Request,
+    state: StateDep,
+    flt: review_api.QueueFilterDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    done: str | None = None,
+    skipped: str | None = None,
+    error: str | None = None,
 ) -> Response:
+    """A reviewer's page of ten items, claimed as it opens, answered with one submit (or the keys of
+    ``static/review.js``); filters by policy, reason and kind; paging."""
     key = _gate(request, state, "review")
     if isinstance(key, Response):
         return key
-    entries = read_review_queue(state.store, key.project, ("open", "claimed"), limit=50)
+    entries, available, _ = review_api.open_page(state, key, flt, review_api.PAGE_SIZE, offset)
+    query = {k: v for k, v in (("policy", flt.policy), ("reason", flt.reason), ("kind", flt.kind)) if v}
+
+    def at(o: int) -> str:
+        return "/review?" + urlencode({**query, "offset": o}) if o else "/review?" + urlencode(query)
+
+    more = offset + len(entries) < available
     return _page(
         state,
         request,
         "review.html",
         key=key,
-        entries=entries,
-        counts=review_counts(state.store, key.project),
+        entries=[ReviewQueueItem.of(e.item, e.decision) for e in entries],
+        available=available,
+        offset=offset,
+        flt=flt,
+        policies=policies_of_project(state.store, key.project),
+        reasons=list(REASON_WEIGHT),
+        kinds=list(get_args(DecisionKind)),
+        back=at(offset),
+        prev_url=at(max(0, offset - review_api.PAGE_SIZE)) if offset else None,
+        next_url=at(offset + review_api.PAGE_SIZE) if more else None,
+        counts=review_api.counts_of(state, key.project),
+        agreement=review_api.agreement_of(state, key.project),
+        claim_minutes=state.config.review.claim_minutes,
         done=done,
+        skipped=skipped,
         error=error,
     )
+
+
+def _rating(raw: str | None) -> int | None:
+    """A rating field's value (``1``–``5``); anything else is refused by the answer's check."""
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+def _field(form: FormData, item_id: str, name: str) -> str | None:
+    value = form.get(f"{name}-{item_id}")
+    return value if isinstance(value, str) and value else None
+
+
+def page_answers(form: FormData) -> list[tuple[str, bool, ReviewAnswer]]:
+    """The bulk form's (item id, skip, answer) for every item on the page that was answered or
+    skipped; an item left blank is left alone (it stays claimed until the claim lapses).
+
+    Fields per item ``ID``: ``label-ID`` (a top-k radio) or ``other-ID`` (the other labels' select),
+    ``set-ID`` (the set was shown) with ``labels-ID`` (the ticked actions) or ``none-ID`` ("none
+    applies": the empty set), ``rating-ID``, ``better-ID``, ``skip-ID``, ``comment-ID``."""
+    out = []
+    for item_id in form.getlist("item"):
+        if not isinstance(item_id, str):
+            continue
+        one = partial(_field, form, item_id)
+        if one("skip"):
+            out.append((item_id, True, ReviewAnswer()))
+            continue
+        label = one("label") or one("other")
+        ticked = [v for v in form.getlist(f"labels-{item_id}") if isinstance(v, str)]
+        labels = ticked if one("set") and (ticked or one("none")) else None
+        rating, better = _rating(one("rating")), one("better")
+        if label is None and labels is None and rating is None and better is None:
+            continue  # not answered (the empty set is answered with "none applies")
+        out.append((item_id, False, ReviewAnswer(label, labels, rating, better, one("comment"))))
+    return out
+
+
+@router.post("/review/bulk", response_model=None)
+async def review_bulk(request: Request, state: StateDep) -> Response:
+    """The review page's one submit: every answered item is stored (each on its own), skipped items
+    are skipped; then back to the page with what was saved and what was refused."""
+    key = _gate(request, state, "review")
+    if isinstance(key, Response):
+        return key
+    form = await request.form()
+    token = form.get("csrf")
+    if (forged := _forged(state, request, token if isinstance(token, str) else None)) is not None:
+        return forged
+    answers = page_answers(form)
+    out = await anyio.to_thread.run_sync(review_api.answer_page, state, key, answers)
+    back = form.get("back")
+    target = _local(back) if isinstance(back, str) and back.startswith("/review") else "/review"
+    params: dict[str, str] = {"done": str(out.answered), "skipped": str(out.skipped)}
+    if out.failed:
+        params["error"] = "; ".join(f.message for f in out.failed)[:300]
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}{urlencode(params)}", status_code=303)
 
 
 #: Raters whose suggested authority is below this are marked unreliable on the raters page.
@@ -245,30 +400,3 @@ def raters_page(
     return _page(
         state, request, "raters.html", key=key, data=data, min_items=min_items, flag_below=UNRELIABLE_BELOW
     )
-
-
-@router.post("/review/{item_id}", response_model=None)
-def review_resolve(
-    item_id: str,
-    request: Request,
-    state: StateDep,
-    label: Annotated[str | None, Form()] = None,
-    labels: Annotated[list[str] | None, Form()] = None,
-    has_set: Annotated[str | None, Form(alias="set")] = None,
-    comment: Annotated[str | None, Form()] = None,
-    csrf: Annotated[str | None, Form()] = None,
-) -> Response:
-    """Resolve an item from the review form: the right label (a select), and for a decision with a
-    set the ticked actions (``labels``; the form's ``set`` field says the set was shown, so no box
-    ticked is the empty set, not no answer)."""
-    key = _gate(request, state, "review")
-    if isinstance(key, Response):
-        return key
-    if (forged := _forged(state, request, csrf)) is not None:
-        return forged
-    chosen = (labels or []) if has_set else None
-    try:
-        state.resolve_review(item_id, key, label or None, chosen, comment or None)
-    except ReviewError as err:
-        return RedirectResponse(f"/review?{urlencode({'error': str(err)[:300]})}", status_code=303)
-    return RedirectResponse(f"/review?done={item_id}", status_code=303)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rewardloop.config.sections import DEFAULT_N_BINS
-from rewardloop.evaluation.intervals import wilson_interval
+from rewardloop.evaluation.intervals import mean_interval, wilson_interval
 from rewardloop.evaluation.metrics import expected_calibration_error, reliability_bins
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.rewards import scores
@@ -175,7 +175,8 @@ def accuracy(batch: DecisionBatch) -> dict[str, Any]:
         "judged": len(rows),
         "decisions": len(batch),
         "categories": [
-            {"category": c, "accuracy": float(np.mean(v)), "n": len(v)} for c, v in sorted(per.items())
+            {"category": c, "accuracy": float(np.mean(v)), "n": len(v), "rate": rate(sum(v), len(v))}
+            for c, v in sorted(per.items())
         ],
     }
 
@@ -311,8 +312,48 @@ def misclassifications(
     ]
 
 
+def drill_down(
+    batch: DecisionBatch,
+    *,
+    action: str | None = None,
+    label: str | None = None,
+    outcome: str | None = None,
+) -> list[dict[str, Any]]:
+    """The batch's decisions, newest first, whose chosen ``action`` and right ``label`` (from feedback)
+    are those given, and whose ``outcome`` is ``wrong``/``right`` (judged, and the action was
+    wrong/right), ``judged`` or ``unjudged`` (None: any)."""
+    out = []
+    for d in reversed(batch.decisions):
+        right = true_label(batch.feedback.get(d.id, ()))
+        verdict = None if right is None else right == d.action
+        keep = {
+            None: True,
+            "judged": verdict is not None,
+            "unjudged": verdict is None,
+            "right": verdict is True,
+            "wrong": verdict is False,
+        }[outcome]
+        if keep and action in (None, d.action) and label in (None, right):
+            out.append(
+                {
+                    "decision_id": d.id,
+                    "policy": d.policy,
+                    "version": d.policy_version,
+                    "text": d.text,
+                    "action": d.action,
+                    "confidence": d.confidence,
+                    "label": right,
+                    "feedback": len(batch.feedback.get(d.id, ())),
+                    "explored": explored(d),
+                    "at": d.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                }
+            )
+    return out
+
+
 def leaderboard(batch: DecisionBatch, kinds: Sequence[str] = ("router",)) -> list[dict[str, Any]]:
-    """Per policy and action (an arm, an expert): decisions, judged, mean score, mean latency; best first."""
+    """Per policy and action (an arm, an expert): decisions, judged, mean score with its 95% t-interval
+    (clipped to [0, 1]; none below two judged), mean latency; best first."""
     groups: dict[tuple[str, str], list[Decision]] = defaultdict(list)
     for d in batch.decisions:
         if d.kind in kinds:
@@ -321,6 +362,7 @@ def leaderboard(batch: DecisionBatch, kinds: Sequence[str] = ("router",)) -> lis
     for (policy, action), decisions in groups.items():
         scores = [s for d in decisions if (s := decision_score(d, batch.feedback.get(d.id, ()))) is not None]
         lat = [d.latency_ms for d in decisions if d.latency_ms is not None]
+        ci = mean_interval(scores)
         rows.append(
             {
                 "policy": policy,
@@ -328,6 +370,9 @@ def leaderboard(batch: DecisionBatch, kinds: Sequence[str] = ("router",)) -> lis
                 "decisions": len(decisions),
                 "judged": len(scores),
                 "mean_score": float(np.mean(scores)) if scores else None,
+                # a score lies in [0, 1]: so does the interval shown
+                "low": max(0.0, ci.low) if ci else None,
+                "high": min(1.0, ci.high) if ci else None,
                 "mean_latency_ms": float(np.mean(lat)) if lat else None,
             }
         )

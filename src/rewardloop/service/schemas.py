@@ -225,6 +225,8 @@ class LeaderboardEntry(Response):
     decisions: int
     judged: int
     mean_score: float | None = Field(description="mean feedback score in [0, 1] of the judged decisions")
+    low: float | None = Field(None, description="95% t-interval of the mean score, clipped to [0, 1] (n ≥ 2)")
+    high: float | None = None
     mean_latency_ms: float | None
 
 
@@ -258,7 +260,10 @@ class ReviewListResponse(Response):
 
 class ReviewResolveRequest(Request):
     label: str | None = Field(
-        None, min_length=1, max_length=1000, description="the right action (every kind but `set`)"
+        None,
+        min_length=1,
+        max_length=1000,
+        description="the right action (classifier, router; for a reranker or generator: the best candidate)",
     )
     labels: list[str] | None = Field(
         None,
@@ -266,7 +271,54 @@ class ReviewResolveRequest(Request):
         description="the right set, from the decision's label space (a decision with a set; may be "
         "empty): stored as `set_correction` feedback",
     )
+    rating: int | None = Field(
+        None, ge=1, le=5, description="a reranker's or generator's answer rated 1–5: `rating` feedback"
+    )
+    better: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="a reranker's better one of the item's `pair`: `preference` feedback over the other",
+    )
     comment: str | None = Field(None, max_length=10_000)
+
+
+class ReviewBulkAnswer(ReviewResolveRequest):
+    item_id: str = Field(min_length=1, max_length=64)
+    skip: bool = Field(False, description="pass on the item (not shown to you again); the answer is ignored")
+
+
+class ReviewBulkRequest(Request):
+    answers: list[ReviewBulkAnswer] = Field(max_length=100, description="one entry per item of the page")
+
+
+class ReviewFailure(Response):
+    item_id: str
+    kind: str = Field(description="`not_found`, `conflict` or `invalid`")
+    message: str
+
+
+class AgreementModel(Response):
+    items: int = Field(description="overlap items two reviewers answered")
+    agreed: int = Field(description="of them, items both answered the same")
+    kappa: float | None = Field(description="Cohen's κ of the first answer against the second")
+    alpha: float | None = Field(description="Krippendorff's nominal α over the overlap items")
+
+
+class ReviewBulkResponse(Response):
+    resolved: int = Field(description="items resolved by this submit")
+    answered: int = Field(description="answers stored (an overlap item stays open for its second reviewer)")
+    skipped: int
+    failed: list[ReviewFailure]
+    counts: dict[str, int]
+
+
+class ReviewPageResponse(Response):
+    items: list[ReviewQueueItem]
+    available: int = Field(description="items you may take in all (this page is the first `limit` of them)")
+    claimed: int = Field(description="items of this page now claimed by you")
+    counts: dict[str, int]
+    agreement: AgreementModel
 
 
 class PolicyModel(Response):

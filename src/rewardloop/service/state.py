@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -20,7 +19,8 @@ from rewardloop.store import Store
 from rewardloop.store.apikeys import ApiKey
 from rewardloop.store.insights import project_of_policy
 from rewardloop.store.registry import policy_project
-from rewardloop.store.review import resolve_review_item
+from rewardloop.store.review import ReviewAnswer, resolve_review_item
+from rewardloop.types import ReviewItem
 
 
 @dataclass
@@ -50,26 +50,30 @@ class AppState:
                 self.owners[policy] = owner
         return owner
 
-    def resolve_review(
-        self, item_id: str, key: ApiKey, label: str | None, labels: Sequence[str] | None, comment: str | None
-    ) -> None:
-        """Resolve a review item as ``key``'s holder (its id: names are not unique) with the configured
+    def resolve_review(self, item_id: str, key: ApiKey, answer: ReviewAnswer) -> ReviewItem:
+        """Answer a review item as ``key``'s holder (its id: names are not unique) with the configured
         reviewer authority (:func:`~rewardloop.store.review.resolve_review_item`), and count it."""
-        resolve_review_item(
+        item, _ = resolve_review_item(
             self.store,
             item_id,
             key.project,
-            label=label,
-            labels=labels,
             reviewer=key.id,
             authority=self.config.review.reviewer_authority,
-            comment=comment,
+            answer=answer,
+            claim_minutes=self.config.review.claim_minutes,
         )
-        self.metrics.review_resolved.inc()
-        if label is not None:
-            self.metrics.feedback.labels("correction").inc()
-        if labels is not None:
-            self.metrics.feedback.labels("set_correction").inc()
+        if item.status == "resolved":
+            self.metrics.review_resolved.inc()
+        kinds = {
+            "correction": answer.label,
+            "set_correction": answer.labels,
+            "rating": answer.rating,
+            "preference": answer.better,
+        }
+        for kind, given in kinds.items():
+            if given is not None:
+                self.metrics.feedback.labels(kind).inc()
+        return item
 
 
 async def get_state(request: Request) -> AppState:

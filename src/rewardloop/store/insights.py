@@ -53,14 +53,13 @@ def project_of_policy(store: Store, policy: str) -> str | None:
         return conn.scalar(query)
 
 
-def policies_of_project(store: Store, project: str) -> list[str]:
-    """The policies that logged decisions for ``project``, by name."""
-    query = (
-        select(DecisionRow.policy)
-        .where(project_of_decision() == project)
-        .group_by(DecisionRow.policy)
-        .order_by(DecisionRow.policy)
-    )
+def policies_of_project(store: Store, project: str, policy: str | None = None) -> list[str]:
+    """The policies that logged decisions for ``project``, by name; with ``policy``, that policy's
+    versions instead (the dashboard's version selector)."""
+    column = DecisionRow.policy if policy is None else DecisionRow.policy_version
+    query = select(column).where(project_of_decision() == project).group_by(column).order_by(column)
+    if policy is not None:
+        query = query.where(DecisionRow.policy == policy)
     with store.engine.connect() as conn:
         return list(conn.scalars(query))
 

@@ -10,20 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Update, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Update,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rewardloop.store.engine import Store
 from rewardloop.store.insights import project_of_decision
 from rewardloop.store.repository import decision_from_row, insert_feedback, read_feedback
 from rewardloop.store.rows import record_from_row, row_values
-from rewardloop.store.tables import DecisionRow, ReviewItemRow
+from rewardloop.store.tables import DecisionRow, ReviewItemRow, ReviewMarkRow
 from rewardloop.types import Decision, Feedback, RecordError, ReviewItem, new_id, utcnow
+from rewardloop.types.answers import review_pair
 from rewardloop.types.sets import check_labels_against
 
 REVIEW_STATUSES = ("open", "claimed", "resolved")
+
+#: Minutes a claim holds by default (``review.claim_minutes``): then the item is open to others again.
+CLAIM_MINUTES = 30.0
 
 
 class ReviewError(ValueError):
@@ -147,6 +163,9 @@ def close_answered_items(store: Store, project: str, min_authority: float) -> in
         select(r.id, r.decision_id)
         .join(DecisionRow, DecisionRow.id == r.decision_id)
         .where(project_of_decision() == project, r.status == "open")
+        # An overlap item its first reviewer answered waits for the second: its own feedback does
+        # not close it.
+        .where(~exists().where(ReviewMarkRow.item_id == r.id, ReviewMarkRow.mark == "answer"))
     )
     with store.engine.connect() as conn:
         open_items = {str(d): str(i) for i, d in conn.execute(query)}
@@ -215,84 +234,185 @@ def get_review_entry(store: Store, item_id: str, project: str) -> ReviewEntry:
         return ReviewEntry(record_from_row(ReviewItem, found[0]), decision_from_row(found[1]))
 
 
-def review_counts(store: Store, project: str) -> dict[str, int]:
-    """Items per status for the project (every status present, zero when none)."""
+def review_counts(
+    store: Store, project: str, claim_minutes: float = CLAIM_MINUTES, now: datetime | None = None
+) -> dict[str, int]:
+    """Items per status for the project (every status present, zero when none); a lapsed claim counts
+    as open (anyone may take the item)."""
     r = ReviewItemRow
+    now = now or utcnow()
+    live = and_(r.status == "claimed", r.claimed_at.is_not(None), r.claimed_at >= _lapse(now, claim_minutes))
+    status = case((live, "claimed"), (r.status == "claimed", "open"), else_=r.status)
     query = (
-        select(r.status, func.count())
+        select(status, func.count())
         .join(DecisionRow, DecisionRow.id == r.decision_id)
         .where(project_of_decision() == project)
-        .group_by(r.status)
+        .group_by(status)
     )
     with store.engine.connect() as conn:
         counts = {str(k): int(v) for k, v in conn.execute(query)}
     return {s: counts.get(s, 0) for s in REVIEW_STATUSES}
 
 
-def _open_to(item_id: str, reviewer: str) -> Update:
-    """An update of the item that applies only while it is open, or claimed by ``reviewer`` already."""
+def _lapse(now: datetime, claim_minutes: float) -> datetime:
+    return now - timedelta(minutes=claim_minutes)
+
+
+def claim_free(reviewer: str, now: datetime, claim_minutes: float) -> ColumnElement[bool]:
+    """The item is open, or claimed by ``reviewer``, or its claim has lapsed (claimed before
+    ``now − claim_minutes``, or at no recorded time: a claim made before claims expired)."""
     r = ReviewItemRow
-    mine = and_(r.status == "claimed", r.claimed_by == reviewer)
-    return update(r).where(r.id == item_id, or_(r.status == "open", mine))
+    lapsed = or_(r.claimed_at.is_(None), r.claimed_at < _lapse(now, claim_minutes))
+    return or_(r.status == "open", and_(r.status == "claimed", or_(r.claimed_by == reviewer, lapsed)))
 
 
-def _conflict(store: Store, item_id: str, project: str) -> ReviewError:
-    """Why the item could not be claimed or resolved: who claimed it, or that it is resolved."""
+def _open_to(item_id: str, reviewer: str, now: datetime, claim_minutes: float) -> Update:
+    """An update of the item that applies only while :func:`claim_free` holds for ``reviewer``."""
+    r = ReviewItemRow
+    return update(r).where(r.id == item_id, claim_free(reviewer, now, claim_minutes))
+
+
+def _conflict(store: Store, item_id: str, project: str, reviewer: str) -> ReviewError:
+    """Why the item could not be claimed or answered: the reviewer's own mark on it, who claimed it,
+    or that it is resolved."""
     current = get_review_entry(store, item_id, project).item
+    with store.engine.connect() as conn:
+        mark = _marked(conn, item_id, reviewer)
+    if mark is not None and current.status != "resolved":
+        done = "answered" if mark == "answer" else "skipped"
+        return ReviewError("conflict", f"item_id: you already {done} review item {item_id!r}")
     who = f" by {current.claimed_by!r}" if current.claimed_by else ""
     return ReviewError("conflict", f"item_id: review item {item_id!r} is already {current.status}{who}")
 
 
-def claim_review_item(store: Store, item_id: str, reviewer: str, project: str) -> ReviewItem:
-    """Claim an open item for ``reviewer`` (claiming one's own claimed item again is a no-op)."""
+def claim_review_item(
+    store: Store, item_id: str, reviewer: str, project: str, claim_minutes: float = CLAIM_MINUTES
+) -> ReviewItem:
+    """Claim an item for ``reviewer`` for ``claim_minutes`` (claiming one's own claimed item again
+    renews the claim; a lapsed claim of someone else's may be taken). An item the reviewer already
+    answered or skipped is refused (``conflict``)."""
     entry = get_review_entry(store, item_id, project)
+    now = utcnow()
     with store.engine.begin() as conn:
-        changed = conn.execute(
-            _open_to(item_id, reviewer).values(status="claimed", claimed_by=reviewer)
-        ).rowcount
+        changed = 0
+        if not _marked(conn, item_id, reviewer):
+            changed = conn.execute(
+                _open_to(item_id, reviewer, now, claim_minutes).values(
+                    status="claimed", claimed_by=reviewer, claimed_at=now
+                )
+            ).rowcount
     if not changed:
-        raise _conflict(store, item_id, project)
+        raise _conflict(store, item_id, project, reviewer)
     return get_review_entry(store, entry.item.id, project).item
 
 
-def _reviewer_feedback(
-    decision: Decision,
-    label: str | None,
-    labels: Sequence[str] | None,
-    rater: Feedback,
-) -> list[Feedback]:
-    """What a reviewer's answer stores: a ``correction`` with ``label`` and, for a decision with a set,
-    a ``set_correction`` with ``labels`` (a ``set`` decision has only the set); the first row is the
-    one the item points at; ``rater`` is a template row carrying the reviewer, authority and comment.
-    Refused (``ReviewError("invalid")``, naming the field) otherwise."""
-    out: list[Feedback] = []
+def _marked(conn: Connection, item_id: str, reviewer: str) -> str | None:
+    """The reviewer's mark on the item (``answer`` or ``skip``), or None."""
+    m = ReviewMarkRow
+    query = select(m.mark).where(m.item_id == item_id, m.reviewer == reviewer)
+    found = conn.execute(query).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewAnswer:
+    """What a reviewer answers for one item; which fields apply depends on the decision's kind:
+
+    ========================== ===================================================================
+    classifier, router         ``label``: the right action (a ``correction``)
+    set                        ``labels``: the right set (a ``set_correction``)
+    reranker, generator        any of ``label`` (the best candidate), ``rating`` (1–5, a ``rating``
+                               of the served answer), ``better`` (the better of the two top
+                               candidates, a ``preference``)
+    ========================== ===================================================================
+
+    A decision of another kind that carries a set takes ``labels`` beside its ``label``.
+    """
+
+    label: str | None = None
+    labels: Sequence[str] | None = None
+    rating: int | None = None
+    better: str | None = None
+    comment: str | None = None
+
+
+#: The scale of a reviewer's rating of an answer.
+RATING_SCALE = (1.0, 5.0)
+
+
+def _invalid(field: str, why: str) -> ReviewError:
+    return ReviewError("invalid", f"{field}: {why}", field)
+
+
+def _label_feedback(decision: Decision, answer: ReviewAnswer, rater: Feedback) -> list[Feedback]:
+    """The ``correction`` for ``answer.label`` (none for a ``set`` decision, or when not given to a
+    reranker or generator); refuses a label a decision of the kind cannot take."""
+    label = answer.label
     if decision.kind == "set":
         if label is not None:
-            raise ReviewError(
-                "invalid", "label: a set decision is resolved with labels (the right set)", "label"
-            )
-    elif label is None:
-        raise ReviewError("invalid", "label: is required (the right action)", "label")
-    elif label not in decision.actions:
-        raise ReviewError(
-            "invalid",
-            f"label: {label!r} is not one of the decision's actions ({', '.join(decision.actions)})",
-            "label",
+            raise _invalid("label", "a set decision is resolved with labels (the right set)")
+        return []
+    if label is None:
+        if decision.kind in ("reranker", "generator"):
+            return []
+        raise _invalid("label", "is required (the right action)")
+    if label not in decision.actions:
+        raise _invalid(
+            "label", f"{label!r} is not one of the decision's actions ({', '.join(decision.actions)})"
         )
-    else:
-        out.append(replace(rater, kind="correction", label=label, labels=None))
+    return [replace(rater, kind="correction", label=label, labels=None)]
+
+
+def _answer_feedback(decision: Decision, answer: ReviewAnswer, rater: Feedback) -> list[Feedback]:
+    """A reranker's or generator's ``rating`` and ``preference`` rows (none for other kinds)."""
+    if decision.kind not in ("reranker", "generator"):
+        for name in ("rating", "better"):
+            if getattr(answer, name) is not None:
+                raise _invalid(name, f"applies to reranker and generator decisions, not {decision.kind}")
+        return []
+    out = []
+    if answer.rating is not None:
+        if answer.rating not in range(1, 6):
+            raise _invalid("rating", f"must be an integer from 1 to 5; got {answer.rating!r}")
+        out.append(
+            replace(
+                rater, kind="rating", value=float(answer.rating), scale=RATING_SCALE, labels=None, id=new_id()
+            )
+        )
+    if answer.better is not None:
+        pair = review_pair(decision)
+        if pair is None or answer.better not in pair:
+            shown = f"one of {', '.join(pair)}" if pair else "no pair to compare"
+            raise _invalid("better", f"{answer.better!r} is not one of the two candidates shown ({shown})")
+        worse = pair[1] if answer.better == pair[0] else pair[0]
+        out.append(
+            replace(
+                rater, kind="preference", preferred=answer.better, rejected=worse, labels=None, id=new_id()
+            )
+        )
+    return out
+
+
+def _reviewer_feedback(decision: Decision, answer: ReviewAnswer, rater: Feedback) -> list[Feedback]:
+    """What a reviewer's answer stores (see :class:`ReviewAnswer`); the first row is the one the item
+    points at; ``rater`` is a template row carrying the reviewer, authority and comment. Refused
+    (``ReviewError("invalid")``, naming the field) otherwise."""
+    out = _label_feedback(decision, answer, rater) + _answer_feedback(decision, answer, rater)
+    labels = answer.labels
     if labels is None:
         if decision.kind == "set":
-            raise ReviewError("invalid", "labels: is required for a set decision (the right set)", "labels")
-        return out
-    why = check_labels_against("set_correction", labels, decision.label_space, decision.chosen_set or ())
-    try:
-        if why is not None:
-            raise RecordError("labels", why)
-        fb = replace(rater, kind="set_correction", label=None, labels=tuple(labels), id=new_id())
-    except RecordError as err:
-        raise ReviewError("invalid", f"{err.field}: {err.reason}", err.field) from None
-    return [*out, fb]
+            raise _invalid("labels", "is required for a set decision (the right set)")
+    else:
+        why = check_labels_against("set_correction", labels, decision.label_space, decision.chosen_set or ())
+        try:
+            if why is not None:
+                raise RecordError("labels", why)
+            out.append(replace(rater, kind="set_correction", label=None, labels=tuple(labels), id=new_id()))
+        except RecordError as err:
+            raise _invalid(err.field, err.reason) from None
+    if not out:
+        raise _invalid("rating", "give a rating (1–5), the better of the two candidates, or the best label")
+    return out
 
 
 def resolve_review_item(
@@ -305,16 +425,19 @@ def resolve_review_item(
     labels: Sequence[str] | None = None,
     authority: float = 1.0,
     comment: str | None = None,
+    answer: ReviewAnswer | None = None,
+    claim_minutes: float = CLAIM_MINUTES,
 ) -> tuple[ReviewItem, Feedback]:
-    """Resolve an item with the right answer, from ``reviewer``, in one transaction: ``label`` (one of
-    the decision's actions) as a ``correction``, and for a decision with a set ``labels`` (the right
-    set, from its label space) as a ``set_correction``; a ``set`` decision takes ``labels`` alone.
-    Returns the item and the feedback it points at (the correction, or a set decision's set).
+    """Answer an item as ``reviewer`` in one transaction: the feedback of :class:`ReviewAnswer`
+    (``answer``, or ``label``/``labels``/``comment``), the reviewer's ``answer`` mark, and the item's
+    new state: resolved once ``answers_needed`` reviewers answered, else open again for a second
+    reviewer (an overlap item). Returns the item and the feedback the answer points at.
 
-    An item claimed by someone else, or already resolved, is refused (``ReviewError("conflict")``) and
-    nothing is written.
+    Refused (``ReviewError("conflict")``, nothing written): an item claimed by someone else (a live
+    claim), resolved already, or already answered or skipped by this reviewer.
     """
     entry = get_review_entry(store, item_id, project)
+    answer = answer or ReviewAnswer(label=label, labels=labels, comment=comment)
     template = Feedback(
         decision_id=entry.decision.id,
         kind="set_correction",
@@ -322,27 +445,51 @@ def resolve_review_item(
         rater_id=reviewer,
         authority=authority,
         source="human",
-        comment=comment,
+        comment=answer.comment,
     )
-    rows = _reviewer_feedback(entry.decision, label, labels, template)
+    rows = _reviewer_feedback(entry.decision, answer, template)
     now = utcnow()
     with store.engine.begin() as conn:
-        done = _open_to(item_id, reviewer).values(
-            status="resolved", claimed_by=reviewer, feedback_id=rows[0].id, resolved_at=now
-        )
-        changed = conn.execute(done).rowcount
+        changed = 0
+        if not _marked(conn, item_id, reviewer):
+            answered = _answers(conn, item_id) + 1
+            done = answered >= entry.item.answers_needed
+            values: dict[str, object] = (
+                {"status": "resolved", "claimed_by": reviewer, "claimed_at": now, "resolved_at": now}
+                if done
+                else {"status": "open", "claimed_by": None, "claimed_at": None}
+            )
+            if entry.item.feedback_id is None:
+                values["feedback_id"] = rows[0].id
+            changed = conn.execute(_open_to(item_id, reviewer, now, claim_minutes).values(**values)).rowcount
         if changed:
             insert_feedback(conn, [(fb, project) for fb in rows])
+            conn.execute(
+                insert(ReviewMarkRow).values(
+                    id=new_id(), item_id=item_id, reviewer=reviewer, mark="answer", feedback_id=rows[0].id,
+                    created_at=now,
+                )
+            )  # fmt: skip
     if not changed:
-        raise _conflict(store, item_id, project)
+        raise _conflict(store, item_id, project, reviewer)
     return get_review_entry(store, item_id, project).item, rows[0]
 
 
+def _answers(conn: Connection, item_id: str) -> int:
+    m = ReviewMarkRow
+    query = select(func.count()).select_from(m).where(m.item_id == item_id, m.mark == "answer")
+    return int(conn.execute(query).scalar_one())
+
+
 __all__ = [
+    "CLAIM_MINUTES",
+    "RATING_SCALE",
     "REVIEW_STATUSES",
+    "ReviewAnswer",
     "ReviewEntry",
     "ReviewError",
     "answering_feedback",
+    "claim_free",
     "claim_review_item",
     "close_answered_items",
     "disputing_feedback",

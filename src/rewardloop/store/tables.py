@@ -10,7 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, FetchedValue, Float, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    FetchedValue,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -221,6 +233,24 @@ class ReviewItemRow(Base):
     feedback_id: Mapped[Id | None]
     created_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    # A claim older than ``review.claim_minutes`` lapses (migration 0006).
+    claimed_at: Mapped[datetime | None]
+    # 2 for the overlap share: two reviewers answer, and their agreement is measured.
+    answers_needed: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class ReviewMarkRow(Base):
+    """One reviewer's mark on one item: ``answer`` (with the feedback it wrote) or ``skip``."""
+
+    __tablename__ = "review_marks"
+    __table_args__ = (UniqueConstraint("item_id", "reviewer", name="uq_review_marks_item_reviewer"),)
+
+    id: Mapped[Id] = mapped_column(primary_key=True)
+    item_id: Mapped[Id] = mapped_column(ForeignKey("review_items.id"))
+    reviewer: Mapped[Name] = mapped_column(index=True)
+    mark: Mapped[Word]
+    feedback_id: Mapped[Id | None]
+    created_at: Mapped[datetime]
 
 
 class ApiKeyRow(Base):

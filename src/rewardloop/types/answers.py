@@ -98,6 +98,36 @@ class Decided:
         )
 
 
+#: How many of the model's most probable actions a reviewer is shown (with their probabilities).
+TOP_K = 5
+
+
+def top_k(decision: Decision, k: int = TOP_K) -> dict[str, float]:
+    """The ``k`` most probable actions of the decision and their probabilities, most probable first
+    (ties: the order of ``actions``).
+
+    >>> from rewardloop.types import Decision
+    >>> d = Decision(policy="p", policy_version="1", kind="classifier", actions=("a", "b", "c"),
+    ...              action="b", action_dist=(0.2, 0.5, 0.3), pscore=0.5)
+    >>> top_k(d, 2)
+    {'b': 0.5, 'c': 0.3}
+    """
+    order = sorted(range(len(decision.actions)), key=lambda i: -decision.action_dist[i])
+    return {decision.actions[i]: decision.action_dist[i] for i in order[:k]}
+
+
+def review_pair(decision: Decision) -> tuple[str, str] | None:
+    """The two candidates a reviewer compares for a reranker (the served one first): its ranking's top
+    two, else the two most probable actions; None for other kinds and with fewer than two candidates
+    (a generator's answer is rated, not compared)."""
+    if decision.kind != "reranker" or len(decision.actions) < 2:
+        return None
+    if decision.ranking is not None:
+        return decision.ranking[0], decision.ranking[1]
+    runner = next(a for a in top_k(decision, 2) if a != decision.action)
+    return decision.action, runner
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewQueueItem:
     """A review-queue item with what a reviewer needs of its decision: its text, the model's guess and
@@ -130,10 +160,32 @@ class ReviewQueueItem:
         metadata=doc("each label's probability of being chosen, aligned with ``label_space``")
     )
 
+    claimed_at: datetime | None = field(
+        metadata=doc("when the claim was made (it lapses after ``review.claim_minutes``)")
+    )
+    answers_needed: int = field(
+        metadata=doc("2 for an overlap item: two reviewers answer it, and their agreement counts")
+    )
+    top_k: dict[str, float] = field(
+        metadata=doc(
+            f"the model's {TOP_K} most probable actions with their probabilities, most probable first"
+        ),
+    )
+    pair: list[str] | None = field(
+        metadata=doc("a reranker's two top candidates (the served one first), for `better`; else null"),
+    )
+    candidates: list[str] | None = field(
+        metadata=doc("a reranker's candidate texts, aligned with ``actions``")
+    )
+
     @classmethod
     def of(cls, item: ReviewItem, decision: Decision) -> ReviewQueueItem:
+        pair = review_pair(decision)
         return cls(
             **dataclasses.asdict(item),
+            top_k=top_k(decision),
+            pair=list(pair) if pair is not None else None,
+            candidates=list(decision.candidates) if decision.candidates is not None else None,
             policy=decision.policy,
             text=decision.text,
             action=decision.action,

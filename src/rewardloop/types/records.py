@@ -515,3 +515,9 @@ class ReviewItem:
     created_at: datetime = field(default_factory=utcnow)
     resolved_at: datetime | None = None
     id: str = field(default_factory=new_id)
+    claimed_at: datetime | None = None
+    answers_needed: int = 1
+
+    def __post_init__(self) -> None:
+        if self.answers_needed not in (1, 2):
+            raise RecordError("answers_needed", f"must be 1 or 2; got {self.answers_needed!r}")
