@@ -130,18 +130,19 @@ def test_enqueue_spends_the_budget_on_thumbs_down_first(store: Store) -> None:
         log_decision(store, d)
     down = {"kind": "rating", "value": -1.0, "scale": (-1.0, 1.0), "authority": 0.9}
     write_feedback(store, [Feedback(decision_id=confident[0].id, **down)])  # type: ignore[arg-type]
-    assert ReviewPolicy(budget_per_day=2).enqueue(store, [(d, None) for d in confident + unsure]) == 2
+    policy = ReviewPolicy(budget_per_day=2, dispute_authority=0.5)
+    assert policy.enqueue(store, [(d, None) for d in confident + unsure]) == 2
     queue = read_review_queue(store, "acme")
     assert [(e.decision.id, e.item.reason) for e in queue] == [
         (confident[0].id, "thumbs_down"),  # 1 + 0.1 + 0.9 = 2.0 beats 1 + 0.6 = 1.6
         (unsure[0].id, "low_confidence"),
     ]
-    # None: ratings are not read, the confident decision is not a candidate
+    # None (the default): ratings are not read, the confident decision is not a candidate
     later = [dec("on", (0.9, 0.05, 0.05), 0.9)]
     log_decision(store, later[0])
     write_feedback(store, [Feedback(decision_id=later[0].id, **down)])  # type: ignore[arg-type]
     tomorrow = datetime.now(UTC) + timedelta(days=1)
-    assert ReviewPolicy(dispute_authority=None).enqueue(store, [(later[0], None)], round_start=tomorrow) == 0
+    assert ReviewPolicy().enqueue(store, [(later[0], None)], round_start=tomorrow) == 0
 
 
 def test_an_abstention_is_queued_whichever_action_exploration_drew() -> None:
@@ -180,9 +181,9 @@ def test_from_config_carries_the_queue_fields() -> None:
     assert (policy.margin_below, policy.budget_per_day, policy.enough_authority) == (0.2, 50, 0.5)
     # the defaults fit a small team: half-sure, a tenth of margin, 200 a day
     assert ReviewPolicy.from_config(ReviewConfig()) == ReviewPolicy(
-        0.5, 0.0, "audit", True, 0.1, 200, 0.8, 0.5
+        0.5, 0.0, "audit", True, 0.1, 200, 0.8, None
     )
-    assert ReviewPolicy.from_config(ReviewConfig(dispute_authority=None)).dispute_authority is None
+    assert ReviewPolicy.from_config(ReviewConfig(dispute_authority=0.5)).dispute_authority == 0.5
 
 
 def _logged(store: Store, n: int, action: str = "on") -> list[Decision]:

@@ -122,9 +122,10 @@ class ReviewPolicy:
         ``round_start`` it is given (None: no budget).
     enough_authority : float, default 0.8
         A correction or positive rating from a rater at least this trusted answers a decision.
-    dispute_authority : float or None, default 0.5
+    dispute_authority : float or None, default None
         An uncorrected negative rating from a rater at least this trusted queues an exploited decision
-        (``thumbs_down``) and adds that authority to its priority (None: ratings are not read).
+        (``thumbs_down``) and adds that authority to its priority (None: ratings are not read; off by
+        default — at 0.5 the demo ended at 0.916 golden accuracy against 0.922 without it).
     overlap_rate : float, default 0.0
         Share of queued items that two reviewers answer (``answers_needed=2``), drawn by a salted hash
         of the decision id like the audit sample (an independent draw), to measure their agreement.
@@ -146,7 +147,7 @@ class ReviewPolicy:
     margin_below: float = 0.1
     budget_per_day: int | None = 200
     enough_authority: float = 0.8
-    dispute_authority: float | None = 0.5
+    dispute_authority: float | None = None
     overlap_rate: float = 0.0
 
     @classmethod
