@@ -96,7 +96,7 @@ def test_experiment_assignment_and_admin_moves(wired):
     back = http.post("/v1/policies/intent/rollback", json={}, headers=admin)
     assert back.status_code == 200, back.text
     assert registry.aliases("intent")["champion"] == "1.0.0"
-    listed = http.get("/v1/policies", headers=admin).json()
+    listed = http.get("/v1/policies", headers=admin).json()["items"]
     assert listed[0]["name"] == "intent" and listed[0]["versions"] == ["1.0.0", "1.0.1"]
 
 

@@ -285,12 +285,12 @@ def test_keys_cli_and_serve_refuses_workers_on_sqlite(tmp_path, monkeypatch) -> 
     listed = runner.invoke(app, ["keys", "list"])
     assert "ann" in listed.output and secret not in listed.output and "1 key(s)" in listed.output
     bad = runner.invoke(app, ["keys", "create", "--name", "x", "--scope", "fly"])
-    assert bad.exit_code == 2 and "unknown scope 'fly'" in bad.output
+    assert bad.exit_code == 2 and "'fly' is not one of 'decide', 'feedback'" in bad.output
     store = Store.open(f"sqlite:///{tmp_path / 'rewardloop.db'}")
     key_id = list_api_keys(store)[0].id
     store.close()
     assert runner.invoke(app, ["keys", "revoke", key_id]).exit_code == 0
     again = runner.invoke(app, ["keys", "revoke", key_id])
-    assert again.exit_code == 2 and "no active key" in again.output
+    assert again.exit_code == 3 and "no active key" in again.output  # not found
     serve = runner.invoke(app, ["serve", "--workers", "2"])
     assert serve.exit_code == 2 and "several workers need PostgreSQL" in serve.output

@@ -32,10 +32,19 @@ def test_record_from_row_reads_each_field_and_makes_stored_times_aware() -> None
         feedback_id=None,
         created_at=naive,
         resolved_at=None,
+        claimed_at=naive,
+        answers_needed=2,
     )
     item = record_from_row(ReviewItem, row, priority=0.75)
+    aware = naive.replace(tzinfo=UTC)
     assert item == ReviewItem(
-        id="r1", decision_id="d1", reason="unsure", priority=0.75, created_at=naive.replace(tzinfo=UTC)
+        id="r1",
+        decision_id="d1",
+        reason="unsure",
+        priority=0.75,
+        created_at=aware,
+        claimed_at=aware,
+        answers_needed=2,
     )
 
 
