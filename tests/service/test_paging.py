@@ -91,6 +91,8 @@ def test_review_paging_is_stable_while_items_come_in(api: Api) -> None:
         encode_token("keys", ["2026-01-01T00:00:00+00:00", "k1"]),  # another route's
         encode_token("review:claimed,open", [0.5, "yesterday", "i1"]),  # a time that is not one
         encode_token("review:claimed,open", [0.5, "x"]),  # too short
+        encode_token("review:claimed,open", ["high", "2026-01-01T00:00:00+00:00", "i1"]),  # not a priority
+        encode_token("review:claimed,open", [0.5, "2026-01-01T00:00:00", "i1"]),  # a time without its offset
         encode_token("review:resolved", [0.5, "2026-01-01T00:00:00+00:00", "i1"]),  # another filter's
     ],
 )

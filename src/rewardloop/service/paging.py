@@ -64,6 +64,16 @@ def decode_token(route: str, token: str, width: int) -> list[Any]:
     return key
 
 
+def decode_key(route: str, token: str, parsers: Sequence[Callable[[Any], Any]]) -> tuple[Any, ...]:
+    """The sort key a token of ``route`` holds, each value read by its parser (e.g. ``float``,
+    ``datetime.fromisoformat``); a value a parser refuses is a bad token: 400 naming ``page_token``."""
+    key = decode_token(route, token, len(parsers))
+    try:
+        return tuple(parse(value) for parse, value in zip(parsers, key, strict=True))
+    except (TypeError, ValueError):
+        raise HTTPException(400, _BAD) from None
+
+
 def page(
     items: Sequence[T],
     sort_key: Callable[[T], tuple[Any, ...]],
@@ -101,6 +111,7 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "PageSize",
     "PageToken",
+    "decode_key",
     "decode_token",
     "encode_token",
     "page",

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from rewardloop.evaluation.raters import overlap_agreement
 from rewardloop.service.errors import BODY, KEYED, error_responses
-from rewardloop.service.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken, decode_token, encode_token
+from rewardloop.service.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken, decode_key, encode_token
 from rewardloop.service.schemas import (
     AgreementModel,
     ReviewBulkRequest,
@@ -141,9 +141,8 @@ def review_queue(
     statuses = sorted(status or ["open", "claimed"])
     route = "review:" + ",".join(statuses)  # a token is valid for the filter it was made with
     after = None
-    if page_token is not None:
-        priority, created, item_id = decode_token(route, page_token, 3)
-        after = (float(priority), _token_time(created), str(item_id))
+    if page_token is not None:  # the (priority, created_at, id) of the previous page's last item
+        after = decode_key(route, page_token, (float, _aware_time, str))
     entries = read_review_queue(state.store, key.project, statuses, limit + 1, after=after)
     shown = entries[:limit]
     last = shown[-1].item if shown else None
@@ -159,12 +158,12 @@ def review_queue(
     )
 
 
-def _token_time(value: Any) -> datetime:
-    """A time from a page token (ISO-8601, with its offset); 400 naming ``page_token`` otherwise."""
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        raise HTTPException(400, "page_token: not a token this list gave out") from None
+def _aware_time(value: str) -> datetime:
+    """An ISO-8601 time with its offset (a token holds ``created_at.isoformat()``); ValueError otherwise."""
+    t = datetime.fromisoformat(value)
+    if t.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset")
+    return t
 
 
 @router.get("/review/next", responses=error_responses(422))
