@@ -52,7 +52,12 @@ def test_compile_command_writes_rewards(project):
     ("args", "code", "message"),
     [
         (["rewards", "compile", "--spec", "nope"], 3, "no reward spec named 'nope' (known: thumbs)"),
-        (["rewards", "compile", "--until", "soon"], 2, "--until: expected an ISO-8601 time"),
+        (["rewards", "compile", "--until", "soon"], 2, "--until: not an ISO time"),
+        (
+            ["rewards", "compile", "--since", "2026-03-02", "--until", "2026-03-01T12:00Z"],
+            2,
+            "--until: 2026-03-01 12:00:00+00:00 is before since (2026-03-02 00:00:00+00:00)",
+        ),
         (["rm", "score", "missing-dir", "--prompt", "q", "a"], 3, "not a reward-model folder"),
         (["rm", "score", ".", "--prompt", "q"], 2, "no candidates"),
         (["rm", "train", "-o", "m", "--source", "nofile.jsonl"], 3, "nofile.jsonl: no such file"),

@@ -256,7 +256,17 @@ def test_rl_dry_run_shows_the_rewards_and_records_nothing(store, tmp_path, stand
             "(learners of a classifier: supervised, lora",
         ),
         ({}, ["--set", "training"], "--set 'training': expected KEY=VALUE"),
-        ({}, ["--since", "yesterday"], "--since: not an ISO date/time"),
+        ({}, ["--since", "yesterday"], "--since: not an ISO time"),
+        (
+            {},
+            ["--since", "2026-01-02", "--until", "2026-01-01"],
+            "--until: 2026-01-01 00:00:00+00:00 is before since",
+        ),
+        (
+            {"lookback_days": 7},
+            ["--until", "2026-01-01"],
+            "training.lookback_days: 7 days back is",
+        ),
     ],
 )
 def test_bad_configs_are_named_and_nothing_is_recorded(tmp_path, standin, training, args, message):

@@ -10,7 +10,7 @@ from rewardloop.loop.compile import compile_rewards
 from rewardloop.rewards import RewardSpec
 from rewardloop.store import read_rewards, write_decisions, write_feedback
 from rewardloop.store.reward_compile import read_compile_inputs
-from rewardloop.types import Decision, Feedback
+from rewardloop.types import Decision, Feedback, TimeWindow
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 SPEC = RewardSpec("acc", function="accuracy", version=1)
@@ -104,7 +104,7 @@ def test_recompiling_is_idempotent(store):
 
 def test_time_window_on_decisions(store):
     _seed(store)
-    report = compile_rewards(store, SPEC, since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3))
+    report = compile_rewards(store, SPEC, window=TimeWindow(T0 + timedelta(hours=1), T0 + timedelta(hours=3)))
     assert {r.decision_id for r in read_rewards(store, "acc", 1)} == {"d1", "d2"}
     assert report.written == 2
 

@@ -407,6 +407,16 @@ def test_export_jsonl_csv_parquet_agree(api: Api) -> None:
     assert api.client.get("/v1/export?format=xml", headers=api.h("admin")).status_code == 422
 
 
+def test_export_refuses_a_window_that_ends_before_it_starts(api: Api) -> None:
+    answer = api.client.get(
+        "/v1/export?since=2026-03-02T00:00:00Z&until=2026-03-01T00:00:00Z", headers=api.h("admin")
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == (
+        "query.until: 2026-03-01 00:00:00+00:00 is before since (2026-03-02 00:00:00+00:00)"
+    )
+
+
 def test_parquet_export_is_written_a_row_group_at_a_time(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression (issue 13 item 10): the HTTP Parquet export built the whole table in memory; it now
     writes row groups of ``PARQUET_GROUP_ROWS`` into a temporary file that is deleted once sent."""

@@ -26,7 +26,7 @@ from rewardloop.store.apikeys import (
 )
 from rewardloop.store.insights import decision_projects, export_rows, recent_decisions
 from rewardloop.store.tables import ApiKeyRow
-from rewardloop.types import Decision, DecisionBatch, Feedback
+from rewardloop.types import Decision, DecisionBatch, Feedback, TimeWindow
 
 
 def dec(action: str = "a", conf: float = 0.8, project: str | None = "acme", **kw: object) -> Decision:
@@ -178,7 +178,7 @@ def test_project_reads(store: Store) -> None:
     rows = list(export_rows(store, "acme"))
     assert [r["feedback_id"] for r in rows] == [f1.id, f2.id]
     assert rows[0]["feedback_at"] == "2026-01-01T01:00:00+00:00" and rows[0]["action"] == "a"
-    late = list(export_rows(store, "acme", since=t0 + timedelta(hours=1, minutes=30)))
+    late = list(export_rows(store, "acme", window=TimeWindow(t0 + timedelta(hours=1, minutes=30))))
     assert [r["feedback_id"] for r in late] == [f2.id]
 
 

@@ -15,7 +15,7 @@ import math
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -29,6 +29,7 @@ from rewardloop.config import ComputeConfig, ConfigError, ProjectConfig, load_co
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported by the commands that open one, not by --help
     from rewardloop.registry import Registry
     from rewardloop.store import Store
+    from rewardloop.types import TimeWindow
 
 
 def _console(stderr: bool = False) -> Console:
@@ -97,6 +98,29 @@ KeyEnv = Annotated[
 ]
 Since = Annotated[str | None, typer.Option(help="only decisions logged at or after this ISO time")]
 Until = Annotated[str | None, typer.Option(help="only decisions logged before this ISO time")]
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """An ISO-8601 option value (``Z`` or an offset; a naive time is UTC, as in the store), or None."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option}: not an ISO time (e.g. 2026-03-01 or 2026-03-01T12:00Z), got {value!r}"
+        ) from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def window_option(since: str | None, until: str | None) -> TimeWindow:
+    """The ``--since``/``--until`` options as a window; a usage error naming the option otherwise."""
+    from rewardloop.types import RecordError, TimeWindow  # numpy: not for --help
+
+    try:
+        return TimeWindow(parse_time(since, "--since"), parse_time(until, "--until"))
+    except RecordError as err:
+        raise fail(f"--{err.field}: {err.reason}") from None
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:

@@ -17,6 +17,7 @@ from rewardloop.cli.common import (
     fail,
     open_store,
     progress,
+    window_option,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def distil(
     training's options on those answers, saved, and recorded as a TrainingRun. The key is read from
     the environment variable --key-env names, and is never recorded.
     """
-    from rewardloop.cli.train import fit_errors, parse_time, resolve_project
+    from rewardloop.cli.train import fit_errors, resolve_project
     from rewardloop.config import ConfigError
     from rewardloop.loop.distil import distil as run_distil
     from rewardloop.loop.training import TrainingError, resolve_plan
@@ -68,7 +69,7 @@ def distil(
     overrides += [f"training.max_episodes={limit}"] if limit is not None else []
     try:
         cfg, base = resolve_project(config, overrides, "sft")
-        plan = resolve_plan(cfg, base, since=parse_time(since, "--since"), until=parse_time(until, "--until"))
+        plan = resolve_plan(cfg, base, window=window_option(since, until))
         teacher = ChatEndpoint(teacher_url, teacher_model, key_env, max_tokens=max_tokens)
     except (ConfigError, TrainingError) as err:
         raise fail(str(err)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ from rewardloop.cli.common import (
     exit_code_for,
     fail,
     open_store,
+    parse_time,
     progress,
     project,
 )
@@ -400,12 +400,7 @@ def monitor_cmd(
     if drift is not None:
         updates["drift"] = drift
     mcfg = mcfg.model_copy(update=updates)
-    end = None
-    if now is not None:
-        try:
-            end = datetime.fromisoformat(now)
-        except ValueError:
-            raise fail(f"--now: not an ISO time: {now!r}") from None
+    end = parse_time(now, "--now")
     store = open_store(cfg)
     try:
         report = run_monitor(store, mcfg, now=end, policy=policy, embed=_encoder() if embeddings else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -23,6 +22,7 @@ from rewardloop.cli.common import (
     print_json,
     progress,
     project,
+    window_option,
 )
 from rewardloop.config import DEFAULT_PATH
 
@@ -229,17 +229,6 @@ def stats(
         )
 
 
-def _time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(
-            f"--{name}: not an ISO time (e.g. 2026-11-01 or 2026-11-01T12:00), got {value!r}"
-        ) from None
-
-
 def export(
     out: Annotated[
         Path, typer.Argument(help="output file: .jsonl, .csv or .parquet; a folder for --format hf")
@@ -279,13 +268,14 @@ def export(
         raise fail(f"--view {view.value} writes JSON lines (or --format hf); name a .jsonl file")
     if fmt_ == "hf" and out.exists() and any(out.iterdir() if out.is_dir() else [out]):
         raise fail(f"{out}: exists; --format hf writes a new folder")
+    window = window_option(since, until)
     store = open_store(project(config))
     pages = iter_decisions(
         store,
         policy=policy,
         version=version,
-        since=_time(since, "since"),
-        until=_time(until, "until"),
+        since=window.since,
+        until=window.until,
         include_feedback=True,
     )
     decisions = 0

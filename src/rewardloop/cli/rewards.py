@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,6 +21,7 @@ from rewardloop.cli.common import (
     open_store,
     progress,
     project,
+    window_option,
 )
 from rewardloop.config import ConfigError
 
@@ -46,18 +46,6 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from rewardloop.rewards import RewardError
 
     return (RewardError, ConfigError, DataMissingError, ValueError, OSError)
-
-
-def _time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise fail(
-            f"{option}: expected an ISO-8601 time such as 2026-03-01 or 2026-03-01T12:00Z, got {value!r}"
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @rewards_app.command("compile")
@@ -94,7 +82,7 @@ def compile_cmd(
         raise fail(
             "rewardloop.yaml declares no reward specs: add one under `rewards:` (see `rewardloop init`)"
         )
-    lo, hi = _time(since, "--since"), _time(until, "--until")
+    window = window_option(since, until)
     with errors_as_messages(*_user_errors()):
         specs = (
             [find_spec(cfg.rewards, n) for n in spec]
@@ -107,7 +95,7 @@ def compile_cmd(
             reports = []
             for s in specs:
                 reports.append(
-                    compile_rewards(store, s, policy=policy, since=lo, until=hi, incremental=incremental)
+                    compile_rewards(store, s, policy=policy, window=window, incremental=incremental)
                 )
                 bar.advance(task)
     for r in reports:

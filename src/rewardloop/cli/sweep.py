@@ -23,6 +23,7 @@ from rewardloop.cli.common import (
     console,
     fail,
     open_store,
+    window_option,
 )
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def sweep_cmd(
     policy as served for RL learners); golden-set feedback never enters the validation split. The
     same --seed gives the same trials and scores on the local backend and on Ray Tune.
     """
-    from rewardloop.cli.train import parse_time, resolve_project
+    from rewardloop.cli.train import resolve_project
     from rewardloop.config import ConfigError
     from rewardloop.learners.base import LearnerConfigError
     from rewardloop.learners.search_space import parse_space
@@ -84,7 +85,7 @@ def sweep_cmd(
     specs = parse_specs(space)
     try:
         cfg, base = resolve_project(config, sets or [], learner)
-        plan = resolve_plan(cfg, base, since=parse_time(since, "--since"), until=parse_time(until, "--until"))
+        plan = resolve_plan(cfg, base, window=window_option(since, until))
         search = parse_space(type(plan.config), specs)
         policy = start_policy(plan)
     except (ConfigError, TrainingError, LearnerConfigError) as err:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +17,17 @@ import numpy as np
 import typer
 
 from rewardloop.cli import common
-from rewardloop.cli.common import ConfigOption, ExitCode, Sets, Since, Until, console, exit_code_for, fail
+from rewardloop.cli.common import (
+    ConfigOption,
+    ExitCode,
+    Sets,
+    Since,
+    Until,
+    console,
+    exit_code_for,
+    fail,
+    window_option,
+)
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig, load_config
 from rewardloop.encoders import default_encoder
 from rewardloop.learners import BanditData, LabelledData, learner_options
@@ -30,6 +39,7 @@ from rewardloop.loop.training import (
     build_data,
     check_enough,
     check_label_learner,
+    data_window,
     read_labelled,
     read_window,
     resolve_plan,
@@ -63,18 +73,6 @@ def resolve_project(config: Path | None, sets: list[str], learner: str | None) -
     overrides = [*sets, f"training.learner={learner}"] if learner is not None else sets
     cfg = load_config(config, overrides)
     return cfg, (config if config is not None else DEFAULT_PATH).parent.resolve()
-
-
-def parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-        return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # naive times are UTC, as in the store
-    except ValueError:
-        raise fail(
-            f"{option}: not an ISO date/time: {value!r} (e.g. 2026-01-31 or 2026-01-31T12:00)"
-        ) from None
 
 
 def _summarise_data(data: Any, batch: DecisionBatch) -> list[str]:
@@ -120,7 +118,7 @@ def _print_plan(plan: TrainingPlan, window: tuple[Any, Any], dry_run: bool) -> N
             console.print(f"  {f.name} = {value!r}  [dim]# {f.metadata.get('help', '')}[/dim]")
         console.print(
             f"  min_feedback = {plan.min_feedback}, max_episodes = {plan.max_episodes}, "
-            f"since = {plan.since or '-'}",
+            f"since = {plan.window.since or '-'}",
             highlight=False,
         )
     else:
@@ -220,7 +218,7 @@ def train(
         cfg, base = resolve_project(config, sets or [], learner)
         if from_labels is not None:
             check_label_learner(cfg.training.learner)
-        plan = resolve_plan(cfg, base, since=parse_time(since, "--since"), until=parse_time(until, "--until"))
+        plan = resolve_plan(cfg, base, window=window_option(since, until))
         policy = start_policy(plan)
     except (ConfigError, TrainingError) as err:
         raise fail(str(err), exit_code_for(err)) from None
@@ -237,11 +235,7 @@ def train(
         elif not plan.learner_cls.reads_texts:
             _pre_embed(batch, policy)
         data = _check(build_data, plan, batch, policy, zeros)
-        created = [d.created_at for d in batch]
-        window = (
-            plan.since or (min(created) if created else None),
-            plan.until or (max(created) if created else None),
-        )
+        window = data_window(plan, batch)
         _print_plan(plan, window, dry_run)
         for line in _summarise_data(data, batch):
             console.print(f"  {line}")

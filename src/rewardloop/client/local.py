@@ -17,6 +17,7 @@ from rewardloop.client.models import ApiError, Closing, FeedbackReceipt, ItemFai
 from rewardloop.store import Store
 from rewardloop.store.insights import export_rows
 from rewardloop.store.writing import WriteReport, write_decisions, write_feedback
+from rewardloop.types import TimeWindow
 
 
 def _report(rows: list[dict[str, Any]], written: WriteReport) -> LogReport:
@@ -106,7 +107,7 @@ class LocalClient(Closing):
     def export_rows(
         self, policy: str | None = None, since: datetime | None = None, until: datetime | None = None
     ) -> list[dict[str, Any]]:
-        return list(export_rows(self.store, self.project, policy=policy, since=since, until=until))
+        return list(export_rows(self.store, self.project, policy=policy, window=TimeWindow(since, until)))
 
 
 __all__ = ["LocalClient"]

@@ -24,7 +24,7 @@ from rewardloop.store.reward_compile import (
     read_compile_inputs,
 )
 from rewardloop.store.voids import touched_decisions
-from rewardloop.types import utcnow
+from rewardloop.types import TimeWindow, utcnow
 
 #: Decision ids per read in incremental mode (keeps each IN (...) list well under SQLite's limit).
 ID_CHUNK = 5000
@@ -60,11 +60,10 @@ def compile_rewards(
     spec: RewardSpec,
     *,
     policy: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    window: TimeWindow = TimeWindow(),
     incremental: bool = False,
 ) -> CompileReport:
-    """Compile ``spec``'s rewards for the decisions of ``policy`` created in ``[since, until)``.
+    """Compile ``spec``'s rewards for the decisions of ``policy`` created in ``window``.
 
     Parameters
     ----------
@@ -72,8 +71,8 @@ def compile_rewards(
     spec : RewardSpec
     policy : str, optional
         Only this policy's decisions (default: every policy).
-    since, until : datetime, optional
-        Window on the decisions' time (full mode).
+    window : TimeWindow, optional
+        Window on the decisions' time (default: all of it).
     incremental : bool, default False
         Only decisions with feedback newer than this spec version's last compile (all of them the
         first time).
@@ -101,13 +100,11 @@ def compile_rewards(
     if incremental and watermark is not None:
         touched = touched_decisions(store, policy, watermark)  # new feedback, or feedback voided
         for s in range(0, len(touched), ID_CHUNK):
-            ds, fb = read_compile_inputs(
-                store, policy=policy, since=since, until=until, ids=touched[s : s + ID_CHUNK]
-            )
+            ds, fb = read_compile_inputs(store, policy=policy, window=window, ids=touched[s : s + ID_CHUNK])
             decisions.extend(ds)
             feedback.update(fb)
     else:
-        decisions, feedback = read_compile_inputs(store, policy=policy, since=since, until=until)
+        decisions, feedback = read_compile_inputs(store, policy=policy, window=window)
     report.decisions = len(decisions)
     report.feedback_rows = sum(len(v) for v in feedback.values())
     result: CompileResult = compile_feedback(decisions, feedback, spec, created_at=read_started)

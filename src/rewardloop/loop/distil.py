@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from rewardloop.learners.sft import ChatExamples, columns, prompt_of, prompted_decisions
@@ -23,6 +22,7 @@ from rewardloop.loop.training import (
     TrainingError,
     TrainingOutcome,
     TrainingPlan,
+    data_window,
     plan_run,
     start_policy,
     train_plan,
@@ -30,7 +30,7 @@ from rewardloop.loop.training import (
 from rewardloop.policies.generator import GeneratorInputError, GeneratorPolicy
 from rewardloop.policies.remote import ChatEndpoint, EndpointError, EndpointUnavailable
 from rewardloop.store import Store, read_decisions
-from rewardloop.types import DecisionBatch
+from rewardloop.types import DecisionBatch, TimeWindow
 
 #: Skip reasons of :func:`teacher_examples` (``skipped/<reason>`` in the TrainingRun).
 REPEATED = "prompt asked already (a repeated decision)"
@@ -105,12 +105,10 @@ def _ask(
     return None
 
 
-def logged_prompts(
-    store: Store, policy: str, since: datetime | None, until: datetime | None, newest: int | None
-) -> DecisionBatch:
+def logged_prompts(store: Store, policy: str, window: TimeWindow, newest: int | None) -> DecisionBatch:
     """``policy``'s logged decisions in the window (any kind; the prompted ones are used), the newest
     ``newest`` of them when set."""
-    batch = read_decisions(store, policy=policy, since=since, until=until)
+    batch = read_decisions(store, policy=policy, since=window.since, until=window.until)
     return batch if newest is None or len(batch) <= newest else DecisionBatch(list(batch.decisions)[-newest:])
 
 
@@ -140,7 +138,7 @@ def distil(
     student = start_policy(plan)
     assert isinstance(student, GeneratorPolicy)  # a generator plan starts from a saved generator
     source = prompts_from or plan.policy.name
-    batch = logged_prompts(store, source, plan.since, plan.until, plan.max_episodes)
+    batch = logged_prompts(store, source, plan.window, plan.max_episodes)
     try:
         data = teacher_examples(batch, teacher, student.system, asking)
     except EndpointError as err:
@@ -154,8 +152,7 @@ def distil(
         raise TrainingError(
             f"training.min_feedback: {len(data)} teacher answers, fewer than the {plan.min_feedback} required"
         )
-    created = [d.created_at for d in batch]
-    window = (plan.since or min(created), plan.until or max(created))
+    window = data_window(plan, batch)
     recorded = {"teacher_url": teacher.base_url, "teacher_model": teacher.model, "prompts_from": source}
     dump = training_dump or {}
     run = plan_run(plan, data, window, dump, {"distil": recorded})

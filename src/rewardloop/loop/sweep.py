@@ -43,6 +43,7 @@ from rewardloop.loop.training import (
     TrainingError,
     TrainingPlan,
     build_data,
+    data_window,
     plan_run,
     start_labels,
     train_plan,
@@ -230,11 +231,7 @@ def prepare_job(
             "raise the share or log more feedback"
         )
     start = trial_policy(plan, train, validation, policy)
-    created = [d.created_at for d in batch]
-    window = (
-        plan.since or (min(created) if created else None),
-        plan.until or (max(created) if created else None),
-    )
+    window = data_window(plan, batch)
     runs = []
     for i, hyper in enumerate(trials):
         try:

@@ -39,7 +39,7 @@ from rewardloop.policies.encoder_head import EncoderHeadPolicy
 from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.policies.multilabel import MultiLabelPolicy
 from rewardloop.store import Store, finish_run, read_decisions, start_run
-from rewardloop.types import DecisionBatch, TrainingRun, utcnow
+from rewardloop.types import DecisionBatch, TimeWindow, TrainingRun, utcnow
 from rewardloop.types.history import summarise
 
 HISTORY_FILE = "training_history.json"
@@ -120,8 +120,7 @@ class TrainingPlan:
     ignored: list[str]
     policy: PolicyConfig
     spec: RewardSpecConfig | None
-    since: datetime | None
-    until: datetime | None
+    window: TimeWindow
     min_feedback: int
     max_episodes: int | None
     init_from: Path | None
@@ -132,13 +131,12 @@ def resolve_plan(
     cfg: ProjectConfig,
     base: Path,
     *,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    window: TimeWindow = TimeWindow(),
     now: datetime | None = None,
 ) -> TrainingPlan:
     """Check and resolve the ``training`` section; a TrainingError naming the key otherwise.
 
-    ``since`` defaults to ``now - training.lookback_days`` when that is set.
+    An open ``window.since`` becomes ``now - training.lookback_days`` when that is set.
     """
     training = cfg.training
     if not any(training.learner in m for m in (LEARNERS, GENERATOR_LEARNERS, SET_LEARNERS)):
@@ -169,8 +167,14 @@ def resolve_plan(
             f"training.reward_spec: the {training.learner} learner learns from compiled rewards; "
             f"name a reward spec (known: {known})"
         )
-    if since is None and training.lookback_days is not None:
+    if window.since is None and training.lookback_days is not None:
         since = (now or utcnow()) - timedelta(days=training.lookback_days)
+        if window.until is not None and window.until < since:
+            raise TrainingError(
+                f"training.lookback_days: {training.lookback_days:g} days back is {since:%Y-%m-%d %H:%M}, "
+                f"after the window's end ({window.until})"
+            )
+        window = TimeWindow(since, window.until)
     init = Path(training.init_from) if training.init_from else None
     out = Path(training.output_dir)
     return TrainingPlan(
@@ -180,8 +184,7 @@ def resolve_plan(
         ignored=ignored,
         policy=policy,
         spec=spec,
-        since=since,
-        until=until,
+        window=window,
         min_feedback=training.min_feedback,
         max_episodes=training.max_episodes,
         init_from=None if init is None else (init if init.is_absolute() else base / init),
@@ -238,8 +241,8 @@ def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
     batch = read_decisions(
         store,
         policy=plan.policy.name,
-        since=plan.since,
-        until=plan.until,
+        since=plan.window.since,
+        until=plan.window.until,
         kind=plan.policy.kind,
         include_feedback=True,
         reward_spec=(plan.spec.name, plan.spec.version) if plan.spec is not None else None,
@@ -253,6 +256,15 @@ def read_window(store: Store, plan: TrainingPlan) -> DecisionBatch:
             {k: v for k, v in batch.rewards.items() if k in ids},
         )
     return batch
+
+
+def data_window(plan: TrainingPlan, batch: DecisionBatch) -> tuple[datetime | None, datetime | None]:
+    """The window a run records: the plan's, an open end closed by the first or last decision read."""
+    created = [d.created_at for d in batch]
+    return (
+        plan.window.since or (min(created) if created else None),
+        plan.window.until or (max(created) if created else None),
+    )
 
 
 def build_data(plan: TrainingPlan, batch: DecisionBatch, policy: Any, embed: Any = None) -> Any:
@@ -475,6 +487,7 @@ __all__ = [
     "build_data",
     "check_enough",
     "check_label_learner",
+    "data_window",
     "fit_and_record",
     "plan_run",
     "read_labelled",

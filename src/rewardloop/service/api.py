@@ -67,7 +67,7 @@ from rewardloop.store.insights import (
 from rewardloop.store.review import (
     review_counts,
 )
-from rewardloop.types import Decision
+from rewardloop.types import Decision, RecordError, TimeWindow
 from rewardloop.types.answers import Decided
 
 # Two flat routers (the app includes both): nesting one in the other costs a level of route matching
@@ -253,9 +253,13 @@ def export(
     until: Annotated[datetime | None, Query(description="feedback before (ISO-8601)")] = None,
 ) -> Response:
     """The caller's project's feedback joined with its decisions (columns: ``EXPORT_COLUMNS``)."""
+    try:
+        window = TimeWindow(since, until)
+    except RecordError as err:
+        raise HTTPException(422, f"query.{err.field}: {err.reason}") from None
     if policy is not None:
         _own_policy(state, key, policy)
-    rows = export_rows(state.store, key.project, policy=policy, since=since, until=until)
+    rows = export_rows(state.store, key.project, policy=policy, window=window)
     name = f"rewardloop-{key.project}-feedback"
     if format == "jsonl":
         return StreamingResponse(

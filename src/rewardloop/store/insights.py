@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, func, select
 
 from rewardloop.store.engine import Store
-from rewardloop.store.repository import decision_from_row, feedback_from_row, time_window, to_utc
+from rewardloop.store.repository import decision_from_row, feedback_from_row, time_window
 from rewardloop.store.tables import DecisionRow, FeedbackRow, RewardRow
-from rewardloop.types import DecisionBatch, Feedback
+from rewardloop.types import DecisionBatch, Feedback, TimeWindow, to_utc
 
 DEFAULT_PROJECT = "default"
 
@@ -75,7 +75,7 @@ def recent_decisions(
     """The project's most recent decisions (up to ``limit``, oldest first) with their feedback."""
     conds: list[Any] = [
         project_of_decision() == project,
-        *time_window(store, DecisionRow.created_at, since, None),
+        *time_window(store, DecisionRow.created_at, TimeWindow(since)),
     ]
     if policy is not None:
         conds.append(DecisionRow.policy == policy)
@@ -154,17 +154,16 @@ def export_rows(
     project: str,
     *,
     policy: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    window: TimeWindow = TimeWindow(),
     batch_size: int = 2000,
 ) -> Iterator[dict[str, Any]]:
     """Feedback rows of the project's decisions joined with their decision, oldest feedback first.
 
-    ``since``/``until`` bound the feedback's own time (half-open). Rows stream in batches, so an export
+    ``window`` bounds the feedback's own time. Rows stream in batches, so an export
     of millions of rows holds only ``batch_size`` of them in memory.
     """
     f, d = FeedbackRow, DecisionRow
-    conds: list[Any] = [project_of_decision() == project, *time_window(store, f.created_at, since, until)]
+    conds: list[Any] = [project_of_decision() == project, *time_window(store, f.created_at, window)]
     if policy is not None:
         conds.append(d.policy == policy)
     query = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, exists, func, or_, select
@@ -25,21 +25,17 @@ from rewardloop.store.writing import (
     write_feedback,
     write_rewards,
 )
-from rewardloop.types import DecisionBatch, Feedback, Reward
+from rewardloop.types import DecisionBatch, Feedback, Reward, TimeWindow, to_utc
 
 # --------------------------------------------------------------------------------------------- reading
 
 
-def to_utc(t: datetime | None) -> datetime | None:
-    return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def time_window(store: Store, column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
-    """Conditions ``since <= column < until`` (either may be None); naive times are taken as UTC.
+def time_window(store: Store, column: Any, window: TimeWindow) -> list[Any]:
+    """Conditions ``window.since <= column < window.until`` (an open end adds none).
 
     SQLite keeps naive UTC, PostgreSQL timestamptz: both are compared in UTC.
     """
-    lo, hi = to_utc(since), to_utc(until)
+    lo, hi = window.since, window.until
     if store.dialect == "sqlite":
         lo = lo.replace(tzinfo=None) if lo else None
         hi = hi.replace(tzinfo=None) if hi else None
@@ -55,8 +51,7 @@ def decision_filter(
     store: Store,
     policy: str | None,
     version: str | None,
-    since: datetime | None,
-    until: datetime | None,
+    window: TimeWindow,
     experiment: str | None,
     variant: str | None,
     kind: str | None,
@@ -74,7 +69,7 @@ def decision_filter(
     ):
         if value is not None:
             conds.append(column == value)
-    conds += time_window(store, d.created_at, since, until)
+    conds += time_window(store, d.created_at, window)
     if ids is not None:
         conds.append(d.id.in_(list(ids)))
     if with_feedback is not None:
@@ -105,7 +100,8 @@ def read_decisions(
     Parameters
     ----------
     since, until : datetime, optional
-        Half-open time window ``[since, until)``; naive times are taken as UTC.
+        Half-open time window ``[since, until)`` (a :class:`~rewardloop.types.TimeWindow`: naive times
+        are taken as UTC; ``since`` after ``until`` is a RecordError).
     with_feedback : bool, optional
         True: only decisions that have feedback; False: only those with none; None: all.
     include_feedback : bool
@@ -116,7 +112,7 @@ def read_decisions(
         Only decisions after this one in the batch order (keyset paging, see :func:`iter_decisions`).
     """
     conds = decision_filter(
-        store, policy, version, since, until, experiment, variant, kind, with_feedback, ids
+        store, policy, version, TimeWindow(since, until), experiment, variant, kind, with_feedback, ids
     )
     if after is not None:
         t = to_utc(after[0])
@@ -196,7 +192,7 @@ def read_feedback(
             )
         )
         conds.append(f.decision_id.in_(sub.scalar_subquery()))
-    conds += time_window(store, f.created_at, since, until)
+    conds += time_window(store, f.created_at, TimeWindow(since, until))
     if kind is not None:
         conds.append(f.kind == kind)
     if decision_ids is not None:

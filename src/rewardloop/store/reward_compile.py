@@ -12,6 +12,7 @@ from sqlalchemy import Text, and_, cast, func, select
 from rewardloop.store.engine import Store
 from rewardloop.store.repository import decision_filter
 from rewardloop.store.tables import DecisionRow, FeedbackRow, RewardRow
+from rewardloop.types import TimeWindow
 
 
 def latest_reward_time(
@@ -101,8 +102,7 @@ def read_compile_inputs(
     store: Store,
     *,
     policy: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    window: TimeWindow = TimeWindow(),
     ids: Sequence[str] | None = None,
 ) -> tuple[list[DecisionView], dict[str, list[FeedbackView]]]:
     """Decisions with feedback (in a policy/time window, or among ``ids``) and their feedback rows.
@@ -112,7 +112,7 @@ def read_compile_inputs(
     Voided feedback is left out.
     """
     d, f = DecisionRow, FeedbackRow
-    conds = decision_filter(store, policy, None, since, until, None, None, None, None, ids)
+    conds = decision_filter(store, policy, None, window, None, None, None, None, ids)
     sqlite = store.dialect == "sqlite"
     # One join, no ORDER BY (the compiler orders each decision's rows itself), raw JSON and time
     # columns on SQLite (decoded below only where present): the cheapest read of 100k rows.

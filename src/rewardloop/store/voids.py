@@ -19,7 +19,7 @@ from rewardloop.store.engine import Store
 from rewardloop.store.repository import time_window
 from rewardloop.store.rows import aware
 from rewardloop.store.tables import DecisionRow, FeedbackRow, RewardRow
-from rewardloop.types import utcnow
+from rewardloop.types import TimeWindow, utcnow
 
 
 class VoidError(ValueError):
@@ -98,8 +98,8 @@ def touched_decisions(store: Store, policy: str | None, since: datetime) -> list
     """Ids of ``policy``'s decisions whose feedback came in, or was voided, since ``since`` (the
     incremental compile's work list)."""
     f = FeedbackRow
-    came = and_(True, *time_window(store, f.created_at, since, None))
-    voided = and_(True, *time_window(store, f.voided_at, since, None))
+    came = and_(True, *time_window(store, f.created_at, TimeWindow(since)))
+    voided = and_(True, *time_window(store, f.voided_at, TimeWindow(since)))
     query = select(f.decision_id).where(or_(came, voided))
     if policy is not None:
         owned = select(DecisionRow.id).where(DecisionRow.policy == policy)

@@ -33,6 +33,7 @@ from rewardloop.types.sets import (
     set_pscore,
     unlisted_action_fields,
 )
+from rewardloop.types.window import TimeWindow, to_utc
 
 __all__ = [
     "DECISION_KINDS",
@@ -54,6 +55,7 @@ __all__ = [
     "RecordError",
     "ReviewItem",
     "Reward",
+    "TimeWindow",
     "TraceStep",
     "TrainingRun",
     "answer_text",
@@ -64,6 +66,7 @@ __all__ = [
     "set_decision_fields",
     "set_key",
     "set_pscore",
+    "to_utc",
     "unlisted_action_fields",
     "utcnow",
 ]
