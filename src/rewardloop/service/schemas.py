@@ -6,13 +6,15 @@ Request models forbid unknown fields, so a misspelt field is an error naming it,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardloop.store import GroupStats
 from rewardloop.types import Decision, DecisionKind, Feedback, FeedbackKind, RecordError, TraceStep
 from rewardloop.types.answers import ReviewQueueItem
+
+Item = TypeVar("Item")
 
 #: The most items one batch request may carry (``/v1/decisions/batch``, ``/v1/feedback/batch``).
 MAX_BATCH_ITEMS = 5000
@@ -24,6 +26,15 @@ class Request(BaseModel):
 
 class Response(BaseModel):
     pass
+
+
+class Page(Response, Generic[Item]):
+    """One page of a listing, in the listing's order: every paged route answers with a subclass."""
+
+    items: list[Item]
+    next_page_token: str | None = Field(
+        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
+    )
 
 
 class ErrorResponse(Response):
@@ -250,12 +261,8 @@ class LeaderboardResponse(Response):
     )
 
 
-class ReviewListResponse(Response):
-    items: list[ReviewQueueItem]
+class ReviewListResponse(Page[ReviewQueueItem]):
     counts: dict[str, int]
-    next_page_token: str | None = Field(
-        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
-    )
 
 
 class ReviewResolveRequest(Request):
@@ -328,11 +335,8 @@ class PolicyModel(Response):
     versions: list[str]
 
 
-class PolicyPage(Response):
-    items: list[PolicyModel]
-    next_page_token: str | None = Field(
-        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
-    )
+class PolicyPage(Page[PolicyModel]):
+    pass
 
 
 class PromoteRequest(Request):
@@ -371,11 +375,8 @@ class ExperimentModel(Response):
     )
 
 
-class ExperimentPage(Response):
-    items: list[ExperimentModel]
-    next_page_token: str | None = Field(
-        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
-    )
+class ExperimentPage(Page[ExperimentModel]):
+    pass
 
 
 class KeyCreateRequest(Request):
@@ -393,11 +394,8 @@ class KeyModel(Response):
     revoked_at: datetime | None
 
 
-class KeyPage(Response):
-    items: list[KeyModel]
-    next_page_token: str | None = Field(
-        None, description="pass as `page_token` for the next page; null on the last page (opaque)"
-    )
+class KeyPage(Page[KeyModel]):
+    pass
 
 
 class KeyCreateResponse(KeyModel):
