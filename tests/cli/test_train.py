@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -21,7 +22,7 @@ from rewardloop.learners import (
 )
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.store import Store, read_runs, write_decisions, write_feedback, write_rewards
-from rewardloop.types import Decision, Feedback, Reward
+from rewardloop.types import Decision, Feedback, Reward, TimeWindow
 
 runner = CliRunner()
 LABELS = ["a", "b", "c"]
@@ -318,6 +319,24 @@ def test_max_episodes_and_lookback_days_bound_the_window(store, tmp_path, encode
     )
     assert result.exit_code == 0, result.output
     assert "decisions read: 0" in flat(result.output)  # the last 7 days hold none of them
+
+
+def test_lookback_days_opens_the_window_and_may_not_start_after_its_end(tmp_path):
+    from rewardloop.config import load_config
+    from rewardloop.loop.training import TrainingError, resolve_plan
+
+    cfg = load_config(Path(project(tmp_path, "sqlite://", lookback_days=7)))
+    now = datetime(2026, 3, 1, 12)  # naive: UTC
+    plan = resolve_plan(cfg, tmp_path, window=TimeWindow(until=datetime(2026, 3, 1)), now=now)
+    assert plan.window == TimeWindow(datetime(2026, 2, 22, 12, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC))
+    given = TimeWindow(datetime(2026, 1, 1), datetime(2026, 1, 2))  # --since wins over lookback_days
+    assert resolve_plan(cfg, tmp_path, window=given, now=now).window == given
+    with pytest.raises(TrainingError) as err:
+        resolve_plan(cfg, tmp_path, window=TimeWindow(until=datetime(2026, 2, 1)), now=now)
+    assert str(err.value) == (
+        "training.lookback_days: 7 days back is 2026-02-22 12:00, after the window's end "
+        "(2026-02-01 00:00:00+00:00)"
+    )
 
 
 def test_flat_training_keys_reach_each_learners_own_field(tmp_path):

@@ -39,7 +39,7 @@ from rewardloop.policies.encoder_head import EncoderHeadPolicy
 from rewardloop.policies.generator import GeneratorPolicy
 from rewardloop.policies.multilabel import MultiLabelPolicy
 from rewardloop.store import Store, finish_run, read_decisions, start_run
-from rewardloop.types import DecisionBatch, TimeWindow, TrainingRun, utcnow
+from rewardloop.types import DecisionBatch, TimeWindow, TrainingRun, to_utc, utcnow
 from rewardloop.types.history import summarise
 
 HISTORY_FILE = "training_history.json"
@@ -168,7 +168,7 @@ def resolve_plan(
             f"name a reward spec (known: {known})"
         )
     if window.since is None and training.lookback_days is not None:
-        since = (now or utcnow()) - timedelta(days=training.lookback_days)
+        since = to_utc(now or utcnow()) - timedelta(days=training.lookback_days)
         if window.until is not None and window.until < since:
             raise TrainingError(
                 f"training.lookback_days: {training.lookback_days:g} days back is {since:%Y-%m-%d %H:%M}, "

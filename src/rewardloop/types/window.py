@@ -1,13 +1,19 @@
-"""A half-open time window ``[since, until)``, the one way every read, compile and training run takes one."""
+"""A half-open time window ``[since, until)``: what compile, training and export take, and what every
+windowed read of the store checks its ``since``/``until`` with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 from rewardloop.types.errors import RecordError
 
 
+@overload
+def to_utc(t: datetime) -> datetime: ...
+@overload
+def to_utc(t: None) -> None: ...
 def to_utc(t: datetime | None) -> datetime | None:
     """``t`` in UTC; a naive time is taken as UTC already (the store keeps UTC)."""
     return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
