@@ -114,3 +114,8 @@ def test_report_add_keeps_the_newer_counts() -> None:
     a = BulkReport(1, 1, 0, [ReviewFailure("x", "invalid", "m")], {"open": 3})
     a.add(BulkReport(0, 2, 1, [], {"open": 1}))
     assert (a.resolved, a.answered, a.skipped, len(a.failed), a.counts) == (1, 3, 1, 1, {"open": 1})
+
+
+def test_review_next_refuses_an_unknown_filter_naming_it(api: Api) -> None:
+    with pytest.raises(TypeError, match="unknown filter 'label'"):
+        _client(api).review_next(label="x")  # type: ignore[call-arg]

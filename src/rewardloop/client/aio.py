@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
@@ -140,17 +140,9 @@ class AsyncClient(wire.Settings[httpx.AsyncClient]):
         async for item in wire.afollow(lambda token: self.review_queue(statuses, page_size, token)):
             yield item
 
-    async def review_next(
-        self,
-        *,
-        policy: str | None = None,
-        reason: str | None = None,
-        kind: str | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> ReviewPage:
+    async def review_next(self, **query: Unpack[wire.ReviewQuery]) -> ReviewPage:
         """As :meth:`rewardloop.client.Client.review_next`."""
-        params = wire.review_next_params(policy, reason, kind, limit, offset)
+        params = wire.review_next_params(query)
         return wire.review_page(await self._call("GET", "/v1/review/next", params=params))
 
     async def review_bulk(self, answers: Iterable[BulkAnswer]) -> BulkReport:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
@@ -204,19 +204,11 @@ class Client(wire.Settings[httpx.Client], Closing):
         statuses = list(status)
         return wire.follow(lambda token: self.review_queue(statuses, page_size, token))
 
-    def review_next(
-        self,
-        *,
-        policy: str | None = None,
-        reason: str | None = None,
-        kind: str | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> ReviewPage:
+    def review_next(self, **query: Unpack[wire.ReviewQuery]) -> ReviewPage:
         """Your next page of the queue (``GET /v1/review/next``): the items you may take, highest
         priority first, filtered by ``policy``, ``reason`` and ``kind``, claimed for you as it opens
         (for ``review.claim_minutes``), with the counts and the reviewers' agreement."""
-        params = wire.review_next_params(policy, reason, kind, limit, offset)
+        params = wire.review_next_params(query)
         return wire.review_page(self._call("GET", "/v1/review/next", params=params))
 
     def review_bulk(self, answers: Iterable[BulkAnswer]) -> BulkReport:

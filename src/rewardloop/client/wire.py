@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 import httpx
 import orjson
@@ -283,14 +283,27 @@ def page_params(limit: int, page_token: str | None, **more: Any) -> dict[str, An
 BULK_LIMIT = 100
 
 
-def review_next_params(
-    policy: str | None, reason: str | None, kind: str | None, limit: int, offset: int
-) -> dict[str, Any]:
-    """Query parameters of ``GET /v1/review/next`` (absent filters left out)."""
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    for name, value in (("policy", policy), ("reason", reason), ("kind", kind)):
-        if value is not None:
-            params[name] = value
+class ReviewQuery(TypedDict, total=False):
+    """What ``review_next`` asks for: a policy, a reason (``low_confidence``, ``audit``, ...) and a
+    decision kind (each left out: any), ``limit`` items (default 10) from ``offset`` (default 0)."""
+
+    policy: str | None
+    reason: str | None
+    kind: str | None
+    limit: int
+    offset: int
+
+
+def review_next_params(query: ReviewQuery) -> dict[str, Any]:
+    """Query parameters of ``GET /v1/review/next`` (absent filters left out); a TypeError names an
+    unknown one."""
+    unknown = sorted(set(query) - set(ReviewQuery.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"review_next: unknown filter {unknown[0]!r} (known: policy, reason, kind, limit, offset)"
+        )
+    params: dict[str, Any] = {"limit": query.get("limit", 10), "offset": query.get("offset", 0)}
+    params |= {k: v for k, v in query.items() if k not in params and v is not None}
     return params
 
 
