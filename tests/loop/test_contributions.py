@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -117,20 +118,23 @@ def encoder():
     return default_encoder()
 
 
-def _project(tmp_path: Path, golden: bool = True) -> ProjectConfig:
-    cfg = ProjectConfig.model_validate(
-        {
-            "policies": [{"name": "intent", "kind": "classifier", "labels": LABELS}],
-            "training": {"learner": "supervised", "min_feedback": 4, "output_dir": str(tmp_path / "art")},
-        }
-    )
+def project_dict(tmp_path: Path, golden: bool = True) -> dict[str, Any]:
+    """The project file's content: the intent classifier, the supervised learner, the golden set."""
+    cfg: dict[str, Any] = {
+        "policies": [{"name": "intent", "kind": "classifier", "labels": LABELS}],
+        "training": {"learner": "supervised", "min_feedback": 4, "output_dir": str(tmp_path / "art")},
+    }
     if golden:
         path = tmp_path / "golden.jsonl"
         path.write_text(
             "\n".join(json.dumps({"text": t, "label": k}) for k, ts in GOLDEN.items() for t in ts)
         )
-        cfg.evaluation.golden = str(path)
+        cfg["evaluation"] = {"golden": str(path)}
     return cfg
+
+
+def _project(tmp_path: Path, golden: bool = True) -> ProjectConfig:
+    return ProjectConfig.model_validate(project_dict(tmp_path, golden))
 
 
 def _seed_labels(store: Store) -> None:

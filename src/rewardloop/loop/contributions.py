@@ -50,6 +50,7 @@ from rewardloop.loop.training import (
 )
 from rewardloop.store import Store, read_runs
 from rewardloop.store.contributors import ContributorTotals, contributor_totals
+from rewardloop.store.insights import policies_of_project
 from rewardloop.types import DecisionBatch, TrainingRun, new_id
 
 #: The run config key of an impact measurement's runs.
@@ -297,12 +298,41 @@ def leaderboard(
     ]
 
 
+@dataclass(frozen=True)
+class ContributorsView:
+    """What the contributors page, ``GET /v1/contributors`` and ``rewardloop contributors board``
+    show: the leaderboard of the range and each policy's newest impact measurement (whatever its
+    window: a measurement is a training window's, made when it was run)."""
+
+    project: str
+    since: datetime | None
+    until: datetime | None
+    items: list[ContributorRow]
+    impact: list[ImpactReport]
+
+
+def contributors_view(
+    store: Store, project: str, since: datetime | None = None, until: datetime | None = None
+) -> ContributorsView:
+    """The leaderboard of ``project`` in ``[since, until)`` and its policies' newest measurements."""
+    reports = [read_impact(store, name) for name in policies_of_project(store, project)]
+    return ContributorsView(
+        project,
+        since,
+        until,
+        leaderboard(store, project, since, until),
+        [r for r in reports if r is not None],
+    )
+
+
 __all__ = [
     "DEFAULT_TOP_K",
     "IMPACT_KEY",
     "ContributorRow",
+    "ContributorsView",
     "Impact",
     "ImpactReport",
+    "contributors_view",
     "leaderboard",
     "measure_impact",
     "read_impact",
