@@ -7,40 +7,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from tests.loop.test_contributions import _decision, _fb
 from tests.service.conftest import Api
 from tests.service.test_dashboard_scope import sign_in
 
 from rewardloop.evaluation.intervals import paired_difference_interval, wilson_interval
 from rewardloop.loop.contributions import IMPACT_KEY
 from rewardloop.store import finish_run, start_run, write_decisions, write_feedback
-from rewardloop.types import Decision, Feedback, TrainingRun, utcnow
+from rewardloop.types import TrainingRun, utcnow
 
-DAYS3 = timedelta(days=3)
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
 
 def _seed(api: Api) -> None:
     now = utcnow()
-    ds = [
-        Decision(
-            policy="intent",
-            policy_version="1",
-            kind="classifier",
-            actions=("a", "b"),
-            action="a",
-            action_dist=(0.6, 0.4),
-            pscore=0.6,
-            text=f"t{i}",
-            metadata={"project": "acme"},
-        )
-        for i in range(4)
-    ]
+    ds = [_decision(f"t{i}", now) for i in range(4)]
     write_decisions(api.store, ds)
     fb = [
-        Feedback(decision_id=ds[0].id, kind="correction", label="b", rater_id="ann", created_at=now),
-        Feedback(decision_id=ds[1].id, kind="correction", label="a", rater_id="ann", created_at=now),
-        Feedback(decision_id=ds[2].id, kind="correction", label="b", rater_id=HOSTILE, created_at=now),
-        Feedback(decision_id=ds[3].id, kind="correction", label="b", rater_id="old", created_at=now - DAYS3),
+        _fb(ds[0], "ann", "weather", now),
+        _fb(ds[1], "ann", "lights_on", now),
+        _fb(ds[2], HOSTILE, "weather", now),
+        _fb(ds[3], "old", "weather", now - timedelta(days=3)),
     ]
     write_feedback(api.store, fb)
 
