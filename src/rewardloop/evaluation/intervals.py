@@ -71,7 +71,9 @@ def paired_difference_interval(a: int, b: int, c: int, d: int, confidence: float
     *Statistics in Medicine* 17:2635, method 10).
 
     With ``p1 = (a+b)/n``, ``p2 = (a+c)/n``, their Wilson intervals ``[l1, u1]``, ``[l2, u2]`` and
-    ``φ = (ad − bc) / √((a+b)(c+d)(a+c)(b+d))`` (0 when a margin is empty), the interval of
+    the correlation ``φ = C / √((a+b)(c+d)(a+c)(b+d))`` with Newcombe's adjusted numerator
+    ``C = ad − bc − n/2`` when ``ad − bc > n/2``, ``0`` when ``0 ≤ ad − bc ≤ n/2``, ``ad − bc`` when it is
+    negative (``φ = 0`` when a margin is empty), the interval of
     ``θ = (b − c)/n`` is ``[θ − δ, θ + ε]`` with
     ``δ = √((p1−l1)² − 2φ(p1−l1)(u2−p2) + (u2−p2)²)`` and
     ``ε = √((u1−p1)² − 2φ(u1−p1)(p2−l2) + (p2−l2)²)``. Unlike a t-interval of the per-item
@@ -88,7 +90,9 @@ def paired_difference_interval(a: int, b: int, c: int, d: int, confidence: float
     p1, p2 = (a + b) / n, (a + c) / n
     w1, w2 = wilson_interval(a + b, n, confidence), wilson_interval(a + c, n, confidence)
     margins = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(margins) if margins > 0 else 0.0
+    cross = a * d - b * c
+    adjusted = cross - n / 2 if cross > n / 2 else (0.0 if cross >= 0 else cross)
+    phi = adjusted / math.sqrt(margins) if margins > 0 else 0.0
     delta = math.sqrt(
         max(0.0, (p1 - w1.low) ** 2 - 2 * phi * (p1 - w1.low) * (w2.high - p2) + (w2.high - p2) ** 2)
     )
