@@ -148,3 +148,18 @@ def impact(
         print_json(report)
         return
     _print_impact(report)
+
+
+def measure_after_iteration(cfg: Any, store: Any, base: Any, top_k: int) -> None:
+    """``loop run --impact-top-k``: measure after an iteration and print it; a measurement that cannot
+    run (no golden set, too little data, not a classifier's label learner) is a warning, not the
+    loop's failure."""
+    from rewardloop.loop.contributions import measure_impact
+    from rewardloop.loop.training import TrainingError
+
+    try:
+        report = measure_impact(store, cfg, base, top_k=top_k)
+    except TrainingError as err:
+        console.print(f"[yellow]contributors' impact not measured[/yellow]: {err}", highlight=False)
+        return
+    _print_impact(report)
