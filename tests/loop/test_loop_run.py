@@ -300,3 +300,26 @@ def test_killed_at_each_step_a_rerun_completes_with_a_consistent_history(project
     again = runner.invoke(app, ["loop", "run", "--once"])
     assert again.exit_code == 0, again.output
     _consistent(project_dir)
+
+
+def test_the_loop_measures_contributors_impact_when_asked(project_dir):
+    store = Store.open(f"sqlite:///{project_dir / 'rl.db'}", migrate=False)
+    extra = [logged(t) for t in ("lamp on now", "lamp off now", "is it snowing")]
+    write_decisions(store, extra)
+    write_feedback(
+        store,
+        [
+            Feedback(decision_id=d.id, kind="correction", label=label, rater_id="bob")
+            for d, label in zip(extra, ("lights_on", "lights_off", "weather"), strict=True)
+        ],
+    )
+    result = runner.invoke(app, ["loop", "run", "--once", "--impact-top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert "bootstrapped" in result.output and "impact on intent" in result.output
+    impact = [r for r in read_runs(store, policy="intent") if "impact" in r.config]
+    # the reference on all 12 labels, and one fit without each of ann (9 labels) and bob (3)
+    assert sorted((r.config["impact"]["role"], r.n_samples) for r in impact) == [
+        ("all", 12),
+        ("without", 3),
+        ("without", 9),
+    ]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from rewardloop.cli.common import ConfigOption, console, exit_code_for, fail, open_store, project
-from rewardloop.config import ConfigError, ProjectConfig
+from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig
 from rewardloop.config.sections import PolicyConfig
 from rewardloop.evaluation.golden import GoldenError, load_golden
 from rewardloop.learners import LEARNERS, SET_LEARNERS, LearnerConfigError
@@ -140,6 +140,15 @@ def run(
         float, typer.Option(help="seconds between iterations when running continuously")
     ] = 3600.0,
     iterations: Annotated[int | None, typer.Option(help="stop after this many iterations")] = None,
+    impact_top_k: Annotated[
+        int,
+        typer.Option(
+            "--impact-top-k",
+            min=0,
+            help="after each iteration, measure the impact of the k contributors with the most feedback "
+            "(as `rewardloop contributors impact`: 1 + k fits recorded as runs); 0: off",
+        ),
+    ] = 0,
 ) -> None:
     """Compile rewards; advance the running experiment, or train, evaluate, gate and canary a challenger.
 
@@ -176,6 +185,11 @@ def run(
                 console.print(
                     f"  {mark} {check.name}: {check.figure} (threshold {check.threshold})", highlight=False
                 )
+        if impact_top_k:
+            from rewardloop.cli.contributors import measure_after_iteration
+
+            base = (config if config is not None else DEFAULT_PATH).parent.resolve()
+            measure_after_iteration(cfg, store, base, impact_top_k)
         if once or (iterations is not None and done >= iterations):
             return
         time.sleep(interval)

@@ -109,6 +109,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "API keys of the HTTP service: each has a project and scopes",
     ),
     "loop": ("rewardloop.cli.loop_cmds", "Run the closed loop on your own store."),
+    "contributors": (
+        "rewardloop.cli.contributors",
+        "Contributors: a leaderboard over a time range, and the measured impact of their feedback.",
+    ),
     "embed": (
         "rewardloop.cli.compute_cmds",
         "Embed the texts of logged decisions with MiniLM into a Parquet file (local, or Ray Data on a "

@@ -14,21 +14,29 @@ See docs/sdk.md.
 from rewardloop.client.aio import AsyncClient
 from rewardloop.client.local import LocalClient
 from rewardloop.client.models import (
+    Agreement,
     ApiError,
+    BulkAnswer,
+    BulkReport,
     Decided,
     FeedbackReceipt,
     ItemFailure,
     LogReport,
     Page,
     RetryPolicy,
+    ReviewFailure,
     ReviewItem,
+    ReviewPage,
     ReviewQueue,
 )
 from rewardloop.client.sync import Client
 
 __all__ = [
+    "Agreement",
     "ApiError",
     "AsyncClient",
+    "BulkAnswer",
+    "BulkReport",
     "Client",
     "Decided",
     "FeedbackReceipt",
@@ -37,6 +45,8 @@ __all__ = [
     "LogReport",
     "Page",
     "RetryPolicy",
+    "ReviewFailure",
     "ReviewItem",
+    "ReviewPage",
     "ReviewQueue",
 ]

@@ -7,17 +7,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from rewardloop.client import wire
 from rewardloop.client.models import (
+    BulkAnswer,
+    BulkReport,
     Decided,
     FeedbackReceipt,
     LogReport,
     Page,
     ReviewItem,
+    ReviewPage,
     ReviewQueue,
 )
 
@@ -136,6 +139,18 @@ class AsyncClient(wire.Settings[httpx.AsyncClient]):
         statuses = list(status)
         async for item in wire.afollow(lambda token: self.review_queue(statuses, page_size, token)):
             yield item
+
+    async def review_next(self, **query: Unpack[wire.ReviewQuery]) -> ReviewPage:
+        """As :meth:`rewardloop.client.Client.review_next`."""
+        params = wire.review_next_params(query)
+        return wire.review_page(await self._call("GET", "/v1/review/next", params=params))
+
+    async def review_bulk(self, answers: Iterable[BulkAnswer]) -> BulkReport:
+        """As :meth:`rewardloop.client.Client.review_bulk`."""
+        report = BulkReport()
+        for body in wire.bulk_bodies(answers):
+            report.add(wire.bulk_report(await self._call("POST", "/v1/review/bulk", body)))
+        return report
 
     async def list_page(self, name: str, limit: int = 50, page_token: str | None = None) -> Page:
         """As :meth:`rewardloop.client.Client.list_page`."""

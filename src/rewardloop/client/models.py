@@ -6,6 +6,7 @@ import dataclasses
 import random
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -89,6 +90,81 @@ class ReviewQueue:
     items: list[ReviewItem]
     counts: dict[str, int]
     next_page_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How far reviewers agree on the overlap items (those two reviewers answer): of ``items`` answered
+    twice, ``agreed`` got the same answer; Cohen's ``kappa`` and Krippendorff's ``alpha`` (None while
+    there are too few to measure)."""
+
+    items: int
+    agreed: int
+    kappa: float | None = None
+    alpha: float | None = None
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    """A reviewer's page (``GET /v1/review/next``): the items they may take, claimed for them as it
+    opened; how many they may take in all, how many of the page are now theirs, the queue's counts
+    and the reviewers' agreement."""
+
+    items: list[ReviewItem]
+    available: int
+    claimed: int
+    counts: dict[str, int]
+    agreement: Agreement
+
+
+@dataclass(frozen=True)
+class BulkAnswer:
+    """One item's answer in a bulk submit (``POST /v1/review/bulk``): ``label`` (the right action),
+    ``labels`` (the right set of a decision with one), ``rating`` (1–5) or ``better`` (one of a
+    reranker item's ``pair``), with an optional ``comment``; or ``skip=True`` to pass on the item.
+
+    >>> a = BulkAnswer("item-1", label="lights_off")
+    >>> a.item_id, a.label, a.skip
+    ('item-1', 'lights_off', False)
+    """
+
+    item_id: str
+    label: str | None = None
+    labels: Sequence[str] | None = None
+    rating: int | None = None
+    better: str | None = None
+    comment: str | None = None
+    skip: bool = False
+
+
+@dataclass(frozen=True)
+class ReviewFailure:
+    """An answer of a bulk submit that the service refused (``kind``: ``not_found``, ``conflict`` or
+    ``invalid``); the other answers of the submit stand."""
+
+    item_id: str
+    kind: str
+    message: str
+
+
+@dataclass
+class BulkReport:
+    """What a bulk submit did: items resolved, answers stored (an overlap item's first answer leaves it
+    open for a second reviewer), items skipped, the refused answers, and the queue's counts after."""
+
+    resolved: int = 0
+    answered: int = 0
+    skipped: int = 0
+    failed: list[ReviewFailure] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BulkReport) -> None:
+        """Add a later submit's report (its counts are the newer)."""
+        self.resolved += other.resolved
+        self.answered += other.answered
+        self.skipped += other.skipped
+        self.failed.extend(other.failed)
+        self.counts = dict(other.counts)
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,21 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
 
 from rewardloop.client import wire
 from rewardloop.client.models import (
+    BulkAnswer,
+    BulkReport,
     Closing,
     Decided,
     FeedbackReceipt,
     LogReport,
     Page,
     ReviewItem,
+    ReviewPage,
     ReviewQueue,
 )
 
@@ -200,6 +203,22 @@ class Client(wire.Settings[httpx.Client], Closing):
         lower priority than the page being read are included; none is seen twice)."""
         statuses = list(status)
         return wire.follow(lambda token: self.review_queue(statuses, page_size, token))
+
+    def review_next(self, **query: Unpack[wire.ReviewQuery]) -> ReviewPage:
+        """Your next page of the queue (``GET /v1/review/next``): the items you may take, highest
+        priority first, filtered by ``policy``, ``reason`` and ``kind``, claimed for you as it opens
+        (for ``review.claim_minutes``), with the counts and the reviewers' agreement."""
+        params = wire.review_next_params(query)
+        return wire.review_page(self._call("GET", "/v1/review/next", params=params))
+
+    def review_bulk(self, answers: Iterable[BulkAnswer]) -> BulkReport:
+        """Answer or skip many items (``POST /v1/review/bulk``, 100 a request), each on its own: a
+        refused answer is listed in ``failed`` and the others are stored (a retried submit whose
+        answer was lost lists its items as ``conflict``: already answered by you)."""
+        report = BulkReport()
+        for body in wire.bulk_bodies(answers):
+            report.add(wire.bulk_report(self._call("POST", "/v1/review/bulk", body)))
+        return report
 
     def list_page(self, name: str, limit: int = 50, page_token: str | None = None) -> Page:
         """One page of ``policies``, ``experiments`` or ``keys`` (the items as the service answers)."""

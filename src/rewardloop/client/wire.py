@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 import httpx
 import orjson
@@ -277,6 +277,69 @@ def page_params(limit: int, page_token: str | None, **more: Any) -> dict[str, An
     if page_token is not None:
         params["page_token"] = page_token
     return params
+
+
+#: Most answers in one ``POST /v1/review/bulk`` (the service's limit); more are sent in several.
+BULK_LIMIT = 100
+
+
+class ReviewQuery(TypedDict, total=False):
+    """What ``review_next`` asks for: a policy, a reason (``low_confidence``, ``audit``, ...) and a
+    decision kind (each left out: any), ``limit`` items (default 10) from ``offset`` (default 0)."""
+
+    policy: str | None
+    reason: str | None
+    kind: str | None
+    limit: int
+    offset: int
+
+
+def review_next_params(query: ReviewQuery) -> dict[str, Any]:
+    """Query parameters of ``GET /v1/review/next`` (absent filters left out); a TypeError names an
+    unknown one."""
+    unknown = sorted(set(query) - set(ReviewQuery.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"review_next: unknown filter {unknown[0]!r} (known: policy, reason, kind, limit, offset)"
+        )
+    params: dict[str, Any] = {"limit": query.get("limit", 10), "offset": query.get("offset", 0)}
+    params |= {k: v for k, v in query.items() if k not in params and v is not None}
+    return params
+
+
+def review_page(data: dict[str, Any]) -> models.ReviewPage:
+    agreement = data["agreement"]
+    return models.ReviewPage(
+        [models.build(models.ReviewItem, i) for i in data["items"]],
+        int(data["available"]),
+        int(data["claimed"]),
+        dict(data["counts"]),
+        models.Agreement(
+            int(agreement["items"]), int(agreement["agreed"]), agreement.get("kappa"), agreement.get("alpha")
+        ),
+    )
+
+
+def bulk_bodies(answers: Iterable[models.BulkAnswer]) -> list[dict[str, Any]]:
+    """The ``/v1/review/bulk`` bodies of ``answers``, :data:`BULK_LIMIT` a body; a TypeError names the
+    first answer that is not a :class:`~rewardloop.client.BulkAnswer`."""
+    rows = []
+    for i, a in enumerate(answers):
+        if not isinstance(a, models.BulkAnswer):
+            raise TypeError(f"answers[{i}]: expected a BulkAnswer, got {type(a).__name__}")
+        body = resolve_body(a.label, a.comment, a.labels, a.rating, a.better)
+        rows.append({"item_id": a.item_id, **body, **({"skip": True} if a.skip else {})})
+    return [{"answers": rows[i : i + BULK_LIMIT]} for i in range(0, len(rows), BULK_LIMIT)]
+
+
+def bulk_report(data: dict[str, Any]) -> models.BulkReport:
+    return models.BulkReport(
+        int(data["resolved"]),
+        int(data["answered"]),
+        int(data["skipped"]),
+        [models.ReviewFailure(str(f["item_id"]), str(f["kind"]), str(f["message"])) for f in data["failed"]],
+        dict(data["counts"]),
+    )
 
 
 def review_item(data: dict[str, Any]) -> models.ReviewItem:

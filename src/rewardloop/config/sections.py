@@ -471,6 +471,14 @@ class ReviewConfig(Section):
         le=7 * 24 * 60,
         description="an item a reviewer opened is theirs this long; then it is open to others again",
     )
+    staleness_per_day: float = Field(
+        0.1,
+        ge=0,
+        le=100,
+        description="an item gains this much priority for every day it waits unanswered, so the "
+        "audit sample and the mildly unsure are not starved by fresh, more uncertain decisions (0.1: "
+        "after 10 days an item ranks with one of the next reason weight up; 0: priority alone)",
+    )
 
 
 class OnlineConfig(Section):

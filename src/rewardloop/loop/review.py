@@ -37,6 +37,9 @@ class-balanced (:meth:`ReviewPolicy.select`): round-robin over the predicted act
 highest-priority candidate first, so the queue does not spend a day on the one intent the model
 confuses most. A reviewer's answer is feedback like any other, weighted by ``review.reviewer_authority``.
 
+The queue is read highest rank first: the priority plus ``review.staleness_per_day`` for every day an
+item has waited (:mod:`rewardloop.store.review_order`), so an item that waits is not starved.
+
 An ``overlap_rate`` share of the queued items (a second salted hash of the decision id) needs two
 reviewers' answers (``answers_needed=2``): the pairs measure how far reviewers agree.
 """

@@ -261,6 +261,9 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(dashboard.router)
     docs.mount(app)
     app.include_router(raters_api.router)
+    from rewardloop.service import contributors_api  # a page and a route of its own module
+
+    app.include_router(contributors_api.router)
     app.include_router(review_api.router)
     app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["operations"], include_in_schema=True)
 

@@ -33,6 +33,7 @@ from rewardloop.evaluation.intervals import mean_interval, wilson_interval
 from rewardloop.evaluation.metrics import expected_calibration_error, reliability_bins
 from rewardloop.loop.review import ReviewPolicy
 from rewardloop.rewards import scores
+from rewardloop.service.chart_labels import CATEGORY_AXIS, tick_names
 from rewardloop.store.experiments import VariantOutcome
 from rewardloop.types import Decision, DecisionBatch, Feedback
 
@@ -401,18 +402,21 @@ def _bars(
 ) -> dict[str, Any]:
     """Bars of rates with their 95% intervals as error bars and ``n`` on hover (rows are :func:`rate`)."""
     shown = [(name, r) for name, r in zip(x, rows, strict=True) if r is not None]
+    names = [str(name) for name, _ in shown]
     return {
         "data": [
             {
                 "type": "bar",
-                "x": [_label(name) for name, _ in shown],
+                "x": [_label(t) for t in tick_names(names)],
                 "y": [r["value"] for _, r in shown],
                 "error_y": _error_bars([r for _, r in shown]),
                 "text": [f"n={r['n']}" for _, r in shown],
+                "customdata": [_label(name) for name in names],
+                "hovertemplate": "%{customdata}: %{y:.3f} (%{text})<extra></extra>",
                 "marker": {"color": color},
             }
         ],
-        "layout": _layout(title, yaxis={"range": [0, 1]}),
+        "layout": _layout(title, xaxis=CATEGORY_AXIS, yaxis={"range": [0, 1], **CATEGORY_AXIS}),
     }
 
 
@@ -449,7 +453,7 @@ def _calibration_figure(bins: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             },
         ],
         "layout": _layout(
-            "calibration: corrected decisions per confidence bin",
+            "calibration (corrected decisions)",
             xaxis={"title": {"text": "confidence"}, "range": [0, 1]},
             yaxis={"title": {"text": "accuracy"}, "range": [0, 1]},
         ),
@@ -475,7 +479,7 @@ def figures(
             [rate(round(c["accuracy"] * c["n"]), c["n"]) for c in cats],
             [c["category"] for c in cats],
             "#4c78a8",
-            "accuracy per true label, corrected decisions only (biased), 95% CI",
+            "accuracy per right label (biased), 95% CI",
         ),
         "calibration": _calibration_figure(cal["bins"]),
         "latency": {
@@ -483,12 +487,14 @@ def figures(
                 {
                     "type": "bar",
                     "name": q,
-                    "x": [_label(r["policy"]) for r in lat],
+                    "x": [_label(t) for t in tick_names([str(r["policy"]) for r in lat])],
                     "y": [r[q] for r in lat],
+                    "customdata": [_label(r["policy"]) for r in lat],
+                    "hovertemplate": f"%{{customdata}} {q}: %{{y:.1f}} ms<extra></extra>",
                 }
                 for q in ("p50", "p95", "p99")
             ],
-            "layout": _layout("latency (ms)", barmode="group"),
+            "layout": _layout("latency (ms)", barmode="group", xaxis=CATEGORY_AXIS),
         },
         "volume": {
             "data": [
@@ -501,6 +507,6 @@ def figures(
             [v["success"] for _, v in variants],
             [f"{name}/{v['variant']} v{v['version']}" for name, v in variants],
             "#f58518",
-            "experiments: success rate per variant (the verdict's statistic), 95% CI",
+            "success rate per variant, 95% CI",
         ),
     }

@@ -84,7 +84,14 @@ def open_page(
     """A reviewer's page, claimed on open: (entries, items available in all, items claimed now)."""
     minutes = state.config.review.claim_minutes
     entries, total = reviewer_queue(
-        state.store, key.project, key.id, flt=flt, limit=limit, offset=offset, claim_minutes=minutes
+        state.store,
+        key.project,
+        key.id,
+        flt=flt,
+        limit=limit,
+        offset=offset,
+        claim_minutes=minutes,
+        staleness_per_day=state.config.review.staleness_per_day,
     )
     claimed = claim_page(state.store, [e.item.id for e in entries], key.id, key.project, minutes)
     return entries, total, claimed
@@ -136,14 +143,18 @@ def review_queue(
     limit: PageSize = DEFAULT_PAGE_SIZE,
     page_token: PageToken = None,
 ) -> ReviewListResponse:
-    """The caller's project's queue, highest priority first (default: open and claimed items), a page
-    at a time: pass ``next_page_token`` as ``page_token`` for the next page (null on the last)."""
+    """The caller's project's queue, highest priority first — plus ``review.staleness_per_day`` for
+    every day an item has waited — (default: open and claimed items), a page at a time: pass
+    ``next_page_token`` as ``page_token`` for the next page (null on the last)."""
     statuses = sorted(status or ["open", "claimed"])
     route = "review:" + ",".join(statuses)  # a token is valid for the filter it was made with
     after = None
     if page_token is not None:  # the (priority, created_at, id) of the previous page's last item
         after = decode_key(route, page_token, (float, _aware_time, str))
-    entries = read_review_queue(state.store, key.project, statuses, limit + 1, after=after)
+    stale = state.config.review.staleness_per_day
+    entries = read_review_queue(
+        state.store, key.project, statuses, limit + 1, after=after, staleness_per_day=stale
+    )
     shown = entries[:limit]
     last = shown[-1].item if shown else None
     token = (
@@ -175,7 +186,8 @@ def review_next(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ReviewPageResponse:
     """Your next page: the items you may take (not resolved, not claimed by another reviewer, not
-    answered or skipped by you), highest priority first, filtered by policy, reason and kind, and
+    answered or skipped by you), highest priority first (plus ``review.staleness_per_day`` a day
+    waited), filtered by policy, reason and kind, and
     claimed for you as the page opens (for ``review.claim_minutes``)."""
     entries, total, claimed = open_page(state, key, flt, limit, offset)
     return ReviewPageResponse(

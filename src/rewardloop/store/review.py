@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from rewardloop.store.engine import Store
 from rewardloop.store.insights import project_of_decision
 from rewardloop.store.repository import decision_from_row, insert_feedback, read_feedback
+from rewardloop.store.review_order import after_key, queue_order
 from rewardloop.store.rows import record_from_row, row_values
 from rewardloop.store.tables import DecisionRow, ReviewItemRow, ReviewMarkRow
 from rewardloop.types import Decision, Feedback, RecordError, ReviewItem, new_id, utcnow
@@ -189,9 +190,11 @@ def read_review_queue(
     limit: int = 50,
     offset: int = 0,
     after: tuple[float, datetime, str] | None = None,
+    staleness_per_day: float = 0.0,
 ) -> list[ReviewEntry]:
-    """The project's items in the given statuses, highest priority first (oldest first among equals,
-    then by id: a total order).
+    """The project's items in the given statuses, highest rank first (oldest first among equals,
+    then by id: a total order); the rank is the priority plus ``staleness_per_day`` for every day an
+    item has waited (:mod:`rewardloop.store.review_order`).
 
     ``after`` is the ``(priority, created_at, id)`` of the last item of the previous page (keyset
     pagination: the page starts after that item whatever was inserted meanwhile); ``offset`` skips
@@ -206,14 +209,12 @@ def read_review_queue(
         select(r, d)
         .join(d, d.id == r.decision_id)
         .where(project_of_decision() == project, r.status.in_(list(statuses)))
-        .order_by(r.priority.desc(), r.created_at, r.id)
+        .order_by(*queue_order(staleness_per_day))
         .limit(limit)
         .offset(offset)
     )
     if after is not None:
-        priority, created, item_id = after
-        later = or_(r.created_at > created, and_(r.created_at == created, r.id > item_id))
-        query = query.where(or_(r.priority < priority, and_(r.priority == priority, later)))
+        query = query.where(after_key(staleness_per_day, *after))
     with store.session() as s:
         return [
             ReviewEntry(record_from_row(ReviewItem, item), decision_from_row(dec))

@@ -26,6 +26,7 @@ from rewardloop.store.review import (
     claim_free,
     get_review_entry,
 )
+from rewardloop.store.review_order import queue_order
 from rewardloop.store.rows import decision_from_row, feedback_from_row, record_from_row
 from rewardloop.store.tables import DecisionRow, FeedbackRow, ReviewItemRow, ReviewMarkRow
 from rewardloop.types import Feedback, ReviewItem, new_id, utcnow
@@ -67,9 +68,11 @@ def reviewer_queue(
     limit: int = 10,
     offset: int = 0,
     claim_minutes: float = CLAIM_MINUTES,
+    staleness_per_day: float = 0.0,
 ) -> tuple[list[ReviewEntry], int]:
-    """A page of the items available to ``reviewer`` (highest priority first, oldest first among
-    equals) and how many are available in all."""
+    """A page of the items available to ``reviewer`` (highest rank first — the priority plus
+    ``staleness_per_day`` for every day waited, see :mod:`rewardloop.store.review_order` — oldest
+    first among equals) and how many are available in all."""
     r, d = ReviewItemRow, DecisionRow
     where = [
         project_of_decision() == project,
@@ -77,7 +80,7 @@ def reviewer_queue(
         *_filtered(flt or QueueFilter()),
     ]
     page = select(r, d).join(d, d.id == r.decision_id).where(*where)
-    page = page.order_by(r.priority.desc(), r.created_at, r.id).limit(limit).offset(offset)
+    page = page.order_by(*queue_order(staleness_per_day)).limit(limit).offset(offset)
     total = select(func.count()).select_from(r).join(d, d.id == r.decision_id).where(*where)
     with store.session() as s:
         entries = [

@@ -23,6 +23,11 @@ R = TypeVar("R")
 def aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
+    return utc(t)
+
+
+def utc(t: datetime) -> datetime:
+    """A time read back from the store as UTC (SQLite keeps no offset; every stored time is UTC)."""
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
