@@ -24,6 +24,7 @@ from rewardloop.cli.common import (
     open_store,
     print_json,
     project,
+    window_option,
 )
 
 if TYPE_CHECKING:
@@ -78,12 +79,6 @@ def _print_impact(report: ImpactReport) -> None:
     console.print(table)
 
 
-def _window(since: str | None, until: str | None) -> tuple[Any, Any]:
-    from rewardloop.cli.train import parse_time
-
-    return parse_time(since, "--since"), parse_time(until, "--until")
-
-
 @app.command("board")
 def board(
     project_name: ProjectName = "default",
@@ -96,10 +91,10 @@ def board(
     policy's newest impact measurement."""
     from rewardloop.loop.contributions import contributors_view
 
-    start, end = _window(since, until)
+    window = window_option(since, until)
     store = open_store(project(config))
     try:
-        view = contributors_view(store, project_name, start, end)
+        view = contributors_view(store, project_name, window)
     finally:
         store.close()
     if as_json:
@@ -136,12 +131,12 @@ def impact(
     from rewardloop.loop.contributions import measure_impact
 
     cfg, base = resolve_project(config, sets or [], None)
-    start, end = _window(since, until)
+    window = window_option(since, until)
     store = open_store(cfg)
     say = (lambda _m: None) if as_json else (lambda m: console.print(f"[dim]{m}[/dim]", highlight=False))
     try:
         with fit_errors():
-            report = measure_impact(store, cfg, base, top_k=top_k, since=start, until=end, progress=say)
+            report = measure_impact(store, cfg, base, top_k=top_k, window=window, progress=say)
     finally:
         store.close()
     if as_json:

@@ -42,6 +42,7 @@ from rewardloop.loop.training import (
     TrainingError,
     build_data,
     check_enough,
+    data_window,
     plan_run,
     read_window,
     resolve_plan,
@@ -51,7 +52,7 @@ from rewardloop.loop.training import (
 from rewardloop.store import Store, read_runs
 from rewardloop.store.contributors import ContributorTotals, contributor_totals
 from rewardloop.store.insights import policies_of_project
-from rewardloop.types import DecisionBatch, TrainingRun, new_id
+from rewardloop.types import DecisionBatch, TimeWindow, TrainingRun, new_id
 
 #: The run config key of an impact measurement's runs.
 IMPACT_KEY = "impact"
@@ -163,8 +164,7 @@ def measure_impact(
     base: Path,
     *,
     top_k: int = DEFAULT_TOP_K,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    window: TimeWindow = TimeWindow(),
     progress: Callable[[str], None] | None = None,
 ) -> ImpactReport:
     """Measure the impact of the ``top_k`` contributors of the training window (see the module
@@ -173,7 +173,7 @@ def measure_impact(
     classifier's label learner, too little data."""
     if top_k < 1:
         raise TrainingError(f"top_k: must be at least 1, got {top_k}")
-    plan = resolve_plan(cfg, base, since=since, until=until)
+    plan = resolve_plan(cfg, base, window=window)
     if plan.policy.kind != "classifier" or not issubclass(plan.learner_cls, LabelLearner):
         raise TrainingError(
             f"training.learner: impact is measured by retraining a classifier with a label learner "
@@ -181,7 +181,7 @@ def measure_impact(
         )
     golden = _golden(cfg, base, plan.policy.labels or None)
     batch = read_window(store, plan)
-    window = (plan.since, plan.until)
+    recorded = data_window(plan, batch)
     dump = cfg.training.model_dump(mode="json")
     data = build_data(plan, batch, start_policy(plan))
     check_enough(plan, data)
@@ -199,11 +199,11 @@ def measure_impact(
     say = progress or (lambda _msg: None)
     say(f"reference: {len(data)} examples, {len(measured)} contributors to measure")
     info = {"measurement": mid, "role": "all", "top_k": top_k, "skipped": skipped}
-    ref_hits = _fit(store, plan, data, window, dump, info, golden, None)
+    ref_hits = _fit(store, plan, data, recorded, dump, info, golden, None)
     for who, rows, rest in measured:
         say(f"without {who}: {len(rest)} examples")
         info = {"measurement": mid, "role": "without", "contributor": who, "removed": rows}
-        _fit(store, plan, rest, window, dump, info, golden, ref_hits)
+        _fit(store, plan, rest, recorded, dump, info, golden, ref_hits)
     report = read_impact(store, plan.policy.name, mid)
     assert report is not None  # just recorded
     return report
@@ -288,13 +288,11 @@ class ContributorRow:
     changed: dict[str, Any] | None
 
 
-def leaderboard(
-    store: Store, project: str, since: datetime | None = None, until: datetime | None = None
-) -> list[ContributorRow]:
-    """The project's contributors in ``[since, until)``, most feedback first."""
+def leaderboard(store: Store, project: str, window: TimeWindow = TimeWindow()) -> list[ContributorRow]:
+    """The project's contributors with feedback in ``window``, most feedback first."""
+    totals = contributor_totals(store, project, window.since, window.until)
     return [
-        ContributorRow(i, t, _rate(t.changes, t.label_corrections))
-        for i, t in enumerate(contributor_totals(store, project, since, until), start=1)
+        ContributorRow(i, t, _rate(t.changes, t.label_corrections)) for i, t in enumerate(totals, start=1)
     ]
 
 
@@ -311,16 +309,14 @@ class ContributorsView:
     impact: list[ImpactReport]
 
 
-def contributors_view(
-    store: Store, project: str, since: datetime | None = None, until: datetime | None = None
-) -> ContributorsView:
-    """The leaderboard of ``project`` in ``[since, until)`` and its policies' newest measurements."""
+def contributors_view(store: Store, project: str, window: TimeWindow = TimeWindow()) -> ContributorsView:
+    """The leaderboard of ``project`` in ``window`` and its policies' newest measurements."""
     reports = [read_impact(store, name) for name in policies_of_project(store, project)]
     return ContributorsView(
         project,
-        since,
-        until,
-        leaderboard(store, project, since, until),
+        window.since,
+        window.until,
+        leaderboard(store, project, window),
         [r for r in reports if r is not None],
     )
 

@@ -213,6 +213,15 @@ def leaderboard(
 # ------------------------------------------------------------------------------------------- export
 
 
+def query_window(since: datetime | None, until: datetime | None) -> TimeWindow:
+    """The ``since``/``until`` query parameters as a window; a 422 naming ``query.until`` when the
+    window is reversed."""
+    try:
+        return TimeWindow(since, until)
+    except RecordError as err:
+        raise HTTPException(422, f"query.{err.field}: {err.reason}") from None
+
+
 def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     for row in rows:
         yield orjson.dumps(row) + b"\n"
@@ -253,10 +262,7 @@ def export(
     until: Annotated[datetime | None, Query(description="feedback before (ISO-8601)")] = None,
 ) -> Response:
     """The caller's project's feedback joined with its decisions (columns: ``EXPORT_COLUMNS``)."""
-    try:
-        window = TimeWindow(since, until)
-    except RecordError as err:
-        raise HTTPException(422, f"query.{err.field}: {err.reason}") from None
+    window = query_window(since, until)
     if policy is not None:
         _own_policy(state, key, policy)
     rows = export_rows(state.store, key.project, policy=policy, window=window)

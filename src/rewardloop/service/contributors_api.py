@@ -15,12 +15,13 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from rewardloop.loop.contributions import ContributorRow, ImpactReport, contributors_view
+from rewardloop.service.api import query_window
 from rewardloop.service.dashboard import _gate, _page
 from rewardloop.service.errors import KEYED, error_responses
 from rewardloop.service.scope import RANGES
 from rewardloop.service.security import ReadKey
 from rewardloop.service.state import StateDep
-from rewardloop.types import utcnow
+from rewardloop.types import TimeWindow, utcnow
 
 router = APIRouter(tags=["review"])
 
@@ -45,7 +46,7 @@ def contributors(
     answer (Wilson 95% interval and n); and each policy's newest impact measurement: the golden
     accuracy of the model retrained without a contributor's feedback, and the difference it makes
     (Newcombe's paired 95% interval, n, golden items fixed and broken)."""
-    view = contributors_view(state.store, key.project, since, until)
+    view = contributors_view(state.store, key.project, query_window(since, until))
     return ContributorsResponse(
         project=view.project, since=view.since, until=view.until, items=view.items, impact=view.impact
     )
@@ -61,7 +62,7 @@ def contributors_page(
     if isinstance(key, Response):
         return key
     since = utcnow() - timedelta(hours=hours) if hours else None
-    view = contributors_view(state.store, key.project, since)
+    view = contributors_view(state.store, key.project, TimeWindow(since))
     label = RANGES.get(hours, f"last {hours} hours")
     return _page(
         state, request, "contributors.html", key=key, view=view, hours=hours, ranges=RANGES, label=label
