@@ -302,6 +302,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/personalizer/v1.0/rank": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rank
+         * @description Personalizer's Rank: the router of ``service.personalizer_policy`` picks ``rewardActionId``
+         *     among the allowed actions; the decision is logged with its propensity (key scope ``decide``).
+         */
+        post: operations["rank_personalizer_v1_0_rank_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/personalizer/v1.0/events/{eventId}/reward": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reward
+         * @description Personalizer's Reward: stored as a ``rating`` feedback (scale -1..1, source ``implicit``) on the
+         *     event's decision (key scope ``feedback``); 404 for an event this project never ranked.
+         */
+        post: operations["reward_personalizer_v1_0_events__eventId__reward_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/feedback/{feedback_id}/void": {
         parameters: {
             query?: never;
@@ -549,6 +591,7 @@ export interface paths {
         /**
          * Create Feedback
          * @description Authenticate, validate and store one feedback row; (HTTP status, JSON body) to answer.
+         *         ``record_key``: the id of a row sent without one (its ``Idempotency-Key``'s, service/idempotency.py).
          */
         post: operations["create_feedback_v1_feedback_post"];
         delete?: never;
@@ -1271,6 +1314,28 @@ export interface components {
              */
             force?: boolean;
         };
+        /** RankResponse */
+        RankResponse: {
+            /**
+             * Ranking
+             * @description the chosen action first, then by probability
+             */
+            ranking: components["schemas"]["RankedAction"][];
+            /** Eventid */
+            eventId: string;
+            /**
+             * Rewardactionid
+             * @description the action to show, and to reward
+             */
+            rewardActionId: string;
+        };
+        /** RankedAction */
+        RankedAction: {
+            /** Id */
+            id: string;
+            /** Probability */
+            probability: number;
+        };
         /**
          * RaterReport
          * @description One rater's agreement figures; a figure is None when fewer than ``min_items`` items back it.
@@ -1734,9 +1799,67 @@ export interface components {
             /** Decision Id */
             decision_id: string;
         };
+        /** RankableAction */
+        RankableAction: {
+            /**
+             * Id
+             * @description the action's id: an arm of the router
+             */
+            id: string;
+            /**
+             * Features
+             * @description the action's features (logged with the decision)
+             */
+            features?: {
+                [key: string]: unknown;
+            }[];
+        };
+        /** RankRequest */
+        RankRequest: {
+            /**
+             * Contextfeatures
+             * @description the context
+             */
+            contextFeatures?: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Actions
+             * @description the actions to rank
+             */
+            actions: components["schemas"]["RankableAction"][];
+            /**
+             * Excludedactions
+             * @description action ids not to choose
+             */
+            excludedActions?: string[];
+            /**
+             * Eventid
+             * @description default: a fresh id
+             * @default null
+             */
+            eventId?: string | null;
+            /**
+             * Deferactivation
+             * @description recorded; rewardloop assigns no default reward
+             * @default false
+             */
+            deferActivation?: boolean;
+        };
+        /** RewardRequest */
+        RewardRequest: {
+            /**
+             * Value
+             * @description the reward of the event's chosen action
+             */
+            value: number;
+        };
     };
     responses: never;
-    parameters: never;
+    parameters: {
+        /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+        IdempotencyKey: string;
+    };
     requestBodies: never;
     headers: never;
     pathItems: never;
@@ -1746,7 +1869,10 @@ export interface operations {
     decide_v1_decide_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1765,7 +1891,7 @@ export interface operations {
                     "application/json": components["schemas"]["Decided"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1819,7 +1945,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1842,7 +1968,10 @@ export interface operations {
     log_external_decision_v1_decisions_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1861,7 +1990,7 @@ export interface operations {
                     "application/json": components["schemas"]["DecisionLogResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1915,7 +2044,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2220,7 +2349,10 @@ export interface operations {
     promote_v1_policies__policy__promote_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 policy: string;
             };
@@ -2241,7 +2373,7 @@ export interface operations {
                     "application/json": components["schemas"]["AliasMoveResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2295,7 +2427,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2318,7 +2450,10 @@ export interface operations {
     rollback_v1_policies__policy__rollback_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 policy: string;
             };
@@ -2339,7 +2474,7 @@ export interface operations {
                     "application/json": components["schemas"]["AliasMoveResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2393,7 +2528,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2556,7 +2691,10 @@ export interface operations {
     create_key_v1_keys_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2575,7 +2713,7 @@ export interface operations {
                     "application/json": components["schemas"]["KeyCreateResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2611,7 +2749,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2634,7 +2772,10 @@ export interface operations {
     revoke_key_v1_keys__key_id__delete: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 key_id: string;
             };
@@ -2649,6 +2790,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyModel"];
+                };
+            };
+            /** @description malformed JSON; a malformed Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description missing, invalid or revoked API key */
@@ -2678,7 +2828,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation Error; an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2701,7 +2851,10 @@ export interface operations {
     log_decisions_v1_decisions_batch_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2720,7 +2873,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2756,7 +2909,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2779,7 +2932,10 @@ export interface operations {
     log_feedback_v1_feedback_batch_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2798,7 +2954,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2834,7 +2990,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2857,7 +3013,10 @@ export interface operations {
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2876,7 +3035,7 @@ export interface operations {
                     "application/json": components["schemas"]["ChatCompletionResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2921,7 +3080,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2941,10 +3100,193 @@ export interface operations {
             };
         };
     };
+    rank_personalizer_v1_0_rank_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RankRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RankResponse"];
+                };
+            };
+            /** @description a field failed validation, or an action is not an arm of the router (named); a malformed Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no router configured, or no such event in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the eventId was used before for another request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the store is unreachable or the service is at capacity */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    reward_personalizer_v1_0_events__eventId__reward_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                eventId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RewardRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description a field failed validation, or an action is not an arm of the router (named); a malformed Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description missing, invalid or revoked key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description no router configured, or no such event in this project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the eventId was used before for another request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error; an Idempotency-Key reused with another request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description the store is unreachable or the service is at capacity */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     void_v1_feedback__feedback_id__void_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 feedback_id: string;
             };
@@ -2965,7 +3307,16 @@ export interface operations {
                     "application/json": components["schemas"]["VoidResponse"];
                 };
             };
-            /** @description Validation Error */
+            /** @description malformed JSON; a malformed Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Validation Error; an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3197,7 +3548,10 @@ export interface operations {
     claim_v1_review__item_id__claim_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 item_id: string;
             };
@@ -3212,6 +3566,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReviewQueueItem"];
+                };
+            };
+            /** @description malformed JSON; a malformed Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description missing, invalid or revoked API key */
@@ -3250,7 +3613,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation Error; an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3273,7 +3636,10 @@ export interface operations {
     skip_v1_review__item_id__skip_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 item_id: string;
             };
@@ -3288,6 +3654,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReviewQueueItem"];
+                };
+            };
+            /** @description malformed JSON; a malformed Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description missing, invalid or revoked API key */
@@ -3326,7 +3701,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Validation Error */
+            /** @description Validation Error; an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3349,7 +3724,10 @@ export interface operations {
     resolve_v1_review__item_id__resolve_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 item_id: string;
             };
@@ -3370,7 +3748,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReviewQueueItem"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3424,7 +3802,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3447,7 +3825,10 @@ export interface operations {
     bulk_v1_review_bulk_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3466,7 +3847,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReviewBulkResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3502,7 +3883,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3545,7 +3926,10 @@ export interface operations {
     create_feedback_v1_feedback_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key of 1-255 printable ASCII characters, new for each new write: the same key with the same request answers the first answer again (header `Idempotent-Replayed: true`), with another request a 422; kept per API key for `service.idempotency_hours` */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -3564,7 +3948,7 @@ export interface operations {
                     "application/json": components["schemas"]["FeedbackResponse"];
                 };
             };
-            /** @description malformed JSON */
+            /** @description malformed JSON; a malformed Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3609,7 +3993,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description a field failed validation (named) */
+            /** @description a field failed validation (named); an Idempotency-Key reused with another request */
             422: {
                 headers: {
                     [name: string]: unknown;
