@@ -4,16 +4,21 @@ answer was lost (the worker died before storing it) is not done twice when retri
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from tests.service.conftest import Api
+from tests.service.conftest import LABELS, Api, FakeRegistry, make_keys
 
 from rewardloop.client import Client, LogReport
-from rewardloop.service import idempotency
+from rewardloop.config import ProjectConfig
+from rewardloop.service import DecideInput, DecideOutcome, create_app, idempotency
+from rewardloop.store import Store, read_decisions
 from rewardloop.store.tables import DecisionRow, FeedbackRow, IdempotencyRow
 from rewardloop.types import utcnow
 
@@ -220,3 +225,34 @@ def test_the_openapi_document_lists_the_header_on_every_write(api: Api) -> None:
             assert (ref in operation.get("parameters", [])) == writes, (method, path)
             if writes:
                 assert "422" in operation["responses"] and "400" in operation["responses"]
+
+
+class _Uniform(FakeRegistry):
+    """A policy that draws uniformly from a fresh generator per request, as the registry's serving path
+    does (its rng is seeded by each request's new decision id)."""
+
+    def decide(self, request: DecideInput) -> DecideOutcome:
+        outcome = super().decide(request)
+        i = int(np.random.default_rng().integers(3))
+        d = dataclasses.replace(
+            outcome.decision, action=LABELS[i], action_dist=(1 / 3, 1 / 3, 1 / 3), pscore=1 / 3
+        )
+        return DecideOutcome(d)
+
+
+def test_a_replayed_decide_answers_the_stored_decision_not_a_fresh_draw(store: Store) -> None:
+    """Regression: a decide re-sent with its idempotency_key answered this request's own draw with the
+    first decision's id, so the app could act on another action than the one logged."""
+    cfg = ProjectConfig()
+    cfg.service.key_cache_seconds = 0.0
+    registry = _Uniform()
+    app = create_app(store, config=cfg, provider=registry, admin=registry)
+    keys = make_keys(store)
+    body = {"policy": "intent", "text": "turn on the lights", "idempotency_key": "req-1"}
+    with TestClient(app) as client:
+        answers = [
+            client.post("/v1/decide", json=body, headers={"Authorization": f"Bearer {keys['client']}"}).json()
+            for _ in range(8)
+        ]
+    (stored,) = read_decisions(store).decisions
+    assert {(a["decision_id"], a["action"]) for a in answers} == {(stored.id, stored.action)}

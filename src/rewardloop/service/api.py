@@ -56,7 +56,7 @@ from rewardloop.service.schemas import (
 )
 from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import GroupStats, store_stats
+from rewardloop.store import GroupStats, read_decisions, store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from rewardloop.store.files import csv_safe
 from rewardloop.store.insights import (
@@ -132,7 +132,8 @@ async def decide_and_log(
     """The one serving path for a caller: the provider decides (in a thread: inference must not hold
     up the event loop), the decision (and a shadow's) is stamped with the project and logged. ``adjust``
     may change the served decision before it is logged (the Personalizer route conditions it on the
-    request's allowed actions)."""
+    request's allowed actions). A replay (its idempotency key or id logged before) answers the decision
+    stored then, not this request's fresh draw: the caller acts on what the log says it was served."""
     outcome = await anyio.to_thread.run_sync(state.provider.decide, request)
     decision = _stamp(outcome.decision, key.project)
     if adjust is not None:
@@ -144,6 +145,9 @@ async def decide_and_log(
     logged = await state.decisions.submit(
         DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
     )
+    if not logged.new:
+        stored = await anyio.to_thread.run_sync(lambda: read_decisions(state.store, ids=[logged.decision_id]))
+        decision = stored.decisions[0]
     return decision, logged
 
 

@@ -40,7 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardloop.loop.serving import request_rng
 from rewardloop.service.api import decide_and_log
-from rewardloop.service.decision_writer import Logged
 from rewardloop.service.errors import PROBLEM_JSON, field_name, problem
 from rewardloop.service.feedback_writer import FeedbackRejected
 from rewardloop.service.idempotency import scope_record_key
@@ -48,7 +47,6 @@ from rewardloop.service.providers import DecideInput, ProviderError
 from rewardloop.service.schemas import ErrorResponse
 from rewardloop.service.security import key_of, plain_secret
 from rewardloop.service.state import AppState
-from rewardloop.store import read_decisions
 from rewardloop.store.apikeys import ApiKey
 from rewardloop.types import Decision, Feedback, RecordError, new_id
 
@@ -273,17 +271,11 @@ async def _rank(request: Request) -> RankResponse:
         idempotency_key=decision_id,
     )
     try:
-        decision, logged = await decide_and_log(state, key, decide, lambda d: _served(d, body, decision_id))
+        decision, _ = await decide_and_log(state, key, decide, lambda d: _served(d, body, decision_id))
     except ProviderError as err:
         status = {"not_found": 404, "refused": 409, "invalid": 400}.get(err.kind, 503)
         raise PersonalizerFailure(status, str(err), err.field) from None
-    return ranking(decision if logged.new else await _stored(state, logged), body)
-
-
-async def _stored(state: AppState, logged: Logged) -> Decision:
-    """The decision a replayed Rank (its eventId again) was first logged as."""
-    batch = await anyio.to_thread.run_sync(lambda: read_decisions(state.store, ids=[logged.decision_id]))
-    return batch.decisions[0]
+    return ranking(decision, body)
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
