@@ -86,15 +86,14 @@ def save_answer(store: Store, answer: StoredAnswer) -> StoredAnswer:
         "expires_at": answer.expires_at,
     }
     dialect = sqlite if store.dialect == "sqlite" else postgresql
+    stmt = dialect.insert(r)
+    # One statement: insert, or replace the key's row if it has expired (else keep it, return nothing).
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["api_key_id", "key_hash"],
+        set_={k: stmt.excluded[k] for k in values if k not in ("api_key_id", "key_hash")},
+        where=r.expires_at <= stmt.excluded.created_at,
+    )
     with store.engine.begin() as conn:
-        conn.execute(
-            delete(r).where(
-                r.api_key_id == answer.api_key_id,
-                r.key_hash == values["key_hash"],
-                r.expires_at <= answer.created_at,
-            )
-        )
-        stmt = dialect.insert(r).on_conflict_do_nothing(index_elements=["api_key_id", "key_hash"])
         inserted = conn.execute(stmt.returning(r.api_key_id), values).first()
     if inserted is not None:
         return answer
