@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup data format lint type layers browser test test-all check demo bench clean
+.PHONY: setup data format lint type layers browser node ts-types test test-all check demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,11 +43,26 @@ browser:
 	test -x /usr/bin/chromium || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$s apt-get update && $$s env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
+# Node and the locked npm packages (openapi-typescript, typescript) for the TypeScript definitions' test.
+TS := clients/typescript
+node: $(TS)/node_modules/.installed
+
+$(TS)/node_modules/.installed: $(TS)/package-lock.json
+	command -v npm >/dev/null || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$s apt-get update && $$s env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; }
+	cd $(TS) && npm ci --no-audit --no-fund
+	touch $@
+
+# Regenerate clients/typescript/schema.d.ts from the app's OpenAPI document (after an API change).
+ts-types: setup node
+	$(BIN)/rewardloop openapi -o $(TS)/openapi.json
+	cd $(TS) && npm run generate && rm openapi.json
+
 # The default test run: lint, types, layers, then every test not marked slow.
-test: lint type layers data browser
+test: lint type layers data browser node
 	$(PY) -m pytest -q
 
-test-all: data
+test-all: data node
 	$(PY) -m pytest -q -m "slow or not slow"
 
 demo: data

@@ -59,6 +59,20 @@ def test_exact_on_a_tiny_batch():
     assert res.report.estimates["snipw"].value == pytest.approx(0.8, abs=1e-12)
     assert res.logging_policy_value == 0.5 and res.n_rounds == 4
     assert res.to_dict()["champion_value"] == 0.5
+    assert res.to_dict()["estimated_propensities"] == 0
+
+
+def test_the_report_counts_the_decisions_with_estimated_propensities():
+    import dataclasses
+
+    from rewardloop.evaluation.ope.propensity import ESTIMATED
+
+    ds = [_decision("t1", "x"), _decision("t2", "y"), _decision("t3", "x")]
+    ds[1] = dataclasses.replace(ds[1], metadata={"propensity": ESTIMATED})
+    batch = DecisionBatch(ds, rewards={d.id: Reward(d.id, "s", 1, 1.0) for d in ds})
+    cand = Lookup(["x", "y"], {"t1": [1.0, 0.0], "t2": [0.5, 0.5], "t3": [0.0, 1.0]})
+    res = evaluate_candidate_on_logs(cand, batch, n_bootstrap_samples=20)
+    assert res.estimated_propensities == 1 and res.to_dict()["estimated_propensities"] == 1
 
 
 def test_candidate_must_cover_logged_actions_and_texts():

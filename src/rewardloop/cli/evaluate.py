@@ -505,6 +505,12 @@ def ope_cmd(
     )
     for w in d.warnings:
         err_console.print(f"[yellow]warning:[/yellow] {w}")
+    if result.estimated_propensities:
+        err_console.print(
+            f"[yellow]warning:[/yellow] {result.estimated_propensities} of the {len(batch)} decisions read "
+            "have estimated propensities (import --estimate-propensities), not logged ones: these figures "
+            "are estimates on estimates"
+        )
     if out is not None:
         out.write_text(json.dumps(result.to_dict(), indent=2))
         console.print(f"wrote {out}")

@@ -74,6 +74,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rewardloop.cli.serve",
         "Start the HTTP service: the API under /v1, the dashboard at /, OpenAPI docs at /docs, /metrics.",
     ),
+    "openapi": (
+        "rewardloop.cli.openapi_cmd",
+        "Write the service's OpenAPI 3.1 document (JSON), the one /openapi.json serves.",
+    ),
     "demo": (
         "rewardloop.cli.demo",
         "Run the whole loop on the bundled real data, with simulated users, and write an HTML report.",

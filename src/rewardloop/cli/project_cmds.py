@@ -101,6 +101,14 @@ def import_records(
         bool, typer.Option("--skip-invalid", help="write the valid rows and report the invalid ones")
     ] = False,
     policy: Annotated[str | None, typer.Option(help="with --format dsjson: the events' policy")] = None,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate-propensities",
+            help="decisions without action_dist and pscore get them from a behaviour policy fitted on "
+            "the file's contexts (features) and actions, marked metadata.propensity=estimated:...",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Validate and store decisions or feedback from a file, all or nothing.
@@ -110,7 +118,8 @@ def import_records(
     field), unless --skip-invalid. Rows without an id get one from their content, so importing the same
     file again stores nothing twice; rows already stored (same id or idempotency key, same body) are
     counted as duplicates. `created_at` is the time of the import; a time a row gives is kept as its
-    `client_time`.
+    `client_time`. With --estimate-propensities the file is read whole first and the overlap
+    diagnostics of each fit are printed.
     """
     from rewardloop.store import BatchError
     from rewardloop.store.files import FileFormatError, count_rows, file_format, read_rows
@@ -130,23 +139,23 @@ def import_records(
                 raise not_found(f"{file}: no such file")
             fmt_ = file_format(path, fmt)
             total = count_rows(path, fmt_)
+        rows = read_rows(path, fmt_)
+        if estimate:
+            rows = iter(_estimated(kind, list(rows)))
         store = open_store(cfg)
         with progress() as bar:
             task = bar.add_task(f"importing {kind.value}", total=total)
             report = import_rows(
                 store,
                 kind.value,
-                read_rows(path, fmt_),
+                rows,
                 skip_invalid=skip_invalid,
                 on_rows=lambda n: bar.advance(task, n),
             )
     except FileFormatError as err:
         raise fail(str(err), exit_code_for(err)) from None
     except BatchError as err:
-        _report_bad(err.errors, path)
-        raise fail(
-            f"{len(err.errors)} invalid row(s) in {file}; nothing was stored (--skip-invalid stores the rest)"
-        ) from None
+        raise _refused(err.errors, path, file, estimate) from None
     if report.invalid:
         _report_bad(report.invalid, path)
     console.print(
@@ -155,10 +164,46 @@ def import_records(
     )
 
 
+def _refused(bad: list[RecordError], path: Path, file: str, estimate: bool) -> typer.Exit:
+    """Report the invalid rows of a refused import (with a hint for rows without propensities)."""
+    _report_bad(bad, path)
+    unlogged = any(e.field in ("action_dist", "pscore") and "required" in e.reason for e in bad)
+    hint = "; rows without propensities: --estimate-propensities" if unlogged and not estimate else ""
+    return fail(
+        f"{len(bad)} invalid row(s) in {file}; nothing was stored (--skip-invalid stores the rest{hint})"
+    )
+
+
+def _estimated(kind: RecordKind, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``--estimate-propensities``: the rows with the missing propensities estimated; what each fit saw."""
+    from rewardloop.evaluation.ope._common import OPEInputError
+    from rewardloop.evaluation.ope.propensity import impute_propensities
+
+    if kind is not RecordKind.decisions:
+        raise fail("--estimate-propensities: only for `import decisions`")
+    try:
+        groups = impute_propensities(rows)
+    except OPEInputError as err:
+        raise fail(f"--estimate-propensities: {err}; nothing was stored") from None
+    for g in groups:
+        d = g.diagnostics
+        console.print(
+            f"{g.policy}: estimated the propensities of {g.estimated} of {g.rows} decisions "
+            f"(actions {', '.join(g.actions)}): log loss {d['log_loss']:.3f}, smallest propensity "
+            f"{d['min_pscore']:.4f}, weak-overlap share {d['small_share']:.1%}, effective sample size "
+            f"(uniform target) {d['ess_uniform']:.0f} of {g.rows}",
+            highlight=False,
+        )
+        for warning in d["warnings"]:
+            console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+    return rows
+
+
 def _import_dsjson(kind: RecordKind, file: str, policy: str | None, skip_invalid: bool, cfg: Any) -> None:
     """``import decisions FILE --format dsjson --policy P``: the events and their rewards."""
     from rewardloop.store import BatchError
     from rewardloop.store.dsjson import import_dsjson
+    from rewardloop.types import RecordError
 
     if kind is not RecordKind.decisions or policy is None:
         raise fail("--format dsjson: use `import decisions FILE --format dsjson --policy NAME`")

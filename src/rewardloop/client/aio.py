@@ -37,7 +37,7 @@ class AsyncClient(wire.Settings[httpx.AsyncClient]):
         self._worker: asyncio.Task[None] | None = None
 
     async def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
-        headers, content = self._request_parts(body)
+        headers, content = self._request_parts(method, body)
         tries = wire.Tries(self.retry)
         while (delay := tries.wait(*await self._try(method, path, headers, content, kwargs))) is not None:
             await asyncio.sleep(delay)

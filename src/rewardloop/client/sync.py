@@ -73,7 +73,7 @@ class Client(wire.Settings[httpx.Client], Closing):
 
     def _send(self, method: str, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
         """Send (again, on 429/503/connection errors, as the retry policy says); the last answer."""
-        headers, content = self._request_parts(body)
+        headers, content = self._request_parts(method, body)
         tries = wire.Tries(self.retry)
         while (delay := tries.wait(*self._try(method, path, headers, content, kwargs))) is not None:
             time.sleep(delay)

@@ -20,6 +20,8 @@ T_co = TypeVar("T_co", covariant=True)
 #: Errors on which a request is sent again (the write is idempotent, so a lost answer is harmless).
 RETRIED_ERRORS = (httpx.TransportError,)
 JSON = {"content-type": "application/json"}
+#: The methods that write: each request carries its own ``Idempotency-Key``.
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Settings(ABC, Generic[H]):
@@ -63,10 +65,15 @@ class Settings(ABC, Generic[H]):
     def _chunks(self, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         return [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
 
-    def _request_parts(self, body: Any) -> tuple[dict[str, str], bytes | None]:
+    def _request_parts(self, method: str, body: Any) -> tuple[dict[str, str], bytes | None]:
+        """The headers and body of one request, the same on every retry of it: a write carries a fresh
+        ``Idempotency-Key``, so that a retry after a lost answer replays the first answer."""
+        headers = self._headers
+        if method in WRITES:
+            headers = {**headers, "idempotency-key": models.new_key()}
         if body is None:
-            return self._headers, None
-        return {**self._headers, **JSON}, dumps(body)
+            return headers, None
+        return {**headers, **JSON}, dumps(body)
 
 
 def headers(api_key: str | None) -> dict[str, str]:

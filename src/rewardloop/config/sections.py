@@ -560,3 +560,21 @@ class ServiceConfig(Section):
     key_cache_seconds: float = Field(
         5.0, ge=0, description="how long a worker trusts a checked API key (a revocation waits this long)"
     )
+    idempotency_hours: float = Field(
+        24.0,
+        gt=0,
+        description="how long the answer of a write sent with an Idempotency-Key header is kept: the "
+        "same key replays it until then",
+    )
+    personalizer_policy: str | None = Field(
+        None,
+        description="the router the Azure Personalizer-compatible Rank/Reward routes serve "
+        "(/personalizer/v1.0/...); unset: they answer 404",
+    )
+    personalizer_features: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="hash a Rank request's contextFeatures into this many numeric features for the "
+        "router (its n_numeric); 0: the router gets the features as JSON text only",
+    )

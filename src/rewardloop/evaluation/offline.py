@@ -11,6 +11,7 @@ served ε-greedy but scored by sampling from its softmax is a different, usually
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -40,6 +41,10 @@ class OfflineEvaluation:
     n_rounds: int
     #: How the candidate was scored: :meth:`Exploration.describe` of its serving exploration.
     served_as: str = "sample (T=1)"
+    #: Decisions read whose propensities were estimated, not logged (``metadata["propensity"]``
+    #: ``estimated:...``, from ``import decisions --estimate-propensities``): the report then estimates
+    #: on estimates.
+    estimated_propensities: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The OPE report plus ``champion_value`` (the logging policy's value): what ``gate --ope`` reads."""
@@ -47,6 +52,7 @@ class OfflineEvaluation:
             "champion_value": self.logging_policy_value,
             "n_rounds": self.n_rounds,
             "candidate_served_as": self.served_as,
+            "estimated_propensities": self.estimated_propensities,
         }
 
 
@@ -119,7 +125,9 @@ def evaluate_candidate_on_logs(
     logged = logged_feedback_from_decisions(batch)
     served = serving_exploration(policy, exploration)
     action_dist = candidate_action_dist(policy, batch, logged, served)
-    return evaluate_dist_on_logs(logged, action_dist, served.describe(), **options)
+    result = evaluate_dist_on_logs(logged, action_dist, served.describe(), **options)
+    estimated = sum(str(d.metadata.get("propensity", "")).startswith("estimated") for d in batch)
+    return dataclasses.replace(result, estimated_propensities=estimated)
 
 
 def evaluate_dist_on_logs(

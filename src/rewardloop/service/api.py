@@ -14,21 +14,22 @@ import io
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.background import BackgroundTask
 
 from rewardloop.service import panels
-from rewardloop.service.decision_writer import DecisionJob
+from rewardloop.service.decision_writer import DecisionJob, Logged
 from rewardloop.service.errors import BODY, KEYED, error_responses
+from rewardloop.service.idempotency import scope_record_key
 from rewardloop.service.paging import DEFAULT_PAGE_SIZE, PageSize, PageToken, page
 from rewardloop.service.providers import DecideInput, RegistryProviders
 from rewardloop.service.router_state import lineage_figures, live_leaderboard
@@ -55,7 +56,7 @@ from rewardloop.service.schemas import (
 )
 from rewardloop.service.security import AdminKey, DecideKey, ExportKey, ReadKey
 from rewardloop.service.state import AppState, StateDep
-from rewardloop.store import GroupStats, store_stats
+from rewardloop.store import GroupStats, read_decisions, store_stats
 from rewardloop.store.apikeys import ApiKey, ApiKeyError, create_api_key, list_api_keys, revoke_api_key
 from rewardloop.store.files import csv_safe
 from rewardloop.store.insights import (
@@ -101,7 +102,7 @@ def _stamp(decision: Decision, project: str) -> Decision:
 
 
 @v1.post("/decide", responses=error_responses(*BODY, 404, 409), tags=["decisions"])
-async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decided:
+async def decide(body: DecideRequest, key: DecideKey, state: StateDep, http: Request) -> Decided:
     """Decide with the version the policy's alias points at, in the caller's experiment variant; the
     decision is logged (with its propensity) and queued for review when the review policy says so.
     A re-sent ``idempotency_key`` answers the first decision's id (and is not queued again)."""
@@ -116,11 +117,27 @@ async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decide
         actions=tuple(body.actions) if body.actions is not None else None,
         metadata={**body.metadata, "project": key.project},
         unit_id=body.unit_id,
-        idempotency_key=body.idempotency_key,
+        idempotency_key=body.idempotency_key or scope_record_key(http.scope),
     )
-    # The model runs in a thread: inference must not hold up the event loop.
+    decision, logged = await decide_and_log(state, key, request)
+    return Decided.of(decision, logged.decision_id, logged.review_reason)
+
+
+async def decide_and_log(
+    state: AppState,
+    key: ApiKey,
+    request: DecideInput,
+    adjust: Callable[[Decision], Decision] | None = None,
+) -> tuple[Decision, Logged]:
+    """The one serving path for a caller: the provider decides (in a thread: inference must not hold
+    up the event loop), the decision (and a shadow's) is stamped with the project and logged. ``adjust``
+    may change the served decision before it is logged (the Personalizer route conditions it on the
+    request's allowed actions). A replay (its idempotency key or id logged before) answers the decision
+    stored then, not this request's fresh draw: the caller acts on what the log says it was served."""
     outcome = await anyio.to_thread.run_sync(state.provider.decide, request)
     decision = _stamp(outcome.decision, key.project)
+    if adjust is not None:
+        decision = adjust(decision)
     shadow = None
     if outcome.shadow is not None:
         shadow = _stamp(outcome.shadow, key.project)
@@ -128,18 +145,23 @@ async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decide
     logged = await state.decisions.submit(
         DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
     )
-    return Decided.of(decision, logged.decision_id, logged.review_reason)
+    if not logged.new:
+        stored = await anyio.to_thread.run_sync(lambda: read_decisions(state.store, ids=[logged.decision_id]))
+        decision = stored.decisions[0]
+    return decision, logged
 
 
 @v1.post("/decisions", status_code=201, responses=error_responses(*BODY, 404, 409), tags=["decisions"])
 async def log_external_decision(
-    body: DecisionLogRequest, key: DecideKey, state: StateDep
+    body: DecisionLogRequest, key: DecideKey, state: StateDep, request: Request
 ) -> DecisionLogResponse:
     """Log a decision made elsewhere (same fields as the Decision record); it may enter the review queue.
     Re-sending the same ``idempotency_key`` logs it once and returns the first id."""
     await _own_policy_async(state, key, body.policy)
     if "project" in body.metadata and body.metadata["project"] != key.project:
         raise HTTPException(422, "metadata.project: must be this key's project or absent")
+    if body.idempotency_key is None:  # the header's key, written with the decision (service/idempotency.py)
+        body = body.model_copy(update={"idempotency_key": scope_record_key(request.scope)})
     decision = body.to_decision(key.project)  # RecordError → 422 naming the field
     logged = await state.decisions.submit(
         DecisionJob(decision, key.project, "log", shadow_action=body.shadow_action)

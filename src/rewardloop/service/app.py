@@ -25,8 +25,10 @@ from rewardloop.service.admission import Admission
 from rewardloop.service.decision_writer import DecisionWriter
 from rewardloop.service.errors import PROBLEM_JSON, as_problem, problem_response, validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected, FeedbackWriter
+from rewardloop.service.idempotency import IdempotencyKeys
 from rewardloop.service.ingest import PATH, FeedbackRoute, store_feedback
 from rewardloop.service.middleware import BodyLimit, Metrics, RequestId, RequestMetrics, SecurityHeaders
+from rewardloop.service.personalizer import REQUEST_MODELS
 from rewardloop.service.providers import (
     ClosableProvider,
     PolicyAdmin,
@@ -135,7 +137,8 @@ async def _readyz(request: Request) -> JSONResponse:
 
 def _document_feedback(app: FastAPI) -> None:
     """Add ``POST /v1/feedback`` (served by :class:`~rewardloop.service.ingest.FeedbackRoute`, below the
-    router) to the OpenAPI document, with its request and response schemas."""
+    router) to the OpenAPI document, with its request and response schemas, and the request bodies the
+    Personalizer routes parse themselves."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -143,7 +146,7 @@ def _document_feedback(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (FeedbackCreateRequest, FeedbackResponse, ErrorResponse):
+            for model in (FeedbackCreateRequest, FeedbackResponse, ErrorResponse, *REQUEST_MODELS):
                 spec = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(spec.pop("$defs", {}))
                 components[model.__name__] = spec
@@ -251,11 +254,21 @@ def _add_routes(app: FastAPI) -> None:
     app.add_exception_handler(ApiKeyError, _key_error)
     app.add_exception_handler(FeedbackRejected, _feedback_rejected)
 
-    from rewardloop.service import api, batch, dashboard, docs, openai_compat, raters_api, review_api
+    from rewardloop.service import (
+        api,
+        batch,
+        dashboard,
+        docs,
+        openai_compat,
+        personalizer,
+        raters_api,
+        review_api,
+    )
 
     app.include_router(api.v1)
     app.include_router(batch.router)
     app.include_router(openai_compat.router)
+    app.include_router(personalizer.router)
     app.include_router(feedback_void.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
@@ -338,10 +351,10 @@ def create_app(
         redoc_url=None,
     )
     _add_routes(app)
-    # Outermost first at run time: metrics see every answer, including the size limit's 413.
     _document_feedback(app)
-    # add_middleware puts each one outside the previous: FeedbackRoute innermost, metrics outermost.
+    # add_middleware puts each one outside the previous: FeedbackRoute innermost, RequestId outermost.
     app.add_middleware(FeedbackRoute)
+    app.add_middleware(IdempotencyKeys)  # around every /v1 write, POST /v1/feedback included
     app.add_middleware(BodyLimit, max_bytes=cfg.service.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(Admission, limit=cfg.service.max_in_flight, timeout=cfg.service.body_timeout_s)

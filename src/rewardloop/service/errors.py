@@ -20,7 +20,7 @@ _FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 #: What each error status means, for the OpenAPI document's responses.
-_MEANING = {
+MEANING = {
     400: "malformed JSON",
     401: "missing, invalid or revoked API key",
     403: "the key lacks the route's scope",
@@ -41,7 +41,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for these error statuses (problem bodies)."""
     from rewardloop.service.schemas import ErrorResponse
 
-    return {code: {"model": ErrorResponse, "description": _MEANING[code]} for code in sorted(set(codes))}
+    return {code: {"model": ErrorResponse, "description": MEANING[code]} for code in sorted(set(codes))}
 
 
 def problem(

@@ -14,18 +14,17 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import anyio.to_thread
 from pydantic import ValidationError
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
 
 from rewardloop.service.errors import validation_payload
 from rewardloop.service.feedback_writer import FeedbackRejected
+from rewardloop.service.idempotency import scope_record_key
 from rewardloop.service.middleware import ASGIApp, Receive, Scope, Send, send_json
 from rewardloop.service.schemas import FeedbackCreateRequest
-from rewardloop.service.security import COOKIE, check_key, secret_from
+from rewardloop.service.security import key_of, plain_secret
 from rewardloop.service.state import AppState
-from rewardloop.store.apikeys import ApiKey, hash_key
+from rewardloop.store.apikeys import ApiKey
 from rewardloop.types import RecordError
 
 PATH = "/v1/feedback"
@@ -33,17 +32,13 @@ ROUTE = SimpleNamespace(path=PATH)  # what the metrics middleware labels request
 
 
 async def _key(state: AppState, headers: Headers) -> ApiKey | tuple[int, dict[str, Any]]:
-    secret = secret_from(headers.get("authorization"), headers.get("x-api-key"), None)
-    if secret is None and "cookie" in headers:
-        secret = cookie_parser(headers["cookie"]).get(COOKIE)
-    if not secret:
+    secret = plain_secret(headers)
+    if secret is None:
         return 401, {
             "detail": "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>` "
             "(create one with `rewardloop keys create`)"
         }
-    key = state.keys.get(hash_key(secret))
-    if key is None:
-        key = await anyio.to_thread.run_sync(check_key, state.store, state.keys, secret)
+    key = await key_of(state, secret)
     if key is None:
         return 401, {"detail": "invalid or revoked API key"}
     if not key.allows("feedback"):
@@ -52,8 +47,11 @@ async def _key(state: AppState, headers: Headers) -> ApiKey | tuple[int, dict[st
     return key
 
 
-async def store_feedback(state: AppState, headers: Headers, raw: bytes) -> tuple[int, dict[str, Any]]:
-    """Authenticate, validate and store one feedback row; (HTTP status, JSON body) to answer."""
+async def store_feedback(
+    state: AppState, headers: Headers, raw: bytes, record_key: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Authenticate, validate and store one feedback row; (HTTP status, JSON body) to answer.
+    ``record_key``: the id of a row sent without one (its ``Idempotency-Key``'s, service/idempotency.py)."""
     key = await _key(state, headers)
     if isinstance(key, tuple):
         return key
@@ -61,6 +59,8 @@ async def store_feedback(state: AppState, headers: Headers, raw: bytes) -> tuple
         body = FeedbackCreateRequest.model_validate_json(raw)
     except ValidationError as err:
         return validation_payload([{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)])
+    if body.id is None and record_key is not None:
+        body = body.model_copy(update={"id": record_key})
     try:
         feedback = body.to_feedback()
     except RecordError as err:
@@ -92,7 +92,8 @@ class FeedbackRoute:
             if not message.get("more_body", False):
                 break
         state: AppState = scope["app"].state.rl
-        status, body = await store_feedback(state, Headers(scope=scope), b"".join(chunks))
+        raw = b"".join(chunks)
+        status, body = await store_feedback(state, Headers(scope=scope), raw, scope_record_key(scope))
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
         await send_json(send, status, body, extra)
 

@@ -13,13 +13,18 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio.to_thread
 from fastapi import Depends, HTTPException, Request, Response
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 
 from rewardloop.store import Store
 from rewardloop.store.apikeys import ApiKey, authenticate, hash_key
+
+if TYPE_CHECKING:
+    from rewardloop.service.state import AppState
 
 COOKIE = "rl_key"
 
@@ -81,6 +86,23 @@ def check_key(store: Store, cache: KeyCache, secret: str) -> ApiKey | None:
         key = authenticate(store, secret)
         if key is not None:
             cache.put(digest, key)
+    return key
+
+
+def plain_secret(headers: Headers) -> str | None:
+    """The key a plain-ASGI request carries (header, else the cookie): for the handlers below FastAPI's
+    dependencies (``POST /v1/feedback``, the ``Idempotency-Key`` middleware)."""
+    secret = secret_from(headers.get("authorization"), headers.get("x-api-key"), None)
+    if secret is None and "cookie" in headers:
+        secret = cookie_parser(headers["cookie"]).get(COOKIE)
+    return secret or None
+
+
+async def key_of(state: AppState, secret: str) -> ApiKey | None:
+    """The valid key of ``secret`` (cached; a miss reads the store in a thread), or None."""
+    key = state.keys.get(hash_key(secret))
+    if key is None:
+        key = await anyio.to_thread.run_sync(check_key, state.store, state.keys, secret)
     return key
 
 

@@ -308,3 +308,21 @@ class RouterStateRow(Base):
     events: Mapped[Count]
     rewards: Mapped[Count]
     created_at: Mapped[datetime]
+
+
+class IdempotencyRow(Base):
+    """The stored answer of a write sent with an ``Idempotency-Key`` header, per API key
+    (store/idempotency.py)."""
+
+    __tablename__ = "idempotency_keys"
+
+    api_key_id: Mapped[Id] = mapped_column(primary_key=True)
+    key_hash: Mapped[Digest] = mapped_column(primary_key=True)
+    fingerprint: Mapped[Digest]
+    method: Mapped[Word]
+    path: Mapped[LongText]
+    status: Mapped[int]
+    content_type: Mapped[Name]
+    body: Mapped[bytes]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -155,4 +155,93 @@ def _warnings(est: PropensityEstimate, n: int, small: float) -> list[str]:
     return out
 
 
-__all__ = ["PropensityEstimate", "estimate_propensities"]
+#: What an imputed row's ``metadata["propensity"]`` says: estimated, and by what.
+ESTIMATED = "estimated:multinomial_logistic_regression"
+
+
+@dataclass(frozen=True)
+class ImputedGroup:
+    """The rows of one (policy, actions) group whose propensities were estimated, and the fit's
+    diagnostics (:meth:`PropensityEstimate.diagnostics`)."""
+
+    policy: str
+    actions: tuple[str, ...]
+    rows: int
+    estimated: int
+    diagnostics: dict[str, Any]
+
+
+def impute_propensities(
+    rows: list[dict[str, Any]], *, min_pscore: float = 1e-3, random_state: int = 0
+) -> list[ImputedGroup]:
+    """Fill in ``action_dist`` and ``pscore`` of the decision rows that have neither, in place.
+
+    The rows (dicts with ``policy``, ``actions``, ``action``, ``features``: a decision file's rows) are
+    grouped by policy and action list; in each group with a row to fill, the behaviour policy is fitted
+    by :func:`estimate_propensities` on every row of the group (the logged contexts ``features`` and
+    actions), and each row without propensities gets π̂₀(· | x), floored at ``min_pscore`` and
+    renormalised, its ``pscore`` the chosen action's entry, and ``metadata["propensity"]`` =
+    :data:`ESTIMATED` (an OPE on it is an estimate of an estimate; ``rewardloop ope`` says so).
+
+    Raises
+    ------
+    OPEInputError
+        A row to fill has no numeric ``features`` or its action is not among its actions (the message
+        names the row, counted from 1), or its group's features differ in length.
+
+    Examples
+    --------
+    >>> rows = [{"policy": "r", "actions": ["a", "b"], "action": "ab"[i % 2], "features": [i % 2, 1.0]}
+    ...         for i in range(40)]
+    >>> (g,) = impute_propensities(rows)
+    >>> g.estimated, rows[0]["metadata"]["propensity"], round(sum(rows[0]["action_dist"]), 6)
+    (40, 'estimated:multinomial_logistic_regression', 1.0)
+    """
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault((str(row.get("policy")), tuple(row.get("actions") or ())), []).append(i)
+    out = []
+    for (policy, actions), members in groups.items():
+        todo = [i for i in members if rows[i].get("pscore") is None and rows[i].get("action_dist") is None]
+        if not todo:
+            continue
+        X, a = _logged(rows, members, actions)
+        est = estimate_propensities(X, a, len(actions), min_pscore=min_pscore, random_state=random_state)
+        where = {i: k for k, i in enumerate(members)}
+        for i in todo:
+            dist = np.maximum(est.action_dist[where[i]], min_pscore)
+            dist = dist / dist.sum()
+            row = rows[i]
+            row["action_dist"] = [float(p) for p in dist]
+            row["pscore"] = row["action_dist"][actions.index(row["action"])]
+            row["metadata"] = {**(row.get("metadata") or {}), "propensity": ESTIMATED}
+        out.append(ImputedGroup(policy, actions, len(members), len(todo), est.diagnostics()))
+    return out
+
+
+def _logged(
+    rows: list[dict[str, Any]], members: list[int], actions: tuple[str, ...]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The group's contexts (n, d) and action indices (n,): every row of the group informs the fit,
+    with propensities or without; each is checked (rows count from 1)."""
+    X: list[list[float]] = []
+    a: list[int] = []
+    for i in members:
+        row, where = rows[i], f"row {i + 1}"
+        features = row.get("features")
+        if not isinstance(features, (list, tuple)) or not features:
+            raise OPEInputError(f"{where}: features: needed to estimate its propensity, got {features!r}")
+        if row.get("action") not in actions:
+            raise OPEInputError(f"{where}: action: {row.get('action')!r} is not among its actions")
+        if X and len(features) != len(X[0]):
+            have = len(X[0])
+            raise OPEInputError(f"{where}: features: {len(features)} values, the group's rows have {have}")
+        try:
+            X.append([float(v) for v in features])
+        except (TypeError, ValueError):
+            raise OPEInputError(f"{where}: features: must be numbers, got {features!r}") from None
+        a.append(actions.index(row["action"]))
+    return np.asarray(X, dtype=np.float64), np.asarray(a, dtype=np.int64)
+
+
+__all__ = ["ESTIMATED", "ImputedGroup", "PropensityEstimate", "estimate_propensities", "impute_propensities"]
