@@ -428,6 +428,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/contributors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Contributors
+         * @description The project's contributors (people: ``source="human"`` feedback with a rater id) in the range,
+         *     most feedback first, each with the share of their label corrections that changed the model's
+         *     answer (Wilson 95% interval and n); and each policy's newest impact measurement: the golden
+         *     accuracy of the model retrained without a contributor's feedback, and the difference it makes
+         *     (Newcombe's paired 95% interval, n, golden items fixed and broken).
+         */
+        get: operations["contributors_v1_contributors_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/review": {
         parameters: {
             query?: never;
@@ -437,8 +461,9 @@ export interface paths {
         };
         /**
          * Review Queue
-         * @description The caller's project's queue, highest priority first (default: open and claimed items), a page
-         *     at a time: pass ``next_page_token`` as ``page_token`` for the next page (null on the last).
+         * @description The caller's project's queue, highest priority first — plus ``review.staleness_per_day`` for
+         *     every day an item has waited — (default: open and claimed items), a page at a time: pass
+         *     ``next_page_token`` as ``page_token`` for the next page (null on the last).
          */
         get: operations["review_queue_v1_review_get"];
         put?: never;
@@ -459,7 +484,8 @@ export interface paths {
         /**
          * Review Next
          * @description Your next page: the items you may take (not resolved, not claimed by another reviewer, not
-         *     answered or skipped by you), highest priority first, filtered by policy, reason and kind, and
+         *     answered or skipped by you), highest priority first (plus ``review.staleness_per_day`` a day
+         *     waited), filtered by policy, reason and kind, and
          *     claimed for you as the page opens (for ``review.claim_minutes``).
          */
         get: operations["review_next_v1_review_next_get"];
@@ -782,6 +808,63 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /**
+         * ContributorRow
+         * @description A leaderboard row: the contributor's totals in the range and the share of their label
+         *     corrections that changed the model's answer (``changed``: value, 95% interval, n).
+         */
+        ContributorRow: {
+            /** Rank */
+            rank: number;
+            totals: components["schemas"]["ContributorTotals"];
+            /** Changed */
+            changed: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /**
+         * ContributorTotals
+         * @description One contributor's non-voided human feedback in the range.
+         */
+        ContributorTotals: {
+            /** Rater */
+            rater: string;
+            /** Feedback */
+            feedback: number;
+            /** Corrections */
+            corrections: number;
+            /** Label Corrections */
+            label_corrections: number;
+            /** Changes */
+            changes: number;
+            /** Decisions */
+            decisions: number;
+            /** Reviews */
+            reviews: number;
+            /**
+             * First At
+             * Format: date-time
+             */
+            first_at: string;
+            /**
+             * Last At
+             * Format: date-time
+             */
+            last_at: string;
+        };
+        /** ContributorsResponse */
+        ContributorsResponse: {
+            /** Project */
+            project: string;
+            /** Since */
+            since: string | null;
+            /** Until */
+            until: string | null;
+            /** Items */
+            items: components["schemas"]["ContributorRow"][];
+            /** Impact */
+            impact: components["schemas"]["ImpactReport"][];
+        };
         /** DecideRequest */
         DecideRequest: {
             /**
@@ -1101,6 +1184,65 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * Impact
+         * @description One contributor's measured impact: the golden accuracy of the model trained without their
+         *     feedback (``accuracy``) and the reference's accuracy minus it (``delta``: value, 95% interval, the
+         *     golden items ``fixed`` and ``broken`` by their feedback, n); ``skipped`` says why it was not
+         *     measured (then the rest is None).
+         */
+        Impact: {
+            /** Contributor */
+            contributor: string;
+            /** Removed */
+            removed: number;
+            /** Examples */
+            examples: number | null;
+            /** Accuracy */
+            accuracy: {
+                [key: string]: unknown;
+            } | null;
+            /** Delta */
+            delta: {
+                [key: string]: unknown;
+            } | null;
+            /** Run Id */
+            run_id: string | null;
+            /** Skipped */
+            skipped?: string | null;
+        };
+        /**
+         * ImpactReport
+         * @description One measurement: the reference fit on the whole window and each measured contributor.
+         */
+        ImpactReport: {
+            /** Measurement */
+            measurement: string;
+            /** Policy */
+            policy: string;
+            /** Learner */
+            learner: string;
+            /** Reference Run */
+            reference_run: string;
+            /** Examples */
+            examples: number;
+            /** Accuracy */
+            accuracy: {
+                [key: string]: unknown;
+            } | null;
+            /** Contributors */
+            contributors: components["schemas"]["Impact"][];
+            /**
+             * Measured At
+             * Format: date-time
+             */
+            measured_at: string;
+            /** Window */
+            window: [
+                string | null,
+                string | null
+            ];
         };
         /** KeyCreateRequest */
         KeyCreateRequest: {
@@ -1455,15 +1597,15 @@ export interface components {
         ReviewListResponse: {
             /** Items */
             items: components["schemas"]["ReviewQueueItem"][];
-            /** Counts */
-            counts: {
-                [key: string]: number;
-            };
             /**
              * Next Page Token
              * @description pass as `page_token` for the next page; null on the last page (opaque)
              */
             next_page_token?: string | null;
+            /** Counts */
+            counts: {
+                [key: string]: number;
+            };
         };
         /** ReviewPageResponse */
         ReviewPageResponse: {
@@ -3405,6 +3547,67 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    contributors_v1_contributors_get: {
+        parameters: {
+            query?: {
+                /** @description feedback at or after this time */
+                since?: string | null;
+                /** @description feedback before this time */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContributorsResponse"];
+                };
+            };
+            /** @description missing, invalid or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the key lacks the route's scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description a field failed validation (named) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description the store is unreachable or the service is at capacity */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorResponse"];
                 };
             };
         };
