@@ -3,7 +3,9 @@
 Starts ``uvicorn`` (1 worker, a SQLite file store, group commit on) in a child process, then logs
 ``--decisions`` router decisions with :class:`rewardloop.client.Client` (background batches of
 ``--batch-size`` to ``POST /v1/decisions/batch``) and waits for ``flush()``; prints one JSON line:
-``{"sdk_batched_decisions_per_s": ..., ...}`` (every decision stored, checked in the store).
+``{"sdk_batched_decisions_per_s": ..., ...}`` (every decision stored, checked in the store), with the
+server's and the client's CPU time per decision (the server's process tree; robust where the wall
+figure is not, on a shared machine) and the load average.
 
     python benchmarks/sdk.py [--decisions 100000] [--batch-size 1000]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from load import free_port, start_server
+from load import free_port, start_server, tree_cpu_seconds
 
 from rewardloop.client import Client
 from rewardloop.store import Store
@@ -59,10 +62,13 @@ def main() -> None:
             )
             client.log_decisions(rows[: args.batch_size])  # warm the connection and the server
             client.flush()
+            server_cpu, client_cpu = tree_cpu_seconds(server.pid), time.process_time()
             start = time.perf_counter()
             client.log_decisions(rows[args.batch_size :])
             report = client.flush()
             seconds = time.perf_counter() - start
+            server_cpu = tree_cpu_seconds(server.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
             client.close()
         finally:
             server.kill()
@@ -79,6 +85,10 @@ def main() -> None:
                 "decisions": logged,
                 "batch_size": args.batch_size,
                 "seconds": round(seconds, 3),
+                # CPU per decision (robust where wall time is not, on a shared machine)
+                "server_cpu_us_per_decision": round(1e6 * server_cpu / logged, 1),
+                "client_cpu_us_per_decision": round(1e6 * client_cpu / logged, 1),
+                "load_average": os.getloadavg()[0],
                 "store": "sqlite",
             }
         )

@@ -86,8 +86,17 @@ def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any,
     )
 
 
-# A row is written unvoided (the void columns keep their NULL); the database sets its log position.
+# A row is written unvoided (the void columns keep their NULL); its log position is not a value of the
+# record: the insert gives it (:data:`_SQLITE_COMPUTED`; on PostgreSQL the column's default).
 _FEEDBACK_COLUMNS = _columns(FeedbackRow, "voided_at", "voided_by", "void_reason", "log_seq")
+#: SQLite: columns that each inserted row of a table takes from an SQL expression, not from the caller.
+#: A feedback row's log position (migration 0007) is the next one, read by the row's own ``INSERT``:
+#: writers take turns on SQLite, so positions follow commit order and the rows of one batch take
+#: consecutive ones; a row skipped as a conflict takes none. (It replaces a per-row trigger that
+#: updated each row after writing it, doubling the database's work per row.)
+_SQLITE_COMPUTED: dict[str, tuple[tuple[str, str], ...]] = {
+    "feedback": (("log_seq", "(SELECT COALESCE(MAX(log_seq), 0) + 1 FROM feedback)"),),
+}
 
 
 def _feedback_params(f: Feedback, project: str, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
@@ -156,8 +165,10 @@ def _bulk_insert(
     cur = dbapi.cursor()
     try:
         if conn.dialect.name == "sqlite":
-            marks = ", ".join("?" * len(columns))
-            cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+            computed = _SQLITE_COMPUTED.get(table, ())
+            names = ", ".join([cols, *(name for name, _ in computed)])
+            marks = ", ".join(["?"] * len(columns) + [sql for _, sql in computed])
+            cur.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)
             return int(cur.rowcount)
         if len(rows) < _COPY_MIN_ROWS:
             marks = ", ".join(["%s"] * len(columns))

@@ -1,9 +1,10 @@
 """The store side of online router learning: the feedback log, the learner's offset and ledger, and
 the router states it publishes.
 
-**The log.** Every feedback row has a position ``(log_seq, project, id)``, set by the database when
-the row is written and again when it is voided (migration 0005). On SQLite, whose writers take turns,
-``log_seq`` is a counter, so positions follow commit order. On PostgreSQL it is the id of the writing
+**The log.** Every feedback row has a position ``(log_seq, project, id)``, set when the row is
+written and again when it is voided (migrations 0005 and 0007). On SQLite, whose writers take turns,
+``log_seq`` is a counter that each row's ``INSERT`` reads and bumps itself, so positions follow commit
+order. On PostgreSQL it is the id of the writing
 transaction; transactions may commit out of that order, so the log is read only below the *horizon*,
 the oldest transaction still running (``pg_snapshot_xmin``): every row below it is committed or
 never will be, so nothing can appear later behind a position already read. Reading from a persisted

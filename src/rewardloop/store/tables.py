@@ -114,8 +114,9 @@ class FeedbackRow(Base):
     void_reason: Mapped[LongText | None]
     # The labels of set feedback (missed_actions, unnecessary_actions, set_correction).
     labels: Mapped[JsonValue | None]
-    # The row's position in the feedback log, set by the database on insert and on void (migration
-    # 0005): the online learner reads the log in this order (store/online.py).
+    # The row's position in the feedback log, set on insert (PostgreSQL: a column default; SQLite: by the
+    # INSERT itself, migration 0007) and on void (a trigger, migration 0005): the online learner reads
+    # the log in this order (store/online.py).
     log_seq: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
 
     __table_args__ = (Index("ix_feedback_log_seq", "log_seq", "project", "id"),)

@@ -447,13 +447,7 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
     if _insert_if_all_new(conn, "feedback", _FEEDBACK_COLUMNS, params):
         return [Outcome("new", f.id) for f, _ in rows]  # every (project, id) was new and went in
     keys = [(p, f.id) for f, p in rows]
-    before = _feedback_keys(conn, keys)
-    _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, params)
-    seen: set[tuple[str, str]] = set()
-    fresh = []
-    for key in keys:
-        fresh.append(key not in before and key not in seen)
-        seen.add(key)
+    fresh = _insert_feedback_rows(conn, keys, params)
     earlier = _stored_feedback(conn, (k for k, new in zip(keys, fresh, strict=True) if not new))
     result: list[Outcome] = []
     for (f, _), key, new in zip(rows, keys, fresh, strict=True):
@@ -471,14 +465,48 @@ def insert_feedback(conn: Connection, rows: Sequence[tuple[Feedback, str]]) -> l
     return result
 
 
-def _feedback_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The stored ``(project, id)`` keys among ``keys``."""
+def _insert_feedback_rows(
+    conn: Connection, keys: Sequence[tuple[str, str]], params: list[tuple[Any, ...]]
+) -> list[bool]:
+    """Insert the rows (``keys``: their ``(project, id)``); for each, whether this insert wrote it.
+
+    PostgreSQL looks up the stored keys first. SQLite inserts first and looks only if a row was
+    skipped: the rows this insert wrote hold the log's last ``inserted`` positions (each takes the next
+    one as it goes in, and this transaction holds SQLite's one write lock from its first row), so a
+    stored row is this insert's if its position is above ``MAX(log_seq) - inserted``.
+    """
+    if conn.dialect.name != "sqlite":
+        before = _feedback_positions(conn, keys)
+        _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, params)
+        return _first_of_each(keys, lambda key: key not in before)
+    inserted = _bulk_insert(conn, "feedback", _FEEDBACK_COLUMNS, params)
+    if inserted == len(keys):
+        return [True] * len(keys)  # no row was skipped: every key was new and went in
+    (end,) = _fetch_in(conn, "SELECT MAX(log_seq) FROM feedback")
+    after = _feedback_positions(conn, keys)
+    return _first_of_each(keys, lambda key: (after.get(key) or -1) > int(end[0] or 0) - inserted)
+
+
+def _first_of_each(keys: Sequence[tuple[str, str]], written: Callable[[tuple[str, str]], bool]) -> list[bool]:
+    """Per key, ``written(key)`` at its first occurrence in ``keys`` and False at a repeat."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for key in keys:
+        out.append(key not in seen and written(key))
+        seen.add(key)
+    return out
+
+
+def _feedback_positions(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], int | None]:
+    """The stored ``(project, id)`` keys among ``keys``, with each row's log position."""
     wanted = set(keys)
-    found: set[tuple[str, str]] = set()
-    sql = "SELECT project, id FROM feedback WHERE project IN ({}) AND id IN ({})"  # see _key_filter
+    found: dict[tuple[str, str], int | None] = {}
+    sql = "SELECT project, id, log_seq FROM feedback WHERE project IN ({}) AND id IN ({})"  # see _key_filter
     for chunk in _key_chunks(wanted):
         projects, ids = sorted({p for p, _ in chunk}), [i for _, i in chunk]
-        found.update((p, i) for p, i in _fetch_in(conn, sql, projects, ids) if (p, i) in wanted)
+        found.update(((p, i), seq) for p, i, seq in _fetch_in(conn, sql, projects, ids) if (p, i) in wanted)
     return found
 
 
