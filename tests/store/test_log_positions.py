@@ -1,4 +1,4 @@
-"""Feedback log positions (migration 0007): on SQLite the insert numbers its rows itself, consecutively
+"""Feedback log positions (migration 0008): on SQLite the insert numbers its rows itself, consecutively
 and in commit order, with no per-row trigger; replays and repeats take no position; a void moves the
 row to the end. On PostgreSQL a batch shares its transaction's position."""
 

@@ -90,7 +90,7 @@ def _decision_params(d: Decision, time: Callable[[datetime], Any]) -> tuple[Any,
 # record: the insert gives it (:data:`_SQLITE_COMPUTED`; on PostgreSQL the column's default).
 _FEEDBACK_COLUMNS = _columns(FeedbackRow, "voided_at", "voided_by", "void_reason", "log_seq")
 #: SQLite: columns that each inserted row of a table takes from an SQL expression, not from the caller.
-#: A feedback row's log position (migration 0007) is the next one, read by the row's own ``INSERT``:
+#: A feedback row's log position (migration 0008) is the next one, read by the row's own ``INSERT``:
 #: writers take turns on SQLite, so positions follow commit order and the rows of one batch take
 #: consecutive ones; a row skipped as a conflict takes none. (It replaces a per-row trigger that
 #: updated each row after writing it, doubling the database's work per row.)

@@ -2,7 +2,7 @@
 the router states it publishes.
 
 **The log.** Every feedback row has a position ``(log_seq, project, id)``, set when the row is
-written and again when it is voided (migrations 0005 and 0007). On SQLite, whose writers take turns,
+written and again when it is voided (migrations 0005 and 0008). On SQLite, whose writers take turns,
 ``log_seq`` is a counter that each row's ``INSERT`` reads and bumps itself, so positions follow commit
 order. On PostgreSQL it is the id of the writing
 transaction; transactions may commit out of that order, so the log is read only below the *horizon*,

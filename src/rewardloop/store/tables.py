@@ -115,7 +115,7 @@ class FeedbackRow(Base):
     # The labels of set feedback (missed_actions, unnecessary_actions, set_correction).
     labels: Mapped[JsonValue | None]
     # The row's position in the feedback log, set on insert (PostgreSQL: a column default; SQLite: by the
-    # INSERT itself, migration 0007) and on void (a trigger, migration 0005): the online learner reads
+    # INSERT itself, migration 0008) and on void (a trigger, migration 0005): the online learner reads
     # the log in this order (store/online.py).
     log_seq: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
 

@@ -14,8 +14,6 @@ from alembic import op
 
 revision = "0007_idempotency_keys"
 down_revision = "0006_review_workflow"
-branch_labels = None
-depends_on = None
 
 _TIME = sa.DateTime(timezone=True)
 

@@ -9,16 +9,14 @@ follow commit order, and the rows of a batch take consecutive positions. The tri
 voided row to the end of the log stays (a void is one row). PostgreSQL is unchanged: its position is
 the writing transaction's id, a column default, with no per-row trigger on insert.
 
-Revision ID: 0007_log_seq_in_insert
-Revises: 0006_review_workflow
+Revision ID: 0008_log_seq_in_insert
+Revises: 0007_idempotency_keys
 """
 
 from alembic import op
 
-revision = "0007_log_seq_in_insert"
-down_revision = "0006_review_workflow"
-branch_labels = None
-depends_on = None
+revision = "0008_log_seq_in_insert"
+down_revision = "0007_idempotency_keys"
 
 _SQLITE_INSERT_TRIGGER = """CREATE TRIGGER feedback_log_seq_insert AFTER INSERT ON feedback BEGIN
        UPDATE feedback SET log_seq = (SELECT COALESCE(MAX(log_seq), 0) + 1 FROM feedback)
