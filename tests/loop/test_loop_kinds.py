@@ -3,6 +3,7 @@ the gate (canary) or is stopped; every step recorded (runs, versions with lineag
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -160,7 +161,17 @@ def log_contextual(store: Store, version: str, n: int, seed: int) -> None:
     write_rated(store, version, rows)
 
 
-def test_router_loop_replays_in_compute_replay_partitions_parts_equal_to_one_pass(project, monkeypatch):
+NEEDS_RAY = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'rewardloop[ray]'"
+)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    # on Ray the loop starts a local Ray for the replay (2 CPUs) and stops it after: slow
+    ["local", pytest.param("ray", marks=[pytest.mark.slow, NEEDS_RAY])],
+)
+def test_router_loop_replays_in_replay_partitions_parts_equal_to_one_pass(project, monkeypatch, backend):
     from rewardloop.cli.loop_cmds import build_runner
     from rewardloop.config import load_config
     from rewardloop.learners.bandits import load_router
@@ -176,7 +187,8 @@ def test_router_loop_replays_in_compute_replay_partitions_parts_equal_to_one_pas
     )
 
     text = yaml_text("router", ARMS, {"algorithm": "linucb", "features": "numeric"})
-    (project / "rewardloop.yaml").write_text(text + "\ncompute:\n  replay_partitions: 3\n")
+    compute = f"\ncompute:\n  replay_partitions: 3\n  backend: {backend}\n"
+    (project / "rewardloop.yaml").write_text(text + compute)
     store = open_store(project)
     log_contextual(store, "app-0", 50, seed=1)
     run_once("bootstrapped: 1.0.0")
@@ -186,7 +198,7 @@ def test_router_loop_replays_in_compute_replay_partitions_parts_equal_to_one_pas
     assert mapped == [3]  # the first version is at its priors: no replay
     runs = read_runs(store, policy="p")
     assert runs[1].n_samples == 91
-    assert (runs[1].config["partitions"], runs[1].config["backend"]) == (3, "local")
+    assert (runs[1].config["partitions"], runs[1].config["backend"]) == (3, backend)
     registry = Registry(store, project / "registry")
     parts = load_router(registry.artifact_path("p@1.0.1"))
 
