@@ -219,6 +219,22 @@ def test_router_loop_replays_in_replay_partitions_parts_equal_to_one_pass(projec
     assert np.max(np.abs(one.theta_)) > 0.01  # the replay moved the state: the comparison is not of priors
 
 
+def test_router_loop_on_ray_without_ray_says_how_to_install(project, monkeypatch):
+    import sys
+
+    text = yaml_text("router", ARMS, {"algorithm": "linucb", "features": "numeric"})
+    (project / "rewardloop.yaml").write_text(text + "\ncompute:\n  replay_partitions: 2\n  backend: ray\n")
+    store = open_store(project)
+    log_contextual(store, "app-0", 20, seed=1)
+    run_once("bootstrapped: 1.0.0")  # the priors need no replay, so no Ray
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    assert result.exit_code != 0
+    assert "compute: compute.backend ray needs Ray: pip install 'rewardloop[ray]'" in result.output
+    assert [r.status for r in read_runs(store, policy="p")] == ["succeeded", "failed"]
+    assert [v.version for v in Registry(store, project / "registry").versions("p")] == ["1.0.0"]
+
+
 def test_router_options_are_checked(project):
     (project / "rewardloop.yaml").write_text(yaml_text("router", ARMS, {"algorithm": "nope"}))
     result = runner.invoke(app, ["loop", "run", "--once"])
