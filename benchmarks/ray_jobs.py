@@ -135,10 +135,9 @@ def _sweep_store(folder: Path, n_texts: int) -> tuple[Store, list[str]]:
     store = Store.open(f"sqlite:///{folder / 'sweep.db'}")
     logged = {"policy": "intent", "policy_version": "1", "kind": "classifier", "actions": tuple(labels)}
     uniform = tuple(1 / len(labels) for _ in labels)
-    decisions = [
-        Decision(**logged, action=labels[0], action_dist=uniform, pscore=uniform[0], text=text)
-        for text, _ in chosen
-    ]
+    logged |= {"action": labels[0], "action_dist": uniform, "pscore": uniform[0]}
+    # Fixed ids: the validation split hashes them, so every run splits alike.
+    decisions = [Decision(**logged, id=f"{i:032x}", text=text) for i, (text, _) in enumerate(chosen)]
     write_decisions(store, decisions)
     write_feedback(
         store,
