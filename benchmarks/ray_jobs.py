@@ -133,9 +133,9 @@ def _sweep_store(folder: Path, n_texts: int) -> tuple[Store, list[str]]:
     chosen = [pairs[i] for i in rng.choice(len(pairs), size=min(n_texts, len(pairs)), replace=False)]
     labels = sorted({label for _, label in chosen})
     store = Store.open(f"sqlite:///{folder / 'sweep.db'}")
-    logged = {"policy": "intent", "policy_version": "1", "kind": "classifier", "actions": tuple(labels)}
     uniform = tuple(1 / len(labels) for _ in labels)
-    logged |= {"action": labels[0], "action_dist": uniform, "pscore": uniform[0]}
+    logged: dict[str, Any] = {"policy": "intent", "policy_version": "1", "kind": "classifier"}
+    logged |= {"actions": tuple(labels), "action": labels[0], "action_dist": uniform, "pscore": uniform[0]}
     # Fixed ids: the validation split hashes them, so every run splits alike.
     decisions = [Decision(**logged, id=f"{i:032x}", text=text) for i, (text, _) in enumerate(chosen)]
     write_decisions(store, decisions)
