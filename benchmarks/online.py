@@ -17,12 +17,17 @@
   sent after its commit) to the first decision served by any worker with a state that includes it;
   ``staleness_p99_s_steady`` only over feedback whose state was published before the kill or that
   was sent once the restarted learner had caught up (not what the kill delayed); feedback answered
-  after the run's last decision has no staleness to measure;
+  after the run's last decision has no staleness to measure; ``ack_to_publish_p50_s``/``_p99_s`` and
+  ``publish_to_served_p50_s``/``_p99_s`` split each row's staleness at the publish of its state: the
+  learner's part (reading the log, applying, waiting for ``--every`` or ``--interval``) and the
+  workers' (the NOTIFY or poll that brings the state, loading it, the next decision made with it);
 - ``lost``: acknowledged feedback rows that no reward in the final state comes from;
   ``double_applied``: rewards counted more than once in the final state (its pulls minus its
   rewarded decisions);
 - ``max_abs_diff_vs_replay``: the final state against an offline replay (``fit``) of the same
-  decisions and rewards, over every learned array.
+  decisions and rewards, over every learned array;
+- ``learner_cpu_s``: the CPU both learner processes used (their two starts included), and
+  ``learner_cpu_ms_per_reward`` that over the acknowledged feedback rows.
 
 Ends with one JSON line.
 
@@ -121,6 +126,13 @@ def start_learner(yaml: Path, every: int, interval: float, log: Path) -> subproc
     cmd = [sys.executable, "-m", "rewardloop", "learn", "--policy", POLICY, "--config", str(yaml),
            "--every", str(every), "--interval", str(interval)]  # fmt: skip
     return subprocess.Popen(cmd, env=_env(), stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def reap(proc: subprocess.Popen[bytes]) -> float:
+    """Wait for ``proc`` to end; the CPU seconds (user + system) it used over its life."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wait_started(url: str, timeout: float = 120.0) -> None:
@@ -244,21 +256,24 @@ def measure(
     caught_up = end[1] if end is not None else down[1]
     published_at = {v: _ts(t) for v, t, _ in states}
     versions = sorted(first_at)
-    stale, steady = [], []
+    stale, steady, to_publish, to_served = [], [], [], []
     for fid, t_ack in acks:
-        s = applied_ids.get(fid)
-        later = [v for v in versions if s is not None and v >= s]
+        state = applied_ids.get(fid)
+        later = [v for v in versions if state is not None and v >= state]
         if later:
             lag = max(0.0, first_at[later[0]] - t_ack)
             stale.append(lag)
+            # The two halves: the learner (read, apply, wait to publish) and the workers (pick the
+            # state up, serve a decision with it).
+            to_publish.append(max(0.0, published_at[state] - t_ack))
+            to_served.append(max(0.0, first_at[later[0]] - published_at[state]))
             # Steady: published before the kill, or sent once the restarted learner had caught up.
-            if (t_ack < down[0] and published_at[s] < down[0]) or t_ack > caught_up:
+            if (t_ack < down[0] and published_at[state] < down[0]) or t_ack > caught_up:
                 steady.append(lag)
     store.close()
     return {
         "rewards_applied_per_s": round(rate, 1),
-        "staleness_p50_s": round(float(np.percentile(stale, 50)), 3) if stale else float("nan"),
-        "staleness_p99_s": round(float(np.percentile(stale, 99)), 3) if stale else float("nan"),
+        **_percentiles("staleness", stale),
         "staleness_p99_s_steady": round(float(np.percentile(steady, 99)), 3) if steady else float("nan"),
         "lost": lost,
         "double_applied": double,
@@ -268,6 +283,16 @@ def measure(
         "staleness_measured": len(stale),
         "staleness_p50_s_steady": round(float(np.percentile(steady, 50)), 3) if steady else float("nan"),
         "steady_measured": len(steady),
+        **_percentiles("ack_to_publish", to_publish),
+        **_percentiles("publish_to_served", to_served),
+    }
+
+
+def _percentiles(name: str, seconds: list[float]) -> dict[str, float]:
+    """``{name}_p50_s`` and ``{name}_p99_s`` of ``seconds`` (NaN when there are none)."""
+    return {
+        f"{name}_p{q}_s": round(float(np.percentile(seconds, q)), 3) if seconds else float("nan")
+        for q in (50, 99)
     }
 
 
@@ -290,6 +315,7 @@ def main() -> None:
         learner = start_learner(yaml, args.every, args.interval, work / "learner.log")
         wait_started(url)
         acks: list[tuple[str, float]] = []
+        learner_cpu: list[float] = []  # CPU seconds of each learner process (the killed one, its restart)
         t0 = time.time()
         down = (t0 + args.seconds / 3, t0 + 2 * args.seconds / 3)
 
@@ -301,6 +327,7 @@ def main() -> None:
             await asyncio.sleep(down[0] - time.time())
             assert learner is not None
             learner.send_signal(signal.SIGKILL)  # mid-run, mid-batch: no chance to publish
+            learner_cpu.append(reap(learner))
             await asyncio.sleep(down[1] - time.time())
             learner = start_learner(yaml, args.every, args.interval, work / "learner.log")
             return await job
@@ -309,12 +336,17 @@ def main() -> None:
         offered = len(acks) / (time.time() - t0)
         wait_caught_up(url, len(acks))
         learner.send_signal(signal.SIGINT)
-        learner.wait(timeout=60)
+        learner_cpu.append(reap(learner))
         service.send_signal(signal.SIGINT)
         service.wait(timeout=60)
         figures = measure(url, work, acks, down)
-        print(json.dumps({**figures, "feedback_acked": len(acks), "pairs_per_s": round(offered, 1),
-                          "errors": errors, "workers": args.workers, "seconds": args.seconds}))  # fmt: skip
+        cpu = {
+            "learner_cpu_s": round(sum(learner_cpu), 2),
+            "learner_cpu_ms_per_reward": round(1000 * sum(learner_cpu) / max(1, len(acks)), 2),
+        }
+        print(json.dumps({**figures, **cpu, "feedback_acked": len(acks), "pairs_per_s": round(offered, 1),
+                          "errors": errors, "workers": args.workers, "seconds": args.seconds,
+                          "load_average": round(os.getloadavg()[0], 2)}))  # fmt: skip
     finally:
         for proc in (learner, service):
             if proc is not None and proc.poll() is None:

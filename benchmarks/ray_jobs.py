@@ -15,14 +15,19 @@
    ``--trials``-trial sweep of the supervised learner (lr log-uniform, hidden width, epochs) with
    ``rewardloop.loop.sweep.run_sweep``: every trial fitted on the training split, scored on the
    validation split, recorded as a TrainingRun; on the local backend and as Ray Tune trials (2 at
-   once, one CPU each). The trials and their scores must be equal. Reported: seconds of each, the
-   local seconds per trial, and Ray's overhead over ideal scaling (local time / workers).
+   once, one CPU each, each worker process reused from trial to trial). The trials and their scores
+   must be equal. Reported: seconds of each and their ratio, the local seconds per trial, Ray's
+   start and Ray's overhead over ideal scaling (local time / workers); then ``--probe-trials``
+   empty trials (read the job, train nothing) on Ray, with a fresh worker each and with reused
+   workers: the seconds a trial costs beyond its training either way, and the CPU a worker spends
+   to start (Ray's worker, then torch and rewardloop imported to read the job).
 4. Partitioned replay. ``--replay-rounds`` logged rounds (32 features, 10 arms, half from another
    policy, so importance-weighted) replayed into LinUCB in one pass and in ``--partitions`` parts as
    Ray tasks; the states must agree to 1e-9. Reported: seconds of each, the largest difference and
    the local **nanoseconds per (round × feature²)**, the cost of the ridge sums.
 
-Run: ``PYTHONPATH=src python benchmarks/ray_jobs.py [--texts 2000] [--workers 2]``. On this shared
+Run: ``PYTHONPATH=src python benchmarks/ray_jobs.py [--texts 2000] [--workers 2] [--jobs sweep,replay]``
+(``--jobs``: which of backfill, bootstrap, sweep, replay to run; all by default). On this shared
 2-core machine Ray cannot beat one process by much: the point is the equality and the overheads. The
 last line is one JSON object.
 """
@@ -32,8 +37,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +53,7 @@ from rewardloop.learners.bandits import LinUCB
 from rewardloop.learners.bandits.replay import LoggedRows
 from rewardloop.learners.search_space import parse_space
 from rewardloop.loop.compute import ComputeBackend, backfill_embeddings, read_embeddings
-from rewardloop.loop.sweep import SweepResult, run_sweep
+from rewardloop.loop.sweep import SweepJob, SweepResult, prepare_job, run_sweep
 from rewardloop.loop.training import read_window, resolve_plan, start_policy
 from rewardloop.store import Store, write_decisions, write_feedback
 from rewardloop.types.records import Decision, Feedback
@@ -126,12 +133,11 @@ def _sweep_store(folder: Path, n_texts: int) -> tuple[Store, list[str]]:
     chosen = [pairs[i] for i in rng.choice(len(pairs), size=min(n_texts, len(pairs)), replace=False)]
     labels = sorted({label for _, label in chosen})
     store = Store.open(f"sqlite:///{folder / 'sweep.db'}")
-    logged = {"policy": "intent", "policy_version": "1", "kind": "classifier", "actions": tuple(labels)}
     uniform = tuple(1 / len(labels) for _ in labels)
-    decisions = [
-        Decision(**logged, action=labels[0], action_dist=uniform, pscore=uniform[0], text=text)
-        for text, _ in chosen
-    ]
+    logged: dict[str, Any] = {"policy": "intent", "policy_version": "1", "kind": "classifier"}
+    logged |= {"actions": tuple(labels), "action": labels[0], "action_dist": uniform, "pscore": uniform[0]}
+    # Fixed ids: the validation split hashes them, so every run splits alike.
+    decisions = [Decision(**logged, id=f"{i:032x}", text=text) for i, (text, _) in enumerate(chosen)]
     write_decisions(store, decisions)
     write_feedback(
         store,
@@ -143,9 +149,33 @@ def _sweep_store(folder: Path, n_texts: int) -> tuple[Store, list[str]]:
     return store, labels
 
 
-def sweep(folder: Path, n_texts: int, n_trials: int, workers: int) -> dict[str, Any]:
+def _empty_trial(job: SweepJob, i: int) -> dict[str, Any]:
+    """A trial that reads the job and trains nothing: its process and the CPU that process had used
+    before it (a fresh worker's start: Ray's worker, then torch and rewardloop imported to read the job)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"trial": i, "pid": os.getpid(), "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def _tune_overheads(backend: ComputeBackend, job: SweepJob, n_probe: int) -> dict[str, Any]:
+    """Seconds a Tune trial costs beyond its training, with a fresh worker a trial and with reused ones."""
+    out: dict[str, Any] = {}
+    for label, reuse in (("fresh", False), ("reused", True)):
+        t0 = time.perf_counter()
+        probes = backend.map_trials(_empty_trial, job, n_probe, reuse_workers=reuse)
+        out[f"sweep_tune_trial_overhead_s_{label}"] = round((time.perf_counter() - t0) / n_probe, 2)
+        first: dict[int, float] = {}
+        for p in probes:
+            first.setdefault(p["pid"], p["cpu_s"])
+        out[f"sweep_tune_worker_processes_{label}"] = len(first)
+        if not reuse:
+            out["sweep_worker_start_cpu_s"] = round(float(np.median(list(first.values()))), 2)
+    return out
+
+
+def sweep(folder: Path, n_texts: int, n_trials: int, workers: int, n_probe: int) -> dict[str, Any]:
     store, labels = _sweep_store(folder, n_texts)
     results: dict[str, SweepResult] = {}
+    out: dict[str, Any] = {}
     for name in ("local", "ray"):
         cfg = parse_config(
             {
@@ -159,8 +189,24 @@ def sweep(folder: Path, n_texts: int, n_trials: int, workers: int) -> dict[str, 
         space = parse_space(
             type(plan.config), {"lr": "loguniform:1e-3:3e-2", "hidden": "choice:0,64", "epochs": "int:5:20"}
         )
+        t0 = time.perf_counter()
         with ComputeBackend(ComputeConfig(backend=name, workers=workers)) as backend:
+            if name == "ray":
+                out["sweep_ray_init_s"] = round(time.perf_counter() - t0, 2)
             results[name] = run_sweep(store, plan, batch, policy, space, backend, n_trials=n_trials, seed=0)
+            if name == "ray" and n_probe:
+                job = prepare_job(
+                    plan,
+                    batch,
+                    policy,
+                    space.sample(n_probe, 0),
+                    validation_share=0.2,
+                    seed=0,
+                    threads=1,
+                    training_dump={},
+                    sweep_config={},
+                )
+                out |= _tune_overheads(backend, job, n_probe)
     store.close()
     local, on_ray = results["local"], results["ray"]
     same = [t.hyperparameters for t in local.trials] == [t.hyperparameters for t in on_ray.trials]
@@ -171,8 +217,11 @@ def sweep(folder: Path, n_texts: int, n_trials: int, workers: int) -> dict[str, 
         "sweep_best_score": local.best_trial.score,
         "sweep_local_s": round(local.seconds, 2),
         "sweep_ray_s": round(on_ray.seconds, 2),
+        "sweep_ray_vs_local": round(on_ray.seconds / local.seconds, 2),
         "sweep_local_s_per_trial": round(local.seconds / n_trials, 3),
         "sweep_ray_overhead_s": round(on_ray.seconds - local.seconds / workers, 2),
+        **out,
+        "sweep_load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -222,41 +271,81 @@ OPTIONS = {
     "--sweep-texts": (600, "logged, labelled texts of the sweep"),
     "--trials": (16, "sweep trials"),
     "--replay-rounds": (200_000, "logged rounds of the partitioned replay"),
+    "--probe-trials": (4, "empty Tune trials timed with fresh and with reused workers (0: none)"),
 }
+
+
+def _run_backfill(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = backfill(Path(tmp), args.texts, args.workers)
+    ideal = f"{out['embed_ray_overhead_s']} s over ideal scaling"
+    print(
+        f"backfill of {out['texts']} texts: local {out['embed_local_s']} s "
+        f"({out['embed_ms_per_text_per_core']} ms a text on one core), Ray {out['embed_ray_s']} s on "
+        f"{args.workers} actors (init {out['ray_init_s']} s, {ideal}); equal: {out['embed_equal']}"
+    )
+    return out
+
+
+def _run_bootstrap(args: argparse.Namespace) -> dict[str, Any]:
+    out = bootstrap(args.rounds, args.resamples, args.partitions)
+    print(
+        f"bootstrap {args.rounds} rounds × {args.resamples} resamples in {args.partitions} parts: local "
+        f"{out['bootstrap_local_s']} s, Ray {out['bootstrap_ray_s']} s; equal: {out['bootstrap_equal']}"
+    )
+    return out
+
+
+def _run_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = sweep(Path(tmp), args.sweep_texts, args.trials, args.workers, args.probe_trials)
+    print(
+        f"sweep of {args.trials} trials on {out['sweep_examples']} examples: local {out['sweep_local_s']} s "
+        f"({out['sweep_local_s_per_trial']} s a trial), Ray Tune {out['sweep_ray_s']} s on {args.workers} "
+        f"workers ({out['sweep_ray_vs_local']}× local; Ray start {out['sweep_ray_init_s']} s, "
+        f"{out['sweep_ray_overhead_s']} s over ideal scaling); equal: {out['sweep_equal']}"
+    )
+    if args.probe_trials:
+        print(
+            f"  Tune's cost of an empty trial (reads the job, trains nothing), {args.probe_trials} trials: "
+            f"{out['sweep_tune_trial_overhead_s_fresh']} s with a fresh worker each "
+            f"({out['sweep_tune_worker_processes_fresh']} processes, each "
+            f"{out['sweep_worker_start_cpu_s']} s of CPU to start), "
+            f"{out['sweep_tune_trial_overhead_s_reused']} s with reused workers "
+            f"({out['sweep_tune_worker_processes_reused']} processes)"
+        )
+    return out
+
+
+def _run_replay(args: argparse.Namespace) -> dict[str, Any]:
+    out = replay(args.replay_rounds, args.partitions)
+    print(
+        f"replay of {args.replay_rounds} rounds into LinUCB: one pass {out['replay_local_s']} s, "
+        f"{args.partitions} Ray tasks {out['replay_ray_s']} s; max |diff| {out['replay_max_abs_diff']:.1e}, "
+        f"equal to 1e-9: {out['replay_equal']}"
+    )
+    return out
+
+
+JOBS = {"backfill": _run_backfill, "bootstrap": _run_bootstrap, "sweep": _run_sweep, "replay": _run_replay}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for flag, (default, help_text) in OPTIONS.items():
         parser.add_argument(flag, type=int, default=default, help=help_text)
+    parser.add_argument(
+        "--jobs", default=",".join(JOBS), help=f"comma-separated jobs to run, of {', '.join(JOBS)}"
+    )
     args = parser.parse_args()
+    jobs = [j.strip() for j in args.jobs.split(",") if j.strip()]
+    unknown = [j for j in jobs if j not in JOBS]
+    if unknown or not jobs:
+        parser.error(f"--jobs: unknown job {unknown[0]!r}" if unknown else "--jobs: name at least one job")
     print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (timings scale with it)")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = backfill(Path(tmp), args.texts, args.workers)
-    print(
-        f"backfill of {out['texts']} texts: local {out['embed_local_s']} s "
-        f"({out['embed_ms_per_text_per_core']} ms a text on one core), Ray {out['embed_ray_s']} s on "
-        f"{args.workers} actors (init {out['ray_init_s']} s, {out['embed_ray_overhead_s']} s over ideal "
-        f"scaling); equal: {out['embed_equal']}"
-    )
-    out |= bootstrap(args.rounds, args.resamples, args.partitions)
-    print(
-        f"bootstrap {args.rounds} rounds × {args.resamples} resamples in {args.partitions} parts: local "
-        f"{out['bootstrap_local_s']} s, Ray {out['bootstrap_ray_s']} s; equal: {out['bootstrap_equal']}"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        out |= sweep(Path(tmp), args.sweep_texts, args.trials, args.workers)
-    print(
-        f"sweep of {args.trials} trials on {out['sweep_examples']} examples: local {out['sweep_local_s']} s "
-        f"({out['sweep_local_s_per_trial']} s a trial), Ray Tune {out['sweep_ray_s']} s on {args.workers} "
-        f"workers ({out['sweep_ray_overhead_s']} s over ideal scaling); equal: {out['sweep_equal']}"
-    )
-    out |= replay(args.replay_rounds, args.partitions)
-    print(
-        f"replay of {args.replay_rounds} rounds into LinUCB: one pass {out['replay_local_s']} s, "
-        f"{args.partitions} Ray tasks {out['replay_ray_s']} s; max |diff| {out['replay_max_abs_diff']:.1e}, "
-        f"equal to 1e-9: {out['replay_equal']}"
-    )
+    out: dict[str, Any] = {"started_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    for job in jobs:
+        out |= JOBS[job](args)
     out |= {"workers": args.workers, "load_average": round(os.getloadavg()[0], 2)}
     print(json.dumps(out))
 

@@ -280,3 +280,11 @@ def test_from_labels_trains_a_first_model_and_records_the_run(tmp_path: Path) ->
     policy = ClassifierPolicy.load(Path(runs[0]["artifact_path"]))
     assert sorted(policy.labels) == ["light", "time"]
     assert list(policy.predict(["please switch on the lights", "what's the time"])) == ["light", "time"]
+
+
+def test_an_error_message_is_printed_as_text_not_markup(capsys):
+    from rewardloop.cli.common import fail
+
+    exit_ = fail("compute.backend ray needs Ray: pip install 'rewardloop[ray]' ([bold]x[/bold])")
+    assert exit_.exit_code == 2
+    assert "pip install 'rewardloop[ray]' ([bold]x[/bold])" in capsys.readouterr().err

@@ -110,6 +110,25 @@ def test_ray_embeddings_equal_local_bitwise(local_ray):
     np.testing.assert_array_equal(on_ray, local)
 
 
+@pytest.mark.slow  # Ray Tune's start-up and six trial processes: a minute on a loaded machine
+@needs_ray
+def test_tune_trials_reuse_their_worker_processes(local_ray):
+    import os
+
+    def trial(job, i):
+        return {"trial": i, "value": job["scale"] * i, "pid": os.getpid()}
+
+    job = {"scale": 3}
+    with ComputeBackend(ComputeConfig(backend="ray", workers=2)) as backend:
+        reused = backend.map_trials(trial, job, 5)
+        fresh = backend.map_trials(trial, job, 3, reuse_workers=False)
+    assert [o["value"] for o in reused] == [0, 3, 6, 9, 12]  # in trial order, as locally
+    assert [o["value"] for o in fresh] == [0, 3, 6]
+    assert ComputeBackend().map_trials(trial, job, 5) == [o | {"pid": os.getpid()} for o in reused]
+    assert len({o["pid"] for o in reused}) <= 2  # at most `workers` processes for five trials
+    assert len({o["pid"] for o in fresh}) == 3  # a process of its own for every trial
+
+
 def _store_with_texts(tmp_path):
     url = f"sqlite:///{tmp_path / 'rl.db'}"
     store = Store.open(url)

@@ -3,6 +3,7 @@ the gate (canary) or is stopped; every step recorded (runs, versions with lineag
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -70,29 +71,34 @@ def run_once(expected: str) -> str:
 # ----------------------------------------------------------------------------------------- routers
 
 
-def log_router(store: Store, version: str, n: int, good: dict[str, float]) -> None:
-    """``n`` decisions alternating between the arms (uniform, propensity 0.5), each arm rewarded 1
-    on the share ``good[arm]`` of its decisions (every fifth row, deterministically)."""
+def write_rated(store: Store, version: str, rows: list[tuple[str, float, tuple[float, ...], bool]]) -> None:
+    """One logged router decision per ``(arm, pscore, features, hit)``, rated 1 on a hit, else 0."""
     decisions, feedback = [], []
-    for i in range(n):
-        arm = ARMS[i % 2]
+    for arm, pscore, features, hit in rows:
+        other = (1 - pscore) / (len(ARMS) - 1)
         d = Decision(
             policy="p",
             policy_version=version,
             kind="router",
             actions=tuple(ARMS),
             action=arm,
-            action_dist=(0.5, 0.5),
-            pscore=0.5,
-            features=(1.0,),
+            action_dist=tuple(pscore if a == arm else other for a in ARMS),
+            pscore=pscore,
+            features=features,
         )
-        hit = (i // 2) % 5 < round(good[arm] * 5)
         decisions.append(d)
         feedback.append(
             Feedback(decision_id=d.id, kind="rating", value=float(hit), scale=(0, 1), rater_id="u")
         )
     write_decisions(store, decisions)
     write_feedback(store, feedback)
+
+
+def log_router(store: Store, version: str, n: int, good: dict[str, float]) -> None:
+    """``n`` decisions alternating between the arms (uniform, propensity 0.5), each arm rewarded 1
+    on the share ``good[arm]`` of its decisions (every fifth row, deterministically)."""
+    rows = [(ARMS[i % 2], 0.5, (1.0,), (i // 2) % 5 < round(good[ARMS[i % 2]] * 5)) for i in range(n)]
+    write_rated(store, version, rows)
 
 
 ROUTER = {"algorithm": "epsilon_greedy", "params": {"epsilon": 0.1}}
@@ -139,6 +145,94 @@ def test_router_bootstrap_then_challenger_gated_by_ope(project, old, new, expect
     if passed:  # the gate report travels with the experiment
         third = run_once("held")
         assert "1.0.1" in third
+
+
+def log_contextual(store: Store, version: str, n: int, seed: int) -> None:
+    """``n`` rated router decisions with 3 random features; "large" is rewarded when the first
+    feature is positive, "small" otherwise; a third of the arms were logged with propensity 0.8."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        x = rng.normal(size=3)
+        arm = ARMS[i % 2]
+        rows.append(
+            (arm, 0.8 if i % 3 == 0 else 0.5, tuple(float(v) for v in x), (x[0] > 0) == (arm == "large"))
+        )
+    write_rated(store, version, rows)
+
+
+NEEDS_RAY = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install 'rewardloop[ray]'"
+)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    # on Ray the loop starts a local Ray for the replay (2 CPUs) and stops it after: slow
+    ["local", pytest.param("ray", marks=[pytest.mark.slow, NEEDS_RAY])],
+)
+def test_router_loop_replays_in_replay_partitions_parts_equal_to_one_pass(project, monkeypatch, backend):
+    from rewardloop.cli.loop_cmds import build_runner
+    from rewardloop.config import load_config
+    from rewardloop.learners.bandits import load_router
+    from rewardloop.learners.base import DataSpec
+    from rewardloop.loop.compute import ComputeBackend
+
+    mapped: list[int] = []  # the parts each replay handed to the compute backend
+    real = ComputeBackend.map_parts
+    monkeypatch.setattr(
+        ComputeBackend,
+        "map_parts",
+        lambda self, fn, shared, parts: mapped.append(len(parts)) or real(self, fn, shared, parts),
+    )
+
+    text = yaml_text("router", ARMS, {"algorithm": "linucb", "features": "numeric"})
+    compute = f"\ncompute:\n  replay_partitions: 3\n  backend: {backend}\n"
+    (project / "rewardloop.yaml").write_text(text + compute)
+    store = open_store(project)
+    log_contextual(store, "app-0", 50, seed=1)
+    run_once("bootstrapped: 1.0.0")
+    log_contextual(store, "1.0.0", 41, seed=2)
+    run_once("1.0.1")
+
+    assert mapped == [3]  # the first version is at its priors: no replay
+    runs = read_runs(store, policy="p")
+    assert runs[1].n_samples == 91
+    assert (runs[1].config["partitions"], runs[1].config["backend"]) == (3, backend)
+    registry = Registry(store, project / "registry")
+    parts = load_router(registry.artifact_path("p@1.0.1"))
+
+    # the one-pass replay of the same logs from the same priors, outside the loop
+    cfg = load_config(project / "rewardloop.yaml")
+    one_pass = build_runner(
+        cfg.model_copy(update={"compute": cfg.compute.model_copy(update={"replay_partitions": 1})}), store
+    )
+    batch = one_pass.logs()
+    feats = one_pass.features(batch)
+    router = one_pass.new_router(feats)
+    rows = router.data_from_batch(batch, DataSpec(features=feats))
+    one = one_pass.replay(router, rows)
+    assert mapped == [3]  # one part: the one-pass replay, not the backend
+    assert one.n_pulls_.tolist() == parts.n_pulls_.tolist() and int(one.n_pulls_.sum()) == 91
+    assert np.max(np.abs(parts.A_inv_ - one.A_inv_)) <= 1e-9
+    assert np.max(np.abs(parts.theta_ - one.theta_)) <= 1e-9
+    assert np.max(np.abs(one.theta_)) > 0.01  # the replay moved the state: the comparison is not of priors
+
+
+def test_router_loop_on_ray_without_ray_says_how_to_install(project, monkeypatch):
+    import sys
+
+    text = yaml_text("router", ARMS, {"algorithm": "linucb", "features": "numeric"})
+    (project / "rewardloop.yaml").write_text(text + "\ncompute:\n  replay_partitions: 2\n  backend: ray\n")
+    store = open_store(project)
+    log_contextual(store, "app-0", 20, seed=1)
+    run_once("bootstrapped: 1.0.0")  # the priors need no replay, so no Ray
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    assert result.exit_code != 0
+    assert "compute: compute.backend ray needs Ray: pip install 'rewardloop[ray]'" in result.output
+    assert [r.status for r in read_runs(store, policy="p")] == ["succeeded", "failed"]
+    assert [v.version for v in Registry(store, project / "registry").versions("p")] == ["1.0.0"]
 
 
 def test_router_options_are_checked(project):

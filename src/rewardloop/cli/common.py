@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardloop.config import ComputeConfig, ConfigError, ProjectConfig, load_config
@@ -124,8 +125,9 @@ def window_option(since: str | None, until: str | None) -> TimeWindow:
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
-    """Print ``message`` in red to stderr; raise the returned Exit to stop with ``code``."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    """Print ``message`` after a red ``error:`` on stderr; raise the returned Exit to stop with
+    ``code``. The message is text, never markup: ``[ray]`` or a logged value in brackets stays as is."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(int(code))
 
 

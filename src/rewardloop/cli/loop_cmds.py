@@ -55,7 +55,9 @@ def build_runner(cfg: ProjectConfig, store: Store) -> Runner:
     }
     try:
         if policy.kind == "router":
-            return RouterLoopRunner(**common, gate=cfg.evaluation.gate, arms=policy.labels)
+            return RouterLoopRunner(
+                **common, gate=cfg.evaluation.gate, arms=policy.labels, compute=cfg.compute
+            )
         if policy.kind == "reranker":
             return RerankerLoopRunner(**common)
         if policy.kind == "set":

@@ -533,8 +533,8 @@ class ComputeConfig(Section):
     replay_partitions: int = Field(
         1,
         ge=1,
-        description="parts of the log a router replay sums apart (Ray tasks on ray; exact for the "
-        "bandit routers, whose state is per-arm sums)",
+        description="parts of the log a router replay (router train, loop run) sums apart (Ray tasks on "
+        "ray; exact for the bandit routers, whose state is per-arm sums)",
     )
 
 

@@ -110,18 +110,26 @@ class ComputeBackend:
         return means if np.ndim(samples) == 2 else means[0]
 
     def map_trials(
-        self, trial: Callable[[Any, int], dict[str, Any]], job: Any, n_trials: int
+        self,
+        trial: Callable[[Any, int], dict[str, Any]],
+        job: Any,
+        n_trials: int,
+        *,
+        reuse_workers: bool = True,
     ) -> list[dict[str, Any]]:
         """``[trial(job, i) for i in range(n_trials)]``: in turn here, as Ray Tune trials on ``ray``.
 
         ``trial`` returns a JSON-able dict. On Ray, ``job`` goes once to the object store
         (``tune.with_parameters``), each trial asks for ``threads_per_worker`` CPUs and at most
         ``workers`` run at once; Tune's own search is not used, so the trials (drawn by the caller)
-        are the local backend's.
+        are the local backend's. A worker process runs trial after trial (``reuse_workers``, Tune's
+        ``reuse_actors``), as the local process does: it imports torch and rewardloop and reads the
+        job once, instead of once a trial (seconds of CPU each, docs/scaling.md);
+        ``reuse_workers=False`` starts a fresh process for every trial.
         """
         if self.name == "local":
             return [trial(job, i) for i in range(n_trials)]
-        return _tune_trials(trial, job, n_trials, self.config)
+        return _tune_trials(trial, job, n_trials, self.config, reuse_workers)
 
     def map_parts(self, fn: Callable[[Any, Any], Any], shared: Any, parts: Sequence[Any]) -> list[Any]:
         """``[fn(shared, part) for part in parts]``, in order: Ray tasks of one CPU on ``ray``."""
@@ -168,7 +176,11 @@ class ComputeBackend:
 
 
 def _tune_trials(
-    trial: Callable[[Any, int], dict[str, Any]], job: Any, n_trials: int, config: ComputeConfig
+    trial: Callable[[Any, int], dict[str, Any]],
+    job: Any,
+    n_trials: int,
+    config: ComputeConfig,
+    reuse_workers: bool,
 ) -> list[dict[str, Any]]:
     """Run ``trial(job, i)`` for every i as Ray Tune trials; the outcomes in trial order."""
     import shutil
@@ -184,7 +196,7 @@ def _tune_trials(
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(trainable, job=job), {"cpu": config.threads_per_worker}),
             param_space={"trial": tune.grid_search(list(range(n_trials)))},
-            tune_config=tune.TuneConfig(max_concurrent_trials=config.workers),
+            tune_config=tune.TuneConfig(max_concurrent_trials=config.workers, reuse_actors=reuse_workers),
             run_config=tune.RunConfig(storage_path=storage, name="sweep", verbose=0),
         )
         grid = tuner.fit()

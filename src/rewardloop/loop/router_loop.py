@@ -14,6 +14,11 @@ One iteration (:meth:`RouterLoopRunner.iterate`), after the shared repair of a k
    ``ope_lower_vs_champion`` check (``evaluation.gate.min_ope_lower_vs_champion``, 0 when unset: the
    candidate's lower bound must reach the champion's value) and canaried when it passes.
 
+The replay reads ``compute.replay_partitions``: with N > 1 the per-arm sums of N contiguous parts of
+the log are computed apart (Ray tasks on ``compute.backend: ray``) and added, the same router as one
+pass to rounding (:mod:`rewardloop.learners.bandits._partition`); the TrainingRun records the count and
+the backend.
+
 The router comes from ``policies[].options``: ``algorithm`` (one of ``learners.bandits.ROUTERS``,
 default ``beta_thompson``), ``features`` (numeric, text or both: the context of a contextual router),
 ``n_features`` (numeric width when no logged decision has features yet), ``priors``, ``default_prior``
@@ -29,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from rewardloop.config.sections import GateConfig
+from rewardloop.config.sections import ComputeConfig, GateConfig
 from rewardloop.evaluation.gate import GateReport, OPEComparison, ope_check
 from rewardloop.evaluation.offline import evaluate_dist_on_logs
 from rewardloop.evaluation.ope import DoublyRobust, logged_feedback_from_decisions
 from rewardloop.learners.bandits import ROUTERS, BanditRouter
 from rewardloop.learners.bandits.replay import logged_rows
 from rewardloop.learners.base import DataSpec
+from rewardloop.loop.compute import ComputeBackend, ComputeError
 from rewardloop.loop.steps import IterationResult, KindLoop, LoopError
 from rewardloop.policies.router import ContextFeatures, RouterInputError
 from rewardloop.store import read_decisions
@@ -53,6 +59,7 @@ class RouterLoopRunner(KindLoop):
     arms: Sequence[str]
     options: Mapping[str, Any] = field(default_factory=dict)
     n_bootstrap: int = 300
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.options) - set(ROUTER_OPTIONS))
@@ -118,17 +125,35 @@ class RouterLoopRunner(KindLoop):
         def fit() -> tuple[BanditRouter, list[dict[str, float]]]:
             if rows is None or not len(rows):
                 return router, []
-            fitted = router.fit(rows, own_policy=self.policy, add_unknown_arms=False)
+            fitted = self.replay(router, rows)
             return fitted, list(fitted.history_)
 
+        parts = {"partitions": self.compute.replay_partitions, "backend": self.compute.backend}
         return self.train_and_register(
             "router",
             f"router.{self.algorithm}",
             fit,
             n_samples=len(rows) if rows is not None else 0,
             note=note,
-            config=router.get_params(),
+            config=router.get_params() | (parts if replay else {}),
         )
+
+    def replay(self, router: BanditRouter, rows: Any) -> BanditRouter:
+        """``router`` fitted on the logged ``rows`` from its priors, in ``compute.replay_partitions``
+        parts (on the compute backend; one part is the one-pass replay, and starts no Ray)."""
+        partitions = self.compute.replay_partitions
+        options: dict[str, Any] = {
+            "own_policy": self.policy,
+            "add_unknown_arms": False,
+            "partitions": partitions,
+        }
+        if partitions == 1:
+            return router.fit(rows, **options)
+        try:
+            with ComputeBackend(self.compute) as backend:
+                return router.fit(rows, map_parts=backend.map_parts, **options)
+        except ComputeError as err:
+            raise LoopError(f"compute: {err}") from None
 
     # ---------------------------------------------------------------------------------- evaluation
 
