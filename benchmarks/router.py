@@ -251,13 +251,17 @@ def callgrind_per_step(steps: int = 1000) -> dict[str, float]:
     import tempfile
 
     totals = []
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    # Once natively first: numba compiles the kernels into its cache, so that neither counted run
+    # includes a compilation (billions of instructions: the first count would exceed the second).
+    subprocess.run([sys.executable, __file__, "--_steps", "0"], check=True, capture_output=True, env=env)
     with tempfile.TemporaryDirectory(prefix="rl-callgrind-") as tmp:
         for n in (0, steps):
             out = f"{tmp}/cg.{n}"
             subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                  sys.executable, __file__, "--_steps", str(n)],
-                check=True, capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+                check=True, capture_output=True, env=env,
             )  # fmt: skip
             text = Path(out).read_text()
             totals.append(int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1)))  # type: ignore[union-attr]
