@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -104,15 +105,24 @@ def batch64(
 # ------------------------------------------------------------------------------ rewardloop eval on 1,000
 
 
-def _eval_run(folder: Path, golden: Path, out: Path, *extra: str) -> float:
-    """Seconds of one `rewardloop eval` subprocess, from its start to its exit."""
+#: CPU seconds (user + system) of each `rewardloop eval` subprocess, by the list it was timed for
+CPU: dict[int, list[float]] = {}
+
+
+def _eval_run(folder: Path, golden: Path, out: Path, *extra: str, times: list[float]) -> None:
+    """Append to ``times`` the seconds of one `rewardloop eval` subprocess, from its start to its exit,
+    and to ``CPU[id(times)]`` its CPU seconds (which the machine's load inflates much less)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path("src").resolve()), *sys.path[1:]])}
     cmd = [sys.executable, "-m", "rewardloop.cli.main", "eval", "--policy", str(folder)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
         [*cmd, "--golden", str(golden), "-o", str(out), *extra], check=True, env=env, capture_output=True
     )
-    return time.perf_counter() - t0
+    times.append(time.perf_counter() - t0)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU.setdefault(id(times), []).append(cpu)
 
 
 def eval_1000(encoder: MiniLMEncoder, repeats: int = 3) -> dict[str, float]:
@@ -135,22 +145,27 @@ def eval_1000(encoder: MiniLMEncoder, repeats: int = 3) -> dict[str, float]:
         onnx_cfg = root / "onnx.yaml"
         onnx_cfg.write_text("encoder:\n  backend: onnx\n")
         out = root / "out"
-        batched, startup, onnx = [], [], []
+        batched: list[float] = []
+        startup: list[float] = []
+        onnx: list[float] = []
+        one_by_one: list[float] = []
         for _ in range(repeats):  # interleaved, so that the machine's load hits each alike
-            batched.append(_eval_run(folder, golden, out))
-            startup.append(_eval_run(folder, one, out))
+            _eval_run(folder, golden, out, times=batched)
+            _eval_run(folder, one, out, times=startup)
             try:
-                onnx.append(_eval_run(folder, golden, out, "-c", str(onnx_cfg)))
+                _eval_run(folder, golden, out, "-c", str(onnx_cfg), times=onnx)
             except subprocess.CalledProcessError:  # no onnx extra here
                 onnx.append(float("nan"))
-        one_by_one = _eval_run(folder, golden, out, "--batch-size", "1")
+        _eval_run(folder, golden, out, "--batch-size", "1", times=one_by_one)
         accuracy = json.loads((out / "report.json").read_text())["accuracy"]
     tokens = [len(ids) for ids in encoder.tokenizer(list(texts), truncation=True)["input_ids"]]
     return {
         "eval_1000_s": statistics.median(batched),
         "eval_1000_onnx_s": statistics.median(onnx),
-        "eval_1000_one_by_one_s": one_by_one,
+        "eval_1000_one_by_one_s": one_by_one[0],
         "eval_1_text_s": statistics.median(startup),
+        "eval_1000_cpu_s": statistics.median(CPU[id(batched)]),
+        "eval_1_text_cpu_s": statistics.median(CPU[id(startup)]),
         "eval_1000_accuracy": accuracy,
         "eval_1000_gflop": minilm_flops(tokens) / 1e9,
         "eval_1000_tokens": float(sum(tokens)),
@@ -166,6 +181,10 @@ def report_eval(e: dict[str, float]) -> None:
         f"--batch-size 1 (the old default) {e['eval_1000_one_by_one_s']:.1f} s "
         f"({e['eval_1000_one_by_one_s'] / e['eval_1000_s']:.1f}x); "
         f"accuracy {e['eval_1000_accuracy']:.3f} {load()}"
+    )
+    print(
+        f"  CPU seconds (user + system, median): 1,000 texts {e['eval_1000_cpu_s']:.1f} s, "
+        f"1 text {e['eval_1_text_cpu_s']:.1f} s"
     )
     print(
         f"  of which process start + imports + model load (eval on 1 text) {e['eval_1_text_s']:.1f} s; "

@@ -152,6 +152,8 @@ def start_server(
         "BENCH_GROUP_COMMIT": "1" if group_commit else "0",
         "BENCH_BATCH": "1" if batch else "0",
         "HF_HUB_OFFLINE": "1",
+        # as `rewardloop serve` sets it (cli/main.py): idle OpenMP threads sleep instead of spinning
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
         "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [
@@ -304,9 +306,10 @@ def intents_body():  # type: ignore[no-untyped-def]
     return make
 
 
-def encoder_ceiling(seconds: float = 5.0) -> float:
+def encoder_ceiling(seconds: float = 5.0) -> tuple[float, float]:
     """Texts/s of the bare MiniLM encoder on batches of 32 intents texts in this process, one torch
-    thread: the most one server worker could decide if everything but the encoder were free."""
+    thread: the most one server worker could decide if everything but the encoder were free; and its
+    CPU ms per text (which the machine's load inflates far less than its wall time)."""
     import torch
 
     from rewardloop.datasets.intents import load_intents
@@ -315,11 +318,11 @@ def encoder_ceiling(seconds: float = 5.0) -> float:
     torch.set_num_threads(1)
     texts, encoder = load_intents(seed=0).traffic.texts, MiniLMEncoder(cache_size=0)
     encoder.encode(texts[:32])  # load and warm
-    done, start, k = 0, time.perf_counter(), 0
+    done, start, cpu, k = 0, time.perf_counter(), time.process_time(), 0
     while time.perf_counter() - start < seconds:
         encoder.encode(texts[k : k + 32])
         done, k = done + 32, (k + 32) % (len(texts) - 32)
-    return done / (time.perf_counter() - start)
+    return done / (time.perf_counter() - start), (time.process_time() - cpu) * 1000.0 / done
 
 
 def run_real(url: str, args: argparse.Namespace, batch: bool) -> dict[str, float | int]:
@@ -335,7 +338,9 @@ def run_real(url: str, args: argparse.Namespace, batch: bool) -> dict[str, float
     make = intents_body()
     try:
         asyncio.run(run_phase(port, key, "/v1/decide", make, 2.0, args.connections))  # warm-up
+        cpu0 = tree_cpu_seconds(server.pid)
         peak = asyncio.run(run_phase(port, key, "/v1/decide", make, args.decide_seconds, args.connections))
+        cpu_ms = (tree_cpu_seconds(server.pid) - cpu0) * 1000.0 / max(len(peak.latencies), 1)
         paced = asyncio.run(run_paced(port, key, make, 100.0, args.decide_seconds, args.connections))
     finally:
         server.terminate()
@@ -343,7 +348,7 @@ def run_real(url: str, args: argparse.Namespace, batch: bool) -> dict[str, float
     label = "micro-batched" if batch else "one request per encoder pass (reference)"
     print(f"\nreal intents classifier (MiniLM), SQLite, 1 worker, {label}")
     print(f"  closed loop, {args.connections} connections: {peak.rps:.0f} req/s, p50 {peak.pct(50):.1f} ms, "
-          f"p99 {peak.pct(99):.1f} ms, errors {peak.errors}")  # fmt: skip
+          f"p99 {peak.pct(99):.1f} ms, errors {peak.errors}; server CPU {cpu_ms:.2f} ms/request")  # fmt: skip
     print(f"  open loop at 100 req/s: {paced.rps:.0f} req/s done, p50 {paced.pct(50):.1f} ms, "
           f"p99 {paced.pct(99):.1f} ms, errors {paced.errors}")  # fmt: skip
     return {
@@ -351,6 +356,7 @@ def run_real(url: str, args: argparse.Namespace, batch: bool) -> dict[str, float
         "p99_ms": round(peak.pct(99), 1),
         "p99_ms_at_100rps": round(paced.pct(99), 1),
         "errors": peak.errors + paced.errors,
+        "server_cpu_ms_per_request": round(cpu_ms, 3),
     }
 
 
@@ -506,9 +512,10 @@ def main() -> None:
             {} if args.only_real else run_store("SQLite (WAL)", f"sqlite:///{tmp}/load.db", 1, args)
         )
         if not args.skip_real:
-            ceiling = encoder_ceiling()
+            ceiling, encoder_cpu_ms = encoder_ceiling()
             print(
-                f"\nphysical limit: the bare encoder does {ceiling:.0f} texts/s here now (batch 32, 1 thread)"
+                f"\nphysical limit: the bare encoder does {ceiling:.0f} texts/s here now (batch 32, "
+                f"1 thread), {encoder_cpu_ms:.2f} ms of CPU per text"
             )
             real = run_real(f"sqlite:///{tmp}/real.db", args, batch=True)
             alone = run_real(f"sqlite:///{tmp}/alone.db", args, batch=False)
@@ -521,6 +528,10 @@ def main() -> None:
                 decide_real_vs_unbatched=round(real["rps"] / max(alone["rps"], 1e-9), 2),
                 encoder_ceiling_texts_per_s=round(ceiling, 1),
                 decide_real_vs_encoder_ceiling=round(real["rps"] / ceiling, 2),
+                decide_real_server_cpu_ms_per_request=real["server_cpu_ms_per_request"],
+                decide_real_unbatched_server_cpu_ms_per_request=alone["server_cpu_ms_per_request"],
+                encoder_cpu_ms_per_text=round(encoder_cpu_ms, 3),
+                decide_real_cpu_vs_encoder=round(real["server_cpu_ms_per_request"] / encoder_cpu_ms, 2),
             )
             print(f"\nmicro-batching: {out['sqlite']['decide_real_vs_unbatched']}x the unbatched req/s "
                   "(targets: >= 200 req/s, p99 <= 100 ms at 100 req/s)")  # fmt: skip

@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -228,6 +229,45 @@ def batch_replay(
     }
 
 
+def _steps(n: int) -> None:
+    """Child of :func:`callgrind_per_step`: warm up LinUCB on digits, then ``n`` more act+learn steps."""
+    X, y = load_bandit_dataset("digits").X, load_bandit_dataset("digits").y
+    router = routers(int(y.max()) + 1, X.shape[1], True)["linucb"]
+    labels = [str(v) for v in y]
+    rows = [np.ascontiguousarray(x) for x in X]
+    for t in range(200 + n):  # the first 200 load the compiled kernels and warm every path
+        j = t % len(rows)
+        d = router.act(rows[j])
+        router.learn(rows[j], d.arm, 1.0 if d.arm == labels[j] else 0.0)
+
+
+def callgrind_per_step(steps: int = 1000) -> dict[str, float]:
+    """Instructions per LinUCB act+learn, counted by valgrind's callgrind: the same warmed-up process run
+    with and without ``steps`` extra steps, so start-up cancels out. Unlike µs, the count does not
+    move with the machine's load (it is what the CPU is asked to do, not how long it took)."""
+    import re
+    import subprocess
+    import sys
+    import tempfile
+
+    totals = []
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    # Once natively first: numba compiles the kernels into its cache, so that neither counted run
+    # includes a compilation (billions of instructions: the first count would exceed the second).
+    subprocess.run([sys.executable, __file__, "--_steps", "0"], check=True, capture_output=True, env=env)
+    with tempfile.TemporaryDirectory(prefix="rl-callgrind-") as tmp:
+        for n in (0, steps):
+            out = f"{tmp}/cg.{n}"
+            subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                 sys.executable, __file__, "--_steps", str(n)],
+                check=True, capture_output=True, env=env,
+            )  # fmt: skip
+            text = Path(out).read_text()
+            totals.append(int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1)))  # type: ignore[union-attr]
+    return {"instructions_per_step": (totals[1] - totals[0]) / steps}
+
+
 def gating_curve(X: np.ndarray, y: np.ndarray, quick: bool) -> list[tuple[int, float]] | None:
     try:
         import torch
@@ -242,7 +282,22 @@ def gating_curve(X: np.ndarray, y: np.ndarray, quick: bool) -> list[tuple[int, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one pass, LinUCB only, short gating curve")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="only count instructions per LinUCB act+learn under valgrind (robust to the machine's load)",
+    )
+    parser.add_argument("--_steps", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._steps is not None:
+        threadpool_limits(1)
+        _steps(args._steps)
+        return
+    if args.callgrind:
+        cg = callgrind_per_step()
+        print(f"LinUCB act+learn on digits (K = 10, d = 64): {cg['instructions_per_step']:,.0f} instructions")
+        print(json.dumps({"act_learn_instructions": round(cg["instructions_per_step"])}))
+        return
     # Single-threaded BLAS: at these sizes (a 650×65 matrix-vector product per decision) waking a second
     # BLAS thread costs more than it saves, and on a shared 2-core machine it competes with other work.
     threadpool_limits(1)

@@ -35,6 +35,24 @@ def test_help_imports_no_command_module_torch_or_sqlalchemy():
     assert "stats" in out.stdout and "Counts per policy" in out.stdout
 
 
+def test_eval_on_a_policy_folder_never_imports_sqlalchemy(tmp_path):
+    """`rewardloop eval DIR` reads no store: its start-up (imports included) is part of its time, and
+    SQLAlchemy with the tables was ~0.7 s of CPU of it. OpenMP's idle threads are told to sleep."""
+    policy = tmp_path / "policy"
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text('{"id": "1", "text": "turn on the lights", "label": "on"}\n')
+    out = _run(
+        "-c",
+        "import os, sys\nfrom rewardloop.policies.classifier import ClassifierPolicy\n"
+        f"ClassifierPolicy(['on', 'off'], hidden=0, in_dim=384).save({str(policy)!r})\n"
+        "from rewardloop.cli.main import app\n"
+        f"args = ['eval', '-p', {str(policy)!r}, '-g', {str(golden)!r}, '-o', {str(tmp_path)!r}]\n"
+        "try:\n    app(args)\nexcept SystemExit as e:\n    print('EXIT', e.code)\n"
+        "print('SQLALCHEMY', 'sqlalchemy' in sys.modules, 'WAIT', os.environ.get('OMP_WAIT_POLICY'))",
+    )
+    assert "EXIT 0" in out.stdout and "SQLALCHEMY False WAIT PASSIVE" in out.stdout, out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_listing_help_is_the_commands_own(name):
     real = load_command(name)

@@ -160,6 +160,29 @@ def test_evaluate_golden_calls_the_policy_and_times_it():
     assert pol2.calls == [2, 2, 1]
 
 
+def test_batches_are_of_similar_length_and_results_in_golden_order():
+    """Batched, the policy sees the texts sorted by length (stably) and each item gets its own row and
+    its batch's latency back in the golden set's order."""
+    texts = ["ccc", "a", "bb", "dddd", "e", "ff"]
+    golden = GoldenSet([GoldenItem(str(i), t, LABELS[len(t) % 3]) for i, t in enumerate(texts)])
+
+    class ByLength(FakePolicy):
+        def predict_proba_with_latency(self, batch):
+            self.calls.append(list(batch))
+            rows = np.zeros((len(batch), 3))
+            rows[np.arange(len(batch)), [len(t) % 3 for t in batch]] = 1.0
+            return rows, [5.0] * len(batch)
+
+    pol = ByLength()
+    report = evaluate_golden(pol, golden, batch_size=4)
+    assert pol.calls == [["a", "e", "bb", "ff"], ["ccc", "dddd"]]
+    assert report.accuracy == 1.0
+    assert [i["predicted"] for i in report.items] == [LABELS[len(t) % 3] for t in texts]
+    one_by_one = ByLength()
+    evaluate_golden(one_by_one, golden)  # one at a time: the file's order
+    assert one_by_one.calls == [[t] for t in texts]
+
+
 def test_policy_reported_latency_is_used():
     class WithLatency(FakePolicy):
         def predict_proba_with_latency(self, texts):

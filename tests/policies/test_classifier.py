@@ -161,3 +161,21 @@ def test_real_encoder_decision_is_complete(encoder):
     assert d.kind == "classifier" and d.text == "turn on the kitchen lights"
     assert sum(d.action_dist) == pytest.approx(1.0) and d.latency_ms is not None and d.latency_ms > 0
     assert policy.embed(["turn on the kitchen lights"]).shape == (1, 384)
+
+
+def test_length_sorted_golden_batches_give_the_one_by_one_scores():
+    """``rewardloop eval`` batches the golden texts by length: each text's probabilities are those of
+    scoring it alone (to float rounding), in the golden set's order."""
+    from rewardloop.encoders import MiniLMEncoder
+    from rewardloop.evaluation.golden import GoldenItem, GoldenSet
+    from rewardloop.evaluation.metrics import evaluate_golden
+
+    torch.manual_seed(0)
+    texts = ["turn off the bedroom lamp please", "hi", "what's the weather", "", "set a timer for 5 min"]
+    policy = ClassifierPolicy(["a", "b", "c"], encoder=MiniLMEncoder(cache_size=0))
+    alone = np.concatenate([policy.predict_proba([t]) for t in texts])
+    golden = GoldenSet([GoldenItem(str(i), t, "a") for i, t in enumerate(texts)])
+    report = evaluate_golden(policy, golden, batch_size=2)
+    conf = [item["confidence"] for item in report.items]
+    assert conf == pytest.approx(alone.max(axis=1).tolist(), abs=1e-6)
+    assert [item["predicted"] for item in report.items] == [policy.labels[j] for j in alone.argmax(axis=1)]

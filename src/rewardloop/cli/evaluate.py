@@ -35,11 +35,8 @@ from rewardloop.config.sections import GateConfig
 from rewardloop.evaluation.gate import GateReport, OPEComparison, run_gate
 from rewardloop.evaluation.golden import GoldenError, GoldenSet, load_golden
 from rewardloop.evaluation.metrics import GoldenReport, evaluate_golden
-from rewardloop.evaluation.monitor import run_monitor, send_alerts
 from rewardloop.evaluation.offline import evaluate_candidate_on_logs
 from rewardloop.evaluation.ope import OPEInputError, PolicyValueInterval
-from rewardloop.loop.compute import ComputeBackend, ComputeError
-from rewardloop.store import read_decisions
 from rewardloop.store.files import jsonl_objects
 
 # ----------------------------------------------------------------------------------- policy loading
@@ -401,6 +398,8 @@ def monitor_cmd(
         updates["drift"] = drift
     mcfg = mcfg.model_copy(update=updates)
     end = parse_time(now, "--now")
+    from rewardloop.evaluation.monitor import run_monitor, send_alerts  # the store: not for `eval`
+
     store = open_store(cfg)
     try:
         report = run_monitor(store, mcfg, now=end, policy=policy, embed=_encoder() if embeddings else None)
@@ -467,6 +466,10 @@ def ope_cmd(
     if not name or not ver.isdigit():
         raise fail(f"--reward-spec: expected NAME:VERSION such as thumbs:1, got {reward_spec!r}")
     cfg = project(config)
+    # SQLAlchemy: imported by the commands that read the store, not by `eval`
+    from rewardloop.loop.compute import ComputeBackend, ComputeError
+    from rewardloop.store import read_decisions
+
     store = open_store(cfg)
     try:
         batch = read_decisions(store, policy=policy, version=version, reward_spec=(name, int(ver)))

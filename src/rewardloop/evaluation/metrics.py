@@ -427,7 +427,9 @@ def evaluate_golden(
     ----------
     batch_size : int, optional
         None (default) calls the policy one item at a time, so that latency is a single request's;
-        with a batch size each item is charged its batch's time divided by the batch's length.
+        with a batch size each item is charged its batch's time divided by the batch's length. Batches
+        are made of texts of similar length (the texts sorted by length, stably), so that an encoder
+        pads each batch little; the results are in the golden set's order all the same.
     progress : callable, optional
         Called with the number of items done after each call (for a progress bar).
     """
@@ -435,30 +437,34 @@ def evaluate_golden(
     golden.check_labels(labels)
     texts = golden.texts
     step = 1 if batch_size is None else max(1, int(batch_size))
-    probs: list[npt.NDArray[np.float64]] = []
+    # Short intents padded to the longest text of an unsorted batch of 64 cost about twice the FLOPs.
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    order = np.argsort(lengths, kind="stable") if step > 1 else np.arange(len(texts))
+    proba = np.empty((len(texts), len(labels)), dtype=np.float64)
     lat = np.empty(len(texts), dtype=np.float64)
     own = getattr(policy, "predict_proba_with_latency", None)
     for start in range(0, len(texts), step):
-        chunk = texts[start : start + step]
+        rows = order[start : start + step]
+        chunk = [texts[i] for i in rows]
         t0 = time.perf_counter()
         if own is not None:
             out, chunk_lat = own(chunk)
-            lat[start : start + len(chunk)] = np.asarray(chunk_lat, dtype=np.float64)
+            lat[rows] = np.asarray(chunk_lat, dtype=np.float64)
         else:
             out = policy.predict_proba(chunk)
-            lat[start : start + len(chunk)] = (time.perf_counter() - t0) * 1000.0 / len(chunk)
+            lat[rows] = (time.perf_counter() - t0) * 1000.0 / len(chunk)
         arr = np.asarray(out, dtype=np.float64)
         if arr.shape != (len(chunk), len(labels)):
             raise GoldenError(
                 f"predict_proba returned shape {arr.shape} for {len(chunk)} texts and {len(labels)} labels"
             )
-        probs.append(arr)
+        proba[rows] = arr
         if progress is not None:
             progress(start + len(chunk))
     return evaluate_predictions(
         golden,
         labels,
-        np.concatenate(probs, axis=0),
+        proba,
         lat if np.all(np.isfinite(lat)) else None,  # a policy may not know its latency (NaN)
         policy=str(name or getattr(policy, "name", None) or type(policy).__name__),
         n_bins=n_bins,

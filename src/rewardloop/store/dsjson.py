@@ -22,13 +22,15 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from rewardloop.store import Store
-from rewardloop.store.writing import WriteReport, write_decisions, write_feedback
 from rewardloop.types import Decision, DecisionBatch, Feedback, RecordError
+
+if TYPE_CHECKING:  # the writers import SQLAlchemy: only import_dsjson needs them (store.files reads)
+    from rewardloop.store import Store
+    from rewardloop.store.writing import WriteReport
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ def import_dsjson(
 ) -> tuple[WriteReport, WriteReport]:
     """Store a DSJSON file's decisions, then their rewards as feedback; (decisions, feedback) reports.
     Importing the same file again stores nothing twice (the ids come from ``EventId``)."""
+    from rewardloop.store.writing import write_decisions, write_feedback
+
     events = read_dsjson(lines, policy, version)
     decisions = write_decisions(store, events.decisions, skip_invalid=skip_invalid)
     return decisions, write_feedback(store, events.feedback, skip_invalid=skip_invalid)

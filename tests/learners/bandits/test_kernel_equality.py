@@ -194,3 +194,21 @@ def test_fast_path_still_refuses_bad_contexts_and_changes_nothing(path, x, messa
     np.testing.assert_array_equal(router.A_inv_, before[0])
     np.testing.assert_array_equal(router.theta_, before[1])
     assert router.rng_.bit_generator.state == before[2]
+
+
+@pytest.mark.parametrize("D", [1, 4, 7, 65])
+def test_four_rows_at_a_time_is_one_row_at_a_time_bit_for_bit(D):
+    """``inv_times`` adds four rows of A⁻¹ per sweep: the same additions in the same order as the plain
+    loop (Python floats: no fused multiply-add either), so the product is identical, not just close."""
+    _kernels.load()
+    if _kernels.inv_times is None:
+        pytest.skip("numba is not installed (the 'fast' extra)")
+    rng = np.random.default_rng(D)
+    a_inv, x = rng.standard_normal((D, D)), rng.standard_normal(D) * 1e3
+    expected = [0.0] * D
+    for i in range(D):
+        for j in range(D):
+            expected[j] += float(a_inv[i, j]) * float(x[i])
+    ax = np.full(D, np.nan)  # overwritten, not accumulated into
+    _kernels.inv_times(a_inv, x, ax)
+    assert ax.tolist() == expected

@@ -27,6 +27,7 @@ import numpy as np
 ucb_choice: Callable[..., Any] | None = None
 sherman_morrison: Callable[..., Any] | None = None
 augmented: Any = None
+inv_times: Any = None
 
 
 def _augment(x: Any, D: int) -> Any:  # pragma: no cover - compiled
@@ -42,6 +43,27 @@ def _augment(x: Any, D: int) -> Any:  # pragma: no cover - compiled
     return xa
 
 
+def _inv_times(a_inv: Any, x: Any, ax: Any) -> None:  # pragma: no cover - compiled
+    # ax (D,) = A⁻¹x = Σ_i x_i A⁻¹[i, :] (A⁻¹ symmetric): independent lanes over j, so it vectorises.
+    # Four rows per sweep of ax, added left to right: the same additions in the same order as one row
+    # at a time (bit for bit), with ax loaded and stored a quarter as often (~25% fewer instructions).
+    D = x.shape[0]
+    ax[:] = 0.0
+    i = 0
+    while i + 4 <= D:
+        x0, x1, x2, x3 = x[i], x[i + 1], x[i + 2], x[i + 3]
+        for j in range(D):
+            ax[j] = (((ax[j] + a_inv[i, j] * x0) + a_inv[i + 1, j] * x1) + a_inv[i + 2, j] * x2) + a_inv[
+                i + 3, j
+            ] * x3
+        i += 4
+    while i < D:
+        xi = x[i]
+        for j in range(D):
+            ax[j] += a_inv[i, j] * xi
+        i += 1
+
+
 def _ucb_choice(A: Any, theta: Any, x: Any, alpha: float) -> Any:  # pragma: no cover - compiled
     # A (K, D, D) symmetric, theta (K, D), x (d,) or (D,) -> (ucb (K,), dist (K,), i, n_top); i = -1
     # for a non-finite x. ucb[k] = θ_kᵀx + α √max(xᵀA_k⁻¹x, 0), Li et al. 2010, eq. 5.
@@ -53,11 +75,7 @@ def _ucb_choice(A: Any, theta: Any, x: Any, alpha: float) -> Any:  # pragma: no 
         mean = 0.0
         for j in range(D):
             mean += theta[k, j] * xa[j]
-        ax[:] = 0.0  # A⁻¹x = Σ_i x_i A[i, :] (A symmetric): independent lanes, so it vectorises
-        for i in range(D):
-            xi = xa[i]
-            for j in range(D):
-                ax[j] += A[k, i, j] * xi
+        inv_times(A[k], xa, ax)
         q = 0.0
         for j in range(D):
             q += ax[j] * xa[j]
@@ -93,11 +111,8 @@ def _sherman_morrison(A: Any, thetas: Any, k: int, x: Any, r: float, w: float) -
     a_inv, theta = A[k], thetas[k]
     D = theta.shape[0]
     x = augmented(x, D)
-    ax = np.zeros(D)  # A⁻¹x = Σ_i x_i A[i, :] (A symmetric): row-wise, so it vectorises
-    for i in range(D):
-        xi = x[i]
-        for j in range(D):
-            ax[j] += a_inv[i, j] * xi
+    ax = np.empty(D)
+    inv_times(a_inv, x, ax)
     denom = 1.0 / w
     pred = 0.0
     for j in range(D):
@@ -122,7 +137,7 @@ _loaded = False
 def load() -> None:
     """Compile the kernels on first call (numba's import and compile stay off the import path);
     leaves them ``None`` without numba or with ``REWARDLOOP_KERNELS=0``."""
-    global augmented, ucb_choice, sherman_morrison, _loaded
+    global augmented, inv_times, ucb_choice, sherman_morrison, _loaded
     if _loaded:
         return
     _loaded = True
@@ -134,6 +149,7 @@ def load() -> None:
         return
     # No fastmath: a fixed summation order, the same for every arm whatever its alignment, so arms in
     # the same state score exactly the same (ties stay ties), and NaN/inf propagate to the checks.
-    augmented = numba.njit(cache=True, nogil=True)(_augment)  # the kernels call it by this name
+    augmented = numba.njit(cache=True, nogil=True)(_augment)  # the kernels call these by their names
+    inv_times = numba.njit(cache=True, nogil=True)(_inv_times)
     ucb_choice = numba.njit(cache=True, nogil=True)(_ucb_choice)
     sherman_morrison = numba.njit(cache=True, nogil=True)(_sherman_morrison)
