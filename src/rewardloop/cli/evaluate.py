@@ -434,6 +434,34 @@ def monitor_cmd(
     raise typer.Exit(1 if report.alerts else 0)
 
 
+def _print_ope(result: Any, candidate: str, policy: str, n_read: int) -> None:
+    """The estimates table of ``rewardloop ope``, its diagnostics and warnings."""
+    t = Table(title=f"{candidate} on {result.n_rounds} logged decisions of {policy}")
+    for col in ("estimator", "value", "interval", "vs logged"):
+        t.add_column(col)
+    for est, iv in result.report.estimates.items():
+        t.add_row(
+            est,
+            f"{iv.value:.4f}",
+            f"[{iv.lower:.4f}, {iv.upper:.4f}]",
+            f"{iv.value - result.logging_policy_value:+.4f}",
+        )
+    console.print(t)
+    d = result.report.diagnostics
+    console.print(
+        f"logged policy value {result.logging_policy_value:.4f}; ESS {d.ess:.0f} of {d.n_rounds}; "
+        f"propensity-1 share {d.deterministic_share:.0%}"
+    )
+    for w in d.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {w}")
+    if result.estimated_propensities:
+        err_console.print(
+            f"[yellow]warning:[/yellow] {result.estimated_propensities} of the {n_read} decisions read "
+            "have estimated propensities (import --estimate-propensities), not logged ones: these figures "
+            "are estimates on estimates"
+        )
+
+
 def ope_cmd(
     candidate: Annotated[
         str,
@@ -490,30 +518,7 @@ def ope_cmd(
             )
     except (OPEInputError, PolicyLoadError, ComputeError) as err:
         raise fail(str(err), exit_code_for(err)) from None
-    t = Table(title=f"{cand.name} on {result.n_rounds} logged decisions of {policy}")
-    for col in ("estimator", "value", "interval", "vs logged"):
-        t.add_column(col)
-    for est, iv in result.report.estimates.items():
-        t.add_row(
-            est,
-            f"{iv.value:.4f}",
-            f"[{iv.lower:.4f}, {iv.upper:.4f}]",
-            f"{iv.value - result.logging_policy_value:+.4f}",
-        )
-    console.print(t)
-    d = result.report.diagnostics
-    console.print(
-        f"logged policy value {result.logging_policy_value:.4f}; ESS {d.ess:.0f} of {d.n_rounds}; "
-        f"propensity-1 share {d.deterministic_share:.0%}"
-    )
-    for w in d.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {w}")
-    if result.estimated_propensities:
-        err_console.print(
-            f"[yellow]warning:[/yellow] {result.estimated_propensities} of the {len(batch)} decisions read "
-            "have estimated propensities (import --estimate-propensities), not logged ones: these figures "
-            "are estimates on estimates"
-        )
+    _print_ope(result, cand.name, policy, len(batch))
     if out is not None:
         out.write_text(json.dumps(result.to_dict(), indent=2))
         console.print(f"wrote {out}")
