@@ -9,15 +9,7 @@ import torch
 from rewardloop.learners import CRM, CRMConfig, Reinforce, ReinforceConfig
 from rewardloop.learners.base import BanditData
 from rewardloop.learners.crm import CorrectedBanditData
-from rewardloop.learners.selection import (
-    greedy_value,
-    grid_points,
-    select_and_fit,
-    snips_value,
-    split_bandit_data,
-    subset,
-    sweep,
-)
+from rewardloop.learners.selection import grid_points, select_and_fit, snips_value, split_bandit_data, subset
 
 from .learner_tasks import fresh_policy, uniform_bandit_data
 
@@ -57,9 +49,11 @@ class _Fixed:
         return np.tile(self.proba, (len(X), 1))
 
 
-def _three_rows() -> CorrectedBanditData:
-    """Bandit rows a=0 r=1 p=.5 and a=1 r=0 p=.4, and a row (a=0, p=.9) corrected to 1."""
-    return CorrectedBanditData(
+def test_snips_by_hand_with_a_correction_as_full_information() -> None:
+    # π = (.8, .2). Bandit rows: a=0 r=1 p=.5 → w=1.6; a=1 r=0 p=.4 → w=.5.
+    # The row corrected to 1 enters as π(1) = .2 with weight 1.
+    # V̂_SN = (1.6·1 + .5·0 + .2) / (1.6 + .5 + 1) = 1.8 / 3.1
+    data = CorrectedBanditData(
         X=np.zeros((3, 2), np.float32),
         action=np.array([0, 1, 0]),
         reward=np.array([1.0, 0.0, 0.0]),
@@ -67,41 +61,9 @@ def _three_rows() -> CorrectedBanditData:
         labels=["a", "b"],
         correction=np.array([-1, -1, 1]),
     )
-
-
-def test_snips_by_hand_with_a_correction_as_full_information() -> None:
-    # π = (.8, .2). Bandit rows: a=0 r=1 p=.5 → w=1.6; a=1 r=0 p=.4 → w=.5.
-    # The row corrected to 1 enters as π(1) = .2 with weight 1.
-    # V̂_SN = (1.6·1 + .5·0 + .2) / (1.6 + .5 + 1) = 1.8 / 3.1
-    data = _three_rows()
     assert snips_value(_Fixed([0.8, 0.2]), data) == pytest.approx(1.8 / 3.1)  # type: ignore[arg-type]
     plain = BanditData(data.X[:2], data.action[:2], data.reward[:2], data.pscore[:2], data.labels)
     assert snips_value(_Fixed([0.8, 0.2]), plain) == pytest.approx(1.6 / 2.1)  # type: ignore[arg-type]
-
-
-def test_greedy_value_by_hand_scores_the_arg_max() -> None:
-    data = _three_rows()
-    # arg-max a: the first row counts with weight 1/.5, the second not at all, the correction 0 of 1.
-    assert greedy_value(_Fixed([0.8, 0.2]), data) == pytest.approx(2.0 / 3.0)  # type: ignore[arg-type]
-    # arg-max b: the second row (reward 0) with weight 1/.4, the correction 1 of 1: 1 / 3.5.
-    assert greedy_value(_Fixed([0.2, 0.8]), data) == pytest.approx(1.0 / 3.5)  # type: ignore[arg-type]
-    # a sharper distribution with the same arg-max: V̂_SN rises, the greedy value does not move
-    assert snips_value(_Fixed([0.99, 0.01]), data) > snips_value(_Fixed([0.8, 0.2]), data)  # type: ignore[arg-type]
-    assert greedy_value(_Fixed([0.99, 0.01]), data) == greedy_value(_Fixed([0.8, 0.2]), data)  # type: ignore[arg-type]
-    plain = BanditData(data.X[1:2], data.action[1:2], data.reward[1:2], data.pscore[1:2], data.labels)
-    assert np.isnan(greedy_value(_Fixed([0.8, 0.2]), plain))  # type: ignore[arg-type]
-
-
-def test_sweep_by_the_greedy_value_records_it_and_refuses_an_unknown_metric() -> None:
-    data, _ = uniform_bandit_data(400, seed=6)
-    grid = {"lr": [1e-6, 0.05]}
-    learner = select_and_fit(
-        CRM, CRMConfig(epochs=10, batch_size=32), grid, data, policy=fresh_policy(), metric="greedy"
-    )
-    assert learner.selection_.params == {"lr": 0.05} and learner.selection_.metric == "greedy"
-    assert learner.selection_.as_dict()["metric"] == "greedy"
-    with pytest.raises(ValueError, match=r"^metric: must be one of snips, greedy, got 'accuracy'"):
-        sweep(lambda p, d: (None, fresh_policy()), grid, data, metric="accuracy")
 
 
 def test_grid_points_in_order_and_errors() -> None:

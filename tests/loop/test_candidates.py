@@ -49,22 +49,22 @@ def _ope(value: float) -> OPEComparison:
     return OPEComparison(PolicyValueInterval("dr", value, value, value - 0.02, value + 0.02, 0.01, 100), 0.5)
 
 
-def test_candidates_rank_by_held_out_value_then_ope():
+def test_candidates_rank_by_held_out_snips_then_ope():
     policy = ClassifierPolicy(["a", "b"])
-    a = Candidate("supervised", policy, [], valid=0.80, ope=_ope(0.70))
-    b = Candidate("supervised+crm", policy, [], valid=0.82, ope=_ope(0.60))
-    c = Candidate("other", policy, [], valid=0.82, ope=_ope(0.65))
-    assert max([a, b, c], key=Candidate.rank) is c  # equal held-out value: the OPE value decides
+    a = Candidate("supervised", policy, [], snips=0.80, ope=_ope(0.70))
+    b = Candidate("supervised+crm", policy, [], snips=0.82, ope=_ope(0.60))
+    c = Candidate("other", policy, [], snips=0.82, ope=_ope(0.65))
+    assert max([a, b, c], key=Candidate.rank) is c  # equal V̂_SN: the OPE value decides
     assert max([a, b], key=Candidate.rank) is b
     unscored = Candidate("x", policy, [])
     assert unscored.rank() == (-math.inf, -math.inf)
     assert b.figures() == {
-        "valid/greedy": 0.82,
+        "valid/snips": 0.82,
         "golden_accuracy": pytest.approx(math.nan, nan_ok=True),
         "ope/dr": 0.60,
         "ope/dr_lower": pytest.approx(0.58),
     }
-    assert unscored.to_dict() == {"name": "x", "params": None, "valid/greedy": None, "golden_accuracy": None}
+    assert unscored.to_dict() == {"name": "x", "params": None, "valid/snips": None, "golden_accuracy": None}
 
 
 def test_the_loop_trains_candidates_and_records_every_ones_figures(tmp_path):
@@ -113,7 +113,7 @@ def test_the_loop_trains_candidates_and_records_every_ones_figures(tmp_path):
     assert [r.config["candidate"] for r in candidate_runs] == names
     assert sum(r.config["chosen"] for r in candidate_runs) == 1
     for r in candidate_runs:
-        assert {"valid/greedy", "ope/dr", "ope/dr_lower", "golden_accuracy"} <= set(r.metrics)
+        assert {"valid/snips", "ope/dr", "ope/dr_lower", "golden_accuracy"} <= set(r.metrics)
     crm_run = candidate_runs[1]
     assert set(crm_run.config["params"]) == {"baseline", "max_weight"}  # chosen on held-out logs
     chosen = runs[-1]

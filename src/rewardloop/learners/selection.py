@@ -9,12 +9,7 @@ counterfactual learning"):
     w_i = π(a_i|x_i) / μ(a_i|x_i)
 
 — a corrected row is full information (reward 1 for the corrected label, 0 elsewhere), so π's
-expected reward on it, π(c_i|x_i), enters with weight 1. ``metric="greedy"`` scores the policy as it
-is served and as the golden set scores it, by its arg-max ŷ_i (:func:`greedy_value`): w_i =
-1{ŷ_i = a_i} / μ(a_i|x_i), and a corrected row counts 1{ŷ_i = c_i}. V̂_SN of the distribution rewards
-a sharp one — mass moved onto the logged action of every thumbs up raises it whatever the arg-max — so
-on the loop's ε-greedy logs it preferred CRM candidates 4–6 points below the supervised one on the
-golden set (issue 14's demo). The best point is refitted on all the data;
+expected reward on it, π(c_i|x_i), enters with weight 1. The best point is refitted on all the data;
 the learner that made the final fit carries the :class:`Selection` as ``selection_`` (for the
 TrainingRun). scikit-learn's ``GridSearchCV`` with one validation split and an off-policy score.
 """
@@ -23,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -116,25 +110,6 @@ def snips_value(policy: ClassifierPolicy, data: BanditData) -> float:
     return num / den
 
 
-def greedy_value(policy: ClassifierPolicy, data: BanditData) -> float:
-    """V̂_SN of ``policy``'s arg-max on logged ``data`` (see the module); NaN when no logged action is
-    the arg-max and no row is corrected (nothing to judge it on)."""
-    top = policy.predict_proba_embeddings(data.X).argmax(axis=1)  # (n,)
-    correction = corrections_of(data)
-    corrected = correction >= 0
-    w = (top == data.action) / data.pscore  # (n,)
-    num = float((w * data.reward)[~corrected].sum() + (top == correction)[corrected].sum())
-    den = float(w[~corrected].sum() + corrected.sum())
-    return num / den if den > 0 else math.nan
-
-
-#: The scores a sweep can choose by: name → score(policy, held-out data).
-METRICS: dict[str, Callable[[ClassifierPolicy, BanditData], float]] = {
-    "snips": snips_value,
-    "greedy": greedy_value,
-}
-
-
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of a declared grid, in order (``{"lr": [1, 2], "baseline": [0]}`` → 2 points)."""
     if not grid:
@@ -152,26 +127,20 @@ def sweep(
     data: BanditData,
     valid_fraction: float = 0.25,
     seed: int = 0,
-    metric: str = "snips",
 ) -> tuple[Any, ClassifierPolicy, Selection]:
-    """Fit every grid point on the training share, score it on the validation share by ``metric`` (a
-    key of :data:`METRICS`), refit the best on all.
+    """Fit every grid point on the training share, score it on the validation share, refit the best on all.
 
     Returns the learner of the final fit (with ``selection_`` set), its fitted policy, and the selection.
-    Ties go to the earlier grid point; a NaN score loses to any other.
+    Ties go to the earlier grid point.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric: must be one of {', '.join(METRICS)}, got {metric!r}")
-    score = METRICS[metric]
     train, valid = split_bandit_data(data, valid_fraction, seed)
     scores = []
     for params in grid_points(grid):
         _, fitted = fit(params, train)
-        scores.append((params, score(fitted, valid)))
-    # max keeps the first of equal scores
-    best, best_score = max(scores, key=lambda item: item[1] if math.isfinite(item[1]) else -math.inf)
+        scores.append((params, snips_value(fitted, valid)))
+    best, best_score = max(scores, key=lambda item: item[1])  # max keeps the first of equal scores
     learner, fitted = fit(best, data)
-    selection = Selection(dict(best), best_score, scores, len(train), len(valid), metric)
+    selection = Selection(dict(best), best_score, scores, len(train), len(valid))
     learner.selection_ = selection
     return learner, fitted, selection
 
@@ -185,7 +154,6 @@ def select_and_fit(
     policy: ClassifierPolicy,
     valid_fraction: float = 0.25,
     seed: int = 0,
-    metric: str = "snips",
 ) -> Any:
     """:func:`sweep` for a bandit learner of ``LEARNERS``: its config with each grid point replaced.
 
@@ -207,14 +175,12 @@ def select_and_fit(
         learner = learner_cls(dataclasses.replace(config, **params))
         return learner, learner.fit(part, policy=policy)
 
-    learner, _, _ = sweep(fit, grid, data, valid_fraction, seed, metric)
+    learner, _, _ = sweep(fit, grid, data, valid_fraction, seed)
     return learner
 
 
 __all__ = [
-    "METRICS",
     "Selection",
-    "greedy_value",
     "grid_points",
     "select_and_fit",
     "snips_value",

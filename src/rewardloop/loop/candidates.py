@@ -8,23 +8,17 @@ decision) into a training share and a held-out share, and trains on the training
   bandit feedback, thumbs-down included, its hyperparameters chosen by
   :func:`rewardloop.learners.selection.select_and_fit` on a split of the training share.
 
-Every candidate is scored on the held-out share by the value of its arg-max, the policy as it is
-served (:func:`rewardloop.learners.selection.greedy_value`: self-normalised IPS over the rows whose
-logged action is its arg-max, corrected rows as full information), and by doubly robust OPE on the
-champion's traffic. The winner has the highest held-out value; the OPE value breaks a tie. (V̂_SN of
-the candidate's distribution, the score before, rewards sharp distributions: on the demo's ε-greedy
-logs it preferred CRM candidates 3–6 points below the supervised one on the golden set in 3 rounds of
-4, which the gate then stopped.) The bandit learner's own hyperparameters are still chosen by
-V̂_SN: between the points of its grid the arg-max's value, which counts only the rows whose logged
-action is the arg-max, chose worse in ``benchmarks/learning.py`` (CRM over seeds 0–4: clean 0.909
-against 0.913, noisy 0.832 against 0.864). It is then refitted on every logged decision (as
+Every candidate is scored on the held-out share by V̂_SN, exactly as the learners' own selection
+scores (:func:`rewardloop.learners.selection.snips_value`; corrected rows as full information), and
+by doubly robust OPE on the champion's traffic, as it would be served. The winner has the highest
+V̂_SN; the OPE value breaks a tie. It is then refitted on every logged decision (as
 :func:`~rewardloop.learners.selection.sweep` refits its best point) and registered; the golden set
 stays the gate's, never the chooser's: it only vetoes. When the gate stops the preferred candidate,
 the next one in the ranking is refitted and gated in the same round
 (:func:`challengers_on_evidence`), so a round does not idle on a veto — in the demo of issue 14 the
 logs preferred CRM every round and the gate stopped it on a dropped class, while the supervised
 candidate would have passed. Each candidate's fit is a TrainingRun of its own
-(``config.candidate``) with its figures (``valid/greedy``, ``ope/dr``, ``ope/dr_lower``,
+(``config.candidate``) with its figures (``valid/snips``, ``ope/dr``, ``ope/dr_lower``,
 ``golden_accuracy``); the registered one's run lists them all (``config.candidates``).
 """
 
@@ -43,7 +37,7 @@ from rewardloop.evaluation.gate import OPEComparison
 from rewardloop.learners import LEARNERS
 from rewardloop.learners.base import DataSpec, LearnerConfig
 from rewardloop.learners.crm import crm_data_from_batch
-from rewardloop.learners.selection import METRICS, select_and_fit
+from rewardloop.learners.selection import select_and_fit, snips_value
 from rewardloop.loop.training import fit_and_record
 from rewardloop.policies.classifier import ClassifierPolicy
 from rewardloop.store import read_decisions
@@ -54,8 +48,6 @@ if TYPE_CHECKING:
 
 #: Share of the rewarded logged decisions held out to choose between candidates.
 VALID_FRACTION = 0.25
-#: How candidates (and the bandit learner's grid points) are scored on held-out logs: the arg-max's value.
-VALID_METRIC = "greedy"
 #: ``TrainingRun.config["source"]`` of a candidate's run.
 CANDIDATE_SOURCE = "loop-candidate"
 #: The bandit learners' hyperparameter grids, chosen on held-out logs (those of benchmarks/learning.py).
@@ -71,7 +63,7 @@ class Candidate:
     name: str
     policy: ClassifierPolicy
     history: list[dict[str, float]]
-    valid: float = math.nan  # the VALID_METRIC value on the held-out logs
+    snips: float = math.nan
     ope: OPEComparison | None = None
     golden_accuracy: float = math.nan
     params: dict[str, Any] | None = None  # the bandit learner's chosen hyperparameters
@@ -81,11 +73,11 @@ class Candidate:
         return self.ope.candidate.value if self.ope is not None else -math.inf
 
     def rank(self) -> tuple[float, float]:
-        """The order candidates are chosen in: the held-out value, then the OPE value."""
-        return (self.valid if math.isfinite(self.valid) else -math.inf, self.ope_value)
+        """The order candidates are chosen in: V̂_SN on held-out logs, then the OPE value."""
+        return (self.snips if math.isfinite(self.snips) else -math.inf, self.ope_value)
 
     def figures(self) -> dict[str, float]:
-        out = {f"valid/{VALID_METRIC}": self.valid, "golden_accuracy": self.golden_accuracy}
+        out = {"valid/snips": self.snips, "golden_accuracy": self.golden_accuracy}
         if self.ope is not None:
             out |= {"ope/dr": self.ope.candidate.value, "ope/dr_lower": self.ope.candidate.lower}
         return out
@@ -148,7 +140,7 @@ def score_candidates(
     for c in candidates:
         spec = DataSpec(labels=c.policy.labels, embed=c.policy.embed)
         data = crm_data_from_batch(valid, spec) if len(valid) else None
-        c.valid = METRICS[VALID_METRIC](c.policy, data) if data is not None and len(data) else math.nan
+        c.snips = snips_value(c.policy, data) if data is not None and len(data) else math.nan
         c.ope = ope(c.policy)
         c.golden_accuracy = golden(c.policy)
     return max(candidates, key=Candidate.rank)
@@ -246,7 +238,6 @@ def refit(
 __all__ = [
     "RL_GRIDS",
     "VALID_FRACTION",
-    "VALID_METRIC",
     "Candidate",
     "challengers_on_evidence",
     "fit_bandit",
