@@ -323,3 +323,19 @@ def test_the_loop_measures_contributors_impact_when_asked(project_dir):
         ("without", 3),
         ("without", 9),
     ]
+
+
+def test_iteration_summaries_print_as_text_not_markup(project_dir, monkeypatch):
+    """A summary or gate check that holds brackets (a policy@[tag], a reason quoting a list) is printed
+    as it is: Rich markup in it would be swallowed or raise."""
+    from rewardloop.cli import loop_cmds
+    from rewardloop.loop.steps import IterationResult
+
+    class Runner:
+        def iterate(self) -> IterationResult:
+            return IterationResult("held", "intent@[b] held: [red]not markup[/red] [1, 2]")
+
+    monkeypatch.setattr(loop_cmds, "build_runner", lambda cfg, store: Runner())
+    result = runner.invoke(app, ["loop", "run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "held: intent@[b] held: [red]not markup[/red] [1, 2]" in " ".join(result.output.split())

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from rewardloop.cli.common import ConfigOption, console, exit_code_for, fail, open_store, project
 from rewardloop.config import DEFAULT_PATH, ConfigError, ProjectConfig
@@ -180,12 +181,15 @@ def run(
             except (LoopError, RegistryError, ExperimentError) as err:
                 raise fail(str(err), exit_code_for(err)) from None
         done += 1
-        console.print(f"[bold]{result.action}[/bold]: {result.summary}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold]{result.action}[/bold]: {escape(result.summary)}", highlight=False, soft_wrap=True
+        )
         if result.gate is not None:
             for check in result.gate.checks:
                 mark = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
                 console.print(
-                    f"  {mark} {check.name}: {check.figure} (threshold {check.threshold})", highlight=False
+                    f"  {mark} {escape(f'{check.name}: {check.figure} (threshold {check.threshold})')}",
+                    highlight=False,
                 )
         if impact_top_k:
             from rewardloop.cli.contributors import measure_after_iteration
