@@ -125,10 +125,13 @@ async def decide(body: DecideRequest, key: DecideKey, state: StateDep) -> Decide
     if outcome.shadow is not None:
         shadow = _stamp(outcome.shadow, key.project)
         shadow = dataclasses.replace(shadow, metadata={**shadow.metadata, "shadow_of": decision.id})
+    answer = None if outcome.answer is None else _stamp(outcome.answer, key.project)
     logged = await state.decisions.submit(
-        DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
+        DecisionJob(
+            decision, key.project, "decide", shadow, shadow.action if shadow is not None else None, answer
+        )
     )
-    return Decided.of(decision, logged.decision_id, logged.review_reason)
+    return Decided.of(decision, logged.decision_id, logged.review_reason, answer, logged.answer_id)
 
 
 @v1.post("/decisions", status_code=201, responses=error_responses(*BODY, 404, 409), tags=["decisions"])
