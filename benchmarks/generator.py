@@ -11,7 +11,8 @@ intent's name) and by scoring (the intent whose name has the highest log-likelih
 Throughput and memory are measured in a fresh child process per model (so neither sees the other's
 memory): it loads the saved model (fp32, or the int8 artifact as ``rewardloop policies quantize``
 registers it: int8 tensors, no fp32 copy), generates once to warm up, resets the peak-RSS counter
-(``/proc/self/clear_refs``), then times greedy generation of ``--gen-tokens`` tokens for a few prompts;
+(``/proc/self/clear_refs``), then times greedy generation of exactly ``--gen-tokens`` tokens for each
+of a few prompts (the end token does not stop it, so both models decode the same number of tokens);
 ``*_peak_mb`` is the peak resident memory while generating, ``*_tokens_per_s`` tokens over wall time
 and ``*_tokens_per_cpu_s`` over the process's CPU time (steadier on a shared machine). int8 is torch
 dynamic quantisation with per-channel weights, ``lm_head`` (and ``--int8-skip`` modules) kept fp32.
@@ -105,9 +106,19 @@ def measure(path: str, gen_tokens: int) -> dict[str, float]:
 
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
+    # Exactly gen_tokens greedy tokens a prompt (the end token does not stop it): a fine-tuned classifier
+    # answers a label and stops after a few tokens, which would time prompt encoding, not decoding.
     tokens, start, cpu = 0, time.perf_counter(), time.process_time()
     for prompt in prompts:
-        tokens += policy.generate([prompt], max_new_tokens=gen_tokens)[0].completion_tokens
+        batch = policy.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        out = policy.model.generate(
+            **batch,
+            max_new_tokens=gen_tokens,
+            min_new_tokens=gen_tokens,
+            do_sample=False,
+            pad_token_id=policy.tokenizer.pad_token_id,
+        )
+        tokens += out.shape[1] - batch["input_ids"].shape[1]
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     status = Path("/proc/self/status").read_text().splitlines()
     hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
