@@ -9,10 +9,18 @@ Accuracy is on a golden set disjoint from the training texts, by decoding (the g
 intent's name) and by scoring (the intent whose name has the highest log-likelihood: ``*_scored``).
 
 Throughput and memory are measured in a fresh child process per model (so neither sees the other's
-memory): it loads the model, generates once to warm up, resets the peak-RSS counter
-(``/proc/self/clear_refs``), then times greedy generation of ``--gen-tokens`` tokens for a few prompts;
-``*_peak_mb`` is the peak resident memory while generating. int8 is torch dynamic quantisation with
-per-channel weights, ``lm_head`` (and ``--int8-skip`` modules) kept fp32.
+memory): it loads the saved model (fp32, or the int8 artifact as ``rewardloop policies quantize``
+registers it: int8 tensors, no fp32 copy), generates once to warm up, resets the peak-RSS counter
+(``/proc/self/clear_refs``), then times greedy generation of exactly ``--gen-tokens`` tokens for each
+of a few prompts (the end token does not stop it, so both models decode the same number of tokens);
+``*_peak_mb`` is the peak resident memory while generating, ``*_tokens_per_s`` tokens over wall time
+and ``*_tokens_per_cpu_s`` over the process's CPU time (steadier on a shared machine). int8 is torch
+dynamic quantisation with per-channel weights, ``lm_head`` (and ``--int8-skip`` modules) kept fp32.
+
+Threads: torch runs on ``--threads`` (default 1). On a machine whose cores other jobs share, two
+threads spin at every barrier waiting for a descheduled peer: a first run with torch's default of 2
+threads at load average 12-14 spent 8.9 CPU minutes without finishing the zero-shot readings that one
+thread computes in under 2.
 
 CPU budget: a stated subset of intents (``--intents``) and examples per intent, so the whole run takes
 about 10-15 minutes on 2 shared cores.
@@ -36,6 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import load
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -86,45 +95,44 @@ def evaluate(policy, texts: list[str], truth: list[str], labels: list[str]) -> t
     return decoded, scored
 
 
-def measure(path: str, quantization: str, skip: list[str], gen_tokens: int) -> dict[str, float]:
+def measure(path: str, gen_tokens: int) -> dict[str, float]:
     """In this (child) process: load, warm up, reset the peak RSS, time greedy generation."""
-    from rewardloop.policies.generator import GeneratorPolicy, quantize_model
+    from rewardloop.policies.generator import GeneratorPolicy
 
     policy = GeneratorPolicy.load(path)
-    if quantization != "none":
-        policy = GeneratorPolicy(
-            quantize_model(policy.model, quantization, skip=skip),  # type: ignore[arg-type]
-            policy.tokenizer,
-            **{**policy.options(), "quantization": quantization},
-        )
     prompts = [policy.prompt([{"role": "user", "content": p}]) for p in PROMPTS]
     policy.generate(prompts[:1], max_new_tokens=4)
     import gc
 
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
-    tokens, start = 0, time.perf_counter()
+    # Exactly gen_tokens greedy tokens a prompt (the end token does not stop it): a fine-tuned classifier
+    # answers a label and stops after a few tokens, which would time prompt encoding, not decoding.
+    tokens, start, cpu = 0, time.perf_counter(), time.process_time()
     for prompt in prompts:
-        tokens += policy.generate([prompt], max_new_tokens=gen_tokens)[0].completion_tokens
-    seconds = time.perf_counter() - start
+        batch = policy.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        out = policy.model.generate(
+            **batch,
+            max_new_tokens=gen_tokens,
+            min_new_tokens=gen_tokens,
+            do_sample=False,
+            pad_token_id=policy.tokenizer.pad_token_id,
+        )
+        tokens += out.shape[1] - batch["input_ids"].shape[1]
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     status = Path("/proc/self/status").read_text().splitlines()
     hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
-    return {"tokens_per_s": tokens / seconds, "peak_mb": hwm_kb / 1024.0, "tokens": float(tokens)}
+    return {
+        "tokens_per_s": tokens / seconds,
+        "tokens_per_cpu_s": tokens / cpu_seconds,
+        "peak_mb": hwm_kb / 1024.0,
+        "tokens": float(tokens),
+    }
 
 
-def measure_in_child(path: Path, quantization: str, skip: list[str], gen_tokens: int) -> dict[str, float]:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--measure",
-        str(path),
-        "--quant",
-        quantization,
-        "--int8-skip",
-        ",".join(skip),
-        "--gen-tokens",
-        str(gen_tokens),
-    ]
+def measure_in_child(path: Path, gen_tokens: int, threads: int) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--measure", str(path), "--gen-tokens", str(gen_tokens)]
+    cmd += ["--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -146,13 +154,16 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="the tiny random model: a smoke run")
     parser.add_argument("--gen-tokens", type=int, default=32, help="tokens per prompt when timing")
     parser.add_argument("--int8-skip", default="lm_head", help="modules int8 leaves in fp32")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: see the docstring)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
-    parser.add_argument("--quant", default="none", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     skip = [s for s in args.int8_skip.split(",") if s]
     if args.measure:
-        print(json.dumps(measure(args.measure, args.quant, skip, args.gen_tokens)))
+        print(json.dumps(measure(args.measure, args.gen_tokens)))
         return
     run(args, skip)
 
@@ -168,7 +179,7 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
         seed=args.seed, seed_per_intent=args.per_intent, golden_per_intent=args.golden, intents=labels
     )
     train, golden = data.seed_set, data.golden
-    print(f"{len(labels)} intents; {len(train)} logged decisions; {len(golden)} golden texts")
+    print(f"{len(labels)} intents; {len(train)} logged decisions; {len(golden)} golden texts {load()}")
     make = GeneratorPolicy.random if args.tiny else GeneratorPolicy.smollm2
     base = make(name="intent-gen", version="1")
     zero = evaluate(base, golden.texts, golden.intents, labels)
@@ -183,15 +194,8 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
     after = evaluate(sft, golden.texts, golden.intents, labels)
     print(
         f"SFT ({len(examples)} examples, {learner.seconds_:.0f} s): "
-        f"decode {after[0]:.3f}, scored {after[1]:.3f}"
+        f"decode {after[0]:.3f}, scored {after[1]:.3f} {load()}"
     )
-
-    pairs = preference_examples_from_batch(logged)
-    dpo_learner = GeneratorDPO(
-        GeneratorDPOConfig(lr=args.dpo_lr, epochs=args.dpo_epochs, batch_size=args.batch_size, seed=args.seed)
-    )
-    dpo = evaluate(dpo_learner.fit(pairs, policy=sft), golden.texts, golden.intents, labels)
-    print(f"DPO ({len(pairs)} pairs, {dpo_learner.seconds_:.0f} s): decode {dpo[0]:.3f}, scored {dpo[1]:.3f}")
 
     int8 = GeneratorPolicy(
         quantize_model(sft.model, "int8-dynamic", skip=skip),
@@ -202,11 +206,24 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
     print(f"int8 (dynamic, per-channel, fp32 {','.join(skip)}): decode {quant[0]:.3f}, scored {quant[1]:.3f}")
 
     with tempfile.TemporaryDirectory(prefix="rewardloop-bench-") as tmp:
-        folder = sft.save(Path(tmp) / "sft")
-        fp32_speed = measure_in_child(folder, "none", skip, args.gen_tokens)
-        int8_speed = measure_in_child(folder, "int8-dynamic", skip, args.gen_tokens)
-    print(f"fp32: {fp32_speed['tokens_per_s']:.1f} tokens/s, peak {fp32_speed['peak_mb']:.0f} MB")
-    print(f"int8: {int8_speed['tokens_per_s']:.1f} tokens/s, peak {int8_speed['peak_mb']:.0f} MB")
+        fp32_folder, int8_folder = sft.save(Path(tmp) / "sft"), int8.save(Path(tmp) / "int8")
+        fp32_speed = measure_in_child(fp32_folder, args.gen_tokens, args.threads)
+        int8_speed = measure_in_child(int8_folder, args.gen_tokens, args.threads)
+    for name, speed in (("fp32", fp32_speed), ("int8", int8_speed)):
+        print(
+            f"{name}: {speed['tokens_per_s']:.1f} tokens/s ({speed['tokens_per_cpu_s']:.1f} per CPU second), "
+            f"peak {speed['peak_mb']:.0f} MB {load()}"
+        )
+    pairs = preference_examples_from_batch(logged)
+    dpo_learner = GeneratorDPO(
+        GeneratorDPOConfig(lr=args.dpo_lr, epochs=args.dpo_epochs, batch_size=args.batch_size, seed=args.seed)
+    )
+    dpo = evaluate(dpo_learner.fit(pairs, policy=sft), golden.texts, golden.intents, labels)
+    print(
+        f"DPO ({len(pairs)} pairs, {dpo_learner.seconds_:.0f} s): decode {dpo[0]:.3f}, scored {dpo[1]:.3f} "
+        f"{load()}"
+    )
+
     result = {
         "benchmark": "generator",
         "intents": len(labels),
@@ -222,12 +239,16 @@ def run(args: argparse.Namespace, skip: list[str]) -> None:
         "int8_acc_scored": quant[1],
         "fp32_tokens_per_s": fp32_speed["tokens_per_s"],
         "int8_tokens_per_s": int8_speed["tokens_per_s"],
+        "fp32_tokens_per_cpu_s": fp32_speed["tokens_per_cpu_s"],
+        "int8_tokens_per_cpu_s": int8_speed["tokens_per_cpu_s"],
         "fp32_peak_mb": fp32_speed["peak_mb"],
         "int8_peak_mb": int8_speed["peak_mb"],
         "sft_seconds": learner.seconds_,
         "dpo_seconds": dpo_learner.seconds_,
         "n_pairs": len(pairs),
         "int8_skip": skip,
+        "threads": args.threads,
+        "load_end": os.getloadavg()[0],
     }
     print(json.dumps(result))
 

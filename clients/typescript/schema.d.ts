@@ -963,6 +963,16 @@ export interface components {
              * @description each label's probability of being chosen, aligned with ``label_space`` (independent draws)
              */
             label_probs?: number[] | null;
+            /**
+             * Answer
+             * @description a router's: the answer of the policy its chosen arm names (policies[].arm_policies)
+             */
+            answer?: string | null;
+            /**
+             * Answer Decision Id
+             * @description the logged decision of that answer (feedback on it trains that policy)
+             */
+            answer_decision_id?: string | null;
         };
         /** DecisionBatchRequest */
         DecisionBatchRequest: {
@@ -1745,7 +1755,10 @@ export interface components {
         };
         /** RewardloopInfo */
         RewardloopInfo: {
-            /** Decision Id */
+            /**
+             * Decision Id
+             * @description the logged decision of `model` (a router's: its arm choice)
+             */
             decision_id: string;
             /** Policy Version */
             policy_version: string;
@@ -1753,6 +1766,16 @@ export interface components {
             pscore: number;
             /** Sequence Logp */
             sequence_logp: number | null;
+            /**
+             * Answer Decision Id
+             * @description a router's: the answering generator's logged decision (feedback on it trains it)
+             */
+            answer_decision_id?: string | null;
+            /**
+             * Answer Policy
+             * @description a router's: the generator that answered, policy@version
+             */
+            answer_policy?: string | null;
         };
         /** RollbackRequest */
         RollbackRequest: {

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("gguf")
+from rewardloop.policies.contract import PolicyInputError
 from rewardloop.policies.generator import (
     OTHER_ANSWERS,
     GeneratorInputError,
@@ -170,7 +171,7 @@ def test_quantized_policy_keeps_lm_head_fp32_and_answers(policy: GeneratorPolicy
     assert d.metadata["quantization"] == method and d.policy_version == "int8"
     with pytest.raises(GeneratorInputError, match="already"):
         q.quantized()
-    with pytest.raises(GeneratorInputError, match="quantization"):
+    with pytest.raises(PolicyInputError, match="quantization"):
         quantize_model(policy.model, "int4")  # type: ignore[arg-type]
 
 
@@ -182,10 +183,31 @@ def test_save_load_round_trip_fp32_and_int8(policy: GeneratorPolicy, tmp_path) -
         assert back.options() == p.options()
         np.testing.assert_allclose(back.score_labels(texts, LABELS), p.score_labels(texts, LABELS), atol=1e-4)
     assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
-    with pytest.raises(GeneratorInputError, match="saved from their fp32 parent"):
-        policy.quantized("int8-dynamic").save(tmp_path / "dyn")
     with pytest.raises(FileNotFoundError, match=r"no policy\.json"):
         GeneratorPolicy.load(tmp_path / "missing")
+
+
+def test_int8_dynamic_round_trip_is_exact_and_stores_int8(policy: GeneratorPolicy, tmp_path) -> None:
+    """A dynamic int8 policy saves its own int8 values and scales (not an fp32 parent) and reloads to the
+    same outputs bit for bit, its layers packed again for torch's int8 matmul."""
+    from safetensors import safe_open
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    q = policy.quantized("int8-dynamic", version="int8")
+    folder = q.save(tmp_path / "dyn")
+    with safe_open(str(folder / "model" / "int8.safetensors"), framework="pt") as f:
+        up = f.get_tensor("model.layers.0.mlp.up_proj.weight_int8")
+        assert up.dtype == torch.int8 and not any(k.startswith("lm_head.weight_int8") for k in f.keys())  # noqa: SIM118
+    back = GeneratorPolicy.load(folder)
+    assert back.options() == q.options() and isinstance(back.model.model.layers[0].mlp.up_proj, DynamicLinear)
+    assert type(back.model.lm_head) is torch.nn.Linear
+    ids = policy.tokenizer("turn on the fan", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(back.model(ids).logits, q.model(ids).logits)
+    assert back.decide("turn on the fan").action == q.decide("turn on the fan").action
+    (folder / "policy.json").write_text((folder / "policy.json").read_text().replace("int8-dynamic", "int4"))
+    with pytest.raises(GeneratorInputError, match="unknown quantization 'int4'"):
+        GeneratorPolicy.load(folder)
 
 
 @pytest.mark.slow

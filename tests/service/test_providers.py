@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from tests.service._project import sqlite_project
 
 from rewardloop.config import parse_config
 from rewardloop.loop.experiments import Experiments
@@ -30,16 +31,10 @@ def _policy(tmp_path, bias: int, version: str) -> str:
 
 @pytest.fixture
 def wired(tmp_path, monkeypatch):
-    torch.set_num_threads(1)
-    monkeypatch.chdir(tmp_path)
-    cfg = parse_config(
-        {
-            "store": {"url": f"sqlite:///{tmp_path / 'rl.db'}"},
-            "policies": [
-                {"name": "intent", "kind": "classifier", "labels": LABELS, "options": {"epsilon": 0.3}}
-            ],
-            "experiments": {"registry_root": str(tmp_path / "registry")},
-        }
+    cfg = sqlite_project(
+        tmp_path,
+        monkeypatch,
+        [{"name": "intent", "kind": "classifier", "labels": LABELS, "options": {"epsilon": 0.3}}],
     )
     store = Store.open(cfg.store.url)
     registry = Registry(store, tmp_path / "registry")

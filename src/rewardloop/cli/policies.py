@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -84,6 +84,48 @@ def register_cmd(
     store.close()
     console.print(
         f"registered {pv.policy}@{pv.version} ({pv.kind}) sha256 {pv.checksum[:12]}… at {pv.artifact_path}"
+    )
+
+
+#: ``rewardloop.policies.int8.QUANTIZATIONS``, spelled here so that ``--help`` imports no torch.
+Int8Method = Literal["int8-dynamic", "int8-weight"]
+
+
+@app.command("quantize")
+def quantize_cmd(
+    ref: Annotated[
+        str, typer.Argument(help="the generator to quantise: policy@version, policy@alias or policy")
+    ],
+    method: Annotated[
+        Int8Method,
+        typer.Option(
+            "--method",
+            help="int8-dynamic: int8 matmuls, the fast one on a CPU; int8-weight: int8 weights, fp32 "
+            "matmuls (less memory, slower)",
+        ),
+    ] = "int8-dynamic",
+    version: Annotated[
+        str | None, typer.Option("--version", help="version of the int8 copy (default: next patch)")
+    ] = None,
+    as_json: JsonFlag = False,
+    project_name: Project = DEFAULT_PROJECT,
+    config: ConfigOption = None,
+) -> None:
+    """Register an int8 copy of a generator as a new version (its parent: the version quantised).
+
+    Every linear layer but the output head gets int8 weights with one scale per output channel. The
+    copy moves no alias: gate it or run it as a challenger like any other version.
+    """
+    from rewardloop.loop.quantize import register_quantized
+
+    with _registry(config, project_name) as reg:
+        pv = register_quantized(reg, ref, method, version)
+    if as_json:
+        print_json(pv)
+        return
+    console.print(
+        f"registered {pv.policy}@{pv.version} ({method} of {pv.parent_version}) "
+        f"sha256 {pv.checksum[:12]}… at {pv.artifact_path}"
     )
 
 

@@ -74,6 +74,26 @@ class PolicyConfig(Section):
     )
     labels: list[str] = Field(default_factory=list, description="the actions/labels it chooses among")
     options: dict[str, Any] = Field(default_factory=dict, description="backend options")
+    arm_policies: dict[str, str] = Field(
+        default_factory=dict,
+        description="a router's arms that another policy answers: arm → policy (its champion and "
+        "experiments), policy@alias or policy@version; a decision choosing such an arm is answered by "
+        "that policy through the same serving path, and both decisions are logged (docs/routers.md)",
+    )
+
+    @model_validator(mode="after")
+    def _arm_policies_route(self) -> PolicyConfig:
+        if self.arm_policies and self.kind != "router":
+            raise ValueError(
+                f"arm_policies: only a router's arms name policies; {self.name!r} is a {self.kind}"
+            )
+        for arm, ref in self.arm_policies.items():
+            policy, _, target = ref.partition("@")
+            if not policy or policy == self.name or (_ and not target):
+                raise ValueError(
+                    f"arm_policies.{arm}: {ref!r} must be another policy, policy@alias or policy@version"
+                )
+        return self
 
 
 #: The reward functions a spec can name, and what each computes (see docs/rewards.md).

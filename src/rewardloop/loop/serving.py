@@ -131,10 +131,16 @@ def request_rng(decision_id: str) -> np.random.Generator:
 @dataclass(frozen=True)
 class Served:
     """The decision served (named, tagged with its experiment and variant) and, in shadow mode, the
-    challenger's decision on the same context (its own id, no idempotency key: logged, not served)."""
+    challenger's decision on the same context (its own id, no idempotency key: logged, not served).
+
+    ``answer``: when a router chose an arm that another policy answers (``ServingPath.arm_path``), that
+    policy's decision on the same context, served through its own path; the two name each other
+    (``metadata.answer_decision_id`` on the router's, ``metadata.routed_by`` and ``routed_arm`` on the
+    answer)."""
 
     decision: Decision
     shadow: Decision | None = None
+    answer: Decision | None = None
 
 
 @dataclass(eq=False)
@@ -156,6 +162,10 @@ class ServingPath:
     decide : callable (policy, context, rng) -> Decision, optional
         How a loaded policy decides; default ``policy.decide(context, rng)``. The service passes its
         micro-batcher (:class:`rewardloop.service.batching.MicroBatcher`), which draws the same.
+    arm_path : callable (arm) -> ServingPath or None, optional
+        For a router: the serving path of the policy that answers an arm (None: the arm is answered by
+        the caller). The served arm's policy decides the same context with its champion, experiment or
+        pinned version, on a generator spawned from ``rng`` (the router's draws are unchanged).
     counterfactual : bool, default False
         In a live champion/challenger experiment, also ask the variant the request was *not* assigned
         to for its action distribution (from a generator of its own: the request's draws are
@@ -173,6 +183,7 @@ class ServingPath:
     load: Callable[[str], Policy]
     decide: Callable[[Policy, DecisionContext, np.random.Generator], Decision] | None = None
     counterfactual: bool = False
+    arm_path: Callable[[str], ServingPath | None] | None = None
 
     def assign(self, unit_id: str | None) -> Assignment | None:
         """Where the unit's request goes in the running experiment (None: the champion serves it)."""
@@ -204,14 +215,36 @@ class ServingPath:
         version = assignment.version if assignment is not None else self.champion()
         decision = self.decide_with(version, context, rng, decision_id)
         decision = dataclasses.replace(decision, idempotency_key=idempotency_key)
-        if assignment is None:
-            return Served(decision)
-        if self.counterfactual and not assignment.shadow:
-            decision = self._flag_trigger(assignment, context, decision)
         shadow = None
-        for variant, shadow_version in assignment.shadow:
-            shadow = assignment.tag_shadow(self.decide_with(shadow_version, context, rng), variant)
-        return Served(assignment.tag(decision), shadow)
+        if assignment is not None:
+            if self.counterfactual and not assignment.shadow:
+                decision = self._flag_trigger(assignment, context, decision)
+            for variant, shadow_version in assignment.shadow:
+                shadow = assignment.tag_shadow(self.decide_with(shadow_version, context, rng), variant)
+            decision = assignment.tag(decision)
+        decision, answer = self._answer(decision, context, unit_id, rng)
+        return Served(decision, shadow, answer)
+
+    def _answer(
+        self, decision: Decision, context: DecisionContext, unit_id: str | None, rng: np.random.Generator
+    ) -> tuple[Decision, Decision | None]:
+        """A router's decision and the answer of the policy its arm names (None when none does)."""
+        path = (
+            self.arm_path(decision.action)
+            if self.arm_path is not None and decision.kind == "router"
+            else None
+        )
+        if path is None:
+            return decision, None
+        key = None if decision.idempotency_key is None else f"{decision.idempotency_key}/answer"
+        answer = path.serve(context, unit_id, rng.spawn(1)[0], idempotency_key=key).decision
+        answer = dataclasses.replace(
+            answer, metadata={**answer.metadata, "routed_by": decision.id, "routed_arm": decision.action}
+        )
+        routed = dataclasses.replace(
+            decision, metadata={**decision.metadata, "answer_decision_id": answer.id}
+        )
+        return routed, answer
 
     def _flag_trigger(self, assignment: Assignment, context: DecisionContext, decision: Decision) -> Decision:
         """``decision`` flagged ``triggered``: would the experiment's other variant serve it otherwise?"""

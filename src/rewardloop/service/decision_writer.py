@@ -23,13 +23,19 @@ from rewardloop.types import Decision, RecordError
 @dataclass(frozen=True)
 class DecisionJob:
     """A decision to log for ``project``; ``shadow`` is a shadow challenger's decision on the same request
-    (logged too), ``shadow_action`` what it chose (for the disagreement review)."""
+    (logged too), ``shadow_action`` what it chose (for the disagreement review); ``answer`` the decision
+    of the policy a router's chosen arm names (logged in the same transaction)."""
 
     decision: Decision
     project: str
     source: str = "decide"
     shadow: Decision | None = None
     shadow_action: str | None = None
+    answer: Decision | None = None
+
+    def rows(self) -> list[Decision]:
+        """The decisions this job logs, the served one first."""
+        return [d for d in (self.decision, self.shadow, self.answer) if d is not None]
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Logged:
     decision_id: str
     new: bool
     review_reason: str | None
+    answer_id: str | None = None  # the id the job's answer is stored under (a replay's: the first's)
 
 
 class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
@@ -75,18 +82,14 @@ class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
         jobs: list[tuple[int, DecisionJob]] = []
         for i, job in enumerate(items):
             try:
-                for d in (job.decision, job.shadow):
-                    if d is not None:
-                        check_decision_limits(self.store, d)
+                for d in job.rows():
+                    check_decision_limits(self.store, d)
                 jobs.append((i, job))
             except RecordError as err:
                 results[i] = Rejected(422, f"{err.field}: {err.reason}", err.field)
-        rows = [d for _, j in jobs for d in (j.decision, j.shadow) if d is not None]
+        rows = [d for _, j in jobs for d in j.rows()]
         matches: list[Match] = [
-            "context" if j.source == "decide" else "record"
-            for _, j in jobs
-            for d in (j.decision, j.shadow)
-            if d is not None
+            "context" if j.source == "decide" else "record" for _, j in jobs for _ in j.rows()
         ]
         fresh: list[tuple[int, DecisionJob]] = []
         queued = []
@@ -94,16 +97,19 @@ class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
             outcomes = iter(insert_decisions(conn, rows, matches))
             for i, job in jobs:
                 outcome = next(outcomes)
-                if job.shadow is not None:
-                    next(outcomes)
-                results[i] = self._answer(job, outcome)
+                extra = [next(outcomes) for _ in job.rows()[1:]]  # the shadow's and the answer's
+                results[i] = self._answer(
+                    job, outcome, extra[-1].stored_id if job.answer is not None else None
+                )
                 if outcome.status == "new":
                     fresh.append((i, job))
             for i, job in fresh:
                 item = self.review.assess(job.decision, job.shadow_action)
                 if item is not None:
                     queued.append(item)
-                    results[i] = Logged(job.decision.id, True, item.reason)
+                    new = results[i]
+                    assert isinstance(new, Logged)  # a fresh job's result is the Logged above
+                    results[i] = Logged(job.decision.id, True, item.reason, new.answer_id)
             insert_review_items(conn, queued)  # fresh decisions: none is queued yet
         if self.metrics is not None:
             self.metrics.batch_size.labels("decisions").observe(len(items))
@@ -115,15 +121,15 @@ class DecisionWriter(GroupCommitWriter[DecisionJob, Logged]):
         return [r for r in results if r is not None]
 
     @staticmethod
-    def _answer(job: DecisionJob, outcome: Outcome) -> Logged | Rejected:
+    def _answer(job: DecisionJob, outcome: Outcome, answer_id: str | None) -> Logged | Rejected:
         """New: logged. A replay answers the earlier decision's id if it is this project's (never touch
         or reveal another project's); a conflict is a 409 that says what was reused."""
         if outcome.status == "new":
-            return Logged(outcome.stored_id, True, None)
+            return Logged(outcome.stored_id, True, None, answer_id)
         stored = outcome.stored
         project = stored.metadata.get("project", DEFAULT_PROJECT) if isinstance(stored, Decision) else None
         if project != job.project:
             return Rejected(409, "id or idempotency_key: already used; choose another", "id")
         if outcome.error is not None:
             return Rejected(409, f"{outcome.error.field}: {outcome.error.reason}", outcome.error.field)
-        return Logged(outcome.stored_id, False, None)
+        return Logged(outcome.stored_id, False, None, answer_id)

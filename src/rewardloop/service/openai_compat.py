@@ -1,7 +1,8 @@
 """An OpenAI-compatible ``POST /v1/chat/completions`` for generator policies.
 
 Apps that speak the OpenAI chat API plug in unchanged: ``model`` names a registered generator policy
-(served through the same provider as ``/v1/decide``: its alias, experiment and variant), ``messages``
+(served through the same provider as ``/v1/decide``: its alias, experiment and variant) or a router
+whose chosen arm a generator answers (``policies[].arm_policies``), ``messages``
 is the conversation, and the API key is the caller's rewardloop key with the ``decide`` scope. Each
 answer is logged as a decision with its propensity, and its id comes back in ``rewardloop.decision_id``
 (an extra field the OpenAI clients ignore) so that feedback can name it.
@@ -72,10 +73,16 @@ class ChatUsage(BaseModel):
 
 
 class RewardloopInfo(BaseModel):
-    decision_id: str
+    decision_id: str = Field(description="the logged decision of `model` (a router's: its arm choice)")
     policy_version: str
     pscore: float
     sequence_logp: float | None
+    answer_decision_id: str | None = Field(
+        None, description="a router's: the answering generator's logged decision (feedback on it trains it)"
+    )
+    answer_policy: str | None = Field(
+        None, description="a router's: the generator that answered, policy@version"
+    )
 
 
 class ChatCompletionResponse(BaseModel):
@@ -109,10 +116,17 @@ async def chat_completions(
     )
     outcome = await anyio.to_thread.run_sync(state.provider.decide, request)
     decision = _stamp(outcome.decision, key.project)
-    if decision.kind != "generator":
-        raise HTTPException(422, f"body.model: {body.model!r} is a {decision.kind} policy, not a generator")
-    logged = await state.decisions.submit(DecisionJob(decision, key.project, "decide"))
-    meta: dict[str, Any] = dict(decision.metadata)
+    routed = None if outcome.answer is None else _stamp(outcome.answer, key.project)
+    generated = routed if routed is not None else decision
+    if generated.kind != "generator":
+        what = (
+            f"a {decision.kind} policy"
+            if routed is None
+            else f"a router whose arm {decision.action!r} is a {routed.kind}"
+        )
+        raise HTTPException(422, f"body.model: {body.model!r} is {what}, not a generator")
+    logged = await state.decisions.submit(DecisionJob(decision, key.project, "decide", answer=routed))
+    meta: dict[str, Any] = dict(generated.metadata)
     prompt_tokens = int(meta.get("prompt_tokens", 0))
     completion_tokens = int(meta.get("completion_tokens", 0))
     ended = meta.get("finish_reason", "stop")
@@ -123,7 +137,7 @@ async def chat_completions(
         choices=[
             ChatChoice(
                 index=0,
-                message=ChatChoiceMessage(content=answer_text(decision)),
+                message=ChatChoiceMessage(content=answer_text(generated)),
                 finish_reason="length" if ended == "length" else "stop",
             )
         ],
@@ -137,6 +151,8 @@ async def chat_completions(
             policy_version=decision.policy_version,
             pscore=decision.pscore,
             sequence_logp=meta.get("sequence_logp"),
+            answer_decision_id=logged.answer_id,
+            answer_policy=None if routed is None else f"{routed.policy}@{routed.policy_version}",
         ),
     )
 

@@ -271,7 +271,7 @@ async def _rank(request: Request) -> RankResponse:
         idempotency_key=decision_id,
     )
     try:
-        decision, _ = await decide_and_log(state, key, decide, lambda d: _served(d, body, decision_id))
+        decision, _, _ = await decide_and_log(state, key, decide, lambda d: _served(d, body, decision_id))
     except ProviderError as err:
         status = {"not_found": 404, "refused": 409, "invalid": 400}.get(err.kind, 503)
         raise PersonalizerFailure(status, str(err), err.field) from None

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from rewardloop.config import ProjectConfig
+from rewardloop.config import PolicyConfig, ProjectConfig
 from rewardloop.policies.contract import DecisionContext, Policy, PolicyInputError
 from rewardloop.service.batching import MicroBatcher
 from rewardloop.store import Store
@@ -78,6 +78,7 @@ class DecideOutcome:
 
     decision: Decision
     shadow: Decision | None = None
+    answer: Decision | None = None  # a router's: the decision of the policy its chosen arm names
 
 
 @dataclass(frozen=True)
@@ -250,31 +251,46 @@ class RegistryProviders:
             self._loaded[key] = loaded
             return loaded
 
-    def _champion(self, policy: str) -> str:
+    def _champion(self, policy: str, alias: str = "champion") -> str:
+        """The version ``alias`` (or a version string) of ``policy`` names, through the short cache."""
         from rewardloop.registry import RegistryError
 
         try:
             version: str = self._cached(
-                ("champion", policy), lambda: self.registry.resolve(f"{policy}@champion").version
+                (f"alias:{alias}" if alias != "champion" else "champion", policy),
+                lambda: self.registry.resolve(f"{policy}@{alias}").version,
             )
         except RegistryError as err:
             raise ProviderError("not_found", str(err), "policy") from None
         return version
 
-    def _path(self, policy: str) -> ServingPath:
+    def _path(self, policy: str, pinned: str | None = None, routes: bool = True) -> ServingPath:
+        """The serving path of ``policy``: its champion and experiments, or the version an alias or
+        version ``pinned`` names (no experiment then); with ``routes``, a router's arms that name a
+        policy (``policies[].arm_policies``) are answered by it (one level: an arm's path routes no
+        further, so arms naming each other cannot loop)."""
         from rewardloop.loop.serving import ServingPath
 
+        arms = self._config(policy).arm_policies if routes else {}
         # Built per request (a few attribute sets): no per-name state for names that do not exist.
         return ServingPath(
             policy,
             self.experiment_ctl,
-            running=lambda: self._cached(
-                ("experiment", policy), lambda: self.experiment_ctl.running_for(policy)
+            running=lambda: (
+                None
+                if pinned is not None
+                else self._cached(("experiment", policy), lambda: self.experiment_ctl.running_for(policy))
             ),
-            champion=lambda: self._champion(policy),
+            champion=lambda: self._champion(policy, pinned or "champion"),
             load=lambda version: self._load(policy, version),
             decide=self.batcher.decide,
+            arm_path=(lambda arm: self._arm_path(arms[arm]) if arm in arms else None) if arms else None,
         )
+
+    def _arm_path(self, ref: str) -> ServingPath:
+        policy, _, pinned = ref.partition("@")
+        self._invalidate_on_move(policy)
+        return self._path(policy, pinned or None, routes=False)
 
     # -- PolicyProvider ----------------------------------------------------------------------------
 
@@ -305,7 +321,7 @@ class RegistryProviders:
             )
         except PolicyInputError as err:
             raise ProviderError("invalid", str(err), err.field) from None
-        return DecideOutcome(served.decision, served.shadow)
+        return DecideOutcome(served.decision, served.shadow, served.answer)
 
     def warm(self) -> tuple[list[str], list[str]]:
         """Load (and warm) every policy's champion and the versions of its running experiment."""
@@ -326,8 +342,13 @@ class RegistryProviders:
                     failed.append(f"{name}@{version}: {type(err).__name__}: {err}")
         return loaded, failed
 
+    def _config(self, policy: str) -> PolicyConfig:
+        """The policy's ``policies[]`` entry (an empty one when the project file has none)."""
+        found = next((p for p in self.config.policies if p.name == policy), None)
+        return found if found is not None else PolicyConfig(name=policy, kind="classifier")
+
     def _options(self, policy: str) -> Mapping[str, Any]:
-        return next((p.options for p in self.config.policies if p.name == policy), {})
+        return self._config(policy).options
 
     def close(self) -> None:
         """Stop following published router states."""

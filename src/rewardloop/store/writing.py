@@ -129,11 +129,18 @@ def _validate(
 # ------------------------------------------------------------------------------------------ decisions
 
 
+#: Metadata the serving path adds to link the rows of one served request by their ids (a shadow to its
+#: decision, a router's decision and the answer of the policy its arm names): fresh ids on every
+#: request, so not part of what a replay must repeat.
+LINK_KEYS = frozenset({"shadow_of", "answer_decision_id", "routed_by"})
+
+
 def _decision_body(d: Decision, match: Match = "record") -> tuple[Any, ...]:
-    """What a client sent: the fields a replay must repeat (not the id or key, nor the server's time).
+    """What a client sent: the fields a replay must repeat (not the id or key, nor the server's time,
+    nor the links between the rows of one request: :data:`LINK_KEYS`).
 
     ``match="context"`` keeps only the request the policy decided on."""
-    meta = {k: v for k, v in d.metadata.items() if k != "shadow_of"}
+    meta = {k: v for k, v in d.metadata.items() if k not in LINK_KEYS}
     context = (d.policy, d.kind, d.text, d.features, d.candidates, meta)
     if match == "context":
         return context

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rewardloop.types.records import Decision, ReviewItem
+from rewardloop.types.sets import answer_text
 
 
 def doc(text: str) -> dict[str, str]:
@@ -78,10 +79,25 @@ class Decided:
             "each label's probability of being chosen, aligned with ``label_space`` (independent draws)"
         ),
     )
+    answer: str | None = field(
+        default=None,
+        metadata=doc("a router's: the answer of the policy its chosen arm names (policies[].arm_policies)"),
+    )
+    answer_decision_id: str | None = field(
+        default=None, metadata=doc("the logged decision of that answer (feedback on it trains that policy)")
+    )
 
     @classmethod
-    def of(cls, decision: Decision, decision_id: str, queued_for_review: str | None) -> Decided:
-        """The answer for ``decision``, logged as ``decision_id`` (a replay's: the first decision's id)."""
+    def of(
+        cls,
+        decision: Decision,
+        decision_id: str,
+        queued_for_review: str | None,
+        answer: Decision | None = None,
+        answer_id: str | None = None,
+    ) -> Decided:
+        """The answer for ``decision``, logged as ``decision_id`` (a replay's: the first decision's id);
+        ``answer``: a router arm's decision, logged as ``answer_id``."""
         return cls(
             decision_id=decision_id,
             policy=decision.policy,
@@ -95,6 +111,8 @@ class Decided:
             variant=decision.variant,
             queued_for_review=queued_for_review,
             **_set_fields(decision),
+            answer=None if answer is None else answer_text(answer),
+            answer_decision_id=None if answer is None else answer_id or answer.id,
         )
 
 
