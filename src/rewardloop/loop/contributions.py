@@ -40,6 +40,7 @@ from rewardloop.evaluation.intervals import paired_difference_interval, wilson_i
 from rewardloop.learners.data import LabelLearner
 from rewardloop.loop.training import (
     TrainingError,
+    TrainingPlan,
     build_data,
     check_enough,
     data_window,
@@ -211,7 +212,7 @@ def measure_impact(
 
 def _fit(
     store: Store,
-    plan: Any,
+    plan: TrainingPlan,
     data: Any,
     window: tuple[datetime | None, datetime | None],
     dump: Mapping[str, Any],
